@@ -1,0 +1,775 @@
+//! The contract every [`EventStore`] backend must meet, written once and run against each
+//! backend by [`event_store_contract_tests!`](crate::event_store_contract_tests).
+//!
+//! A backend's test file implements [`TestBackend`] and invokes the macro; each case becomes
+//! its own `#[tokio::test]`. The cases panic with a message naming the broken guarantee.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    Aggregate, CheckpointStore, DomainEvent, EventCodec, EventMetadata, EventStore,
+    EventStoreError, ExecuteError, ExpectedVersion, NewEvent, Projection, ProjectionError,
+    ProjectionRunner, RecordedEvent, Repository, StreamWrite, Subscription, Upcasters,
+};
+
+/// A store under test: its event store and checkpoint store.
+pub struct Opened {
+    pub store: Arc<dyn EventStore>,
+    pub checkpoints: Arc<dyn CheckpointStore>,
+}
+
+/// How the contract suite gets stores from a backend.
+#[async_trait]
+pub trait TestBackend: Send + Sync {
+    /// Opens the store at `location` (a unique name per test), creating it empty the first
+    /// time. Opening the same location again must see the same data, as after a restart.
+    async fn open(&self, location: &str, codec: EventCodec) -> Opened;
+}
+
+/// Expands to one `#[tokio::test]` per contract case for the backend built by `$backend`.
+#[macro_export]
+macro_rules! event_store_contract_tests {
+    ($backend:expr) => {
+        $crate::event_store_contract_tests!(@cases $backend;
+            append_and_read_stream,
+            expected_version_conflicts,
+            multi_stream_write_is_atomic,
+            retried_append_is_idempotent,
+            reused_event_id_is_refused,
+            read_all_is_ordered_and_batched,
+            concurrent_writers_never_skip_or_duplicate,
+            stream_as_of_a_time,
+            old_payloads_are_upcast_when_read,
+            aggregate_is_rebuilt_by_replay,
+            subscriber_is_woken_by_append,
+            projection_resumes_from_checkpoint_after_restart,
+            rebuild_equals_incremental,
+        );
+    };
+    (@cases $backend:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                $crate::contract::$case(&$backend).await;
+            }
+        )*
+    };
+}
+
+fn location() -> String {
+    format!("contract_{}", Uuid::new_v4().simple())
+}
+
+async fn open(backend: &impl TestBackend) -> Opened {
+    backend.open(&location(), EventCodec::default()).await
+}
+
+fn event(event_type: &str, payload: serde_json::Value) -> NewEvent {
+    NewEvent::new(event_type, 1, payload, EventMetadata::default())
+}
+
+fn events(n: usize) -> Vec<NewEvent> {
+    (0..n)
+        .map(|i| event("Happened", json!({ "n": i })))
+        .collect()
+}
+
+pub async fn append_and_read_stream(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    assert_eq!(store.stream_version("thing-1").await.unwrap(), None);
+    assert!(
+        store
+            .read_stream("thing-1", 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let metadata = EventMetadata {
+        correlation_id: Some("corr".into()),
+        causation_id: Some("cause".into()),
+        request_id: Some("req".into()),
+        actor: Some("tester".into()),
+    };
+    let mut batch = events(3);
+    batch[0].metadata = metadata.clone();
+    let sent: Vec<_> = batch.iter().map(|e| e.event_id).collect();
+    let before = Utc::now();
+    let result = store
+        .append("thing-1", ExpectedVersion::NoStream, batch)
+        .await
+        .unwrap();
+    assert_eq!(result.stream_version, 3);
+    assert!(!result.already_stored);
+    assert_eq!(store.stream_version("thing-1").await.unwrap(), Some(3));
+    assert_eq!(store.head_position().await.unwrap(), result.last_position);
+
+    let read = store.read_stream("thing-1", 1, 10).await.unwrap();
+    assert_eq!(read.iter().map(|e| e.event_id).collect::<Vec<_>>(), sent);
+    assert_eq!(
+        read.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(read[0].metadata, metadata, "metadata must round-trip");
+    assert_eq!(read[1].payload, json!({ "n": 1 }));
+    assert_eq!(read[2].position, result.last_position);
+    assert!(
+        read.iter()
+            .all(|e| e.stream_id == "thing-1" && e.event_type == "Happened")
+    );
+    assert!(read[0].recorded_at >= before - chrono::Duration::seconds(1));
+
+    let tail = store.read_stream("thing-1", 2, 1).await.unwrap();
+    assert_eq!(tail.len(), 1, "limit must be honoured");
+    assert_eq!(tail[0].stream_version, 2);
+}
+
+pub async fn expected_version_conflicts(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    store
+        .append("s-1", ExpectedVersion::NoStream, events(2))
+        .await
+        .unwrap();
+    let head = store.head_position().await.unwrap();
+
+    let cases = [
+        (ExpectedVersion::NoStream, Some(2)),
+        (ExpectedVersion::Exact(1), Some(2)),
+        (ExpectedVersion::Exact(3), Some(2)),
+    ];
+    for (expected, actual) in cases {
+        match store.append("s-1", expected, events(1)).await {
+            Err(EventStoreError::WrongExpectedVersion {
+                stream_id,
+                expected: e,
+                actual: a,
+            }) => {
+                assert_eq!((stream_id.as_str(), e, a), ("s-1", expected, actual));
+            }
+            other => panic!("expected a conflict for {expected}, got {other:?}"),
+        }
+    }
+    match store
+        .append("s-missing", ExpectedVersion::Exact(0), events(1))
+        .await
+    {
+        Err(EventStoreError::WrongExpectedVersion { actual: None, .. }) => {}
+        other => panic!("Exact(0) on a missing stream must conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        head,
+        "a conflict must store nothing"
+    );
+
+    let ok = store
+        .append("s-1", ExpectedVersion::Exact(2), events(1))
+        .await
+        .unwrap();
+    assert_eq!(ok.stream_version, 3);
+    let any = store
+        .append("s-1", ExpectedVersion::Any, events(2))
+        .await
+        .unwrap();
+    assert_eq!(any.stream_version, 5);
+    let fresh = store
+        .append("s-2", ExpectedVersion::Any, events(1))
+        .await
+        .unwrap();
+    assert_eq!(fresh.stream_version, 1);
+}
+
+pub async fn multi_stream_write_is_atomic(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    store
+        .append("taken-x", ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
+    let head = store.head_position().await.unwrap();
+
+    let refused = store
+        .append_streams(vec![
+            StreamWrite::new("owner-1", ExpectedVersion::NoStream, events(2)),
+            StreamWrite::new("taken-x", ExpectedVersion::NoStream, events(1)),
+        ])
+        .await;
+    assert!(
+        matches!(refused, Err(EventStoreError::WrongExpectedVersion { ref stream_id, .. }) if stream_id == "taken-x")
+    );
+    assert_eq!(
+        store.stream_version("owner-1").await.unwrap(),
+        None,
+        "first write must roll back"
+    );
+    assert_eq!(store.head_position().await.unwrap(), head);
+
+    let results = store
+        .append_streams(vec![
+            StreamWrite::new("owner-1", ExpectedVersion::NoStream, events(2)),
+            StreamWrite::new("taken-y", ExpectedVersion::NoStream, events(1)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(
+        (results[0].stream_version, results[1].stream_version),
+        (2, 1)
+    );
+    assert!(results[1].last_position > results[0].last_position);
+}
+
+pub async fn retried_append_is_idempotent(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    let batch = events(3);
+    let first = store
+        .append("r-1", ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    // The retry carries the same stale expected version: it must still succeed.
+    let retry = store
+        .append("r-1", ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    assert!(retry.already_stored);
+    assert_eq!(retry.stream_version, first.stream_version);
+    assert_eq!(retry.last_position, first.last_position);
+    assert_eq!(
+        store.read_all(0, 100).await.unwrap().len(),
+        3,
+        "a retry must not duplicate"
+    );
+    assert_eq!(store.stream_version("r-1").await.unwrap(), Some(3));
+}
+
+pub async fn reused_event_id_is_refused(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    let batch = events(2);
+    store
+        .append("u-1", ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+
+    let mut mixed = events(1);
+    mixed.push(batch[0].clone());
+    let refused = store.append("u-1", ExpectedVersion::Any, mixed).await;
+    assert!(
+        matches!(refused, Err(EventStoreError::EventIdReused { event_id }) if event_id == batch[0].event_id)
+    );
+
+    let elsewhere = store
+        .append("u-2", ExpectedVersion::Any, batch.clone())
+        .await;
+    assert!(matches!(
+        elsewhere,
+        Err(EventStoreError::EventIdReused { .. })
+    ));
+    assert_eq!(
+        store.read_all(0, 100).await.unwrap().len(),
+        2,
+        "refused writes store nothing"
+    );
+
+    let twice = vec![batch[0].clone(), batch[0].clone()];
+    assert!(matches!(
+        store.append("u-3", ExpectedVersion::Any, twice).await,
+        Err(EventStoreError::InvalidWrite(_))
+    ));
+}
+
+pub async fn read_all_is_ordered_and_batched(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        let batch = events(3);
+        sent.extend(batch.iter().map(|e| e.event_id));
+        store
+            .append(&format!("o-{}", i % 3), ExpectedVersion::Any, batch)
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut position = 0;
+    loop {
+        let page = store.read_all(position, 7).await.unwrap();
+        assert!(page.len() <= 7);
+        let Some(last) = page.last() else { break };
+        assert!(
+            page.windows(2).all(|w| w[0].position < w[1].position),
+            "positions must increase"
+        );
+        assert!(
+            page[0].position > position,
+            "read_all must start after the given position"
+        );
+        position = last.position;
+        seen.extend(page.iter().map(|e| e.event_id));
+    }
+    assert_eq!(
+        seen, sent,
+        "read_all must return every event in append order"
+    );
+    assert_eq!(store.head_position().await.unwrap(), position);
+}
+
+pub async fn concurrent_writers_never_skip_or_duplicate(backend: &impl TestBackend) {
+    const WRITERS: usize = 8;
+    const APPENDS: usize = 40;
+    let Opened { store, .. } = open(backend).await;
+    let expected_total = WRITERS * APPENDS * 2;
+
+    let reader = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut subscription = Subscription::new(store, 0, 16);
+            let mut seen = Vec::new();
+            while seen.len() < expected_total {
+                let batch = subscription.next_batch().await.unwrap();
+                seen.extend(batch.into_iter().map(|e| (e.position, e.event_id)));
+            }
+            seen
+        })
+    };
+
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = Arc::clone(&store);
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..APPENDS {
+                // Half the appends go to a stream shared by all writers, which forces conflicts
+                // and retries, and half to the writer's own stream.
+                let stream = if i % 2 == 0 {
+                    "shared-1".to_owned()
+                } else {
+                    format!("own-{w}")
+                };
+                let batch = events(2);
+                ids.extend(batch.iter().map(|e| e.event_id));
+                loop {
+                    let version = store.stream_version(&stream).await.unwrap();
+                    let expected =
+                        version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+                    match store.append(&stream, expected, batch.clone()).await {
+                        Ok(_) => break,
+                        Err(e) if e.is_conflict() => tokio::task::yield_now().await,
+                        Err(e) => panic!("append failed: {e}"),
+                    }
+                }
+            }
+            ids
+        }));
+    }
+    let mut appended = HashSet::new();
+    for writer in writers {
+        appended.extend(writer.await.unwrap());
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the reader must see every appended event")
+        .unwrap();
+
+    assert_eq!(
+        seen.len(),
+        expected_total,
+        "the reader must see each event exactly once"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "the reader must see position order"
+    );
+    let seen_ids: HashSet<_> = seen.iter().map(|(_, id)| *id).collect();
+    assert_eq!(seen_ids.len(), expected_total, "no event may be seen twice");
+    assert_eq!(
+        seen_ids, appended,
+        "the reader must see exactly the appended events"
+    );
+
+    let all = store.read_all(0, expected_total + 10).await.unwrap();
+    let positions: Vec<_> = all.iter().map(|e| (e.position, e.event_id)).collect();
+    assert_eq!(
+        positions, seen,
+        "a later full read must equal what the follower saw"
+    );
+    let shared = store
+        .read_stream("shared-1", 1, expected_total)
+        .await
+        .unwrap();
+    assert_eq!(
+        shared.len(),
+        WRITERS * APPENDS,
+        "shared stream keeps every write"
+    );
+    assert!(
+        shared
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.stream_version == i as u64 + 1)
+    );
+}
+
+pub async fn stream_as_of_a_time(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    let before_all = Utc::now() - chrono::Duration::seconds(1);
+    store
+        .append("t-1", ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let between = Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store
+        .append("t-1", ExpectedVersion::Exact(1), events(2))
+        .await
+        .unwrap();
+
+    let then = store.read_stream_as_of("t-1", between).await.unwrap();
+    assert_eq!(
+        then.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        [1]
+    );
+    assert!(
+        store
+            .read_stream_as_of("t-1", before_all)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let now = store.read_stream_as_of("t-1", Utc::now()).await.unwrap();
+    assert_eq!(now.len(), 3);
+}
+
+/// Version 1 of `NameChanged` carried one `name`; version 2 splits it into `first` and `last`.
+fn name_changed_v1_to_v2(v1: serde_json::Value) -> serde_json::Value {
+    let name = v1["name"].as_str().unwrap_or_default();
+    let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+    json!({ "first": first, "last": last })
+}
+
+pub async fn old_payloads_are_upcast_when_read(backend: &impl TestBackend) {
+    let place = location();
+    let old_code = backend.open(&place, EventCodec::default()).await;
+    let old = NewEvent::new(
+        "NameChanged",
+        1,
+        json!({ "name": "Ada Lovelace" }),
+        EventMetadata::default(),
+    );
+    old_code
+        .store
+        .append("p-1", ExpectedVersion::NoStream, vec![old])
+        .await
+        .unwrap();
+
+    let upcasters = Upcasters::new().register("NameChanged", 1, name_changed_v1_to_v2);
+    let new_code = backend.open(&place, EventCodec::new(upcasters)).await;
+    let current = NewEvent::new(
+        "NameChanged",
+        2,
+        json!({ "first": "Grace", "last": "Hopper" }),
+        EventMetadata::default(),
+    );
+    new_code
+        .store
+        .append("p-1", ExpectedVersion::Exact(1), vec![current])
+        .await
+        .unwrap();
+
+    let read = new_code.store.read_stream("p-1", 1, 10).await.unwrap();
+    assert_eq!(
+        read[0].schema_version, 2,
+        "an old payload is reported in its upcast version"
+    );
+    assert_eq!(
+        read[0].payload,
+        json!({ "first": "Ada", "last": "Lovelace" })
+    );
+    assert_eq!(
+        read[1].payload,
+        json!({ "first": "Grace", "last": "Hopper" })
+    );
+    let all = new_code.store.read_all(0, 10).await.unwrap();
+    assert_eq!(all[0].payload, read[0].payload, "every read path upcasts");
+    // The stored history itself is untouched: old code still reads version 1.
+    let raw = old_code.store.read_stream("p-1", 1, 1).await.unwrap();
+    assert_eq!(
+        (raw[0].schema_version, &raw[0].payload),
+        (1, &json!({ "name": "Ada Lovelace" }))
+    );
+}
+
+/// A tiny aggregate for the aggregate and projection cases.
+#[derive(Debug, Default)]
+struct Counter {
+    value: i64,
+    opened: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+enum CounterEvent {
+    Opened,
+    Added { amount: i64 },
+}
+
+impl DomainEvent for CounterEvent {}
+
+enum CounterCommand {
+    Open,
+    Add(i64),
+}
+
+impl Aggregate for Counter {
+    const CATEGORY: &'static str = "counter";
+    type Event = CounterEvent;
+    type Command = CounterCommand;
+    type Error = String;
+
+    fn apply(&mut self, event: &CounterEvent) {
+        match event {
+            CounterEvent::Opened => self.opened = true,
+            CounterEvent::Added { amount } => self.value += amount,
+        }
+    }
+
+    fn decide(&self, command: &CounterCommand) -> Result<Vec<CounterEvent>, String> {
+        match command {
+            CounterCommand::Open if self.opened => Err("already open".into()),
+            CounterCommand::Open => Ok(vec![CounterEvent::Opened]),
+            CounterCommand::Add(_) if !self.opened => Err("not open".into()),
+            CounterCommand::Add(0) => Ok(vec![]),
+            CounterCommand::Add(amount) => Ok(vec![CounterEvent::Added { amount: *amount }]),
+        }
+    }
+}
+
+pub async fn aggregate_is_rebuilt_by_replay(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    let repo = Repository::<Counter>::new(Arc::clone(&store));
+    let meta = EventMetadata::default();
+
+    assert!(matches!(
+        repo.execute("c1", &CounterCommand::Add(1), &meta).await,
+        Err(ExecuteError::Rejected(ref e)) if e == "not open"
+    ));
+    repo.execute("c1", &CounterCommand::Open, &meta)
+        .await
+        .unwrap();
+    let (after_add, added) = repo
+        .execute("c1", &CounterCommand::Add(5), &meta)
+        .await
+        .unwrap();
+    assert_eq!(added, [CounterEvent::Added { amount: 5 }]);
+    assert_eq!((after_add.state.value, after_add.version), (5, Some(2)));
+    let (unchanged, none) = repo
+        .execute("c1", &CounterCommand::Add(0), &meta)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(
+        unchanged.version,
+        Some(2),
+        "a command that decides nothing stores nothing"
+    );
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mid = Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    repo.execute("c1", &CounterCommand::Add(-2), &meta)
+        .await
+        .unwrap();
+
+    let loaded = repo.load("c1").await.unwrap();
+    assert_eq!((loaded.state.value, loaded.version), (3, Some(3)));
+    let stored = store.read_stream("counter-c1", 1, 10).await.unwrap();
+    assert_eq!(stored[1].event_type, "Added");
+    assert_eq!(stored[1].payload, json!({ "amount": 5 }));
+    let then = repo.load_as_of("c1", mid).await.unwrap();
+    assert_eq!((then.state.value, then.version), (5, Some(2)));
+    assert!(!repo.load("missing").await.unwrap().exists());
+
+    // Concurrent commands on one aggregate all land, through conflict retries.
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                repo.execute("c1", &CounterCommand::Add(1), &EventMetadata::default())
+                    .await
+            })
+        })
+        .collect();
+    let mut landed = 0;
+    for task in tasks {
+        if task.await.unwrap().is_ok() {
+            landed += 1;
+        }
+    }
+    let loaded = repo.load("c1").await.unwrap();
+    assert_eq!(
+        loaded.state.value,
+        3 + landed,
+        "every successful command is in the stream"
+    );
+    assert!(landed >= 1);
+}
+
+pub async fn subscriber_is_woken_by_append(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    store
+        .append("w-1", ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
+    let head = store.head_position().await.unwrap();
+    // With the fallback re-read an hour away, only the append's wake-up can end the wait.
+    let mut subscription = Subscription::new(Arc::clone(&store), head, 10)
+        .with_fallback_poll(Duration::from_secs(3600));
+    let waiter = tokio::spawn(async move { subscription.next_batch().await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sent = events(2);
+    let ids: Vec<_> = sent.iter().map(|e| e.event_id).collect();
+    store
+        .append("w-1", ExpectedVersion::Exact(1), sent)
+        .await
+        .unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(30), waiter)
+        .await
+        .expect("an append must wake a waiting subscriber")
+        .unwrap();
+    assert_eq!(batch.iter().map(|e| e.event_id).collect::<Vec<_>>(), ids);
+}
+
+/// Counts events per stream, idempotently: an event at or below the stream's applied version
+/// changes nothing.
+#[derive(Default)]
+struct StreamTally {
+    applied: Mutex<BTreeMap<String, (u64, i64)>>,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Projection for StreamTally {
+    fn name(&self) -> &str {
+        "stream-tally"
+    }
+
+    async fn apply(&self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let amount = event.payload["n"].as_i64().ok_or("payload without n")?;
+        let mut applied = self.applied.lock().map_err(|e| e.to_string())?;
+        let entry = applied.entry(event.stream_id.clone()).or_default();
+        if event.stream_version > entry.0 {
+            *entry = (event.stream_version, entry.1 + amount);
+        }
+        Ok(())
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        self.applied.lock().map_err(|e| e.to_string())?.clear();
+        Ok(())
+    }
+}
+
+impl StreamTally {
+    fn snapshot(&self) -> BTreeMap<String, (u64, i64)> {
+        self.applied.lock().unwrap().clone()
+    }
+}
+
+pub async fn projection_resumes_from_checkpoint_after_restart(backend: &impl TestBackend) {
+    let place = location();
+    let first = backend.open(&place, EventCodec::default()).await;
+    first
+        .store
+        .append("k-1", ExpectedVersion::NoStream, events(3))
+        .await
+        .unwrap();
+    let tally = Arc::new(StreamTally::default());
+    let runner = ProjectionRunner::new(
+        Arc::clone(&first.store),
+        Arc::clone(&first.checkpoints),
+        tally.clone(),
+    );
+    let reached = runner.catch_up().await.unwrap();
+    assert_eq!(reached, first.store.head_position().await.unwrap());
+    assert_eq!(
+        first.checkpoints.load("stream-tally").await.unwrap(),
+        reached
+    );
+    drop((runner, first));
+
+    let restarted = backend.open(&place, EventCodec::default()).await;
+    assert_eq!(
+        restarted.checkpoints.load("stream-tally").await.unwrap(),
+        reached,
+        "checkpoint must survive a restart"
+    );
+    restarted
+        .store
+        .append("k-1", ExpectedVersion::Exact(3), events(2))
+        .await
+        .unwrap();
+    let runner = ProjectionRunner::new(
+        Arc::clone(&restarted.store),
+        restarted.checkpoints,
+        tally.clone(),
+    );
+    runner.catch_up().await.unwrap();
+    assert_eq!(
+        tally.calls.load(Ordering::SeqCst),
+        5,
+        "a resumed projection reads only new events"
+    );
+    assert_eq!(tally.snapshot()["k-1"], (5, 4));
+
+    // Applying the same events again (a redelivery) changes nothing.
+    for event in restarted.store.read_all(0, 100).await.unwrap() {
+        tally.apply(&event).await.unwrap();
+    }
+    assert_eq!(tally.snapshot()["k-1"], (5, 4));
+}
+
+pub async fn rebuild_equals_incremental(backend: &impl TestBackend) {
+    let Opened { store, checkpoints } = open(backend).await;
+    let incremental = Arc::new(StreamTally::default());
+    let runner = ProjectionRunner::new(
+        Arc::clone(&store),
+        Arc::clone(&checkpoints),
+        incremental.clone(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut progress = runner.progress();
+    let running = tokio::spawn(runner.run(async {
+        let _ = stopped.await;
+    }));
+    for i in 0..20 {
+        store
+            .append(
+                &format!("b-{}", i % 4),
+                ExpectedVersion::Any,
+                events(i % 3 + 1),
+            )
+            .await
+            .unwrap();
+    }
+    let head = store.head_position().await.unwrap();
+    assert!(
+        crate::wait_for_position(&mut progress, head, Duration::from_secs(30)).await,
+        "a running projection must follow new events"
+    );
+    let _ = stop.send(());
+    running.await.unwrap();
+
+    let rebuilt = Arc::new(StreamTally::default());
+    let rebuilder = ProjectionRunner::new(Arc::clone(&store), checkpoints, rebuilt.clone());
+    assert_eq!(rebuilder.rebuild().await.unwrap(), head);
+    assert_eq!(rebuilt.snapshot(), incremental.snapshot());
+    assert_eq!(rebuilt.snapshot().len(), 4);
+}

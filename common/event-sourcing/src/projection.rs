@@ -1,0 +1,199 @@
+//! Subscriptions to the global order and checkpointed projections built on them.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::error::Result;
+use crate::event::{Position, RecordedEvent};
+use crate::store::EventStore;
+
+/// How long a subscriber waits for a wake-up before re-reading anyway. The wake-up covers this
+/// process's appends; the re-read covers other processes writing the same store.
+pub const FALLBACK_POLL: Duration = Duration::from_millis(500);
+
+/// Follows the global order from a position: each call returns the next events, waiting for new
+/// ones when it has caught up. Every event is returned exactly once, in position order.
+pub struct Subscription {
+    store: Arc<dyn EventStore>,
+    position: Position,
+    head: watch::Receiver<Position>,
+    batch_size: usize,
+    fallback_poll: Duration,
+}
+
+impl Subscription {
+    pub fn new(store: Arc<dyn EventStore>, after: Position, batch_size: usize) -> Self {
+        let head = store.watch_head();
+        Self {
+            store,
+            position: after,
+            head,
+            batch_size: batch_size.max(1),
+            fallback_poll: FALLBACK_POLL,
+        }
+    }
+
+    /// Changes how long to wait for a wake-up before re-reading anyway.
+    pub fn with_fallback_poll(mut self, fallback_poll: Duration) -> Self {
+        self.fallback_poll = fallback_poll;
+        self
+    }
+
+    /// The position of the last event returned.
+    pub fn position(&self) -> Position {
+        self.position
+    }
+
+    /// The next events (at least one), waiting as long as there are none.
+    pub async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>> {
+        loop {
+            // Mark the current head as seen before reading, so an append that lands between the
+            // read and the wait still wakes us.
+            self.head.borrow_and_update();
+            let batch = self.store.read_all(self.position, self.batch_size).await?;
+            if let Some(last) = batch.last() {
+                self.position = last.position;
+                return Ok(batch);
+            }
+            let _ = tokio::time::timeout(self.fallback_poll, self.head.changed()).await;
+        }
+    }
+}
+
+/// An error a projection reports; the runner retries the event after a pause.
+pub type ProjectionError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A read model fed by events. `apply` must be idempotent: applying an event it has already
+/// applied changes nothing, because delivery is at-least-once (a crash between applying and
+/// saving the checkpoint replays the batch).
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Unique name; also the checkpoint's key.
+    fn name(&self) -> &str;
+
+    async fn apply(&self, event: &RecordedEvent) -> std::result::Result<(), ProjectionError>;
+
+    /// Deletes everything the projection built, before a rebuild from position zero.
+    async fn reset(&self) -> std::result::Result<(), ProjectionError>;
+}
+
+/// Where projections remember how far they got.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync + 'static {
+    async fn load(&self, name: &str) -> Result<Position>;
+    async fn save(&self, name: &str, position: Position) -> Result<()>;
+}
+
+/// Runs one projection: reads from its checkpoint, applies, saves the new checkpoint.
+pub struct ProjectionRunner {
+    store: Arc<dyn EventStore>,
+    checkpoints: Arc<dyn CheckpointStore>,
+    projection: Arc<dyn Projection>,
+    progress: watch::Sender<Position>,
+    batch_size: usize,
+}
+
+impl ProjectionRunner {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        checkpoints: Arc<dyn CheckpointStore>,
+        projection: Arc<dyn Projection>,
+    ) -> Self {
+        Self {
+            store,
+            checkpoints,
+            projection,
+            progress: watch::channel(0).0,
+            batch_size: 500,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.projection.name()
+    }
+
+    /// The position this projection has applied up to, updated after every batch.
+    pub fn progress(&self) -> watch::Receiver<Position> {
+        self.progress.subscribe()
+    }
+
+    /// Applies everything up to the head as it is now, then returns the checkpoint.
+    pub async fn catch_up(&self) -> std::result::Result<Position, ProjectionError> {
+        let mut position = self.checkpoints.load(self.name()).await?;
+        self.progress.send_replace(position);
+        loop {
+            let batch = self.store.read_all(position, self.batch_size).await?;
+            let Some(last) = batch.last().map(|e| e.position) else {
+                return Ok(position);
+            };
+            self.apply_batch(&batch).await?;
+            position = last;
+        }
+    }
+
+    /// Deletes the read model and builds it again from position zero.
+    pub async fn rebuild(&self) -> std::result::Result<Position, ProjectionError> {
+        self.projection.reset().await?;
+        self.checkpoints.save(self.name(), 0).await?;
+        self.catch_up().await
+    }
+
+    /// Follows the store until `shutdown` completes. Failures are logged and retried after a
+    /// growing pause (never skipped): a read model must not silently miss an event.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let outcome = tokio::select! {
+                _ = &mut shutdown => return,
+                outcome = self.follow() => outcome,
+            };
+            if let Err(error) = outcome {
+                tracing::error!(projection = self.name(), %error, "projection failed; retrying");
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+
+    async fn follow(&self) -> std::result::Result<(), ProjectionError> {
+        let from = self.catch_up().await?;
+        let mut subscription = Subscription::new(Arc::clone(&self.store), from, self.batch_size);
+        loop {
+            let batch = subscription.next_batch().await?;
+            self.apply_batch(&batch).await?;
+        }
+    }
+
+    async fn apply_batch(
+        &self,
+        batch: &[RecordedEvent],
+    ) -> std::result::Result<(), ProjectionError> {
+        for event in batch {
+            self.projection.apply(event).await?;
+        }
+        if let Some(last) = batch.last() {
+            self.checkpoints.save(self.name(), last.position).await?;
+            self.progress.send_replace(last.position);
+        }
+        Ok(())
+    }
+}
+
+/// Waits until a projection's progress reaches `position`; false on timeout.
+pub async fn wait_for_position(
+    progress: &mut watch::Receiver<Position>,
+    position: Position,
+    timeout: Duration,
+) -> bool {
+    tokio::time::timeout(timeout, progress.wait_for(|p| *p >= position))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}

@@ -1,0 +1,441 @@
+//! The embedded backend: one SQLite file in WAL mode with durable (`synchronous = FULL`) commits.
+//!
+//! Appends go through one dedicated connection and `BEGIN IMMEDIATE`, so writers are serialised
+//! (also across processes sharing the file) and positions become visible in order. Reads use a
+//! pool of connections that never block the writer.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+use tokio::sync::{Mutex, watch};
+use uuid::Uuid;
+
+use crate::codec::EventCodec;
+use crate::error::{EventStoreError, Result};
+use crate::event::{AppendResult, ExpectedVersion, Position, RecordedEvent, StreamWrite};
+use crate::projection::CheckpointStore;
+use crate::store::{EventStore, validate_writes};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS events (
+        position       INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id       TEXT    NOT NULL UNIQUE,
+        stream_id      TEXT    NOT NULL,
+        stream_version INTEGER NOT NULL,
+        event_type     TEXT    NOT NULL,
+        schema_version INTEGER NOT NULL,
+        payload        TEXT    NOT NULL,
+        metadata       TEXT    NOT NULL,
+        recorded_at    INTEGER NOT NULL,
+        UNIQUE (stream_id, stream_version)
+    )",
+    "CREATE TABLE IF NOT EXISTS checkpoints (
+        name       TEXT    PRIMARY KEY,
+        position   INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    )",
+];
+
+const SELECT_EVENT: &str = "SELECT position, event_id, stream_id, stream_version, event_type, \
+     schema_version, payload, metadata, recorded_at FROM events";
+
+/// Options of an embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Connections for readers (the writer has its own).
+    pub read_connections: u32,
+    /// How long a writer waits for another process holding the file's write lock.
+    pub busy_timeout: Duration,
+    /// `synchronous = FULL`: a commit survives power loss. Turning it off trades that for speed
+    /// and is only for throwaway data.
+    pub durable: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            read_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+            durable: true,
+        }
+    }
+}
+
+/// The embedded event store. Cheap to clone: clones share the file, connections and head.
+#[derive(Clone)]
+pub struct SqliteEventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<SqliteConnection>,
+    pool: SqlitePool,
+    codec: EventCodec,
+    head: watch::Sender<Position>,
+}
+
+impl SqliteEventStore {
+    /// Opens (creating if needed) the store in the file at `path`.
+    pub async fn open(path: impl AsRef<Path>, codec: EventCodec) -> Result<Self> {
+        Self::open_with(path, codec, SqliteOptions::default()).await
+    }
+
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        codec: EventCodec,
+        options: SqliteOptions,
+    ) -> Result<Self> {
+        let connect = connect_options(path.as_ref(), &options)?;
+        let mut writer = SqliteConnection::connect_with(&connect).await?;
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&mut writer).await?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_with(connect)
+            .await?;
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+            .fetch_one(&mut writer)
+            .await?;
+        let (head, _) = watch::channel(head as Position);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                pool,
+                codec,
+                head,
+            }),
+        })
+    }
+
+    /// A pool on the same file, for components that keep their own tables beside the events
+    /// (checkpoints, embedded read models).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.inner.pool
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+}
+
+/// Connection options for any component that opens the embedded database file.
+pub fn connect_options(path: &Path, options: &SqliteOptions) -> Result<SqliteConnectOptions> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            EventStoreError::InvalidWrite(format!(
+                "cannot create data directory {}: {e}",
+                parent.display()
+            ))
+        })?;
+    }
+    let url = format!("sqlite://{}", path.display());
+    Ok(SqliteConnectOptions::from_str(&url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(if options.durable {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Off
+        })
+        .busy_timeout(options.busy_timeout)
+        .foreign_keys(true))
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn append_streams(&self, writes: Vec<StreamWrite>) -> Result<Vec<AppendResult>> {
+        validate_writes(&writes)?;
+        // The transaction runs in its own task so that a caller giving up (a cancelled request)
+        // cannot abandon it half-way; it commits or rolls back on its own.
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(async move { inner.append(writes).await })
+            .await
+            .map_err(|e| EventStoreError::InvalidWrite(format!("append task failed: {e}")))?
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let sql = format!(
+            "{SELECT_EVENT} WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream_id.to_owned())
+            .bind(from_version as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.inner.pool)
+            .await?;
+        rows.iter().map(|r| self.inner.decode(r)).collect()
+    }
+
+    async fn read_stream_as_of(
+        &self,
+        stream_id: &str,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<RecordedEvent>> {
+        let sql = format!(
+            "{SELECT_EVENT} WHERE stream_id = ? AND recorded_at <= ? ORDER BY stream_version"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream_id.to_owned())
+            .bind(as_of.timestamp_micros())
+            .fetch_all(&self.inner.pool)
+            .await?;
+        rows.iter().map(|r| self.inner.decode(r)).collect()
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(stream_version) FROM events WHERE stream_id = ?")
+                .bind(stream_id.to_owned())
+                .fetch_one(&self.inner.pool)
+                .await?;
+        Ok(version.map(|v| v as u64))
+    }
+
+    async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let sql = format!("{SELECT_EVENT} WHERE position > ? ORDER BY position LIMIT ?");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after as i64)
+            .bind(limit as i64)
+            .fetch_all(&self.inner.pool)
+            .await?;
+        rows.iter().map(|r| self.inner.decode(r)).collect()
+    }
+
+    async fn head_position(&self) -> Result<Position> {
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+            .fetch_one(&self.inner.pool)
+            .await?;
+        Ok(head as Position)
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.inner.head.subscribe()
+    }
+}
+
+impl Inner {
+    async fn append(&self, writes: Vec<StreamWrite>) -> Result<Vec<AppendResult>> {
+        let mut conn = self.writer.lock().await;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let recorded_at = Utc::now().timestamp_micros();
+        let mut results = Vec::with_capacity(writes.len());
+        let mut wrote_any = false;
+        for write in &writes {
+            if let Some(stored) = already_stored(&mut tx, write).await? {
+                results.push(stored);
+                continue;
+            }
+            let current: Option<i64> =
+                sqlx::query_scalar("SELECT MAX(stream_version) FROM events WHERE stream_id = ?")
+                    .bind(write.stream_id.clone())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let current = current.map(|v| v as u64);
+            let ok = match write.expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => current.is_none(),
+                ExpectedVersion::Exact(v) => current == Some(v),
+            };
+            if !ok {
+                return Err(EventStoreError::WrongExpectedVersion {
+                    stream_id: write.stream_id.clone(),
+                    expected: write.expected,
+                    actual: current,
+                });
+            }
+            let mut version = current.unwrap_or(0);
+            let mut last_position = 0;
+            for event in &write.events {
+                version += 1;
+                let inserted: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
+                    "INSERT INTO events (event_id, stream_id, stream_version, event_type, \
+                     schema_version, payload, metadata, recorded_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
+                )
+                .bind(event.event_id.to_string())
+                .bind(write.stream_id.clone())
+                .bind(version as i64)
+                .bind(event.event_type.clone())
+                .bind(i64::from(event.schema_version))
+                .bind(self.codec.encode_payload(&event.payload)?)
+                .bind(self.codec.encode_metadata(&event.metadata)?)
+                .bind(recorded_at)
+                .fetch_one(&mut *tx)
+                .await;
+                last_position = match inserted {
+                    Ok(p) => p as Position,
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(EventStoreError::EventIdReused {
+                            event_id: event.event_id,
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                wrote_any = true;
+            }
+            results.push(AppendResult {
+                stream_id: write.stream_id.clone(),
+                stream_version: version,
+                last_position,
+                already_stored: false,
+            });
+        }
+        tx.commit().await?;
+        if wrote_any {
+            let head = results.iter().map(|r| r.last_position).max().unwrap_or(0);
+            self.head.send_if_modified(|h| {
+                let advance = head > *h;
+                if advance {
+                    *h = head;
+                }
+                advance
+            });
+        }
+        Ok(results)
+    }
+
+    fn decode(&self, row: &SqliteRow) -> Result<RecordedEvent> {
+        let event_type: String = row.try_get("event_type")?;
+        let stored_version: i64 = row.try_get("schema_version")?;
+        let payload: String = row.try_get("payload")?;
+        let (payload, schema_version) =
+            self.codec
+                .decode_payload(&event_type, stored_version as u32, &payload)?;
+        let metadata: String = row.try_get("metadata")?;
+        let event_id: String = row.try_get("event_id")?;
+        let micros: i64 = row.try_get("recorded_at")?;
+        Ok(RecordedEvent {
+            event_id: Uuid::parse_str(&event_id)
+                .map_err(|e| EventStoreError::Codec(format!("event id {event_id}: {e}")))?,
+            event_type,
+            schema_version,
+            stream_id: row.try_get("stream_id")?,
+            stream_version: row.try_get::<i64, _>("stream_version")? as u64,
+            position: row.try_get::<i64, _>("position")? as Position,
+            recorded_at: micros_to_time(micros)?,
+            payload,
+            metadata: self.codec.decode_metadata(&metadata)?,
+        })
+    }
+}
+
+/// When the write's events are all stored already (a retry), what the first attempt did.
+async fn already_stored(
+    conn: &mut SqliteConnection,
+    write: &StreamWrite,
+) -> Result<Option<AppendResult>> {
+    let Some(first) = write.events.first() else {
+        // An empty write stores nothing; report the stream as it is.
+        return Ok(None);
+    };
+    let found = stored_place(conn, first.event_id).await?;
+    let Some((stream_id, first_version, _)) = found else {
+        return Ok(None);
+    };
+    let mut last = (first_version, 0);
+    for (i, event) in write.events.iter().enumerate() {
+        match stored_place(conn, event.event_id).await? {
+            Some((s, v, p)) if s == write.stream_id && v == first_version + i as u64 => {
+                last = (v, p);
+            }
+            _ => {
+                return Err(EventStoreError::EventIdReused {
+                    event_id: event.event_id,
+                });
+            }
+        }
+    }
+    if stream_id != write.stream_id {
+        return Err(EventStoreError::EventIdReused {
+            event_id: first.event_id,
+        });
+    }
+    Ok(Some(AppendResult {
+        stream_id,
+        stream_version: last.0,
+        last_position: last.1,
+        already_stored: true,
+    }))
+}
+
+async fn stored_place(
+    conn: &mut SqliteConnection,
+    event_id: Uuid,
+) -> Result<Option<(String, u64, Position)>> {
+    let row =
+        sqlx::query("SELECT stream_id, stream_version, position FROM events WHERE event_id = ?")
+            .bind(event_id.to_string())
+            .fetch_optional(conn)
+            .await?;
+    row.map(|r| {
+        Ok((
+            r.try_get::<String, _>(0)?,
+            r.try_get::<i64, _>(1)? as u64,
+            r.try_get::<i64, _>(2)? as Position,
+        ))
+    })
+    .transpose()
+}
+
+fn micros_to_time(micros: i64) -> Result<DateTime<Utc>> {
+    Utc.timestamp_micros(micros)
+        .single()
+        .ok_or_else(|| EventStoreError::Codec(format!("recorded_at {micros} out of range")))
+}
+
+/// Projection checkpoints in the embedded database file.
+#[derive(Clone)]
+pub struct SqliteCheckpoints {
+    pool: SqlitePool,
+}
+
+impl SqliteCheckpoints {
+    /// Checkpoints kept beside the events of `store`.
+    pub fn new(store: &SqliteEventStore) -> Self {
+        Self {
+            pool: store.pool().clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for SqliteCheckpoints {
+    async fn load(&self, name: &str) -> Result<Position> {
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = ?")
+                .bind(name.to_owned())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(position.unwrap_or(0) as Position)
+    }
+
+    async fn save(&self, name: &str, position: Position) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO checkpoints (name, position, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(name.to_owned())
+        .bind(position as i64)
+        .bind(Utc::now().timestamp_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
