@@ -1,1 +1,33 @@
+//! The gRPC contracts between the gateway and the services, generated from `proto/metachat`,
+//! and the one table that maps MetaChat error codes to gRPC and HTTP statuses.
 
+pub mod error;
+
+/// Generated code, nested like the protobuf packages so cross-package references resolve.
+pub mod metachat {
+    pub mod common {
+        pub mod v1 {
+            tonic::include_proto!("metachat.common.v1");
+        }
+    }
+    pub mod user {
+        pub mod v1 {
+            tonic::include_proto!("metachat.user.v1");
+        }
+    }
+    pub mod diary {
+        pub mod v1 {
+            tonic::include_proto!("metachat.diary.v1");
+        }
+    }
+}
+
+pub use metachat::common::v1 as common;
+pub use metachat::diary::v1 as diary;
+pub use metachat::user::v1 as user;
+
+/// The encoded descriptor set of every MetaChat service, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/metachat_descriptor.bin"));
+
+pub use prost_types::Timestamp;

@@ -1,0 +1,251 @@
+//! Structured logging configured by `LOG_LEVEL`, `LOG_FORMAT`, `LOG_OUTPUT` and `ENVIRONMENT`.
+//!
+//! The JSON format has exactly the seed's fields, one object per line:
+//! `{"timestamp", "level", "service", "environment", "message", "fields"}`.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::sync::Mutex;
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::config::{ConfigError, env_or, env_var};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Logging settings, usually read from the environment.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// Service name in every record (events from a known service crate use that service's name).
+    pub service: String,
+    pub environment: String,
+    pub level: String,
+    pub format: LogFormat,
+    /// `stdout`, `stderr`, or a file path to append to.
+    pub output: String,
+}
+
+impl LogSettings {
+    pub fn from_env(service: &str) -> Result<Self, ConfigError> {
+        let format = match env_or("LOG_FORMAT", "json").to_ascii_lowercase().as_str() {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            other => {
+                return Err(ConfigError {
+                    name: "LOG_FORMAT".into(),
+                    value: other.into(),
+                    reason: "expected json or text".into(),
+                });
+            }
+        };
+        let level = env_or("LOG_LEVEL", "info").to_ascii_lowercase();
+        if !["trace", "debug", "info", "warn", "error"].contains(&level.as_str()) {
+            return Err(ConfigError {
+                name: "LOG_LEVEL".into(),
+                value: level,
+                reason: "expected debug, info, warn or error".into(),
+            });
+        }
+        Ok(Self {
+            service: service.to_owned(),
+            environment: env_or("ENVIRONMENT", "dev"),
+            level,
+            format,
+            output: env_var("LOG_OUTPUT").unwrap_or_else(|| "stdout".into()),
+        })
+    }
+}
+
+/// Installs the global subscriber. `RUST_LOG`, when set, overrides `LOG_LEVEL` with a full
+/// filter directive.
+pub fn init_logging(settings: &LogSettings) -> Result<(), ConfigError> {
+    let filter = match env_var("RUST_LOG") {
+        Some(directive) => EnvFilter::new(directive),
+        None => EnvFilter::new(format!(
+            "{},h2=warn,hyper=warn,tower=warn,sqlx=warn",
+            settings.level
+        )),
+    };
+    let writer = match settings.output.as_str() {
+        "stdout" => BoxMakeWriter::Stdout,
+        "stderr" => BoxMakeWriter::Stderr,
+        path => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| ConfigError {
+                    name: "LOG_OUTPUT".into(),
+                    value: path.into(),
+                    reason: e.to_string(),
+                })?;
+            BoxMakeWriter::File(Mutex::new(file))
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false);
+    let result = match settings.format {
+        LogFormat::Json => builder
+            .event_format(SeedJson {
+                service: settings.service.clone(),
+                environment: settings.environment.clone(),
+            })
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    // A second initialisation (tests that start several components) keeps the first one.
+    let _ = result;
+    Ok(())
+}
+
+enum BoxMakeWriter {
+    Stdout,
+    Stderr,
+    File(Mutex<std::fs::File>),
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BoxMakeWriter {
+    type Writer = Box<dyn std::io::Write + 'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        match self {
+            Self::Stdout => Box::new(std::io::stdout()),
+            Self::Stderr => Box::new(std::io::stderr()),
+            Self::File(file) => Box::new(LockedFile(file)),
+        }
+    }
+}
+
+struct LockedFile<'a>(&'a Mutex<std::fs::File>);
+
+impl std::io::Write for LockedFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut file = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        std::io::Write::write(&mut *file, buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let mut file = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        std::io::Write::flush(&mut *file)
+    }
+}
+
+/// The seed's JSON record format.
+struct SeedJson {
+    service: String,
+    environment: String,
+}
+
+/// The service an event belongs to, from the crate that emitted it.
+fn service_of<'a>(target: &str, default: &'a str) -> &'a str {
+    const SERVICES: [(&str, &str); 3] = [
+        ("user_service", "user-service"),
+        ("diary_service", "diary-service"),
+        ("api_gateway", "api-gateway"),
+    ];
+    SERVICES
+        .iter()
+        .find(|(krate, _)| target == *krate || target.starts_with(&format!("{krate}::")))
+        .map_or(default, |(_, service)| service)
+}
+
+impl<S, N> FormatEvent<S, N> for SeedJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut fields = FieldCollector::default();
+        event.record(&mut fields);
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warn",
+            Level::INFO => "info",
+            Level::DEBUG => "debug",
+            Level::TRACE => "trace",
+        };
+        let record = serde_json::json!({
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "level": level,
+            "service": service_of(event.metadata().target(), &self.service),
+            "environment": self.environment,
+            "message": fields.message.unwrap_or_default(),
+            "fields": Value::Object(fields.fields),
+        });
+        writeln!(writer, "{record}")
+    }
+}
+
+#[derive(Default)]
+struct FieldCollector {
+    message: Option<String>,
+    fields: Map<String, Value>,
+}
+
+impl Visit for FieldCollector {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_owned());
+        } else {
+            self.fields.insert(field.name().into(), Value::from(value));
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.fields.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.fields.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.fields.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.fields.insert(field.name().into(), Value::from(value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.message = Some(format!("{value:?}"));
+        } else {
+            self.fields
+                .insert(field.name().into(), Value::from(format!("{value:?}")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_of;
+
+    #[test]
+    fn events_are_attributed_to_the_crate_that_emitted_them() {
+        assert_eq!(service_of("user_service::grpc", "metachat"), "user-service");
+        assert_eq!(service_of("api_gateway", "metachat"), "api-gateway");
+        assert_eq!(service_of("user_services_x", "metachat"), "metachat");
+        assert_eq!(
+            service_of("event_sourcing::projection", "diary-service"),
+            "diary-service"
+        );
+    }
+}
