@@ -34,6 +34,12 @@ impl Upcasters {
         self
     }
 
+    /// Adds every step of `other` (the upcasters of another domain sharing the store).
+    pub fn merge(mut self, other: Upcasters) -> Self {
+        self.steps.extend(other.steps);
+        self
+    }
+
     /// Upcasts a payload as far as registered steps go; returns the payload and its version.
     pub fn upcast(
         &self,

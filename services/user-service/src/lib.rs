@@ -1,1 +1,41 @@
+//! The user service: users, profiles, archetypes and modalities, event-sourced.
+//!
+//! Commands are decided by the [`domain::User`] aggregate and stored as events; single-user
+//! reads replay the user's stream (read-your-writes), lists come from the read models kept by
+//! [`read_model::SqliteUserReadModels`].
 
+pub mod domain;
+pub mod grpc;
+pub mod read_model;
+pub mod view;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use event_sourcing::{EventStore, Upcasters};
+use metachat_proto::user::user_service_server::UserServiceServer;
+use tokio::net::TcpListener;
+
+pub use grpc::UserGrpc;
+pub use read_model::{SqliteUserReadModels, UserReadModels};
+
+/// Upcasters for old user event payloads (none yet: every user event is at version 1).
+pub fn upcasters() -> Upcasters {
+    Upcasters::new()
+}
+
+/// Serves the user service, with gRPC health and reflection, until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn EventStore>,
+    read_models: Arc<dyn UserReadModels>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let service = UserServiceServer::new(UserGrpc::new(store, read_models));
+    metachat_grpc::serve::<UserServiceServer<UserGrpc>>(
+        listener,
+        |router| router.add_service(service),
+        shutdown,
+    )
+    .await
+}

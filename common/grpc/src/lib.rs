@@ -1,0 +1,147 @@
+//! gRPC plumbing shared by the MetaChat services: the request context that becomes event
+//! metadata, error mapping into the shared error table, time conversions, audit history, and a
+//! server with health checking and reflection.
+
+use std::future::Future;
+
+use chrono::{DateTime, TimeZone, Utc};
+use event_sourcing::{EventMetadata, EventStoreError, RecordedEvent};
+use metachat_proto::Timestamp;
+use metachat_proto::common::{EventHistory, StoredEvent};
+use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
+use metachat_validation::Violations;
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::transport::server::Router;
+
+/// gRPC metadata keys the gateway sets and the services record in event metadata.
+pub const REQUEST_ID: &str = "x-request-id";
+pub const CORRELATION_ID: &str = "x-correlation-id";
+pub const ACTOR: &str = "x-actor";
+
+/// The event metadata for a command carried by `request`.
+pub fn event_metadata<T>(request: &tonic::Request<T>) -> EventMetadata {
+    let get = |key: &str| {
+        request
+            .metadata()
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(128).collect::<String>())
+            .filter(|v| !v.is_empty())
+    };
+    let request_id = get(REQUEST_ID);
+    EventMetadata {
+        correlation_id: get(CORRELATION_ID).or_else(|| request_id.clone()),
+        causation_id: request_id.clone(),
+        request_id,
+        actor: get(ACTOR),
+    }
+}
+
+/// Invalid input as the API reports it.
+pub fn invalid(violations: Violations) -> ApiError {
+    ApiError::invalid_fields(
+        violations
+            .into_vec()
+            .into_iter()
+            .map(|v| FieldViolation {
+                field: v.field,
+                message: v.message,
+            })
+            .collect(),
+    )
+}
+
+/// A store failure as the API reports it: a conflict the client may retry, or a storage
+/// problem that is ours (logged here, never shown in detail).
+pub fn store_error(error: EventStoreError) -> ApiError {
+    match error {
+        EventStoreError::WrongExpectedVersion { .. } => ApiError::new(
+            ErrorCode::Conflict,
+            "the resource was changed concurrently; retry the request",
+        ),
+        ref e if e.is_unavailable() => {
+            tracing::warn!(error = %error, "event store unavailable");
+            ApiError::new(ErrorCode::Unavailable, "storage is unavailable; retry later")
+        }
+        other => {
+            tracing::error!(error = %other, "event store failure");
+            ApiError::internal("internal storage error")
+        }
+    }
+}
+
+/// A timestamp for the wire.
+pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: time.timestamp(),
+        nanos: time.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// A timestamp from the wire; `field` names it in the error.
+pub fn from_timestamp(field: &str, ts: &Timestamp) -> Result<DateTime<Utc>, ApiError> {
+    u32::try_from(ts.nanos)
+        .ok()
+        .and_then(|nanos| Utc.timestamp_opt(ts.seconds, nanos).single())
+        .ok_or_else(|| ApiError::invalid_field(field, "is not a valid timestamp"))
+}
+
+/// An aggregate's stream as an audit history.
+pub fn history(events: Vec<RecordedEvent>) -> EventHistory {
+    EventHistory {
+        events: events
+            .into_iter()
+            .map(|e| StoredEvent {
+                event_id: e.event_id.to_string(),
+                payload_json: e.payload.to_string(),
+                event_type: e.event_type,
+                schema_version: e.schema_version,
+                stream_id: e.stream_id,
+                stream_version: e.stream_version,
+                position: e.position,
+                recorded_at: Some(timestamp(e.recorded_at)),
+                metadata: Some(metachat_proto::common::EventMetadata {
+                    correlation_id: e.metadata.correlation_id,
+                    causation_id: e.metadata.causation_id,
+                    request_id: e.metadata.request_id,
+                    actor: e.metadata.actor,
+                }),
+            })
+            .collect(),
+    }
+}
+
+/// Serves `router` (the service already added) on `listener`, with the standard gRPC health
+/// service reporting `service_name` as serving and server reflection over every MetaChat
+/// service, until `shutdown` completes.
+pub async fn serve<S>(
+    listener: TcpListener,
+    router: impl FnOnce(Router) -> Router,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error>
+where
+    S: NamedService,
+{
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(S::NAME, tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(metachat_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| {
+            tracing::error!(error = %e, "reflection descriptors are invalid");
+            e
+        });
+    let mut server = tonic::transport::Server::builder();
+    let base = server.add_service(health);
+    let base = match reflection {
+        Ok(reflection) => base.add_service(reflection),
+        Err(_) => base,
+    };
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    router(base)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

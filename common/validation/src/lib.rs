@@ -1,0 +1,139 @@
+//! Field-level validation for the domains. A [`Violations`] collects every problem of a request
+//! (not just the first), each naming its field as the public JSON API spells it.
+
+use uuid::Uuid;
+
+/// One invalid field and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub message: String,
+}
+
+/// The problems found in one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Violations(Vec<Violation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Violation {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_vec(self) -> Vec<Violation> {
+        self.0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Violation> {
+        self.0.iter()
+    }
+
+    /// `Ok(value)` when nothing was found, else the violations.
+    pub fn finish<T>(self, value: T) -> Result<T, Violations> {
+        if self.0.is_empty() { Ok(value) } else { Err(self) }
+    }
+
+    /// Trims `value` and checks its length in characters; returns the trimmed text.
+    pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
+        let trimmed = value.trim();
+        let len = trimmed.chars().count();
+        if len < min {
+            if min == 1 {
+                self.add(field, "must not be empty");
+            } else {
+                self.add(field, format!("must be at least {min} characters"));
+            }
+        } else if len > max {
+            self.add(field, format!("must be at most {max} characters"));
+        }
+        trimmed.to_owned()
+    }
+
+    /// Checks a value is within `min..=max` (and is a number at all).
+    pub fn range(&mut self, field: &str, value: f64, min: f64, max: f64) {
+        if !value.is_finite() || value < min || value > max {
+            self.add(field, format!("must be between {min} and {max}"));
+        }
+    }
+
+    /// Parses a UUID, recording a violation when it is not one.
+    pub fn uuid(&mut self, field: &str, value: &str) -> Option<Uuid> {
+        match Uuid::parse_str(value.trim()) {
+            Ok(id) => Some(id),
+            Err(_) if value.trim().is_empty() => {
+                self.add(field, "is required");
+                None
+            }
+            Err(_) => {
+                self.add(field, "must be a UUID");
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Violations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<_> = self
+            .0
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.message))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Parses a UUID path or body id, as a single-field error.
+pub fn parse_id(field: &str, value: &str) -> Result<Uuid, Violations> {
+    let mut violations = Violations::new();
+    match violations.uuid(field, value) {
+        Some(id) => Ok(id),
+        None => Err(violations),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_trims_and_counts_characters_not_bytes() {
+        let mut v = Violations::new();
+        assert_eq!(v.text("name", "  Zoë  ", 1, 3), "Zoë");
+        assert!(v.is_empty());
+        v.text("name", "   ", 1, 3);
+        v.text("bio", "abcd", 0, 3);
+        let found: Vec<_> = v.iter().map(|x| (x.field.as_str(), x.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [("name", "must not be empty"), ("bio", "must be at most 3 characters")]
+        );
+    }
+
+    #[test]
+    fn range_rejects_nan_and_out_of_bounds() {
+        let mut v = Violations::new();
+        v.range("a", 0.5, 0.0, 1.0);
+        v.range("b", f64::NAN, 0.0, 1.0);
+        v.range("c", 1.01, 0.0, 1.0);
+        assert_eq!(v.iter().map(|x| x.field.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+    }
+
+    #[test]
+    fn ids_must_be_uuids() {
+        assert!(parse_id("id", "6f1c1a4e-4a0b-4c53-9e7e-8d8f3f7f2f10").is_ok());
+        let err = parse_id("userId", "user-id").unwrap_err();
+        assert_eq!(err.to_string(), "userId: must be a UUID");
+        assert_eq!(parse_id("id", "").unwrap_err().to_string(), "id: is required");
+    }
+}
