@@ -1,1 +1,44 @@
+//! The diary service: entries, writing sessions and analytics, event-sourced.
+//!
+//! Commands are decided by the [`domain::Entry`] and [`domain::Session`] aggregates; reads of
+//! one entry or session replay its stream (read-your-writes); lists, time ranges and analytics
+//! come from the read models kept by [`read_model::SqliteDiaryReadModels`].
 
+pub mod analytics;
+pub mod domain;
+pub mod grpc;
+pub mod read_model;
+pub mod users;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use event_sourcing::{EventStore, Upcasters};
+use metachat_proto::diary::diary_service_server::DiaryServiceServer;
+use tokio::net::TcpListener;
+
+pub use grpc::DiaryGrpc;
+pub use read_model::{DiaryReadModels, SqliteDiaryReadModels};
+pub use users::{GrpcUserDirectory, UserDirectory};
+
+/// Upcasters for old diary event payloads (none yet: every diary event is at version 1).
+pub fn upcasters() -> Upcasters {
+    Upcasters::new()
+}
+
+/// Serves the diary service, with gRPC health and reflection, until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn EventStore>,
+    read_models: Arc<dyn DiaryReadModels>,
+    users: Arc<dyn UserDirectory>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let service = DiaryServiceServer::new(DiaryGrpc::new(store, read_models, users));
+    metachat_grpc::serve::<DiaryServiceServer<DiaryGrpc>>(
+        listener,
+        |router| router.add_service(service),
+        shutdown,
+    )
+    .await
+}

@@ -1,0 +1,12 @@
+//! The diary domain: pure rules, no I/O.
+
+mod entry;
+mod events;
+mod session;
+
+pub use entry::{Entry, EntryChanges, EntryCommand, EntryError, NewEntry, estimate_tokens};
+pub use events::{
+    DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, DiarySessionEnded,
+    DiarySessionStarted, EntryEvent, SessionEvent,
+};
+pub use session::{Session, SessionCommand, SessionError};

@@ -1,0 +1,494 @@
+//! The gRPC adapter: requests become commands, results become messages.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use event_sourcing::{
+    Aggregate, EventMetadata, EventStore, ExecuteError, Loaded, Repository, read_full_stream,
+};
+use metachat_grpc::{event_metadata, from_timestamp, history, invalid, store_error, timestamp};
+use metachat_proto::Timestamp;
+use metachat_proto::common::{EventHistory, HistoryRequest};
+use metachat_proto::diary::diary_service_server::DiaryService;
+use metachat_proto::diary::{self as pb};
+use metachat_proto::error::{ApiError, ErrorCode};
+use metachat_validation::parse_id;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::analytics::{self, Period};
+use crate::domain::{
+    Entry, EntryChanges, EntryCommand, EntryError, NewEntry, Session, SessionCommand, SessionError,
+};
+use crate::read_model::{DiaryReadModels, TimeRange};
+use crate::users::UserDirectory;
+
+const DEFAULT_LIMIT: u32 = 10;
+const MAX_LIMIT: u32 = 100;
+
+/// The diary service over an event store, read models and the user directory.
+pub struct DiaryGrpc {
+    store: Arc<dyn EventStore>,
+    entries: Repository<Entry>,
+    sessions: Repository<Session>,
+    read_models: Arc<dyn DiaryReadModels>,
+    users: Arc<dyn UserDirectory>,
+}
+
+impl DiaryGrpc {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        read_models: Arc<dyn DiaryReadModels>,
+        users: Arc<dyn UserDirectory>,
+    ) -> Self {
+        Self {
+            entries: Repository::new(Arc::clone(&store)),
+            sessions: Repository::new(Arc::clone(&store)),
+            store,
+            read_models,
+            users,
+        }
+    }
+
+    /// Checks the user exists; `field` names the id in the error.
+    async fn existing_user(&self, field: &str, user_id: &str) -> Result<Uuid, ApiError> {
+        let id = parse_id(field, user_id).map_err(invalid)?;
+        if self.users.user_exists(&id.to_string()).await? {
+            Ok(id)
+        } else {
+            let mut error = ApiError::not_found(format!("user {id} not found"));
+            error.details.push(metachat_proto::error::FieldViolation {
+                field: field.into(),
+                message: "no such user".into(),
+            });
+            Err(error)
+        }
+    }
+
+    async fn live_entry(&self, id: &Uuid) -> Result<Loaded<Entry>, ApiError> {
+        let loaded = self.entries.load(&id.to_string()).await.map_err(store_error)?;
+        if loaded.state.is_live() {
+            Ok(loaded)
+        } else {
+            Err(ApiError::not_found(format!("diary entry {id} not found")))
+        }
+    }
+
+    async fn session(&self, id: &Uuid) -> Result<Loaded<Session>, ApiError> {
+        let loaded = self.sessions.load(&id.to_string()).await.map_err(store_error)?;
+        if loaded.state.exists() {
+            Ok(loaded)
+        } else {
+            Err(ApiError::not_found(format!("diary session {id} not found")))
+        }
+    }
+
+    async fn execute_entry(
+        &self,
+        id: &Uuid,
+        command: EntryCommand,
+        metadata: &EventMetadata,
+    ) -> Result<(), ApiError> {
+        match self.entries.execute(&id.to_string(), &command, metadata).await {
+            Ok(_) => Ok(()),
+            Err(ExecuteError::Rejected(e)) => Err(entry_error(e)),
+            Err(ExecuteError::Store(e)) => Err(store_error(e)),
+        }
+    }
+
+    async fn execute_session(
+        &self,
+        id: &Uuid,
+        command: SessionCommand,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<Session>, ApiError> {
+        match self.sessions.execute(&id.to_string(), &command, metadata).await {
+            Ok(_) => self.session(id).await,
+            Err(ExecuteError::Rejected(e)) => Err(session_error(e)),
+            Err(ExecuteError::Store(e)) => Err(store_error(e)),
+        }
+    }
+
+    async fn stream_history(&self, stream_id: String, what: &str) -> Result<EventHistory, ApiError> {
+        let events = read_full_stream(self.store.as_ref(), &stream_id)
+            .await
+            .map_err(store_error)?;
+        if events.is_empty() {
+            return Err(ApiError::not_found(format!("{what} not found")));
+        }
+        Ok(history(events))
+    }
+}
+
+fn entry_error(error: EntryError) -> ApiError {
+    match error {
+        EntryError::Invalid(v) => invalid(v),
+        EntryError::NotFound => ApiError::not_found(error.to_string()),
+        EntryError::AlreadyExists => ApiError::new(ErrorCode::AlreadyExists, error.to_string()),
+    }
+}
+
+fn session_error(error: SessionError) -> ApiError {
+    match error {
+        SessionError::Invalid(v) => invalid(v),
+        SessionError::NotFound => ApiError::not_found(error.to_string()),
+        SessionError::AlreadyExists => ApiError::new(ErrorCode::AlreadyExists, error.to_string()),
+        SessionError::AlreadyEnded => {
+            ApiError::new(ErrorCode::FailedPrecondition, error.to_string())
+        }
+    }
+}
+
+fn optional_time(field: &str, ts: Option<Timestamp>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    ts.map(|ts| from_timestamp(field, &ts)).transpose()
+}
+
+/// Offset and limit from 1-based `page` and `limit` (0 means default).
+fn paging(page: u32, limit: u32) -> Result<(u32, u32, u64), ApiError> {
+    let page = page.max(1);
+    let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };
+    if limit > MAX_LIMIT {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    Ok((page, limit, u64::from(page - 1) * u64::from(limit)))
+}
+
+fn read_model_error(error: event_sourcing::ProjectionError) -> ApiError {
+    tracing::error!(error = %error, "diary read model query failed");
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "diary queries are unavailable; retry later",
+    )
+}
+
+#[tonic::async_trait]
+impl DiaryService for DiaryGrpc {
+    async fn create_entry(
+        &self,
+        request: Request<pb::CreateEntryRequest>,
+    ) -> Result<Response<pb::Entry>, Status> {
+        let metadata = event_metadata(&request);
+        let r = request.into_inner();
+        let user_id = self.existing_user("userId", &r.user_id).await?;
+        let session_id = match r.session_id.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                let id = parse_id("sessionId", text).map_err(invalid)?;
+                let session = self.session(&id).await?;
+                if session.state.user_id != user_id.to_string() {
+                    // Another user's session is reported as missing: its existence is private.
+                    return Err(ApiError::not_found(format!("diary session {id} not found")).into());
+                }
+                if !session.state.is_active() {
+                    return Err(ApiError::new(
+                        ErrorCode::FailedPrecondition,
+                        "the session has ended; start a new session",
+                    )
+                    .into());
+                }
+                Some(id.to_string())
+            }
+        };
+        let id = Uuid::new_v4();
+        let command = EntryCommand::Create(NewEntry {
+            entry_id: id.to_string(),
+            user_id: user_id.to_string(),
+            title: r.title,
+            content: r.content,
+            token_count: r.token_count,
+            session_id,
+            tags: r.tags,
+        });
+        self.execute_entry(&id, command, &metadata).await?;
+        tracing::info!(entry_id = %id, user_id = %user_id, "diary entry created");
+        Ok(Response::new(entry_to_proto(self.live_entry(&id).await?)))
+    }
+
+    async fn get_entry(
+        &self,
+        request: Request<pb::GetEntryRequest>,
+    ) -> Result<Response<pb::Entry>, Status> {
+        let r = request.into_inner();
+        let id = parse_id("id", &r.id).map_err(invalid)?;
+        let loaded = match optional_time("asOf", r.as_of)? {
+            None => self.live_entry(&id).await?,
+            Some(as_of) => {
+                let then = self
+                    .entries
+                    .load_as_of(&id.to_string(), as_of)
+                    .await
+                    .map_err(store_error)?;
+                if !then.state.is_live() {
+                    return Err(ApiError::not_found(format!(
+                        "diary entry {id} did not exist at {as_of}"
+                    ))
+                    .into());
+                }
+                then
+            }
+        };
+        Ok(Response::new(entry_to_proto(loaded)))
+    }
+
+    async fn update_entry(
+        &self,
+        request: Request<pb::UpdateEntryRequest>,
+    ) -> Result<Response<pb::Entry>, Status> {
+        let metadata = event_metadata(&request);
+        let r = request.into_inner();
+        let id = parse_id("id", &r.id).map_err(invalid)?;
+        let changes = EntryChanges {
+            title: r.title,
+            content: r.content,
+            token_count: r.token_count,
+            tags: r.replace_tags.then_some(r.tags),
+        };
+        self.execute_entry(&id, EntryCommand::Update(changes), &metadata)
+            .await?;
+        Ok(Response::new(entry_to_proto(self.live_entry(&id).await?)))
+    }
+
+    async fn delete_entry(
+        &self,
+        request: Request<pb::DeleteEntryRequest>,
+    ) -> Result<Response<pb::DeleteEntryResponse>, Status> {
+        let metadata = event_metadata(&request);
+        let id = parse_id("id", &request.into_inner().id).map_err(invalid)?;
+        self.execute_entry(&id, EntryCommand::Delete, &metadata)
+            .await?;
+        let deleted_at = self
+            .entries
+            .load(&id.to_string())
+            .await
+            .map_err(store_error)?
+            .updated_at
+            .unwrap_or_else(Utc::now);
+        tracing::info!(entry_id = %id, "diary entry deleted");
+        Ok(Response::new(pb::DeleteEntryResponse {
+            id: id.to_string(),
+            deleted_at: Some(timestamp(deleted_at)),
+        }))
+    }
+
+    async fn list_entries_by_user(
+        &self,
+        request: Request<pb::ListEntriesByUserRequest>,
+    ) -> Result<Response<pb::ListEntriesResponse>, Status> {
+        let r = request.into_inner();
+        let range = TimeRange {
+            start: optional_time("startTime", r.start_time)?,
+            end: optional_time("endTime", r.end_time)?,
+        };
+        if let (Some(start), Some(end)) = (range.start, range.end)
+            && start >= end
+        {
+            return Err(ApiError::invalid_field("startTime", "must be before endTime").into());
+        }
+        let (page, limit, offset) = paging(r.page, r.limit)?;
+        let user_id = self.existing_user("userId", &r.user_id).await?;
+        let mut entries = self
+            .read_models
+            .entries_by_user(&user_id.to_string(), range, offset, limit + 1)
+            .await
+            .map_err(read_model_error)?;
+        let has_more = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
+        Ok(Response::new(pb::ListEntriesResponse {
+            entries: entries.into_iter().map(entry_to_proto).collect(),
+            page,
+            limit,
+            has_more,
+        }))
+    }
+
+    async fn start_session(
+        &self,
+        request: Request<pb::StartSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
+        let metadata = event_metadata(&request);
+        let r = request.into_inner();
+        let start_time = optional_time("startTime", r.start_time)?;
+        let user_id = self.existing_user("userId", &r.user_id).await?;
+        let id = Uuid::new_v4();
+        let command = SessionCommand::Start {
+            session_id: id.to_string(),
+            user_id: user_id.to_string(),
+            start_time,
+            now: Utc::now(),
+        };
+        let session = self.execute_session(&id, command, &metadata).await?;
+        tracing::info!(session_id = %id, user_id = %user_id, "diary session started");
+        Ok(Response::new(session_to_proto(session)))
+    }
+
+    async fn end_session(
+        &self,
+        request: Request<pb::EndSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
+        let metadata = event_metadata(&request);
+        let r = request.into_inner();
+        let id = parse_id("id", &r.id).map_err(invalid)?;
+        let command = SessionCommand::End {
+            end_time: optional_time("endTime", r.end_time)?,
+            now: Utc::now(),
+        };
+        let session = self.execute_session(&id, command, &metadata).await?;
+        Ok(Response::new(session_to_proto(session)))
+    }
+
+    async fn get_session(
+        &self,
+        request: Request<pb::GetSessionRequest>,
+    ) -> Result<Response<pb::Session>, Status> {
+        let r = request.into_inner();
+        let id = parse_id("id", &r.id).map_err(invalid)?;
+        let loaded = match optional_time("asOf", r.as_of)? {
+            None => self.session(&id).await?,
+            Some(as_of) => {
+                let then = self
+                    .sessions
+                    .load_as_of(&id.to_string(), as_of)
+                    .await
+                    .map_err(store_error)?;
+                if !then.state.exists() {
+                    return Err(ApiError::not_found(format!(
+                        "diary session {id} did not exist at {as_of}"
+                    ))
+                    .into());
+                }
+                then
+            }
+        };
+        Ok(Response::new(session_to_proto(loaded)))
+    }
+
+    async fn list_sessions_by_user(
+        &self,
+        request: Request<pb::ListSessionsByUserRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let r = request.into_inner();
+        let (page, limit, offset) = paging(r.page, r.limit)?;
+        let user_id = self.existing_user("userId", &r.user_id).await?;
+        let mut sessions = self
+            .read_models
+            .sessions_by_user(&user_id.to_string(), TimeRange::default(), offset, limit + 1)
+            .await
+            .map_err(read_model_error)?;
+        let has_more = sessions.len() > limit as usize;
+        sessions.truncate(limit as usize);
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: sessions.into_iter().map(session_to_proto).collect(),
+            page,
+            limit,
+            has_more,
+        }))
+    }
+
+    async fn get_analytics(
+        &self,
+        request: Request<pb::GetAnalyticsRequest>,
+    ) -> Result<Response<pb::Analytics>, Status> {
+        let r = request.into_inner();
+        let period = Period::parse(&r.period).ok_or_else(|| {
+            ApiError::invalid_field("period", "must be one of day, week, month, year")
+        })?;
+        let user_id = self.existing_user("userId", &r.user_id).await?.to_string();
+        let end = Utc::now();
+        let range = TimeRange {
+            start: Some(end - period.length()),
+            end: Some(end),
+        };
+        let entries = self
+            .read_models
+            .entries_by_user(&user_id, range, 0, u32::MAX)
+            .await
+            .map_err(read_model_error)?;
+        let sessions = self
+            .read_models
+            .sessions_by_user(&user_id, range, 0, u32::MAX)
+            .await
+            .map_err(read_model_error)?;
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter_map(|l| l.created_at.map(|at| (l.state, at)))
+            .collect();
+        let sessions: Vec<_> = sessions.into_iter().map(|l| l.state).collect();
+        let a = analytics::compute(period, end, &entries, &sessions);
+        Ok(Response::new(pb::Analytics {
+            user_id,
+            period: a.period.as_str().to_owned(),
+            period_start: Some(timestamp(a.start)),
+            period_end: Some(timestamp(a.end)),
+            entry_count: a.entry_count,
+            session_count: a.session_count,
+            total_session_minutes: a.total_session_minutes,
+            average_session_minutes: a.average_session_minutes,
+            total_tokens: a.total_tokens,
+            tag_frequencies: a
+                .tag_frequencies
+                .into_iter()
+                .map(|(tag, count)| pb::TagCount { tag, count })
+                .collect(),
+            entries_per_day: a
+                .entries_per_day
+                .into_iter()
+                .map(|(date, entries)| pb::DayCount {
+                    date: date.format("%Y-%m-%d").to_string(),
+                    entries,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_entry_history(
+        &self,
+        request: Request<HistoryRequest>,
+    ) -> Result<Response<EventHistory>, Status> {
+        let id = parse_id("id", &request.into_inner().id).map_err(invalid)?;
+        let stream = Entry::stream_id(&id.to_string());
+        Ok(Response::new(self.stream_history(stream, "diary entry").await?))
+    }
+
+    async fn get_session_history(
+        &self,
+        request: Request<HistoryRequest>,
+    ) -> Result<Response<EventHistory>, Status> {
+        let id = parse_id("id", &request.into_inner().id).map_err(invalid)?;
+        let stream = Session::stream_id(&id.to_string());
+        Ok(Response::new(self.stream_history(stream, "diary session").await?))
+    }
+}
+
+fn entry_to_proto(loaded: Loaded<Entry>) -> pb::Entry {
+    let e = loaded.state;
+    pb::Entry {
+        id: e.id,
+        user_id: e.user_id,
+        title: e.title,
+        content: e.content,
+        token_count: e.token_count,
+        session_id: e.session_id,
+        tags: e.tags,
+        created_at: loaded.created_at.map(timestamp),
+        updated_at: loaded.updated_at.map(timestamp),
+        version: loaded.version.unwrap_or(0),
+    }
+}
+
+fn session_to_proto(loaded: Loaded<Session>) -> pb::Session {
+    let s = loaded.state;
+    pb::Session {
+        status: if s.is_active() { "active" } else { "ended" }.to_owned(),
+        duration_minutes: s.duration_minutes(),
+        id: s.id,
+        user_id: s.user_id,
+        start_time: s.start_time.map(timestamp),
+        end_time: s.end_time.map(timestamp),
+        created_at: loaded.created_at.map(timestamp),
+        updated_at: loaded.updated_at.map(timestamp),
+        version: loaded.version.unwrap_or(0),
+    }
+}

@@ -1,0 +1,284 @@
+//! The diary read models (`DiaryEntryReadModel`, `DiarySessionReadModel`), kept by a
+//! projection of the diary events. This is the embedded (SQLite) implementation. Every write is
+//! guarded by the stream version, and a deleted entry stays as a tombstone, so replaying any
+//! event (even an entry's creation after its deletion) changes nothing.
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_event};
+use sqlx::Row;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+
+use crate::domain::{Entry, EntryEvent, Session, SessionEvent};
+
+/// A time window `[start, end)`; either side may be open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TimeRange {
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+/// Queries the diary read models answer. Lists are newest first.
+#[async_trait]
+pub trait DiaryReadModels: Send + Sync + 'static {
+    /// A user's live entries created within `range`.
+    async fn entries_by_user(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Loaded<Entry>>, ProjectionError>;
+
+    /// A user's sessions started within `range`.
+    async fn sessions_by_user(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Loaded<Session>>, ProjectionError>;
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS diary_entry_read_model (
+        entry_id    TEXT PRIMARY KEY,
+        user_id     TEXT NOT NULL,
+        title       TEXT NOT NULL,
+        content     TEXT NOT NULL,
+        token_count INTEGER NOT NULL,
+        session_id  TEXT,
+        tags        TEXT NOT NULL,
+        deleted     INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        version     INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS diary_entry_by_user_time
+        ON diary_entry_read_model (user_id, created_at DESC, entry_id DESC)",
+    "CREATE TABLE IF NOT EXISTS diary_session_read_model (
+        session_id TEXT PRIMARY KEY,
+        user_id    TEXT NOT NULL,
+        start_time INTEGER NOT NULL,
+        end_time   INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        version    INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS diary_session_by_user_time
+        ON diary_session_read_model (user_id, start_time DESC, session_id DESC)",
+];
+
+/// The diary read models in the embedded database.
+#[derive(Clone)]
+pub struct SqliteDiaryReadModels {
+    pool: SqlitePool,
+}
+
+impl SqliteDiaryReadModels {
+    pub async fn new(pool: SqlitePool) -> Result<Self, sqlx::Error> {
+        for statement in SCHEMA {
+            sqlx::query(*statement).execute(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    async fn apply_entry(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+        let event: EntryEvent = decode_event(recorded)?;
+        let id = recorded.aggregate_id().to_owned();
+        let version = recorded.stream_version as i64;
+        let at = recorded.recorded_at.timestamp_micros();
+        let query = match &event {
+            EntryEvent::DiaryEntryCreated(e) => sqlx::query(
+                "INSERT INTO diary_entry_read_model (entry_id, user_id, title, content, token_count, \
+                 session_id, tags, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (entry_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(e.user_id.clone())
+            .bind(e.title.clone())
+            .bind(e.content.clone())
+            .bind(i64::from(e.token_count))
+            .bind(e.session_id.clone())
+            .bind(serde_json::to_string(&e.tags)?)
+            .bind(at)
+            .bind(at)
+            .bind(version),
+            EntryEvent::DiaryEntryUpdated(e) => sqlx::query(
+                "UPDATE diary_entry_read_model SET title = ?, content = ?, token_count = ?, tags = ?, \
+                 updated_at = ?, version = ? WHERE entry_id = ? AND version < ?",
+            )
+            .bind(e.title.clone())
+            .bind(e.content.clone())
+            .bind(i64::from(e.token_count))
+            .bind(serde_json::to_string(&e.tags)?)
+            .bind(at)
+            .bind(version)
+            .bind(id)
+            .bind(version),
+            // The tombstone keeps no text: a deleted entry's words live only in its history.
+            EntryEvent::DiaryEntryDeleted(_) => sqlx::query(
+                "UPDATE diary_entry_read_model SET deleted = 1, title = '', content = '', tags = '[]', \
+                 updated_at = ?, version = ? WHERE entry_id = ? AND version < ?",
+            )
+            .bind(at)
+            .bind(version)
+            .bind(id)
+            .bind(version),
+        };
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn apply_session(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+        let event: SessionEvent = decode_event(recorded)?;
+        let id = recorded.aggregate_id().to_owned();
+        let version = recorded.stream_version as i64;
+        let at = recorded.recorded_at.timestamp_micros();
+        let query = match &event {
+            SessionEvent::DiarySessionStarted(e) => sqlx::query(
+                "INSERT INTO diary_session_read_model (session_id, user_id, start_time, created_at, \
+                 updated_at, version) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(e.user_id.clone())
+            .bind(e.start_time.timestamp_micros())
+            .bind(at)
+            .bind(at)
+            .bind(version),
+            SessionEvent::DiarySessionEnded(e) => sqlx::query(
+                "UPDATE diary_session_read_model SET end_time = ?, updated_at = ?, version = ? \
+                 WHERE session_id = ? AND version < ?",
+            )
+            .bind(e.end_time.timestamp_micros())
+            .bind(at)
+            .bind(version)
+            .bind(id)
+            .bind(version),
+        };
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Projection for SqliteDiaryReadModels {
+    fn name(&self) -> &str {
+        "diary-read-models"
+    }
+
+    async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+        match recorded.category() {
+            "entry" => self.apply_entry(recorded).await,
+            "session" => self.apply_session(recorded).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM diary_entry_read_model")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM diary_session_read_model")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn bounds(range: TimeRange) -> (i64, i64) {
+    (
+        range.start.map_or(i64::MIN, |t| t.timestamp_micros()),
+        range.end.map_or(i64::MAX, |t| t.timestamp_micros()),
+    )
+}
+
+#[async_trait]
+impl DiaryReadModels for SqliteDiaryReadModels {
+    async fn entries_by_user(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Loaded<Entry>>, ProjectionError> {
+        let (start, end) = bounds(range);
+        let rows = sqlx::query(
+            "SELECT * FROM diary_entry_read_model WHERE user_id = ? AND deleted = 0 \
+             AND created_at >= ? AND created_at < ? \
+             ORDER BY created_at DESC, entry_id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(user_id.to_owned())
+        .bind(start)
+        .bind(end)
+        .bind(i64::from(limit))
+        .bind(offset as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_entry).collect()
+    }
+
+    async fn sessions_by_user(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Loaded<Session>>, ProjectionError> {
+        let (start, end) = bounds(range);
+        let rows = sqlx::query(
+            "SELECT * FROM diary_session_read_model WHERE user_id = ? \
+             AND start_time >= ? AND start_time < ? \
+             ORDER BY start_time DESC, session_id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(user_id.to_owned())
+        .bind(start)
+        .bind(end)
+        .bind(i64::from(limit))
+        .bind(offset as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(row_to_session).collect()
+    }
+}
+
+fn time(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
+    Utc.timestamp_micros(micros)
+        .single()
+        .ok_or_else(|| format!("timestamp {micros} out of range").into())
+}
+
+fn row_to_entry(row: &SqliteRow) -> Result<Loaded<Entry>, ProjectionError> {
+    let tags: String = row.try_get("tags")?;
+    Ok(Loaded {
+        state: Entry {
+            id: row.try_get("entry_id")?,
+            user_id: row.try_get("user_id")?,
+            title: row.try_get("title")?,
+            content: row.try_get("content")?,
+            token_count: u32::try_from(row.try_get::<i64, _>("token_count")?)?,
+            session_id: row.try_get("session_id")?,
+            tags: serde_json::from_str(&tags)?,
+            deleted: row.try_get::<i64, _>("deleted")? != 0,
+        },
+        version: Some(row.try_get::<i64, _>("version")? as u64),
+        created_at: Some(time(row.try_get("created_at")?)?),
+        updated_at: Some(time(row.try_get("updated_at")?)?),
+    })
+}
+
+fn row_to_session(row: &SqliteRow) -> Result<Loaded<Session>, ProjectionError> {
+    Ok(Loaded {
+        state: Session {
+            id: row.try_get("session_id")?,
+            user_id: row.try_get("user_id")?,
+            start_time: Some(time(row.try_get("start_time")?)?),
+            end_time: row.try_get::<Option<i64>, _>("end_time")?.map(time).transpose()?,
+        },
+        version: Some(row.try_get::<i64, _>("version")? as u64),
+        created_at: Some(time(row.try_get("created_at")?)?),
+        updated_at: Some(time(row.try_get("updated_at")?)?),
+    })
+}

@@ -1,0 +1,59 @@
+//! How the diary service learns whether a user exists: it asks the user service.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use metachat_proto::error::{ApiError, ErrorCode};
+use metachat_proto::user::GetUserRequest;
+use metachat_proto::user::user_service_client::UserServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+#[async_trait]
+pub trait UserDirectory: Send + Sync + 'static {
+    async fn user_exists(&self, user_id: &str) -> Result<bool, ApiError>;
+}
+
+/// Asks the user service over gRPC.
+#[derive(Clone)]
+pub struct GrpcUserDirectory {
+    client: UserServiceClient<Channel>,
+}
+
+impl GrpcUserDirectory {
+    /// Connects lazily to `address` (`host:port`, with or without `http://`).
+    pub fn new(address: &str) -> Result<Self, tonic::transport::Error> {
+        let uri = if address.contains("://") {
+            address.to_owned()
+        } else {
+            format!("http://{address}")
+        };
+        let channel = Endpoint::from_shared(uri)?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .connect_lazy();
+        Ok(Self {
+            client: UserServiceClient::new(channel),
+        })
+    }
+}
+
+#[async_trait]
+impl UserDirectory for GrpcUserDirectory {
+    async fn user_exists(&self, user_id: &str) -> Result<bool, ApiError> {
+        let request = GetUserRequest {
+            id: user_id.to_owned(),
+            as_of: None,
+        };
+        match self.client.clone().get_user(request).await {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), "user service lookup failed");
+                Err(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the user service is unavailable; retry later",
+                ))
+            }
+        }
+    }
+}
