@@ -160,7 +160,10 @@ mod tests {
         ];
         let a = compute(Period::Week, now, &entries, &sessions);
         assert_eq!(a.start, at(3, 12));
-        assert_eq!((a.entry_count, a.session_count, a.total_tokens), (2, 3, 150));
+        assert_eq!(
+            (a.entry_count, a.session_count, a.total_tokens),
+            (2, 3, 150)
+        );
         assert_eq!(a.total_session_minutes, 90.0);
         assert_eq!(a.average_session_minutes, 45.0);
         assert_eq!(

@@ -66,7 +66,11 @@ impl DiaryGrpc {
     }
 
     async fn live_entry(&self, id: &Uuid) -> Result<Loaded<Entry>, ApiError> {
-        let loaded = self.entries.load(&id.to_string()).await.map_err(store_error)?;
+        let loaded = self
+            .entries
+            .load(&id.to_string())
+            .await
+            .map_err(store_error)?;
         if loaded.state.is_live() {
             Ok(loaded)
         } else {
@@ -75,7 +79,11 @@ impl DiaryGrpc {
     }
 
     async fn session(&self, id: &Uuid) -> Result<Loaded<Session>, ApiError> {
-        let loaded = self.sessions.load(&id.to_string()).await.map_err(store_error)?;
+        let loaded = self
+            .sessions
+            .load(&id.to_string())
+            .await
+            .map_err(store_error)?;
         if loaded.state.exists() {
             Ok(loaded)
         } else {
@@ -89,7 +97,11 @@ impl DiaryGrpc {
         command: EntryCommand,
         metadata: &EventMetadata,
     ) -> Result<(), ApiError> {
-        match self.entries.execute(&id.to_string(), &command, metadata).await {
+        match self
+            .entries
+            .execute(&id.to_string(), &command, metadata)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(ExecuteError::Rejected(e)) => Err(entry_error(e)),
             Err(ExecuteError::Store(e)) => Err(store_error(e)),
@@ -102,14 +114,22 @@ impl DiaryGrpc {
         command: SessionCommand,
         metadata: &EventMetadata,
     ) -> Result<Loaded<Session>, ApiError> {
-        match self.sessions.execute(&id.to_string(), &command, metadata).await {
+        match self
+            .sessions
+            .execute(&id.to_string(), &command, metadata)
+            .await
+        {
             Ok(_) => self.session(id).await,
             Err(ExecuteError::Rejected(e)) => Err(session_error(e)),
             Err(ExecuteError::Store(e)) => Err(store_error(e)),
         }
     }
 
-    async fn stream_history(&self, stream_id: String, what: &str) -> Result<EventHistory, ApiError> {
+    async fn stream_history(
+        &self,
+        stream_id: String,
+        what: &str,
+    ) -> Result<EventHistory, ApiError> {
         let events = read_full_stream(self.store.as_ref(), &stream_id)
             .await
             .map_err(store_error)?;
@@ -374,7 +394,12 @@ impl DiaryService for DiaryGrpc {
         let user_id = self.existing_user("userId", &r.user_id).await?;
         let mut sessions = self
             .read_models
-            .sessions_by_user(&user_id.to_string(), TimeRange::default(), offset, limit + 1)
+            .sessions_by_user(
+                &user_id.to_string(),
+                TimeRange::default(),
+                offset,
+                limit + 1,
+            )
             .await
             .map_err(read_model_error)?;
         let has_more = sessions.len() > limit as usize;
@@ -449,7 +474,9 @@ impl DiaryService for DiaryGrpc {
     ) -> Result<Response<EventHistory>, Status> {
         let id = parse_id("id", &request.into_inner().id).map_err(invalid)?;
         let stream = Entry::stream_id(&id.to_string());
-        Ok(Response::new(self.stream_history(stream, "diary entry").await?))
+        Ok(Response::new(
+            self.stream_history(stream, "diary entry").await?,
+        ))
     }
 
     async fn get_session_history(
@@ -458,7 +485,9 @@ impl DiaryService for DiaryGrpc {
     ) -> Result<Response<EventHistory>, Status> {
         let id = parse_id("id", &request.into_inner().id).map_err(invalid)?;
         let stream = Session::stream_id(&id.to_string());
-        Ok(Response::new(self.stream_history(stream, "diary session").await?))
+        Ok(Response::new(
+            self.stream_history(stream, "diary session").await?,
+        ))
     }
 }
 

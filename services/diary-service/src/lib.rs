@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod domain;
 pub mod grpc;
 pub mod read_model;
+pub mod standalone;
 pub mod users;
 
 use std::future::Future;

@@ -275,7 +275,10 @@ fn row_to_session(row: &SqliteRow) -> Result<Loaded<Session>, ProjectionError> {
             id: row.try_get("session_id")?,
             user_id: row.try_get("user_id")?,
             start_time: Some(time(row.try_get("start_time")?)?),
-            end_time: row.try_get::<Option<i64>, _>("end_time")?.map(time).transpose()?,
+            end_time: row
+                .try_get::<Option<i64>, _>("end_time")?
+                .map(time)
+                .transpose()?,
         },
         version: Some(row.try_get::<i64, _>("version")? as u64),
         created_at: Some(time(row.try_get("created_at")?)?),

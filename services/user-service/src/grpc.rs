@@ -120,8 +120,20 @@ impl UserService for UserGrpc {
         // stream that already exists means the value is taken, and nothing is stored.
         let user_id = id.to_string();
         let claims = [
-            ("username", &created.username, ClaimEvent::UsernameClaimed { user_id: user_id.clone() }),
-            ("email", &created.email, ClaimEvent::EmailClaimed { user_id: user_id.clone() }),
+            (
+                "username",
+                &created.username,
+                ClaimEvent::UsernameClaimed {
+                    user_id: user_id.clone(),
+                },
+            ),
+            (
+                "email",
+                &created.email,
+                ClaimEvent::EmailClaimed {
+                    user_id: user_id.clone(),
+                },
+            ),
         ];
         let mut writes = vec![StreamWrite::new(
             User::stream_id(&user_id),
@@ -138,7 +150,11 @@ impl UserService for UserGrpc {
         match self.store.append_streams(writes).await {
             Ok(_) => {}
             Err(EventStoreError::WrongExpectedVersion { stream_id, .. }) => {
-                let field = if stream_id.starts_with("email-") { "email" } else { "username" };
+                let field = if stream_id.starts_with("email-") {
+                    "email"
+                } else {
+                    "username"
+                };
                 let mut error = ApiError::new(
                     ErrorCode::AlreadyExists,
                     format!("{field} is already taken"),
@@ -155,7 +171,10 @@ impl UserService for UserGrpc {
         Ok(Response::new(to_proto(self.current(&id).await?)))
     }
 
-    async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<pb::User>, Status> {
+    async fn get_user(
+        &self,
+        request: Request<GetUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
         let r = request.into_inner();
         let id = parse_id("id", &r.id).map_err(invalid)?;
         let view = match r.as_of {
@@ -169,7 +188,9 @@ impl UserService for UserGrpc {
                     .map_err(store_error)?;
                 UserView::replay(&events)
                     .map_err(store_error)?
-                    .ok_or_else(|| ApiError::not_found(format!("user {id} did not exist at {as_of}")))?
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!("user {id} did not exist at {as_of}"))
+                    })?
             }
         };
         Ok(Response::new(to_proto(view)))
@@ -200,8 +221,12 @@ impl UserService for UserGrpc {
         let metadata = event_metadata(&request);
         let r = request.into_inner();
         let id = r.user_id.clone();
-        self.execute(&id, UserCommand::AssignArchetype(archetype_input(r)), metadata)
-            .await
+        self.execute(
+            &id,
+            UserCommand::AssignArchetype(archetype_input(r)),
+            metadata,
+        )
+        .await
     }
 
     async fn update_archetype(
@@ -211,8 +236,12 @@ impl UserService for UserGrpc {
         let metadata = event_metadata(&request);
         let r = request.into_inner();
         let id = r.user_id.clone();
-        self.execute(&id, UserCommand::UpdateArchetype(archetype_input(r)), metadata)
-            .await
+        self.execute(
+            &id,
+            UserCommand::UpdateArchetype(archetype_input(r)),
+            metadata,
+        )
+        .await
     }
 
     async fn update_modalities(
@@ -234,13 +263,24 @@ impl UserService for UserGrpc {
         let page = r.page.max(1);
         let limit = if r.limit == 0 { DEFAULT_LIMIT } else { r.limit };
         if limit > MAX_LIMIT {
-            return Err(ApiError::invalid_field("limit", format!("must be between 1 and {MAX_LIMIT}")).into());
+            return Err(ApiError::invalid_field(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            )
+            .into());
         }
         let offset = u64::from(page - 1) * u64::from(limit);
-        let found = self.read_models.list_users(offset, limit).await.map_err(|e| {
-            tracing::error!(error = %e, "user read model query failed");
-            ApiError::new(ErrorCode::Unavailable, "the user list is unavailable; retry later")
-        })?;
+        let found = self
+            .read_models
+            .list_users(offset, limit)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "user read model query failed");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the user list is unavailable; retry later",
+                )
+            })?;
         let has_more = offset + (found.users.len() as u64) < found.total;
         Ok(Response::new(ListUsersResponse {
             users: found.users.into_iter().map(to_proto).collect(),

@@ -7,6 +7,7 @@
 pub mod domain;
 pub mod grpc;
 pub mod read_model;
+pub mod standalone;
 pub mod view;
 
 use std::future::Future;

@@ -141,7 +141,9 @@ impl Aggregate for Entry {
                     None => self.tags.clone(),
                 };
                 let token_count = match (changes.token_count, &changes.content) {
-                    (Some(_), _) | (None, Some(_)) => token_count(&mut v, changes.token_count, &content),
+                    (Some(_), _) | (None, Some(_)) => {
+                        token_count(&mut v, changes.token_count, &content)
+                    }
                     (None, None) => self.token_count,
                 };
                 v.finish(()).map_err(EntryError::Invalid)?;
@@ -173,7 +175,10 @@ fn content(v: &mut Violations, text: &str) -> String {
     if text.trim().is_empty() {
         v.add("content", "must not be empty");
     } else if len > CONTENT_MAX {
-        v.add("content", format!("must be at most {CONTENT_MAX} characters"));
+        v.add(
+            "content",
+            format!("must be at most {CONTENT_MAX} characters"),
+        );
     }
     text.to_owned()
 }
@@ -181,7 +186,10 @@ fn content(v: &mut Violations, text: &str) -> String {
 fn token_count(v: &mut Violations, given: Option<u32>, content: &str) -> u32 {
     match given {
         Some(n) if n > TOKEN_COUNT_MAX => {
-            v.add("tokenCount", format!("must be between 0 and {TOKEN_COUNT_MAX}"));
+            v.add(
+                "tokenCount",
+                format!("must be between 0 and {TOKEN_COUNT_MAX}"),
+            );
             n
         }
         Some(n) => n,
@@ -200,7 +208,10 @@ fn tags(v: &mut Violations, given: &[String]) -> Vec<String> {
         }
     }
     if kept.len() > TAGS_MAX {
-        v.add("tags", format!("must have at most {TAGS_MAX} distinct tags"));
+        v.add(
+            "tags",
+            format!("must have at most {TAGS_MAX} distinct tags"),
+        );
     }
     kept
 }

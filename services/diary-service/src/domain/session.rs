@@ -100,15 +100,19 @@ impl Aggregate for Session {
                 let start_time = start_time.unwrap_or(*now);
                 let mut v = Violations::new();
                 not_in_future(&mut v, "startTime", start_time, *now);
-                v.finish(vec![SessionEvent::DiarySessionStarted(DiarySessionStarted {
-                    session_id: session_id.clone(),
-                    user_id: user_id.clone(),
-                    start_time,
-                })])
+                v.finish(vec![SessionEvent::DiarySessionStarted(
+                    DiarySessionStarted {
+                        session_id: session_id.clone(),
+                        user_id: user_id.clone(),
+                        start_time,
+                    },
+                )])
                 .map_err(SessionError::Invalid)
             }
             SessionCommand::End { .. } if !self.exists() => Err(SessionError::NotFound),
-            SessionCommand::End { .. } if self.end_time.is_some() => Err(SessionError::AlreadyEnded),
+            SessionCommand::End { .. } if self.end_time.is_some() => {
+                Err(SessionError::AlreadyEnded)
+            }
             SessionCommand::End { end_time, now } => {
                 let end_time = end_time.unwrap_or(*now);
                 let mut v = Violations::new();

@@ -61,8 +61,14 @@ pub struct ModalitiesUpdated {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum ClaimEvent {
-    UsernameClaimed { #[serde(rename = "userId")] user_id: String },
-    EmailClaimed { #[serde(rename = "userId")] user_id: String },
+    UsernameClaimed {
+        #[serde(rename = "userId")]
+        user_id: String,
+    },
+    EmailClaimed {
+        #[serde(rename = "userId")]
+        user_id: String,
+    },
 }
 
 impl DomainEvent for ClaimEvent {}

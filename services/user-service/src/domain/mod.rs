@@ -3,7 +3,9 @@
 mod events;
 mod user;
 
-pub use events::{ArchetypeSet, ClaimEvent, ModalitiesUpdated, UserCreated, UserEvent, UserProfileUpdated};
+pub use events::{
+    ArchetypeSet, ClaimEvent, ModalitiesUpdated, UserCreated, UserEvent, UserProfileUpdated,
+};
 pub use user::{
     ArchetypeInput, MODALITIES, NewUser, ProfileChanges, User, UserCommand, UserError, claim_key,
 };

@@ -149,7 +149,11 @@ impl Aggregate for User {
                     && updated.date_of_birth == self.date_of_birth
                     && updated.avatar == self.avatar
                     && updated.bio == self.bio;
-                Ok(if unchanged { vec![] } else { vec![UserEvent::UserProfileUpdated(updated)] })
+                Ok(if unchanged {
+                    vec![]
+                } else {
+                    vec![UserEvent::UserProfileUpdated(updated)]
+                })
             }
             UserCommand::AssignArchetype(input) => {
                 let archetype = archetype(input)?;
@@ -171,7 +175,9 @@ impl Aggregate for User {
                 if self.modalities.as_ref() == Some(&modalities) {
                     return Ok(vec![]);
                 }
-                Ok(vec![UserEvent::ModalitiesUpdated(ModalitiesUpdated { modalities })])
+                Ok(vec![UserEvent::ModalitiesUpdated(ModalitiesUpdated {
+                    modalities,
+                })])
             }
         }
     }

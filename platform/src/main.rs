@@ -1,0 +1,77 @@
+//! `metachat`: the whole platform in one process, or any one service by name.
+
+use metachat_runtime::{LogSettings, init_logging, shutdown_signal};
+
+mod embedded;
+
+const USAGE: &str = "\
+Usage: metachat [COMMAND]
+
+Commands:
+  run                   Run the whole platform in one process (the default): API gateway on
+                        PORT (8080), user service on USER_SERVICE_PORT (50051), diary service on
+                        DIARY_SERVICE_PORT (50052), data in DATA_DIR (./data).
+  user-service          Run only the user service (configured like the user-service binary).
+  diary-service         Run only the diary service.
+  api-gateway           Run only the API gateway.
+  rebuild-read-models   Rebuild the embedded read models from the event store, then exit.
+  help                  Show this text.
+
+Logging: LOG_LEVEL (info), LOG_FORMAT (json|text), LOG_OUTPUT (stdout|PATH), ENVIRONMENT (dev).";
+
+fn main() -> std::process::ExitCode {
+    let command = std::env::args().nth(1).unwrap_or_else(|| "run".to_owned());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("metachat: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match command.as_str() {
+            "run" => {
+                init_logging(&LogSettings::from_env("metachat")?)?;
+                embedded::run(embedded::EmbeddedConfig::from_env()?, shutdown_signal()).await
+            }
+            "rebuild-read-models" => {
+                init_logging(&LogSettings::from_env("metachat")?)?;
+                embedded::rebuild_read_models(&embedded::EmbeddedConfig::from_env()?).await
+            }
+            "user-service" => user_service::standalone::run_from_env().await,
+            "diary-service" => diary_service::standalone::run_from_env().await,
+            "api-gateway" => api_gateway_from_env().await,
+            "help" | "-h" | "--help" => {
+                println!("{USAGE}");
+                Ok(())
+            }
+            "version" | "-V" | "--version" => {
+                println!("metachat {}", env!("CARGO_PKG_VERSION"));
+                Ok(())
+            }
+            other => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("metachat: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The API gateway alone, configured like the api-gateway binary.
+async fn api_gateway_from_env() -> anyhow::Result<()> {
+    use anyhow::Context;
+    init_logging(&LogSettings::from_env("api-gateway")?)?;
+    let port: u16 = metachat_runtime::env_parse("PORT", 8080)?;
+    let config = api_gateway::GatewayConfig::from_env()?;
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .with_context(|| format!("cannot listen on port {port} (is it in use? set PORT)"))?;
+    api_gateway::serve(listener, config, shutdown_signal()).await
+}
