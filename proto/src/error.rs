@@ -167,7 +167,10 @@ impl ErrorCode {
             Code::FailedPrecondition => Self::FailedPrecondition,
             Code::Unauthenticated => Self::Unauthenticated,
             Code::PermissionDenied => Self::PermissionDenied,
-            Code::Unavailable | Code::ResourceExhausted | Code::Cancelled => Self::Unavailable,
+            // Unknown is what tonic reports when a connection breaks mid-call.
+            Code::Unavailable | Code::ResourceExhausted | Code::Cancelled | Code::Unknown => {
+                Self::Unavailable
+            }
             Code::DeadlineExceeded => Self::DeadlineExceeded,
             Code::Unimplemented => Self::MethodNotAllowed,
             _ => Self::Internal,

@@ -1,0 +1,370 @@
+//! The diary routes end to end: gateway (HTTP) -> diary service (gRPC) -> event store.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::Platform;
+
+#[tokio::test]
+async fn entries_and_sessions_through_every_diary_route() {
+    let app = Platform::start().await;
+    let user = app.create_user().await;
+
+    // The seed's requests, verbatim but for real ids.
+    let session = app
+        .post(
+            "/diary/sessions",
+            json!({ "userId": user, "startTime": "2023-01-01T10:00:00Z" }),
+        )
+        .await;
+    assert_eq!(session.status, StatusCode::CREATED, "{}", session.body);
+    let session_id = session.id();
+    assert_eq!(session.body["status"], "active");
+    assert_eq!(session.body["startTime"], "2023-01-01T10:00:00Z");
+    assert_eq!(
+        session.headers["location"].to_str().unwrap(),
+        format!("/diary/sessions/{session_id}")
+    );
+
+    let entry = app
+        .post(
+            "/diary/entries",
+            json!({
+                "userId": user,
+                "title": "My First Entry",
+                "content": "Today was a good day...",
+                "tokenCount": 150,
+                "sessionId": session_id,
+                "tags": ["reflection", "gratitude"]
+            }),
+        )
+        .await;
+    assert_eq!(entry.status, StatusCode::CREATED, "{}", entry.body);
+    let entry_id = entry.id();
+    assert_eq!(entry.body["tokenCount"], 150);
+    assert_eq!(entry.body["sessionId"], session_id.as_str());
+    assert_eq!(entry.body["tags"], json!(["reflection", "gratitude"]));
+    assert_eq!(
+        app.get(&format!("/diary/entries/{entry_id}")).await.body,
+        entry.body
+    );
+
+    let updated = app
+        .put(
+            &format!("/diary/entries/{entry_id}"),
+            json!({
+                "title": "Updated Title",
+                "content": "Updated content...",
+                "tokenCount": 200,
+                "tags": ["reflection", "gratitude", "growth"]
+            }),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(updated.body["title"], "Updated Title");
+    assert_eq!(updated.body["tokenCount"], 200);
+    assert_eq!(
+        updated.body["tags"],
+        json!(["reflection", "gratitude", "growth"])
+    );
+    assert_eq!(updated.body["version"], 2);
+    assert_eq!(updated.body["createdAt"], entry.body["createdAt"]);
+
+    let ended = app
+        .put(
+            &format!("/diary/sessions/{session_id}/end"),
+            json!({ "endTime": "2023-01-01T11:00:00Z" }),
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    assert_eq!(ended.body["status"], "ended");
+    assert_eq!(ended.body["endTime"], "2023-01-01T11:00:00Z");
+    assert_eq!(ended.body["durationMinutes"], 60.0);
+    assert_eq!(
+        app.get(&format!("/diary/sessions/{session_id}")).await.body,
+        ended.body
+    );
+
+    let entries = app
+        .eventually(&format!("/diary/entries/user/{user}"), |r| {
+            r.body["entries"][0]["version"] == 2
+        })
+        .await;
+    assert_eq!(entries.body["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(entries.body["entries"][0], updated.body);
+
+    let sessions = app
+        .eventually(&format!("/diary/sessions/user/{user}"), |r| {
+            r.body["sessions"][0]["status"] == "ended"
+        })
+        .await;
+    assert_eq!(sessions.body["sessions"][0], ended.body);
+
+    // Entries are created now, so a 2023 range is empty and today's range holds the entry.
+    let in_2023 = app
+        .get(&format!(
+            "/diary/entries/user/{user}?startTime=2023-01-01&endTime=2023-12-31"
+        ))
+        .await;
+    assert_eq!(in_2023.status, StatusCode::OK, "{}", in_2023.body);
+    assert_eq!(in_2023.body["entries"], json!([]));
+    let today = &entry.body["createdAt"].as_str().unwrap()[..10];
+    let in_range = app
+        .get(&format!(
+            "/diary/entries/user/{user}?startTime={today}&endTime={today}"
+        ))
+        .await;
+    assert_eq!(
+        in_range.body["entries"].as_array().unwrap().len(),
+        1,
+        "{}",
+        in_range.body
+    );
+
+    let analytics = app
+        .get(&format!("/diary/analytics?userId={user}&period=week"))
+        .await;
+    assert_eq!(analytics.status, StatusCode::OK, "{}", analytics.body);
+    assert_eq!(analytics.body["entryCount"], 1);
+    assert_eq!(analytics.body["totalTokens"], 200);
+    assert_eq!(analytics.body["period"], "week");
+    // The 2023 session is outside a week ending now.
+    assert_eq!(analytics.body["sessionCount"], 0);
+    assert_eq!(
+        analytics.body["tagFrequencies"],
+        json!([{ "tag": "gratitude", "count": 1 }, { "tag": "growth", "count": 1 }, { "tag": "reflection", "count": 1 }])
+    );
+    let days = analytics.body["entriesPerDay"].as_array().unwrap();
+    assert_eq!(days.len(), 8);
+    assert_eq!(
+        days.last().unwrap(),
+        &json!({ "date": today, "entries": 1 })
+    );
+
+    let deleted = app.delete(&format!("/diary/entries/{entry_id}")).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert_eq!(deleted.body["id"], entry_id.as_str());
+    assert!(deleted.body["deletedAt"].is_string());
+    app.get(&format!("/diary/entries/{entry_id}"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found", None);
+    app.put(
+        &format!("/diary/entries/{entry_id}"),
+        json!({ "title": "again" }),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found", None);
+    app.delete(&format!("/diary/entries/{entry_id}"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found", None);
+    app.eventually(&format!("/diary/entries/user/{user}"), |r| {
+        r.body["entries"] == json!([])
+    })
+    .await;
+
+    // The history keeps the deleted entry's whole life.
+    let history = app.get(&format!("/diary/entries/{entry_id}/history")).await;
+    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+    let types: Vec<_> = history.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "DiaryEntryCreated",
+            "DiaryEntryUpdated",
+            "DiaryEntryDeleted"
+        ]
+    );
+    let as_of = updated.body["updatedAt"].as_str().unwrap();
+    let before_deletion = app
+        .get(&format!("/diary/entries/{entry_id}?asOf={as_of}"))
+        .await;
+    assert_eq!(
+        before_deletion.status,
+        StatusCode::OK,
+        "{}",
+        before_deletion.body
+    );
+    assert_eq!(before_deletion.body["title"], "Updated Title");
+
+    let session_history = app
+        .get(&format!("/diary/sessions/{session_id}/history"))
+        .await;
+    assert_eq!(session_history.body["events"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn diary_rules_refuse_what_users_would_not_expect() {
+    let app = Platform::start().await;
+    let user = app.create_user().await;
+    let other = app.create_user().await;
+    let nobody = uuid::Uuid::new_v4();
+
+    app.post(
+        "/diary/entries",
+        json!({ "userId": nobody, "title": "t", "content": "c" }),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found", Some("userId"));
+    app.post("/diary/sessions", json!({ "userId": nobody }))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found", Some("userId"));
+    app.post(
+        "/diary/entries",
+        json!({ "userId": "user-id", "title": "t", "content": "c" }),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("userId"));
+
+    let empty = app
+        .post(
+            "/diary/entries",
+            json!({ "userId": user, "title": "t", "content": "   ", "tags": ["ok", " "] }),
+        )
+        .await;
+    empty.assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("content"));
+    empty.assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("tags[1]"));
+    app.post(
+        "/diary/entries",
+        json!({ "userId": user, "title": "t", "content": "c", "tokenCount": -1 }),
+    )
+    .await
+    .assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("tokenCount"),
+    );
+
+    // Tags are trimmed and de-duplicated; a missing token count is counted.
+    let tidy = app
+        .post(
+            "/diary/entries",
+            json!({ "userId": user, "title": "", "content": "one two three", "tags": [" Work ", "work", "home"] }),
+        )
+        .await;
+    assert_eq!(tidy.status, StatusCode::CREATED, "{}", tidy.body);
+    assert_eq!(tidy.body["tags"], json!(["Work", "home"]));
+    assert_eq!(tidy.body["tokenCount"], 3);
+    assert_eq!(tidy.body["sessionId"], json!(null));
+
+    // Sessions: another user's session is not yours, an ended one takes no entries, a session
+    // ends once and not before it started.
+    let session = app
+        .post(
+            "/diary/sessions",
+            json!({ "userId": user, "startTime": "2024-05-01T10:00:00Z" }),
+        )
+        .await;
+    let session_id = session.id();
+    app.post(
+        "/diary/entries",
+        json!({ "userId": other, "title": "t", "content": "c", "sessionId": session_id }),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found", None);
+    app.put(
+        &format!("/diary/sessions/{session_id}/end"),
+        json!({ "endTime": "2024-05-01T09:00:00Z" }),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("endTime"));
+    let ended = app
+        .put(&format!("/diary/sessions/{session_id}/end"), json!({}))
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    app.put(&format!("/diary/sessions/{session_id}/end"), json!({}))
+        .await
+        .assert_error(StatusCode::CONFLICT, "failed_precondition", None);
+    app.post(
+        "/diary/entries",
+        json!({ "userId": user, "title": "t", "content": "c", "sessionId": session_id }),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "failed_precondition", None);
+    app.post(
+        "/diary/sessions",
+        json!({ "userId": user, "startTime": "2999-01-01T00:00:00Z" }),
+    )
+    .await
+    .assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("startTime"),
+    );
+
+    // Queries.
+    app.get(&format!("/diary/analytics?userId={user}&period=fortnight"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("period"));
+    app.get(&format!("/diary/analytics?userId={nobody}&period=day"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found", None);
+    app.get(&format!(
+        "/diary/entries/user/{user}?startTime=2024-02-01&endTime=2024-01-01"
+    ))
+    .await
+    .assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("startTime"),
+    );
+    app.get(&format!("/diary/entries/user/{user}?startTime=soon"))
+        .await
+        .assert_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            Some("startTime"),
+        );
+    app.get(&format!("/diary/sessions/{}", uuid::Uuid::new_v4()))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found", None);
+
+    // Nothing refused was stored: the user has exactly the one tidy entry.
+    let entries = app
+        .eventually(&format!("/diary/entries/user/{user}"), |r| {
+            r.body["entries"].as_array().is_some_and(|e| !e.is_empty())
+        })
+        .await;
+    assert_eq!(entries.body["entries"].as_array().unwrap().len(), 1);
+    let others = app.get(&format!("/diary/entries/user/{other}")).await;
+    assert_eq!(others.body["entries"], json!([]));
+}
+
+#[tokio::test]
+async fn entry_lists_page_newest_first() {
+    let app = Platform::start().await;
+    let user = app.create_user().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let reply = app
+            .post(
+                "/diary/entries",
+                json!({ "userId": user, "title": format!("entry {i}"), "content": "words" }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+        ids.push(reply.id());
+    }
+    let first = app
+        .eventually(&format!("/diary/entries/user/{user}?limit=2"), |r| {
+            r.body["entries"][0]["id"] == ids[4].as_str()
+        })
+        .await;
+    assert_eq!(first.body["hasMore"], true);
+    let page3 = app
+        .get(&format!("/diary/entries/user/{user}?page=3&limit=2"))
+        .await;
+    let last: Vec<_> = page3.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    assert_eq!(last, [json!(ids[0])]);
+    assert_eq!(page3.body["hasMore"], false);
+}

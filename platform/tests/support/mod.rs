@@ -1,0 +1,396 @@
+//! Starts the real `metachat` binary on free ports with a fresh data directory, and talks to it
+//! over HTTP. Each test gets its own processes and data.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// A running platform: either one embedded process or three service processes.
+pub struct Platform {
+    children: Vec<(String, Child)>,
+    pub data_dir: PathBuf,
+    pub gateway_port: u16,
+    pub user_port: u16,
+    pub diary_port: u16,
+    separate: bool,
+    client: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn fresh_data_dir() -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("metachat-tests")
+        .join(uuid::Uuid::new_v4().simple().to_string());
+    std::fs::create_dir_all(&dir).expect("create data dir");
+    dir
+}
+
+fn spawn(args: &[&str], envs: &[(&str, String)], log: &Path) -> Child {
+    let log_file = std::fs::File::create(log).expect("create log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_metachat"));
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOG_LEVEL", "info")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::from(log_file.try_clone().expect("log handle")))
+        .stderr(Stdio::from(log_file))
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.spawn().expect("spawn metachat")
+}
+
+impl Platform {
+    /// The whole platform in one process, with a new data directory.
+    pub async fn start() -> Self {
+        Self::start_in(fresh_data_dir()).await
+    }
+
+    /// The whole platform in one process, on the data in `data_dir`.
+    pub async fn start_in(data_dir: PathBuf) -> Self {
+        let mut platform = Self {
+            children: Vec::new(),
+            data_dir,
+            gateway_port: free_port(),
+            user_port: free_port(),
+            diary_port: free_port(),
+            separate: false,
+            client: reqwest::Client::new(),
+        };
+        platform.launch().await;
+        platform
+    }
+
+    /// The three services as separate processes (`metachat user-service` etc.).
+    pub async fn start_separate() -> Self {
+        let mut platform = Self {
+            children: Vec::new(),
+            data_dir: fresh_data_dir(),
+            gateway_port: free_port(),
+            user_port: free_port(),
+            diary_port: free_port(),
+            separate: true,
+            client: reqwest::Client::new(),
+        };
+        platform.launch().await;
+        platform
+    }
+
+    async fn launch(&mut self) {
+        let data = self.data_dir.display().to_string();
+        let user_address = format!("127.0.0.1:{}", self.user_port);
+        let diary_address = format!("127.0.0.1:{}", self.diary_port);
+        if self.separate {
+            let user_data = format!("{data}/user");
+            let diary_data = format!("{data}/diary");
+            self.children.push((
+                "user-service".into(),
+                spawn(
+                    &["user-service"],
+                    &[
+                        ("PORT", self.user_port.to_string()),
+                        ("DATA_DIR", user_data),
+                    ],
+                    &self.data_dir.join("user-service.log"),
+                ),
+            ));
+            self.children.push((
+                "diary-service".into(),
+                spawn(
+                    &["diary-service"],
+                    &[
+                        ("PORT", self.diary_port.to_string()),
+                        ("DATA_DIR", diary_data),
+                        ("USER_SERVICE_ADDRESS", user_address.clone()),
+                    ],
+                    &self.data_dir.join("diary-service.log"),
+                ),
+            ));
+            self.children.push((
+                "api-gateway".into(),
+                spawn(
+                    &["api-gateway"],
+                    &[
+                        ("PORT", self.gateway_port.to_string()),
+                        ("USER_SERVICE_ADDRESS", user_address),
+                        ("DIARY_SERVICE_ADDRESS", diary_address),
+                    ],
+                    &self.data_dir.join("api-gateway.log"),
+                ),
+            ));
+        } else {
+            self.children.push((
+                "metachat".into(),
+                spawn(
+                    &[],
+                    &[
+                        ("PORT", self.gateway_port.to_string()),
+                        ("USER_SERVICE_PORT", self.user_port.to_string()),
+                        ("DIARY_SERVICE_PORT", self.diary_port.to_string()),
+                        ("DATA_DIR", data),
+                    ],
+                    &self.data_dir.join("metachat.log"),
+                ),
+            ));
+        }
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let exited = self
+                .children
+                .iter_mut()
+                .find_map(|(name, child)| Some((name.clone(), child.try_wait().ok()??)));
+            if let Some((name, status)) = exited {
+                panic!("{name} exited early with {status}: {}", self.logs());
+            }
+            let ready = self
+                .client
+                .get(self.url("/health/ready"))
+                .send()
+                .await
+                .map(|r| r.status() == StatusCode::OK)
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "platform not ready in 30 s: {}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Everything the processes logged so far.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        let Ok(dir) = std::fs::read_dir(&self.data_dir) else {
+            return all;
+        };
+        for path in dir.flatten().map(|e| e.path()) {
+            if path.extension().is_some_and(|x| x == "log") {
+                all.push_str(&format!("\n--- {} ---\n", path.display()));
+                all.push_str(&std::fs::read_to_string(path).unwrap_or_default());
+            }
+        }
+        all
+    }
+
+    /// Stops every process gracefully (SIGTERM) and waits for it to exit cleanly.
+    pub fn stop(&mut self) {
+        for (name, mut child) in self.children.drain(..).rev() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        assert!(status.success(), "{name} did not exit cleanly: {status}");
+                        break;
+                    }
+                    _ if Instant::now() > deadline => {
+                        let _ = child.kill();
+                        panic!("{name} did not stop within 20 s after SIGTERM");
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+    }
+
+    /// Stops one process of a separate-processes platform, leaving the others running.
+    pub fn stop_service(&mut self, name: &str) {
+        let index = self
+            .children
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no process named {name}"));
+        let (_, mut child) = self.children.remove(index);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Stops and starts again on the same data and ports.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.launch().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.gateway_port)
+    }
+
+    pub fn user_grpc(&self) -> String {
+        format!("http://127.0.0.1:{}", self.user_port)
+    }
+
+    pub fn diary_grpc(&self) -> String {
+        format!("http://127.0.0.1:{}", self.diary_port)
+    }
+
+    pub async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Reply::from(request.send().await.expect("HTTP request")).await
+    }
+
+    /// Sends a raw body with a content type, for malformed-input tests.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("HTTP request");
+        Reply::from(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.request("POST", path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.request("PUT", path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.request("DELETE", path, None).await
+    }
+
+    /// Creates a user with unique names and returns its id.
+    pub async fn create_user(&self) -> String {
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let reply = self
+            .post(
+                "/users",
+                serde_json::json!({
+                    "username": format!("u{}", &tag[..12]),
+                    "email": format!("{}@example.com", &tag[..12]),
+                    "firstName": "Test",
+                    "lastName": "User",
+                }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.id()
+    }
+
+    /// Polls `path` until `accept` holds (read models lag writes by milliseconds).
+    pub async fn eventually(&self, path: &str, accept: impl Fn(&Reply) -> bool) -> Reply {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let reply = self.get(path).await;
+            if accept(&reply) {
+                return reply;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never satisfied the check: {}",
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("response body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn id(&self) -> String {
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_owned()
+    }
+
+    /// Asserts an error reply: status, code, and (when given) the field named in the details.
+    pub fn assert_error(&self, status: StatusCode, code: &str, field: Option<&str>) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.body["error"]["code"], code, "{}", self.body);
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "an error must say what is wrong: {}",
+            self.body
+        );
+        assert!(self.body["requestId"].is_string(), "{}", self.body);
+        if let Some(field) = field {
+            let fields: Vec<&str> = self.body["error"]["details"]
+                .as_array()
+                .map(|d| d.iter().filter_map(|x| x["field"].as_str()).collect())
+                .unwrap_or_default();
+            assert!(
+                fields.contains(&field),
+                "expected field {field} in {}",
+                self.body
+            );
+        }
+    }
+}
