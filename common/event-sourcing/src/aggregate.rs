@@ -217,6 +217,15 @@ impl<A: Aggregate> Repository<A> {
     }
 }
 
+/// The state after `events`: the "given" of a given/when/then test.
+pub fn fold<A: Aggregate>(events: &[A::Event]) -> A {
+    let mut state = A::default();
+    for event in events {
+        state.apply(event);
+    }
+    state
+}
+
 /// Folds recorded events into an aggregate.
 pub fn replay<A: Aggregate>(events: &[RecordedEvent]) -> Result<Loaded<A>> {
     let mut state = A::default();

@@ -45,7 +45,9 @@ impl EventStoreError {
     /// True when the storage is unreachable or busy, not broken: a later retry may succeed.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Self::Backend(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => true,
+            Self::Backend(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => true,
             Self::Backend(sqlx::Error::Database(e)) => {
                 // SQLITE_BUSY / SQLITE_LOCKED: another writer held the file too long.
                 matches!(e.code().as_deref(), Some("5" | "6"))

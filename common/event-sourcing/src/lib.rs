@@ -51,7 +51,7 @@ mod store;
 pub mod contract;
 
 pub use aggregate::{
-    Aggregate, DomainEvent, ExecuteError, Loaded, Repository, decode_event, encode_event,
+    Aggregate, DomainEvent, ExecuteError, Loaded, Repository, decode_event, encode_event, fold,
     new_events, replay,
 };
 pub use codec::{EventCodec, UpcastFn, Upcasters};

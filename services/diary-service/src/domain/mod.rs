@@ -10,3 +10,6 @@ pub use events::{
     DiarySessionStarted, EntryEvent, SessionEvent,
 };
 pub use session::{Session, SessionCommand, SessionError};
+
+#[cfg(test)]
+mod tests;

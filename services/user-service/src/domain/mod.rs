@@ -9,3 +9,6 @@ pub use events::{
 pub use user::{
     ArchetypeInput, MODALITIES, NewUser, ProfileChanges, User, UserCommand, UserError, claim_key,
 };
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+//! Given these past events, when this command, then these new events (or this error).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use event_sourcing::{Aggregate, fold};
+
+use super::*;
+
+fn new_entry() -> NewEntry {
+    NewEntry {
+        entry_id: "e1".into(),
+        user_id: "u1".into(),
+        title: " My First Entry ".into(),
+        content: "Today was a good day...".into(),
+        token_count: Some(150),
+        session_id: Some("s1".into()),
+        tags: vec!["reflection".into(), "gratitude".into()],
+    }
+}
+
+fn created() -> EntryEvent {
+    EntryEvent::DiaryEntryCreated(DiaryEntryCreated {
+        entry_id: "e1".into(),
+        user_id: "u1".into(),
+        title: "My First Entry".into(),
+        content: "Today was a good day...".into(),
+        token_count: 150,
+        session_id: Some("s1".into()),
+        tags: vec!["reflection".into(), "gratitude".into()],
+    })
+}
+
+fn deleted() -> EntryEvent {
+    EntryEvent::DiaryEntryDeleted(DiaryEntryDeleted {
+        user_id: "u1".into(),
+    })
+}
+
+fn entry_when(given: &[EntryEvent], command: EntryCommand) -> Result<Vec<EntryEvent>, EntryError> {
+    fold::<Entry>(given).decide(&command)
+}
+
+fn invalid<E: std::fmt::Debug>(result: Result<E, EntryError>) -> Vec<String> {
+    match result {
+        Err(EntryError::Invalid(v)) => v.iter().map(|x| x.field.clone()).collect(),
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+}
+
+#[test]
+fn creating_an_entry_records_it_with_a_trimmed_title() {
+    assert_eq!(
+        entry_when(&[], EntryCommand::Create(new_entry())),
+        Ok(vec![created()])
+    );
+    assert_eq!(
+        entry_when(&[created()], EntryCommand::Create(new_entry())),
+        Err(EntryError::AlreadyExists)
+    );
+}
+
+#[test]
+fn tags_are_trimmed_and_deduplicated_ignoring_case() {
+    let command = EntryCommand::Create(NewEntry {
+        tags: vec![" Work ".into(), "work".into(), "WORK".into(), "home".into()],
+        ..new_entry()
+    });
+    let events = entry_when(&[], command).unwrap();
+    let EntryEvent::DiaryEntryCreated(e) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(e.tags, ["Work", "home"]);
+}
+
+#[test]
+fn entry_input_is_validated_field_by_field() {
+    let command = EntryCommand::Create(NewEntry {
+        title: "t".repeat(201),
+        content: " \n ".into(),
+        token_count: Some(1_000_001),
+        tags: vec!["ok".into(), "".into(), "x".repeat(51)],
+        ..new_entry()
+    });
+    assert_eq!(
+        invalid(entry_when(&[], command)),
+        ["title", "content", "tags[1]", "tags[2]", "tokenCount"]
+    );
+    let many = EntryCommand::Create(NewEntry {
+        tags: (0..21).map(|i| format!("t{i}")).collect(),
+        ..new_entry()
+    });
+    assert_eq!(invalid(entry_when(&[], many)), ["tags"]);
+}
+
+#[test]
+fn a_missing_token_count_is_estimated_from_the_content() {
+    let command = EntryCommand::Create(NewEntry {
+        token_count: None,
+        content: "one  two\nthree".into(),
+        ..new_entry()
+    });
+    let events = entry_when(&[], command).unwrap();
+    assert!(matches!(&events[0], EntryEvent::DiaryEntryCreated(e) if e.token_count == 3));
+}
+
+#[test]
+fn an_update_keeps_what_it_does_not_change() {
+    let command = EntryCommand::Update(EntryChanges {
+        title: Some("Updated Title".into()),
+        ..EntryChanges::default()
+    });
+    assert_eq!(
+        entry_when(&[created()], command),
+        Ok(vec![EntryEvent::DiaryEntryUpdated(DiaryEntryUpdated {
+            user_id: "u1".into(),
+            title: "Updated Title".into(),
+            content: "Today was a good day...".into(),
+            token_count: 150,
+            tags: vec!["reflection".into(), "gratitude".into()],
+        })])
+    );
+    let nothing = EntryCommand::Update(EntryChanges {
+        title: Some("My First Entry".into()),
+        ..EntryChanges::default()
+    });
+    assert_eq!(entry_when(&[created()], nothing), Ok(vec![]));
+}
+
+#[test]
+fn new_content_without_a_count_is_recounted() {
+    let command = EntryCommand::Update(EntryChanges {
+        content: Some("just four words here".into()),
+        ..EntryChanges::default()
+    });
+    let events = entry_when(&[created()], command).unwrap();
+    assert!(matches!(&events[0], EntryEvent::DiaryEntryUpdated(e) if e.token_count == 4));
+}
+
+#[test]
+fn a_deleted_entry_is_gone_for_every_command() {
+    assert_eq!(
+        entry_when(&[created()], EntryCommand::Delete),
+        Ok(vec![deleted()])
+    );
+    for command in [
+        EntryCommand::Delete,
+        EntryCommand::Update(EntryChanges::default()),
+    ] {
+        assert_eq!(
+            entry_when(&[created(), deleted()], command),
+            Err(EntryError::NotFound)
+        );
+    }
+    assert_eq!(
+        entry_when(&[], EntryCommand::Delete),
+        Err(EntryError::NotFound)
+    );
+    assert!(!fold::<Entry>(&[created(), deleted()]).is_live());
+}
+
+fn t(hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, hour, 0, 0).unwrap()
+}
+
+fn started(at: DateTime<Utc>) -> SessionEvent {
+    SessionEvent::DiarySessionStarted(DiarySessionStarted {
+        session_id: "s1".into(),
+        user_id: "u1".into(),
+        start_time: at,
+    })
+}
+
+fn start(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> SessionCommand {
+    SessionCommand::Start {
+        session_id: "s1".into(),
+        user_id: "u1".into(),
+        start_time: at,
+        now,
+    }
+}
+
+fn session_when(
+    given: &[SessionEvent],
+    command: SessionCommand,
+) -> Result<Vec<SessionEvent>, SessionError> {
+    fold::<Session>(given).decide(&command)
+}
+
+#[test]
+fn a_session_starts_at_the_given_time_or_now() {
+    assert_eq!(
+        session_when(&[], start(Some(t(10)), t(12))),
+        Ok(vec![started(t(10))])
+    );
+    assert_eq!(
+        session_when(&[], start(None, t(12))),
+        Ok(vec![started(t(12))])
+    );
+    assert_eq!(
+        session_when(&[started(t(10))], start(None, t(12))),
+        Err(SessionError::AlreadyExists)
+    );
+    // A little clock skew is tolerated; the future is not.
+    assert!(session_when(&[], start(Some(t(12) + Duration::minutes(4)), t(12))).is_ok());
+    assert!(matches!(
+        session_when(&[], start(Some(t(13)), t(12))),
+        Err(SessionError::Invalid(v)) if v.iter().any(|x| x.field == "startTime")
+    ));
+}
+
+#[test]
+fn a_session_ends_once_and_not_before_it_started() {
+    let end = |at| SessionCommand::End {
+        end_time: Some(at),
+        now: t(23),
+    };
+    assert_eq!(
+        session_when(&[started(t(10))], end(t(11))),
+        Ok(vec![SessionEvent::DiarySessionEnded(DiarySessionEnded {
+            user_id: "u1".into(),
+            end_time: t(11),
+        })])
+    );
+    assert!(matches!(
+        session_when(&[started(t(10))], end(t(9))),
+        Err(SessionError::Invalid(v)) if v.iter().any(|x| x.field == "endTime")
+    ));
+    let ended = SessionEvent::DiarySessionEnded(DiarySessionEnded {
+        user_id: "u1".into(),
+        end_time: t(11),
+    });
+    assert_eq!(
+        session_when(&[started(t(10)), ended.clone()], end(t(12))),
+        Err(SessionError::AlreadyEnded)
+    );
+    assert_eq!(session_when(&[], end(t(12))), Err(SessionError::NotFound));
+    let session = fold::<Session>(&[started(t(10)), ended]);
+    assert_eq!(session.duration_minutes(), 60.0);
+    assert!(!session.is_active());
+}
