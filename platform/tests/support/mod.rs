@@ -21,11 +21,20 @@ pub struct Platform {
     client: reqwest::Client,
 }
 
+/// A port that was free a moment ago and that no other test of this process has been given.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn fresh_data_dir() -> PathBuf {
@@ -37,7 +46,11 @@ fn fresh_data_dir() -> PathBuf {
 }
 
 fn spawn(args: &[&str], envs: &[(&str, String)], log: &Path) -> Child {
-    let log_file = std::fs::File::create(log).expect("create log file");
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_metachat"));
     command
         .args(args)
@@ -90,7 +103,7 @@ impl Platform {
         platform
     }
 
-    async fn launch(&mut self) {
+    fn spawn_all(&mut self) {
         let data = self.data_dir.display().to_string();
         let user_address = format!("127.0.0.1:{}", self.user_port);
         let diary_address = format!("127.0.0.1:{}", self.diary_port);
@@ -147,10 +160,35 @@ impl Platform {
                 ),
             ));
         }
-        self.wait_ready().await;
     }
 
-    async fn wait_ready(&mut self) {
+    /// Starts the processes; when a chosen port was taken in the meantime (another program
+    /// got it between our check and the bind), tries again with new ports.
+    async fn launch(&mut self) {
+        for _ in 0..3 {
+            self.spawn_all();
+            match self.wait_ready().await {
+                Ok(()) => return,
+                Err(logs) if logs.contains("in use") => {
+                    self.kill_all();
+                    self.gateway_port = free_port();
+                    self.user_port = free_port();
+                    self.diary_port = free_port();
+                }
+                Err(logs) => panic!("the platform did not start: {logs}"),
+            }
+        }
+        panic!("no free ports after 3 tries: {}", self.logs());
+    }
+
+    fn kill_all(&mut self) {
+        for (_, mut child) in self.children.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let exited = self
@@ -158,7 +196,10 @@ impl Platform {
                 .iter_mut()
                 .find_map(|(name, child)| Some((name.clone(), child.try_wait().ok()??)));
             if let Some((name, status)) = exited {
-                panic!("{name} exited early with {status}: {}", self.logs());
+                return Err(format!(
+                    "{name} exited early with {status}: {}",
+                    self.logs()
+                ));
             }
             let ready = self
                 .client
@@ -168,13 +209,11 @@ impl Platform {
                 .map(|r| r.status() == StatusCode::OK)
                 .unwrap_or(false);
             if ready {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "platform not ready in 30 s: {}",
-                self.logs()
-            );
+            if Instant::now() > deadline {
+                return Err(format!("platform not ready in 30 s: {}", self.logs()));
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -330,10 +369,7 @@ impl Platform {
 
 impl Drop for Platform {
     fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill_all();
     }
 }
 

@@ -1,1 +1,184 @@
+//! MetaChat's HTTP API gateway: camelCase JSON over HTTP in front of the user and diary
+//! services, which it reaches only over gRPC.
+//!
+//! The gateway checks request *shape* (JSON syntax and types, unknown fields, query parameters,
+//! dates) and forwards values faithfully; business rules are the services'. Every failure is
+//! rendered as one JSON envelope with the request id:
+//! `{"error": {"code", "message", "details": [{"field", "message"}]}, "requestId"}`.
 
+mod config;
+mod convert;
+mod diary;
+mod docs;
+mod error;
+mod extract;
+mod grpc;
+mod health;
+mod request_id;
+mod time;
+mod users;
+
+use std::future::Future;
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::handler::Handler;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use metachat_proto::error::{ApiError, ErrorCode};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+pub use config::{DEFAULT_REQUEST_TIMEOUT, GatewayConfig};
+pub use docs::{DOCS_HTML, OPENAPI_JSON};
+pub use extract::BODY_LIMIT_BYTES;
+pub use health::{DIARY_SERVICE_NAME, USER_SERVICE_NAME};
+
+use crate::error::AppError;
+use crate::grpc::Backends;
+
+/// One route: method, path template (OpenAPI syntax, which is also axum's) and handler.
+struct Endpoint {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<Backends>,
+}
+
+fn endpoint<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
+where
+    H: Handler<T, Backends>,
+    T: 'static,
+{
+    // Only the standard methods below are used; each has a filter.
+    let filter = MethodFilter::try_from(method.clone()).expect("a standard HTTP method");
+    Endpoint {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route the gateway serves. The router is built from this list, so it is also the list
+/// the OpenAPI document must match.
+fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        endpoint(M::GET, "/", docs::root),
+        endpoint(M::GET, "/docs", docs::docs),
+        endpoint(M::GET, "/openapi.json", docs::openapi),
+        endpoint(M::GET, "/health/live", health::live),
+        endpoint(M::GET, "/health/ready", health::ready),
+        endpoint(M::POST, "/users", users::create_user),
+        endpoint(M::GET, "/users", users::list_users),
+        endpoint(M::GET, "/users/{id}", users::get_user),
+        endpoint(M::PUT, "/users/{id}", users::update_user),
+        endpoint(M::POST, "/users/{id}/archetype", users::assign_archetype),
+        endpoint(M::PUT, "/users/{id}/archetype", users::update_archetype),
+        endpoint(M::PUT, "/users/{id}/modalities", users::update_modalities),
+        endpoint(M::GET, "/users/{id}/history", users::user_history),
+        endpoint(M::POST, "/diary/entries", diary::create_entry),
+        endpoint(M::GET, "/diary/entries/{id}", diary::get_entry),
+        endpoint(M::PUT, "/diary/entries/{id}", diary::update_entry),
+        endpoint(M::DELETE, "/diary/entries/{id}", diary::delete_entry),
+        endpoint(M::GET, "/diary/entries/{id}/history", diary::entry_history),
+        endpoint(M::GET, "/diary/entries/user/{userId}", diary::list_entries),
+        endpoint(M::POST, "/diary/sessions", diary::start_session),
+        endpoint(M::GET, "/diary/sessions/{id}", diary::get_session),
+        endpoint(M::PUT, "/diary/sessions/{id}/end", diary::end_session),
+        endpoint(
+            M::GET,
+            "/diary/sessions/{id}/history",
+            diary::session_history,
+        ),
+        endpoint(
+            M::GET,
+            "/diary/sessions/user/{userId}",
+            diary::list_sessions,
+        ),
+        endpoint(M::GET, "/diary/analytics", diary::analytics),
+    ]
+}
+
+/// Every `(method, path template)` the router serves, in OpenAPI path syntax.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    ROUTES.clone()
+}
+
+static ROUTES: LazyLock<Vec<(Method, &'static str)>> = LazyLock::new(|| {
+    endpoints()
+        .into_iter()
+        .map(|e| (e.method, e.path))
+        .collect()
+});
+
+/// The gateway's routes and middleware, with lazily connected gRPC channels (the services may
+/// start later). Must be called inside a Tokio runtime.
+pub fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
+    let backends = Backends::connect_lazy(config)?;
+    let mut router = Router::new();
+    for endpoint in endpoints() {
+        router = router.route(endpoint.path, endpoint.handler);
+    }
+    Ok(router
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn(request_id::middleware))
+        .with_state(backends))
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = router(&config)?;
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(
+            address = %address,
+            user_service = %config.user_service_address,
+            diary_service = %config.diary_service_address,
+            "api gateway listening"
+        );
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("api gateway stopped");
+    Ok(())
+}
+
+/// 201 with `Location` and the created resource.
+pub(crate) fn created<T: Serialize>(location: &str, body: T) -> Response {
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+async fn not_found(method: Method, uri: Uri) -> AppError {
+    let path: String = uri.path().chars().take(200).collect();
+    AppError(ApiError::not_found(format!("no route for {method} {path}")))
+}
+
+/// axum adds the `Allow` header; the message names the allowed methods too.
+async fn method_not_allowed(method: Method, route: Option<MatchedPath>) -> AppError {
+    let allowed: Vec<String> = ROUTES
+        .iter()
+        .filter(|(_, path)| route.as_ref().is_some_and(|r| r.as_str() == *path))
+        .map(|(method, _)| method.to_string())
+        .collect();
+    let message = if allowed.is_empty() {
+        format!("method {method} is not allowed on this route")
+    } else {
+        format!(
+            "method {method} is not allowed on this route; allowed: {}",
+            allowed.join(", ")
+        )
+    };
+    AppError(ApiError::new(ErrorCode::MethodNotAllowed, message))
+}

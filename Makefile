@@ -1,0 +1,60 @@
+# MetaChat: every command a developer needs. `make help` lists them.
+
+CARGO ?= cargo
+# Build outside the clone when CARGO_TARGET_DIR is set (CI keeps one between runs).
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+
+.PHONY: help run build build-user-service build-diary-service build-api-gateway \
+	test test-user-service test-diary-service test-api-gateway test-event-sourcing \
+	lint fmt bench rebuild-read-models clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
+
+run: ## Run the whole platform embedded: gateway :8080, user :50051, diary :50052, data in ./data
+	$(CARGO) run --release --bin metachat
+
+build: ## Build every binary (release)
+	$(CARGO) build --release --workspace --bins
+
+build-user-service: ## Build the user service binary
+	$(CARGO) build --release -p user-service --bin user-service
+
+build-diary-service: ## Build the diary service binary
+	$(CARGO) build --release -p diary-service --bin diary-service
+
+build-api-gateway: ## Build the API gateway binary
+	$(CARGO) build --release -p api-gateway --bin api-gateway
+
+test: ## Run the whole test suite (what CI runs)
+	$(CARGO) test --workspace --locked
+
+test-user-service: ## Run the user service's tests and the user API tests
+	$(CARGO) test --locked -p user-service
+	$(CARGO) test --locked -p metachat --test users
+
+test-diary-service: ## Run the diary service's tests and the diary API tests
+	$(CARGO) test --locked -p diary-service
+	$(CARGO) test --locked -p metachat --test diary
+
+test-api-gateway: ## Run the gateway's tests
+	$(CARGO) test --locked -p api-gateway
+
+test-event-sourcing: ## Run the event-store contract suite and the core's tests
+	$(CARGO) test --locked -p metachat-event-sourcing
+
+lint: ## Check formatting and clippy warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: ## Event store throughput beside raw SQLite inserts
+	$(CARGO) bench -p metachat-event-sourcing --bench event_store
+
+rebuild-read-models: ## Rebuild the embedded read models from the event store (platform stopped)
+	$(CARGO) run --release --bin metachat -- rebuild-read-models
+
+clean: ## Remove build output (not ./data)
+	$(CARGO) clean

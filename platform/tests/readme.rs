@@ -1,0 +1,62 @@
+//! The README's walkthrough, run as written against a fresh platform, so it stays true.
+
+mod support;
+
+use reqwest::StatusCode;
+use support::Platform;
+
+fn walkthrough() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("<!-- walkthrough:start -->")
+        .expect("walkthrough start marker");
+    let end = readme
+        .find("<!-- walkthrough:end -->")
+        .expect("walkthrough end marker");
+    let block = &readme[start..end];
+    let code_start = block.find("```bash\n").expect("a bash block") + "```bash\n".len();
+    let code_end = block[code_start..]
+        .find("```")
+        .expect("end of the bash block");
+    block[code_start..code_start + code_end].to_owned()
+}
+
+#[tokio::test]
+async fn the_readme_walkthrough_works_as_written() {
+    let app = Platform::start().await;
+    let script = format!("set -euo pipefail\n{}", walkthrough());
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .env("BASE", app.url(""))
+        .output()
+        .expect("bash and curl must be installed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the walkthrough failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Every request printed its answer; spot-check what they did to the stored state.
+    assert!(
+        stdout.contains("\"archetypeName\":\"The Thinker\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"durationMinutes\":60.0"), "{stdout}");
+    let users = app.eventually("/users", |r| r.body["total"] == 1).await;
+    let user = &users.body["users"][0];
+    assert_eq!(user["username"], "johndoe");
+    assert_eq!(user["archetype"]["confidence"], 0.9);
+    assert_eq!(user["bio"], "Software developer and AI enthusiast");
+    let user_id = user["id"].as_str().unwrap();
+    let history = app.get(&format!("/users/{user_id}/history")).await;
+    assert_eq!(history.body["events"].as_array().unwrap().len(), 5);
+    let entries = app.get(&format!("/diary/entries/user/{user_id}")).await;
+    assert_eq!(entries.status, StatusCode::OK);
+    assert_eq!(
+        entries.body["entries"],
+        serde_json::json!([]),
+        "the walkthrough deletes its entry"
+    );
+}

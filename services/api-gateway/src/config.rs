@@ -1,0 +1,119 @@
+//! Where the services are and how long the gateway waits for them.
+
+use std::time::Duration;
+
+use metachat_runtime::{ConfigError, env_or, env_parse};
+
+/// The default per-call deadline for a backend call.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The gateway's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// The user service's gRPC address, `host:port` or `http://host:port`.
+    pub user_service_address: String,
+    /// The diary service's gRPC address, `host:port` or `http://host:port`.
+    pub diary_service_address: String,
+    /// How long one backend call may take before the client gets a 504.
+    pub request_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            user_service_address: "localhost:50051".to_owned(),
+            diary_service_address: "localhost:50052".to_owned(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Reads `USER_SERVICE_ADDRESS`, `DIARY_SERVICE_ADDRESS` and `REQUEST_TIMEOUT_MS`; an
+    /// unusable value is an error naming the variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let timeout_ms = env_parse::<u64>(
+            "REQUEST_TIMEOUT_MS",
+            defaults.request_timeout.as_millis() as u64,
+        )?;
+        if timeout_ms == 0 {
+            return Err(ConfigError {
+                name: "REQUEST_TIMEOUT_MS".into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        let config = Self {
+            user_service_address: env_or("USER_SERVICE_ADDRESS", &defaults.user_service_address),
+            diary_service_address: env_or("DIARY_SERVICE_ADDRESS", &defaults.diary_service_address),
+            request_timeout: Duration::from_millis(timeout_ms),
+        };
+        grpc_uri("USER_SERVICE_ADDRESS", &config.user_service_address)?;
+        grpc_uri("DIARY_SERVICE_ADDRESS", &config.diary_service_address)?;
+        Ok(config)
+    }
+}
+
+/// The `http://host:port` URI of a service address given with or without the scheme.
+pub(crate) fn grpc_uri(name: &str, address: &str) -> Result<String, ConfigError> {
+    let error = |reason: &str| ConfigError {
+        name: name.to_owned(),
+        value: address.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let address = address.trim();
+    let rest = if let Some(rest) = address.strip_prefix("http://") {
+        rest
+    } else if address.starts_with("https://") {
+        return Err(error(
+            "TLS is not supported; use host:port or http://host:port",
+        ));
+    } else if address.contains("://") {
+        return Err(error("expected host:port or http://host:port"));
+    } else {
+        address
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') {
+        return Err(error("expected host:port or http://host:port"));
+    }
+    let uri = format!("http://{rest}");
+    match uri.parse::<axum::http::Uri>() {
+        Ok(parsed) if parsed.host().is_some_and(|h| !h.is_empty()) => Ok(uri),
+        _ => Err(error("expected host:port or http://host:port")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grpc_uri;
+
+    #[test]
+    fn addresses_are_accepted_with_or_without_the_scheme() {
+        assert_eq!(
+            grpc_uri("X", "localhost:50051").unwrap(),
+            "http://localhost:50051"
+        );
+        assert_eq!(
+            grpc_uri("X", "http://user-service:50051/").unwrap(),
+            "http://user-service:50051"
+        );
+        assert_eq!(grpc_uri("X", "127.0.0.1:1").unwrap(), "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn unusable_addresses_name_the_variable() {
+        for bad in [
+            "",
+            "https://x:1",
+            "grpc://x:1",
+            "x:1/path",
+            "http://",
+            "a b:1",
+        ] {
+            let error = grpc_uri("USER_SERVICE_ADDRESS", bad).unwrap_err();
+            assert_eq!(error.name, "USER_SERVICE_ADDRESS", "{bad}");
+        }
+    }
+}

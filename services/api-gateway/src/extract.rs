@@ -1,0 +1,425 @@
+//! Extractors that turn every malformed request into a 4xx naming the offending field or
+//! parameter: JSON bodies (via `serde_path_to_error`), query parameters and path segments.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use metachat_proto::error::{ApiError, ErrorCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+
+/// The request body limit; larger bodies get 413.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// A JSON object body, required.
+pub(crate) struct JsonBody<T>(pub T);
+
+/// A JSON object body that may be left out entirely (an empty body means `T::default()`).
+pub(crate) struct OptionalJsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        match read_body(request, state).await? {
+            Some(bytes) => parse_json(&bytes).map(Self),
+            None => Err(AppError::invalid(
+                "body",
+                "a JSON object is required (Content-Type: application/json)",
+            )),
+        }
+    }
+}
+
+impl<S, T> FromRequest<S> for OptionalJsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Default,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        match read_body(request, state).await? {
+            Some(bytes) => parse_json(&bytes).map(Self),
+            None => Ok(Self(T::default())),
+        }
+    }
+}
+
+/// The body, `None` when empty; a non-empty body must be declared as JSON.
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Option<Bytes>, AppError> {
+    let declared_json = is_json_content_type(request.headers());
+    let bytes = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "the request body is too large (limit 1 MiB)",
+                ))
+            } else {
+                AppError::invalid("body", "the request body could not be read")
+            }
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !declared_json {
+        return Err(AppError::invalid(
+            "Content-Type",
+            "must be application/json",
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses a JSON object into `T`, naming the field of the first problem.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(AppError::invalid("body", "must be a JSON object"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+    deserializer.end().map_err(|e| {
+        AppError::invalid("body", format!("malformed JSON: {}", without_position(&e)))
+    })?;
+    Ok(value)
+}
+
+fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError {
+    let path = error.path().to_string();
+    let inner = error.inner();
+    let message = without_position(inner);
+    let (field, message) = match inner.classify() {
+        serde_json::error::Category::Data => data_error(&path, &message),
+        // Syntax errors describe the JSON text, never echo it.
+        _ => (
+            field_or_body(&path),
+            format!(
+                "malformed JSON: {message} (line {}, column {})",
+                inner.line(),
+                inner.column()
+            ),
+        ),
+    };
+    AppError::invalid(field, message)
+}
+
+/// Field and message for a well-formed document of the wrong shape. serde's messages quote the
+/// offending value, which may be diary text: only the expectation is kept.
+fn data_error(path: &str, message: &str) -> (String, String) {
+    if let Some(name) = quoted_name(message, "unknown field `") {
+        let expected = message
+            .find("`, expected ")
+            .map(|i| format!("; expected {}", &message[i + "`, expected ".len()..]))
+            .unwrap_or_default();
+        return (
+            child(path, &name),
+            format!("is not a known field{expected}"),
+        );
+    }
+    if let Some(name) = quoted_name(message, "missing field `") {
+        return (child(path, &name), "is required".to_owned());
+    }
+    if let Some(name) = quoted_name(message, "duplicate field `") {
+        return (child(path, &name), "appears more than once".to_owned());
+    }
+    let expectation = match message.rfind(", expected ") {
+        Some(i) => friendly_expectation(&message[i + ", expected ".len()..]),
+        None => "has an invalid value".to_owned(),
+    };
+    (field_or_body(path), expectation)
+}
+
+/// The name between the prefix and the next backtick, shortened so an attacker's 1 MiB key is
+/// not echoed back.
+fn quoted_name(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    let end = rest.find("`, ").or_else(|| rest.rfind('`'))?;
+    Some(rest[..end].chars().take(100).collect())
+}
+
+fn friendly_expectation(expected: &str) -> String {
+    let what = match expected {
+        "u32" => "a whole number from 0 to 4294967295",
+        "u64" => "a whole number from 0 to 18446744073709551615",
+        "f64" | "f32" => "a number",
+        "a string" => "a string",
+        "a sequence" => "an array",
+        "a map" => "an object",
+        "a boolean" => "true or false",
+        other if other.starts_with("struct ") => "an object",
+        _ => return format!("has an invalid value; expected {expected}"),
+    };
+    format!("must be {what}")
+}
+
+/// The path of `name` in the object at `path`; serde_path_to_error already ends the path with
+/// an unknown field's name, but not with a missing one's.
+fn child(path: &str, name: &str) -> String {
+    let path = known_part(path);
+    if path.is_empty() {
+        name.to_owned()
+    } else if path == name || path.ends_with(&format!(".{name}")) {
+        path.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn field_or_body(path: &str) -> String {
+    match known_part(path) {
+        "" => "body".to_owned(),
+        known => known.to_owned(),
+    }
+}
+
+/// The path without the root marker `.` and the `?` segments of keys not yet read.
+fn known_part(path: &str) -> &str {
+    let mut path = path;
+    while let Some(parent) = path.strip_suffix(".?") {
+        path = parent;
+    }
+    match path {
+        "." | "?" => "",
+        known => known,
+    }
+}
+
+/// serde_json's message without its " at line L column C" suffix.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// The query string's parameters.
+pub(crate) struct QueryParams(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
+        Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map(|Query(pairs)| Self(pairs))
+            .map_err(|_| AppError::invalid("query", "is not a valid query string"))
+    }
+}
+
+impl QueryParams {
+    #[cfg(test)]
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    /// The parameter's value; `None` when absent or empty. Unknown parameters are ignored.
+    pub(crate) fn get(&self, name: &str) -> Result<Option<&str>, AppError> {
+        let mut values = self.0.iter().filter(|(key, _)| key == name);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(AppError::invalid(name, "must be given at most once"));
+        }
+        Ok(first
+            .map(|(_, value)| value.trim())
+            .filter(|value| !value.is_empty()))
+    }
+
+    pub(crate) fn required(&self, name: &str) -> Result<&str, AppError> {
+        self.get(name)?
+            .ok_or_else(|| AppError::invalid(name, "is required"))
+    }
+
+    /// A whole number in `min..=max`, `default` when absent.
+    pub(crate) fn number(
+        &self,
+        name: &str,
+        default: u32,
+        min: u32,
+        max: u32,
+    ) -> Result<u32, AppError> {
+        let Some(value) = self.get(name)? else {
+            return Ok(default);
+        };
+        let message = if max == u32::MAX {
+            format!("must be a whole number of at least {min}")
+        } else {
+            format!("must be a whole number from {min} to {max}")
+        };
+        match value.parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(AppError::invalid(name, message)),
+        }
+    }
+
+    /// `page` (>= 1, default 1) and `limit` (1..=100, default 10).
+    pub(crate) fn paging(&self) -> Result<(u32, u32), AppError> {
+        Ok((
+            self.number("page", 1, 1, u32::MAX)?,
+            self.number("limit", 10, 1, 100)?,
+        ))
+    }
+}
+
+/// A path segment, percent-decoded; a segment that is not UTF-8 is a 400, not a 500.
+pub(crate) struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Self(id))
+            .map_err(|_| AppError::invalid("id", "is not a valid path segment"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Probe {
+        first_name: String,
+        token_count: Option<u32>,
+        confidence: Option<f64>,
+        tags: Option<Vec<String>>,
+        modalities: Option<std::collections::HashMap<String, f64>>,
+    }
+
+    fn violation(body: &str) -> (String, String) {
+        let error = parse_json::<Probe>(body.as_bytes()).unwrap_err().0;
+        assert_eq!(error.code, ErrorCode::InvalidArgument);
+        assert_eq!(error.details.len(), 1, "{error:?}");
+        (
+            error.details[0].field.clone(),
+            error.details[0].message.clone(),
+        )
+    }
+
+    #[test]
+    fn malformed_json_names_where_it_broke() {
+        let (field, message) = violation(r#"{"firstName": "a", "tokenCount": }"#);
+        assert_eq!(field, "tokenCount");
+        assert!(message.starts_with("malformed JSON"), "{message}");
+        assert_eq!(violation(r#"{"firstName": "a""#).0, "body");
+        assert_eq!(violation(r#"{"firstName": "a"} trailing"#).0, "body");
+        assert_eq!(violation("[1, 2]").0, "body");
+        assert_eq!(violation("\"just a string\"").0, "body");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field_without_echoing_the_value() {
+        let (field, message) =
+            violation(r#"{"firstName": "a", "tokenCount": "my secret diary words"}"#);
+        assert_eq!(field, "tokenCount");
+        assert!(message.contains("whole number"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+        assert_eq!(
+            violation(r#"{"firstName": 5}"#),
+            ("firstName".into(), "must be a string".into())
+        );
+        assert_eq!(violation(r#"{"firstName": null}"#).0, "firstName");
+        assert_eq!(
+            violation(r#"{"firstName": "a", "tokenCount": -1}"#).0,
+            "tokenCount"
+        );
+        assert_eq!(
+            violation(r#"{"firstName": "a", "tokenCount": 1.5}"#).0,
+            "tokenCount"
+        );
+        assert_eq!(
+            violation(r#"{"firstName": "a", "tags": ["x", 3]}"#).0,
+            "tags[1]"
+        );
+        assert_eq!(
+            violation(r#"{"firstName": "a", "modalities": {"visual": "high"}}"#).0,
+            "modalities.visual"
+        );
+        assert_eq!(
+            violation(r#"{"firstName": "a", "confidence": "0.5"}"#),
+            ("confidence".into(), "must be a number".into())
+        );
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_are_named() {
+        assert_eq!(violation("{}"), ("firstName".into(), "is required".into()));
+        let (field, message) = violation(r#"{"firstName": "a", "first_name": "b"}"#);
+        assert_eq!(field, "first_name");
+        assert!(
+            message.starts_with("is not a known field; expected"),
+            "{message}"
+        );
+        assert_eq!(
+            violation(r#"{"firstName": "a", "firstName": "b"}"#).0,
+            "firstName"
+        );
+    }
+
+    #[test]
+    fn a_valid_body_parses() {
+        let probe: Probe =
+            parse_json(br#" {"firstName": "a", "tokenCount": 7, "tags": []} "#).unwrap();
+        assert_eq!(probe.token_count, Some(7));
+        assert_eq!(probe.tags, Some(vec![]));
+    }
+
+    #[test]
+    fn query_numbers_name_the_parameter() {
+        let q = QueryParams::from_pairs(&[("page", "2"), ("limit", "")]);
+        assert_eq!(q.paging().unwrap(), (2, 10));
+        for bad in [
+            ("limit", "0"),
+            ("limit", "101"),
+            ("limit", "ten"),
+            ("page", "0"),
+            ("page", "-1"),
+        ] {
+            let error = QueryParams::from_pairs(&[bad]).paging().unwrap_err().0;
+            assert_eq!(error.details[0].field, bad.0, "{bad:?}");
+        }
+        let twice = QueryParams::from_pairs(&[("page", "1"), ("page", "2")]);
+        assert_eq!(twice.paging().unwrap_err().0.details[0].field, "page");
+        assert_eq!(
+            QueryParams::from_pairs(&[])
+                .required("userId")
+                .unwrap_err()
+                .0
+                .details[0]
+                .field,
+            "userId"
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! The gRPC side: lazily connected channels to the services, the request context forwarded as
+//! metadata, and one helper that runs a call under the request timeout.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use metachat_proto::diary::diary_service_client::DiaryServiceClient;
+use metachat_proto::error::{ApiError, ERROR_DOMAIN, ErrorCode};
+use metachat_proto::user::user_service_client::UserServiceClient;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
+
+use crate::config::{GatewayConfig, grpc_uri};
+use crate::error::AppError;
+
+/// gRPC metadata keys the services record in event metadata.
+pub(crate) const REQUEST_ID: &str = "x-request-id";
+pub(crate) const CORRELATION_ID: &str = "x-correlation-id";
+pub(crate) const ACTOR: &str = "x-actor";
+
+/// Until authentication exists every caller is anonymous.
+const ANONYMOUS: &str = "anonymous";
+
+/// A service that cannot be connected to within this is unavailable (503); one that connects
+/// but does not answer within the request timeout is a 504. When the request timeout is the
+/// shorter, it wins.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Largest response accepted from a service: a page of 100 users may carry 100 avatars.
+const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The clients of both services, sharing one channel per service.
+#[derive(Clone)]
+pub(crate) struct Backends {
+    pub users: UserServiceClient<Channel>,
+    pub diary: DiaryServiceClient<Channel>,
+    pub user_health: HealthClient<Channel>,
+    pub diary_health: HealthClient<Channel>,
+    pub timeout: Duration,
+}
+
+impl Backends {
+    /// Creates the channels without connecting: the gateway may start before the services.
+    /// Must run inside a Tokio runtime (the channels spawn their workers).
+    pub(crate) fn connect_lazy(config: &GatewayConfig) -> anyhow::Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            anyhow::bail!("the gateway's router must be built inside a Tokio runtime");
+        }
+        let users = channel("USER_SERVICE_ADDRESS", &config.user_service_address)?;
+        let diary = channel("DIARY_SERVICE_ADDRESS", &config.diary_service_address)?;
+        Ok(Self {
+            users: UserServiceClient::new(users.clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            diary: DiaryServiceClient::new(diary.clone())
+                .max_decoding_message_size(MAX_RESPONSE_BYTES),
+            user_health: HealthClient::new(users),
+            diary_health: HealthClient::new(diary),
+            timeout: config.request_timeout,
+        })
+    }
+}
+
+fn channel(name: &str, address: &str) -> anyhow::Result<Channel> {
+    let uri = grpc_uri(name, address)?;
+    let endpoint = Endpoint::from_shared(uri)?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// Who is asking, carried from the HTTP request into every gRPC call it makes.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestContext {
+    pub request_id: String,
+    pub correlation_id: String,
+}
+
+impl RequestContext {
+    /// `message` as a gRPC request with the context's metadata and the given deadline.
+    pub(crate) fn request<T>(&self, message: T, timeout: Duration) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(timeout);
+        let metadata = request.metadata_mut();
+        // Both ids were checked to be visible ASCII by the middleware.
+        if let Ok(value) = MetadataValue::try_from(self.request_id.as_str()) {
+            metadata.insert(REQUEST_ID, value);
+        }
+        if let Ok(value) = MetadataValue::try_from(self.correlation_id.as_str()) {
+            metadata.insert(CORRELATION_ID, value);
+        }
+        metadata.insert(ACTOR, MetadataValue::from_static(ANONYMOUS));
+        request
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned().unwrap_or_else(|| {
+            let id = uuid::Uuid::new_v4().to_string();
+            Self {
+                request_id: id.clone(),
+                correlation_id: id,
+            }
+        }))
+    }
+}
+
+/// The API error for a failed call. A MetaChat service always attaches its error code; a
+/// status without one whose code says "something broke" comes from the transport, a proxy or a
+/// process that is not the service (a wrong address, an older deployment without the method):
+/// the service is not usable, which is the client's 503, not a 500 bug or a 405.
+pub(crate) fn backend_error(status: &tonic::Status) -> ApiError {
+    if call_timed_out(status) {
+        return deadline_exceeded();
+    }
+    let ours = status
+        .get_error_details()
+        .error_info()
+        .is_some_and(|info| info.domain == ERROR_DOMAIN);
+    let broken = matches!(
+        status.code(),
+        Code::Unknown | Code::Internal | Code::Unimplemented | Code::OutOfRange | Code::DataLoss
+    );
+    if !ours && broken {
+        return ApiError::new(
+            ErrorCode::Unavailable,
+            "a backend service is unavailable; retry later",
+        );
+    }
+    ApiError::from(status.clone())
+}
+
+/// Whether tonic gave up on the call because of its deadline (reported as CANCELLED), as
+/// opposed to failing to connect in time (which is the service being unavailable).
+fn call_timed_out(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::ConnectError>() {
+            return false;
+        }
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+fn deadline_exceeded() -> ApiError {
+    ApiError::new(
+        ErrorCode::DeadlineExceeded,
+        "a backend service did not answer in time",
+    )
+}
+
+/// Awaits a unary call for at most `timeout`, mapping its failure to the API error.
+pub(crate) async fn unary<R>(
+    context: &RequestContext,
+    timeout: Duration,
+    call: impl Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+) -> Result<R, AppError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => {
+            let error = backend_error(&status);
+            if matches!(
+                error.code,
+                ErrorCode::Unavailable | ErrorCode::DeadlineExceeded | ErrorCode::Internal
+            ) {
+                // The raw status may name addresses: it goes to the log, not to the client.
+                tracing::warn!(
+                    request_id = %context.request_id,
+                    grpc_code = ?status.code(),
+                    grpc_message = status.message(),
+                    "backend call failed"
+                );
+            }
+            Err(AppError(error))
+        }
+        Err(_) => {
+            tracing::warn!(
+                request_id = %context.request_id,
+                timeout_ms = timeout.as_millis() as u64,
+                "backend call timed out"
+            );
+            Err(AppError(deadline_exceeded()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_failures_are_unavailable_and_ours_keep_their_code() {
+        for code in [Code::Unknown, Code::Internal, Code::Unimplemented] {
+            let error = backend_error(&tonic::Status::new(code, "h2 protocol error at 10.0.0.7"));
+            assert_eq!(error.code, ErrorCode::Unavailable, "{code:?}");
+            assert!(!error.message.contains("10.0.0.7"));
+        }
+        let ours = tonic::Status::from(ApiError::internal("invariant broken"));
+        assert_eq!(backend_error(&ours).code, ErrorCode::Internal);
+        let missing = tonic::Status::from(ApiError::not_found("no such user"));
+        assert_eq!(backend_error(&missing), ApiError::not_found("no such user"));
+        let refused = backend_error(&tonic::Status::unavailable("tcp connect error"));
+        assert_eq!(refused.code, ErrorCode::Unavailable);
+    }
+}

@@ -1,0 +1,75 @@
+//! Liveness (the process answers) and readiness (both services answer the standard gRPC health
+//! check as SERVING).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::grpc::Backends;
+
+/// The gRPC service names the services register with their health service.
+pub const USER_SERVICE_NAME: &str = "metachat.user.v1.UserService";
+pub const DIARY_SERVICE_NAME: &str = "metachat.diary.v1.DiaryService";
+
+/// A readiness probe must answer quickly even when a service hangs.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(crate) async fn live() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub(crate) async fn ready(State(backends): State<Backends>) -> Response {
+    let timeout = backends.timeout.min(READY_TIMEOUT);
+    let (users, diary) = tokio::join!(
+        check(backends.user_health.clone(), USER_SERVICE_NAME, timeout),
+        check(backends.diary_health.clone(), DIARY_SERVICE_NAME, timeout),
+    );
+    let ready = users == "serving" && diary == "serving";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if ready { "ok" } else { "unavailable" },
+        "checks": { "userService": users, "diaryService": diary },
+    });
+    (status, Json(body)).into_response()
+}
+
+/// `serving`, `not_serving` (answers, but not SERVING or no such service) or `unreachable`.
+async fn check(
+    mut client: HealthClient<Channel>,
+    service: &str,
+    timeout: Duration,
+) -> &'static str {
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: service.to_owned(),
+    });
+    request.set_timeout(timeout);
+    match tokio::time::timeout(timeout, client.check(request)).await {
+        Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => "serving",
+        Ok(Ok(_)) => "not_serving",
+        Ok(Err(status)) => match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+                tracing::debug!(
+                    service,
+                    grpc_message = status.message(),
+                    "health check failed"
+                );
+                "unreachable"
+            }
+            _ => "not_serving",
+        },
+        Err(_) => "unreachable",
+    }
+}

@@ -1,0 +1,77 @@
+//! Per-request plumbing: the request id (taken from `x-request-id` or generated), the
+//! correlation id, error rendering, the echoed header, and one access-log line.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::error;
+use crate::grpc::{CORRELATION_ID, REQUEST_ID, RequestContext};
+
+/// Longest client-supplied id accepted; longer or unprintable ones are replaced.
+const MAX_ID_LEN: usize = 128;
+
+pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = client_id(request.headers(), REQUEST_ID)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let correlation_id =
+        client_id(request.headers(), CORRELATION_ID).unwrap_or_else(|| request_id.clone());
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .filter(|path| !path.contains("__private__"))
+        .unwrap_or_else(|| "unmatched".to_owned());
+    request.extensions_mut().insert(RequestContext {
+        request_id: request_id.clone(),
+        correlation_id,
+    });
+
+    let response = next.run(request).await;
+    let mut response = error::render(response, &request_id);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    tracing::info!(
+        target: "api_gateway::access",
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        duration_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        request_id = %request_id,
+        "request"
+    );
+    response
+}
+
+/// The header's value when it is usable as an id: 1..=128 visible ASCII characters.
+fn client_id(headers: &HeaderMap, name: &str) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    let usable = !value.is_empty()
+        && value.len() <= MAX_ID_LEN
+        && value.bytes().all(|b| b.is_ascii_graphic());
+    usable.then(|| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_printable_bounded_ids_are_taken_from_the_client() {
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(client_id(&headers, REQUEST_ID).as_deref(), Some("abc-123"));
+        headers.insert(REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_eq!(client_id(&headers, REQUEST_ID), None);
+        let long = "x".repeat(MAX_ID_LEN + 1);
+        headers.insert(REQUEST_ID, HeaderValue::from_str(&long).unwrap());
+        assert_eq!(client_id(&headers, REQUEST_ID), None);
+        assert_eq!(client_id(&headers, CORRELATION_ID), None);
+    }
+}

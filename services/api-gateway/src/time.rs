@@ -1,0 +1,191 @@
+//! Timestamps in and out: RFC 3339 or a bare date on the way in, RFC 3339 UTC on the way out.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
+use metachat_proto::Timestamp;
+
+use crate::error::AppError;
+use crate::extract::QueryParams;
+
+/// What a bare date (`YYYY-MM-DD`, UTC) stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DateMeans {
+    /// 00:00:00Z that day: the inclusive start of a range.
+    StartOfDay,
+    /// 00:00:00Z the next day: the exclusive end of a range that includes the whole day.
+    EndOfDayExclusive,
+    /// The last instant of that day: "as of" the day, including everything recorded on it.
+    LastInstantOfDay,
+}
+
+const EXPECTED: &str =
+    "must be an RFC 3339 timestamp (e.g. 2023-01-01T10:00:00Z) or a date (YYYY-MM-DD)";
+const EXPECTED_TIMESTAMP: &str = "must be an RFC 3339 timestamp (e.g. 2023-01-01T10:00:00Z)";
+
+/// Parses a query parameter that accepts an RFC 3339 timestamp or a bare date.
+pub(crate) fn parse_instant(
+    name: &str,
+    value: &str,
+    date_means: DateMeans,
+) -> Result<DateTime<Utc>, AppError> {
+    if let Some(date) = parse_date(value) {
+        let start = match date_means {
+            DateMeans::StartOfDay => Some(date),
+            DateMeans::EndOfDayExclusive | DateMeans::LastInstantOfDay => date.succ_opt(),
+        }
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|midnight| midnight.and_utc())
+        .ok_or_else(|| AppError::invalid(name, EXPECTED))?;
+        return Ok(match date_means {
+            DateMeans::LastInstantOfDay => start - TimeDelta::nanoseconds(1),
+            _ => start,
+        });
+    }
+    parse_rfc3339(value).ok_or_else(|| AppError::invalid(name, EXPECTED))
+}
+
+/// Parses a body field that must be a full RFC 3339 timestamp.
+pub(crate) fn parse_timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, AppError> {
+    parse_rfc3339(value.trim()).ok_or_else(|| AppError::invalid(name, EXPECTED_TIMESTAMP))
+}
+
+fn parse_date(value: &str) -> Option<NaiveDate> {
+    let bytes = value.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    shaped
+        .then(|| NaiveDate::parse_from_str(value, "%Y-%m-%d").ok())
+        .flatten()
+}
+
+fn parse_rfc3339(value: &str) -> Option<DateTime<Utc>> {
+    if let Ok(parsed) = DateTime::parse_from_rfc3339(value) {
+        return Some(parsed.with_timezone(&Utc));
+    }
+    // An unencoded `+` in a query string arrives as a space: `...T10:00:00 02:00`.
+    let bytes = value.as_bytes();
+    let n = bytes.len();
+    if n > 6 && bytes[n - 6] == b' ' && bytes[n - 3] == b':' {
+        let repaired = format!("{}+{}", &value[..n - 6], &value[n - 5..]);
+        return DateTime::parse_from_rfc3339(&repaired)
+            .ok()
+            .map(|parsed| parsed.with_timezone(&Utc));
+    }
+    None
+}
+
+/// The `asOf` query parameter: the state at that moment; a bare date means the end of that day
+/// (UTC), so everything recorded on it is included.
+pub(crate) fn as_of(query: &QueryParams) -> Result<Option<Timestamp>, AppError> {
+    Ok(query
+        .get("asOf")?
+        .map(|v| parse_instant("asOf", v, DateMeans::LastInstantOfDay))
+        .transpose()?
+        .map(to_timestamp))
+}
+
+pub(crate) fn to_timestamp(instant: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: instant.timestamp(),
+        nanos: instant.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// RFC 3339 in UTC with `Z`, with as many fractional digits as needed (none for whole seconds).
+pub(crate) fn format_timestamp(timestamp: &Timestamp) -> Option<String> {
+    let nanos = u32::try_from(timestamp.nanos).ok()?;
+    DateTime::from_timestamp(timestamp.seconds, nanos)
+        .map(|instant| instant.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+pub(crate) fn format_optional(timestamp: Option<&Timestamp>) -> Option<String> {
+    timestamp.and_then(format_timestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instant(value: &str, means: DateMeans) -> String {
+        let parsed = parse_instant("t", value, means).unwrap();
+        format_timestamp(&to_timestamp(parsed)).unwrap()
+    }
+
+    #[test]
+    fn a_bare_date_is_a_utc_day() {
+        assert_eq!(
+            instant("2023-01-01", DateMeans::StartOfDay),
+            "2023-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            instant("2023-12-31", DateMeans::EndOfDayExclusive),
+            "2024-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            instant("2024-02-28", DateMeans::EndOfDayExclusive),
+            "2024-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            instant("2023-06-30", DateMeans::LastInstantOfDay),
+            "2023-06-30T23:59:59.999999999Z"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_converted_to_utc_and_kept_exact() {
+        assert_eq!(
+            instant("2023-01-01T10:00:00+02:00", DateMeans::EndOfDayExclusive),
+            "2023-01-01T08:00:00Z"
+        );
+        assert_eq!(
+            instant("2023-01-01T10:00:00 02:00", DateMeans::StartOfDay),
+            "2023-01-01T08:00:00Z"
+        );
+        assert_eq!(
+            instant("2023-01-01T10:00:00.250Z", DateMeans::StartOfDay),
+            "2023-01-01T10:00:00.250Z"
+        );
+    }
+
+    #[test]
+    fn unparsable_values_name_the_parameter() {
+        for bad in [
+            "2023-13-01",
+            "2023-02-30",
+            "2023-1-1",
+            "yesterday",
+            "2023-01-01T25:00:00Z",
+            "+2023-01-01",
+        ] {
+            let error = parse_instant("endTime", bad, DateMeans::EndOfDayExclusive)
+                .unwrap_err()
+                .0;
+            assert_eq!(error.details[0].field, "endTime", "{bad}");
+        }
+        assert!(parse_timestamp("startTime", "2023-01-01").is_err());
+        assert!(parse_timestamp("startTime", "2023-01-01T10:00:00Z").is_ok());
+    }
+
+    #[test]
+    fn invalid_stored_timestamps_render_as_none() {
+        assert_eq!(
+            format_timestamp(&Timestamp {
+                seconds: 0,
+                nanos: -1
+            }),
+            None
+        );
+        assert_eq!(
+            format_timestamp(&Timestamp {
+                seconds: 1_672_567_200,
+                nanos: 0
+            })
+            .as_deref(),
+            Some("2023-01-01T10:00:00Z")
+        );
+    }
+}

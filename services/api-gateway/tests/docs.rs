@@ -1,0 +1,113 @@
+//! The OpenAPI document matches the router, and the documentation is served self-contained.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use api_gateway::{GatewayConfig, OPENAPI_JSON};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use support::*;
+
+/// The OpenAPI document's operations, as `(METHOD, path)`.
+fn documented_operations() -> BTreeSet<(String, String)> {
+    let doc: Value = serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut operations = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, _) in item.as_object().expect("path item") {
+            if [
+                "get", "put", "post", "delete", "patch", "head", "options", "trace",
+            ]
+            .contains(&method.as_str())
+            {
+                operations.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    operations
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_the_router_have_the_same_routes() {
+    let served: BTreeSet<(String, String)> = api_gateway::routes()
+        .into_iter()
+        .map(|(method, path)| (method.to_string(), path.to_owned()))
+        .collect();
+    let documented = documented_operations();
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty(),
+        "served but not documented: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "documented but not served: {unserved:?}"
+    );
+
+    // And each documented operation really reaches a handler (not the 404/405 fallbacks).
+    let gateway = spawn_without_services().await;
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", SOME_ID).replace("{userId}", SOME_ID);
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let response = gateway.send_json(method.clone(), &concrete, "{}").await;
+        assert!(
+            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status()),
+            "{method} {concrete} -> {}",
+            response.status()
+        );
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_docs_are_served_self_contained() {
+    let gateway = spawn_without_services().await;
+    let root = gateway.send(Method::GET, "/").await;
+    assert!(root.status().is_redirection());
+    assert_eq!(root.headers()["location"], "/docs");
+
+    let docs = gateway.send(Method::GET, "/docs").await;
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(
+        docs.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("fetch(\"/openapi.json\")"));
+    for external in ["http://", "https://", "//cdn", "src=\"", "<link"] {
+        assert!(
+            !html.contains(external),
+            "the docs page must not load {external}"
+        );
+    }
+
+    let openapi = gateway.send(Method::GET, "/openapi.json").await;
+    assert_eq!(openapi.status(), StatusCode::OK);
+    let doc: Value = openapi.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for code in ["400", "404", "409", "413", "503", "504"] {
+        assert!(
+            OPENAPI_JSON.contains(&format!("| {code} |")),
+            "status {code} documented"
+        );
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_router_needs_a_usable_address() {
+    let bad = GatewayConfig {
+        user_service_address: "https://users:50051".into(),
+        ..GatewayConfig::default()
+    };
+    let error = api_gateway::router(&bad).expect_err("TLS addresses are refused");
+    assert!(
+        error.to_string().contains("USER_SERVICE_ADDRESS"),
+        "{error}"
+    );
+    assert!(api_gateway::router(&GatewayConfig::default()).is_ok());
+}
