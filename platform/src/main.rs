@@ -43,7 +43,7 @@ fn main() -> std::process::ExitCode {
             }
             "user-service" => user_service::standalone::run_from_env().await,
             "diary-service" => diary_service::standalone::run_from_env().await,
-            "api-gateway" => api_gateway_from_env().await,
+            "api-gateway" => api_gateway::standalone::run_from_env().await,
             "help" | "-h" | "--help" => {
                 println!("{USAGE}");
                 Ok(())
@@ -55,23 +55,5 @@ fn main() -> std::process::ExitCode {
             other => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
         }
     });
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("metachat: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-/// The API gateway alone, configured like the api-gateway binary.
-async fn api_gateway_from_env() -> anyhow::Result<()> {
-    use anyhow::Context;
-    init_logging(&LogSettings::from_env("api-gateway")?)?;
-    let port: u16 = metachat_runtime::env_parse("PORT", 8080)?;
-    let config = api_gateway::GatewayConfig::from_env()?;
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
-        .await
-        .with_context(|| format!("cannot listen on port {port} (is it in use? set PORT)"))?;
-    api_gateway::serve(listener, config, shutdown_signal()).await
+    metachat_runtime::exit_code("metachat", result)
 }

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     FailedPrecondition,
     /// The request body is larger than the gateway accepts.
     PayloadTooLarge,
+    /// The request body is not declared as JSON.
+    UnsupportedMediaType,
     /// The route exists but not with this method.
     MethodNotAllowed,
     Unauthenticated,
@@ -42,89 +44,32 @@ pub enum ErrorCode {
 }
 
 /// The one table: code, name, gRPC status, HTTP status.
+#[rustfmt::skip]
 const TABLE: &[(ErrorCode, &str, Code, StatusCode)] = &[
-    (
-        ErrorCode::InvalidArgument,
-        "invalid_argument",
-        Code::InvalidArgument,
-        StatusCode::BAD_REQUEST,
-    ),
-    (
-        ErrorCode::NotFound,
-        "not_found",
-        Code::NotFound,
-        StatusCode::NOT_FOUND,
-    ),
-    (
-        ErrorCode::AlreadyExists,
-        "already_exists",
-        Code::AlreadyExists,
-        StatusCode::CONFLICT,
-    ),
-    (
-        ErrorCode::Conflict,
-        "conflict",
-        Code::Aborted,
-        StatusCode::CONFLICT,
-    ),
-    (
-        ErrorCode::FailedPrecondition,
-        "failed_precondition",
-        Code::FailedPrecondition,
-        StatusCode::CONFLICT,
-    ),
-    (
-        ErrorCode::PayloadTooLarge,
-        "payload_too_large",
-        Code::ResourceExhausted,
-        StatusCode::PAYLOAD_TOO_LARGE,
-    ),
-    (
-        ErrorCode::MethodNotAllowed,
-        "method_not_allowed",
-        Code::Unimplemented,
-        StatusCode::METHOD_NOT_ALLOWED,
-    ),
-    (
-        ErrorCode::Unauthenticated,
-        "unauthenticated",
-        Code::Unauthenticated,
-        StatusCode::UNAUTHORIZED,
-    ),
-    (
-        ErrorCode::PermissionDenied,
-        "permission_denied",
-        Code::PermissionDenied,
-        StatusCode::FORBIDDEN,
-    ),
-    (
-        ErrorCode::Unavailable,
-        "unavailable",
-        Code::Unavailable,
-        StatusCode::SERVICE_UNAVAILABLE,
-    ),
-    (
-        ErrorCode::DeadlineExceeded,
-        "deadline_exceeded",
-        Code::DeadlineExceeded,
-        StatusCode::GATEWAY_TIMEOUT,
-    ),
-    (
-        ErrorCode::Internal,
-        "internal",
-        Code::Internal,
-        StatusCode::INTERNAL_SERVER_ERROR,
-    ),
+    (ErrorCode::InvalidArgument, "invalid_argument", Code::InvalidArgument, StatusCode::BAD_REQUEST),
+    (ErrorCode::NotFound, "not_found", Code::NotFound, StatusCode::NOT_FOUND),
+    (ErrorCode::AlreadyExists, "already_exists", Code::AlreadyExists, StatusCode::CONFLICT),
+    (ErrorCode::Conflict, "conflict", Code::Aborted, StatusCode::CONFLICT),
+    (ErrorCode::FailedPrecondition, "failed_precondition", Code::FailedPrecondition, StatusCode::CONFLICT),
+    (ErrorCode::PayloadTooLarge, "payload_too_large", Code::ResourceExhausted, StatusCode::PAYLOAD_TOO_LARGE),
+    (ErrorCode::UnsupportedMediaType, "unsupported_media_type", Code::InvalidArgument, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    (ErrorCode::MethodNotAllowed, "method_not_allowed", Code::Unimplemented, StatusCode::METHOD_NOT_ALLOWED),
+    (ErrorCode::Unauthenticated, "unauthenticated", Code::Unauthenticated, StatusCode::UNAUTHORIZED),
+    (ErrorCode::PermissionDenied, "permission_denied", Code::PermissionDenied, StatusCode::FORBIDDEN),
+    (ErrorCode::Unavailable, "unavailable", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+    (ErrorCode::DeadlineExceeded, "deadline_exceeded", Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
+    (ErrorCode::Internal, "internal", Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),
 ];
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         Self::InvalidArgument,
         Self::NotFound,
         Self::AlreadyExists,
         Self::Conflict,
         Self::FailedPrecondition,
         Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
         Self::MethodNotAllowed,
         Self::Unauthenticated,
         Self::PermissionDenied,

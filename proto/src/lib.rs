@@ -3,6 +3,13 @@
 
 pub mod error;
 
+/// gRPC metadata keys the gateway sets on every call and the services record in event metadata.
+pub mod metadata {
+    pub const REQUEST_ID: &str = "x-request-id";
+    pub const CORRELATION_ID: &str = "x-correlation-id";
+    pub const ACTOR: &str = "x-actor";
+}
+
 /// Generated code, nested like the protobuf packages so cross-package references resolve.
 pub mod metachat {
     pub mod common {

@@ -4,7 +4,7 @@
 # State lives OUTSIDE the git clone, one folder per service:
 #   ${METACHAT_INFRA_DIR:-$HOME/.cache/metachat-infra}/<service>/{jars,data,logs,run,conf}
 
-INFRA_SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+INFRA_SRC_DIR="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
 INFRA_DIR="${METACHAT_INFRA_DIR:-${HOME:-/root}/.cache/metachat-infra}"
 
 log()  { printf '[%s %s] %s\n' "$(date +%H:%M:%S)" "${SERVICE:-infra}" "$*" >&2; }
@@ -42,7 +42,7 @@ find_java17() {
               /usr/lib/jvm/java-17-openjdk-amd64/bin/java /usr/lib/jvm/java-17-openjdk-arm64/bin/java \
               /usr/lib/jvm/java-17-openjdk*/bin/java /usr/lib/jvm/*17*/bin/java \
               "$(command -v java 2>/dev/null || true)"; do
-    [ -n "$cand" ] && [ -x "$cand" ] || continue
+    if [ -z "$cand" ] || [ ! -x "$cand" ]; then continue; fi
     v=$("$cand" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
     if [ "$v" = 17 ]; then JAVA="$cand"; return 0; fi
   done
@@ -154,3 +154,27 @@ usage_exit() {
   echo "usage: $0 {start|stop|status}" >&2
   exit 2
 }
+
+# ---------------------------------------------------------------- probes / kafka tools
+# probe KIND PORT: protocol-level readiness check (scripts/infra/probe.py, python3 stdlib only).
+probe() {
+  local py
+  py=$(command -v python3 || true)
+  # no python3 (or METACHAT_INFRA_NO_PYTHON=1, to test that path): caller falls back to another check
+  if [ -z "$py" ] || [ "${METACHAT_INFRA_NO_PYTHON:-0}" = 1 ]; then return 2; fi
+  "$py" "$INFRA_SRC_DIR/probe.py" "$1" 127.0.0.1 "$2"
+}
+
+# JVM flags for short-lived CLI tools: small heap, C1 only, serial GC => faster start on 2 cores.
+KAFKA_TOOL_OPTS=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+  -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.logFile=System.err)
+
+# kafka_tool CLASS ARGS...: run one of Kafka's Java tools from the cached jars (fetched if missing).
+kafka_tool() {
+  local cls=$1; shift
+  find_java17
+  fetch_jars kafka "$INFRA_SRC_DIR/kafka/pom.xml"
+  "$JAVA" "${KAFKA_TOOL_OPTS[@]}" -cp "$(svc_dir kafka)/jars/*" "$cls" "$@"
+}
+
+kafka_bootstrap() { printf '127.0.0.1:%s' "${METACHAT_KAFKA_PORT:-19092}"; }

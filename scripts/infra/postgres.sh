@@ -6,7 +6,7 @@
 set -euo pipefail
 SERVICE=postgres
 # shellcheck source=lib.sh
-. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+. "$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)/lib.sh"
 
 PG_PORT="${METACHAT_PG_PORT:-55432}"
 PG_USER=metachat
@@ -22,7 +22,7 @@ URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
 find_pg_bindir() {
   if [ -n "${METACHAT_PG_BINDIR:-}" ]; then PG_BINDIR=$METACHAT_PG_BINDIR; return; fi
   if [ -x /usr/lib/postgresql/15/bin/initdb ]; then PG_BINDIR=/usr/lib/postgresql/15/bin; return; fi
-  PG_BINDIR=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+  PG_BINDIR=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -1 || true)
 }
 
 ensure_pg_installed() {
@@ -35,16 +35,17 @@ ensure_pg_installed() {
       apt_install postgresql postgresql-client
     fi
     find_pg_bindir
-    [ -n "$PG_BINDIR" ] && [ -x "$PG_BINDIR/initdb" ] || die "initdb still missing after install"
+    if [ -z "$PG_BINDIR" ] || [ ! -x "$PG_BINDIR/initdb" ]; then die "initdb still missing after install"; fi
   fi
 }
 
 # The server refuses to run as root: as root we run it as the `postgres` OS user.
+# fds 8/9 (our flock locks) are closed so a spawned server never inherits (and holds) a lock.
 as_pg() {
   if [ "$(id -u)" = 0 ]; then
-    (cd / && runuser -u postgres -- "$@")
+    (cd / && runuser -u postgres -- "$@") 8>&- 9>&-
   else
-    "$@"
+    "$@" 8>&- 9>&-
   fi
 }
 
@@ -175,7 +176,8 @@ do_status() {
 }
 
 case "${1:-}" in
-  start)  with_lock postgres do_start ;;
+  start)  if healthy; then log "already running: $URL"; exit 0; fi
+          with_lock postgres do_start ;;
   stop)   with_lock postgres do_stop ;;
   status) do_status ;;
   *) usage_exit ;;

@@ -14,10 +14,7 @@ use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::transport::server::Router;
 
-/// gRPC metadata keys the gateway sets and the services record in event metadata.
-pub const REQUEST_ID: &str = "x-request-id";
-pub const CORRELATION_ID: &str = "x-correlation-id";
-pub const ACTOR: &str = "x-actor";
+use metachat_proto::metadata::{ACTOR, CORRELATION_ID, REQUEST_ID};
 
 /// The event metadata for a command carried by `request`.
 pub fn event_metadata<T>(request: &tonic::Request<T>) -> EventMetadata {
@@ -62,7 +59,10 @@ pub fn store_error(error: EventStoreError) -> ApiError {
         ),
         ref e if e.is_unavailable() => {
             tracing::warn!(error = %error, "event store unavailable");
-            ApiError::new(ErrorCode::Unavailable, "storage is unavailable; retry later")
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "storage is unavailable; retry later",
+            )
         }
         other => {
             tracing::error!(error = %other, "event store failure");

@@ -7,6 +7,22 @@ mod logging;
 pub use config::{ConfigError, env_or, env_parse, env_var};
 pub use logging::{LogFormat, LogSettings, init_logging};
 
+/// The process exit code for a program's outcome, printing a failure (with its causes) to
+/// stderr and to the log.
+pub fn exit_code<E: std::fmt::Display>(
+    program: &str,
+    outcome: Result<(), E>,
+) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{program}: {error:#}");
+            tracing::error!(error = %format!("{error:#}"), "{program} failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -53,7 +53,7 @@ impl LogSettings {
             return Err(ConfigError {
                 name: "LOG_LEVEL".into(),
                 value: level,
-                reason: "expected debug, info, warn or error".into(),
+                reason: "expected trace, debug, info, warn or error".into(),
             });
         }
         Ok(Self {

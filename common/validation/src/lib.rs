@@ -40,7 +40,11 @@ impl Violations {
 
     /// `Ok(value)` when nothing was found, else the violations.
     pub fn finish<T>(self, value: T) -> Result<T, Violations> {
-        if self.0.is_empty() { Ok(value) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 
     /// Trims `value` and checks its length in characters; returns the trimmed text.
@@ -113,10 +117,16 @@ mod tests {
         assert!(v.is_empty());
         v.text("name", "   ", 1, 3);
         v.text("bio", "abcd", 0, 3);
-        let found: Vec<_> = v.iter().map(|x| (x.field.as_str(), x.message.as_str())).collect();
+        let found: Vec<_> = v
+            .iter()
+            .map(|x| (x.field.as_str(), x.message.as_str()))
+            .collect();
         assert_eq!(
             found,
-            [("name", "must not be empty"), ("bio", "must be at most 3 characters")]
+            [
+                ("name", "must not be empty"),
+                ("bio", "must be at most 3 characters")
+            ]
         );
     }
 
@@ -126,7 +136,10 @@ mod tests {
         v.range("a", 0.5, 0.0, 1.0);
         v.range("b", f64::NAN, 0.0, 1.0);
         v.range("c", 1.01, 0.0, 1.0);
-        assert_eq!(v.iter().map(|x| x.field.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(
+            v.iter().map(|x| x.field.as_str()).collect::<Vec<_>>(),
+            ["b", "c"]
+        );
     }
 
     #[test]
@@ -134,6 +147,9 @@ mod tests {
         assert!(parse_id("id", "6f1c1a4e-4a0b-4c53-9e7e-8d8f3f7f2f10").is_ok());
         let err = parse_id("userId", "user-id").unwrap_err();
         assert_eq!(err.to_string(), "userId: must be a UUID");
-        assert_eq!(parse_id("id", "").unwrap_err().to_string(), "id: is required");
+        assert_eq!(
+            parse_id("id", "").unwrap_err().to_string(),
+            "id: is required"
+        );
     }
 }

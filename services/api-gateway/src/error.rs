@@ -137,6 +137,9 @@ fn default_message(code: ErrorCode) -> &'static str {
             "the request conflicts with the resource's state"
         }
         ErrorCode::PayloadTooLarge => "the request body is too large (limit 1 MiB)",
+        ErrorCode::UnsupportedMediaType => {
+            "the request body must be JSON (Content-Type: application/json)"
+        }
         ErrorCode::MethodNotAllowed => "method not allowed",
         ErrorCode::Unauthenticated => "authentication required",
         ErrorCode::PermissionDenied => "permission denied",
@@ -160,7 +163,7 @@ mod tests {
         );
         assert_eq!(
             code_for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            ErrorCode::InvalidArgument
+            ErrorCode::UnsupportedMediaType
         );
         assert_eq!(
             code_for_status(StatusCode::BAD_GATEWAY),

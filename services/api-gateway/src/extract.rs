@@ -71,10 +71,15 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Option
         return Ok(None);
     }
     if !declared_json {
-        return Err(AppError::invalid(
-            "Content-Type",
-            "must be application/json",
-        ));
+        let mut error = ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "Content-Type: must be application/json",
+        );
+        error.details.push(metachat_proto::error::FieldViolation {
+            field: "Content-Type".into(),
+            message: "must be application/json".into(),
+        });
+        return Err(AppError(error));
     }
     Ok(Some(bytes))
 }

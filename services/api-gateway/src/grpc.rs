@@ -18,10 +18,7 @@ use tonic_types::StatusExt;
 use crate::config::{GatewayConfig, grpc_uri};
 use crate::error::AppError;
 
-/// gRPC metadata keys the services record in event metadata.
-pub(crate) const REQUEST_ID: &str = "x-request-id";
-pub(crate) const CORRELATION_ID: &str = "x-correlation-id";
-pub(crate) const ACTOR: &str = "x-actor";
+pub(crate) use metachat_proto::metadata::{ACTOR, CORRELATION_ID, REQUEST_ID};
 
 /// Until authentication exists every caller is anonymous.
 const ANONYMOUS: &str = "anonymous";

@@ -15,6 +15,7 @@ mod extract;
 mod grpc;
 mod health;
 mod request_id;
+pub mod standalone;
 mod time;
 mod users;
 

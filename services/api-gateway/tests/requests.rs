@@ -113,7 +113,12 @@ async fn malformed_bodies_are_400s_naming_the_field() {
         .send()
         .await
         .unwrap();
-    let error = envelope(form, StatusCode::BAD_REQUEST, "invalid_argument").await;
+    let error = envelope(
+        form,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
     assert_eq!(fields(&error), ["Content-Type"]);
     let empty = gateway.send(Method::POST, "/users").await;
     let error = envelope(empty, StatusCode::BAD_REQUEST, "invalid_argument").await;

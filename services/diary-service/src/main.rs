@@ -1,6 +1,9 @@
-//! The diary service as its own process: gRPC on `PORT` (default 50052).
+//! The diary-service as its own process (see `standalone::run_from_env` for its configuration).
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    diary_service::standalone::run_from_env().await
+async fn main() -> std::process::ExitCode {
+    metachat_runtime::exit_code(
+        "diary-service",
+        diary_service::standalone::run_from_env().await,
+    )
 }

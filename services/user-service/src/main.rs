@@ -1,6 +1,9 @@
-//! The user service as its own process: gRPC on `PORT` (default 50051).
+//! The user-service as its own process (see `standalone::run_from_env` for its configuration).
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    user_service::standalone::run_from_env().await
+async fn main() -> std::process::ExitCode {
+    metachat_runtime::exit_code(
+        "user-service",
+        user_service::standalone::run_from_env().await,
+    )
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# kafka-console-consumer.sh: Kafka's own kafka-console-consumer tool (org.apache.kafka.tools.consumer.ConsoleConsumer) from the cached jars:
+# read a topic (e.g. --topic T --from-beginning --max-messages 10 --formatter-property print.key=true).
+# --bootstrap-server defaults to 127.0.0.1:${METACHAT_KAFKA_PORT:-19092}. Pass --help for all options.
+set -euo pipefail
+SERVICE=kafka
+# shellcheck source=lib.sh
+. "$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)/lib.sh"
+case " $* " in
+  *" --bootstrap-server "*|*" --bootstrap-server="*|*" --help "*|*" --version "*) set -- "$@" ;;
+  *) set -- --bootstrap-server "$(kafka_bootstrap)" "$@" ;;
+esac
+kafka_tool org.apache.kafka.tools.consumer.ConsoleConsumer "$@"
