@@ -44,6 +44,16 @@ async fn the_readme_walkthrough_works_as_written() {
         "{stdout}"
     );
     assert!(stdout.contains("\"durationMinutes\":60.0"), "{stdout}");
+    // The time-travel request shows the user as they were before the archetype.
+    let as_of = stdout
+        .lines()
+        .filter(|l| l.starts_with("{\"id\"") && l.contains("\"username\":\"johndoe\""))
+        .last()
+        .expect("the asOf answer");
+    assert!(
+        as_of.contains("\"archetype\":null") && as_of.contains("\"version\":2"),
+        "{as_of}"
+    );
     let users = app.eventually("/users", |r| r.body["total"] == 1).await;
     let user = &users.body["users"][0];
     assert_eq!(user["username"], "johndoe");

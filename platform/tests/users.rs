@@ -389,6 +389,21 @@ async fn unknown_and_malformed_ids_and_paging_bounds() {
     assert_eq!(page2.body["users"].as_array().unwrap().len(), 1);
     assert_eq!(page2.body["hasMore"], false);
     assert_ne!(page1.body["users"][0]["id"], page2.body["users"][0]["id"]);
+    let cursor = page1.body["nextCursor"]
+        .as_str()
+        .expect("a next cursor")
+        .to_owned();
+    let by_cursor = app.get(&format!("/users?limit=2&cursor={cursor}")).await;
+    assert_eq!(
+        by_cursor.body["users"], page2.body["users"],
+        "a cursor continues where its page ended"
+    );
+    assert_eq!(by_cursor.body["nextCursor"], serde_json::Value::Null);
+    app.get("/users?cursor=not-a-cursor").await.assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("cursor"),
+    );
     let beyond = app.get("/users?page=9&limit=2").await;
     assert_eq!(beyond.status, StatusCode::OK);
     assert_eq!(beyond.body["users"], json!([]));

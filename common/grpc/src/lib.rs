@@ -9,6 +9,7 @@ use event_sourcing::{EventMetadata, EventStoreError, RecordedEvent};
 use metachat_proto::Timestamp;
 use metachat_proto::common::{EventHistory, StoredEvent};
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
+use metachat_read_model::{PageRequest, QueryError};
 use metachat_validation::Violations;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -144,4 +145,44 @@ where
     router(base)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
+}
+
+const DEFAULT_LIMIT: u32 = 10;
+const MAX_LIMIT: u32 = 100;
+
+/// The page number (1-based, 0 meaning 1) and the read-model request for a list call's
+/// `page`, `limit` (0 meaning 10, at most 100) and `cursor` (empty meaning none).
+pub fn page_request(page: u32, limit: u32, cursor: String) -> Result<(u32, PageRequest), ApiError> {
+    let page = page.max(1);
+    let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };
+    if limit > MAX_LIMIT {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    Ok((
+        page,
+        PageRequest {
+            offset: u64::from(page - 1) * u64::from(limit),
+            limit,
+            cursor: (!cursor.is_empty()).then_some(cursor),
+        },
+    ))
+}
+
+/// A failed read-model query as the API reports it.
+pub fn query_error(error: QueryError) -> ApiError {
+    match error {
+        QueryError::InvalidCursor => {
+            ApiError::invalid_field("cursor", "is not a cursor this list returned")
+        }
+        QueryError::Backend(e) => {
+            tracing::error!(error = %e, "read model query failed");
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "queries are unavailable; retry later",
+            )
+        }
+    }
 }

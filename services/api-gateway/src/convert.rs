@@ -73,6 +73,8 @@ pub(crate) struct UserListJson {
     limit: u32,
     total: u64,
     has_more: bool,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 impl From<user::ListUsersResponse> for UserListJson {
@@ -83,6 +85,7 @@ impl From<user::ListUsersResponse> for UserListJson {
             limit: list.limit,
             total: list.total,
             has_more: list.has_more,
+            next_cursor: (!list.next_cursor.is_empty()).then_some(list.next_cursor),
         }
     }
 }
@@ -126,6 +129,8 @@ pub(crate) struct EntryListJson {
     page: u32,
     limit: u32,
     has_more: bool,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 impl From<diary::ListEntriesResponse> for EntryListJson {
@@ -135,6 +140,7 @@ impl From<diary::ListEntriesResponse> for EntryListJson {
             page: list.page,
             limit: list.limit,
             has_more: list.has_more,
+            next_cursor: (!list.next_cursor.is_empty()).then_some(list.next_cursor),
         }
     }
 }
@@ -192,6 +198,8 @@ pub(crate) struct SessionListJson {
     page: u32,
     limit: u32,
     has_more: bool,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
 }
 
 impl From<diary::ListSessionsResponse> for SessionListJson {
@@ -201,6 +209,7 @@ impl From<diary::ListSessionsResponse> for SessionListJson {
             page: list.page,
             limit: list.limit,
             has_more: list.has_more,
+            next_cursor: (!list.next_cursor.is_empty()).then_some(list.next_cursor),
         }
     }
 }

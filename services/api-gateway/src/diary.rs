@@ -149,13 +149,14 @@ pub(crate) async fn list_entries(
     query: QueryParams,
 ) -> Result<Json<EntryListJson>, AppError> {
     let (start_time, end_time) = time_range(&query)?;
-    let (page, limit) = query.paging()?;
+    let (page, limit, cursor) = query.paging()?;
     let request = ListEntriesByUserRequest {
         user_id,
         start_time,
         end_time,
         page,
         limit,
+        cursor,
     };
     let mut client = backends.diary.clone();
     let call = client.list_entries_by_user(context.request(request, backends.timeout));
@@ -236,11 +237,12 @@ pub(crate) async fn list_sessions(
     PathId(user_id): PathId,
     query: QueryParams,
 ) -> Result<Json<SessionListJson>, AppError> {
-    let (page, limit) = query.paging()?;
+    let (page, limit, cursor) = query.paging()?;
     let request = ListSessionsByUserRequest {
         user_id,
         page,
         limit,
+        cursor,
     };
     let mut client = backends.diary.clone();
     let call = client.list_sessions_by_user(context.request(request, backends.timeout));

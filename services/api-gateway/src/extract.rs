@@ -233,6 +233,9 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     }
 }
 
+/// Cursors are short opaque strings; anything longer was not issued by a list.
+const MAX_CURSOR_LEN: usize = 1024;
+
 impl QueryParams {
     #[cfg(test)]
     pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
@@ -283,11 +286,20 @@ impl QueryParams {
         }
     }
 
-    /// `page` (>= 1, default 1) and `limit` (1..=100, default 10).
-    pub(crate) fn paging(&self) -> Result<(u32, u32), AppError> {
+    /// `page` (>= 1, default 1), `limit` (1..=100, default 10) and `cursor` (a previous
+    /// page's `nextCursor`; it takes precedence over `page`).
+    pub(crate) fn paging(&self) -> Result<(u32, u32, String), AppError> {
+        let cursor = self.get("cursor")?.unwrap_or_default();
+        if cursor.len() > MAX_CURSOR_LEN {
+            return Err(AppError::invalid(
+                "cursor",
+                "is not a cursor this list returned",
+            ));
+        }
         Ok((
             self.number("page", 1, 1, u32::MAX)?,
             self.number("limit", 10, 1, 100)?,
+            cursor.to_owned(),
         ))
     }
 }
@@ -404,7 +416,7 @@ mod tests {
     #[test]
     fn query_numbers_name_the_parameter() {
         let q = QueryParams::from_pairs(&[("page", "2"), ("limit", "")]);
-        assert_eq!(q.paging().unwrap(), (2, 10));
+        assert_eq!(q.paging().unwrap(), (2, 10, String::new()));
         for bad in [
             ("limit", "0"),
             ("limit", "101"),
@@ -417,6 +429,9 @@ mod tests {
         }
         let twice = QueryParams::from_pairs(&[("page", "1"), ("page", "2")]);
         assert_eq!(twice.paging().unwrap_err().0.details[0].field, "page");
+        let long = "c".repeat(2000);
+        let cursor = QueryParams::from_pairs(&[("cursor", long.as_str())]);
+        assert_eq!(cursor.paging().unwrap_err().0.details[0].field, "cursor");
         assert_eq!(
             QueryParams::from_pairs(&[])
                 .required("userId")

@@ -165,8 +165,12 @@ pub(crate) async fn list_users(
     context: RequestContext,
     query: QueryParams,
 ) -> Result<Json<UserListJson>, AppError> {
-    let (page, limit) = query.paging()?;
-    let request = ListUsersRequest { page, limit };
+    let (page, limit, cursor) = query.paging()?;
+    let request = ListUsersRequest {
+        page,
+        limit,
+        cursor,
+    };
     let mut client = backends.users.clone();
     let call = client.list_users(context.request(request, backends.timeout));
     Ok(Json(unary(&context, backends.timeout, call).await?.into()))

@@ -6,12 +6,16 @@ use chrono::{DateTime, Utc};
 use event_sourcing::{
     Aggregate, EventMetadata, EventStore, ExecuteError, Loaded, Repository, read_full_stream,
 };
-use metachat_grpc::{event_metadata, from_timestamp, history, invalid, store_error, timestamp};
+use metachat_grpc::{
+    event_metadata, from_timestamp, history, invalid, page_request, query_error, store_error,
+    timestamp,
+};
 use metachat_proto::Timestamp;
 use metachat_proto::common::{EventHistory, HistoryRequest};
 use metachat_proto::diary::diary_service_server::DiaryService;
 use metachat_proto::diary::{self as pb};
 use metachat_proto::error::{ApiError, ErrorCode};
+use metachat_read_model::PageRequest;
 use metachat_validation::parse_id;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -22,9 +26,6 @@ use crate::domain::{
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
-
-const DEFAULT_LIMIT: u32 = 10;
-const MAX_LIMIT: u32 = 100;
 
 /// The diary service over an event store, read models and the user directory.
 pub struct DiaryGrpc {
@@ -163,27 +164,6 @@ fn optional_time(field: &str, ts: Option<Timestamp>) -> Result<Option<DateTime<U
     ts.map(|ts| from_timestamp(field, &ts)).transpose()
 }
 
-/// Offset and limit from 1-based `page` and `limit` (0 means default).
-fn paging(page: u32, limit: u32) -> Result<(u32, u32, u64), ApiError> {
-    let page = page.max(1);
-    let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };
-    if limit > MAX_LIMIT {
-        return Err(ApiError::invalid_field(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    Ok((page, limit, u64::from(page - 1) * u64::from(limit)))
-}
-
-fn read_model_error(error: event_sourcing::ProjectionError) -> ApiError {
-    tracing::error!(error = %error, "diary read model query failed");
-    ApiError::new(
-        ErrorCode::Unavailable,
-        "diary queries are unavailable; retry later",
-    )
-}
-
 #[tonic::async_trait]
 impl DiaryService for DiaryGrpc {
     async fn create_entry(
@@ -307,20 +287,19 @@ impl DiaryService for DiaryGrpc {
         {
             return Err(ApiError::invalid_field("startTime", "must be before endTime").into());
         }
-        let (page, limit, offset) = paging(r.page, r.limit)?;
+        let (page, request) = page_request(r.page, r.limit, r.cursor)?;
         let user_id = self.existing_user("userId", &r.user_id).await?;
-        let mut entries = self
+        let found = self
             .read_models
-            .entries_by_user(&user_id.to_string(), range, offset, limit + 1)
+            .entries_by_user(&user_id.to_string(), range, &request)
             .await
-            .map_err(read_model_error)?;
-        let has_more = entries.len() > limit as usize;
-        entries.truncate(limit as usize);
+            .map_err(query_error)?;
         Ok(Response::new(pb::ListEntriesResponse {
-            entries: entries.into_iter().map(entry_to_proto).collect(),
+            has_more: found.has_more(),
+            next_cursor: found.next_cursor.unwrap_or_default(),
+            entries: found.items.into_iter().map(entry_to_proto).collect(),
             page,
-            limit,
-            has_more,
+            limit: request.limit,
         }))
     }
 
@@ -390,25 +369,19 @@ impl DiaryService for DiaryGrpc {
         request: Request<pb::ListSessionsByUserRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let r = request.into_inner();
-        let (page, limit, offset) = paging(r.page, r.limit)?;
+        let (page, request) = page_request(r.page, r.limit, r.cursor)?;
         let user_id = self.existing_user("userId", &r.user_id).await?;
-        let mut sessions = self
+        let found = self
             .read_models
-            .sessions_by_user(
-                &user_id.to_string(),
-                TimeRange::default(),
-                offset,
-                limit + 1,
-            )
+            .sessions_by_user(&user_id.to_string(), TimeRange::default(), &request)
             .await
-            .map_err(read_model_error)?;
-        let has_more = sessions.len() > limit as usize;
-        sessions.truncate(limit as usize);
+            .map_err(query_error)?;
         Ok(Response::new(pb::ListSessionsResponse {
-            sessions: sessions.into_iter().map(session_to_proto).collect(),
+            has_more: found.has_more(),
+            next_cursor: found.next_cursor.unwrap_or_default(),
+            sessions: found.items.into_iter().map(session_to_proto).collect(),
             page,
-            limit,
-            has_more,
+            limit: request.limit,
         }))
     }
 
@@ -426,21 +399,28 @@ impl DiaryService for DiaryGrpc {
             start: Some(end - period.length()),
             end: Some(end),
         };
+        // Analytics needs every row of the window, however many pages that is.
+        let everything = PageRequest {
+            offset: 0,
+            limit: u32::MAX - 1,
+            cursor: None,
+        };
         let entries = self
             .read_models
-            .entries_by_user(&user_id, range, 0, u32::MAX)
+            .entries_by_user(&user_id, range, &everything)
             .await
-            .map_err(read_model_error)?;
+            .map_err(query_error)?;
         let sessions = self
             .read_models
-            .sessions_by_user(&user_id, range, 0, u32::MAX)
+            .sessions_by_user(&user_id, range, &everything)
             .await
-            .map_err(read_model_error)?;
+            .map_err(query_error)?;
         let entries: Vec<_> = entries
+            .items
             .into_iter()
             .filter_map(|l| l.created_at.map(|at| (l.state, at)))
             .collect();
-        let sessions: Vec<_> = sessions.into_iter().map(|l| l.state).collect();
+        let sessions: Vec<_> = sessions.items.into_iter().map(|l| l.state).collect();
         let a = analytics::compute(period, end, &entries, &sessions);
         Ok(Response::new(pb::Analytics {
             user_id,

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_event};
+use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor};
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
@@ -26,18 +27,16 @@ pub trait DiaryReadModels: Send + Sync + 'static {
         &self,
         user_id: &str,
         range: TimeRange,
-        offset: u64,
-        limit: u32,
-    ) -> Result<Vec<Loaded<Entry>>, ProjectionError>;
+        page: &PageRequest,
+    ) -> Result<Page<Loaded<Entry>>, QueryError>;
 
     /// A user's sessions started within `range`.
     async fn sessions_by_user(
         &self,
         user_id: &str,
         range: TimeRange,
-        offset: u64,
-        limit: u32,
-    ) -> Result<Vec<Loaded<Session>>, ProjectionError>;
+        page: &PageRequest,
+    ) -> Result<Page<Loaded<Session>>, QueryError>;
 }
 
 const SCHEMA: &[&str] = &[
@@ -201,9 +200,9 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         &self,
         user_id: &str,
         range: TimeRange,
-        offset: u64,
-        limit: u32,
-    ) -> Result<Vec<Loaded<Entry>>, ProjectionError> {
+        page: &PageRequest,
+    ) -> Result<Page<Loaded<Entry>>, QueryError> {
+        let offset = offset_cursor::start(page)?;
         let (start, end) = bounds(range);
         let rows = sqlx::query(
             "SELECT * FROM diary_entry_read_model WHERE user_id = ? AND deleted = 0 \
@@ -213,20 +212,25 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         .bind(user_id.to_owned())
         .bind(start)
         .bind(end)
-        .bind(i64::from(limit))
+        .bind(i64::from(page.limit) + 1)
         .bind(offset as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(row_to_entry).collect()
+        let rows = rows.iter().map(row_to_entry).collect::<Result<Vec<_>, _>>();
+        Ok(page_of(
+            rows.map_err(QueryError::Backend)?,
+            offset,
+            page.limit,
+        ))
     }
 
     async fn sessions_by_user(
         &self,
         user_id: &str,
         range: TimeRange,
-        offset: u64,
-        limit: u32,
-    ) -> Result<Vec<Loaded<Session>>, ProjectionError> {
+        page: &PageRequest,
+    ) -> Result<Page<Loaded<Session>>, QueryError> {
+        let offset = offset_cursor::start(page)?;
         let (start, end) = bounds(range);
         let rows = sqlx::query(
             "SELECT * FROM diary_session_read_model WHERE user_id = ? \
@@ -236,11 +240,29 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         .bind(user_id.to_owned())
         .bind(start)
         .bind(end)
-        .bind(i64::from(limit))
+        .bind(i64::from(page.limit) + 1)
         .bind(offset as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(row_to_session).collect()
+        let rows = rows
+            .iter()
+            .map(row_to_session)
+            .collect::<Result<Vec<_>, _>>();
+        Ok(page_of(
+            rows.map_err(QueryError::Backend)?,
+            offset,
+            page.limit,
+        ))
+    }
+}
+
+/// A page from rows fetched with one row more than `limit` (which tells whether more follow).
+fn page_of<T>(mut rows: Vec<T>, offset: u64, limit: u32) -> Page<T> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Page {
+        items: rows,
+        next_cursor: more.then(|| offset_cursor::next(offset, limit)),
     }
 }
 

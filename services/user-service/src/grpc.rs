@@ -25,9 +25,6 @@ use crate::domain::{
 use crate::read_model::UserReadModels;
 use crate::view::UserView;
 
-const DEFAULT_LIMIT: u32 = 10;
-const MAX_LIMIT: u32 = 100;
-
 /// The user service over an event store and read models.
 pub struct UserGrpc {
     store: Arc<dyn EventStore>,
@@ -260,34 +257,24 @@ impl UserService for UserGrpc {
         request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
         let r = request.into_inner();
-        let page = r.page.max(1);
-        let limit = if r.limit == 0 { DEFAULT_LIMIT } else { r.limit };
-        if limit > MAX_LIMIT {
-            return Err(ApiError::invalid_field(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            )
-            .into());
-        }
-        let offset = u64::from(page - 1) * u64::from(limit);
+        let (page, request) = metachat_grpc::page_request(r.page, r.limit, r.cursor)?;
         let found = self
             .read_models
-            .list_users(offset, limit)
+            .list_users(&request)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "user read model query failed");
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "the user list is unavailable; retry later",
-                )
-            })?;
-        let has_more = offset + (found.users.len() as u64) < found.total;
+            .map_err(metachat_grpc::query_error)?;
+        let total = self
+            .read_models
+            .count_users()
+            .await
+            .map_err(metachat_grpc::query_error)?;
         Ok(Response::new(ListUsersResponse {
-            users: found.users.into_iter().map(to_proto).collect(),
+            has_more: found.has_more(),
+            next_cursor: found.next_cursor.unwrap_or_default(),
+            users: found.items.into_iter().map(to_proto).collect(),
             page,
-            limit,
-            total: found.total,
-            has_more,
+            limit: request.limit,
+            total,
         }))
     }
 

@@ -7,23 +7,20 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use event_sourcing::{Projection, ProjectionError, RecordedEvent, decode_event};
+use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::domain::{ArchetypeSet, User, UserEvent};
 use crate::view::UserView;
 
-/// A page of users, oldest first.
-#[derive(Debug, Clone)]
-pub struct UserPage {
-    pub users: Vec<UserView>,
-    pub total: u64,
-}
-
 /// Queries the read models answer.
 #[async_trait]
 pub trait UserReadModels: Send + Sync + 'static {
-    async fn list_users(&self, offset: u64, limit: u32) -> Result<UserPage, ProjectionError>;
+    /// Users, oldest first.
+    async fn list_users(&self, page: &PageRequest) -> Result<Page<UserView>, QueryError>;
+
+    async fn count_users(&self) -> Result<u64, QueryError>;
 }
 
 const SCHEMA: &[&str] = &[
@@ -201,10 +198,15 @@ async fn upsert_archetype(
 
 #[async_trait]
 impl UserReadModels for SqliteUserReadModels {
-    async fn list_users(&self, offset: u64, limit: u32) -> Result<UserPage, ProjectionError> {
+    async fn count_users(&self) -> Result<u64, QueryError> {
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM user_read_model")
             .fetch_one(&self.pool)
             .await?;
+        Ok(total as u64)
+    }
+
+    async fn list_users(&self, page: &PageRequest) -> Result<Page<UserView>, QueryError> {
+        let offset = offset_cursor::start(page)?;
         let rows = sqlx::query(
             "SELECT u.user_id, u.username, u.email, u.first_name, u.last_name, u.date_of_birth, \
              u.avatar, u.bio, u.created_at, u.updated_at, u.version, \
@@ -216,14 +218,20 @@ impl UserReadModels for SqliteUserReadModels {
              LEFT JOIN user_modality_read_model m ON m.user_id = u.user_id \
              ORDER BY u.created_at, u.user_id LIMIT ? OFFSET ?",
         )
-        .bind(i64::from(limit))
+        .bind(i64::from(page.limit) + 1)
         .bind(offset as i64)
         .fetch_all(&self.pool)
         .await?;
-        let users = rows.iter().map(row_to_view).collect::<Result<_, _>>()?;
-        Ok(UserPage {
-            users,
-            total: total as u64,
+        let mut users = rows
+            .iter()
+            .map(row_to_view)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(QueryError::Backend)?;
+        let more = users.len() > page.limit as usize;
+        users.truncate(page.limit as usize);
+        Ok(Page {
+            items: users,
+            next_cursor: more.then(|| offset_cursor::next(offset, page.limit)),
         })
     }
 }
