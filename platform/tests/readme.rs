@@ -47,8 +47,8 @@ async fn the_readme_walkthrough_works_as_written() {
     // The time-travel request shows the user as they were before the archetype.
     let as_of = stdout
         .lines()
-        .filter(|l| l.starts_with("{\"id\"") && l.contains("\"username\":\"johndoe\""))
-        .last()
+        .rev()
+        .find(|l| l.starts_with("{\"id\"") && l.contains("\"username\":\"johndoe\""))
         .expect("the asOf answer");
     assert!(
         as_of.contains("\"archetype\":null") && as_of.contains("\"version\":2"),
