@@ -4,9 +4,11 @@ CARGO ?= cargo
 # Build outside the clone when CARGO_TARGET_DIR is set (CI keeps one between runs).
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
+INFRA := scripts/infra/all.sh
+
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
-	test test-user-service test-diary-service test-api-gateway test-event-sourcing \
-	lint fmt bench rebuild-read-models clean
+	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
+	test-event-sourcing infra infra-stop lint fmt bench rebuild-read-models clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -26,22 +28,35 @@ build-diary-service: ## Build the diary service binary
 build-api-gateway: ## Build the API gateway binary
 	$(CARGO) build --release -p api-gateway --bin api-gateway
 
-test: ## Run the whole test suite (what CI runs)
+test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka, Cassandra
 	$(CARGO) test --workspace --locked
+	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform
 
-test-user-service: ## Run the user service's tests and the user API tests
+test-embedded: ## Only the tests that need no servers: the end-to-end suite on the embedded store
+	$(CARGO) test --locked -p metachat
+
+test-production: infra ## The end-to-end suite against PostgreSQL, Kafka and Cassandra
+	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform
+
+test-user-service: infra ## Run the user service's tests and the user API tests
 	$(CARGO) test --locked -p user-service
 	$(CARGO) test --locked -p metachat --test users
 
-test-diary-service: ## Run the diary service's tests and the diary API tests
+test-diary-service: infra ## Run the diary service's tests and the diary API tests
 	$(CARGO) test --locked -p diary-service
 	$(CARGO) test --locked -p metachat --test diary
 
 test-api-gateway: ## Run the gateway's tests
 	$(CARGO) test --locked -p api-gateway
 
-test-event-sourcing: ## Run the event-store contract suite and the core's tests
+test-event-sourcing: infra ## Run the event-store contract suite (SQLite and PostgreSQL)
 	$(CARGO) test --locked -p metachat-event-sourcing
+
+infra: ## Start PostgreSQL, Kafka and Cassandra for the tests (idempotent; see scripts/infra)
+	$(INFRA) start
+
+infra-stop: ## Stop the test servers
+	$(INFRA) stop
 
 lint: ## Check formatting and clippy warnings
 	$(CARGO) fmt --all -- --check

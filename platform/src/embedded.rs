@@ -11,9 +11,8 @@ use anyhow::Context;
 use diary_service::{GrpcUserDirectory, SqliteDiaryReadModels};
 use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
 use event_sourcing::{EventCodec, EventStore, Projection, ProjectionRunner};
-use metachat_runtime::{env_or, env_parse};
+use metachat_runtime::{Stop, env_or, env_parse};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use user_service::SqliteUserReadModels;
 
@@ -107,16 +106,10 @@ pub async fn run(
     let user_address = local_address(config.bind, user.local_addr()?.port());
     let diary_address = local_address(config.bind, diary.local_addr()?.port());
 
-    let (stop, stopped) = watch::channel(false);
-    let stop_signal = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
+    let stop = Stop::new();
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
     for runner in embedded.projection_runners() {
-        let until = stop_signal();
+        let until = stop.signal();
         tasks.spawn(async move {
             runner.run(until).await;
             Ok("projections")
@@ -124,7 +117,7 @@ pub async fn run(
     }
     let store: Arc<dyn EventStore> = embedded.store.clone();
     {
-        let (store, read_models, until) = (store.clone(), embedded.users.clone(), stop_signal());
+        let (store, read_models, until) = (store.clone(), embedded.users.clone(), stop.signal());
         tasks.spawn(async move {
             user_service::serve(user, store, read_models, until).await?;
             Ok("user service")
@@ -132,7 +125,7 @@ pub async fn run(
     }
     {
         let users = Arc::new(GrpcUserDirectory::new(&user_address)?);
-        let (read_models, until) = (embedded.diary.clone(), stop_signal());
+        let (read_models, until) = (embedded.diary.clone(), stop.signal());
         tasks.spawn(async move {
             diary_service::serve(diary, store, read_models, users, until).await?;
             Ok("diary service")
@@ -144,7 +137,7 @@ pub async fn run(
             diary_service_address: diary_address.clone(),
             request_timeout: Duration::from_secs(10),
         };
-        let until = stop_signal();
+        let until = stop.signal();
         tasks.spawn(async move {
             api_gateway::serve(gateway, gateway_config, until).await?;
             Ok("API gateway")
@@ -171,7 +164,7 @@ pub async fn run(
             };
         }
     }
-    let _ = stop.send(true);
+    stop.now();
     while let Some(ended) = tasks.join_next().await {
         if let Ok(Err(e)) = ended {
             tracing::error!(error = %e, "component failed while stopping");

@@ -3,6 +3,7 @@
 use metachat_runtime::{LogSettings, init_logging, shutdown_signal};
 
 mod embedded;
+mod production;
 
 const USAGE: &str = "\
 Usage: metachat [COMMAND]
@@ -14,7 +15,8 @@ Commands:
   user-service          Run only the user service (configured like the user-service binary).
   diary-service         Run only the diary service.
   api-gateway           Run only the API gateway.
-  rebuild-read-models   Rebuild the embedded read models from the event store, then exit.
+  rebuild-read-models   Rebuild the read models from the event store, then exit: the embedded
+                        ones in DATA_DIR, or with DB_HOST set the Cassandra ones from PostgreSQL.
   help                  Show this text.
 
 Logging: LOG_LEVEL (info), LOG_FORMAT (json|text), LOG_OUTPUT (stdout|PATH), ENVIRONMENT (dev).";
@@ -39,7 +41,12 @@ fn main() -> std::process::ExitCode {
             }
             "rebuild-read-models" => {
                 init_logging(&LogSettings::from_env("metachat")?)?;
-                embedded::rebuild_read_models(&embedded::EmbeddedConfig::from_env()?).await
+                match metachat_production::ProductionConfig::from_env()? {
+                    Some(config) => production::rebuild_read_models(&config).await,
+                    None => {
+                        embedded::rebuild_read_models(&embedded::EmbeddedConfig::from_env()?).await
+                    }
+                }
             }
             "user-service" => user_service::standalone::run_from_env().await,
             "diary-service" => diary_service::standalone::run_from_env().await,
@@ -56,4 +63,21 @@ fn main() -> std::process::ExitCode {
         }
     });
     metachat_runtime::exit_code("metachat", result)
+}
+
+/// Rebuilds each projection from position zero, reporting how far each got.
+async fn rebuild(runners: Vec<event_sourcing::ProjectionRunner>) -> anyhow::Result<()> {
+    for runner in runners {
+        let reached = runner
+            .rebuild()
+            .await
+            .map_err(|e| anyhow::anyhow!("rebuilding {}: {e}", runner.name()))?;
+        tracing::info!(
+            projection = runner.name(),
+            position = reached,
+            "read model rebuilt"
+        );
+        println!("rebuilt {} up to position {reached}", runner.name());
+    }
+    Ok(())
 }

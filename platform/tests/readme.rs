@@ -54,7 +54,11 @@ async fn the_readme_walkthrough_works_as_written() {
         as_of.contains("\"archetype\":null") && as_of.contains("\"version\":2"),
         "{as_of}"
     );
-    let users = app.eventually("/users", |r| r.body["total"] == 1).await;
+    // The walkthrough made five user events; wait until the list shows the last.
+    let users = app
+        .eventually("/users", |r| r.body["users"][0]["version"] == 5)
+        .await;
+    assert_eq!(users.body["total"], 1);
     let user = &users.body["users"][0];
     assert_eq!(user["username"], "johndoe");
     assert_eq!(user["archetype"]["confidence"], 0.9);

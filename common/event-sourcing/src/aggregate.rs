@@ -41,10 +41,14 @@ pub fn encode_event<E: DomainEvent>(event: &E) -> Result<(String, serde_json::Va
 /// Rebuilds a domain event from a stored event.
 pub fn decode_event<E: DomainEvent>(event: &RecordedEvent) -> Result<E> {
     let tagged = serde_json::json!({ "type": event.event_type, "data": event.payload });
+    // serde's message can quote a payload value (diary text): report only where it failed.
     serde_json::from_value(tagged).map_err(|e| {
         EventStoreError::Codec(format!(
-            "{} at {}@{}: {e}",
-            event.event_type, event.stream_id, event.stream_version
+            "{} at {}@{}: payload does not match the event type ({:?} error)",
+            event.event_type,
+            event.stream_id,
+            event.stream_version,
+            e.classify()
         ))
     })
 }

@@ -90,8 +90,13 @@ impl EventCodec {
         schema_version: u32,
         stored: &str,
     ) -> Result<(serde_json::Value, u32)> {
-        let payload: serde_json::Value = serde_json::from_str(stored)
-            .map_err(|e| EventStoreError::Codec(format!("{event_type} payload: {e}")))?;
+        let payload: serde_json::Value = serde_json::from_str(stored).map_err(|e| {
+            EventStoreError::Codec(format!(
+                "{event_type} payload is not JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
         Ok(self.upcasters.upcast(event_type, schema_version, payload))
     }
 

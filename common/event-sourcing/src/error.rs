@@ -46,15 +46,66 @@ impl EventStoreError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Backend(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed,
             ) => true,
             Self::Backend(sqlx::Error::Database(e)) => {
-                // SQLITE_BUSY / SQLITE_LOCKED: another writer held the file too long.
-                matches!(e.code().as_deref(), Some("5" | "6"))
+                e.code().as_deref().is_some_and(is_unavailable_code)
             }
             _ => false,
         }
     }
 }
 
+/// Database error codes meaning "busy or unreachable, try again later".
+fn is_unavailable_code(code: &str) -> bool {
+    match code {
+        // SQLite: SQLITE_BUSY / SQLITE_LOCKED, another writer held the file too long.
+        "5" | "6" => true,
+        // PostgreSQL SQLSTATEs:
+        // 08xxx connection exception; 53xxx insufficient resources (53300 too many
+        // connections); 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,
+        // 57P05 idle session timeout; 57014 statement timeout or cancel; 55P03 lock timeout
+        // (the append lock); 25P03 idle-in-transaction timeout; 40001 serialization failure
+        // and 40P01 deadlock, both resolved by a retry.
+        _ => {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(
+                    code,
+                    "57P01"
+                        | "57P02"
+                        | "57P03"
+                        | "57P05"
+                        | "57014"
+                        | "55P03"
+                        | "25P03"
+                        | "40001"
+                        | "40P01"
+                )
+        }
+    }
+}
+
 pub type Result<T, E = EventStoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::is_unavailable_code;
+
+    #[test]
+    fn busy_and_connection_codes_are_unavailable() {
+        for code in [
+            "5", "6", "08006", "53300", "57P01", "55P03", "25P03", "40001",
+        ] {
+            assert!(is_unavailable_code(code), "{code}");
+        }
+        // Unique violation, syntax error, undefined table, SQLite constraint: real failures.
+        for code in ["23505", "42601", "42P01", "2067"] {
+            assert!(!is_unavailable_code(code), "{code}");
+        }
+    }
+}

@@ -38,11 +38,18 @@
 //!
 //! Payloads and metadata pass through one [`EventCodec`] on their way in and out of every
 //! backend, the place where per-user encryption can sit.
+//!
+//! # Backends
+//!
+//! [`sqlite`]: one embedded file, for a single host. [`postgres`]: a PostgreSQL schema shared by
+//! any number of processes; appends are serialised by an advisory lock so that positions commit
+//! in order, and `LISTEN`/`NOTIFY` wakes subscribers in every process (see its module docs).
 
 mod aggregate;
 mod codec;
 mod error;
 mod event;
+pub mod postgres;
 mod projection;
 pub mod sqlite;
 mod store;

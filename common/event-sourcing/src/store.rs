@@ -66,9 +66,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// The highest settled position (0 for an empty store).
     async fn head_position(&self) -> Result<Position>;
 
-    /// A receiver that changes whenever this process appends, carrying the new head position.
-    /// Subscribers wait on it instead of polling. Writes by other processes are not signalled,
-    /// so a subscriber should also re-read now and then (see [`crate::projection`]).
+    /// A receiver that changes whenever an append commits, carrying the new head position.
+    /// Subscribers wait on it instead of polling. The SQLite backend signals this process's
+    /// appends only; PostgreSQL also signals other processes' (LISTEN/NOTIFY). Subscribers
+    /// still re-read now and then (see [`crate::projection`]) in case a signal was missed.
     fn watch_head(&self) -> watch::Receiver<Position>;
 }
 

@@ -23,6 +23,33 @@ pub fn exit_code<E: std::fmt::Display>(
     }
 }
 
+/// Tells a process's background tasks to stop: [`Stop::signal`] completes them all at once.
+pub struct Stop(tokio::sync::watch::Sender<bool>);
+
+impl Stop {
+    pub fn new() -> Self {
+        Self(tokio::sync::watch::channel(false).0)
+    }
+
+    /// A future that completes when [`Stop::now`] is called (or the `Stop` is dropped).
+    pub fn signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stopped = self.0.subscribe();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    }
+
+    pub fn now(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Default for Stop {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -1,5 +1,10 @@
 //! Starts the real `metachat` binary on free ports with a fresh data directory, and talks to it
 //! over HTTP. Each test gets its own processes and data.
+//!
+//! `METACHAT_TEST_WIRING=production` runs the same tests against the production wiring: the
+//! three services as separate processes on PostgreSQL, Kafka and Cassandra (started by
+//! `scripts/infra/all.sh start`), with a fresh database, keyspace, topics and consumer groups
+//! per test.
 
 #![allow(dead_code)]
 
@@ -10,6 +15,96 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
+/// How the platform under test is put together.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Wiring {
+    /// One `metachat` process, SQLite.
+    Embedded,
+    /// Three processes, each with its own SQLite file.
+    Separate,
+    /// Three processes on PostgreSQL, Kafka and Cassandra.
+    Production(ProductionEnv),
+}
+
+/// The dependencies of a production-wired test, isolated per test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductionEnv {
+    pub database: String,
+    pub keyspace: String,
+    pub user_topic: String,
+    pub diary_topic: String,
+    pub kafka: String,
+    /// `LOG_LEVEL` of the service processes.
+    pub log_level: String,
+}
+
+fn infra_env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+impl ProductionEnv {
+    /// A fresh database (created here), and names for a keyspace and topics the services
+    /// create on start.
+    pub async fn fresh() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let database = format!("t_{}", &id[..16]);
+        let admin_url = format!(
+            "postgres://metachat:metachat@127.0.0.1:{}/metachat",
+            infra_env("METACHAT_PG_PORT", "55432")
+        );
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL is not reachable at {admin_url} ({e}); run scripts/infra/all.sh start")
+            });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&mut admin)
+            .await
+            .expect("create a test database");
+        Self {
+            database,
+            keyspace: format!("t_{}", &id[..16]),
+            user_topic: format!("t-{}-user-events", &id[..16]),
+            diary_topic: format!("t-{}-diary-events", &id[..16]),
+            kafka: format!("127.0.0.1:{}", infra_env("METACHAT_KAFKA_PORT", "19092")),
+            log_level: "info".into(),
+        }
+    }
+
+    /// The environment of a service process (`group` names its consumer group).
+    pub fn service_env(&self, group: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("DB_HOST", "127.0.0.1".into()),
+            ("DB_PORT", infra_env("METACHAT_PG_PORT", "55432")),
+            ("DB_USER", "metachat".into()),
+            ("DB_PASSWORD", "metachat".into()),
+            ("DB_NAME", self.database.clone()),
+            ("KAFKA_BOOTSTRAP_SERVERS", self.kafka.clone()),
+            ("KAFKA_USER_EVENTS_TOPIC", self.user_topic.clone()),
+            ("KAFKA_DIARY_EVENTS_TOPIC", self.diary_topic.clone()),
+            ("KAFKA_CONSUMER_GROUP", format!("{}-{group}", self.keyspace)),
+            (
+                "CASSANDRA_HOSTS",
+                format!(
+                    "127.0.0.1:{}",
+                    infra_env("METACHAT_CASSANDRA_PORT", "19042")
+                ),
+            ),
+            ("CASSANDRA_KEYSPACE", self.keyspace.clone()),
+            ("LOG_LEVEL", self.log_level.clone()),
+        ]
+    }
+}
+
+/// The wiring chosen by `METACHAT_TEST_WIRING` (`embedded`, the default, or `production`).
+pub async fn default_wiring() -> Wiring {
+    match std::env::var("METACHAT_TEST_WIRING").as_deref() {
+        Ok("production") => Wiring::Production(ProductionEnv::fresh().await),
+        Ok("embedded") | Err(_) => Wiring::Embedded,
+        Ok(other) => panic!("METACHAT_TEST_WIRING={other}: expected embedded or production"),
+    }
+}
+
 /// A running platform: either one embedded process or three service processes.
 pub struct Platform {
     children: Vec<(String, Child)>,
@@ -17,7 +112,7 @@ pub struct Platform {
     pub gateway_port: u16,
     pub user_port: u16,
     pub diary_port: u16,
-    separate: bool,
+    pub wiring: Wiring,
     client: reqwest::Client,
 }
 
@@ -68,98 +163,85 @@ fn spawn(args: &[&str], envs: &[(&str, String)], log: &Path) -> Child {
 }
 
 impl Platform {
-    /// The whole platform in one process, with a new data directory.
+    /// The platform in the wiring `METACHAT_TEST_WIRING` asks for, with new data.
     pub async fn start() -> Self {
-        Self::start_in(fresh_data_dir()).await
+        Self::start_wired(default_wiring().await).await
     }
 
-    /// The whole platform in one process, on the data in `data_dir`.
-    pub async fn start_in(data_dir: PathBuf) -> Self {
-        let mut platform = Self {
-            children: Vec::new(),
-            data_dir,
-            gateway_port: free_port(),
-            user_port: free_port(),
-            diary_port: free_port(),
-            separate: false,
-            client: reqwest::Client::new(),
-        };
-        platform.launch().await;
-        platform
-    }
-
-    /// The three services as separate processes (`metachat user-service` etc.).
+    /// The three services as separate processes (`metachat user-service` etc.) on SQLite.
     pub async fn start_separate() -> Self {
+        Self::start_wired(Wiring::Separate).await
+    }
+
+    pub async fn start_wired(wiring: Wiring) -> Self {
         let mut platform = Self {
             children: Vec::new(),
             data_dir: fresh_data_dir(),
             gateway_port: free_port(),
             user_port: free_port(),
             diary_port: free_port(),
-            separate: true,
+            wiring,
             client: reqwest::Client::new(),
         };
         platform.launch().await;
         platform
     }
 
-    fn spawn_all(&mut self) {
-        let data = self.data_dir.display().to_string();
-        let user_address = format!("127.0.0.1:{}", self.user_port);
-        let diary_address = format!("127.0.0.1:{}", self.diary_port);
-        if self.separate {
-            let user_data = format!("{data}/user");
-            let diary_data = format!("{data}/diary");
-            self.children.push((
-                "user-service".into(),
-                spawn(
-                    &["user-service"],
-                    &[
-                        ("PORT", self.user_port.to_string()),
-                        ("DATA_DIR", user_data),
-                    ],
-                    &self.data_dir.join("user-service.log"),
-                ),
-            ));
-            self.children.push((
-                "diary-service".into(),
-                spawn(
-                    &["diary-service"],
-                    &[
-                        ("PORT", self.diary_port.to_string()),
-                        ("DATA_DIR", diary_data),
-                        ("USER_SERVICE_ADDRESS", user_address.clone()),
-                    ],
-                    &self.data_dir.join("diary-service.log"),
-                ),
-            ));
-            self.children.push((
-                "api-gateway".into(),
-                spawn(
-                    &["api-gateway"],
-                    &[
-                        ("PORT", self.gateway_port.to_string()),
-                        ("USER_SERVICE_ADDRESS", user_address),
-                        ("DIARY_SERVICE_ADDRESS", diary_address),
-                    ],
-                    &self.data_dir.join("api-gateway.log"),
-                ),
-            ));
-        } else {
-            self.children.push((
-                "metachat".into(),
-                spawn(
-                    &[],
-                    &[
-                        ("PORT", self.gateway_port.to_string()),
-                        ("USER_SERVICE_PORT", self.user_port.to_string()),
-                        ("DIARY_SERVICE_PORT", self.diary_port.to_string()),
-                        ("DATA_DIR", data),
-                    ],
-                    &self.data_dir.join("metachat.log"),
-                ),
-            ));
+    pub fn is_production(&self) -> bool {
+        matches!(self.wiring, Wiring::Production(_))
+    }
+
+    /// The environment of one service process of a separate or production wiring.
+    pub fn service_env(&self, service: &str, port: u16) -> Vec<(&'static str, String)> {
+        let mut env = vec![("PORT", port.to_string())];
+        match &self.wiring {
+            Wiring::Production(production) => env.extend(production.service_env(service)),
+            _ => env.push((
+                "DATA_DIR",
+                self.data_dir.join(service).display().to_string(),
+            )),
         }
+        env.push((
+            "USER_SERVICE_ADDRESS",
+            format!("127.0.0.1:{}", self.user_port),
+        ));
+        env
+    }
+
+    /// Starts one more process running `service` (a replica), logging to `<name>.log`.
+    pub fn spawn_process(&mut self, name: &str, service: &str, env: &[(&str, String)]) {
+        let child = spawn(&[service], env, &self.data_dir.join(format!("{name}.log")));
+        self.children.push((name.to_owned(), child));
+    }
+
+    fn spawn_all(&mut self) {
+        if self.wiring == Wiring::Embedded {
+            let env = [
+                ("PORT", self.gateway_port.to_string()),
+                ("USER_SERVICE_PORT", self.user_port.to_string()),
+                ("DIARY_SERVICE_PORT", self.diary_port.to_string()),
+                ("DATA_DIR", self.data_dir.display().to_string()),
+            ];
+            let child = spawn(&[], &env, &self.data_dir.join("metachat.log"));
+            self.children.push(("metachat".into(), child));
+            return;
+        }
+        let user_env = self.service_env("user-service", self.user_port);
+        self.spawn_process("user-service", "user-service", &user_env);
+        let diary_env = self.service_env("diary-service", self.diary_port);
+        self.spawn_process("diary-service", "diary-service", &diary_env);
+        let gateway_env = [
+            ("PORT", self.gateway_port.to_string()),
+            (
+                "USER_SERVICE_ADDRESS",
+                format!("127.0.0.1:{}", self.user_port),
+            ),
+            (
+                "DIARY_SERVICE_ADDRESS",
+                format!("127.0.0.1:{}", self.diary_port),
+            ),
+        ];
+        self.spawn_process("api-gateway", "api-gateway", &gateway_env);
     }
 
     /// Starts the processes; when a chosen port was taken in the meantime (another program
@@ -349,9 +431,10 @@ impl Platform {
         reply.id()
     }
 
-    /// Polls `path` until `accept` holds (read models lag writes by milliseconds).
+    /// Polls `path` until `accept` holds (read models lag writes: by milliseconds embedded,
+    /// by the relay, Kafka and the consumer in production).
     pub async fn eventually(&self, path: &str, accept: impl Fn(&Reply) -> bool) -> Reply {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let reply = self.get(path).await;
             if accept(&reply) {

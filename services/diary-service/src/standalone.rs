@@ -1,27 +1,39 @@
-//! The diary service as its own process, configured by the environment.
+//! The diary service as its own process, configured by the environment: the embedded store
+//! by default, the production wiring (PostgreSQL, Kafka, Cassandra) when `DB_HOST` is set.
 
 use std::sync::Arc;
 
-use crate::{GrpcUserDirectory, SqliteDiaryReadModels};
 use anyhow::Context;
 use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
-use event_sourcing::{EventCodec, ProjectionRunner};
-use metachat_runtime::{LogSettings, env_or, env_parse, env_var, init_logging, shutdown_signal};
+use event_sourcing::{EventCodec, EventStore, ProjectionRunner};
+use metachat_production::ProductionConfig;
+use metachat_runtime::{LogSettings, Stop, env_or, env_parse, init_logging, shutdown_signal};
+use tokio::net::TcpListener;
 
-/// Runs until Ctrl-C or SIGTERM: gRPC on `PORT` (default 50052), events and read models in
-/// `DATA_DIR/diary-service.db`, users looked up at `USER_SERVICE_ADDRESS`.
+use crate::cassandra::CassandraDiaryReadModels;
+use crate::{GrpcUserDirectory, SqliteDiaryReadModels};
+
+/// Runs until Ctrl-C or SIGTERM, serving gRPC on `PORT` (default 50052) and looking users up
+/// at `USER_SERVICE_ADDRESS` (default localhost:50051).
 pub async fn run_from_env() -> anyhow::Result<()> {
     init_logging(&LogSettings::from_env("diary-service")?)?;
     let port: u16 = env_parse("PORT", 50052)?;
-    if env_var("DB_HOST").is_some() {
-        anyhow::bail!(
-            "DB_HOST is set, but this build runs only the embedded event store; \
-             unset DB_HOST to use the SQLite file under DATA_DIR"
-        );
-    }
+    let production = ProductionConfig::from_env()?;
     let user_service = env_or("USER_SERVICE_ADDRESS", "localhost:50051");
-    let users = GrpcUserDirectory::new(&user_service)
-        .with_context(|| format!("USER_SERVICE_ADDRESS={user_service:?} is not a valid address"))?;
+    let users = Arc::new(GrpcUserDirectory::new(&user_service).with_context(|| {
+        format!("USER_SERVICE_ADDRESS={user_service:?} is not a valid address")
+    })?);
+    let listener = TcpListener::bind(("0.0.0.0", port))
+        .await
+        .with_context(|| format!("binding gRPC port {port}"))?;
+    match production {
+        None => run_embedded(listener, users).await,
+        Some(config) => run_production(listener, users, config).await,
+    }
+}
+
+/// Events and read models in `DATA_DIR/diary-service.db`, projections in-process.
+async fn run_embedded(listener: TcpListener, users: Arc<GrpcUserDirectory>) -> anyhow::Result<()> {
     let path = std::path::Path::new(&env_or("DATA_DIR", "data")).join("diary-service.db");
     let store = SqliteEventStore::open(&path, EventCodec::new(crate::upcasters()))
         .await
@@ -33,26 +45,70 @@ pub async fn run_from_env() -> anyhow::Result<()> {
         Arc::new(SqliteCheckpoints::new(&store)),
         read_models.clone(),
     );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let projections = tokio::spawn(runner.run(async move {
-        let mut stopped = stopped;
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
-
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
-        .await
-        .with_context(|| format!("binding gRPC port {port}"))?;
-    tracing::info!(port, data = %path.display(), "diary service listening");
+    let stop = Stop::new();
+    let projections = tokio::spawn(runner.run(stop.signal()));
+    tracing::info!(port = listener.local_addr()?.port(), data = %path.display(), "diary service listening");
     crate::serve(
         listener,
-        store,
+        store.clone(),
         read_models,
-        Arc::new(users),
+        users,
         shutdown_signal(),
     )
     .await?;
-    let _ = stop.send(true);
+    stop.now();
     let _ = projections.await;
+    store.close().await;
+    tracing::info!("diary service stopped");
+    Ok(())
+}
+
+/// Events in PostgreSQL, published to `KAFKA_DIARY_EVENTS_TOPIC` by the elected relay, read
+/// models in Cassandra fed by consumer group `KAFKA_CONSUMER_GROUP`.
+async fn run_production(
+    listener: TcpListener,
+    users: Arc<GrpcUserDirectory>,
+    config: ProductionConfig,
+) -> anyhow::Result<()> {
+    let topic = env_or("KAFKA_DIARY_EVENTS_TOPIC", "diary-events");
+    let group = env_or("KAFKA_CONSUMER_GROUP", "diary-service-read-models");
+    let store = metachat_production::open_event_store(
+        &config.postgres,
+        EventCodec::new(crate::upcasters()),
+    )
+    .await?;
+    let cassandra = metachat_cassandra::CassandraConfig::from_env()?;
+    let read_models = Arc::new(CassandraDiaryReadModels::connect(&cassandra).await?);
+
+    let stop = Stop::new();
+    let route_topic = topic.clone();
+    let relay = metachat_production::spawn_relay(
+        "diary-service",
+        &config.kafka,
+        &store,
+        &[&topic],
+        move |event| matches!(event.category(), "entry" | "session").then(|| route_topic.clone()),
+        stop.signal(),
+    )
+    .await?;
+    let consumer = metachat_production::spawn_consumer(
+        &config.kafka,
+        &group,
+        &[&topic],
+        read_models.clone(),
+        stop.signal(),
+    )?;
+    tracing::info!(
+        port = listener.local_addr()?.port(),
+        event_store = ?config.postgres,
+        topic = %topic,
+        "diary service listening (production wiring)"
+    );
+    let events: Arc<dyn EventStore> = Arc::new(store.clone());
+    crate::serve(listener, events, read_models, users, shutdown_signal()).await?;
+    stop.now();
+    let _ = tokio::join!(relay, consumer);
+    store.close().await;
     tracing::info!("diary service stopped");
     Ok(())
 }

@@ -1,25 +1,34 @@
-//! The user service as its own process, configured by the environment.
+//! The user service as its own process, configured by the environment: the embedded store
+//! by default, the production wiring (PostgreSQL, Kafka, Cassandra) when `DB_HOST` is set.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
-use event_sourcing::{EventCodec, ProjectionRunner};
-use metachat_runtime::{LogSettings, env_or, env_parse, env_var, init_logging, shutdown_signal};
+use event_sourcing::{EventCodec, EventStore, ProjectionRunner};
+use metachat_production::ProductionConfig;
+use metachat_runtime::{LogSettings, Stop, env_or, env_parse, init_logging, shutdown_signal};
+use tokio::net::TcpListener;
 
 use crate::SqliteUserReadModels;
+use crate::cassandra::CassandraUserReadModels;
 
-/// Runs until Ctrl-C or SIGTERM: gRPC on `PORT` (default 50051), events and read models in
-/// `DATA_DIR/user-service.db`.
+/// Runs until Ctrl-C or SIGTERM, serving gRPC on `PORT` (default 50051).
 pub async fn run_from_env() -> anyhow::Result<()> {
     init_logging(&LogSettings::from_env("user-service")?)?;
     let port: u16 = env_parse("PORT", 50051)?;
-    if env_var("DB_HOST").is_some() {
-        anyhow::bail!(
-            "DB_HOST is set, but this build runs only the embedded event store; \
-             unset DB_HOST to use the SQLite file under DATA_DIR"
-        );
+    let production = ProductionConfig::from_env()?;
+    let listener = TcpListener::bind(("0.0.0.0", port))
+        .await
+        .with_context(|| format!("binding gRPC port {port}"))?;
+    match production {
+        None => run_embedded(listener).await,
+        Some(config) => run_production(listener, config).await,
     }
+}
+
+/// Events and read models in `DATA_DIR/user-service.db`, projections in-process.
+async fn run_embedded(listener: TcpListener) -> anyhow::Result<()> {
     let path = std::path::Path::new(&env_or("DATA_DIR", "data")).join("user-service.db");
     let store = SqliteEventStore::open(&path, EventCodec::new(crate::upcasters()))
         .await
@@ -31,19 +40,59 @@ pub async fn run_from_env() -> anyhow::Result<()> {
         Arc::new(SqliteCheckpoints::new(&store)),
         read_models.clone(),
     );
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let projections = tokio::spawn(runner.run(async move {
-        let mut stopped = stopped;
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
-
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
-        .await
-        .with_context(|| format!("binding gRPC port {port}"))?;
-    tracing::info!(port, data = %path.display(), "user service listening");
-    crate::serve(listener, store, read_models, shutdown_signal()).await?;
-    let _ = stop.send(true);
+    let stop = Stop::new();
+    let projections = tokio::spawn(runner.run(stop.signal()));
+    tracing::info!(port = listener.local_addr()?.port(), data = %path.display(), "user service listening");
+    crate::serve(listener, store.clone(), read_models, shutdown_signal()).await?;
+    stop.now();
     let _ = projections.await;
+    store.close().await;
+    tracing::info!("user service stopped");
+    Ok(())
+}
+
+/// Events in PostgreSQL, published to `KAFKA_USER_EVENTS_TOPIC` by the elected relay, read
+/// models in Cassandra fed by consumer group `KAFKA_CONSUMER_GROUP`.
+async fn run_production(listener: TcpListener, config: ProductionConfig) -> anyhow::Result<()> {
+    let topic = env_or("KAFKA_USER_EVENTS_TOPIC", "user-events");
+    let group = env_or("KAFKA_CONSUMER_GROUP", "user-service-read-models");
+    let store = metachat_production::open_event_store(
+        &config.postgres,
+        EventCodec::new(crate::upcasters()),
+    )
+    .await?;
+    let cassandra = metachat_cassandra::CassandraConfig::from_env()?;
+    let read_models = Arc::new(CassandraUserReadModels::connect(&cassandra).await?);
+
+    let stop = Stop::new();
+    let route_topic = topic.clone();
+    let relay = metachat_production::spawn_relay(
+        "user-service",
+        &config.kafka,
+        &store,
+        &[&topic],
+        move |event| (event.category() == "user").then(|| route_topic.clone()),
+        stop.signal(),
+    )
+    .await?;
+    let consumer = metachat_production::spawn_consumer(
+        &config.kafka,
+        &group,
+        &[&topic],
+        read_models.clone(),
+        stop.signal(),
+    )?;
+    tracing::info!(
+        port = listener.local_addr()?.port(),
+        event_store = ?config.postgres,
+        topic = %topic,
+        "user service listening (production wiring)"
+    );
+    let events: Arc<dyn EventStore> = Arc::new(store.clone());
+    crate::serve(listener, events, read_models, shutdown_signal()).await?;
+    stop.now();
+    let _ = tokio::join!(relay, consumer);
+    store.close().await;
     tracing::info!("user service stopped");
     Ok(())
 }

@@ -1,0 +1,180 @@
+//! Feeds a projection from Kafka topics, in a consumer group.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_sourcing::Projection;
+use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientContext, TopicPartitionList};
+
+use crate::{KafkaConfig, message};
+
+/// Logs partition assignments, so operators (and tests) can see how a group split the work.
+struct GroupContext {
+    group: String,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(
+        &self,
+        _base: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        match rebalance {
+            Rebalance::Assign(partitions) => tracing::info!(
+                group = %self.group,
+                partitions = %describe(partitions),
+                "partitions assigned"
+            ),
+            Rebalance::Revoke(partitions) => tracing::info!(
+                group = %self.group,
+                partitions = %describe(partitions),
+                "partitions revoked"
+            ),
+            Rebalance::Error(error) => {
+                tracing::warn!(group = %self.group, %error, "rebalance failed")
+            }
+        }
+    }
+}
+
+fn describe(partitions: &TopicPartitionList) -> String {
+    let mut parts: Vec<String> = partitions
+        .elements()
+        .iter()
+        .map(|p| format!("{}/{}", p.topic(), p.partition()))
+        .collect();
+    parts.sort();
+    parts.join(",")
+}
+
+/// Applies every event of some topics to a projection, at least once, in partition order.
+pub struct ProjectionConsumer {
+    consumer: StreamConsumer<GroupContext>,
+    projection: Arc<dyn Projection>,
+    group: String,
+}
+
+impl ProjectionConsumer {
+    /// Joins consumer group `group` on `topics`. A new group starts from the earliest offset,
+    /// so it builds its read models from the whole topic.
+    pub fn new(
+        kafka: &KafkaConfig,
+        group: &str,
+        topics: &[&str],
+        projection: Arc<dyn Projection>,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
+        let consumer: StreamConsumer<GroupContext> = kafka
+            .client(&format!("metachat-{group}"))
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            // Offsets are stored by hand after the projection applied the message, and
+            // committed in the background: a crash re-delivers, never skips.
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create_with_context(GroupContext {
+                group: group.to_owned(),
+            })?;
+        consumer.subscribe(topics)?;
+        Ok(Self {
+            consumer,
+            projection,
+            group: group.to_owned(),
+        })
+    }
+
+    /// Consumes until `shutdown` completes, then commits what it applied.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        // While brokers are down librdkafka reports every failed connection attempt; they are
+        // queued, so they must be drained at once (not slept on), and logged now and then.
+        let mut last_warning: Option<std::time::Instant> = None;
+        loop {
+            let message = tokio::select! {
+                _ = &mut shutdown => break,
+                message = self.consumer.recv() => message,
+            };
+            match message {
+                Ok(message) => {
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = self.apply(&message) => {}
+                    }
+                }
+                Err(error) => {
+                    if last_warning.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
+                        tracing::warn!(group = %self.group, %error, "consuming failed; retrying");
+                        last_warning = Some(std::time::Instant::now());
+                    }
+                }
+            }
+        }
+        if let Err(error) = self
+            .consumer
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        {
+            tracing::debug!(group = %self.group, %error, "final offset commit skipped");
+        }
+    }
+
+    /// Applies one message, retrying the projection until it succeeds (a read store outage
+    /// must delay the read model, not lose an event), then stores its offset.
+    async fn apply(&self, message: &BorrowedMessage<'_>) {
+        let Some(value) = message.payload() else {
+            self.store_offset(message);
+            return;
+        };
+        let event = match message::decode(value) {
+            Ok(event) => event,
+            Err(error) => {
+                // Not an event this code can read: no retry can help. Log its place and skip.
+                tracing::error!(
+                    group = %self.group,
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    %error,
+                    "undecodable message skipped"
+                );
+                self.store_offset(message);
+                return;
+            }
+        };
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.projection.apply(&event).await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(
+                        group = %self.group,
+                        event_id = %event.event_id,
+                        %error,
+                        "projection failed; retrying"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        tracing::debug!(
+            group = %self.group,
+            event_id = %event.event_id,
+            partition = message.partition(),
+            offset = message.offset(),
+            "projected"
+        );
+        self.store_offset(message);
+    }
+
+    fn store_offset(&self, message: &BorrowedMessage<'_>) {
+        if let Err(error) = self.consumer.store_offset_from_message(message) {
+            tracing::warn!(group = %self.group, %error, "storing the offset failed");
+        }
+    }
+}

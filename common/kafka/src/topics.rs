@@ -1,0 +1,44 @@
+//! Creates the topics a service publishes to, when they do not exist.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+
+use crate::KafkaConfig;
+
+/// Creates each topic with the configured partitions and replication, leaving existing ones.
+pub async fn ensure_topics(config: &KafkaConfig, topics: &[&str]) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = config
+        .client("metachat-admin")
+        .create()
+        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .map(|name| {
+            NewTopic::new(
+                name,
+                config.partitions,
+                TopicReplication::Fixed(config.replication_factor),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot reach Kafka at {} to create topics: {e}",
+                config.bootstrap_servers
+            )
+        })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(format!("cannot create topic {topic}: {code}")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! The production wiring the services share: the PostgreSQL event store, the relay that
+//! publishes its events to Kafka, and the consumer that feeds a service's read models, all
+//! configured from the seed's environment variables.
+//!
+//! A service runs in production wiring when `DB_HOST` is set; it then also needs
+//! `KAFKA_BOOTSTRAP_SERVERS` and `CASSANDRA_HOSTS`, and says which are missing otherwise.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use event_sourcing::postgres::{PostgresCheckpoints, PostgresEventStore, PostgresOptions};
+use event_sourcing::{EventCodec, EventStore, Projection, RecordedEvent};
+use metachat_kafka::{KafkaConfig, PgLeadership, ProjectionConsumer, Relay};
+use metachat_runtime::{env_or, env_parse, env_var};
+use sqlx::postgres::PgConnectOptions;
+use tokio::task::JoinHandle;
+
+/// Where the event store is: `DB_HOST`, `DB_PORT` (5432), `DB_USER` (metachat),
+/// `DB_PASSWORD` (none), `DB_NAME` (metachat).
+#[derive(Clone)]
+pub struct PostgresConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    password: Option<String>,
+    pub database: String,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    // The password never reaches a log or an error.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "postgres://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+impl PostgresConfig {
+    /// `None` when `DB_HOST` is unset.
+    pub fn from_env() -> anyhow::Result<Option<Self>> {
+        let Some(host) = env_var("DB_HOST") else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            host,
+            port: env_parse("DB_PORT", 5432)?,
+            user: env_or("DB_USER", "metachat"),
+            password: env_var("DB_PASSWORD"),
+            database: env_or("DB_NAME", "metachat"),
+        }))
+    }
+
+    pub fn connect_options(&self) -> PgConnectOptions {
+        let options = PgConnectOptions::new()
+            .host(&self.host)
+            .port(self.port)
+            .username(&self.user)
+            .database(&self.database)
+            .application_name("metachat");
+        match &self.password {
+            Some(password) => options.password(password),
+            None => options,
+        }
+    }
+}
+
+/// Everything the production wiring needs, or nothing.
+#[derive(Debug, Clone)]
+pub struct ProductionConfig {
+    pub postgres: PostgresConfig,
+    pub kafka: KafkaConfig,
+}
+
+impl ProductionConfig {
+    /// `None` when none of `DB_HOST`, `KAFKA_BOOTSTRAP_SERVERS`, `CASSANDRA_HOSTS` is set (the
+    /// embedded wiring); an error naming what is missing when only some are.
+    pub fn from_env() -> anyhow::Result<Option<Self>> {
+        let postgres = PostgresConfig::from_env()?;
+        let kafka = KafkaConfig::from_env()?;
+        let cassandra = env_var("CASSANDRA_HOSTS");
+        match (postgres, kafka, cassandra) {
+            (None, None, None) => Ok(None),
+            (Some(postgres), Some(kafka), Some(_)) => Ok(Some(Self { postgres, kafka })),
+            (postgres, kafka, cassandra) => {
+                let missing: Vec<&str> = [
+                    ("DB_HOST", postgres.is_none()),
+                    ("KAFKA_BOOTSTRAP_SERVERS", kafka.is_none()),
+                    ("CASSANDRA_HOSTS", cassandra.is_none()),
+                ]
+                .into_iter()
+                .filter_map(|(name, absent)| absent.then_some(name))
+                .collect();
+                bail!(
+                    "the production wiring needs DB_HOST, KAFKA_BOOTSTRAP_SERVERS and \
+                     CASSANDRA_HOSTS; missing: {} (unset all three for the embedded store)",
+                    missing.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// Connects to the event store, migrating its schema, with an error that says where it tried.
+pub async fn open_event_store(
+    config: &PostgresConfig,
+    codec: EventCodec,
+) -> anyhow::Result<PostgresEventStore> {
+    PostgresEventStore::connect_with(config.connect_options(), codec, PostgresOptions::default())
+        .await
+        .with_context(|| format!("cannot open the event store at {config:?}"))
+}
+
+/// A task that stops when its shutdown future completes.
+pub type Task = JoinHandle<()>;
+
+/// Starts the relay that publishes this service's events (those `route` maps to a topic)
+/// once it is elected leader among the service's replicas.
+pub async fn spawn_relay(
+    name: &str,
+    kafka: &KafkaConfig,
+    store: &PostgresEventStore,
+    topics: &[&str],
+    route: impl Fn(&RecordedEvent) -> Option<String> + Send + Sync + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Task> {
+    metachat_kafka::topics::ensure_topics(kafka, topics)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let store_dyn: Arc<dyn EventStore> = Arc::new(store.clone());
+    let relay = Relay::new(
+        name,
+        kafka,
+        store_dyn,
+        Arc::new(PostgresCheckpoints::new(store)),
+        PgLeadership::new(store.pool().clone()),
+        Arc::new(route),
+    )
+    .context("cannot create the Kafka producer")?;
+    Ok(tokio::spawn(relay.run(shutdown)))
+}
+
+/// Starts the consumer that feeds `projection` from `topics` in consumer group `group`.
+pub fn spawn_consumer(
+    kafka: &KafkaConfig,
+    group: &str,
+    topics: &[&str],
+    projection: Arc<dyn Projection>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Task> {
+    let consumer = ProjectionConsumer::new(kafka, group, topics, projection)
+        .context("cannot create the Kafka consumer")?;
+    Ok(tokio::spawn(consumer.run(shutdown)))
+}

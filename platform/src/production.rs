@@ -1,0 +1,32 @@
+//! Operations on the production wiring (PostgreSQL event store, Cassandra read models).
+
+use std::sync::Arc;
+
+use diary_service::cassandra::CassandraDiaryReadModels;
+use event_sourcing::postgres::PostgresCheckpoints;
+use event_sourcing::{EventCodec, EventStore, Projection, ProjectionRunner};
+use metachat_cassandra::CassandraConfig;
+use metachat_production::ProductionConfig;
+use user_service::cassandra::CassandraUserReadModels;
+
+/// Truncates the Cassandra read models of both services and replays every event of the
+/// PostgreSQL event store into them. The services may keep running: their consumers go on
+/// from their Kafka offsets, and replaying an event the rebuild already applied changes nothing.
+pub async fn rebuild_read_models(config: &ProductionConfig) -> anyhow::Result<()> {
+    let codec = EventCodec::new(user_service::upcasters().merge(diary_service::upcasters()));
+    let store = metachat_production::open_event_store(&config.postgres, codec).await?;
+    let cassandra = CassandraConfig::from_env()?;
+    let projections: [Arc<dyn Projection>; 2] = [
+        Arc::new(CassandraUserReadModels::connect(&cassandra).await?),
+        Arc::new(CassandraDiaryReadModels::connect(&cassandra).await?),
+    ];
+    let checkpoints = Arc::new(PostgresCheckpoints::new(&store));
+    let events: Arc<dyn EventStore> = Arc::new(store.clone());
+    let runners = projections
+        .into_iter()
+        .map(|p| ProjectionRunner::new(events.clone(), checkpoints.clone(), p))
+        .collect();
+    crate::rebuild(runners).await?;
+    store.close().await;
+    Ok(())
+}

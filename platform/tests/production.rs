@@ -1,0 +1,334 @@
+//! What only the production wiring has: a Kafka outage during writes, several diary-service
+//! replicas sharing a consumer group, stock clients reading the topics and tables, and the
+//! read-model rebuild. Needs the servers of `scripts/infra/all.sh start` (`make test` starts
+//! them); the outage test starts a broker of its own.
+
+mod support;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{Platform, ProductionEnv, Wiring};
+
+fn infra_script(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/infra")).join(name)
+}
+
+/// A Kafka broker of this test's own, so stopping it disturbs no other test.
+struct OwnBroker {
+    env: Vec<(String, String)>,
+}
+
+impl OwnBroker {
+    fn start(dir: &std::path::Path) -> Self {
+        let port = |p: u16| p.to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let controller = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let env = vec![
+            ("METACHAT_INFRA_DIR".to_owned(), dir.display().to_string()),
+            (
+                "METACHAT_KAFKA_PORT".to_owned(),
+                port(listener.local_addr().unwrap().port()),
+            ),
+            (
+                "METACHAT_KAFKA_CONTROLLER_PORT".to_owned(),
+                port(controller.local_addr().unwrap().port()),
+            ),
+        ];
+        drop((listener, controller));
+        let broker = Self { env };
+        broker.run("start");
+        broker
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.env[1].1)
+    }
+
+    fn run(&self, action: &str) {
+        let status = Command::new("bash")
+            .arg(infra_script("kafka.sh"))
+            .arg(action)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .status()
+            .expect("run kafka.sh");
+        assert!(status.success(), "kafka.sh {action} failed");
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(infra_script("kafka.sh"))
+            .arg("stop")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .status();
+    }
+}
+
+async fn production() -> ProductionEnv {
+    ProductionEnv::fresh().await
+}
+
+async fn write_entries(app: &Platform, user: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let reply = app
+            .post(
+                "/diary/entries",
+                json!({ "userId": user, "title": format!("entry {i}"), "content": "words" }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        ids.push(reply.id());
+    }
+    ids
+}
+
+/// Every entry id in the user's list (all pages).
+async fn listed_entries(app: &Platform, user: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let reply = app
+            .get(&format!(
+                "/diary/entries/user/{user}?limit=100&cursor={cursor}"
+            ))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        for entry in reply.body["entries"].as_array().unwrap() {
+            ids.push(entry["id"].as_str().unwrap().to_owned());
+        }
+        match reply.body["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => return ids,
+        }
+    }
+}
+
+async fn wait_for_entries(app: &Platform, user: &str, expected: &[String]) {
+    let want: HashSet<_> = expected.iter().cloned().collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let listed = listed_entries(app, user).await;
+        let unique: HashSet<_> = listed.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            listed.len(),
+            "an entry is listed twice: {listed:?}"
+        );
+        if unique == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "read models never caught up: {} of {} entries\n{}",
+            unique.len(),
+            want.len(),
+            app.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_kafka_outage_delays_the_read_models_but_loses_and_duplicates_nothing() {
+    let dir =
+        std::env::temp_dir().join(format!("metachat-outage-{}", uuid::Uuid::new_v4().simple()));
+    let broker = OwnBroker::start(&dir);
+    let mut env = production().await;
+    env.kafka = broker.address();
+    let app = Platform::start_wired(Wiring::Production(env)).await;
+    let user = app.create_user().await;
+    let mut written = write_entries(&app, &user, 5).await;
+    wait_for_entries(&app, &user, &written).await;
+
+    broker.run("stop");
+    // Writes still succeed, and reads by id still see them: the event store has them.
+    let during = write_entries(&app, &user, 10).await;
+    let one = app.get(&format!("/diary/entries/{}", during[0])).await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    written.extend(during);
+
+    broker.run("start");
+    wait_for_entries(&app, &user, &written).await;
+    let more = write_entries(&app, &user, 2).await;
+    written.extend(more);
+    wait_for_entries(&app, &user, &written).await;
+}
+
+/// Event ids a diary replica logged as projected.
+fn projected_ids(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("\"message\":\"projected\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["event_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The partitions the last assignment in a replica's log gave it.
+fn assigned_partitions(log: &str) -> Vec<String> {
+    log.lines()
+        .rev()
+        .filter(|l| l.contains("\"message\":\"partitions assigned\""))
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|v| v["fields"]["partitions"].as_str().map(str::to_owned))
+        .map(|p| {
+            p.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn diary_replicas_share_the_partitions_and_take_over_from_each_other() {
+    let mut env = production().await;
+    env.log_level = "debug".into();
+    let mut app = Platform::start_wired(Wiring::Production(env)).await;
+    let replica_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let replica_env = app.service_env("diary-service", replica_port);
+    app.spawn_process("diary-replica", "diary-service", &replica_env);
+
+    let data_dir = app.data_dir.clone();
+    let read = |name: &str| {
+        std::fs::read_to_string(data_dir.join(format!("{name}.log"))).unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (first, second) = loop {
+        let first = assigned_partitions(&read("diary-service"));
+        let second = assigned_partitions(&read("diary-replica"));
+        if !first.is_empty() && !second.is_empty() && first.len() + second.len() == 6 {
+            break (first, second);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group never split: {first:?} / {second:?}\n{}",
+            app.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        first.iter().all(|p| !second.contains(p)),
+        "a partition assigned twice: {first:?} {second:?}"
+    );
+
+    let user = app.create_user().await;
+    let mut written = write_entries(&app, &user, 20).await;
+    wait_for_entries(&app, &user, &written).await;
+    let (by_first, by_second) = (
+        projected_ids(&read("diary-service")),
+        projected_ids(&read("diary-replica")),
+    );
+    assert!(
+        !by_first.is_empty() && !by_second.is_empty(),
+        "both replicas must do work"
+    );
+    let first_set: HashSet<_> = by_first.iter().collect();
+    assert!(
+        by_second.iter().all(|id| !first_set.contains(id)),
+        "an event was projected by both replicas"
+    );
+    assert_eq!(
+        by_first.len() + by_second.len(),
+        20,
+        "each entry's creation is projected once"
+    );
+
+    app.stop_service("diary-replica");
+    let after = write_entries(&app, &user, 10).await;
+    written.extend(after);
+    wait_for_entries(&app, &user, &written).await;
+    assert_eq!(
+        assigned_partitions(&read("diary-service")).len(),
+        6,
+        "the survivor must take every partition"
+    );
+}
+
+#[tokio::test]
+async fn stock_clients_read_topics_and_tables_and_a_rebuild_restores_the_read_models() {
+    let env = production().await;
+    let app = Platform::start_wired(Wiring::Production(env.clone())).await;
+    let user = app.create_user().await;
+    let written = write_entries(&app, &user, 3).await;
+    wait_for_entries(&app, &user, &written).await;
+
+    // Kafka's own console consumer reads the events: key = entry id, type in a header.
+    let consumed = Command::new("bash")
+        .arg(infra_script("kafka-console-consumer.sh"))
+        .args([
+            "--bootstrap-server",
+            &env.kafka,
+            "--topic",
+            &env.diary_topic,
+            "--from-beginning",
+        ])
+        .args(["--max-messages", "3", "--timeout-ms", "60000"])
+        .args([
+            "--formatter-property",
+            "print.key=true",
+            "--formatter-property",
+            "print.headers=true",
+        ])
+        .output()
+        .expect("run the Kafka console consumer");
+    let consumed = String::from_utf8_lossy(&consumed.stdout);
+    for id in &written {
+        assert!(
+            consumed.contains(id.as_str()),
+            "entry {id} not on the topic:\n{consumed}"
+        );
+    }
+    assert!(
+        consumed.contains("event-type:DiaryEntryCreated"),
+        "{consumed}"
+    );
+
+    // cqlsh reads the read model.
+    let cql = format!(
+        "SELECT entry_id FROM {}.entries_by_user WHERE user_id = '{user}';",
+        env.keyspace
+    );
+    let selected = Command::new("bash")
+        .arg(infra_script("cql.sh"))
+        .arg(&cql)
+        .output()
+        .expect("run cqlsh");
+    let selected = String::from_utf8_lossy(&selected.stdout);
+    for id in &written {
+        assert!(
+            selected.contains(id.as_str()),
+            "entry {id} not in Cassandra:\n{selected}"
+        );
+    }
+
+    // The read models are rebuilt from the event store by one command.
+    let mut rebuild = Command::new(env!("CARGO_BIN_EXE_metachat"));
+    rebuild
+        .arg("rebuild-read-models")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (key, value) in env.service_env("rebuild") {
+        rebuild.env(key, value);
+    }
+    let output = rebuild.output().expect("run metachat rebuild-read-models");
+    assert!(
+        output.status.success(),
+        "rebuild failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_for_entries(&app, &user, &written).await;
+    let users = app.get("/users").await;
+    assert_eq!(users.body["total"], 1, "{}", users.body);
+}

@@ -1,0 +1,554 @@
+//! The diary read models in Apache Cassandra (the production wiring). Same projection and
+//! same queries as [`crate::read_model::SqliteDiaryReadModels`], same results for the same
+//! events.
+//!
+//! Tables (`cql/001_diary_read_models.cql`), one per query: `diary_entry_read_model` and
+//! `diary_session_read_model` by id, `entries_by_user` and `sessions_by_user` partitioned by
+//! user and clustered newest first, so a time range `[start, end)` is one slice of one
+//! partition. Pages come by offset or by a cursor holding the driver's paging state.
+//!
+//! Idempotency: every write carries `USING TIMESTAMP <stream version>`, so for each cell the
+//! newest event of the entry or session wins, in any order of delivery, and a redelivered
+//! event rewrites identical cells. Each event is first applied to the by-id row; the by-id
+//! row, read back, is then copied to the by-user table at the row's own version (or, for a
+//! deleted entry, the by-user row is deleted at that version). That read supplies what an
+//! update or a deletion does not carry (the entry's creation time, its partition's
+//! clustering key) and makes the order of delivery irrelevant: nothing reaches the listing
+//! before the creation, and an entry deleted at version n stays deleted whatever arrives
+//! later, because the by-user row's tombstone at n shadows every write of versions up to n.
+//!
+//! Nothing here logs diary text (titles, content, tags).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_event};
+use metachat_cassandra::{CassandraConfig, CassandraError, fetch_page, migrate};
+use metachat_read_model::{Page, PageRequest, QueryError};
+use scylla::DeserializeRow;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+
+use crate::domain::{Entry, EntryEvent, Session as DiarySession, SessionEvent};
+use crate::read_model::{DiaryReadModels, TimeRange};
+
+/// The migrations of the `diary` domain, in order.
+pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../cql/001_diary_read_models.cql"))];
+
+/// The migration domain of these tables in `schema_migrations`.
+pub const MIGRATION_DOMAIN: &str = "diary";
+
+const ENTRY_COLUMNS: &str = "entry_id, user_id, title, content, token_count, session_id, tags, \
+     created_at_micros, updated_at_micros, version";
+const SESSION_COLUMNS: &str = "session_id, user_id, start_time_micros, end_time_micros, \
+     created_at_micros, updated_at_micros, version";
+
+struct Statements {
+    insert_entry: PreparedStatement,
+    update_entry: PreparedStatement,
+    delete_entry: PreparedStatement,
+    entry_by_id: PreparedStatement,
+    put_entry_by_user: PreparedStatement,
+    remove_entry_by_user: PreparedStatement,
+    entries_by_user: PreparedStatement,
+    start_session: PreparedStatement,
+    end_session: PreparedStatement,
+    session_by_id: PreparedStatement,
+    put_session_by_user: PreparedStatement,
+    sessions_by_user: PreparedStatement,
+}
+
+/// The diary read models in Cassandra.
+#[derive(Clone)]
+pub struct CassandraDiaryReadModels {
+    session: Arc<Session>,
+    statements: Arc<Statements>,
+}
+
+impl CassandraDiaryReadModels {
+    /// Connects (see [`metachat_cassandra::connect`]: the keyspace is created when missing),
+    /// applies the migrations and prepares the statements.
+    pub async fn connect(config: &CassandraConfig) -> Result<Self, CassandraError> {
+        Self::new(metachat_cassandra::connect(config).await?).await
+    }
+
+    /// Applies the `diary` migrations to the session's keyspace, then prepares every
+    /// statement.
+    pub async fn new(session: Arc<Session>) -> Result<Self, CassandraError> {
+        migrate(&session, MIGRATION_DOMAIN, MIGRATIONS).await?;
+        Self::prepare(session).await
+    }
+
+    /// Prepares every statement, on a keyspace that is already migrated.
+    pub async fn prepare(session: Arc<Session>) -> Result<Self, CassandraError> {
+        let s = &session;
+        let statements = Statements {
+            insert_entry: prepare(
+                s,
+                "INSERT INTO diary_entry_read_model (entry_id, user_id, title, content, \
+                 token_count, session_id, tags, deleted, created_at_micros, updated_at_micros, \
+                 version) VALUES (?, ?, ?, ?, ?, ?, ?, false, ?, ?, ?) USING TIMESTAMP ?",
+            )
+            .await?,
+            update_entry: prepare(
+                s,
+                "UPDATE diary_entry_read_model USING TIMESTAMP ? SET user_id = ?, title = ?, \
+                 content = ?, token_count = ?, tags = ?, updated_at_micros = ?, version = ? \
+                 WHERE entry_id = ?",
+            )
+            .await?,
+            // The tombstone keeps no text: a deleted entry's words live only in its history.
+            delete_entry: prepare(
+                s,
+                "UPDATE diary_entry_read_model USING TIMESTAMP ? SET user_id = ?, deleted = true, \
+                 title = null, content = null, tags = null, updated_at_micros = ?, version = ? \
+                 WHERE entry_id = ?",
+            )
+            .await?,
+            entry_by_id: prepare(
+                s,
+                "SELECT user_id, title, content, token_count, session_id, tags, \
+                 created_at_micros, updated_at_micros, version, deleted \
+                 FROM diary_entry_read_model WHERE entry_id = ?",
+            )
+            .await?,
+            put_entry_by_user: prepare(
+                s,
+                "INSERT INTO entries_by_user (user_id, created_at_micros, entry_id, title, \
+                 content, token_count, session_id, tags, updated_at_micros, version) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+            )
+            .await?,
+            remove_entry_by_user: prepare(
+                s,
+                "DELETE FROM entries_by_user USING TIMESTAMP ? \
+                 WHERE user_id = ? AND created_at_micros = ? AND entry_id = ?",
+            )
+            .await?,
+            entries_by_user: prepare(
+                s,
+                &format!(
+                    "SELECT {ENTRY_COLUMNS} FROM entries_by_user WHERE user_id = ? \
+                     AND created_at_micros >= ? AND created_at_micros < ?"
+                ),
+            )
+            .await?,
+            start_session: prepare(
+                s,
+                "INSERT INTO diary_session_read_model (session_id, user_id, start_time_micros, \
+                 created_at_micros, updated_at_micros, version) VALUES (?, ?, ?, ?, ?, ?) \
+                 USING TIMESTAMP ?",
+            )
+            .await?,
+            end_session: prepare(
+                s,
+                "UPDATE diary_session_read_model USING TIMESTAMP ? SET user_id = ?, \
+                 end_time_micros = ?, updated_at_micros = ?, version = ? WHERE session_id = ?",
+            )
+            .await?,
+            session_by_id: prepare(
+                s,
+                &format!(
+                    "SELECT {SESSION_COLUMNS} FROM diary_session_read_model WHERE session_id = ?"
+                ),
+            )
+            .await?,
+            put_session_by_user: prepare(
+                s,
+                "INSERT INTO sessions_by_user (user_id, start_time_micros, session_id, \
+                 end_time_micros, created_at_micros, updated_at_micros, version) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+            )
+            .await?,
+            sessions_by_user: prepare(
+                s,
+                &format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions_by_user WHERE user_id = ? \
+                     AND start_time_micros >= ? AND start_time_micros < ?"
+                ),
+            )
+            .await?,
+        };
+        Ok(Self {
+            session,
+            statements: Arc::new(statements),
+        })
+    }
+
+    async fn apply_entry(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+        let event: EntryEvent = decode_event(recorded)?;
+        let id = recorded.aggregate_id();
+        let version = i64::try_from(recorded.stream_version)?;
+        let at = recorded.recorded_at.timestamp_micros();
+        let st = &self.statements;
+        match &event {
+            EntryEvent::DiaryEntryCreated(e) => {
+                self.session
+                    .execute_unpaged(
+                        &st.insert_entry,
+                        (
+                            id,
+                            &e.user_id,
+                            &e.title,
+                            &e.content,
+                            i32::try_from(e.token_count)?,
+                            &e.session_id,
+                            &e.tags,
+                            at,
+                            at,
+                            version,
+                            version,
+                        ),
+                    )
+                    .await?;
+            }
+            EntryEvent::DiaryEntryUpdated(e) => {
+                self.session
+                    .execute_unpaged(
+                        &st.update_entry,
+                        (
+                            version,
+                            &e.user_id,
+                            &e.title,
+                            &e.content,
+                            i32::try_from(e.token_count)?,
+                            &e.tags,
+                            at,
+                            version,
+                            id,
+                        ),
+                    )
+                    .await?;
+            }
+            EntryEvent::DiaryEntryDeleted(e) => {
+                self.session
+                    .execute_unpaged(&st.delete_entry, (version, &e.user_id, at, version, id))
+                    .await?;
+            }
+        }
+        self.copy_entry_to_listing(id).await
+    }
+
+    /// Makes the entry's row in `entries_by_user` match its by-id row, at the by-id row's
+    /// version: written while live, deleted once deleted, absent until created.
+    async fn copy_entry_to_listing(&self, id: &str) -> Result<(), ProjectionError> {
+        let st = &self.statements;
+        let row = self
+            .session
+            .execute_unpaged(&st.entry_by_id, (id,))
+            .await?
+            .into_rows_result()?
+            .maybe_first_row::<EntryByIdRow>()?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let (Some(user_id), Some(created_at), Some(version)) =
+            (&row.user_id, row.created_at_micros, row.version)
+        else {
+            // Not created yet (a later event arrived first): its creation will copy it.
+            return Ok(());
+        };
+        if row.deleted == Some(true) {
+            self.session
+                .execute_unpaged(&st.remove_entry_by_user, (version, user_id, created_at, id))
+                .await?;
+        } else {
+            let e = &row;
+            self.session
+                .execute_unpaged(
+                    &st.put_entry_by_user,
+                    (
+                        user_id,
+                        created_at,
+                        id,
+                        &e.title,
+                        &e.content,
+                        e.token_count,
+                        &e.session_id,
+                        &e.tags,
+                        e.updated_at_micros,
+                        version,
+                        version,
+                    ),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_session(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+        let event: SessionEvent = decode_event(recorded)?;
+        let id = recorded.aggregate_id();
+        let version = i64::try_from(recorded.stream_version)?;
+        let at = recorded.recorded_at.timestamp_micros();
+        let st = &self.statements;
+        match &event {
+            SessionEvent::DiarySessionStarted(e) => {
+                self.session
+                    .execute_unpaged(
+                        &st.start_session,
+                        (
+                            id,
+                            &e.user_id,
+                            e.start_time.timestamp_micros(),
+                            at,
+                            at,
+                            version,
+                            version,
+                        ),
+                    )
+                    .await?;
+            }
+            SessionEvent::DiarySessionEnded(e) => {
+                self.session
+                    .execute_unpaged(
+                        &st.end_session,
+                        (
+                            version,
+                            &e.user_id,
+                            e.end_time.timestamp_micros(),
+                            at,
+                            version,
+                            id,
+                        ),
+                    )
+                    .await?;
+            }
+        }
+        self.copy_session_to_listing(id).await
+    }
+
+    /// Makes the session's row in `sessions_by_user` match its by-id row, at that row's
+    /// version (absent until the session's start has been applied).
+    async fn copy_session_to_listing(&self, id: &str) -> Result<(), ProjectionError> {
+        let st = &self.statements;
+        let row = self
+            .session
+            .execute_unpaged(&st.session_by_id, (id,))
+            .await?
+            .into_rows_result()?
+            .maybe_first_row::<SessionRow>()?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let (Some(user_id), Some(start_time), Some(version)) =
+            (&row.user_id, row.start_time_micros, row.version)
+        else {
+            return Ok(());
+        };
+        self.session
+            .execute_unpaged(
+                &st.put_session_by_user,
+                (
+                    user_id,
+                    start_time,
+                    id,
+                    row.end_time_micros,
+                    row.created_at_micros,
+                    row.updated_at_micros,
+                    version,
+                    version,
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+async fn prepare(session: &Session, cql: &str) -> Result<PreparedStatement, CassandraError> {
+    let mut statement = session
+        .prepare(cql)
+        .await
+        .map_err(CassandraError::request)?;
+    // Every statement here may be retried: writes are versioned, reads have no effect.
+    statement.set_is_idempotent(true);
+    Ok(statement)
+}
+
+#[derive(DeserializeRow)]
+struct EntryRow {
+    entry_id: String,
+    user_id: Option<String>,
+    title: Option<String>,
+    content: Option<String>,
+    token_count: Option<i32>,
+    session_id: Option<String>,
+    tags: Option<Vec<String>>,
+    created_at_micros: Option<i64>,
+    updated_at_micros: Option<i64>,
+    version: Option<i64>,
+}
+
+/// An `EntryRow` with the by-id table's deletion flag.
+#[derive(DeserializeRow)]
+struct EntryByIdRow {
+    user_id: Option<String>,
+    title: Option<String>,
+    content: Option<String>,
+    token_count: Option<i32>,
+    session_id: Option<String>,
+    tags: Option<Vec<String>>,
+    created_at_micros: Option<i64>,
+    updated_at_micros: Option<i64>,
+    version: Option<i64>,
+    deleted: Option<bool>,
+}
+
+#[derive(DeserializeRow)]
+struct SessionRow {
+    session_id: String,
+    user_id: Option<String>,
+    start_time_micros: Option<i64>,
+    end_time_micros: Option<i64>,
+    created_at_micros: Option<i64>,
+    updated_at_micros: Option<i64>,
+    version: Option<i64>,
+}
+
+fn time(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
+    Utc.timestamp_micros(micros)
+        .single()
+        .ok_or_else(|| format!("timestamp {micros} out of range").into())
+}
+
+fn missing(column: &str) -> ProjectionError {
+    format!("read model row without {column}").into()
+}
+
+fn entry_from_row(row: EntryRow) -> Result<Loaded<Entry>, ProjectionError> {
+    Ok(Loaded {
+        state: Entry {
+            id: row.entry_id,
+            user_id: row.user_id.ok_or_else(|| missing("user_id"))?,
+            title: row.title.unwrap_or_default(),
+            content: row.content.unwrap_or_default(),
+            token_count: u32::try_from(row.token_count.unwrap_or_default())?,
+            session_id: row.session_id,
+            tags: row.tags.unwrap_or_default(),
+            deleted: false,
+        },
+        version: Some(u64::try_from(
+            row.version.ok_or_else(|| missing("version"))?,
+        )?),
+        created_at: Some(time(
+            row.created_at_micros
+                .ok_or_else(|| missing("created_at_micros"))?,
+        )?),
+        updated_at: Some(time(
+            row.updated_at_micros
+                .ok_or_else(|| missing("updated_at_micros"))?,
+        )?),
+    })
+}
+
+fn session_from_row(row: SessionRow) -> Result<Loaded<DiarySession>, ProjectionError> {
+    let created_at = row
+        .created_at_micros
+        .ok_or_else(|| missing("created_at_micros"))?;
+    Ok(Loaded {
+        state: DiarySession {
+            id: row.session_id,
+            user_id: row.user_id.ok_or_else(|| missing("user_id"))?,
+            start_time: row.start_time_micros.map(time).transpose()?,
+            end_time: row.end_time_micros.map(time).transpose()?,
+        },
+        version: Some(u64::try_from(
+            row.version.ok_or_else(|| missing("version"))?,
+        )?),
+        created_at: Some(time(created_at)?),
+        updated_at: Some(time(row.updated_at_micros.unwrap_or(created_at))?),
+    })
+}
+
+#[async_trait]
+impl Projection for CassandraDiaryReadModels {
+    fn name(&self) -> &str {
+        "diary-read-models-cassandra"
+    }
+
+    async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+        match recorded.category() {
+            "entry" => self.apply_entry(recorded).await,
+            "session" => self.apply_session(recorded).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        for table in [
+            "diary_entry_read_model",
+            "entries_by_user",
+            "diary_session_read_model",
+            "sessions_by_user",
+        ] {
+            self.session
+                .query_unpaged(format!("TRUNCATE TABLE {table}"), &[])
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// `[start, end)` in microseconds; an open side is the widest bound.
+fn bounds(range: TimeRange) -> (i64, i64) {
+    (
+        range.start.map_or(i64::MIN, |t| t.timestamp_micros()),
+        range.end.map_or(i64::MAX, |t| t.timestamp_micros()),
+    )
+}
+
+#[async_trait]
+impl DiaryReadModels for CassandraDiaryReadModels {
+    async fn entries_by_user(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+        page: &PageRequest,
+    ) -> Result<Page<Loaded<Entry>>, QueryError> {
+        let (start, end) = bounds(range);
+        let rows: Page<EntryRow> = fetch_page(
+            &self.session,
+            &self.statements.entries_by_user,
+            &(user_id, start, end),
+            &format!("entries|{user_id}|{start}|{end}"),
+            page,
+        )
+        .await?;
+        let items = rows
+            .items
+            .into_iter()
+            .map(entry_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            next_cursor: rows.next_cursor,
+        })
+    }
+
+    async fn sessions_by_user(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+        page: &PageRequest,
+    ) -> Result<Page<Loaded<DiarySession>>, QueryError> {
+        let (start, end) = bounds(range);
+        let rows: Page<SessionRow> = fetch_page(
+            &self.session,
+            &self.statements.sessions_by_user,
+            &(user_id, start, end),
+            &format!("sessions|{user_id}|{start}|{end}"),
+            page,
+        )
+        .await?;
+        let items = rows
+            .items
+            .into_iter()
+            .map(session_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            next_cursor: rows.next_cursor,
+        })
+    }
+}

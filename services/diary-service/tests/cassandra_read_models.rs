@@ -1,0 +1,692 @@
+//! The Cassandra diary read models against a real Cassandra (`scripts/infra/cassandra.sh
+//! start`; `METACHAT_TEST_CASSANDRA_HOSTS` to use another), each test in a fresh keyspace.
+//! Expected results come from replaying each entry's and session's events, and from the
+//! SQLite read model fed the same events.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use diary_service::cassandra::CassandraDiaryReadModels;
+use diary_service::domain::{
+    DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, DiarySessionEnded,
+    DiarySessionStarted, Entry, EntryEvent, Session, SessionEvent,
+};
+use diary_service::read_model::{DiaryReadModels, SqliteDiaryReadModels, TimeRange};
+use event_sourcing::{DomainEvent, Loaded, Projection, RecordedEvent, encode_event, replay};
+use metachat_cassandra::test_support::TestKeyspace;
+use metachat_read_model::{Page, PageRequest, QueryError};
+use uuid::Uuid;
+
+struct Fixture {
+    test: TestKeyspace,
+    models: CassandraDiaryReadModels,
+}
+
+async fn fixture() -> Fixture {
+    let test = TestKeyspace::create().await;
+    let started = Instant::now();
+    let models = CassandraDiaryReadModels::new(test.session.clone())
+        .await
+        .expect("migrate and prepare");
+    eprintln!(
+        "keyspace {}: connect + create {:?}, migrate + prepare {:?}",
+        test.name(),
+        test.connect_time,
+        started.elapsed()
+    );
+    Fixture { test, models }
+}
+
+impl Fixture {
+    async fn apply_all<'a>(&self, events: impl IntoIterator<Item = &'a RecordedEvent>) {
+        for event in events {
+            self.models.apply(event).await.expect("apply");
+        }
+    }
+
+    async fn finish(self) {
+        self.test.drop_keyspace().await;
+    }
+}
+
+fn recorded<E: DomainEvent>(
+    stream_id: &str,
+    version: u64,
+    at: DateTime<Utc>,
+    event: &E,
+) -> RecordedEvent {
+    let (event_type, payload) = encode_event(event).unwrap();
+    RecordedEvent {
+        event_id: Uuid::new_v4(),
+        event_type,
+        schema_version: 1,
+        stream_id: stream_id.to_owned(),
+        stream_version: version,
+        position: 0,
+        recorded_at: at,
+        payload,
+        metadata: Default::default(),
+    }
+}
+
+fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 1, 10, 0, 0).unwrap() + Duration::microseconds(654_321)
+}
+
+fn user(n: u128) -> String {
+    Uuid::from_u128(0xa000 + n).to_string()
+}
+
+struct History {
+    events: Vec<RecordedEvent>,
+    entries: Vec<Vec<RecordedEvent>>,
+    sessions: Vec<Vec<RecordedEvent>>,
+}
+
+/// For user 1: `count` entries a minute apart (entries 8 and 9 in the same microsecond),
+/// every third one updated, every seventh (from the fourth) deleted, some in a session; and
+/// 12 sessions, every other one ended. For user 2: 4 entries and 2 sessions.
+fn history(count: u32) -> History {
+    let mut entries = Vec::new();
+    let mut sessions = Vec::new();
+    let mut events = Vec::new();
+    for (owner, sessions_count) in [(1, 12u32), (2, 2)] {
+        for i in 0..sessions_count {
+            let id =
+                Uuid::from_u128(0x5000 + u128::from((i * 7919 + owner * 31) % 1000)).to_string();
+            let stream = format!("session-{id}");
+            let start =
+                base_time() + Duration::minutes(30 * i64::from(i.min(5) + i.saturating_sub(6)));
+            let mut stream_events = vec![recorded(
+                &stream,
+                1,
+                start + Duration::seconds(1),
+                &SessionEvent::DiarySessionStarted(DiarySessionStarted {
+                    session_id: id.clone(),
+                    user_id: user(owner.into()),
+                    start_time: start,
+                }),
+            )];
+            if i % 2 == 0 {
+                stream_events.push(recorded(
+                    &stream,
+                    2,
+                    start + Duration::minutes(20),
+                    &SessionEvent::DiarySessionEnded(DiarySessionEnded {
+                        user_id: user(owner.into()),
+                        end_time: start + Duration::minutes(19) + Duration::microseconds(7),
+                    }),
+                ));
+            }
+            events.extend(stream_events.iter().cloned());
+            sessions.push(stream_events);
+        }
+    }
+    for (owner, entries_count) in [(1, count), (2, 4)] {
+        for i in 0..entries_count {
+            let id =
+                Uuid::from_u128(0x9000 + u128::from((i * 7919 + owner * 17) % 1000)).to_string();
+            let stream = format!("entry-{id}");
+            let created = base_time()
+                + Duration::minutes(i64::from(i.min(8) + i.saturating_sub(9)))
+                + Duration::microseconds(i64::from(owner));
+            let mut stream_events = vec![recorded(
+                &stream,
+                1,
+                created,
+                &EntryEvent::DiaryEntryCreated(DiaryEntryCreated {
+                    entry_id: id.clone(),
+                    user_id: user(owner.into()),
+                    title: format!("Entry {i}"),
+                    content: format!("Dear diary, day {i}.\nIt rained."),
+                    token_count: 6 + i,
+                    session_id: (i % 4 == 1).then(|| Uuid::from_u128(0x5000).to_string()),
+                    tags: if i % 2 == 0 {
+                        vec!["rain".into(), "Day".into()]
+                    } else {
+                        vec![]
+                    },
+                }),
+            )];
+            let mut at = created;
+            if i % 3 == 0 {
+                at += Duration::seconds(5);
+                stream_events.push(recorded(
+                    &stream,
+                    2,
+                    at,
+                    &EntryEvent::DiaryEntryUpdated(DiaryEntryUpdated {
+                        user_id: user(owner.into()),
+                        title: format!("Entry {i}, revised"),
+                        content: format!("Dear diary, day {i}.\nThe sun came out."),
+                        token_count: 9 + i,
+                        tags: vec!["sun".into(), "rain".into(), "mood".into()],
+                    }),
+                ));
+            }
+            if i % 7 == 3 {
+                at += Duration::seconds(5);
+                let version = stream_events.len() as u64 + 1;
+                stream_events.push(recorded(
+                    &stream,
+                    version,
+                    at,
+                    &EntryEvent::DiaryEntryDeleted(DiaryEntryDeleted {
+                        user_id: user(owner.into()),
+                    }),
+                ));
+            }
+            events.extend(stream_events.iter().cloned());
+            entries.push(stream_events);
+        }
+    }
+    // Events of other categories, which the projection ignores.
+    events.push(recorded(
+        "user-00000000-0000-0000-0000-00000000a001",
+        1,
+        base_time(),
+        &EntryEvent::DiaryEntryDeleted(DiaryEntryDeleted { user_id: user(1) }),
+    ));
+    History {
+        events,
+        entries,
+        sessions,
+    }
+}
+
+type Key = (DateTime<Utc>, String);
+
+/// A listed item's state, version, creation and last change.
+type Fields<S> = (S, Option<u64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// What a listed item is made of, for comparing field by field.
+fn entry_fields(l: &Loaded<Entry>) -> Fields<Entry> {
+    (l.state.clone(), l.version, l.created_at, l.updated_at)
+}
+
+fn session_fields(l: &Loaded<Session>) -> Fields<Session> {
+    (l.state.clone(), l.version, l.created_at, l.updated_at)
+}
+
+fn in_range(at: DateTime<Utc>, range: TimeRange) -> bool {
+    range.start.is_none_or(|s| at >= s) && range.end.is_none_or(|e| at < e)
+}
+
+impl History {
+    /// A user's live entries in `range`, newest first (ties: larger id first).
+    fn expected_entries(&self, owner: &str, range: TimeRange) -> Vec<Loaded<Entry>> {
+        let mut live: Vec<Loaded<Entry>> = self
+            .entries
+            .iter()
+            .map(|s| replay::<Entry>(s).unwrap())
+            .filter(|l| l.state.is_live() && l.state.user_id == owner)
+            .filter(|l| in_range(l.created_at.unwrap(), range))
+            .collect();
+        live.sort_by_key(|l| std::cmp::Reverse::<Key>((l.created_at.unwrap(), l.state.id.clone())));
+        live
+    }
+
+    fn expected_sessions(&self, owner: &str, range: TimeRange) -> Vec<Loaded<Session>> {
+        let mut all: Vec<Loaded<Session>> = self
+            .sessions
+            .iter()
+            .map(|s| replay::<Session>(s).unwrap())
+            .filter(|l| l.state.user_id == owner)
+            .filter(|l| in_range(l.state.start_time.unwrap(), range))
+            .collect();
+        all.sort_by_key(|l| {
+            std::cmp::Reverse::<Key>((l.state.start_time.unwrap(), l.state.id.clone()))
+        });
+        all
+    }
+
+    fn created_at(&self, entry: usize) -> DateTime<Utc> {
+        self.entries[entry][0].recorded_at
+    }
+}
+
+fn all() -> PageRequest {
+    by_offset(0, 1000)
+}
+
+fn by_offset(offset: u64, limit: u32) -> PageRequest {
+    PageRequest {
+        offset,
+        limit,
+        cursor: None,
+    }
+}
+
+async fn entries(
+    models: &impl DiaryReadModels,
+    owner: &str,
+    range: TimeRange,
+) -> Vec<Loaded<Entry>> {
+    let page = models.entries_by_user(owner, range, &all()).await.unwrap();
+    assert!(!page.has_more());
+    page.items
+}
+
+async fn sessions(
+    models: &impl DiaryReadModels,
+    owner: &str,
+    range: TimeRange,
+) -> Vec<Loaded<Session>> {
+    let page = models.sessions_by_user(owner, range, &all()).await.unwrap();
+    assert!(!page.has_more());
+    page.items
+}
+
+fn assert_entries(actual: &[Loaded<Entry>], expected: &[Loaded<Entry>]) {
+    let actual: Vec<_> = actual.iter().map(entry_fields).collect();
+    let expected: Vec<_> = expected.iter().map(entry_fields).collect();
+    assert_eq!(actual, expected);
+}
+
+fn assert_sessions(actual: &[Loaded<Session>], expected: &[Loaded<Session>]) {
+    let actual: Vec<_> = actual.iter().map(session_fields).collect();
+    let expected: Vec<_> = expected.iter().map(session_fields).collect();
+    assert_eq!(actual, expected);
+}
+
+/// Everything both users can list, compared with what their events say.
+async fn assert_matches_history(models: &impl DiaryReadModels, history: &History) {
+    for owner in [user(1), user(2)] {
+        let open = TimeRange::default();
+        assert_entries(
+            &entries(models, &owner, open).await,
+            &history.expected_entries(&owner, open),
+        );
+        assert_sessions(
+            &sessions(models, &owner, open).await,
+            &history.expected_sessions(&owner, open),
+        );
+    }
+}
+
+fn entry_ids(page: &Page<Loaded<Entry>>) -> Vec<String> {
+    page.items.iter().map(|l| l.state.id.clone()).collect()
+}
+
+#[tokio::test]
+async fn lists_a_users_live_entries_newest_first_within_a_time_range() {
+    let f = fixture().await;
+    let history = history(30);
+    let started = Instant::now();
+    f.apply_all(&history.events).await;
+    eprintln!(
+        "applied {} events in {:?}",
+        history.events.len(),
+        started.elapsed()
+    );
+    let owner = user(1);
+    let open = TimeRange::default();
+
+    let listed = entries(&f.models, &owner, open).await;
+    let expected = history.expected_entries(&owner, open);
+    assert_entries(&listed, &expected);
+    // Deleted entries are gone, updates are visible, order is newest first.
+    assert_eq!(listed.len(), 30 - 4);
+    assert!(
+        listed
+            .iter()
+            .all(|l| !l.state.title.contains("Entry 3,") && l.state.title != "Entry 3")
+    );
+    let revised = listed
+        .iter()
+        .find(|l| l.state.title == "Entry 6, revised")
+        .unwrap();
+    assert_eq!(revised.state.tags, ["sun", "rain", "mood"]);
+    assert_eq!(revised.version, Some(2));
+    assert!(revised.updated_at > revised.created_at);
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| w[0].created_at >= w[1].created_at)
+    );
+    // Entries 8 and 9 share their creation time: the larger id first.
+    assert_eq!(history.created_at(8), history.created_at(9));
+    let id_of = |i: usize| {
+        history.entries[i][0]
+            .stream_id
+            .trim_start_matches("entry-")
+            .to_owned()
+    };
+    let position = |i: usize| listed.iter().position(|l| l.state.id == id_of(i)).unwrap();
+    assert_eq!(position(8).abs_diff(position(9)), 1);
+    assert_eq!(position(8) < position(9), id_of(8) > id_of(9));
+    // The other user's entries are theirs only (their entry 3 is deleted too).
+    assert_eq!(entries(&f.models, &user(2), open).await.len(), 3);
+    assert!(entries(&f.models, &user(3), open).await.is_empty());
+
+    // [start, end): an entry created exactly at `start` is in, one exactly at `end` is out.
+    let range = TimeRange {
+        start: Some(history.created_at(5)),
+        end: Some(history.created_at(20)),
+    };
+    let slice = entries(&f.models, &owner, range).await;
+    assert_entries(&slice, &history.expected_entries(&owner, range));
+    let slice_ids: Vec<&str> = slice.iter().map(|l| l.state.id.as_str()).collect();
+    assert!(slice_ids.contains(&id_of(5).as_str()));
+    assert!(!slice_ids.contains(&id_of(20).as_str()));
+    assert_eq!(slice.last().unwrap().state.id, id_of(5));
+    let one_micro = TimeRange {
+        start: Some(history.created_at(5)),
+        end: Some(history.created_at(5) + Duration::microseconds(1)),
+    };
+    assert_eq!(entries(&f.models, &owner, one_micro).await.len(), 1);
+    let before = TimeRange {
+        start: None,
+        end: Some(history.created_at(0)),
+    };
+    assert!(entries(&f.models, &owner, before).await.is_empty());
+
+    // Pages by number and by cursor agree, in a range too.
+    for range in [open, range] {
+        let expected = history.expected_entries(&owner, range);
+        let mut cursor = None;
+        let mut offset = 0u64;
+        let mut seen = Vec::new();
+        loop {
+            let by_number = f
+                .models
+                .entries_by_user(&owner, range, &by_offset(offset, 4))
+                .await
+                .unwrap();
+            let by_cursor = f
+                .models
+                .entries_by_user(
+                    &owner,
+                    range,
+                    &PageRequest {
+                        offset: 0,
+                        limit: 4,
+                        cursor: cursor.clone(),
+                    },
+                )
+                .await
+                .unwrap();
+            assert_entries(&by_number.items, &by_cursor.items);
+            let more = offset + 4 < expected.len() as u64;
+            assert_eq!((by_number.has_more(), by_cursor.has_more()), (more, more));
+            seen.extend(entry_ids(&by_cursor));
+            if !more {
+                break;
+            }
+            cursor = by_cursor.next_cursor;
+            offset += 4;
+        }
+        let expected_ids: Vec<String> = expected.iter().map(|l| l.state.id.clone()).collect();
+        assert_eq!(seen, expected_ids);
+    }
+
+    // A bogus cursor, or one from another user or range, is refused.
+    let first = f
+        .models
+        .entries_by_user(&owner, open, &by_offset(0, 4))
+        .await
+        .unwrap();
+    let cursor = first.next_cursor.unwrap();
+    for (who, range, bad) in [
+        (owner.clone(), open, "o4".to_owned()),
+        (owner.clone(), open, "AAAAAAAAAAAAAAAAAAAA".to_owned()),
+        (user(2), open, cursor.clone()),
+        (owner.clone(), range, cursor.clone()),
+    ] {
+        let request = PageRequest {
+            cursor: Some(bad),
+            ..by_offset(0, 4)
+        };
+        assert!(matches!(
+            f.models.entries_by_user(&who, range, &request).await,
+            Err(QueryError::InvalidCursor)
+        ));
+    }
+    // The analytics query asks for everything at once.
+    let everything = f
+        .models
+        .entries_by_user(&owner, open, &by_offset(0, u32::MAX - 1))
+        .await
+        .unwrap();
+    assert_eq!(everything.items.len(), 26);
+    assert!(!everything.has_more());
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn lists_a_users_sessions_newest_start_first() {
+    let f = fixture().await;
+    let history = history(4);
+    f.apply_all(&history.events).await;
+    let owner = user(1);
+    let open = TimeRange::default();
+    let listed = sessions(&f.models, &owner, open).await;
+    assert_sessions(&listed, &history.expected_sessions(&owner, open));
+    assert_eq!(listed.len(), 12);
+    assert_eq!(
+        listed.iter().filter(|l| l.state.end_time.is_some()).count(),
+        6
+    );
+    let ended = listed.iter().find(|l| l.state.end_time.is_some()).unwrap();
+    assert_eq!(ended.version, Some(2));
+    assert_eq!(
+        ended.state.end_time.unwrap() - ended.state.start_time.unwrap(),
+        Duration::minutes(19) + Duration::microseconds(7)
+    );
+    // Sessions 5 and 6 start at the same time: ordered by id, larger first.
+    let start_of = |i: usize| {
+        replay::<Session>(&history.sessions[i])
+            .unwrap()
+            .state
+            .start_time
+            .unwrap()
+    };
+    assert_eq!(start_of(5), start_of(6));
+    let range = TimeRange {
+        start: Some(start_of(2)),
+        end: Some(start_of(8)),
+    };
+    let slice = sessions(&f.models, &owner, range).await;
+    assert_sessions(&slice, &history.expected_sessions(&owner, range));
+    assert_eq!(slice.len(), 6);
+
+    let mut cursor = None;
+    let mut offset = 0;
+    loop {
+        let by_number = f
+            .models
+            .sessions_by_user(&owner, open, &by_offset(offset, 5))
+            .await
+            .unwrap();
+        let by_cursor = f
+            .models
+            .sessions_by_user(
+                &owner,
+                open,
+                &PageRequest {
+                    offset: 0,
+                    limit: 5,
+                    cursor: cursor.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_sessions(&by_number.items, &by_cursor.items);
+        assert_eq!(by_cursor.has_more(), offset + 5 < 12);
+        if !by_cursor.has_more() {
+            break;
+        }
+        cursor = by_cursor.next_cursor;
+        offset += 5;
+    }
+    let bogus = PageRequest {
+        cursor: Some("garbage".into()),
+        ..by_offset(0, 5)
+    };
+    assert!(matches!(
+        f.models.sessions_by_user(&owner, open, &bogus).await,
+        Err(QueryError::InvalidCursor)
+    ));
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn applying_every_event_twice_changes_nothing() {
+    let f = fixture().await;
+    let history = history(16);
+    for event in &history.events {
+        f.models.apply(event).await.unwrap();
+        f.models.apply(event).await.unwrap();
+    }
+    assert_matches_history(&f.models, &history).await;
+    f.apply_all(&history.events).await;
+    assert_matches_history(&f.models, &history).await;
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn events_applied_out_of_order_end_in_the_same_state() {
+    let f = fixture().await;
+    let history = history(16);
+    // Every stream newest event first: deletions before creations, ends before starts.
+    for stream in history.entries.iter().chain(&history.sessions) {
+        f.apply_all(stream.iter().rev()).await;
+    }
+    assert_matches_history(&f.models, &history).await;
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn a_creation_replayed_after_the_deletion_stays_deleted() {
+    let f = fixture().await;
+    let history = history(16);
+    f.apply_all(&history.events).await;
+    let deleted: Vec<&Vec<RecordedEvent>> = history
+        .entries
+        .iter()
+        .filter(|s| s.last().unwrap().event_type == "DiaryEntryDeleted")
+        .collect();
+    assert_eq!(deleted.len(), 3);
+    for stream in &deleted {
+        // The creation again, then every event but the deletion.
+        f.apply_all(stream.iter().take(stream.len() - 1)).await;
+    }
+    assert_matches_history(&f.models, &history).await;
+
+    // A deleted entry's by-id row keeps no text.
+    let id = deleted[0][0]
+        .stream_id
+        .trim_start_matches("entry-")
+        .to_owned();
+    let (title, content, tags, gone): (
+        Option<String>,
+        Option<String>,
+        Option<Vec<String>>,
+        Option<bool>,
+    ) = f
+        .test
+        .session
+        .query_unpaged(
+            "SELECT title, content, tags, deleted FROM diary_entry_read_model WHERE entry_id = ?",
+            (id,),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .single_row()
+        .unwrap();
+    assert_eq!((title, content, tags, gone), (None, None, None, Some(true)));
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn reset_then_replay_gives_the_same_results() {
+    let f = fixture().await;
+    let history = history(10);
+    f.apply_all(&history.events).await;
+    assert_matches_history(&f.models, &history).await;
+    f.models.reset().await.unwrap();
+    assert!(
+        entries(&f.models, &user(1), TimeRange::default())
+            .await
+            .is_empty()
+    );
+    assert!(
+        sessions(&f.models, &user(1), TimeRange::default())
+            .await
+            .is_empty()
+    );
+    f.apply_all(&history.events).await;
+    assert_matches_history(&f.models, &history).await;
+    f.finish().await;
+}
+
+#[tokio::test]
+async fn matches_the_sqlite_read_model_field_by_field() {
+    let f = fixture().await;
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let sqlite = SqliteDiaryReadModels::new(pool).await.unwrap();
+    let history = history(25);
+    for event in &history.events {
+        sqlite.apply(event).await.unwrap();
+        f.models.apply(event).await.unwrap();
+    }
+    let ranges = [
+        TimeRange::default(),
+        TimeRange {
+            start: Some(history.created_at(4)),
+            end: Some(history.created_at(17)),
+        },
+        TimeRange {
+            start: Some(history.created_at(10)),
+            end: None,
+        },
+        TimeRange {
+            start: None,
+            end: Some(base_time() + Duration::minutes(90)),
+        },
+    ];
+    for owner in [user(1), user(2), user(3)] {
+        for range in ranges {
+            for (offset, limit) in [
+                (0, 1000),
+                (0, 5),
+                (5, 5),
+                (10, 3),
+                (19, 2),
+                (21, 5),
+                (40, 5),
+            ] {
+                let request = by_offset(offset, limit);
+                let ours = f
+                    .models
+                    .entries_by_user(&owner, range, &request)
+                    .await
+                    .unwrap();
+                let theirs = sqlite
+                    .entries_by_user(&owner, range, &request)
+                    .await
+                    .unwrap();
+                assert_entries(&ours.items, &theirs.items);
+                assert_eq!(ours.has_more(), theirs.has_more());
+                let ours = f
+                    .models
+                    .sessions_by_user(&owner, range, &request)
+                    .await
+                    .unwrap();
+                let theirs = sqlite
+                    .sessions_by_user(&owner, range, &request)
+                    .await
+                    .unwrap();
+                assert_sessions(&ours.items, &theirs.items);
+                assert_eq!(ours.has_more(), theirs.has_more());
+            }
+        }
+    }
+    f.finish().await;
+}
