@@ -119,7 +119,7 @@ pub async fn run(
     {
         let (store, read_models, until) = (store.clone(), embedded.users.clone(), stop.signal());
         tasks.spawn(async move {
-            user_service::serve(user, store, read_models, until).await?;
+            user_service::serve(user, store, read_models, Vec::new(), until).await?;
             Ok("user service")
         });
     }
@@ -127,7 +127,7 @@ pub async fn run(
         let users = Arc::new(GrpcUserDirectory::new(&user_address)?);
         let (read_models, until) = (embedded.diary.clone(), stop.signal());
         tasks.spawn(async move {
-            diary_service::serve(diary, store, read_models, users, until).await?;
+            diary_service::serve(diary, store, read_models, users, Vec::new(), until).await?;
             Ok("diary service")
         });
     }

@@ -350,11 +350,26 @@ async fn entry_lists_page_newest_first() {
         assert_eq!(reply.status, StatusCode::CREATED);
         ids.push(reply.id());
     }
-    let first = app
-        .eventually(&format!("/diary/entries/user/{user}?limit=2"), |r| {
-            r.body["entries"][0]["id"] == ids[4].as_str()
+    // Entries reach the read model in any order (in production each has its own partition
+    // key), so wait for all five before looking at pages.
+    let all = app
+        .eventually(&format!("/diary/entries/user/{user}"), |r| {
+            r.body["entries"].as_array().is_some_and(|e| e.len() == 5)
         })
         .await;
+    let newest_first: Vec<_> = all.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut expected = ids.clone();
+    expected.reverse();
+    assert_eq!(newest_first, expected);
+    let first = app
+        .get(&format!("/diary/entries/user/{user}?limit=2"))
+        .await;
+    assert_eq!(first.body["entries"][0]["id"], ids[4].as_str());
     assert_eq!(first.body["hasMore"], true);
     let page3 = app
         .get(&format!("/diary/entries/user/{user}?page=3&limit=2"))

@@ -148,6 +148,17 @@ async fn a_kafka_outage_delays_the_read_models_but_loses_and_duplicates_nothing(
     wait_for_entries(&app, &user, &written).await;
 
     broker.run("stop");
+    // Readiness reports the broker down, but the service stays ready: Kafka is not critical.
+    let ready = app
+        .eventually("/health/ready", |r| {
+            r.body["dependencies"]["diaryService"]["kafka"] == "not_serving"
+        })
+        .await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+    assert_eq!(
+        ready.body["dependencies"]["diaryService"]["postgres"],
+        "serving"
+    );
     // Writes still succeed, and reads by id still see them: the event store has them.
     let during = write_entries(&app, &user, 10).await;
     let one = app.get(&format!("/diary/entries/{}", during[0])).await;
@@ -156,6 +167,10 @@ async fn a_kafka_outage_delays_the_read_models_but_loses_and_duplicates_nothing(
 
     broker.run("start");
     wait_for_entries(&app, &user, &written).await;
+    app.eventually("/health/ready", |r| {
+        r.body["dependencies"]["diaryService"]["kafka"] == "serving"
+    })
+    .await;
     let more = write_entries(&app, &user, 2).await;
     written.extend(more);
     wait_for_entries(&app, &user, &written).await;
@@ -331,4 +346,74 @@ async fn stock_clients_read_topics_and_tables_and_a_rebuild_restores_the_read_mo
     wait_for_entries(&app, &user, &written).await;
     let users = app.get("/users").await;
     assert_eq!(users.body["total"], 1, "{}", users.body);
+
+    // Readiness reports every dependency of both services.
+    let ready = app.get("/health/ready").await;
+    for service in ["userService", "diaryService"] {
+        for dependency in ["postgres", "kafka", "cassandra"] {
+            assert_eq!(
+                ready.body["dependencies"][service][dependency], "serving",
+                "{}",
+                ready.body
+            );
+        }
+    }
+}
+
+/// Runs `metachat user-service` with `env` and returns its exit status and error output.
+fn start_failure(env: &[(&str, String)]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_metachat"));
+    command
+        .arg("user-service")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.env("PORT", "0");
+    let output = command.output().expect("run metachat user-service");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn unreachable_or_missing_dependencies_stop_the_start_with_a_clear_error() {
+    let env = production().await;
+    let with = |overrides: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        let mut all = env.service_env("user-service");
+        for (key, value) in overrides {
+            all.retain(|(k, _)| k != key);
+            if !value.is_empty() {
+                all.push((key, (*value).to_owned()));
+            }
+        }
+        all
+    };
+
+    let (ok, stderr) = start_failure(&with(&[("KAFKA_BOOTSTRAP_SERVERS", "")]));
+    assert!(
+        !ok && stderr.contains("missing: KAFKA_BOOTSTRAP_SERVERS"),
+        "{stderr}"
+    );
+
+    let (ok, stderr) = start_failure(&with(&[("DB_PORT", "1")]));
+    assert!(
+        !ok && stderr.contains("cannot open the event store at postgres://metachat@127.0.0.1:1/"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("password") && !stderr.contains(":metachat@"),
+        "no secret in errors: {stderr}"
+    );
+
+    let (ok, stderr) = start_failure(&with(&[("CASSANDRA_HOSTS", "127.0.0.1:1")]));
+    assert!(
+        !ok && stderr.contains("Cassandra") && stderr.contains("127.0.0.1:1"),
+        "{stderr}"
+    );
+
+    let (ok, stderr) = start_failure(&with(&[("CASSANDRA_KEYSPACE", "bad keyspace!")]));
+    assert!(!ok && stderr.contains("CASSANDRA_KEYSPACE"), "{stderr}");
 }

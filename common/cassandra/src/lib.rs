@@ -23,7 +23,7 @@ pub use config::{
 pub use cursor::{decode_cursor, encode_cursor};
 pub use migrate::{migrate, split_statements};
 pub use paging::fetch_page;
-pub use session::{CONNECT_TIMEOUT, connect, connect_with_timeout};
+pub use session::{CONNECT_TIMEOUT, connect, connect_with_timeout, ping};
 
 /// Any error the driver reports, boxed (also what a projection returns).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -66,3 +66,11 @@ pub async fn connect_with_timeout(
     );
     Ok(Arc::new(session))
 }
+
+/// Whether the cluster answers a trivial query (for health probes).
+pub async fn ping(session: &Session) -> bool {
+    session
+        .query_unpaged("SELECT release_version FROM system.local", &[])
+        .await
+        .is_ok()
+}

@@ -42,3 +42,30 @@ pub async fn ensure_topics(config: &KafkaConfig, topics: &[&str]) -> Result<(), 
     }
     Ok(())
 }
+
+/// Answers whether the brokers respond to a metadata request (for health probes).
+#[derive(Clone)]
+pub struct KafkaProbe {
+    admin: std::sync::Arc<AdminClient<DefaultClientContext>>,
+}
+
+impl KafkaProbe {
+    pub fn new(config: &KafkaConfig) -> Result<Self, rdkafka::error::KafkaError> {
+        Ok(Self {
+            admin: std::sync::Arc::new(config.client("metachat-probe").create()?),
+        })
+    }
+
+    pub async fn reachable(&self) -> bool {
+        let admin = std::sync::Arc::clone(&self.admin);
+        // librdkafka's metadata call blocks: keep it off the async workers.
+        tokio::task::spawn_blocking(move || {
+            admin
+                .inner()
+                .fetch_metadata(None, Duration::from_secs(2))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
+    }
+}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use event_sourcing::postgres::{PostgresCheckpoints, PostgresEventStore, PostgresOptions};
 use event_sourcing::{EventCodec, EventStore, Projection, RecordedEvent};
+use metachat_grpc::Dependency;
 use metachat_kafka::{KafkaConfig, PgLeadership, ProjectionConsumer, Relay};
 use metachat_runtime::{env_or, env_parse, env_var};
 use sqlx::postgres::PgConnectOptions;
@@ -153,4 +154,30 @@ pub fn spawn_consumer(
     let consumer = ProjectionConsumer::new(kafka, group, topics, projection)
         .context("cannot create the Kafka consumer")?;
     Ok(tokio::spawn(consumer.run(shutdown)))
+}
+
+/// The health probes of a production-wired service: PostgreSQL (critical: without the event
+/// store nothing works), Kafka and Cassandra (reads of lists and writes' propagation).
+pub fn dependencies(
+    store: &PostgresEventStore,
+    kafka: &KafkaConfig,
+    cassandra: Arc<scylla::client::session::Session>,
+) -> anyhow::Result<Vec<Dependency>> {
+    let pool = store.pool().clone();
+    let probe = metachat_kafka::topics::KafkaProbe::new(kafka)
+        .context("cannot create the Kafka health probe")?;
+    Ok(vec![
+        Dependency::new("postgres", true, move || {
+            let pool = pool.clone();
+            async move { sqlx::query("SELECT 1").execute(&pool).await.is_ok() }
+        }),
+        Dependency::new("kafka", false, move || {
+            let probe = probe.clone();
+            async move { probe.reachable().await }
+        }),
+        Dependency::new("cassandra", false, move || {
+            let session = Arc::clone(&cassandra);
+            async move { metachat_cassandra::ping(&session).await }
+        }),
+    ])
 }

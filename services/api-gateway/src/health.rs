@@ -27,11 +27,17 @@ pub(crate) async fn live() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// The dependencies a service may report (production wiring), as its health service names
+/// them after `metachat.dependency.`.
+const DEPENDENCIES: [&str; 3] = ["postgres", "kafka", "cassandra"];
+
 pub(crate) async fn ready(State(backends): State<Backends>) -> Response {
     let timeout = backends.timeout.min(READY_TIMEOUT);
-    let (users, diary) = tokio::join!(
+    let (users, diary, user_dependencies, diary_dependencies) = tokio::join!(
         check(backends.user_health.clone(), USER_SERVICE_NAME, timeout),
         check(backends.diary_health.clone(), DIARY_SERVICE_NAME, timeout),
+        dependencies(backends.user_health.clone(), timeout),
+        dependencies(backends.diary_health.clone(), timeout),
     );
     let ready = users == "serving" && diary == "serving";
     let status = if ready {
@@ -42,11 +48,33 @@ pub(crate) async fn ready(State(backends): State<Backends>) -> Response {
     let body = json!({
         "status": if ready { "ok" } else { "unavailable" },
         "checks": { "userService": users, "diaryService": diary },
+        "dependencies": { "userService": user_dependencies, "diaryService": diary_dependencies },
     });
     (status, Json(body)).into_response()
 }
 
-/// `serving`, `not_serving` (answers, but not SERVING or no such service) or `unreachable`.
+/// What a service reports of each dependency it has (none in the embedded wiring).
+async fn dependencies(client: HealthClient<Channel>, timeout: Duration) -> serde_json::Value {
+    let checks = DEPENDENCIES.map(|name| {
+        let client = client.clone();
+        async move {
+            let service = format!("metachat.dependency.{name}");
+            (name, check(client, &service, timeout).await)
+        }
+    });
+    let results = futures::future::join_all(checks).await;
+    let known: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        // A service that does not know the name has no such dependency; one that is
+        // unreachable says nothing of its dependencies.
+        .filter(|(_, state)| !matches!(*state, "unknown" | "unreachable"))
+        .map(|(name, state)| (name.to_owned(), state.into()))
+        .collect();
+    known.into()
+}
+
+/// `serving`, `not_serving` (answers, but not SERVING), `unknown` (no such service) or
+/// `unreachable`.
 async fn check(
     mut client: HealthClient<Channel>,
     service: &str,
@@ -60,6 +88,7 @@ async fn check(
         Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => "serving",
         Ok(Ok(_)) => "not_serving",
         Ok(Err(status)) => match status.code() {
+            Code::NotFound => "unknown",
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
                 tracing::debug!(
                     service,

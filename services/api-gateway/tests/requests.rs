@@ -233,7 +233,11 @@ async fn a_service_that_is_down_is_a_503_with_retry_after() {
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         ready.json::<Value>().await.unwrap(),
-        json!({"status": "unavailable", "checks": {"userService": "unreachable", "diaryService": "unreachable"}})
+        json!({
+            "status": "unavailable",
+            "checks": {"userService": "unreachable", "diaryService": "unreachable"},
+            "dependencies": {"userService": {}, "diaryService": {}}
+        })
     );
     gateway.stop().await;
 }

@@ -80,6 +80,11 @@ impl CassandraDiaryReadModels {
         Self::prepare(session).await
     }
 
+    /// The session, for health probes.
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
     /// Prepares every statement, on a keyspace that is already migrated.
     pub async fn prepare(session: Arc<Session>) -> Result<Self, CassandraError> {
         let s = &session;

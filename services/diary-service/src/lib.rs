@@ -28,18 +28,21 @@ pub fn upcasters() -> Upcasters {
     Upcasters::new()
 }
 
-/// Serves the diary service, with gRPC health and reflection, until `shutdown` completes.
+/// Serves the diary service, with gRPC health (reporting `dependencies` too) and reflection,
+/// until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn EventStore>,
     read_models: Arc<dyn DiaryReadModels>,
     users: Arc<dyn UserDirectory>,
+    dependencies: Vec<metachat_grpc::Dependency>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let service = DiaryServiceServer::new(DiaryGrpc::new(store, read_models, users));
     metachat_grpc::serve::<DiaryServiceServer<DiaryGrpc>>(
         listener,
         |router| router.add_service(service),
+        dependencies,
         shutdown,
     )
     .await

@@ -53,6 +53,7 @@ async fn run_embedded(listener: TcpListener, users: Arc<GrpcUserDirectory>) -> a
         store.clone(),
         read_models,
         users,
+        Vec::new(),
         shutdown_signal(),
     )
     .await?;
@@ -104,8 +105,18 @@ async fn run_production(
         topic = %topic,
         "diary service listening (production wiring)"
     );
+    let dependencies =
+        metachat_production::dependencies(&store, &config.kafka, read_models.session().clone())?;
     let events: Arc<dyn EventStore> = Arc::new(store.clone());
-    crate::serve(listener, events, read_models, users, shutdown_signal()).await?;
+    crate::serve(
+        listener,
+        events,
+        read_models,
+        users,
+        dependencies,
+        shutdown_signal(),
+    )
+    .await?;
     stop.now();
     let _ = tokio::join!(relay, consumer);
     store.close().await;

@@ -26,17 +26,20 @@ pub fn upcasters() -> Upcasters {
     Upcasters::new()
 }
 
-/// Serves the user service, with gRPC health and reflection, until `shutdown` completes.
+/// Serves the user service, with gRPC health (reporting `dependencies` too) and reflection,
+/// until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn EventStore>,
     read_models: Arc<dyn UserReadModels>,
+    dependencies: Vec<metachat_grpc::Dependency>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let service = UserServiceServer::new(UserGrpc::new(store, read_models));
     metachat_grpc::serve::<UserServiceServer<UserGrpc>>(
         listener,
         |router| router.add_service(service),
+        dependencies,
         shutdown,
     )
     .await

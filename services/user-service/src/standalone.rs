@@ -43,7 +43,14 @@ async fn run_embedded(listener: TcpListener) -> anyhow::Result<()> {
     let stop = Stop::new();
     let projections = tokio::spawn(runner.run(stop.signal()));
     tracing::info!(port = listener.local_addr()?.port(), data = %path.display(), "user service listening");
-    crate::serve(listener, store.clone(), read_models, shutdown_signal()).await?;
+    crate::serve(
+        listener,
+        store.clone(),
+        read_models,
+        Vec::new(),
+        shutdown_signal(),
+    )
+    .await?;
     stop.now();
     let _ = projections.await;
     store.close().await;
@@ -88,8 +95,17 @@ async fn run_production(listener: TcpListener, config: ProductionConfig) -> anyh
         topic = %topic,
         "user service listening (production wiring)"
     );
+    let dependencies =
+        metachat_production::dependencies(&store, &config.kafka, read_models.session().clone())?;
     let events: Arc<dyn EventStore> = Arc::new(store.clone());
-    crate::serve(listener, events, read_models, shutdown_signal()).await?;
+    crate::serve(
+        listener,
+        events,
+        read_models,
+        dependencies,
+        shutdown_signal(),
+    )
+    .await?;
     stop.now();
     let _ = tokio::join!(relay, consumer);
     store.close().await;
