@@ -5,7 +5,6 @@
 //! A service runs in production wiring when `DB_HOST` is set; it then also needs
 //! `KAFKA_BOOTSTRAP_SERVERS` and `CASSANDRA_HOSTS`, and says which are missing otherwise.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -13,7 +12,7 @@ use event_sourcing::postgres::{PostgresCheckpoints, PostgresEventStore, Postgres
 use event_sourcing::{EventCodec, EventStore, Projection, RecordedEvent};
 use metachat_grpc::Dependency;
 use metachat_kafka::{KafkaConfig, PgLeadership, ProjectionConsumer, Relay};
-use metachat_runtime::{env_or, env_parse, env_var};
+use metachat_runtime::{Stop, env_or, env_parse, env_var};
 use sqlx::postgres::PgConnectOptions;
 use tokio::task::JoinHandle;
 
@@ -114,46 +113,71 @@ pub async fn open_event_store(
         .with_context(|| format!("cannot open the event store at {config:?}"))
 }
 
-/// A task that stops when its shutdown future completes.
-pub type Task = JoinHandle<()>;
-
-/// Starts the relay that publishes this service's events (those `route` maps to a topic)
-/// once it is elected leader among the service's replicas.
-pub async fn spawn_relay(
-    name: &str,
-    kafka: &KafkaConfig,
-    store: &PostgresEventStore,
-    topics: &[&str],
-    route: impl Fn(&RecordedEvent) -> Option<String> + Send + Sync + 'static,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Task> {
-    metachat_kafka::topics::ensure_topics(kafka, topics)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let store_dyn: Arc<dyn EventStore> = Arc::new(store.clone());
-    let relay = Relay::new(
-        name,
-        kafka,
-        store_dyn,
-        Arc::new(PostgresCheckpoints::new(store)),
-        PgLeadership::new(store.pool().clone()),
-        Arc::new(route),
-    )
-    .context("cannot create the Kafka producer")?;
-    Ok(tokio::spawn(relay.run(shutdown)))
+/// Where a service's events go and where its read models come from.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// The service's name: names its relay (checkpoint and leader lock).
+    pub service: &'static str,
+    /// The topic its events are published to and its read models consume.
+    pub topic: String,
+    /// The consumer group its replicas share.
+    pub group: String,
+    /// The stream categories it publishes (`user`; `entry`, `session`).
+    pub categories: &'static [&'static str],
 }
 
-/// Starts the consumer that feeds `projection` from `topics` in consumer group `group`.
-pub fn spawn_consumer(
-    kafka: &KafkaConfig,
-    group: &str,
-    topics: &[&str],
-    projection: Arc<dyn Projection>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Task> {
-    let consumer = ProjectionConsumer::new(kafka, group, topics, projection)
-        .context("cannot create the Kafka consumer")?;
-    Ok(tokio::spawn(consumer.run(shutdown)))
+/// A service's running relay and consumer.
+pub struct Pipeline {
+    stop: Stop,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Creates the topic if missing, then starts the relay (publishing once elected leader
+    /// among the service's replicas) and the consumer feeding `projection`.
+    pub async fn start(
+        spec: &PipelineSpec,
+        kafka: &KafkaConfig,
+        store: &PostgresEventStore,
+        projection: Arc<dyn Projection>,
+    ) -> anyhow::Result<Self> {
+        metachat_kafka::topics::ensure_topics(kafka, &[&spec.topic])
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let topic = spec.topic.clone();
+        let categories = spec.categories;
+        let route = move |event: &RecordedEvent| {
+            categories
+                .contains(&event.category())
+                .then(|| topic.clone())
+        };
+        let events: Arc<dyn EventStore> = Arc::new(store.clone());
+        let relay = Relay::new(
+            spec.service,
+            kafka,
+            events,
+            Arc::new(PostgresCheckpoints::new(store)),
+            PgLeadership::new(store.pool().clone()),
+            Arc::new(route),
+        )
+        .context("cannot create the Kafka producer")?;
+        let consumer = ProjectionConsumer::new(kafka, &spec.group, &[&spec.topic], projection)
+            .context("cannot create the Kafka consumer")?;
+        let stop = Stop::new();
+        let tasks = vec![
+            tokio::spawn(relay.run(stop.signal())),
+            tokio::spawn(consumer.run(stop.signal())),
+        ];
+        Ok(Self { stop, tasks })
+    }
+
+    /// Stops the relay and the consumer (which commits what it applied).
+    pub async fn stop(self) {
+        self.stop.now();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
 }
 
 /// The health probes of a production-wired service: PostgreSQL (critical: without the event

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
 use event_sourcing::{EventCodec, EventStore, ProjectionRunner};
-use metachat_production::ProductionConfig;
+use metachat_production::{Pipeline, PipelineSpec, ProductionConfig};
 use metachat_runtime::{LogSettings, Stop, env_or, env_parse, init_logging, shutdown_signal};
 use tokio::net::TcpListener;
 
@@ -71,8 +71,12 @@ async fn run_production(
     users: Arc<GrpcUserDirectory>,
     config: ProductionConfig,
 ) -> anyhow::Result<()> {
-    let topic = env_or("KAFKA_DIARY_EVENTS_TOPIC", "diary-events");
-    let group = env_or("KAFKA_CONSUMER_GROUP", "diary-service-read-models");
+    let spec = PipelineSpec {
+        service: "diary-service",
+        topic: env_or("KAFKA_DIARY_EVENTS_TOPIC", "diary-events"),
+        group: env_or("KAFKA_CONSUMER_GROUP", "diary-service-read-models"),
+        categories: &["entry", "session"],
+    };
     let store = metachat_production::open_event_store(
         &config.postgres,
         EventCodec::new(crate::upcasters()),
@@ -80,29 +84,11 @@ async fn run_production(
     .await?;
     let cassandra = metachat_cassandra::CassandraConfig::from_env()?;
     let read_models = Arc::new(CassandraDiaryReadModels::connect(&cassandra).await?);
-
-    let stop = Stop::new();
-    let route_topic = topic.clone();
-    let relay = metachat_production::spawn_relay(
-        "diary-service",
-        &config.kafka,
-        &store,
-        &[&topic],
-        move |event| matches!(event.category(), "entry" | "session").then(|| route_topic.clone()),
-        stop.signal(),
-    )
-    .await?;
-    let consumer = metachat_production::spawn_consumer(
-        &config.kafka,
-        &group,
-        &[&topic],
-        read_models.clone(),
-        stop.signal(),
-    )?;
+    let pipeline = Pipeline::start(&spec, &config.kafka, &store, read_models.clone()).await?;
     tracing::info!(
         port = listener.local_addr()?.port(),
         event_store = ?config.postgres,
-        topic = %topic,
+        topic = %spec.topic,
         "diary service listening (production wiring)"
     );
     let dependencies =
@@ -117,8 +103,7 @@ async fn run_production(
         shutdown_signal(),
     )
     .await?;
-    stop.now();
-    let _ = tokio::join!(relay, consumer);
+    pipeline.stop().await;
     store.close().await;
     tracing::info!("diary service stopped");
     Ok(())

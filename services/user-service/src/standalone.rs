@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
 use event_sourcing::{EventCodec, EventStore, ProjectionRunner};
-use metachat_production::ProductionConfig;
+use metachat_production::{Pipeline, PipelineSpec, ProductionConfig};
 use metachat_runtime::{LogSettings, Stop, env_or, env_parse, init_logging, shutdown_signal};
 use tokio::net::TcpListener;
 
@@ -61,8 +61,12 @@ async fn run_embedded(listener: TcpListener) -> anyhow::Result<()> {
 /// Events in PostgreSQL, published to `KAFKA_USER_EVENTS_TOPIC` by the elected relay, read
 /// models in Cassandra fed by consumer group `KAFKA_CONSUMER_GROUP`.
 async fn run_production(listener: TcpListener, config: ProductionConfig) -> anyhow::Result<()> {
-    let topic = env_or("KAFKA_USER_EVENTS_TOPIC", "user-events");
-    let group = env_or("KAFKA_CONSUMER_GROUP", "user-service-read-models");
+    let spec = PipelineSpec {
+        service: "user-service",
+        topic: env_or("KAFKA_USER_EVENTS_TOPIC", "user-events"),
+        group: env_or("KAFKA_CONSUMER_GROUP", "user-service-read-models"),
+        categories: &["user"],
+    };
     let store = metachat_production::open_event_store(
         &config.postgres,
         EventCodec::new(crate::upcasters()),
@@ -70,29 +74,11 @@ async fn run_production(listener: TcpListener, config: ProductionConfig) -> anyh
     .await?;
     let cassandra = metachat_cassandra::CassandraConfig::from_env()?;
     let read_models = Arc::new(CassandraUserReadModels::connect(&cassandra).await?);
-
-    let stop = Stop::new();
-    let route_topic = topic.clone();
-    let relay = metachat_production::spawn_relay(
-        "user-service",
-        &config.kafka,
-        &store,
-        &[&topic],
-        move |event| (event.category() == "user").then(|| route_topic.clone()),
-        stop.signal(),
-    )
-    .await?;
-    let consumer = metachat_production::spawn_consumer(
-        &config.kafka,
-        &group,
-        &[&topic],
-        read_models.clone(),
-        stop.signal(),
-    )?;
+    let pipeline = Pipeline::start(&spec, &config.kafka, &store, read_models.clone()).await?;
     tracing::info!(
         port = listener.local_addr()?.port(),
         event_store = ?config.postgres,
-        topic = %topic,
+        topic = %spec.topic,
         "user service listening (production wiring)"
     );
     let dependencies =
@@ -106,8 +92,7 @@ async fn run_production(listener: TcpListener, config: ProductionConfig) -> anyh
         shutdown_signal(),
     )
     .await?;
-    stop.now();
-    let _ = tokio::join!(relay, consumer);
+    pipeline.stop().await;
     store.close().await;
     tracing::info!("user service stopped");
     Ok(())
