@@ -167,6 +167,20 @@ pub fn parse_keyspace(value: &str) -> Result<String, String> {
     Ok(name.to_ascii_lowercase())
 }
 
+/// `name` as a quoted CQL identifier (`"name"`, any `"` inside doubled): safe to put in a
+/// statement, and never read as a keyword. Quoted names are case-sensitive, so pass a name
+/// as the configuration holds it (lowercase): [`CassandraConfig::keyspace`].
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `table` of `keyspace`, fully qualified for a statement: `"keyspace".table`. The keyspace
+/// is quoted ([`quote_identifier`]); the table name is written as given (a name from the
+/// code, such as `user_read_model`).
+pub fn qualified(keyspace: &str, table: &str) -> String {
+    format!("{}.{table}", quote_identifier(keyspace))
+}
+
 /// A CQL replication map such as `{'class': 'SimpleStrategy', 'replication_factor': 1}`.
 /// Only its shape is checked here (one map literal, no statement separators or comments);
 /// Cassandra checks the strategy and its options when the keyspace is created.
@@ -266,6 +280,17 @@ mod tests {
         ] {
             assert!(parse_keyspace(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn names_are_quoted_for_statements() {
+        assert_eq!(quote_identifier("metachat"), "\"metachat\"");
+        assert_eq!(quote_identifier("select"), "\"select\"");
+        assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
+        assert_eq!(
+            qualified("metachat_2", "user_read_model"),
+            "\"metachat_2\".user_read_model"
+        );
     }
 
     #[test]

@@ -3,10 +3,13 @@
 //!
 //! - [`CassandraConfig`]: where the cluster is and which keyspace to use, from
 //!   `CASSANDRA_HOSTS`, `CASSANDRA_KEYSPACE` and `CASSANDRA_REPLICATION`.
-//! - [`connect`]: a session bound to that keyspace (created when missing), or a clear error
-//!   naming the hosts within [`CONNECT_TIMEOUT`].
-//! - [`migrate`]: versioned CQL files, applied once per domain and recorded in
-//!   `schema_migrations`.
+//! - [`connect`]: a session to the cluster, with that keyspace created when missing, or a
+//!   clear error naming the hosts within [`CONNECT_TIMEOUT`]. The session is not bound to
+//!   the keyspace (no `USE`, which Cassandra warns against with prepared statements):
+//!   every statement names its tables fully qualified, [`qualified`]`(keyspace, table)`.
+//! - [`migrate`]: versioned CQL files, applied once per domain and recorded in the
+//!   keyspace's `schema_migrations`; their statements write the keyspace as
+//!   [`KEYSPACE_PLACEHOLDER`] (`{keyspace}.<table>`).
 //! - [`fetch_page`]: one page of a query, asked for by offset or by a cursor that carries the
 //!   driver's paging state ([`encode_cursor`], [`decode_cursor`]).
 
@@ -18,10 +21,10 @@ mod session;
 
 pub use config::{
     CassandraConfig, DEFAULT_KEYSPACE, DEFAULT_PORT, DEFAULT_REPLICATION, ENV_HOSTS, ENV_KEYSPACE,
-    ENV_REPLICATION,
+    ENV_REPLICATION, qualified, quote_identifier,
 };
 pub use cursor::{decode_cursor, encode_cursor};
-pub use migrate::{migrate, split_statements};
+pub use migrate::{KEYSPACE_PLACEHOLDER, migrate, split_statements};
 pub use paging::fetch_page;
 pub use session::{CONNECT_TIMEOUT, connect, connect_with_timeout, ping};
 

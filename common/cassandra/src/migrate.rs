@@ -6,24 +6,33 @@
 //! both apply a version before either records it, and a crash between applying and
 //! recording applies it again. After each version the runner waits for every node to agree
 //! on the schema, so the statements prepared next see the new tables everywhere.
+//!
+//! The session has no current keyspace (see [`crate::connect`]), so every statement names
+//! its keyspace: a migration writes [`KEYSPACE_PLACEHOLDER`] where the keyspace goes
+//! (`CREATE TABLE IF NOT EXISTS {keyspace}.things (...)`), and the runner puts the quoted
+//! name of the keyspace it migrates there.
 
 use std::collections::BTreeSet;
 
 use scylla::client::session::Session;
 
-use crate::CassandraError;
+use crate::{CassandraError, qualified, quote_identifier};
 
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
-    domain text,
-    version int,
-    applied_at timestamp,
-    PRIMARY KEY (domain, version)
-)";
+/// Where a migration's statements name the keyspace, as in `{keyspace}.user_read_model`;
+/// [`migrate`] replaces it with the keyspace's quoted name (`"metachat"`) everywhere in a
+/// statement (comments are gone by then), so a statement must not use it for anything else.
+pub const KEYSPACE_PLACEHOLDER: &str = "{keyspace}";
+
+/// The table recording the applied versions, in the migrated keyspace.
+const TABLE: &str = "schema_migrations";
 
 /// Applies the `migrations` of `domain` (`(version, CQL)`, versions ascending) that are not
-/// recorded yet, in the session's keyspace. Returns the versions it applied.
+/// recorded yet, in `keyspace` (a name as in [`crate::CassandraConfig::keyspace`]). Every
+/// statement of a migration names its keyspace as [`KEYSPACE_PLACEHOLDER`]. Returns the
+/// versions it applied.
 pub async fn migrate(
     session: &Session,
+    keyspace: &str,
     domain: &str,
     migrations: &[(u32, &str)],
 ) -> Result<Vec<u32>, CassandraError> {
@@ -43,14 +52,42 @@ pub async fn migrate(
                 format!("versions must be ascending from 1 (v{version} follows v{previous})"),
             ));
         }
-        if split_statements(cql).is_empty() {
+        let statements = split_statements(cql);
+        if statements.is_empty() {
             return Err(malformed(*version, "it has no statement".to_owned()));
+        }
+        // Nothing may depend on a current keyspace: the session has none.
+        if let Some(i) = statements
+            .iter()
+            .position(|s| !s.contains(KEYSPACE_PLACEHOLDER))
+        {
+            return Err(malformed(
+                *version,
+                format!(
+                    "statement {} ({} ...) does not name its keyspace as \
+                     {KEYSPACE_PLACEHOLDER}, e.g. {KEYSPACE_PLACEHOLDER}.<table>",
+                    i + 1,
+                    head(&statements[i])
+                ),
+            ));
         }
         previous = *version;
     }
 
+    let table = qualified(keyspace, TABLE);
+    let quoted_keyspace = quote_identifier(keyspace);
     session
-        .query_unpaged(CREATE_TABLE, &[])
+        .query_unpaged(
+            format!(
+                "CREATE TABLE IF NOT EXISTS {table} (
+                    domain text,
+                    version int,
+                    applied_at timestamp,
+                    PRIMARY KEY (domain, version)
+                )"
+            ),
+            &[],
+        )
         .await
         .map_err(CassandraError::request)?;
     session
@@ -59,7 +96,7 @@ pub async fn migrate(
         .map_err(CassandraError::request)?;
     let applied: BTreeSet<i32> = session
         .query_unpaged(
-            "SELECT version FROM schema_migrations WHERE domain = ?",
+            format!("SELECT version FROM {table} WHERE domain = ?"),
             (domain,),
         )
         .await
@@ -81,15 +118,16 @@ pub async fn migrate(
         }
         for (i, statement) in split_statements(cql).iter().enumerate() {
             session
-                .query_unpaged(statement.as_str(), &[])
+                .query_unpaged(
+                    statement.replace(KEYSPACE_PLACEHOLDER, &quoted_keyspace),
+                    &[],
+                )
                 .await
                 .map_err(|e| {
-                    let head: String = statement
-                        .split_whitespace()
-                        .take(6)
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    malformed(*version, format!("statement {} ({head} ...): {e}", i + 1))
+                    malformed(
+                        *version,
+                        format!("statement {} ({} ...): {e}", i + 1, head(statement)),
+                    )
                 })?;
         }
         session
@@ -98,8 +136,10 @@ pub async fn migrate(
             .map_err(|e| malformed(*version, format!("no schema agreement: {e}")))?;
         session
             .query_unpaged(
-                "INSERT INTO schema_migrations (domain, version, applied_at) \
-                 VALUES (?, ?, toTimestamp(now()))",
+                format!(
+                    "INSERT INTO {table} (domain, version, applied_at) \
+                     VALUES (?, ?, toTimestamp(now()))"
+                ),
                 (domain, stored),
             )
             .await
@@ -108,6 +148,15 @@ pub async fn migrate(
         newly.push(*version);
     }
     Ok(newly)
+}
+
+/// The first words of a statement, to name it in an error.
+fn head(statement: &str) -> String {
+    statement
+        .split_whitespace()
+        .take(6)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The statements of a CQL file: split at `;`, without comments (`--`, `//`, `/* */`) and

@@ -1,4 +1,9 @@
-//! Connecting: a session bound to the configured keyspace, created when missing.
+//! Connecting: a session to the cluster, with the configured keyspace created when missing.
+//!
+//! The session is not bound to the keyspace (no `USE`): Cassandra warns that `USE` with
+//! prepared statements is an anti-pattern, since an unqualified table name in a prepared
+//! statement is ambiguous. Every statement names its tables fully qualified instead
+//! ([`crate::qualified`]), and migrations write `{keyspace}.<table>` ([`crate::migrate`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -6,13 +11,14 @@ use std::time::{Duration, Instant};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 
-use crate::{CassandraConfig, CassandraError};
+use crate::{CassandraConfig, CassandraError, quote_identifier};
 
 /// How long [`connect`] waits for the cluster to answer before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A session with `config.keyspace` as its keyspace, creating the keyspace (with
-/// `config.replication`) when it does not exist. Fails within [`CONNECT_TIMEOUT`] with an
+/// A session to the cluster, creating `config.keyspace` (with `config.replication`) when it
+/// does not exist. The session has no current keyspace: statements qualify their tables
+/// with `config.keyspace` ([`crate::qualified`]). Fails within [`CONNECT_TIMEOUT`] with an
 /// error naming the hosts when no node answers.
 pub async fn connect(config: &CassandraConfig) -> Result<Arc<Session>, CassandraError> {
     connect_with_timeout(config, CONNECT_TIMEOUT).await
@@ -43,8 +49,9 @@ pub async fn connect_with_timeout(
     };
     // The name is a validated identifier, quoted so that it may also be a CQL keyword.
     let create = format!(
-        "CREATE KEYSPACE IF NOT EXISTS \"{}\" WITH replication = {}",
-        config.keyspace, config.replication
+        "CREATE KEYSPACE IF NOT EXISTS {} WITH replication = {}",
+        quote_identifier(&config.keyspace),
+        config.replication
     );
     session
         .query_unpaged(create, &[])
@@ -52,10 +59,6 @@ pub async fn connect_with_timeout(
         .map_err(|e| keyspace_error(e.into()))?;
     session
         .await_schema_agreement()
-        .await
-        .map_err(|e| keyspace_error(e.into()))?;
-    session
-        .use_keyspace(config.keyspace.clone(), true)
         .await
         .map_err(|e| keyspace_error(e.into()))?;
     tracing::info!(

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
 
-use crate::{CassandraConfig, CassandraError, connect_with_timeout};
+use crate::{CassandraConfig, CassandraError, connect_with_timeout, qualified, quote_identifier};
 
 /// Where the test server is: `METACHAT_TEST_CASSANDRA_HOSTS`, default `127.0.0.1:19042`.
 pub const TEST_HOSTS_VAR: &str = "METACHAT_TEST_CASSANDRA_HOSTS";
@@ -50,9 +50,18 @@ impl TestKeyspace {
         &self.config.keyspace
     }
 
+    /// `table` of this keyspace, fully qualified for a statement (the session has no
+    /// current keyspace).
+    pub fn table(&self, table: &str) -> String {
+        qualified(&self.config.keyspace, table)
+    }
+
     /// Drops the keyspace (best effort: a leftover test keyspace harms nothing).
     pub async fn drop_keyspace(self) {
-        let statement = format!("DROP KEYSPACE IF EXISTS \"{}\"", self.config.keyspace);
+        let statement = format!(
+            "DROP KEYSPACE IF EXISTS {}",
+            quote_identifier(&self.config.keyspace)
+        );
         if let Err(error) = self.session.query_unpaged(statement, &[]).await {
             eprintln!(
                 "could not drop test keyspace {}: {error}",

@@ -11,16 +11,19 @@ use metachat_read_model::{Page, PageRequest, QueryError};
 
 const V1: &str = "
     -- the first version
-    CREATE TABLE IF NOT EXISTS things (k int PRIMARY KEY, label text)
+    CREATE TABLE IF NOT EXISTS {keyspace}.things (k int PRIMARY KEY, label text)
         WITH comment = 'things; by key';
-    CREATE TABLE IF NOT EXISTS rows_by_group (g int, n int, PRIMARY KEY (g, n));
+    CREATE TABLE IF NOT EXISTS {keyspace}.rows_by_group (g int, n int, PRIMARY KEY (g, n));
 ";
-const V2: &str = "CREATE TABLE IF NOT EXISTS more_things (k int PRIMARY KEY);";
+const V2: &str = "CREATE TABLE IF NOT EXISTS {keyspace}.more_things (k int PRIMARY KEY);";
 
-async fn recorded(session: &scylla::client::session::Session, domain: &str) -> Vec<i32> {
-    session
+async fn recorded(test: &TestKeyspace, domain: &str) -> Vec<i32> {
+    test.session
         .query_unpaged(
-            "SELECT version FROM schema_migrations WHERE domain = ?",
+            format!(
+                "SELECT version FROM {} WHERE domain = ?",
+                test.table("schema_migrations")
+            ),
             (domain,),
         )
         .await
@@ -82,26 +85,46 @@ async fn a_bad_replication_map_is_reported_against_its_variable() {
 async fn migrations_apply_once_per_domain_and_record_their_versions() {
     let test = TestKeyspace::create().await;
     let session = &test.session;
+    let keyspace = test.name();
+    // The session has no current keyspace: every statement names it.
+    assert_eq!(session.get_keyspace(), None);
     let started = Instant::now();
-    assert_eq!(migrate(session, "demo", &[(1, V1)]).await.unwrap(), [1]);
+    assert_eq!(
+        migrate(session, keyspace, "demo", &[(1, V1)])
+            .await
+            .unwrap(),
+        [1]
+    );
     eprintln!(
         "connect + keyspace: {:?}; first migration (3 tables): {:?}",
         test.connect_time,
         started.elapsed()
     );
     assert_eq!(
-        migrate(session, "demo", &[(1, V1)]).await.unwrap(),
+        migrate(session, keyspace, "demo", &[(1, V1)])
+            .await
+            .unwrap(),
         Vec::<u32>::new()
     );
     assert_eq!(
-        migrate(session, "demo", &[(1, V1), (2, V2)]).await.unwrap(),
+        migrate(session, keyspace, "demo", &[(1, V1), (2, V2)])
+            .await
+            .unwrap(),
         [2]
     );
     // Another domain has versions of its own.
-    assert_eq!(migrate(session, "other", &[(1, V2)]).await.unwrap(), [1]);
-    assert_eq!(recorded(session, "demo").await, [1, 2]);
+    assert_eq!(
+        migrate(session, keyspace, "other", &[(1, V2)])
+            .await
+            .unwrap(),
+        [1]
+    );
+    assert_eq!(recorded(&test, "demo").await, [1, 2]);
     session
-        .query_unpaged("INSERT INTO more_things (k) VALUES (1)", &[])
+        .query_unpaged(
+            format!("INSERT INTO {} (k) VALUES (1)", test.table("more_things")),
+            &[],
+        )
         .await
         .unwrap();
 
@@ -110,22 +133,67 @@ async fn migrations_apply_once_per_domain_and_record_their_versions() {
         (vec![(1, V1), (1, V2)], "repeated"),
         (vec![(0, V1)], "zero"),
         (vec![(3, "-- nothing\n")], "empty"),
+        (
+            vec![
+                (1, V1),
+                (2, V2),
+                (3, "CREATE TABLE unqualified (k int PRIMARY KEY)"),
+            ],
+            "a table without its keyspace",
+        ),
+        (
+            vec![(3, "/* {keyspace}. */ DROP TABLE more_things")],
+            "the keyspace only in a comment",
+        ),
     ] {
-        let error = migrate(session, "demo", &migrations).await.unwrap_err();
+        let error = migrate(session, keyspace, "demo", &migrations)
+            .await
+            .unwrap_err();
         assert!(
             matches!(error, CassandraError::Migration { .. }),
             "{why}: {error}"
         );
     }
+    let error = migrate(session, keyspace, "demo", &[(3, "DROP TABLE more_things")])
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("demo v3") && error.to_string().contains("{keyspace}"),
+        "{error}"
+    );
     let error = migrate(
         session,
+        keyspace,
         "demo",
-        &[(1, V1), (2, V2), (3, "CREATE TABLE broken (")],
+        &[(1, V1), (2, V2), (3, "CREATE TABLE {keyspace}.broken (")],
     )
     .await
     .unwrap_err();
     assert!(error.to_string().contains("demo v3"), "{error}");
-    assert_eq!(recorded(session, "demo").await, [1, 2]);
+    assert_eq!(recorded(&test, "demo").await, [1, 2]);
+    // Nothing was created outside the migrated keyspace, and the refused table never was.
+    let tables: Vec<String> = session
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+            (keyspace,),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows::<(String,)>()
+        .unwrap()
+        .map(|r| r.unwrap().0)
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            "more_things",
+            "rows_by_group",
+            "schema_migrations",
+            "things"
+        ]
+    );
     test.drop_keyspace().await;
 }
 
@@ -134,12 +202,12 @@ async fn replicas_migrating_at_once_both_succeed() {
     let test = TestKeyspace::create().await;
     let other = connect(&test.config).await.unwrap();
     let (a, b) = tokio::join!(
-        migrate(&test.session, "demo", &[(1, V1), (2, V2)]),
-        migrate(&other, "demo", &[(1, V1), (2, V2)]),
+        migrate(&test.session, test.name(), "demo", &[(1, V1), (2, V2)]),
+        migrate(&other, test.name(), "demo", &[(1, V1), (2, V2)]),
     );
     a.unwrap();
     b.unwrap();
-    assert_eq!(recorded(&test.session, "demo").await, [1, 2]);
+    assert_eq!(recorded(&test, "demo").await, [1, 2]);
     test.drop_keyspace().await;
 }
 
@@ -170,10 +238,15 @@ fn by_offset(offset: u64, limit: u32) -> PageRequest {
 #[tokio::test]
 async fn pages_by_offset_and_by_cursor_agree() {
     let test = TestKeyspace::create().await;
-    migrate(&test.session, "demo", &[(1, V1)]).await.unwrap();
+    migrate(&test.session, test.name(), "demo", &[(1, V1)])
+        .await
+        .unwrap();
     let insert = test
         .session
-        .prepare("INSERT INTO rows_by_group (g, n) VALUES (?, ?)")
+        .prepare(format!(
+            "INSERT INTO {} (g, n) VALUES (?, ?)",
+            test.table("rows_by_group")
+        ))
         .await
         .unwrap();
     // Group 1: 25 rows; group 2: exactly 20 (pages end on the last row); group 3: 2500.
@@ -187,7 +260,10 @@ async fn pages_by_offset_and_by_cursor_agree() {
     }
     let select = test
         .session
-        .prepare("SELECT n FROM rows_by_group WHERE g = ?")
+        .prepare(format!(
+            "SELECT n FROM {} WHERE g = ?",
+            test.table("rows_by_group")
+        ))
         .await
         .unwrap();
     let numbers = |p: &Page<(i32,)>| p.items.iter().map(|r| r.0).collect::<Vec<_>>();

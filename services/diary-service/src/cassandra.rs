@@ -17,6 +17,9 @@
 //! before the creation, and an entry deleted at version n stays deleted whatever arrives
 //! later, because the by-user row's tombstone at n shadows every write of versions up to n.
 //!
+//! Every statement names its tables fully qualified with the configured keyspace (the
+//! session has no current keyspace; see [`metachat_cassandra::connect`]).
+//!
 //! Nothing here logs diary text (titles, content, tags).
 
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_event};
-use metachat_cassandra::{CassandraConfig, CassandraError, fetch_page, migrate};
+use metachat_cassandra::{CassandraConfig, CassandraError, fetch_page, migrate, qualified};
 use metachat_read_model::{Page, PageRequest, QueryError};
 use scylla::DeserializeRow;
 use scylla::client::session::Session;
@@ -38,6 +41,14 @@ pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../cql/001_diary_read
 
 /// The migration domain of these tables in `schema_migrations`.
 pub const MIGRATION_DOMAIN: &str = "diary";
+
+/// Every table, as `reset` truncates them.
+const TABLES: [&str; 4] = [
+    "diary_entry_read_model",
+    "entries_by_user",
+    "diary_session_read_model",
+    "sessions_by_user",
+];
 
 const ENTRY_COLUMNS: &str = "entry_id, user_id, title, content, token_count, session_id, tags, \
      created_at_micros, updated_at_micros, version";
@@ -63,6 +74,8 @@ struct Statements {
 #[derive(Clone)]
 pub struct CassandraDiaryReadModels {
     session: Arc<Session>,
+    /// The keyspace the tables are in, as configured.
+    keyspace: Arc<str>,
     statements: Arc<Statements>,
 }
 
@@ -70,14 +83,15 @@ impl CassandraDiaryReadModels {
     /// Connects (see [`metachat_cassandra::connect`]: the keyspace is created when missing),
     /// applies the migrations and prepares the statements.
     pub async fn connect(config: &CassandraConfig) -> Result<Self, CassandraError> {
-        Self::new(metachat_cassandra::connect(config).await?).await
+        Self::new(metachat_cassandra::connect(config).await?, &config.keyspace).await
     }
 
-    /// Applies the `diary` migrations to the session's keyspace, then prepares every
-    /// statement.
-    pub async fn new(session: Arc<Session>) -> Result<Self, CassandraError> {
-        migrate(&session, MIGRATION_DOMAIN, MIGRATIONS).await?;
-        Self::prepare(session).await
+    /// Applies the `diary` migrations to `keyspace` (a name as in
+    /// [`CassandraConfig::keyspace`], created by [`metachat_cassandra::connect`]), then
+    /// prepares every statement.
+    pub async fn new(session: Arc<Session>, keyspace: &str) -> Result<Self, CassandraError> {
+        migrate(&session, keyspace, MIGRATION_DOMAIN, MIGRATIONS).await?;
+        Self::prepare(session, keyspace).await
     }
 
     /// The session, for health probes.
@@ -85,91 +99,116 @@ impl CassandraDiaryReadModels {
         &self.session
     }
 
-    /// Prepares every statement, on a keyspace that is already migrated.
-    pub async fn prepare(session: Arc<Session>) -> Result<Self, CassandraError> {
+    /// Prepares every statement, on a `keyspace` that is already migrated.
+    pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, CassandraError> {
         let s = &session;
+        let diary_entry_read_model = qualified(keyspace, "diary_entry_read_model");
+        let entries_by_user = qualified(keyspace, "entries_by_user");
+        let diary_session_read_model = qualified(keyspace, "diary_session_read_model");
+        let sessions_by_user = qualified(keyspace, "sessions_by_user");
         let statements = Statements {
             insert_entry: prepare(
                 s,
-                "INSERT INTO diary_entry_read_model (entry_id, user_id, title, content, \
-                 token_count, session_id, tags, deleted, created_at_micros, updated_at_micros, \
-                 version) VALUES (?, ?, ?, ?, ?, ?, ?, false, ?, ?, ?) USING TIMESTAMP ?",
+                &format!(
+                    "INSERT INTO {diary_entry_read_model} (entry_id, user_id, title, content, \
+                     token_count, session_id, tags, deleted, created_at_micros, \
+                     updated_at_micros, version) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, false, ?, ?, ?) USING TIMESTAMP ?"
+                ),
             )
             .await?,
             update_entry: prepare(
                 s,
-                "UPDATE diary_entry_read_model USING TIMESTAMP ? SET user_id = ?, title = ?, \
-                 content = ?, token_count = ?, tags = ?, updated_at_micros = ?, version = ? \
-                 WHERE entry_id = ?",
+                &format!(
+                    "UPDATE {diary_entry_read_model} USING TIMESTAMP ? SET user_id = ?, \
+                     title = ?, content = ?, token_count = ?, tags = ?, \
+                     updated_at_micros = ?, version = ? WHERE entry_id = ?"
+                ),
             )
             .await?,
             // The tombstone keeps no text: a deleted entry's words live only in its history.
             delete_entry: prepare(
                 s,
-                "UPDATE diary_entry_read_model USING TIMESTAMP ? SET user_id = ?, deleted = true, \
-                 title = null, content = null, tags = null, updated_at_micros = ?, version = ? \
-                 WHERE entry_id = ?",
+                &format!(
+                    "UPDATE {diary_entry_read_model} USING TIMESTAMP ? SET user_id = ?, \
+                     deleted = true, title = null, content = null, tags = null, \
+                     updated_at_micros = ?, version = ? WHERE entry_id = ?"
+                ),
             )
             .await?,
             entry_by_id: prepare(
                 s,
-                "SELECT user_id, title, content, token_count, session_id, tags, \
-                 created_at_micros, updated_at_micros, version, deleted \
-                 FROM diary_entry_read_model WHERE entry_id = ?",
+                &format!(
+                    "SELECT user_id, title, content, token_count, session_id, tags, \
+                     created_at_micros, updated_at_micros, version, deleted \
+                     FROM {diary_entry_read_model} WHERE entry_id = ?"
+                ),
             )
             .await?,
             put_entry_by_user: prepare(
                 s,
-                "INSERT INTO entries_by_user (user_id, created_at_micros, entry_id, title, \
-                 content, token_count, session_id, tags, updated_at_micros, version) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                &format!(
+                    "INSERT INTO {entries_by_user} (user_id, created_at_micros, entry_id, \
+                     title, content, token_count, session_id, tags, updated_at_micros, \
+                     version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                ),
             )
             .await?,
             remove_entry_by_user: prepare(
                 s,
-                "DELETE FROM entries_by_user USING TIMESTAMP ? \
-                 WHERE user_id = ? AND created_at_micros = ? AND entry_id = ?",
+                &format!(
+                    "DELETE FROM {entries_by_user} USING TIMESTAMP ? \
+                     WHERE user_id = ? AND created_at_micros = ? AND entry_id = ?"
+                ),
             )
             .await?,
             entries_by_user: prepare(
                 s,
                 &format!(
-                    "SELECT {ENTRY_COLUMNS} FROM entries_by_user WHERE user_id = ? \
+                    "SELECT {ENTRY_COLUMNS} FROM {entries_by_user} WHERE user_id = ? \
                      AND created_at_micros >= ? AND created_at_micros < ?"
                 ),
             )
             .await?,
             start_session: prepare(
                 s,
-                "INSERT INTO diary_session_read_model (session_id, user_id, start_time_micros, \
-                 created_at_micros, updated_at_micros, version) VALUES (?, ?, ?, ?, ?, ?) \
-                 USING TIMESTAMP ?",
+                &format!(
+                    "INSERT INTO {diary_session_read_model} (session_id, user_id, \
+                     start_time_micros, created_at_micros, updated_at_micros, version) \
+                     VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                ),
             )
             .await?,
             end_session: prepare(
                 s,
-                "UPDATE diary_session_read_model USING TIMESTAMP ? SET user_id = ?, \
-                 end_time_micros = ?, updated_at_micros = ?, version = ? WHERE session_id = ?",
+                &format!(
+                    "UPDATE {diary_session_read_model} USING TIMESTAMP ? SET user_id = ?, \
+                     end_time_micros = ?, updated_at_micros = ?, version = ? \
+                     WHERE session_id = ?"
+                ),
             )
             .await?,
             session_by_id: prepare(
                 s,
                 &format!(
-                    "SELECT {SESSION_COLUMNS} FROM diary_session_read_model WHERE session_id = ?"
+                    "SELECT {SESSION_COLUMNS} FROM {diary_session_read_model} \
+                     WHERE session_id = ?"
                 ),
             )
             .await?,
             put_session_by_user: prepare(
                 s,
-                "INSERT INTO sessions_by_user (user_id, start_time_micros, session_id, \
-                 end_time_micros, created_at_micros, updated_at_micros, version) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                &format!(
+                    "INSERT INTO {sessions_by_user} (user_id, start_time_micros, session_id, \
+                     end_time_micros, created_at_micros, updated_at_micros, version) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                ),
             )
             .await?,
             sessions_by_user: prepare(
                 s,
                 &format!(
-                    "SELECT {SESSION_COLUMNS} FROM sessions_by_user WHERE user_id = ? \
+                    "SELECT {SESSION_COLUMNS} FROM {sessions_by_user} WHERE user_id = ? \
                      AND start_time_micros >= ? AND start_time_micros < ?"
                 ),
             )
@@ -177,6 +216,7 @@ impl CassandraDiaryReadModels {
         };
         Ok(Self {
             session,
+            keyspace: keyspace.into(),
             statements: Arc::new(statements),
         })
     }
@@ -481,12 +521,8 @@ impl Projection for CassandraDiaryReadModels {
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        for table in [
-            "diary_entry_read_model",
-            "entries_by_user",
-            "diary_session_read_model",
-            "sessions_by_user",
-        ] {
+        for table in TABLES {
+            let table = qualified(&self.keyspace, table);
             self.session
                 .query_unpaged(format!("TRUNCATE TABLE {table}"), &[])
                 .await?;

@@ -25,7 +25,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let test = TestKeyspace::create().await;
     let started = Instant::now();
-    let models = CassandraDiaryReadModels::new(test.session.clone())
+    let models = CassandraDiaryReadModels::new(test.session.clone(), test.name())
         .await
         .expect("migrate and prepare");
     eprintln!(
@@ -587,7 +587,10 @@ async fn a_creation_replayed_after_the_deletion_stays_deleted() {
         .test
         .session
         .query_unpaged(
-            "SELECT title, content, tags, deleted FROM diary_entry_read_model WHERE entry_id = ?",
+            format!(
+                "SELECT title, content, tags, deleted FROM {} WHERE entry_id = ?",
+                f.test.table("diary_entry_read_model")
+            ),
             (id,),
         )
         .await

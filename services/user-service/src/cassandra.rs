@@ -8,6 +8,9 @@
 //! of `users_by_creation` (by offset, or by a cursor holding the driver's paging state),
 //! whose users are then read by id, concurrently.
 //!
+//! Every statement names its tables fully qualified with the configured keyspace (the
+//! session has no current keyspace; see [`metachat_cassandra::connect`]).
+//!
 //! Idempotency: every write carries `USING TIMESTAMP <stream version>`, so for each cell the
 //! newest event of the user wins, in any order of delivery, and a redelivered event rewrites
 //! identical cells. The model therefore never reads before writing.
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use event_sourcing::{Projection, ProjectionError, RecordedEvent, decode_event};
-use metachat_cassandra::{CassandraConfig, CassandraError, fetch_page, migrate};
+use metachat_cassandra::{CassandraConfig, CassandraError, fetch_page, migrate, qualified};
 use metachat_read_model::{Page, PageRequest, QueryError};
 use scylla::DeserializeRow;
 use scylla::client::session::Session;
@@ -33,6 +36,14 @@ pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../cql/001_user_read_
 
 /// The migration domain of these tables in `schema_migrations`.
 pub const MIGRATION_DOMAIN: &str = "user";
+
+/// Every table, as `reset` truncates them.
+const TABLES: [&str; 4] = [
+    "user_read_model",
+    "user_archetype_read_model",
+    "user_modality_read_model",
+    "users_by_creation",
+];
 
 /// The single partition of `users_by_creation` (see the CQL file).
 const BUCKET: i32 = 0;
@@ -59,6 +70,8 @@ struct Statements {
 #[derive(Clone)]
 pub struct CassandraUserReadModels {
     session: Arc<Session>,
+    /// The keyspace the tables are in, as configured.
+    keyspace: Arc<str>,
     statements: Arc<Statements>,
 }
 
@@ -66,14 +79,15 @@ impl CassandraUserReadModels {
     /// Connects (see [`metachat_cassandra::connect`]: the keyspace is created when missing),
     /// applies the migrations and prepares the statements.
     pub async fn connect(config: &CassandraConfig) -> Result<Self, CassandraError> {
-        Self::new(metachat_cassandra::connect(config).await?).await
+        Self::new(metachat_cassandra::connect(config).await?, &config.keyspace).await
     }
 
-    /// Applies the `user` migrations to the session's keyspace (see
-    /// [`metachat_cassandra::connect`]), then prepares every statement.
-    pub async fn new(session: Arc<Session>) -> Result<Self, CassandraError> {
-        migrate(&session, MIGRATION_DOMAIN, MIGRATIONS).await?;
-        Self::prepare(session).await
+    /// Applies the `user` migrations to `keyspace` (a name as in
+    /// [`CassandraConfig::keyspace`], created by [`metachat_cassandra::connect`]), then
+    /// prepares every statement.
+    pub async fn new(session: Arc<Session>, keyspace: &str) -> Result<Self, CassandraError> {
+        migrate(&session, keyspace, MIGRATION_DOMAIN, MIGRATIONS).await?;
+        Self::prepare(session, keyspace).await
     }
 
     /// The session, for health probes.
@@ -81,84 +95,114 @@ impl CassandraUserReadModels {
         &self.session
     }
 
-    /// Prepares every statement, on a keyspace that is already migrated.
-    pub async fn prepare(session: Arc<Session>) -> Result<Self, CassandraError> {
+    /// Prepares every statement, on a `keyspace` that is already migrated.
+    pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, CassandraError> {
         let s = &session;
+        let user_read_model = qualified(keyspace, "user_read_model");
+        let user_archetype_read_model = qualified(keyspace, "user_archetype_read_model");
+        let user_modality_read_model = qualified(keyspace, "user_modality_read_model");
+        let users_by_creation = qualified(keyspace, "users_by_creation");
         let statements = Statements {
             insert_user: prepare(
                 s,
-                "INSERT INTO user_read_model (user_id, username, email, first_name, last_name, \
-                 date_of_birth, created_at_micros, updated_at_micros, version) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+                &format!(
+                    "INSERT INTO {user_read_model} (user_id, username, email, first_name, \
+                     last_name, date_of_birth, created_at_micros, updated_at_micros, version) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                ),
             )
             .await?,
             insert_by_creation: prepare(
                 s,
-                "INSERT INTO users_by_creation (bucket, created_at_micros, user_id) \
-                 VALUES (?, ?, ?) USING TIMESTAMP ?",
+                &format!(
+                    "INSERT INTO {users_by_creation} (bucket, created_at_micros, user_id) \
+                     VALUES (?, ?, ?) USING TIMESTAMP ?"
+                ),
             )
             .await?,
             update_profile: prepare(
                 s,
-                "UPDATE user_read_model USING TIMESTAMP ? SET first_name = ?, last_name = ?, \
-                 date_of_birth = ?, avatar = ?, bio = ?, updated_at_micros = ?, version = ? \
-                 WHERE user_id = ?",
+                &format!(
+                    "UPDATE {user_read_model} USING TIMESTAMP ? SET first_name = ?, \
+                     last_name = ?, date_of_birth = ?, avatar = ?, bio = ?, \
+                     updated_at_micros = ?, version = ? WHERE user_id = ?"
+                ),
             )
             .await?,
             touch_user: prepare(
                 s,
-                "UPDATE user_read_model USING TIMESTAMP ? SET updated_at_micros = ?, version = ? \
-                 WHERE user_id = ?",
+                &format!(
+                    "UPDATE {user_read_model} USING TIMESTAMP ? SET updated_at_micros = ?, \
+                     version = ? WHERE user_id = ?"
+                ),
             )
             .await?,
             assign_archetype: prepare(
                 s,
-                "UPDATE user_archetype_read_model USING TIMESTAMP ? SET archetype_id = ?, \
-                 archetype_name = ?, confidence = ?, description = ?, assigned_at_micros = ?, \
-                 updated_at_micros = ?, version = ? WHERE user_id = ?",
+                &format!(
+                    "UPDATE {user_archetype_read_model} USING TIMESTAMP ? SET archetype_id = ?, \
+                     archetype_name = ?, confidence = ?, description = ?, \
+                     assigned_at_micros = ?, updated_at_micros = ?, version = ? \
+                     WHERE user_id = ?"
+                ),
             )
             .await?,
             update_archetype: prepare(
                 s,
-                "UPDATE user_archetype_read_model USING TIMESTAMP ? SET archetype_id = ?, \
-                 archetype_name = ?, confidence = ?, description = ?, updated_at_micros = ?, \
-                 version = ? WHERE user_id = ?",
+                &format!(
+                    "UPDATE {user_archetype_read_model} USING TIMESTAMP ? SET archetype_id = ?, \
+                     archetype_name = ?, confidence = ?, description = ?, \
+                     updated_at_micros = ?, version = ? WHERE user_id = ?"
+                ),
             )
             .await?,
             set_modalities: prepare(
                 s,
-                "UPDATE user_modality_read_model USING TIMESTAMP ? SET modalities = ?, \
-                 updated_at_micros = ?, version = ? WHERE user_id = ?",
+                &format!(
+                    "UPDATE {user_modality_read_model} USING TIMESTAMP ? SET modalities = ?, \
+                     updated_at_micros = ?, version = ? WHERE user_id = ?"
+                ),
             )
             .await?,
             list_users: prepare(
                 s,
-                "SELECT created_at_micros, user_id FROM users_by_creation WHERE bucket = ?",
+                &format!(
+                    "SELECT created_at_micros, user_id FROM {users_by_creation} \
+                     WHERE bucket = ?"
+                ),
             )
             .await?,
-            count_users: prepare(s, "SELECT COUNT(*) FROM users_by_creation WHERE bucket = ?")
-                .await?,
+            count_users: prepare(
+                s,
+                &format!("SELECT COUNT(*) FROM {users_by_creation} WHERE bucket = ?"),
+            )
+            .await?,
             user_by_id: prepare(
                 s,
-                &format!("SELECT {USER_COLUMNS} FROM user_read_model WHERE user_id = ?"),
+                &format!("SELECT {USER_COLUMNS} FROM {user_read_model} WHERE user_id = ?"),
             )
             .await?,
             archetype_by_id: prepare(
                 s,
-                "SELECT archetype_id, archetype_name, confidence, description, \
-                 assigned_at_micros, updated_at_micros FROM user_archetype_read_model \
-                 WHERE user_id = ?",
+                &format!(
+                    "SELECT archetype_id, archetype_name, confidence, description, \
+                     assigned_at_micros, updated_at_micros FROM {user_archetype_read_model} \
+                     WHERE user_id = ?"
+                ),
             )
             .await?,
             modalities_by_id: prepare(
                 s,
-                "SELECT modalities, updated_at_micros FROM user_modality_read_model \
-                 WHERE user_id = ?",
+                &format!(
+                    "SELECT modalities, updated_at_micros FROM {user_modality_read_model} \
+                     WHERE user_id = ?"
+                ),
             )
             .await?,
         };
         Ok(Self {
             session,
+            keyspace: keyspace.into(),
             statements: Arc::new(statements),
         })
     }
@@ -392,12 +436,8 @@ impl Projection for CassandraUserReadModels {
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
-        for table in [
-            "user_read_model",
-            "user_archetype_read_model",
-            "user_modality_read_model",
-            "users_by_creation",
-        ] {
+        for table in TABLES {
+            let table = qualified(&self.keyspace, table);
             self.session
                 .query_unpaged(format!("TRUNCATE TABLE {table}"), &[])
                 .await?;

@@ -27,7 +27,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let test = TestKeyspace::create().await;
     let started = Instant::now();
-    let models = CassandraUserReadModels::new(test.session.clone())
+    let models = CassandraUserReadModels::new(test.session.clone(), test.name())
         .await
         .expect("migrate and prepare");
     eprintln!(
