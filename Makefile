@@ -33,7 +33,7 @@ test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka
 	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform
 
 test-embedded: ## Only the tests that need no servers: the end-to-end suite on the embedded store
-	$(CARGO) test --locked -p metachat
+	$(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform
 
 test-production: infra ## The end-to-end suite against PostgreSQL, Kafka and Cassandra
 	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform

@@ -24,6 +24,8 @@ pub struct EmbeddedConfig {
     pub gateway_port: u16,
     pub user_port: u16,
     pub diary_port: u16,
+    /// `REQUEST_TIMEOUT_MS` (default 10000): the gateway's deadline for one backend call.
+    pub request_timeout: Duration,
 }
 
 impl EmbeddedConfig {
@@ -36,6 +38,7 @@ impl EmbeddedConfig {
             gateway_port: env_parse("PORT", 8080)?,
             user_port: env_parse("USER_SERVICE_PORT", 50051)?,
             diary_port: env_parse("DIARY_SERVICE_PORT", 50052)?,
+            request_timeout: api_gateway::GatewayConfig::from_env()?.request_timeout,
         })
     }
 
@@ -135,7 +138,7 @@ pub async fn run(
         let gateway_config = api_gateway::GatewayConfig {
             user_service_address: user_address.clone(),
             diary_service_address: diary_address.clone(),
-            request_timeout: Duration::from_secs(10),
+            request_timeout: config.request_timeout,
         };
         let until = stop.signal();
         tasks.spawn(async move {

@@ -225,6 +225,28 @@ pub async fn multi_stream_write_is_atomic(backend: &impl TestBackend) {
         (2, 1)
     );
     assert!(results[1].last_position > results[0].last_position);
+
+    // An empty write is a version check: it guards the batch and stores nothing itself.
+    let head = store.head_position().await.unwrap();
+    let guarded = store
+        .append_streams(vec![
+            StreamWrite::new("owner-2", ExpectedVersion::NoStream, events(1)),
+            StreamWrite::new("taken-x", ExpectedVersion::Exact(7), vec![]),
+        ])
+        .await;
+    assert!(
+        matches!(guarded, Err(EventStoreError::WrongExpectedVersion { ref stream_id, .. }) if stream_id == "taken-x")
+    );
+    assert_eq!(store.head_position().await.unwrap(), head);
+    store
+        .append_streams(vec![
+            StreamWrite::new("owner-2", ExpectedVersion::NoStream, events(1)),
+            StreamWrite::new("taken-x", ExpectedVersion::Exact(1), vec![]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.stream_version("taken-x").await.unwrap(), Some(1));
+    assert_eq!(store.stream_version("owner-2").await.unwrap(), Some(1));
 }
 
 pub async fn retried_append_is_idempotent(backend: &impl TestBackend) {

@@ -52,7 +52,9 @@
 //! The lock is taken in its own statement: a READ COMMITTED statement takes its snapshot when
 //! it starts, so the checks that follow (current versions, stored ids) must be later statements
 //! to see the previous holder's commit. `recorded_at` is the database clock when the insert
-//! statement starts (`statement_timestamp()`), so it also grows with the position. The cost is
+//! statement starts (`statement_timestamp()`), but never earlier than the last stored event's,
+//! so it never decreases along the positions even if the clock steps back, and "as of" a time
+//! always selects a prefix of a stream. The cost is
 //! that appends do not run in parallel, exactly like SQLite's single writer: each holds the lock
 //! for three round trips (lookup, insert with notify, commit). Reads never take it.
 //! `append_throughput_against_sqlite` in `tests/postgres_contract.rs` measures the result.
@@ -277,7 +279,8 @@ impl Sql {
                    INSERT INTO {events} (event_id, stream_id, stream_version, event_type, \
                      schema_version, payload, metadata, recorded_at) \
                    SELECT e.event_id, $2, $3 + e.ord, e.event_type, e.schema_version, \
-                     e.payload, e.metadata, statement_timestamp() \
+                     e.payload, e.metadata, GREATEST(statement_timestamp(), \
+                       (SELECT recorded_at FROM {events} ORDER BY position DESC LIMIT 1)) \
                    FROM UNNEST($1::uuid[], $4::text[], $5::int4[], $6::text[], $7::text[]) \
                      WITH ORDINALITY \
                      AS e(event_id, event_type, schema_version, payload, metadata, ord) \

@@ -5,7 +5,6 @@
 //! pool of connections that never block the writer.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,8 +138,8 @@ pub fn connect_options(path: &Path, options: &SqliteOptions) -> Result<SqliteCon
             ))
         })?;
     }
-    let url = format!("sqlite://{}", path.display());
-    Ok(SqliteConnectOptions::from_str(&url)?
+    Ok(SqliteConnectOptions::new()
+        .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(if options.durable {
@@ -233,7 +232,13 @@ impl Inner {
     async fn append(&self, writes: Vec<StreamWrite>) -> Result<Vec<AppendResult>> {
         let mut conn = self.writer.lock().await;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let recorded_at = Utc::now().timestamp_micros();
+        // Never earlier than the last stored event, even if the clock steps back, so that
+        // "as of" a time always selects a prefix of a stream.
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let recorded_at = Utc::now().timestamp_micros().max(last.unwrap_or(i64::MIN));
         let mut results = Vec::with_capacity(writes.len());
         let mut wrote_any = false;
         for write in &writes {

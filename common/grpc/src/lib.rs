@@ -82,12 +82,14 @@ pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
     }
 }
 
-/// A timestamp from the wire; `field` names it in the error.
+/// A timestamp from the wire; `field` names it in the error. Years outside 1..=9999 are
+/// refused: no store keeps them, and they can only be mistakes.
 pub fn from_timestamp(field: &str, ts: &Timestamp) -> Result<DateTime<Utc>, ApiError> {
     u32::try_from(ts.nanos)
         .ok()
         .and_then(|nanos| Utc.timestamp_opt(ts.seconds, nanos).single())
-        .ok_or_else(|| ApiError::invalid_field(field, "is not a valid timestamp"))
+        .filter(|time| (1..=9999).contains(&chrono::Datelike::year(time)))
+        .ok_or_else(|| ApiError::invalid_field(field, "is not a valid timestamp (years 1 to 9999)"))
 }
 
 /// An aggregate's stream as an audit history.

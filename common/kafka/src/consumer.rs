@@ -115,12 +115,18 @@ impl ProjectionConsumer {
                 }
             }
         }
-        if let Err(error) = self
-            .consumer
-            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
-        {
-            tracing::debug!(group = %self.group, %error, "final offset commit skipped");
-        }
+        // Committing and closing talk to the broker synchronously: off the async workers.
+        let Self {
+            consumer, group, ..
+        } = self;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            {
+                tracing::debug!(group = %group, %error, "final offset commit skipped");
+            }
+            drop(consumer);
+        })
+        .await;
     }
 
     /// Applies one message, retrying the projection until it succeeds (a read store outage

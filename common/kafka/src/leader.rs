@@ -10,10 +10,11 @@ use sqlx::postgres::{PgPool, Postgres};
 /// How often a follower retries the lock, and how often a leader checks it still holds it.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Elects one leader per name among every process sharing a database.
+/// Elects one leader per name among every process sharing a database (and schema).
 #[derive(Clone)]
 pub struct PgLeadership {
     pool: PgPool,
+    scope: String,
 }
 
 /// Leadership, held while this value lives.
@@ -23,15 +24,30 @@ pub struct Leader {
 }
 
 impl PgLeadership {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// `scope` separates elections of stores sharing a database (the event store's schema).
+    pub fn new(pool: PgPool, scope: &str) -> Self {
+        Self {
+            pool,
+            scope: scope.to_owned(),
+        }
     }
 
     /// Waits until this process leads `name`.
     pub async fn acquire(&self, name: &str) -> Result<Leader, sqlx::Error> {
-        let key = lock_key(name);
+        let key = lock_key(&format!("{}:{name}", self.scope));
         loop {
             let mut connection = self.pool.acquire().await?;
+            // The lock lives as long as this session: never hand the connection back to the
+            // pool (another task could inherit the lock), and have the server notice a
+            // vanished leader within seconds instead of after the OS's TCP keepalive (hours).
+            connection.close_on_drop();
+            for setting in [
+                "SET tcp_keepalives_idle = 5",
+                "SET tcp_keepalives_interval = 2",
+                "SET tcp_keepalives_count = 3",
+            ] {
+                sqlx::query(setting).execute(&mut *connection).await?;
+            }
             let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                 .bind(key)
                 .fetch_one(&mut *connection)
@@ -58,7 +74,8 @@ impl Leader {
         }
     }
 
-    /// Gives leadership up now (otherwise it ends when the connection closes).
+    /// Gives leadership up now (otherwise it ends when the connection closes, which dropping
+    /// the leader does).
     pub async fn release(mut self) {
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(self.key)

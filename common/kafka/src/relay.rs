@@ -48,6 +48,7 @@ impl Relay {
                 DELIVERY_TIMEOUT.as_millis().to_string(),
             )
             .set("linger.ms", "5")
+            .set("compression.type", "lz4")
             .create()?;
         Ok(Self {
             name: format!("relay:{name}"),
@@ -131,10 +132,12 @@ impl Relay {
                 .payload(&value)
                 .headers(message::headers(event));
             // Enqueued in order; librdkafka keeps that order per partition.
-            let delivery = self
-                .producer
-                .send_result(record)
-                .map_err(|(e, _)| format!("enqueueing event {}: {e}", event.event_id))?;
+            let delivery = self.producer.send_result(record).map_err(|(e, _)| {
+                // A message Kafka refuses outright (too large) blocks the relay until an
+                // operator acts: say so loudly.
+                tracing::error!(relay = %self.name, event_id = %event.event_id, error = %e, "Kafka refused an event");
+                format!("enqueueing event {}: {e}", event.event_id)
+            })?;
             deliveries.push((event.position, delivery));
         }
         for (position, delivery) in deliveries {

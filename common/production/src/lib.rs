@@ -157,7 +157,7 @@ impl Pipeline {
             kafka,
             events,
             Arc::new(PostgresCheckpoints::new(store)),
-            PgLeadership::new(store.pool().clone()),
+            PgLeadership::new(store.pool().clone(), store.schema()),
             Arc::new(route),
         )
         .context("cannot create the Kafka producer")?;

@@ -71,14 +71,16 @@ pub mod offset_cursor {
             None => Ok(request.offset),
             Some(cursor) => cursor
                 .strip_prefix("o")
-                .and_then(|n| n.parse().ok())
+                .and_then(|n| n.parse::<u64>().ok())
+                // Offsets go to SQL as i64: a larger one was never issued.
+                .filter(|n| i64::try_from(*n).is_ok())
                 .ok_or(QueryError::InvalidCursor),
         }
     }
 
     /// The cursor of the page after one that started at `start` and had `limit` rows.
     pub fn next(start: u64, limit: u32) -> String {
-        format!("o{}", start + u64::from(limit))
+        format!("o{}", start.saturating_add(u64::from(limit)))
     }
 }
 
@@ -99,7 +101,7 @@ mod tests {
             ..first
         };
         assert_eq!(offset_cursor::start(&next).unwrap(), 30);
-        for bad in ["30", "o-1", "oX", ""] {
+        for bad in ["30", "o-1", "oX", "", "o18446744073709551615"] {
             let request = PageRequest {
                 cursor: Some(bad.into()),
                 ..PageRequest::default()

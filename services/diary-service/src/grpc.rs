@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use event_sourcing::{
-    Aggregate, EventMetadata, EventStore, ExecuteError, Loaded, Repository, read_full_stream,
+    Aggregate, EventMetadata, EventStore, EventStoreError, ExecuteError, ExpectedVersion, Loaded,
+    Repository, StreamWrite, new_events, read_full_stream,
 };
 use metachat_grpc::{
     event_metadata, from_timestamp, history, invalid, page_request, query_error, store_error,
@@ -173,7 +174,8 @@ impl DiaryService for DiaryGrpc {
         let metadata = event_metadata(&request);
         let r = request.into_inner();
         let user_id = self.existing_user("userId", &r.user_id).await?;
-        let session_id = match r.session_id.as_deref().map(str::trim) {
+        // The session (id and the version it was checked at) the entry is written in.
+        let session = match r.session_id.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => {
                 let id = parse_id("sessionId", text).map_err(invalid)?;
@@ -189,7 +191,7 @@ impl DiaryService for DiaryGrpc {
                     )
                     .into());
                 }
-                Some(id.to_string())
+                Some((id.to_string(), session.version.unwrap_or(0)))
             }
         };
         let id = Uuid::new_v4();
@@ -199,10 +201,37 @@ impl DiaryService for DiaryGrpc {
             title: r.title,
             content: r.content,
             token_count: r.token_count,
-            session_id,
+            session_id: session.as_ref().map(|(id, _)| id.clone()),
             tags: r.tags,
         });
-        self.execute_entry(&id, command, &metadata).await?;
+        let events = Entry::default().decide(&command).map_err(entry_error)?;
+        let mut writes = vec![StreamWrite::new(
+            Entry::stream_id(&id.to_string()),
+            ExpectedVersion::NoStream,
+            new_events(&events, &metadata).map_err(store_error)?,
+        )];
+        // The session must still be the one checked above when the entry is stored: an empty
+        // write at its version makes the append fail if the session ended meanwhile.
+        if let Some((session_id, version)) = &session {
+            writes.push(StreamWrite::new(
+                Session::stream_id(session_id),
+                ExpectedVersion::Exact(*version),
+                Vec::new(),
+            ));
+        }
+        match self.store.append_streams(writes).await {
+            Ok(_) => {}
+            Err(EventStoreError::WrongExpectedVersion { stream_id, .. })
+                if stream_id.starts_with("session-") =>
+            {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    "the session changed while the entry was written; retry",
+                )
+                .into());
+            }
+            Err(e) => return Err(store_error(e).into()),
+        }
         tracing::info!(entry_id = %id, user_id = %user_id, "diary entry created");
         Ok(Response::new(entry_to_proto(self.live_entry(&id).await?)))
     }

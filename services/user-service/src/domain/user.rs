@@ -15,7 +15,9 @@ pub const MODALITIES: [&str; 3] = ["visual", "auditory", "kinesthetic"];
 const USERNAME_LEN: (usize, usize) = (3, 32);
 const EMAIL_MAX: usize = 254;
 const NAME_LEN: (usize, usize) = (1, 100);
-const AVATAR_MAX: usize = 1_000_000;
+/// Avatars travel inside events (and Kafka messages, limited to 1 MB by default), so they are
+/// kept well below that.
+const AVATAR_MAX: usize = 256_000;
 const BIO_MAX: usize = 2_000;
 const ARCHETYPE_ID_MAX: usize = 64;
 const ARCHETYPE_NAME_LEN: (usize, usize) = (1, 100);
@@ -347,8 +349,10 @@ fn modalities(weights: &BTreeMap<String, f64>) -> Result<BTreeMap<String, f64>, 
     }
     for (name, weight) in weights {
         if !MODALITIES.contains(&name.as_str()) {
+            // An unknown key is echoed back shortened: it is client input of any length.
+            let shown: String = name.chars().take(32).collect();
             v.add(
-                format!("modalities.{name}"),
+                format!("modalities.{shown}"),
                 "is not a modality; expected visual, auditory or kinesthetic",
             );
         } else {
