@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use crate::domain::{Entry, Session};
+use crate::domain::Session;
+use crate::read_model::EntryStat;
 
 /// The length of an analytics window, ending now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,17 +62,17 @@ pub struct Analytics {
     pub entries_per_day: Vec<(NaiveDate, u32)>,
 }
 
-/// Analytics of the entries (with their creation times) and sessions inside the window.
-/// Items outside `[start, end)` are ignored, so callers may pass a superset.
+/// Analytics of the entries and sessions inside the window. Items outside `[start, end)` are
+/// ignored, so callers may pass a superset.
 pub fn compute(
     period: Period,
     end: DateTime<Utc>,
-    entries: &[(Entry, DateTime<Utc>)],
+    entries: &[EntryStat],
     sessions: &[Session],
 ) -> Analytics {
     let start = end - period.length();
     let inside = |t: DateTime<Utc>| t >= start && t < end;
-    let entries: Vec<_> = entries.iter().filter(|(_, at)| inside(*at)).collect();
+    let entries: Vec<_> = entries.iter().filter(|e| inside(e.created_at)).collect();
     let sessions: Vec<_> = sessions
         .iter()
         .filter(|s| s.start_time.is_some_and(inside))
@@ -84,11 +85,11 @@ pub fn compute(
         per_day.insert(day, 0);
         day = day.succ_opt().unwrap_or(NaiveDate::MAX);
     }
-    for (entry, at) in &entries {
+    for entry in &entries {
         for tag in &entry.tags {
             *tags.entry(tag.to_lowercase()).or_default() += 1;
         }
-        *per_day.entry(at.date_naive()).or_default() += 1;
+        *per_day.entry(entry.created_at.date_naive()).or_default() += 1;
     }
     let mut tag_frequencies: Vec<_> = tags.into_iter().collect();
     tag_frequencies.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -111,7 +112,7 @@ pub fn compute(
         } else {
             total_session_minutes / ended.len() as f64
         },
-        total_tokens: entries.iter().map(|(e, _)| u64::from(e.token_count)).sum(),
+        total_tokens: entries.iter().map(|e| u64::from(e.token_count)).sum(),
         tag_frequencies,
         entries_per_day: per_day.into_iter().collect(),
     }
@@ -126,12 +127,11 @@ mod tests {
         Utc.with_ymd_and_hms(2024, 3, d, h, 0, 0).unwrap()
     }
 
-    fn entry(tokens: u32, tags: &[&str]) -> Entry {
-        Entry {
-            id: "e".into(),
+    fn entry(tokens: u32, tags: &[&str], created_at: DateTime<Utc>) -> EntryStat {
+        EntryStat {
+            created_at,
             token_count: tokens,
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            ..Entry::default()
         }
     }
 
@@ -148,9 +148,9 @@ mod tests {
     fn a_week_counts_only_what_is_inside_the_window() {
         let now = at(10, 12);
         let entries = vec![
-            (entry(100, &["Gratitude", "work"]), at(10, 9)),
-            (entry(50, &["gratitude"]), at(8, 9)),
-            (entry(999, &["old"]), at(1, 9)), // before the window
+            entry(100, &["Gratitude", "work"], at(10, 9)),
+            entry(50, &["gratitude"], at(8, 9)),
+            entry(999, &["old"], at(1, 9)), // before the window
         ];
         let sessions = vec![
             session(at(10, 8), Some(30)),

@@ -34,7 +34,7 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
 use crate::domain::{Entry, EntryEvent, Session as DiarySession, SessionEvent};
-use crate::read_model::{DiaryReadModels, TimeRange};
+use crate::read_model::{DiaryReadModels, EntryStat, TimeRange};
 
 /// The migrations of the `diary` domain, in order.
 pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../cql/001_diary_read_models.cql"))];
@@ -63,6 +63,7 @@ struct Statements {
     put_entry_by_user: PreparedStatement,
     remove_entry_by_user: PreparedStatement,
     entries_by_user: PreparedStatement,
+    entry_stats: PreparedStatement,
     start_session: PreparedStatement,
     end_session: PreparedStatement,
     session_by_id: PreparedStatement,
@@ -167,6 +168,14 @@ impl CassandraDiaryReadModels {
                 &format!(
                     "SELECT {ENTRY_COLUMNS} FROM {entries_by_user} WHERE user_id = ? \
                      AND created_at_micros >= ? AND created_at_micros < ?"
+                ),
+            )
+            .await?,
+            entry_stats: prepare(
+                s,
+                &format!(
+                    "SELECT created_at_micros, token_count, tags FROM {entries_by_user} \
+                     WHERE user_id = ? AND created_at_micros >= ? AND created_at_micros < ?"
                 ),
             )
             .await?,
@@ -441,6 +450,13 @@ struct EntryByIdRow {
 }
 
 #[derive(DeserializeRow)]
+struct EntryStatRow {
+    created_at_micros: Option<i64>,
+    token_count: Option<i32>,
+    tags: Option<Vec<String>>,
+}
+
+#[derive(DeserializeRow)]
 struct SessionRow {
     session_id: String,
     user_id: Option<String>,
@@ -591,5 +607,40 @@ impl DiaryReadModels for CassandraDiaryReadModels {
             items,
             next_cursor: rows.next_cursor,
         })
+    }
+
+    async fn entry_stats(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+    ) -> Result<Vec<EntryStat>, QueryError> {
+        let (start, end) = bounds(range);
+        let everything = PageRequest {
+            offset: 0,
+            limit: u32::MAX - 1,
+            cursor: None,
+        };
+        let rows: Page<EntryStatRow> = fetch_page(
+            &self.session,
+            &self.statements.entry_stats,
+            &(user_id, start, end),
+            &format!("entry-stats|{user_id}|{start}|{end}"),
+            &everything,
+        )
+        .await?;
+        rows.items
+            .into_iter()
+            .map(|row| -> Result<EntryStat, ProjectionError> {
+                Ok(EntryStat {
+                    created_at: time(
+                        row.created_at_micros
+                            .ok_or_else(|| missing("created_at_micros"))?,
+                    )?,
+                    token_count: u32::try_from(row.token_count.unwrap_or_default())?,
+                    tags: row.tags.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(QueryError::Backend)
     }
 }

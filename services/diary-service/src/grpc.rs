@@ -428,27 +428,22 @@ impl DiaryService for DiaryGrpc {
             start: Some(end - period.length()),
             end: Some(end),
         };
-        // Analytics needs every row of the window, however many pages that is.
+        let entries = self
+            .read_models
+            .entry_stats(&user_id, range)
+            .await
+            .map_err(query_error)?;
+        // Sessions carry no text; every one of the window is read, however many pages.
         let everything = PageRequest {
             offset: 0,
             limit: u32::MAX - 1,
             cursor: None,
         };
-        let entries = self
-            .read_models
-            .entries_by_user(&user_id, range, &everything)
-            .await
-            .map_err(query_error)?;
         let sessions = self
             .read_models
             .sessions_by_user(&user_id, range, &everything)
             .await
             .map_err(query_error)?;
-        let entries: Vec<_> = entries
-            .items
-            .into_iter()
-            .filter_map(|l| l.created_at.map(|at| (l.state, at)))
-            .collect();
         let sessions: Vec<_> = sessions.items.into_iter().map(|l| l.state).collect();
         let a = analytics::compute(period, end, &entries, &sessions);
         Ok(Response::new(pb::Analytics {

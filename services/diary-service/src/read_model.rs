@@ -19,6 +19,14 @@ pub struct TimeRange {
     pub end: Option<DateTime<Utc>>,
 }
 
+/// What analytics needs of one entry (not its text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryStat {
+    pub created_at: DateTime<Utc>,
+    pub token_count: u32,
+    pub tags: Vec<String>,
+}
+
 /// Queries the diary read models answer. Lists are newest first.
 #[async_trait]
 pub trait DiaryReadModels: Send + Sync + 'static {
@@ -37,6 +45,14 @@ pub trait DiaryReadModels: Send + Sync + 'static {
         range: TimeRange,
         page: &PageRequest,
     ) -> Result<Page<Loaded<Session>>, QueryError>;
+
+    /// Creation time, token count and tags of each of a user's live entries created within
+    /// `range`: everything analytics reads, without the entries' text.
+    async fn entry_stats(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+    ) -> Result<Vec<EntryStat>, QueryError>;
 }
 
 const SCHEMA: &[&str] = &[
@@ -253,6 +269,34 @@ impl DiaryReadModels for SqliteDiaryReadModels {
             offset,
             page.limit,
         ))
+    }
+
+    async fn entry_stats(
+        &self,
+        user_id: &str,
+        range: TimeRange,
+    ) -> Result<Vec<EntryStat>, QueryError> {
+        let (start, end) = bounds(range);
+        let rows = sqlx::query(
+            "SELECT created_at, token_count, tags FROM diary_entry_read_model \
+             WHERE user_id = ? AND deleted = 0 AND created_at >= ? AND created_at < ?",
+        )
+        .bind(user_id.to_owned())
+        .bind(start)
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| -> Result<EntryStat, ProjectionError> {
+                let tags: String = row.try_get("tags")?;
+                Ok(EntryStat {
+                    created_at: time(row.try_get("created_at")?)?,
+                    token_count: u32::try_from(row.try_get::<i64, _>("token_count")?)?,
+                    tags: serde_json::from_str(&tags)?,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(QueryError::Backend)
     }
 }
 

@@ -656,6 +656,31 @@ async fn matches_the_sqlite_read_model_field_by_field() {
     ];
     for owner in [user(1), user(2), user(3)] {
         for range in ranges {
+            // Analytics' view of the same entries: both stores agree, and it is what the
+            // listed entries say (ordered here, since the query promises no order).
+            let sort = |mut stats: Vec<diary_service::read_model::EntryStat>| {
+                stats.sort_by_key(|s| s.created_at);
+                stats
+            };
+            let ours = sort(f.models.entry_stats(&owner, range).await.unwrap());
+            let theirs = sort(sqlite.entry_stats(&owner, range).await.unwrap());
+            assert_eq!(ours, theirs);
+            let listed = sqlite
+                .entries_by_user(&owner, range, &by_offset(0, 1000))
+                .await
+                .unwrap();
+            let from_list = sort(
+                listed
+                    .items
+                    .iter()
+                    .map(|l| diary_service::read_model::EntryStat {
+                        created_at: l.created_at.unwrap(),
+                        token_count: l.state.token_count,
+                        tags: l.state.tags.clone(),
+                    })
+                    .collect(),
+            );
+            assert_eq!(ours, from_list);
             for (offset, limit) in [
                 (0, 1000),
                 (0, 5),
