@@ -181,18 +181,7 @@ pub async fn run(
 /// Deletes the read models and rebuilds them from the event store.
 pub async fn rebuild_read_models(config: &EmbeddedConfig) -> anyhow::Result<()> {
     let embedded = EmbeddedStore::open(config).await?;
-    for runner in embedded.projection_runners() {
-        let reached = runner
-            .rebuild()
-            .await
-            .map_err(|e| anyhow::anyhow!("rebuilding {}: {e}", runner.name()))?;
-        tracing::info!(
-            projection = runner.name(),
-            position = reached,
-            "read model rebuilt"
-        );
-        println!("rebuilt {} up to position {reached}", runner.name());
-    }
+    crate::rebuild(embedded.projection_runners()).await?;
     embedded.store.close().await;
     Ok(())
 }

@@ -53,6 +53,32 @@ async fn data_survives_a_restart_and_read_models_resume() {
         "a restart must not replay into duplicates"
     );
     app.stop();
+
+    // The embedded read models can be rebuilt from the events while the platform is down.
+    if app.wiring == support::Wiring::Embedded {
+        let rebuilt = std::process::Command::new(env!("CARGO_BIN_EXE_metachat"))
+            .arg("rebuild-read-models")
+            .env_clear()
+            .env("DATA_DIR", &app.data_dir)
+            .env("LOG_LEVEL", "warn")
+            .output()
+            .expect("run metachat rebuild-read-models");
+        let stdout = String::from_utf8_lossy(&rebuilt.stdout);
+        assert!(
+            rebuilt.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&rebuilt.stderr)
+        );
+        assert!(stdout.contains("rebuilt diary-read-models"), "{stdout}");
+        app.restart().await;
+        let after = app.get(&format!("/diary/entries/user/{user}")).await;
+        assert_eq!(
+            after.body["entries"], list.body["entries"],
+            "a rebuild gives the same lists"
+        );
+        assert_eq!(app.get("/users").await.body["total"], 1);
+        app.stop();
+    }
 }
 
 #[tokio::test]
