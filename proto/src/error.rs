@@ -5,6 +5,9 @@
 //! violations), and the gateway turns it back into the same [`ApiError`] and its HTTP status.
 
 use std::collections::HashMap;
+use std::time::Duration;
+
+use metachat_validation::Violations;
 
 use serde::Serialize;
 use tonic::Code;
@@ -27,6 +30,8 @@ pub enum ErrorCode {
     Conflict,
     /// The resource is not in a state that allows the operation.
     FailedPrecondition,
+    /// The client asked for a change at a version (`If-Match`) the resource is no longer at.
+    PreconditionFailed,
     /// The request body is larger than the gateway accepts.
     PayloadTooLarge,
     /// The request body is not declared as JSON.
@@ -43,31 +48,14 @@ pub enum ErrorCode {
     Internal,
 }
 
-/// The one table: code, name, gRPC status, HTTP status.
-#[rustfmt::skip]
-const TABLE: &[(ErrorCode, &str, Code, StatusCode)] = &[
-    (ErrorCode::InvalidArgument, "invalid_argument", Code::InvalidArgument, StatusCode::BAD_REQUEST),
-    (ErrorCode::NotFound, "not_found", Code::NotFound, StatusCode::NOT_FOUND),
-    (ErrorCode::AlreadyExists, "already_exists", Code::AlreadyExists, StatusCode::CONFLICT),
-    (ErrorCode::Conflict, "conflict", Code::Aborted, StatusCode::CONFLICT),
-    (ErrorCode::FailedPrecondition, "failed_precondition", Code::FailedPrecondition, StatusCode::CONFLICT),
-    (ErrorCode::PayloadTooLarge, "payload_too_large", Code::ResourceExhausted, StatusCode::PAYLOAD_TOO_LARGE),
-    (ErrorCode::UnsupportedMediaType, "unsupported_media_type", Code::InvalidArgument, StatusCode::UNSUPPORTED_MEDIA_TYPE),
-    (ErrorCode::MethodNotAllowed, "method_not_allowed", Code::Unimplemented, StatusCode::METHOD_NOT_ALLOWED),
-    (ErrorCode::Unauthenticated, "unauthenticated", Code::Unauthenticated, StatusCode::UNAUTHORIZED),
-    (ErrorCode::PermissionDenied, "permission_denied", Code::PermissionDenied, StatusCode::FORBIDDEN),
-    (ErrorCode::Unavailable, "unavailable", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
-    (ErrorCode::DeadlineExceeded, "deadline_exceeded", Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
-    (ErrorCode::Internal, "internal", Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),
-];
-
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         Self::InvalidArgument,
         Self::NotFound,
         Self::AlreadyExists,
         Self::Conflict,
         Self::FailedPrecondition,
+        Self::PreconditionFailed,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::MethodNotAllowed,
@@ -78,27 +66,42 @@ impl ErrorCode {
         Self::Internal,
     ];
 
-    fn row(self) -> &'static (ErrorCode, &'static str, Code, StatusCode) {
-        TABLE
-            .iter()
-            .find(|row| row.0 == self)
-            .unwrap_or(&TABLE[TABLE.len() - 1])
+    /// The one table: each code's name, gRPC status and HTTP status. An exhaustive match, so
+    /// a new code does not compile until it has its row.
+    #[rustfmt::skip]
+    const fn row(self) -> (&'static str, Code, StatusCode) {
+        match self {
+            Self::InvalidArgument => ("invalid_argument", Code::InvalidArgument, StatusCode::BAD_REQUEST),
+            Self::NotFound => ("not_found", Code::NotFound, StatusCode::NOT_FOUND),
+            Self::AlreadyExists => ("already_exists", Code::AlreadyExists, StatusCode::CONFLICT),
+            Self::Conflict => ("conflict", Code::Aborted, StatusCode::CONFLICT),
+            Self::FailedPrecondition => ("failed_precondition", Code::FailedPrecondition, StatusCode::CONFLICT),
+            Self::PreconditionFailed => ("precondition_failed", Code::FailedPrecondition, StatusCode::PRECONDITION_FAILED),
+            Self::PayloadTooLarge => ("payload_too_large", Code::ResourceExhausted, StatusCode::PAYLOAD_TOO_LARGE),
+            Self::UnsupportedMediaType => ("unsupported_media_type", Code::InvalidArgument, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            Self::MethodNotAllowed => ("method_not_allowed", Code::Unimplemented, StatusCode::METHOD_NOT_ALLOWED),
+            Self::Unauthenticated => ("unauthenticated", Code::Unauthenticated, StatusCode::UNAUTHORIZED),
+            Self::PermissionDenied => ("permission_denied", Code::PermissionDenied, StatusCode::FORBIDDEN),
+            Self::Unavailable => ("unavailable", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+            Self::DeadlineExceeded => ("deadline_exceeded", Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
+            Self::Internal => ("internal", Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+        }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
+        self.row().0
+    }
+
+    pub const fn grpc_code(self) -> Code {
         self.row().1
     }
 
-    pub fn grpc_code(self) -> Code {
+    pub const fn http_status(self) -> StatusCode {
         self.row().2
     }
 
-    pub fn http_status(self) -> StatusCode {
-        self.row().3
-    }
-
     pub fn parse(name: &str) -> Option<Self> {
-        TABLE.iter().find(|row| row.1 == name).map(|row| row.0)
+        Self::ALL.into_iter().find(|code| code.as_str() == name)
     }
 
     /// The code for a gRPC status that carries no MetaChat reason (a transport failure, or a
@@ -142,6 +145,10 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: Vec<FieldViolation>,
+    /// When the client may retry the same request: crosses gRPC as a `google.rpc.RetryInfo`
+    /// and becomes HTTP `Retry-After`. `None` when a retry is not known to be safe, such as a
+    /// write whose outcome is unknown (it may have been stored).
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -150,6 +157,16 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// A dependency is down or busy and nothing was changed: the client may retry after a
+    /// moment.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(Duration::from_secs(1)),
+            ..Self::new(ErrorCode::Unavailable, message)
         }
     }
 
@@ -158,9 +175,11 @@ impl ApiError {
         let field = field.into();
         let message = message.into();
         Self {
-            code: ErrorCode::InvalidArgument,
-            message: format!("{field}: {message}"),
-            details: vec![FieldViolation { field, message }],
+            details: vec![FieldViolation {
+                field: field.clone(),
+                message: message.clone(),
+            }],
+            ..Self::new(ErrorCode::InvalidArgument, format!("{field}: {message}"))
         }
     }
 
@@ -172,9 +191,8 @@ impl ApiError {
             .collect::<Vec<_>>()
             .join("; ");
         Self {
-            code: ErrorCode::InvalidArgument,
-            message,
             details,
+            ..Self::new(ErrorCode::InvalidArgument, message)
         }
     }
 
@@ -195,6 +213,22 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+impl From<Violations> for ApiError {
+    fn from(violations: Violations) -> Self {
+        Self::invalid_fields(
+            violations
+                .into_vec()
+                .into_iter()
+                .map(|v| FieldViolation {
+                    field: v.field,
+                    message: v.message,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The one conversion of an error into a gRPC status.
 impl From<ApiError> for tonic::Status {
     fn from(error: ApiError) -> Self {
         let mut details = ErrorDetails::new();
@@ -202,18 +236,52 @@ impl From<ApiError> for tonic::Status {
         for violation in &error.details {
             details.add_bad_request_violation(violation.field.clone(), violation.message.clone());
         }
+        if let Some(delay) = error.retry_after {
+            details.set_retry_info(Some(delay));
+        }
         tonic::Status::with_error_details(error.code.grpc_code(), error.message, details)
     }
 }
 
+/// The one conversion of a gRPC status back into an error. A MetaChat service always attaches
+/// its error code; a status without one comes from the transport, a proxy or a process that is
+/// not the service (a wrong address, an older deployment without the method). When such a
+/// status says "something broke", the service is not usable: the client's 503, not a 500 bug
+/// or a 405. Its message may describe internals, so it is never passed on.
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
+        if call_timed_out(&status) {
+            return Self::new(
+                ErrorCode::DeadlineExceeded,
+                "a backend service did not answer in time",
+            );
+        }
         let details = status.get_error_details();
-        let code = details
+        let ours = details
             .error_info()
             .filter(|info| info.domain == ERROR_DOMAIN)
-            .and_then(|info| ErrorCode::parse(&info.reason))
-            .unwrap_or_else(|| ErrorCode::from_grpc(status.code()));
+            .and_then(|info| ErrorCode::parse(&info.reason));
+        let Some(code) = ours else {
+            let code = match status.code() {
+                Code::Unknown
+                | Code::Internal
+                | Code::Unimplemented
+                | Code::OutOfRange
+                | Code::DataLoss => ErrorCode::Unavailable,
+                other => ErrorCode::from_grpc(other),
+            };
+            return match code {
+                ErrorCode::Unavailable => {
+                    Self::unavailable("a backend service is unavailable; retry later")
+                }
+                ErrorCode::DeadlineExceeded => Self::new(
+                    code,
+                    "a backend service did not answer in time",
+                ),
+                ErrorCode::Internal => Self::internal("internal error"),
+                _ => Self::new(code, status.message()),
+            };
+        };
         let violations = details
             .bad_request()
             .map(|bad| {
@@ -226,21 +294,29 @@ impl From<tonic::Status> for ApiError {
                     .collect()
             })
             .unwrap_or_default();
-        let message = match code {
-            // A status from outside MetaChat (transport, proxy) may describe internals: keep it
-            // out of client responses.
-            ErrorCode::Unavailable if details.error_info().is_none() => {
-                "a backend service is unavailable; retry later".to_owned()
-            }
-            ErrorCode::Internal if details.error_info().is_none() => "internal error".to_owned(),
-            _ => status.message().to_owned(),
-        };
         Self {
             code,
-            message,
+            message: status.message().to_owned(),
             details: violations,
+            retry_after: details.retry_info().and_then(|info| info.retry_delay),
         }
     }
+}
+
+/// Whether tonic gave up on the call because of its deadline (reported as CANCELLED), as
+/// opposed to failing to connect in time (which is the service being unavailable).
+fn call_timed_out(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::ConnectError>() {
+            return false;
+        }
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -248,12 +324,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_has_one_row_and_round_trips_by_name() {
-        for code in ErrorCode::ALL {
-            assert_eq!(TABLE.iter().filter(|r| r.0 == code).count(), 1, "{code:?}");
+    fn every_code_is_listed_once_and_round_trips_by_name() {
+        // `ALL` is written by hand: this match fails to compile when a code is added, and the
+        // position check fails when `ALL` misses it or lists one twice.
+        let position = |code: ErrorCode| match code {
+            ErrorCode::InvalidArgument => 0,
+            ErrorCode::NotFound => 1,
+            ErrorCode::AlreadyExists => 2,
+            ErrorCode::Conflict => 3,
+            ErrorCode::FailedPrecondition => 4,
+            ErrorCode::PreconditionFailed => 5,
+            ErrorCode::PayloadTooLarge => 6,
+            ErrorCode::UnsupportedMediaType => 7,
+            ErrorCode::MethodNotAllowed => 8,
+            ErrorCode::Unauthenticated => 9,
+            ErrorCode::PermissionDenied => 10,
+            ErrorCode::Unavailable => 11,
+            ErrorCode::DeadlineExceeded => 12,
+            ErrorCode::Internal => 13,
+        };
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(position(code), i, "{code:?}");
             assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
         }
-        assert_eq!(TABLE.len(), ErrorCode::ALL.len());
+        let names: std::collections::HashSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
     }
 
     #[test]
@@ -272,6 +368,12 @@ mod tests {
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(ApiError::from(status), sent);
 
+        let unavailable = ApiError::unavailable("storage is unavailable; retry later");
+        assert_eq!(ApiError::from(tonic::Status::from(unavailable.clone())), unavailable);
+        let unknown_outcome = ApiError::new(ErrorCode::Unavailable, "the write may be stored");
+        let back = ApiError::from(tonic::Status::from(unknown_outcome.clone()));
+        assert_eq!(back.retry_after, None, "no retry invited when none was given");
+
         let conflict = ApiError::new(ErrorCode::FailedPrecondition, "session already ended");
         let back = ApiError::from(tonic::Status::from(conflict.clone()));
         assert_eq!(back, conflict);
@@ -285,5 +387,9 @@ mod tests {
         assert_eq!(error.code, ErrorCode::Unavailable);
         assert_eq!(error.code.http_status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!error.message.contains("127.0.0.1"));
+        let broken = ApiError::from(tonic::Status::internal("panicked at src/x.rs"));
+        assert_eq!(broken.code, ErrorCode::Unavailable);
+        assert!(!broken.message.contains("src/x.rs"));
+        assert!(broken.retry_after.is_some());
     }
 }

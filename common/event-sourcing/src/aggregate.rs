@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{EventStoreError, Result};
-use crate::event::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamWrite};
+use crate::event::{
+    AppendResult, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamName, StreamWrite,
+};
 use crate::store::{EventStore, read_full_stream};
 
 /// A domain event enum. It must serialise as `{"type": "<EventName>", "data": {...}}`
@@ -74,6 +76,8 @@ pub fn new_events<E: DomainEvent>(events: &[E], metadata: &EventMetadata) -> Res
 pub trait Aggregate: Default + Send + Sync + 'static {
     /// Stream category: the aggregate with id `X` lives in stream `<CATEGORY>-X`.
     const CATEGORY: &'static str;
+    /// The aggregate's id (a typed id, shown in its canonical text form in the stream name).
+    type Id: std::fmt::Display + Send + Sync;
     type Event: DomainEvent;
     type Command;
     type Error;
@@ -81,17 +85,24 @@ pub trait Aggregate: Default + Send + Sync + 'static {
     /// Changes state by one event. Never fails: an event is a fact.
     fn apply(&mut self, event: &Self::Event);
 
+    /// Changes state by one stored event, for aggregates that keep when things happened.
+    fn apply_recorded(&mut self, event: &Self::Event, _recorded_at: DateTime<Utc>) {
+        self.apply(event);
+    }
+
     /// Decides which events a command causes, from the current state, without side effects.
     fn decide(&self, command: &Self::Command)
     -> std::result::Result<Vec<Self::Event>, Self::Error>;
 
-    fn stream_id(id: &str) -> String {
-        format!("{}-{id}", Self::CATEGORY)
+    /// The stream of the aggregate `id`: the one place stream names are made.
+    fn stream_name(id: &Self::Id) -> StreamName {
+        StreamName::new(Self::CATEGORY, id)
     }
 }
 
-/// An aggregate rebuilt from its stream, with the version it was rebuilt at.
-#[derive(Debug, Clone)]
+/// An aggregate rebuilt from its stream, with the version it was rebuilt at. The default is
+/// an aggregate whose stream does not exist yet.
+#[derive(Debug, Clone, Default)]
 pub struct Loaded<A> {
     pub state: A,
     /// `None` when the stream does not exist.
@@ -114,14 +125,94 @@ impl<A> Loaded<A> {
     }
 }
 
+impl<A: Aggregate> Loaded<A> {
+    /// The state after `events` were stored by `result`: what a command answers with, without
+    /// reading the stream again.
+    pub fn stored(&mut self, events: &[A::Event], result: &AppendResult) {
+        for event in events {
+            self.state.apply_recorded(event, result.recorded_at);
+        }
+        self.version = Some(result.stream_version);
+        self.created_at.get_or_insert(result.recorded_at);
+        self.updated_at = Some(result.recorded_at);
+    }
+}
+
 /// Why executing a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError<E> {
     /// The aggregate refused the command.
     #[error(transparent)]
     Rejected(E),
+    /// The caller asked for a version (an HTTP `If-Match`) and the aggregate is at another.
+    #[error("expected version {expected}, but the current version is {}", actual.map_or_else(|| "none".to_owned(), |v| v.to_string()))]
+    VersionMismatch { expected: u64, actual: Option<u64> },
+    /// Nothing was stored (a failed read, or an append the store refused).
     #[error(transparent)]
     Store(#[from] EventStoreError),
+    /// The store became unreachable during the append and stayed so while it was retried: the
+    /// events may or may not be stored. A client must read before repeating the command.
+    #[error("the outcome of the append is unknown: {0}")]
+    OutcomeUnknown(EventStoreError),
+}
+
+/// Why [`append_settled`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Nothing was stored.
+    #[error(transparent)]
+    Refused(EventStoreError),
+    /// The events may or may not be stored.
+    #[error("the outcome of the append is unknown: {0}")]
+    OutcomeUnknown(EventStoreError),
+}
+
+impl<E> From<AppendError> for ExecuteError<E> {
+    fn from(error: AppendError) -> Self {
+        match error {
+            AppendError::Refused(e) => Self::Store(e),
+            AppendError::OutcomeUnknown(e) => Self::OutcomeUnknown(e),
+        }
+    }
+}
+
+/// Pauses between re-sends of an append whose outcome a lost connection hid.
+const RESEND_PAUSES_MS: [u64; 3] = [100, 300, 900];
+
+/// Appends, and when the store fails in a way that leaves the outcome unknown (a connection
+/// lost mid-commit), re-sends the identical events: their ids make the re-send idempotent, so
+/// it either stores them or reports that they already are. Only when the store stays
+/// unreachable is the outcome reported as unknown: the caller must then not invite a blind
+/// retry, which could store a second copy of a created resource.
+pub async fn append_settled(
+    store: &dyn EventStore,
+    writes: Vec<StreamWrite>,
+) -> std::result::Result<Vec<AppendResult>, AppendError> {
+    let mut last = match store.append_streams(writes.clone()).await {
+        Ok(results) => return Ok(results),
+        Err(e) if !e.is_unavailable() => return Err(AppendError::Refused(e)),
+        Err(e) => e,
+    };
+    for pause in RESEND_PAUSES_MS {
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        match store.append_streams(writes.clone()).await {
+            Ok(results) => return Ok(results),
+            Err(e) if e.is_unavailable() => last = e,
+            // A refusal now (a conflict) means the first attempt did not store the events:
+            // had it, the re-send would have been recognised as already stored.
+            Err(e) => return Err(AppendError::Refused(e)),
+        }
+    }
+    Err(AppendError::OutcomeUnknown(last))
+}
+
+/// What a command did: the state it left, the events it stored (none when it changed nothing)
+/// and the store's answer to the append (`None` when nothing was appended).
+#[derive(Debug, Clone)]
+pub struct Executed<A: Aggregate> {
+    pub loaded: Loaded<A>,
+    pub events: Vec<A::Event>,
+    pub appended: Option<AppendResult>,
 }
 
 /// Loads and saves one aggregate type in an event store.
@@ -139,8 +230,10 @@ impl<A> Clone for Repository<A> {
     }
 }
 
-/// How often a command is retried after a concurrent writer changed its stream first.
-const CONFLICT_RETRIES: usize = 3;
+/// How often a command without a version precondition is decided again after a concurrent
+/// writer changed its stream first. Each retry re-reads the stream, so the command is decided
+/// on the newest state: the client asked for "this change", not "this change at version N".
+const CONFLICT_RETRIES: usize = 20;
 
 impl<A: Aggregate> Repository<A> {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
@@ -155,16 +248,16 @@ impl<A: Aggregate> Repository<A> {
     }
 
     /// The aggregate as it is now.
-    pub async fn load(&self, id: &str) -> Result<Loaded<A>> {
-        let events = read_full_stream(self.store.as_ref(), &A::stream_id(id)).await?;
+    pub async fn load(&self, id: &A::Id) -> Result<Loaded<A>> {
+        let events = read_full_stream(self.store.as_ref(), A::stream_name(id).as_str()).await?;
         replay(&events)
     }
 
     /// The aggregate as it was at `as_of`.
-    pub async fn load_as_of(&self, id: &str, as_of: DateTime<Utc>) -> Result<Loaded<A>> {
+    pub async fn load_as_of(&self, id: &A::Id, as_of: DateTime<Utc>) -> Result<Loaded<A>> {
         let events = self
             .store
-            .read_stream_as_of(&A::stream_id(id), as_of)
+            .read_stream_as_of(A::stream_name(id).as_str(), as_of)
             .await?;
         replay(&events)
     }
@@ -172,55 +265,89 @@ impl<A: Aggregate> Repository<A> {
     /// The stream write that stores `events` after `loaded`.
     pub fn write_for(
         &self,
-        id: &str,
+        id: &A::Id,
         loaded: &Loaded<A>,
         events: &[A::Event],
         metadata: &EventMetadata,
     ) -> Result<StreamWrite> {
         Ok(StreamWrite::new(
-            A::stream_id(id),
+            A::stream_name(id),
             loaded.expected_version(),
             new_events(events, metadata)?,
         ))
     }
 
-    /// Loads, decides and appends, retrying when a concurrent writer got there first.
-    /// Returns the new state and the events it stored (none when the command changed nothing).
+    /// Loads, decides and appends: one stream read and one append when nobody else writes.
+    ///
+    /// With `expected = Some(v)` the command applies only to version `v` of the aggregate
+    /// (an `If-Match`), and a concurrent change is a [`ExecuteError::VersionMismatch`]. Without
+    /// it, a concurrent writer that got there first makes the command be decided again on the
+    /// newer state, a bounded number of times.
     pub async fn execute(
         &self,
-        id: &str,
+        id: &A::Id,
         command: &A::Command,
         metadata: &EventMetadata,
-    ) -> std::result::Result<(Loaded<A>, Vec<A::Event>), ExecuteError<A::Error>> {
+        expected: Option<u64>,
+    ) -> std::result::Result<Executed<A>, ExecuteError<A::Error>> {
         let mut attempt = 0;
         loop {
             let mut loaded = self.load(id).await?;
+            if let Some(expected) = expected
+                && loaded.version != Some(expected)
+                && loaded.exists()
+            {
+                return Err(ExecuteError::VersionMismatch {
+                    expected,
+                    actual: loaded.version,
+                });
+            }
             let events = loaded
                 .state
                 .decide(command)
                 .map_err(ExecuteError::Rejected)?;
             if events.is_empty() {
-                return Ok((loaded, events));
+                return Ok(Executed {
+                    loaded,
+                    events,
+                    appended: None,
+                });
             }
             let write = self.write_for(id, &loaded, &events, metadata)?;
-            match self.store.append_streams(vec![write]).await {
-                Ok(results) => {
-                    for event in &events {
-                        loaded.state.apply(event);
-                    }
-                    let now = Utc::now();
-                    loaded.version = results.first().map(|r| r.stream_version);
-                    loaded.created_at.get_or_insert(now);
-                    loaded.updated_at = Some(now);
-                    return Ok((loaded, events));
+            match append_settled(self.store.as_ref(), vec![write]).await {
+                Ok(mut results) => {
+                    let result = results.remove(0);
+                    loaded.stored(&events, &result);
+                    return Ok(Executed {
+                        loaded,
+                        events,
+                        appended: Some(result),
+                    });
                 }
-                Err(e) if e.is_conflict() && attempt < CONFLICT_RETRIES => attempt += 1,
-                Err(e) => return Err(e.into()),
+                Err(AppendError::Refused(e)) => match (e, expected) {
+                    (EventStoreError::WrongExpectedVersion { actual, .. }, Some(expected)) => {
+                        return Err(ExecuteError::VersionMismatch { expected, actual });
+                    }
+                    (e, None) if e.is_conflict() && attempt < CONFLICT_RETRIES => {
+                        attempt += 1;
+                        conflict_backoff(attempt).await;
+                    }
+                    (e, _) => return Err(e.into()),
+                },
+                Err(unknown) => return Err(unknown.into()),
             }
         }
     }
 }
 
+/// A short random pause before deciding again, so that writers who collided do not collide
+/// again in lockstep.
+pub(crate) async fn conflict_backoff(attempt: usize) {
+    let random = uuid::Uuid::new_v4().as_u128() as u64;
+    let max_micros = 500 * attempt.min(10) as u64;
+    let pause = std::time::Duration::from_micros(random % max_micros.max(1));
+    tokio::time::sleep(pause).await;
+}
 /// The state after `events`: the "given" of a given/when/then test.
 pub fn fold<A: Aggregate>(events: &[A::Event]) -> A {
     let mut state = A::default();
@@ -234,7 +361,7 @@ pub fn fold<A: Aggregate>(events: &[A::Event]) -> A {
 pub fn replay<A: Aggregate>(events: &[RecordedEvent]) -> Result<Loaded<A>> {
     let mut state = A::default();
     for event in events {
-        state.apply(&decode_event::<A::Event>(event)?);
+        state.apply_recorded(&decode_event::<A::Event>(event)?, event.recorded_at);
     }
     Ok(Loaded {
         state,

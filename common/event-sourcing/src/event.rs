@@ -96,6 +96,52 @@ pub fn stream_aggregate_id(stream_id: &str) -> &str {
     stream_id.split_once('-').map_or("", |(_, id)| id)
 }
 
+/// The name of a stream: `<category>-<id>`. Built only by [`crate::Aggregate::stream_name`]
+/// (or [`StreamName::new`] for streams that are not aggregates, such as uniqueness claims), so
+/// that how streams are named has one owner.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamName(String);
+
+impl StreamName {
+    /// The stream `<category>-<id>`. A category must not contain `-`.
+    pub fn new(category: &str, id: impl std::fmt::Display) -> Self {
+        debug_assert!(!category.contains('-'), "stream category {category:?}");
+        Self(format!("{category}-{id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn category(&self) -> &str {
+        stream_category(&self.0)
+    }
+}
+
+impl std::fmt::Display for StreamName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<StreamName> for String {
+    fn from(name: StreamName) -> Self {
+        name.0
+    }
+}
+
+impl PartialEq<str> for StreamName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<StreamName> for String {
+    fn eq(&self, other: &StreamName) -> bool {
+        *self == other.0
+    }
+}
+
 /// The stream a writer expects to append to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpectedVersion {

@@ -53,18 +53,20 @@ pub mod postgres;
 mod projection;
 pub mod sqlite;
 mod store;
+pub mod testing;
 
 #[cfg(feature = "contract-tests")]
 pub mod contract;
 
 pub use aggregate::{
-    Aggregate, DomainEvent, ExecuteError, Loaded, Repository, decode_event, encode_event, fold,
+    AppendError, Aggregate, DomainEvent, ExecuteError, Executed, Loaded, append_settled, Repository, decode_event, encode_event, fold,
     new_events, replay,
 };
 pub use codec::{EventCodec, UpcastFn, Upcasters};
 pub use error::{EventStoreError, Result};
 pub use event::{
-    AppendResult, EventMetadata, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamWrite,
+    AppendResult, EventMetadata, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName,
+    StreamWrite,
     stream_aggregate_id, stream_category,
 };
 pub use projection::{

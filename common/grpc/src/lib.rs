@@ -7,12 +7,11 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use event_sourcing::{EventMetadata, EventStoreError, RecordedEvent};
+use event_sourcing::{AppendError, EventMetadata, EventStoreError, ExecuteError, RecordedEvent};
 use metachat_proto::Timestamp;
 use metachat_proto::common::{EventHistory, StoredEvent};
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
 use metachat_read_model::{PageRequest, QueryError};
-use metachat_validation::Violations;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::transport::server::Router;
@@ -38,22 +37,9 @@ pub fn event_metadata<T>(request: &tonic::Request<T>) -> EventMetadata {
     }
 }
 
-/// Invalid input as the API reports it.
-pub fn invalid(violations: Violations) -> ApiError {
-    ApiError::invalid_fields(
-        violations
-            .into_vec()
-            .into_iter()
-            .map(|v| FieldViolation {
-                field: v.field,
-                message: v.message,
-            })
-            .collect(),
-    )
-}
-
-/// A store failure as the API reports it: a conflict the client may retry, or a storage
-/// problem that is ours (logged here, never shown in detail).
+/// A store failure as the API reports it, when nothing was stored: a conflict the client may
+/// retry, storage that is down (retry later), or a problem that is ours (logged here, never
+/// shown in detail).
 pub fn store_error(error: EventStoreError) -> ApiError {
     match error {
         EventStoreError::WrongExpectedVersion { .. } => ApiError::new(
@@ -62,15 +48,45 @@ pub fn store_error(error: EventStoreError) -> ApiError {
         ),
         ref e if e.is_unavailable() => {
             tracing::warn!(error = %error, "event store unavailable");
-            ApiError::new(
-                ErrorCode::Unavailable,
-                "storage is unavailable; retry later",
-            )
+            ApiError::unavailable("storage is unavailable; retry later")
         }
         other => {
             tracing::error!(error = %other, "event store failure");
             ApiError::internal("internal storage error")
         }
+    }
+}
+
+/// A failed append as the API reports it. When its outcome is unknown the answer invites no
+/// retry (no `Retry-After`): repeating a create could store it twice.
+pub fn append_error(error: AppendError) -> ApiError {
+    match error {
+        AppendError::Refused(e) => store_error(e),
+        AppendError::OutcomeUnknown(e) => {
+            tracing::warn!(error = %e, "event store unreachable during an append; outcome unknown");
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "storage became unavailable while saving; the change may or may not be saved: \
+                 read the resource before repeating the request",
+            )
+        }
+    }
+}
+
+/// A failed command as the API reports it: the aggregate's refusal (which says its own code),
+/// a version precondition that no longer holds, or a store failure.
+pub fn execute_error<E: Into<ApiError>>(error: ExecuteError<E>) -> ApiError {
+    match error {
+        ExecuteError::Rejected(e) => e.into(),
+        ExecuteError::VersionMismatch { expected, actual } => {
+            let actual = actual.map_or_else(|| "none".to_owned(), |v| v.to_string());
+            ApiError::new(
+                ErrorCode::PreconditionFailed,
+                format!("the resource is at version {actual}, not {expected}; read it again"),
+            )
+        }
+        ExecuteError::Store(e) => store_error(e),
+        ExecuteError::OutcomeUnknown(e) => append_error(AppendError::OutcomeUnknown(e)),
     }
 }
 
@@ -258,10 +274,7 @@ pub fn query_error(error: QueryError) -> ApiError {
         }
         QueryError::Backend(e) => {
             tracing::error!(error = %e, "read model query failed");
-            ApiError::new(
-                ErrorCode::Unavailable,
-                "queries are unavailable; retry later",
-            )
+            ApiError::unavailable("queries are unavailable; retry later")
         }
     }
 }

@@ -1,6 +1,11 @@
 //! Field-level validation for the domains. A [`Violations`] collects every problem of a request
-//! (not just the first), each naming its field as the public JSON API spells it.
+//! (not just the first), each naming its field as the public JSON API spells it. Parsed values
+//! that the services share, such as the typed ids in [`ids`], are built here so that a value of
+//! such a type is valid by construction.
 
+pub mod ids;
+
+pub use ids::{EntryId, SessionId, UserId};
 use uuid::Uuid;
 
 /// One invalid field and why.
@@ -70,16 +75,21 @@ impl Violations {
         }
     }
 
-    /// Parses a UUID, recording a violation when it is not one.
+    /// Parses a UUID in its canonical form (36 characters, hyphenated, either case), recording
+    /// a violation when it is not one. Braces, `urn:uuid:` and the unhyphenated form are
+    /// refused: one spelling per id keeps ids comparable as text in logs, URLs and stores.
     pub fn uuid(&mut self, field: &str, value: &str) -> Option<Uuid> {
-        match Uuid::parse_str(value.trim()) {
-            Ok(id) => Some(id),
-            Err(_) if value.trim().is_empty() => {
+        match parse_canonical_uuid(value) {
+            Some(id) => Some(id),
+            None if value.is_empty() => {
                 self.add(field, "is required");
                 None
             }
-            Err(_) => {
-                self.add(field, "must be a UUID");
+            None => {
+                self.add(
+                    field,
+                    "must be a UUID like 123e4567-e89b-12d3-a456-426614174000",
+                );
                 None
             }
         }
@@ -95,6 +105,17 @@ impl std::fmt::Display for Violations {
             .collect();
         f.write_str(&parts.join("; "))
     }
+}
+
+/// A UUID in the canonical hyphenated form, `None` for anything else.
+pub fn parse_canonical_uuid(text: &str) -> Option<Uuid> {
+    let bytes = text.as_bytes();
+    let hyphens_in_place = bytes.len() == 36
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, b)| matches!(i, 8 | 13 | 18 | 23) == (*b == b'-'));
+    hyphens_in_place.then(|| Uuid::try_parse(text).ok()).flatten()
 }
 
 /// Parses a UUID path or body id, as a single-field error.
@@ -145,8 +166,21 @@ mod tests {
     #[test]
     fn ids_must_be_uuids() {
         assert!(parse_id("id", "6f1c1a4e-4a0b-4c53-9e7e-8d8f3f7f2f10").is_ok());
+        assert!(parse_id("id", "6F1C1A4E-4A0B-4C53-9E7E-8D8F3F7F2F10").is_ok());
         let err = parse_id("userId", "user-id").unwrap_err();
-        assert_eq!(err.to_string(), "userId: must be a UUID");
+        assert_eq!(
+            err.to_string(),
+            "userId: must be a UUID like 123e4567-e89b-12d3-a456-426614174000"
+        );
+        for other_spelling in [
+            "{6f1c1a4e-4a0b-4c53-9e7e-8d8f3f7f2f10}",
+            "6f1c1a4e4a0b4c539e7e8d8f3f7f2f10",
+            "urn:uuid:6f1c1a4e-4a0b-4c53-9e7e-8d8f3f7f2f10",
+            " 6f1c1a4e-4a0b-4c53-9e7e-8d8f3f7f2f10",
+            "6f1c1a4e-4a0b4-c53-9e7e-8d8f3f7f2f10",
+        ] {
+            assert!(parse_id("id", other_spelling).is_err(), "{other_spelling}");
+        }
         assert_eq!(
             parse_id("id", "").unwrap_err().to_string(),
             "id: is required"

@@ -75,7 +75,7 @@ pub fn compute(
     let entries: Vec<_> = entries.iter().filter(|e| inside(e.created_at)).collect();
     let sessions: Vec<_> = sessions
         .iter()
-        .filter(|s| s.start_time.is_some_and(inside))
+        .filter(|s| inside(s.start_time))
         .collect();
 
     let mut tags: HashMap<String, u32> = HashMap::new();
@@ -120,6 +120,8 @@ pub fn compute(
 
 #[cfg(test)]
 mod tests {
+    use metachat_validation::{SessionId, UserId};
+
     use super::*;
     use chrono::TimeZone;
 
@@ -137,9 +139,9 @@ mod tests {
 
     fn session(start: DateTime<Utc>, minutes: Option<i64>) -> Session {
         Session {
-            id: "s".into(),
-            user_id: "u".into(),
-            start_time: Some(start),
+            id: SessionId::new(),
+            user_id: UserId::new(),
+            start_time: start,
             end_time: minutes.map(|m| start + Duration::minutes(m)),
         }
     }

@@ -33,7 +33,13 @@ use scylla::DeserializeRow;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
-use crate::domain::{Entry, EntryEvent, Session as DiarySession, SessionEvent};
+use event_sourcing::Aggregate;
+use metachat_validation::UserId;
+
+use crate::domain::{
+    Entry, EntryEvent, EntryState, Session as DiarySession, SessionEvent, SessionState, Tag,
+};
+use crate::read_model::stored_id;
 use crate::read_model::{DiaryReadModels, EntryStat, TimeRange};
 
 /// The migrations of the `diary` domain, in order.
@@ -243,12 +249,12 @@ impl CassandraDiaryReadModels {
                         &st.insert_entry,
                         (
                             id,
-                            &e.user_id,
+                            e.user_id.to_string(),
                             &e.title,
                             &e.content,
                             i32::try_from(e.token_count)?,
-                            &e.session_id,
-                            &e.tags,
+                            e.session_id.map(|s| s.to_string()),
+                            tag_texts(&e.tags),
                             at,
                             at,
                             version,
@@ -263,11 +269,11 @@ impl CassandraDiaryReadModels {
                         &st.update_entry,
                         (
                             version,
-                            &e.user_id,
+                            e.user_id.to_string(),
                             &e.title,
                             &e.content,
                             i32::try_from(e.token_count)?,
-                            &e.tags,
+                            tag_texts(&e.tags),
                             at,
                             version,
                             id,
@@ -277,7 +283,7 @@ impl CassandraDiaryReadModels {
             }
             EntryEvent::DiaryEntryDeleted(e) => {
                 self.session
-                    .execute_unpaged(&st.delete_entry, (version, &e.user_id, at, version, id))
+                    .execute_unpaged(&st.delete_entry, (version, e.user_id.to_string(), at, version, id))
                     .await?;
             }
         }
@@ -344,7 +350,7 @@ impl CassandraDiaryReadModels {
                         &st.start_session,
                         (
                             id,
-                            &e.user_id,
+                            e.user_id.to_string(),
                             e.start_time.timestamp_micros(),
                             at,
                             at,
@@ -360,7 +366,7 @@ impl CassandraDiaryReadModels {
                         &st.end_session,
                         (
                             version,
-                            &e.user_id,
+                            e.user_id.to_string(),
                             e.end_time.timestamp_micros(),
                             at,
                             version,
@@ -473,6 +479,16 @@ fn time(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
         .ok_or_else(|| format!("timestamp {micros} out of range").into())
 }
 
+/// Tags as Cassandra stores them.
+fn tag_texts(tags: &[Tag]) -> Vec<&str> {
+    tags.iter().map(Tag::as_str).collect()
+}
+
+/// Tags as stored (each parsed when its event was decided).
+fn stored_tags(tags: Vec<String>) -> Result<Vec<Tag>, ProjectionError> {
+    Ok(serde_json::from_value(serde_json::Value::from(tags))?)
+}
+
 fn missing(column: &str) -> ProjectionError {
     format!("read model row without {column}").into()
 }
@@ -480,14 +496,13 @@ fn missing(column: &str) -> ProjectionError {
 fn entry_from_row(row: EntryRow) -> Result<Loaded<Entry>, ProjectionError> {
     Ok(Loaded {
         state: Entry {
-            id: row.entry_id,
-            user_id: row.user_id.ok_or_else(|| missing("user_id"))?,
+            id: stored_id(&row.entry_id)?,
+            user_id: stored_id(&row.user_id.ok_or_else(|| missing("user_id"))?)?,
             title: row.title.unwrap_or_default(),
             content: row.content.unwrap_or_default(),
             token_count: u32::try_from(row.token_count.unwrap_or_default())?,
-            session_id: row.session_id,
-            tags: row.tags.unwrap_or_default(),
-            deleted: false,
+            session_id: row.session_id.as_deref().map(stored_id).transpose()?,
+            tags: stored_tags(row.tags.unwrap_or_default())?,
         },
         version: Some(u64::try_from(
             row.version.ok_or_else(|| missing("version"))?,
@@ -509,9 +524,12 @@ fn session_from_row(row: SessionRow) -> Result<Loaded<DiarySession>, ProjectionE
         .ok_or_else(|| missing("created_at_micros"))?;
     Ok(Loaded {
         state: DiarySession {
-            id: row.session_id,
-            user_id: row.user_id.ok_or_else(|| missing("user_id"))?,
-            start_time: row.start_time_micros.map(time).transpose()?,
+            id: stored_id(&row.session_id)?,
+            user_id: stored_id(&row.user_id.ok_or_else(|| missing("user_id"))?)?,
+            start_time: time(
+                row.start_time_micros
+                    .ok_or_else(|| missing("start_time_micros"))?,
+            )?,
             end_time: row.end_time_micros.map(time).transpose()?,
         },
         version: Some(u64::try_from(
@@ -530,8 +548,8 @@ impl Projection for CassandraDiaryReadModels {
 
     async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         match recorded.category() {
-            "entry" => self.apply_entry(recorded).await,
-            "session" => self.apply_session(recorded).await,
+            EntryState::CATEGORY => self.apply_entry(recorded).await,
+            SessionState::CATEGORY => self.apply_session(recorded).await,
             _ => Ok(()),
         }
     }
@@ -559,7 +577,7 @@ fn bounds(range: TimeRange) -> (i64, i64) {
 impl DiaryReadModels for CassandraDiaryReadModels {
     async fn entries_by_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         range: TimeRange,
         page: &PageRequest,
     ) -> Result<Page<Loaded<Entry>>, QueryError> {
@@ -567,7 +585,7 @@ impl DiaryReadModels for CassandraDiaryReadModels {
         let rows: Page<EntryRow> = fetch_page(
             &self.session,
             &self.statements.entries_by_user,
-            &(user_id, start, end),
+            &(user_id.to_string(), start, end),
             &format!("entries|{user_id}|{start}|{end}"),
             page,
         )
@@ -585,7 +603,7 @@ impl DiaryReadModels for CassandraDiaryReadModels {
 
     async fn sessions_by_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         range: TimeRange,
         page: &PageRequest,
     ) -> Result<Page<Loaded<DiarySession>>, QueryError> {
@@ -593,7 +611,7 @@ impl DiaryReadModels for CassandraDiaryReadModels {
         let rows: Page<SessionRow> = fetch_page(
             &self.session,
             &self.statements.sessions_by_user,
-            &(user_id, start, end),
+            &(user_id.to_string(), start, end),
             &format!("sessions|{user_id}|{start}|{end}"),
             page,
         )
@@ -611,7 +629,7 @@ impl DiaryReadModels for CassandraDiaryReadModels {
 
     async fn entry_stats(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         range: TimeRange,
     ) -> Result<Vec<EntryStat>, QueryError> {
         let (start, end) = bounds(range);
@@ -623,7 +641,7 @@ impl DiaryReadModels for CassandraDiaryReadModels {
         let rows: Page<EntryStatRow> = fetch_page(
             &self.session,
             &self.statements.entry_stats,
-            &(user_id, start, end),
+            &(user_id.to_string(), start, end),
             &format!("entry-stats|{user_id}|{start}|{end}"),
             &everything,
         )

@@ -10,7 +10,10 @@ use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor};
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use crate::domain::{Entry, EntryEvent, Session, SessionEvent};
+use event_sourcing::Aggregate;
+use metachat_validation::UserId;
+
+use crate::domain::{Entry, EntryEvent, EntryState, Session, SessionEvent, SessionState};
 
 /// A time window `[start, end)`; either side may be open.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,7 +36,7 @@ pub trait DiaryReadModels: Send + Sync + 'static {
     /// A user's live entries created within `range`.
     async fn entries_by_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         range: TimeRange,
         page: &PageRequest,
     ) -> Result<Page<Loaded<Entry>>, QueryError>;
@@ -41,7 +44,7 @@ pub trait DiaryReadModels: Send + Sync + 'static {
     /// A user's sessions started within `range`.
     async fn sessions_by_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         range: TimeRange,
         page: &PageRequest,
     ) -> Result<Page<Loaded<Session>>, QueryError>;
@@ -50,7 +53,7 @@ pub trait DiaryReadModels: Send + Sync + 'static {
     /// `range`: everything analytics reads, without the entries' text.
     async fn entry_stats(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         range: TimeRange,
     ) -> Result<Vec<EntryStat>, QueryError>;
 }
@@ -110,11 +113,11 @@ impl SqliteDiaryReadModels {
                  ON CONFLICT (entry_id) DO NOTHING",
             )
             .bind(id)
-            .bind(e.user_id.clone())
+            .bind(e.user_id.to_string())
             .bind(e.title.clone())
             .bind(e.content.clone())
             .bind(i64::from(e.token_count))
-            .bind(e.session_id.clone())
+            .bind(e.session_id.map(|id| id.to_string()))
             .bind(serde_json::to_string(&e.tags)?)
             .bind(at)
             .bind(at)
@@ -156,7 +159,7 @@ impl SqliteDiaryReadModels {
                  updated_at, version) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
             )
             .bind(id)
-            .bind(e.user_id.clone())
+            .bind(e.user_id.to_string())
             .bind(e.start_time.timestamp_micros())
             .bind(at)
             .bind(at)
@@ -184,8 +187,8 @@ impl Projection for SqliteDiaryReadModels {
 
     async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         match recorded.category() {
-            "entry" => self.apply_entry(recorded).await,
-            "session" => self.apply_session(recorded).await,
+            EntryState::CATEGORY => self.apply_entry(recorded).await,
+            SessionState::CATEGORY => self.apply_session(recorded).await,
             _ => Ok(()),
         }
     }
@@ -214,7 +217,7 @@ fn bounds(range: TimeRange) -> (i64, i64) {
 impl DiaryReadModels for SqliteDiaryReadModels {
     async fn entries_by_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         range: TimeRange,
         page: &PageRequest,
     ) -> Result<Page<Loaded<Entry>>, QueryError> {
@@ -225,7 +228,7 @@ impl DiaryReadModels for SqliteDiaryReadModels {
              AND created_at >= ? AND created_at < ? \
              ORDER BY created_at DESC, entry_id DESC LIMIT ? OFFSET ?",
         )
-        .bind(user_id.to_owned())
+        .bind(user_id.to_string())
         .bind(start)
         .bind(end)
         .bind(i64::from(page.limit) + 1)
@@ -242,7 +245,7 @@ impl DiaryReadModels for SqliteDiaryReadModels {
 
     async fn sessions_by_user(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         range: TimeRange,
         page: &PageRequest,
     ) -> Result<Page<Loaded<Session>>, QueryError> {
@@ -253,7 +256,7 @@ impl DiaryReadModels for SqliteDiaryReadModels {
              AND start_time >= ? AND start_time < ? \
              ORDER BY start_time DESC, session_id DESC LIMIT ? OFFSET ?",
         )
-        .bind(user_id.to_owned())
+        .bind(user_id.to_string())
         .bind(start)
         .bind(end)
         .bind(i64::from(page.limit) + 1)
@@ -273,7 +276,7 @@ impl DiaryReadModels for SqliteDiaryReadModels {
 
     async fn entry_stats(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         range: TimeRange,
     ) -> Result<Vec<EntryStat>, QueryError> {
         let (start, end) = bounds(range);
@@ -281,7 +284,7 @@ impl DiaryReadModels for SqliteDiaryReadModels {
             "SELECT created_at, token_count, tags FROM diary_entry_read_model \
              WHERE user_id = ? AND deleted = 0 AND created_at >= ? AND created_at < ?",
         )
-        .bind(user_id.to_owned())
+        .bind(user_id.to_string())
         .bind(start)
         .bind(end)
         .fetch_all(&self.pool)
@@ -316,18 +319,26 @@ fn time(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
         .ok_or_else(|| format!("timestamp {micros} out of range").into())
 }
 
+/// An id of a stored row (written from an event, so always canonical).
+pub(crate) fn stored_id<T: std::str::FromStr>(text: &str) -> Result<T, ProjectionError> {
+    text.parse()
+        .map_err(|_| format!("stored id {text:?} is not a UUID").into())
+}
+
 fn row_to_entry(row: &SqliteRow) -> Result<Loaded<Entry>, ProjectionError> {
     let tags: String = row.try_get("tags")?;
     Ok(Loaded {
         state: Entry {
-            id: row.try_get("entry_id")?,
-            user_id: row.try_get("user_id")?,
+            id: stored_id(row.try_get("entry_id")?)?,
+            user_id: stored_id(row.try_get("user_id")?)?,
             title: row.try_get("title")?,
             content: row.try_get("content")?,
             token_count: u32::try_from(row.try_get::<i64, _>("token_count")?)?,
-            session_id: row.try_get("session_id")?,
+            session_id: row
+                .try_get::<Option<&str>, _>("session_id")?
+                .map(stored_id)
+                .transpose()?,
             tags: serde_json::from_str(&tags)?,
-            deleted: row.try_get::<i64, _>("deleted")? != 0,
         },
         version: Some(row.try_get::<i64, _>("version")? as u64),
         created_at: Some(time(row.try_get("created_at")?)?),
@@ -338,9 +349,9 @@ fn row_to_entry(row: &SqliteRow) -> Result<Loaded<Entry>, ProjectionError> {
 fn row_to_session(row: &SqliteRow) -> Result<Loaded<Session>, ProjectionError> {
     Ok(Loaded {
         state: Session {
-            id: row.try_get("session_id")?,
-            user_id: row.try_get("user_id")?,
-            start_time: Some(time(row.try_get("start_time")?)?),
+            id: stored_id(row.try_get("session_id")?)?,
+            user_id: stored_id(row.try_get("user_id")?)?,
+            start_time: time(row.try_get("start_time")?)?,
             end_time: row
                 .try_get::<Option<i64>, _>("end_time")?
                 .map(time)

@@ -3,14 +3,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use metachat_proto::error::{ApiError, ErrorCode};
+use metachat_proto::error::ApiError;
+use metachat_validation::UserId;
 use metachat_proto::user::GetUserRequest;
 use metachat_proto::user::user_service_client::UserServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
 #[async_trait]
 pub trait UserDirectory: Send + Sync + 'static {
-    async fn user_exists(&self, user_id: &str) -> Result<bool, ApiError>;
+    async fn user_exists(&self, user_id: &UserId) -> Result<bool, ApiError>;
 }
 
 /// Asks the user service over gRPC.
@@ -39,9 +40,9 @@ impl GrpcUserDirectory {
 
 #[async_trait]
 impl UserDirectory for GrpcUserDirectory {
-    async fn user_exists(&self, user_id: &str) -> Result<bool, ApiError> {
+    async fn user_exists(&self, user_id: &UserId) -> Result<bool, ApiError> {
         let request = GetUserRequest {
-            id: user_id.to_owned(),
+            id: user_id.to_string(),
             as_of: None,
         };
         match self.client.clone().get_user(request).await {
@@ -49,8 +50,7 @@ impl UserDirectory for GrpcUserDirectory {
             Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
             Err(status) => {
                 tracing::warn!(code = ?status.code(), "user service lookup failed");
-                Err(ApiError::new(
-                    ErrorCode::Unavailable,
+                Err(ApiError::unavailable(
                     "the user service is unavailable; retry later",
                 ))
             }

@@ -27,7 +27,10 @@ use scylla::DeserializeRow;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
-use crate::domain::{ArchetypeSet, User, UserEvent};
+use event_sourcing::Aggregate;
+
+use crate::domain::{ArchetypeSet, Confidence, Email, User, UserEvent, UserState, Username};
+use crate::read_model::stored_id;
 use crate::read_model::UserReadModels;
 use crate::view::UserView;
 
@@ -238,7 +241,7 @@ impl CassandraUserReadModels {
                     Some(ArchetypeSet {
                         archetype_id: a.archetype_id.unwrap_or_default(),
                         archetype_name: a.archetype_name.unwrap_or_default(),
-                        confidence: a.confidence.unwrap_or_default(),
+                        confidence: Confidence::from_stored(a.confidence.unwrap_or_default()),
                         description: a.description.unwrap_or_default(),
                     }),
                     a.assigned_at_micros.map(time).transpose()?,
@@ -254,9 +257,9 @@ impl CassandraUserReadModels {
         };
         Ok(Some(UserView {
             user: User {
-                id: user.user_id,
-                username,
-                email,
+                id: stored_id(&user.user_id)?,
+                username: Username::from_stored(username),
+                email: Email::from_stored(email),
                 first_name: user.first_name.unwrap_or_default(),
                 last_name: user.last_name.unwrap_or_default(),
                 date_of_birth: user.date_of_birth,
@@ -264,13 +267,13 @@ impl CassandraUserReadModels {
                 bio: user.bio,
                 archetype,
                 modalities,
+                archetype_assigned_at,
+                archetype_updated_at,
+                modalities_updated_at,
             },
             created_at: time(created_at)?,
             updated_at: time(user.updated_at_micros.unwrap_or(created_at))?,
             version: user.version.unwrap_or(1).try_into()?,
-            archetype_assigned_at,
-            archetype_updated_at,
-            modalities_updated_at,
         }))
     }
 }
@@ -330,7 +333,7 @@ impl Projection for CassandraUserReadModels {
 
     async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         // Claim streams (`username-…`, `email-…`) feed no read model.
-        if recorded.category() != "user" {
+        if recorded.category() != UserState::CATEGORY {
             return Ok(());
         }
         let event: UserEvent = decode_event(recorded)?;
@@ -348,8 +351,8 @@ impl Projection for CassandraUserReadModels {
                         &st.insert_user,
                         (
                             id,
-                            &e.username,
-                            &e.email,
+                            e.username.as_str(),
+                            e.email.as_str(),
                             &e.first_name,
                             &e.last_name,
                             e.date_of_birth,
@@ -392,7 +395,7 @@ impl Projection for CassandraUserReadModels {
                             version,
                             &a.archetype_id,
                             &a.archetype_name,
-                            a.confidence,
+                            a.confidence.value(),
                             &a.description,
                             at,
                             at,
@@ -410,7 +413,7 @@ impl Projection for CassandraUserReadModels {
                             version,
                             &a.archetype_id,
                             &a.archetype_name,
-                            a.confidence,
+                            a.confidence.value(),
                             &a.description,
                             at,
                             version,

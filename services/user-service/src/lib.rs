@@ -4,6 +4,7 @@
 //! reads replay the user's stream (read-your-writes), lists come from the read models kept by
 //! [`read_model::SqliteUserReadModels`].
 
+pub mod application;
 pub mod cassandra;
 pub mod domain;
 pub mod grpc;

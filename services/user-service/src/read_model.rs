@@ -11,7 +11,10 @@ use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::domain::{ArchetypeSet, User, UserEvent};
+use event_sourcing::Aggregate;
+use metachat_validation::UserId;
+
+use crate::domain::{ArchetypeSet, Confidence, Email, User, UserEvent, UserState, Username};
 use crate::view::UserView;
 
 /// Queries the read models answer.
@@ -78,7 +81,7 @@ impl Projection for SqliteUserReadModels {
     }
 
     async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
-        if recorded.category() != "user" {
+        if recorded.category() != UserState::CATEGORY {
             return Ok(());
         }
         let event: UserEvent = decode_event(recorded)?;
@@ -94,8 +97,8 @@ impl Projection for SqliteUserReadModels {
                      ON CONFLICT (user_id) DO NOTHING",
                 )
                 .bind(user_id.clone())
-                .bind(e.username.clone())
-                .bind(e.email.clone())
+                .bind(e.username.as_str().to_owned())
+                .bind(e.email.as_str().to_owned())
                 .bind(e.first_name.clone())
                 .bind(e.last_name.clone())
                 .bind(e.date_of_birth.map(|d| d.to_string()))
@@ -186,7 +189,7 @@ async fn upsert_archetype(
     .bind(user_id.to_owned())
     .bind(a.archetype_id.clone())
     .bind(a.archetype_name.clone())
-    .bind(a.confidence)
+    .bind(a.confidence.value())
     .bind(a.description.clone())
     .bind(at)
     .bind(at)
@@ -236,6 +239,12 @@ impl UserReadModels for SqliteUserReadModels {
     }
 }
 
+/// The id of a stored row (written from an event, so always canonical).
+pub(crate) fn stored_id(text: &str) -> Result<UserId, ProjectionError> {
+    text.parse()
+        .map_err(|_| format!("stored user id {text:?} is not a UUID").into())
+}
+
 fn time(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
     Utc.timestamp_micros(micros)
         .single()
@@ -249,7 +258,7 @@ fn row_to_view(row: &SqliteRow) -> Result<UserView, ProjectionError> {
         Some(archetype_id) => Some(ArchetypeSet {
             archetype_id,
             archetype_name: row.try_get("archetype_name")?,
-            confidence: row.try_get("confidence")?,
+            confidence: Confidence::from_stored(row.try_get("confidence")?),
             description: row.try_get("description")?,
         }),
         None => None,
@@ -264,9 +273,9 @@ fn row_to_view(row: &SqliteRow) -> Result<UserView, ProjectionError> {
     };
     Ok(UserView {
         user: User {
-            id: row.try_get("user_id")?,
-            username: row.try_get("username")?,
-            email: row.try_get("email")?,
+            id: stored_id(row.try_get::<&str, _>("user_id")?)?,
+            username: Username::from_stored(row.try_get("username")?),
+            email: Email::from_stored(row.try_get("email")?),
             first_name: row.try_get("first_name")?,
             last_name: row.try_get("last_name")?,
             date_of_birth: date_of_birth
@@ -276,12 +285,12 @@ fn row_to_view(row: &SqliteRow) -> Result<UserView, ProjectionError> {
             bio: row.try_get("bio")?,
             archetype,
             modalities,
+            archetype_assigned_at: optional_time("archetype_assigned_at")?,
+            archetype_updated_at: optional_time("archetype_updated_at")?,
+            modalities_updated_at: optional_time("modalities_updated_at")?,
         },
         created_at: time(row.try_get("created_at")?)?,
         updated_at: time(row.try_get("updated_at")?)?,
         version: row.try_get::<i64, _>("version")? as u64,
-        archetype_assigned_at: optional_time("archetype_assigned_at")?,
-        archetype_updated_at: optional_time("archetype_updated_at")?,
-        modalities_updated_at: optional_time("modalities_updated_at")?,
     })
 }

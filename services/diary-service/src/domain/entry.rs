@@ -1,7 +1,9 @@
 //! The diary entry aggregate.
 
 use event_sourcing::Aggregate;
-use metachat_validation::Violations;
+use metachat_proto::error::{ApiError, ErrorCode};
+use metachat_validation::{EntryId, SessionId, UserId, Violations};
+use serde::{Deserialize, Serialize};
 
 use super::events::{DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, EntryEvent};
 
@@ -11,35 +13,78 @@ const TOKEN_COUNT_MAX: u32 = 1_000_000;
 const TAGS_MAX: usize = 20;
 const TAG_MAX: usize = 50;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A tag: 1 to 50 characters after trimming, on one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Tag(String);
+
+impl Tag {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let tag = text.trim();
+        let len = tag.chars().count();
+        if len == 0 {
+            return Err("must not be empty".into());
+        }
+        if len > TAG_MAX {
+            return Err(format!("must be at most {TAG_MAX} characters"));
+        }
+        if tag.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(Self(tag.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Tags are equal regardless of case.
+    pub fn same_as(&self, other: &Tag) -> bool {
+        self.0.to_lowercase() == other.0.to_lowercase()
+    }
+}
+
+/// A diary entry as written.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    pub id: String,
-    pub user_id: String,
+    pub id: EntryId,
+    pub user_id: UserId,
     pub title: String,
     pub content: String,
     pub token_count: u32,
-    pub session_id: Option<String>,
-    pub tags: Vec<String>,
-    pub deleted: bool,
+    pub session_id: Option<SessionId>,
+    pub tags: Vec<Tag>,
 }
 
-impl Entry {
-    /// Created and not deleted.
-    pub fn is_live(&self) -> bool {
-        !self.id.is_empty() && !self.deleted
+/// The entry aggregate: not written yet, live, or deleted (its history stays).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum EntryState {
+    #[default]
+    Absent,
+    Live(Entry),
+    Deleted(Entry),
+}
+
+impl EntryState {
+    /// The entry when it exists and is not deleted.
+    pub fn live(&self) -> Option<&Entry> {
+        match self {
+            Self::Live(entry) => Some(entry),
+            Self::Absent | Self::Deleted(_) => None,
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct NewEntry {
-    pub entry_id: String,
-    /// An existing user (the service checks before deciding).
-    pub user_id: String,
+    pub entry_id: EntryId,
+    /// A registered user: the application checks before deciding.
+    pub user_id: UserId,
     pub title: String,
     pub content: String,
     pub token_count: Option<u32>,
-    /// A live session of the same user (the service checks before deciding).
-    pub session_id: Option<String>,
+    /// A live session of the same user: the application checks before deciding.
+    pub session_id: Option<SessionId>,
     pub tags: Vec<String>,
 }
 
@@ -69,104 +114,128 @@ pub enum EntryError {
     AlreadyExists,
 }
 
+/// Each refusal says its code once; the gRPC and HTTP statuses follow from the code table.
+impl From<EntryError> for ApiError {
+    fn from(error: EntryError) -> Self {
+        let code = match error {
+            EntryError::Invalid(violations) => return violations.into(),
+            EntryError::NotFound => ErrorCode::NotFound,
+            EntryError::AlreadyExists => ErrorCode::AlreadyExists,
+        };
+        ApiError::new(code, error.to_string())
+    }
+}
+
 /// A word-based token estimate for clients that send no count.
 pub fn estimate_tokens(content: &str) -> u32 {
     u32::try_from(content.split_whitespace().count()).unwrap_or(u32::MAX)
 }
 
-impl Aggregate for Entry {
+impl Aggregate for EntryState {
     const CATEGORY: &'static str = "entry";
+    type Id = EntryId;
     type Event = EntryEvent;
     type Command = EntryCommand;
     type Error = EntryError;
 
     fn apply(&mut self, event: &EntryEvent) {
-        match event {
-            EntryEvent::DiaryEntryCreated(e) => {
-                *self = Entry {
-                    id: e.entry_id.clone(),
-                    user_id: e.user_id.clone(),
+        match (std::mem::take(self), event) {
+            (Self::Absent, EntryEvent::DiaryEntryCreated(e)) => {
+                *self = Self::Live(Entry {
+                    id: e.entry_id,
+                    user_id: e.user_id,
                     title: e.title.clone(),
                     content: e.content.clone(),
                     token_count: e.token_count,
-                    session_id: e.session_id.clone(),
+                    session_id: e.session_id,
                     tags: e.tags.clone(),
-                    deleted: false,
-                };
+                });
             }
-            EntryEvent::DiaryEntryUpdated(e) => {
-                self.title = e.title.clone();
-                self.content = e.content.clone();
-                self.token_count = e.token_count;
-                self.tags = e.tags.clone();
+            (Self::Live(mut entry), EntryEvent::DiaryEntryUpdated(e)) => {
+                entry.title = e.title.clone();
+                entry.content = e.content.clone();
+                entry.token_count = e.token_count;
+                entry.tags = e.tags.clone();
+                *self = Self::Live(entry);
             }
-            EntryEvent::DiaryEntryDeleted(_) => self.deleted = true,
+            (Self::Live(entry), EntryEvent::DiaryEntryDeleted(_)) => *self = Self::Deleted(entry),
+            // Events the rules never decide in this state (a second creation, a change after
+            // deletion) leave it as it is.
+            (state, _) => *self = state,
         }
     }
 
     fn decide(&self, command: &EntryCommand) -> Result<Vec<EntryEvent>, EntryError> {
+        let entry = match (self, command) {
+            (Self::Absent, EntryCommand::Create(new)) => return create(new),
+            (Self::Live(_) | Self::Deleted(_), EntryCommand::Create(_)) => {
+                return Err(EntryError::AlreadyExists);
+            }
+            (Self::Absent | Self::Deleted(_), _) => return Err(EntryError::NotFound),
+            (Self::Live(entry), _) => entry,
+        };
         match command {
-            EntryCommand::Create(_) if !self.id.is_empty() => Err(EntryError::AlreadyExists),
-            EntryCommand::Create(new) => {
-                let mut v = Violations::new();
-                let title = v.text("title", &new.title, 0, TITLE_MAX);
-                let content = content(&mut v, &new.content);
-                let tags = tags(&mut v, &new.tags);
-                let token_count = token_count(&mut v, new.token_count, &content);
-                let created = DiaryEntryCreated {
-                    entry_id: new.entry_id.clone(),
-                    user_id: new.user_id.clone(),
-                    title,
-                    content,
-                    token_count,
-                    session_id: new.session_id.clone(),
-                    tags,
-                };
-                v.finish(vec![EntryEvent::DiaryEntryCreated(created)])
-                    .map_err(EntryError::Invalid)
-            }
-            _ if !self.is_live() => Err(EntryError::NotFound),
-            EntryCommand::Update(changes) => {
-                let mut v = Violations::new();
-                let title = match &changes.title {
-                    Some(t) => v.text("title", t, 0, TITLE_MAX),
-                    None => self.title.clone(),
-                };
-                let content = match &changes.content {
-                    Some(c) => content(&mut v, c),
-                    None => self.content.clone(),
-                };
-                let tags = match &changes.tags {
-                    Some(t) => tags(&mut v, t),
-                    None => self.tags.clone(),
-                };
-                let token_count = match (changes.token_count, &changes.content) {
-                    (Some(_), _) | (None, Some(_)) => {
-                        token_count(&mut v, changes.token_count, &content)
-                    }
-                    (None, None) => self.token_count,
-                };
-                v.finish(()).map_err(EntryError::Invalid)?;
-                let unchanged = title == self.title
-                    && content == self.content
-                    && tags == self.tags
-                    && token_count == self.token_count;
-                if unchanged {
-                    return Ok(vec![]);
-                }
-                Ok(vec![EntryEvent::DiaryEntryUpdated(DiaryEntryUpdated {
-                    user_id: self.user_id.clone(),
-                    title,
-                    content,
-                    token_count,
-                    tags,
-                })])
-            }
+            EntryCommand::Create(_) => Err(EntryError::AlreadyExists),
+            EntryCommand::Update(changes) => update(entry, changes),
             EntryCommand::Delete => Ok(vec![EntryEvent::DiaryEntryDeleted(DiaryEntryDeleted {
-                user_id: self.user_id.clone(),
+                user_id: entry.user_id,
             })]),
         }
     }
+}
+
+fn create(new: &NewEntry) -> Result<Vec<EntryEvent>, EntryError> {
+    let mut v = Violations::new();
+    let title = v.text("title", &new.title, 0, TITLE_MAX);
+    let content = content(&mut v, &new.content);
+    let tags = tags(&mut v, &new.tags);
+    let token_count = token_count(&mut v, new.token_count, &content);
+    let created = DiaryEntryCreated {
+        entry_id: new.entry_id,
+        user_id: new.user_id,
+        title,
+        content,
+        token_count,
+        session_id: new.session_id,
+        tags,
+    };
+    v.finish(vec![EntryEvent::DiaryEntryCreated(created)])
+        .map_err(EntryError::Invalid)
+}
+
+fn update(entry: &Entry, changes: &EntryChanges) -> Result<Vec<EntryEvent>, EntryError> {
+    let mut v = Violations::new();
+    let title = match &changes.title {
+        Some(t) => v.text("title", t, 0, TITLE_MAX),
+        None => entry.title.clone(),
+    };
+    let content = match &changes.content {
+        Some(c) => content(&mut v, c),
+        None => entry.content.clone(),
+    };
+    let tags = match &changes.tags {
+        Some(t) => tags(&mut v, t),
+        None => entry.tags.clone(),
+    };
+    let token_count = match (changes.token_count, &changes.content) {
+        (Some(_), _) | (None, Some(_)) => token_count(&mut v, changes.token_count, &content),
+        (None, None) => entry.token_count,
+    };
+    v.finish(()).map_err(EntryError::Invalid)?;
+    let unchanged = title == entry.title
+        && content == entry.content
+        && tags == entry.tags
+        && token_count == entry.token_count;
+    if unchanged {
+        return Ok(vec![]);
+    }
+    Ok(vec![EntryEvent::DiaryEntryUpdated(DiaryEntryUpdated {
+        user_id: entry.user_id,
+        title,
+        content,
+        token_count,
+        tags,
+    })])
 }
 
 fn content(v: &mut Violations, text: &str) -> String {
@@ -198,13 +267,13 @@ fn token_count(v: &mut Violations, given: Option<u32>, content: &str) -> u32 {
 }
 
 /// Trims tags and drops case-insensitive duplicates, keeping the first spelling.
-fn tags(v: &mut Violations, given: &[String]) -> Vec<String> {
-    let mut kept: Vec<String> = Vec::new();
+fn tags(v: &mut Violations, given: &[String]) -> Vec<Tag> {
+    let mut kept: Vec<Tag> = Vec::new();
     for (i, tag) in given.iter().enumerate() {
-        let field = format!("tags[{i}]");
-        let tag = v.text(&field, tag, 1, TAG_MAX);
-        if !tag.is_empty() && !kept.iter().any(|k| k.to_lowercase() == tag.to_lowercase()) {
-            kept.push(tag);
+        match Tag::parse(tag) {
+            Ok(tag) if !kept.iter().any(|k| k.same_as(&tag)) => kept.push(tag),
+            Ok(_) => {}
+            Err(message) => v.add(format!("tags[{i}]"), message),
         }
     }
     if kept.len() > TAGS_MAX {

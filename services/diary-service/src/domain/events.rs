@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use event_sourcing::DomainEvent;
+use metachat_validation::{EntryId, SessionId, UserId};
 use serde::{Deserialize, Serialize};
+
+use super::entry::Tag;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -17,30 +20,30 @@ impl DomainEvent for EntryEvent {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiaryEntryCreated {
-    pub entry_id: String,
-    pub user_id: String,
+    pub entry_id: EntryId,
+    pub user_id: UserId,
     pub title: String,
     pub content: String,
     pub token_count: u32,
-    pub session_id: Option<String>,
-    pub tags: Vec<String>,
+    pub session_id: Option<SessionId>,
+    pub tags: Vec<Tag>,
 }
 
 /// The entry's editable fields after the update.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiaryEntryUpdated {
-    pub user_id: String,
+    pub user_id: UserId,
     pub title: String,
     pub content: String,
     pub token_count: u32,
-    pub tags: Vec<String>,
+    pub tags: Vec<Tag>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiaryEntryDeleted {
-    pub user_id: String,
+    pub user_id: UserId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,14 +58,14 @@ impl DomainEvent for SessionEvent {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiarySessionStarted {
-    pub session_id: String,
-    pub user_id: String,
+    pub session_id: SessionId,
+    pub user_id: UserId,
     pub start_time: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DiarySessionEnded {
-    pub user_id: String,
+    pub user_id: UserId,
     pub end_time: DateTime<Utc>,
 }

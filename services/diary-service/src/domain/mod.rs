@@ -4,12 +4,14 @@ mod entry;
 mod events;
 mod session;
 
-pub use entry::{Entry, EntryChanges, EntryCommand, EntryError, NewEntry, estimate_tokens};
+pub use entry::{
+    Entry, EntryChanges, EntryCommand, EntryError, EntryState, NewEntry, Tag, estimate_tokens,
+};
 pub use events::{
     DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, DiarySessionEnded,
     DiarySessionStarted, EntryEvent, SessionEvent,
 };
-pub use session::{Session, SessionCommand, SessionError};
+pub use session::{Session, SessionCommand, SessionError, SessionState};
 
 #[cfg(test)]
 mod tests;

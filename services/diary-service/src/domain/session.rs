@@ -2,35 +2,51 @@
 
 use chrono::{DateTime, Duration, Utc};
 use event_sourcing::Aggregate;
-use metachat_validation::Violations;
+use metachat_proto::error::{ApiError, ErrorCode};
+use metachat_validation::{SessionId, UserId, Violations};
 
 use super::events::{DiarySessionEnded, DiarySessionStarted, SessionEvent};
 
 /// How far ahead of the server's clock a client's time may be (clock skew).
 const FUTURE_TOLERANCE_MINUTES: i64 = 5;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A writing session that has started.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Session {
-    pub id: String,
-    pub user_id: String,
-    pub start_time: Option<DateTime<Utc>>,
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub start_time: DateTime<Utc>,
+    /// `None` while the session is active.
     pub end_time: Option<DateTime<Utc>>,
 }
 
 impl Session {
-    pub fn exists(&self) -> bool {
-        !self.id.is_empty()
-    }
-
     pub fn is_active(&self) -> bool {
-        self.exists() && self.end_time.is_none()
+        self.end_time.is_none()
     }
 
     /// Minutes between start and end; 0 while active.
     pub fn duration_minutes(&self) -> f64 {
-        match (self.start_time, self.end_time) {
-            (Some(start), Some(end)) => (end - start).num_milliseconds() as f64 / 60_000.0,
-            _ => 0.0,
+        match self.end_time {
+            Some(end) => (end - self.start_time).num_milliseconds() as f64 / 60_000.0,
+            None => 0.0,
+        }
+    }
+}
+
+/// The session aggregate: not started yet, or started (active or ended).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum SessionState {
+    #[default]
+    Absent,
+    Started(Session),
+}
+
+impl SessionState {
+    pub fn session(&self) -> Option<&Session> {
+        match self {
+            Self::Absent => None,
+            Self::Started(session) => Some(session),
         }
     }
 }
@@ -38,9 +54,9 @@ impl Session {
 #[derive(Debug, Clone)]
 pub enum SessionCommand {
     Start {
-        session_id: String,
-        /// An existing user (the service checks before deciding).
-        user_id: String,
+        session_id: SessionId,
+        /// A registered user: the application checks before deciding.
+        user_id: UserId,
         start_time: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     },
@@ -62,66 +78,87 @@ pub enum SessionError {
     AlreadyEnded,
 }
 
+/// Each refusal says its code once; the gRPC and HTTP statuses follow from the code table.
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        let code = match error {
+            SessionError::Invalid(violations) => return violations.into(),
+            SessionError::NotFound => ErrorCode::NotFound,
+            SessionError::AlreadyExists => ErrorCode::AlreadyExists,
+            SessionError::AlreadyEnded => ErrorCode::FailedPrecondition,
+        };
+        ApiError::new(code, error.to_string())
+    }
+}
+
 fn not_in_future(v: &mut Violations, field: &str, time: DateTime<Utc>, now: DateTime<Utc>) {
     if time > now + Duration::minutes(FUTURE_TOLERANCE_MINUTES) {
         v.add(field, "must not be in the future");
     }
 }
 
-impl Aggregate for Session {
+impl Aggregate for SessionState {
     const CATEGORY: &'static str = "session";
+    type Id = SessionId;
     type Event = SessionEvent;
     type Command = SessionCommand;
     type Error = SessionError;
 
     fn apply(&mut self, event: &SessionEvent) {
-        match event {
-            SessionEvent::DiarySessionStarted(e) => {
-                *self = Session {
-                    id: e.session_id.clone(),
-                    user_id: e.user_id.clone(),
-                    start_time: Some(e.start_time),
+        match (&mut *self, event) {
+            (Self::Absent, SessionEvent::DiarySessionStarted(e)) => {
+                *self = Self::Started(Session {
+                    id: e.session_id,
+                    user_id: e.user_id,
+                    start_time: e.start_time,
                     end_time: None,
-                };
+                });
             }
-            SessionEvent::DiarySessionEnded(e) => self.end_time = Some(e.end_time),
+            (Self::Started(session), SessionEvent::DiarySessionEnded(e)) => {
+                session.end_time = Some(e.end_time);
+            }
+            // Events the rules never decide in this state change nothing.
+            _ => {}
         }
     }
 
     fn decide(&self, command: &SessionCommand) -> Result<Vec<SessionEvent>, SessionError> {
-        match command {
-            SessionCommand::Start { .. } if self.exists() => Err(SessionError::AlreadyExists),
-            SessionCommand::Start {
-                session_id,
-                user_id,
-                start_time,
-                now,
-            } => {
+        match (self, command) {
+            (Self::Started(_), SessionCommand::Start { .. }) => Err(SessionError::AlreadyExists),
+            (
+                Self::Absent,
+                SessionCommand::Start {
+                    session_id,
+                    user_id,
+                    start_time,
+                    now,
+                },
+            ) => {
                 let start_time = start_time.unwrap_or(*now);
                 let mut v = Violations::new();
                 not_in_future(&mut v, "startTime", start_time, *now);
                 v.finish(vec![SessionEvent::DiarySessionStarted(
                     DiarySessionStarted {
-                        session_id: session_id.clone(),
-                        user_id: user_id.clone(),
+                        session_id: *session_id,
+                        user_id: *user_id,
                         start_time,
                     },
                 )])
                 .map_err(SessionError::Invalid)
             }
-            SessionCommand::End { .. } if !self.exists() => Err(SessionError::NotFound),
-            SessionCommand::End { .. } if self.end_time.is_some() => {
+            (Self::Absent, SessionCommand::End { .. }) => Err(SessionError::NotFound),
+            (Self::Started(session), SessionCommand::End { .. }) if !session.is_active() => {
                 Err(SessionError::AlreadyEnded)
             }
-            SessionCommand::End { end_time, now } => {
+            (Self::Started(session), SessionCommand::End { end_time, now }) => {
                 let end_time = end_time.unwrap_or(*now);
                 let mut v = Violations::new();
                 not_in_future(&mut v, "endTime", end_time, *now);
-                if self.start_time.is_some_and(|start| end_time < start) {
+                if end_time < session.start_time {
                     v.add("endTime", "must not be before the session's startTime");
                 }
                 v.finish(vec![SessionEvent::DiarySessionEnded(DiarySessionEnded {
-                    user_id: self.user_id.clone(),
+                    user_id: session.user_id,
                     end_time,
                 })])
                 .map_err(SessionError::Invalid)

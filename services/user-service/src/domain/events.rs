@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use event_sourcing::DomainEvent;
+use metachat_validation::UserId;
 use serde::{Deserialize, Serialize};
+
+use super::values::{Confidence, Email, Username};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -21,9 +24,9 @@ impl DomainEvent for UserEvent {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserCreated {
-    pub user_id: String,
-    pub username: String,
-    pub email: String,
+    pub user_id: UserId,
+    pub username: Username,
+    pub email: Email,
     pub first_name: String,
     pub last_name: String,
     pub date_of_birth: Option<NaiveDate>,
@@ -46,7 +49,7 @@ pub struct UserProfileUpdated {
 pub struct ArchetypeSet {
     pub archetype_id: String,
     pub archetype_name: String,
-    pub confidence: f64,
+    pub confidence: Confidence,
     pub description: String,
 }
 
@@ -63,11 +66,11 @@ pub struct ModalitiesUpdated {
 pub enum ClaimEvent {
     UsernameClaimed {
         #[serde(rename = "userId")]
-        user_id: String,
+        user_id: UserId,
     },
     EmailClaimed {
         #[serde(rename = "userId")]
-        user_id: String,
+        user_id: UserId,
     },
 }
 

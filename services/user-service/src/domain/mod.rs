@@ -2,13 +2,15 @@
 
 mod events;
 mod user;
+mod values;
 
 pub use events::{
     ArchetypeSet, ClaimEvent, ModalitiesUpdated, UserCreated, UserEvent, UserProfileUpdated,
 };
 pub use user::{
-    ArchetypeInput, MODALITIES, NewUser, ProfileChanges, User, UserCommand, UserError, claim_key,
+    ArchetypeInput, MODALITIES, NewUser, ProfileChanges, User, UserCommand, UserError, UserState,
 };
+pub use values::{Confidence, Email, Username, claim_key};
 
 #[cfg(test)]
 mod tests;

@@ -2,18 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use event_sourcing::Aggregate;
-use metachat_validation::Violations;
-use uuid::Uuid;
+use metachat_proto::error::{ApiError, ErrorCode};
+use metachat_validation::{UserId, Violations};
 
 use super::events::{ArchetypeSet, ModalitiesUpdated, UserCreated, UserEvent, UserProfileUpdated};
+use super::values::{Confidence, Email, Username};
 
 /// The sensory modalities a profile may weigh.
 pub const MODALITIES: [&str; 3] = ["visual", "auditory", "kinesthetic"];
 
-const USERNAME_LEN: (usize, usize) = (3, 32);
-const EMAIL_MAX: usize = 254;
 const NAME_LEN: (usize, usize) = (1, 100);
 /// Avatars travel inside events (and Kafka messages, limited to 1 MB by default), so they are
 /// kept well below that.
@@ -23,12 +22,12 @@ const ARCHETYPE_ID_MAX: usize = 64;
 const ARCHETYPE_NAME_LEN: (usize, usize) = (1, 100);
 const DESCRIPTION_MAX: usize = 1_000;
 
-/// A user as rebuilt from their events.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A registered user as rebuilt from their events.
+#[derive(Debug, Clone, PartialEq)]
 pub struct User {
-    pub id: String,
-    pub username: String,
-    pub email: String,
+    pub id: UserId,
+    pub username: Username,
+    pub email: Email,
     pub first_name: String,
     pub last_name: String,
     pub date_of_birth: Option<NaiveDate>,
@@ -36,17 +35,33 @@ pub struct User {
     pub bio: Option<String>,
     pub archetype: Option<ArchetypeSet>,
     pub modalities: Option<BTreeMap<String, f64>>,
+    /// When things happened, from the events' recorded times (`None` in states folded from
+    /// bare events, as in tests).
+    pub archetype_assigned_at: Option<DateTime<Utc>>,
+    pub archetype_updated_at: Option<DateTime<Utc>>,
+    pub modalities_updated_at: Option<DateTime<Utc>>,
 }
 
-impl User {
-    pub fn exists(&self) -> bool {
-        !self.id.is_empty()
+/// The user aggregate: nobody yet, or a registered user.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum UserState {
+    #[default]
+    Unregistered,
+    Registered(User),
+}
+
+impl UserState {
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Self::Unregistered => None,
+            Self::Registered(user) => Some(user),
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct NewUser {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub username: String,
     pub email: String,
     pub first_name: String,
@@ -99,58 +114,102 @@ pub enum UserError {
     NoArchetype,
 }
 
-impl Aggregate for User {
+/// Each refusal says its code once; the gRPC and HTTP statuses follow from the code table.
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        let code = match error {
+            UserError::Invalid(violations) => return violations.into(),
+            UserError::NotFound => ErrorCode::NotFound,
+            UserError::AlreadyExists => ErrorCode::AlreadyExists,
+            UserError::ArchetypeAlreadyAssigned | UserError::NoArchetype => {
+                ErrorCode::FailedPrecondition
+            }
+        };
+        ApiError::new(code, error.to_string())
+    }
+}
+
+impl Aggregate for UserState {
     const CATEGORY: &'static str = "user";
+    type Id = UserId;
     type Event = UserEvent;
     type Command = UserCommand;
     type Error = UserError;
 
     fn apply(&mut self, event: &UserEvent) {
-        match event {
-            UserEvent::UserCreated(e) => {
-                *self = User {
-                    id: e.user_id.clone(),
+        let Self::Registered(user) = self else {
+            if let UserEvent::UserCreated(e) = event {
+                *self = Self::Registered(User {
+                    id: e.user_id,
                     username: e.username.clone(),
                     email: e.email.clone(),
                     first_name: e.first_name.clone(),
                     last_name: e.last_name.clone(),
                     date_of_birth: e.date_of_birth,
-                    ..User::default()
-                };
+                    avatar: None,
+                    bio: None,
+                    archetype: None,
+                    modalities: None,
+                    archetype_assigned_at: None,
+                    archetype_updated_at: None,
+                    modalities_updated_at: None,
+                });
             }
+            return;
+        };
+        match event {
+            // A user is created once; a second creation event cannot be decided.
+            UserEvent::UserCreated(_) => {}
             UserEvent::UserProfileUpdated(e) => {
-                self.first_name = e.first_name.clone();
-                self.last_name = e.last_name.clone();
-                self.date_of_birth = e.date_of_birth;
-                self.avatar = e.avatar.clone();
-                self.bio = e.bio.clone();
+                user.first_name = e.first_name.clone();
+                user.last_name = e.last_name.clone();
+                user.date_of_birth = e.date_of_birth;
+                user.avatar = e.avatar.clone();
+                user.bio = e.bio.clone();
             }
             UserEvent::ArchetypeAssigned(a) | UserEvent::ArchetypeUpdated(a) => {
-                self.archetype = Some(a.clone());
+                user.archetype = Some(a.clone());
             }
-            UserEvent::ModalitiesUpdated(m) => self.modalities = Some(m.modalities.clone()),
+            UserEvent::ModalitiesUpdated(m) => user.modalities = Some(m.modalities.clone()),
+        }
+    }
+
+    fn apply_recorded(&mut self, event: &UserEvent, recorded_at: DateTime<Utc>) {
+        self.apply(event);
+        let Self::Registered(user) = self else {
+            return;
+        };
+        match event {
+            UserEvent::ArchetypeAssigned(_) => {
+                user.archetype_assigned_at = Some(recorded_at);
+                user.archetype_updated_at = Some(recorded_at);
+            }
+            UserEvent::ArchetypeUpdated(_) => user.archetype_updated_at = Some(recorded_at),
+            UserEvent::ModalitiesUpdated(_) => user.modalities_updated_at = Some(recorded_at),
+            UserEvent::UserCreated(_) | UserEvent::UserProfileUpdated(_) => {}
         }
     }
 
     fn decide(&self, command: &UserCommand) -> Result<Vec<UserEvent>, UserError> {
-        if let UserCommand::Create(new) = command {
-            if self.exists() {
+        let user = match (self, command) {
+            (Self::Unregistered, UserCommand::Create(new)) => {
+                return create(new).map(|e| vec![UserEvent::UserCreated(e)]);
+            }
+            (Self::Registered(_), UserCommand::Create(_)) => {
                 return Err(UserError::AlreadyExists);
             }
-            return create(new).map(|e| vec![UserEvent::UserCreated(e)]);
-        }
-        if !self.exists() {
-            return Err(UserError::NotFound);
-        }
+            (Self::Unregistered, _) => return Err(UserError::NotFound),
+            (Self::Registered(user), _) => user,
+        };
         match command {
-            UserCommand::Create(_) => unreachable!("handled above"),
+            UserCommand::Create(_) => Err(UserError::AlreadyExists),
             UserCommand::UpdateProfile(changes) => {
-                let updated = self.update_profile(changes)?;
-                let unchanged = updated.first_name == self.first_name
-                    && updated.last_name == self.last_name
-                    && updated.date_of_birth == self.date_of_birth
-                    && updated.avatar == self.avatar
-                    && updated.bio == self.bio;
+                let updated = user.update_profile(changes)?;
+                let unchanged = updated.first_name == user.first_name
+                    && updated.last_name == user.last_name
+                    && updated.date_of_birth == user.date_of_birth
+                    && updated.avatar == user.avatar
+                    && updated.bio == user.bio;
                 Ok(if unchanged {
                     vec![]
                 } else {
@@ -159,14 +218,14 @@ impl Aggregate for User {
             }
             UserCommand::AssignArchetype(input) => {
                 let archetype = archetype(input)?;
-                if self.archetype.is_some() {
+                if user.archetype.is_some() {
                     return Err(UserError::ArchetypeAlreadyAssigned);
                 }
                 Ok(vec![UserEvent::ArchetypeAssigned(archetype)])
             }
             UserCommand::UpdateArchetype(input) => {
                 let archetype = archetype(input)?;
-                match &self.archetype {
+                match &user.archetype {
                     None => Err(UserError::NoArchetype),
                     Some(current) if *current == archetype => Ok(vec![]),
                     Some(_) => Ok(vec![UserEvent::ArchetypeUpdated(archetype)]),
@@ -174,7 +233,7 @@ impl Aggregate for User {
             }
             UserCommand::UpdateModalities(weights) => {
                 let modalities = modalities(weights)?;
-                if self.modalities.as_ref() == Some(&modalities) {
+                if user.modalities.as_ref() == Some(&modalities) {
                     return Ok(vec![]);
                 }
                 Ok(vec![UserEvent::ModalitiesUpdated(ModalitiesUpdated {
@@ -216,35 +275,25 @@ impl User {
 
 fn create(new: &NewUser) -> Result<UserCreated, UserError> {
     let mut v = Violations::new();
-    let username = v.text("username", &new.username, USERNAME_LEN.0, USERNAME_LEN.1);
-    if !username
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        v.add(
-            "username",
-            "may contain only letters, digits, '_', '.' and '-'",
-        );
-    }
-    let email = new.email.trim().to_owned();
-    if let Err(problem) = check_email(&email) {
-        v.add("email", problem);
-    }
+    let username = Username::parse(&new.username).map_err(|m| v.add("username", m));
+    let email = Email::parse(&new.email).map_err(|m| v.add("email", m));
     let first_name = v.text("firstName", &new.first_name, NAME_LEN.0, NAME_LEN.1);
     let last_name = v.text("lastName", &new.last_name, NAME_LEN.0, NAME_LEN.1);
     let date_of_birth = match new.date_of_birth.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(date) => birth_date(&mut v, date, new.today),
     };
-    v.finish(UserCreated {
-        user_id: new.user_id.to_string(),
-        username,
-        email,
-        first_name,
-        last_name,
-        date_of_birth,
-    })
-    .map_err(UserError::Invalid)
+    match (username, email) {
+        (Ok(username), Ok(email)) if v.is_empty() => Ok(UserCreated {
+            user_id: new.user_id,
+            username,
+            email,
+            first_name,
+            last_name,
+            date_of_birth,
+        }),
+        _ => Err(UserError::Invalid(v)),
+    }
 }
 
 fn optional_text(
@@ -275,41 +324,6 @@ fn birth_date(v: &mut Violations, text: &str, today: NaiveDate) -> Option<NaiveD
     Some(date)
 }
 
-/// A pragmatic e-mail syntax check: one `@`, a plausible local part and a dotted domain.
-fn check_email(email: &str) -> Result<(), &'static str> {
-    if email.is_empty() {
-        return Err("is required");
-    }
-    if email.chars().count() > EMAIL_MAX {
-        return Err("must be at most 254 characters");
-    }
-    let Some((local, domain)) = email.split_once('@') else {
-        return Err("must be an e-mail address like name@example.com");
-    };
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && local
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    if local_ok && domain_ok {
-        Ok(())
-    } else {
-        Err("must be an e-mail address like name@example.com")
-    }
-}
-
 fn archetype(input: &ArchetypeInput) -> Result<ArchetypeSet, UserError> {
     let mut v = Violations::new();
     let archetype_id = v.text("archetypeId", &input.archetype_id, 1, ARCHETYPE_ID_MAX);
@@ -329,14 +343,16 @@ fn archetype(input: &ArchetypeInput) -> Result<ArchetypeSet, UserError> {
         ARCHETYPE_NAME_LEN.1,
     );
     let description = v.text("description", &input.description, 0, DESCRIPTION_MAX);
-    v.range("confidence", input.confidence, 0.0, 1.0);
-    v.finish(ArchetypeSet {
-        archetype_id,
-        archetype_name,
-        confidence: input.confidence,
-        description,
-    })
-    .map_err(UserError::Invalid)
+    let confidence = Confidence::parse(input.confidence).map_err(|m| v.add("confidence", m));
+    match confidence {
+        Ok(confidence) if v.is_empty() => Ok(ArchetypeSet {
+            archetype_id,
+            archetype_name,
+            confidence,
+            description,
+        }),
+        _ => Err(UserError::Invalid(v)),
+    }
 }
 
 fn modalities(weights: &BTreeMap<String, f64>) -> Result<BTreeMap<String, f64>, UserError> {
@@ -360,13 +376,4 @@ fn modalities(weights: &BTreeMap<String, f64>) -> Result<BTreeMap<String, f64>, 
         }
     }
     v.finish(weights.clone()).map_err(UserError::Invalid)
-}
-
-/// The key of a unique value's claim stream: the same for every spelling that differs only
-/// in case, and free of the value itself (the stream id is not personal data).
-pub fn claim_key(value: &str) -> String {
-    const NAMESPACE: Uuid = Uuid::from_u128(0x6d65_7461_6368_6174_2d75_6e69_7175_6501);
-    Uuid::new_v5(&NAMESPACE, value.trim().to_lowercase().as_bytes())
-        .simple()
-        .to_string()
 }

@@ -1,0 +1,394 @@
+//! The diary service's use cases, one function each: load what the rule needs, check rules
+//! across aggregates (the user exists, the session is the writer's and still active), decide
+//! with the aggregate, append, and answer from what was stored. Transports only translate;
+//! every rule reachable through them lives here or in the domain, tested in-process against
+//! the SQLite store.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use event_sourcing::{
+    Aggregate, AppendError, EventMetadata, EventStore, EventStoreError, ExpectedVersion, Loaded,
+    RecordedEvent, Repository, StreamWrite, append_settled, new_events, read_full_stream,
+};
+use metachat_grpc::{append_error, execute_error, query_error, store_error};
+use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
+use metachat_read_model::{Page, PageRequest};
+use metachat_validation::{EntryId, SessionId, UserId};
+
+use crate::analytics::{self, Analytics, Period};
+use crate::domain::{
+    Entry, EntryChanges, EntryCommand, EntryState, NewEntry, Session, SessionCommand,
+    SessionState,
+};
+use crate::read_model::{DiaryReadModels, TimeRange};
+use crate::users::UserDirectory;
+
+/// What a client sends to write an entry.
+#[derive(Debug, Clone, Default)]
+pub struct EntryDraft {
+    pub title: String,
+    pub content: String,
+    pub token_count: Option<u32>,
+    pub session_id: Option<SessionId>,
+    pub tags: Vec<String>,
+}
+
+/// How often writing an entry is tried again when its session changed between the check and
+/// the append (the check is repeated, so an ended session is then reported as such).
+const SESSION_RETRIES: usize = 5;
+
+/// The diary use cases over an event store, the diary read models and the user directory.
+pub struct Diary {
+    store: Arc<dyn EventStore>,
+    entries: Repository<EntryState>,
+    sessions: Repository<SessionState>,
+    read_models: Arc<dyn DiaryReadModels>,
+    users: Arc<dyn UserDirectory>,
+}
+
+impl Diary {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        read_models: Arc<dyn DiaryReadModels>,
+        users: Arc<dyn UserDirectory>,
+    ) -> Self {
+        Self {
+            entries: Repository::new(Arc::clone(&store)),
+            sessions: Repository::new(Arc::clone(&store)),
+            store,
+            read_models,
+            users,
+        }
+    }
+
+    /// Checks the user is registered; `field` names the id in the error.
+    async fn registered(&self, field: &str, user_id: &UserId) -> Result<(), ApiError> {
+        if self.users.user_exists(user_id).await? {
+            return Ok(());
+        }
+        Err(ApiError {
+            details: vec![FieldViolation {
+                field: field.into(),
+                message: "no such user".into(),
+            }],
+            ..ApiError::not_found(format!("user {user_id} not found"))
+        })
+    }
+
+    /// The writer's active session, with the version it was checked at. Another user's
+    /// session is reported as missing: its existence is private.
+    async fn active_session_of(
+        &self,
+        user_id: &UserId,
+        session_id: &SessionId,
+    ) -> Result<u64, ApiError> {
+        let loaded = self.sessions.load(session_id).await.map_err(store_error)?;
+        match (&loaded.state, loaded.version) {
+            (SessionState::Started(session), Some(version)) if session.user_id == *user_id => {
+                if session.is_active() {
+                    Ok(version)
+                } else {
+                    Err(ApiError::new(
+                        ErrorCode::FailedPrecondition,
+                        "the session has ended; start a new session",
+                    ))
+                }
+            }
+            _ => Err(session_not_found(session_id)),
+        }
+    }
+
+    /// Writes an entry for a registered user, in one of their active sessions if one is named.
+    /// The session must still be the one checked when the entry is stored: the append carries
+    /// an empty write at the checked version, so it fails if the session ended meanwhile, and
+    /// the whole use case runs again.
+    pub async fn write_entry(
+        &self,
+        user_id: &UserId,
+        draft: EntryDraft,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<EntryState>, ApiError> {
+        self.registered("userId", user_id).await?;
+        let id = EntryId::new();
+        let command = EntryCommand::Create(NewEntry {
+            entry_id: id,
+            user_id: *user_id,
+            title: draft.title,
+            content: draft.content,
+            token_count: draft.token_count,
+            session_id: draft.session_id,
+            tags: draft.tags,
+        });
+        let mut loaded = Loaded::<EntryState>::default();
+        let events = loaded.state.decide(&command)?;
+        let mut attempt = 0;
+        loop {
+            let mut writes = vec![StreamWrite::new(
+                EntryState::stream_name(&id),
+                ExpectedVersion::NoStream,
+                new_events(&events, metadata).map_err(store_error)?,
+            )];
+            if let Some(session_id) = &draft.session_id {
+                let version = self.active_session_of(user_id, session_id).await?;
+                writes.push(StreamWrite::new(
+                    SessionState::stream_name(session_id),
+                    ExpectedVersion::Exact(version),
+                    Vec::new(),
+                ));
+            }
+            match append_settled(self.store.as_ref(), writes).await {
+                Ok(mut results) => {
+                    loaded.stored(&events, &results.remove(0));
+                    tracing::info!(entry_id = %id, user_id = %user_id, "diary entry created");
+                    return Ok(loaded);
+                }
+                Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
+                    write: 1, ..
+                })) if attempt < SESSION_RETRIES => attempt += 1,
+                Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
+                    write: 1, ..
+                })) => {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "the session keeps changing while the entry is written; retry",
+                    ));
+                }
+                Err(e) => return Err(append_error(e)),
+            }
+        }
+    }
+
+    /// A live entry as it is now (replayed, so a write is visible at once).
+    pub async fn entry(&self, id: &EntryId) -> Result<Loaded<EntryState>, ApiError> {
+        let loaded = self.entries.load(id).await.map_err(store_error)?;
+        live(loaded).ok_or_else(|| entry_not_found(id))
+    }
+
+    /// An entry as it was at `as_of`.
+    pub async fn entry_as_of(
+        &self,
+        id: &EntryId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Loaded<EntryState>, ApiError> {
+        let loaded = self
+            .entries
+            .load_as_of(id, as_of)
+            .await
+            .map_err(store_error)?;
+        live(loaded).ok_or_else(|| {
+            ApiError::not_found(format!("diary entry {id} did not exist at {as_of}"))
+        })
+    }
+
+    /// Changes a live entry: one stream read and one append.
+    pub async fn change_entry(
+        &self,
+        id: &EntryId,
+        changes: EntryChanges,
+        expected_version: Option<u64>,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<EntryState>, ApiError> {
+        let executed = self
+            .entries
+            .execute(id, &EntryCommand::Update(changes), metadata, expected_version)
+            .await
+            .map_err(execute_error)?;
+        Ok(executed.loaded)
+    }
+
+    /// Deletes a live entry; its history stays. Answers with the deleted state (its
+    /// `updated_at` is the moment of deletion).
+    pub async fn delete_entry(
+        &self,
+        id: &EntryId,
+        expected_version: Option<u64>,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<EntryState>, ApiError> {
+        let executed = self
+            .entries
+            .execute(id, &EntryCommand::Delete, metadata, expected_version)
+            .await
+            .map_err(execute_error)?;
+        tracing::info!(entry_id = %id, "diary entry deleted");
+        Ok(executed.loaded)
+    }
+
+    /// A user's live entries created within `range`, newest first. A range may be a single
+    /// instant (`start == end`, which holds nothing) but not end before it starts.
+    pub async fn entries_by_user(
+        &self,
+        user_id: &UserId,
+        range: TimeRange,
+        page: &PageRequest,
+    ) -> Result<Page<Loaded<Entry>>, ApiError> {
+        check_range(range)?;
+        self.registered("userId", user_id).await?;
+        self.read_models
+            .entries_by_user(user_id, range, page)
+            .await
+            .map_err(query_error)
+    }
+
+    /// Starts a writing session for a registered user, now or at `start_time`.
+    pub async fn start_session(
+        &self,
+        user_id: &UserId,
+        start_time: Option<DateTime<Utc>>,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<SessionState>, ApiError> {
+        self.registered("userId", user_id).await?;
+        let id = SessionId::new();
+        let command = SessionCommand::Start {
+            session_id: id,
+            user_id: *user_id,
+            start_time,
+            now: Utc::now(),
+        };
+        let executed = self
+            .sessions
+            .execute(&id, &command, metadata, None)
+            .await
+            .map_err(execute_error)?;
+        tracing::info!(session_id = %id, user_id = %user_id, "diary session started");
+        Ok(executed.loaded)
+    }
+
+    /// Ends an active session, now or at `end_time`.
+    pub async fn end_session(
+        &self,
+        id: &SessionId,
+        end_time: Option<DateTime<Utc>>,
+        expected_version: Option<u64>,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<SessionState>, ApiError> {
+        let command = SessionCommand::End {
+            end_time,
+            now: Utc::now(),
+        };
+        let executed = self
+            .sessions
+            .execute(id, &command, metadata, expected_version)
+            .await
+            .map_err(execute_error)?;
+        Ok(executed.loaded)
+    }
+
+    /// A session as it is now.
+    pub async fn session(&self, id: &SessionId) -> Result<Loaded<SessionState>, ApiError> {
+        let loaded = self.sessions.load(id).await.map_err(store_error)?;
+        started(loaded).ok_or_else(|| session_not_found(id))
+    }
+
+    /// A session as it was at `as_of`.
+    pub async fn session_as_of(
+        &self,
+        id: &SessionId,
+        as_of: DateTime<Utc>,
+    ) -> Result<Loaded<SessionState>, ApiError> {
+        let loaded = self
+            .sessions
+            .load_as_of(id, as_of)
+            .await
+            .map_err(store_error)?;
+        started(loaded).ok_or_else(|| {
+            ApiError::not_found(format!("diary session {id} did not exist at {as_of}"))
+        })
+    }
+
+    /// A user's sessions, newest first.
+    pub async fn sessions_by_user(
+        &self,
+        user_id: &UserId,
+        page: &PageRequest,
+    ) -> Result<Page<Loaded<Session>>, ApiError> {
+        self.registered("userId", user_id).await?;
+        self.read_models
+            .sessions_by_user(user_id, TimeRange::default(), page)
+            .await
+            .map_err(query_error)
+    }
+
+    /// Writing analytics of a user over the `period` that ends now.
+    pub async fn analytics(
+        &self,
+        user_id: &UserId,
+        period: Period,
+    ) -> Result<Analytics, ApiError> {
+        self.registered("userId", user_id).await?;
+        let end = Utc::now();
+        let range = TimeRange {
+            start: Some(end - period.length()),
+            end: Some(end),
+        };
+        let entries = self
+            .read_models
+            .entry_stats(user_id, range)
+            .await
+            .map_err(query_error)?;
+        // Sessions carry no text; every one of the window is read, however many pages.
+        let everything = PageRequest {
+            offset: 0,
+            limit: u32::MAX - 1,
+            cursor: None,
+        };
+        let sessions = self
+            .read_models
+            .sessions_by_user(user_id, range, &everything)
+            .await
+            .map_err(query_error)?;
+        let sessions: Vec<_> = sessions.items.into_iter().map(|l| l.state).collect();
+        Ok(analytics::compute(period, end, &entries, &sessions))
+    }
+
+    /// Every event of an entry, oldest first (also after its deletion).
+    pub async fn entry_history(&self, id: &EntryId) -> Result<Vec<RecordedEvent>, ApiError> {
+        self.history(EntryState::stream_name(id).as_str())
+            .await?
+            .ok_or_else(|| entry_not_found(id))
+    }
+
+    /// Every event of a session, oldest first.
+    pub async fn session_history(&self, id: &SessionId) -> Result<Vec<RecordedEvent>, ApiError> {
+        self.history(SessionState::stream_name(id).as_str())
+            .await?
+            .ok_or_else(|| session_not_found(id))
+    }
+
+    async fn history(&self, stream: &str) -> Result<Option<Vec<RecordedEvent>>, ApiError> {
+        let events = read_full_stream(self.store.as_ref(), stream)
+            .await
+            .map_err(store_error)?;
+        Ok((!events.is_empty()).then_some(events))
+    }
+}
+
+/// The time-range rule, the same at the gateway and here: the start may not be after the end.
+pub fn check_range(range: TimeRange) -> Result<(), ApiError> {
+    match (range.start, range.end) {
+        (Some(start), Some(end)) if start > end => Err(ApiError::invalid_field(
+            "startTime",
+            "must not be after endTime",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn live(loaded: Loaded<EntryState>) -> Option<Loaded<EntryState>> {
+    loaded.state.live().is_some().then_some(loaded)
+}
+
+fn started(loaded: Loaded<SessionState>) -> Option<Loaded<SessionState>> {
+    loaded.state.session().is_some().then_some(loaded)
+}
+
+fn entry_not_found(id: &EntryId) -> ApiError {
+    ApiError::not_found(format!("diary entry {id} not found"))
+}
+
+fn session_not_found(id: &SessionId) -> ApiError {
+    ApiError::not_found(format!("diary session {id} not found"))
+}
+
+#[cfg(test)]
+mod tests;

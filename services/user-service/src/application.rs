@@ -1,0 +1,225 @@
+//! The user service's use cases, one function each: load what the rule needs, decide with the
+//! aggregate, append, and answer from what was stored. Transports (gRPC here) only translate
+//! messages and errors; every rule reachable through them lives here or in the domain, and is
+//! tested in-process against the SQLite store.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use event_sourcing::{
+    Aggregate, AppendError, EventMetadata, EventStore, EventStoreError, ExpectedVersion, Loaded,
+    RecordedEvent, Repository, StreamName, StreamWrite, append_settled, new_events,
+    read_full_stream,
+};
+use metachat_grpc::{append_error, execute_error, query_error, store_error};
+use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
+use metachat_read_model::{Page, PageRequest};
+use metachat_validation::UserId;
+
+use crate::domain::{
+    ArchetypeInput, ClaimEvent, NewUser, ProfileChanges, UserCommand, UserEvent, UserState,
+};
+use crate::read_model::UserReadModels;
+use crate::view::UserView;
+
+/// What a client sends to register.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub date_of_birth: Option<String>,
+}
+
+/// A change to one user, applied only at `expected_version` when one is given (`If-Match`).
+#[derive(Debug, Clone)]
+pub enum UserChange {
+    Profile(ProfileChanges),
+    AssignArchetype(ArchetypeInput),
+    UpdateArchetype(ArchetypeInput),
+    Modalities(std::collections::BTreeMap<String, f64>),
+}
+
+/// The unique values a user claims, each in a stream of its own (`username-<key>`,
+/// `email-<key>`): the first claim of a key wins because it is appended as a new stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    Username,
+    Email,
+}
+
+impl Claim {
+    /// The stream category, which is also the field the client sent.
+    pub const fn field(self) -> &'static str {
+        match self {
+            Self::Username => "username",
+            Self::Email => "email",
+        }
+    }
+
+    fn stream(self, key: &str) -> StreamName {
+        StreamName::new(self.field(), key)
+    }
+}
+
+/// The users use cases over an event store and the users read models.
+pub struct Users {
+    store: Arc<dyn EventStore>,
+    users: Repository<UserState>,
+    read_models: Arc<dyn UserReadModels>,
+}
+
+impl Users {
+    pub fn new(store: Arc<dyn EventStore>, read_models: Arc<dyn UserReadModels>) -> Self {
+        Self {
+            users: Repository::new(Arc::clone(&store)),
+            store,
+            read_models,
+        }
+    }
+
+    /// Registers a user with their username and e-mail claims, in one atomic append: a taken
+    /// value stores nothing and names the field.
+    pub async fn register(
+        &self,
+        input: Registration,
+        metadata: &EventMetadata,
+    ) -> Result<UserView, ApiError> {
+        let id = UserId::new();
+        let command = UserCommand::Create(NewUser {
+            user_id: id,
+            username: input.username,
+            email: input.email,
+            first_name: input.first_name,
+            last_name: input.last_name,
+            date_of_birth: input.date_of_birth,
+            today: Utc::now().date_naive(),
+        });
+        let mut loaded = Loaded::<UserState>::default();
+        let events = loaded.state.decide(&command)?;
+        let Some(UserEvent::UserCreated(created)) = events.first() else {
+            return Err(ApiError::internal("user creation decided no event"));
+        };
+        let claims = [
+            (
+                Claim::Username,
+                created.username.claim_key(),
+                ClaimEvent::UsernameClaimed { user_id: id },
+            ),
+            (
+                Claim::Email,
+                created.email.claim_key(),
+                ClaimEvent::EmailClaimed { user_id: id },
+            ),
+        ];
+        let mut writes = vec![StreamWrite::new(
+            UserState::stream_name(&id),
+            ExpectedVersion::NoStream,
+            new_events(&events, metadata).map_err(store_error)?,
+        )];
+        for (claim, key, event) in &claims {
+            writes.push(StreamWrite::new(
+                claim.stream(key),
+                ExpectedVersion::NoStream,
+                new_events(std::slice::from_ref(event), metadata).map_err(store_error)?,
+            ));
+        }
+        let mut results = match append_settled(self.store.as_ref(), writes).await {
+            Ok(results) => results,
+            Err(AppendError::Refused(EventStoreError::WrongExpectedVersion { write, .. })) => {
+                // Write 0 is the new user's own stream (a fresh id); 1 and 2 are the claims.
+                let field = claims
+                    .get(write.wrapping_sub(1))
+                    .map_or("username", |(claim, ..)| claim.field());
+                return Err(ApiError {
+                    details: vec![FieldViolation {
+                        field: field.into(),
+                        message: "is already taken".into(),
+                    }],
+                    ..ApiError::new(ErrorCode::AlreadyExists, format!("{field} is already taken"))
+                });
+            }
+            Err(e) => return Err(append_error(e)),
+        };
+        loaded.stored(&events, &results.remove(0));
+        tracing::info!(user_id = %id, "user created");
+        answer(loaded)
+    }
+
+    /// The user as they are now, replayed from the event store (so a write is visible at once).
+    pub async fn user(&self, id: &UserId) -> Result<UserView, ApiError> {
+        let loaded = self.users.load(id).await.map_err(store_error)?;
+        UserView::from_loaded(loaded).ok_or_else(|| not_found(id))
+    }
+
+    /// The user as they were at `as_of`.
+    pub async fn user_as_of(
+        &self,
+        id: &UserId,
+        as_of: DateTime<Utc>,
+    ) -> Result<UserView, ApiError> {
+        let loaded = self.users.load_as_of(id, as_of).await.map_err(store_error)?;
+        UserView::from_loaded(loaded)
+            .ok_or_else(|| ApiError::not_found(format!("user {id} did not exist at {as_of}")))
+    }
+
+    /// Changes a user: one stream read and one append, decided again on the newer state when
+    /// a concurrent writer got there first (unless `expected_version` pins the version).
+    pub async fn change(
+        &self,
+        id: &UserId,
+        change: UserChange,
+        expected_version: Option<u64>,
+        metadata: &EventMetadata,
+    ) -> Result<UserView, ApiError> {
+        let today = Utc::now().date_naive();
+        let command = match change {
+            UserChange::Profile(changes) => {
+                UserCommand::UpdateProfile(ProfileChanges { today, ..changes })
+            }
+            UserChange::AssignArchetype(input) => UserCommand::AssignArchetype(input),
+            UserChange::UpdateArchetype(input) => UserCommand::UpdateArchetype(input),
+            UserChange::Modalities(weights) => UserCommand::UpdateModalities(weights),
+        };
+        let executed = self
+            .users
+            .execute(id, &command, metadata, expected_version)
+            .await
+            .map_err(execute_error)?;
+        answer(executed.loaded)
+    }
+
+    /// A page of users, oldest first, and how many there are.
+    pub async fn list(&self, page: &PageRequest) -> Result<(Page<UserView>, u64), ApiError> {
+        let found = self
+            .read_models
+            .list_users(page)
+            .await
+            .map_err(query_error)?;
+        let total = self.read_models.count_users().await.map_err(query_error)?;
+        Ok((found, total))
+    }
+
+    /// Every event of a user, oldest first.
+    pub async fn history(&self, id: &UserId) -> Result<Vec<RecordedEvent>, ApiError> {
+        let events = read_full_stream(self.store.as_ref(), UserState::stream_name(id).as_str())
+            .await
+            .map_err(store_error)?;
+        if events.is_empty() {
+            return Err(not_found(id));
+        }
+        Ok(events)
+    }
+}
+
+fn not_found(id: &UserId) -> ApiError {
+    ApiError::not_found(format!("user {id} not found"))
+}
+
+fn answer(loaded: Loaded<UserState>) -> Result<UserView, ApiError> {
+    UserView::from_loaded(loaded).ok_or_else(|| ApiError::internal("a stored user has no state"))
+}
+
+#[cfg(test)]
+mod tests;
