@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{EventStoreError, Result};
-use crate::event::{EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamWrite};
+use crate::event::{
+    AppendResult, EventMetadata, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamWrite,
+};
 use crate::store::{EventStore, read_full_stream};
 
 /// A domain event enum. It must serialise as `{"type": "<EventName>", "data": {...}}`
@@ -114,6 +116,28 @@ impl<A> Loaded<A> {
     }
 }
 
+/// What [`Repository::execute`] did.
+#[derive(Debug, Clone)]
+pub struct Executed<A: Aggregate> {
+    /// The state after the command: `updated_at` (and, for a new stream, `created_at`) is the
+    /// time the store recorded with the events. When the command decided nothing, the state as
+    /// loaded.
+    pub loaded: Loaded<A>,
+    /// The events the command stored (none when it changed nothing).
+    pub events: Vec<A::Event>,
+    /// What the append did (stream version, position of the last event, recorded time); `None`
+    /// when the command decided nothing and nothing was appended.
+    pub append: Option<AppendResult>,
+}
+
+impl<A: Aggregate> Executed<A> {
+    /// The global position the command's write reached (its last event), for telling a client
+    /// which position to wait for in read models; `None` when nothing was written.
+    pub fn last_position(&self) -> Option<Position> {
+        self.append.as_ref().map(|a| a.last_position)
+    }
+}
+
 /// Why executing a command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError<E> {
@@ -185,13 +209,14 @@ impl<A: Aggregate> Repository<A> {
     }
 
     /// Loads, decides and appends, retrying when a concurrent writer got there first.
-    /// Returns the new state and the events it stored (none when the command changed nothing).
+    /// Returns the new state, the events it stored (none when the command changed nothing) and
+    /// what the append reported, so the caller can answer without reading the stream again.
     pub async fn execute(
         &self,
         id: &str,
         command: &A::Command,
         metadata: &EventMetadata,
-    ) -> std::result::Result<(Loaded<A>, Vec<A::Event>), ExecuteError<A::Error>> {
+    ) -> std::result::Result<Executed<A>, ExecuteError<A::Error>> {
         let mut attempt = 0;
         loop {
             let mut loaded = self.load(id).await?;
@@ -200,19 +225,33 @@ impl<A: Aggregate> Repository<A> {
                 .decide(command)
                 .map_err(ExecuteError::Rejected)?;
             if events.is_empty() {
-                return Ok((loaded, events));
+                return Ok(Executed {
+                    loaded,
+                    events,
+                    append: None,
+                });
             }
             let write = self.write_for(id, &loaded, &events, metadata)?;
             match self.store.append_streams(vec![write]).await {
                 Ok(results) => {
+                    let Some(append) = results.into_iter().next() else {
+                        // One write in, one result out: a backend breaking that is a bug.
+                        return Err(EventStoreError::InvalidWrite(
+                            "the store returned no result for the write".into(),
+                        )
+                        .into());
+                    };
                     for event in &events {
                         loaded.state.apply(event);
                     }
-                    let now = Utc::now();
-                    loaded.version = results.first().map(|r| r.stream_version);
-                    loaded.created_at.get_or_insert(now);
-                    loaded.updated_at = Some(now);
-                    return Ok((loaded, events));
+                    loaded.version = Some(append.stream_version);
+                    loaded.created_at.get_or_insert(append.recorded_at);
+                    loaded.updated_at = Some(append.recorded_at);
+                    return Ok(Executed {
+                        loaded,
+                        events,
+                        append: Some(append),
+                    });
                 }
                 Err(e) if e.is_conflict() && attempt < CONFLICT_RETRIES => attempt += 1,
                 Err(e) => return Err(e.into()),

@@ -58,8 +58,8 @@ mod store;
 pub mod contract;
 
 pub use aggregate::{
-    Aggregate, DomainEvent, ExecuteError, Loaded, Repository, decode_event, encode_event, fold,
-    new_events, replay,
+    Aggregate, DomainEvent, ExecuteError, Executed, Loaded, Repository, decode_event, encode_event,
+    fold, new_events, replay,
 };
 pub use codec::{EventCodec, UpcastFn, Upcasters};
 pub use error::{EventStoreError, Result};

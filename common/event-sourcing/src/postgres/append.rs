@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
@@ -55,8 +56,13 @@ impl From<sqlx::Error> for AttemptError {
     }
 }
 
-/// Where an event id is stored: stream, version, position.
-type StoredPlace = (String, u64, Position);
+/// Where an event id is stored, and when.
+struct StoredPlace {
+    stream_id: String,
+    version: u64,
+    position: Position,
+    recorded_at: DateTime<Utc>,
+}
 
 impl Inner {
     pub(super) async fn append(&self, writes: Vec<StreamWrite>) -> Result<Vec<AppendResult>> {
@@ -75,7 +81,7 @@ impl Inner {
                 }
                 Err(AttemptError::Failed(error)) => return Err(error),
                 Err(AttemptError::Raced { write, on }) if attempt >= RACE_ATTEMPTS => {
-                    return Err(self.race_error(&writes[write], on).await);
+                    return Err(self.race_error(write, &writes[write], on).await);
                 }
                 Err(AttemptError::Raced { write, on }) => {
                     tracing::warn!(
@@ -141,22 +147,24 @@ impl Inner {
             .await?;
         let mut stored: HashMap<Uuid, StoredPlace> = HashMap::new();
         let mut versions: HashMap<String, u64> = HashMap::new();
+        let mut checked_at = None;
         for row in &rows {
             let stream_id: String = row.try_get(1)?;
             let version: Option<i64> = row.try_get(2)?;
+            let recorded_at: Option<DateTime<Utc>> = row.try_get(4)?;
             match row.try_get::<Option<Uuid>, _>(0)? {
                 Some(event_id) => {
                     let position: Option<i64> = row.try_get(3)?;
-                    stored.insert(
-                        event_id,
-                        (
-                            stream_id,
-                            version.unwrap_or(0) as u64,
-                            position.unwrap_or(0) as Position,
-                        ),
-                    );
+                    let place = StoredPlace {
+                        stream_id,
+                        version: version.unwrap_or(0) as u64,
+                        position: position.unwrap_or(0) as Position,
+                        recorded_at: recorded_at.unwrap_or_default(),
+                    };
+                    stored.insert(event_id, place);
                 }
                 None => {
+                    checked_at = checked_at.or(recorded_at);
                     if let Some(version) = version {
                         versions.insert(stream_id, version as u64);
                     }
@@ -179,6 +187,7 @@ impl Inner {
             if !ok {
                 return Err(AttemptError::Failed(
                     EventStoreError::WrongExpectedVersion {
+                        write: index,
                         stream_id: write.stream_id.clone(),
                         expected: write.expected,
                         actual: current,
@@ -197,11 +206,13 @@ impl Inner {
                     stream_version: base,
                     last_position: 0,
                     already_stored: false,
+                    // There is one stream row per write, so this is always the lookup's time.
+                    recorded_at: checked_at.unwrap_or_else(Utc::now),
                 });
                 continue;
             }
-            let inserted: std::result::Result<i64, sqlx::Error> =
-                sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.insert)))
+            let inserted: std::result::Result<(i64, DateTime<Utc>), sqlx::Error> =
+                sqlx::query_as(AssertSqlSafe(Arc::clone(&self.sql.insert)))
                     .bind(&events.event_ids)
                     .bind(&write.stream_id)
                     .bind(to_i64(base))
@@ -212,8 +223,8 @@ impl Inner {
                     .bind(&self.channel)
                     .fetch_one(&mut *tx)
                     .await;
-            let last_position = match inserted {
-                Ok(position) => position as Position,
+            let (last_position, recorded_at) = match inserted {
+                Ok((position, recorded_at)) => (position as Position, recorded_at),
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                     let on = match e.constraint() {
                         Some("events_event_id_key") => Constraint::EventId,
@@ -228,6 +239,7 @@ impl Inner {
                 stream_version: base + events.event_ids.len() as u64,
                 last_position,
                 already_stored: false,
+                recorded_at,
             });
         }
 
@@ -238,9 +250,15 @@ impl Inner {
         Ok(results)
     }
     /// The typed error for a write that kept racing an outside writer.
-    async fn race_error(&self, write: &StreamWrite, on: Constraint) -> EventStoreError {
+    async fn race_error(
+        &self,
+        index: usize,
+        write: &StreamWrite,
+        on: Constraint,
+    ) -> EventStoreError {
         match on {
             Constraint::StreamVersion => EventStoreError::WrongExpectedVersion {
+                write: index,
                 stream_id: write.stream_id.clone(),
                 expected: write.expected,
                 actual: self.stream_version(&write.stream_id).await.ok().flatten(),
@@ -275,14 +293,17 @@ fn already_stored(
         // An empty write stores nothing; report the stream as it is.
         return Ok(None);
     };
-    let Some((_, first_version, _)) = stored.get(&first.event_id) else {
+    let Some(first_version) = stored.get(&first.event_id).map(|place| place.version) else {
         return Ok(None);
     };
-    let mut last = (*first_version, 0);
+    let mut last = None;
     for (i, event) in write.events.iter().enumerate() {
         match stored.get(&event.event_id) {
-            Some((s, v, p)) if *s == write.stream_id && *v == first_version + i as u64 => {
-                last = (*v, *p);
+            Some(place)
+                if place.stream_id == write.stream_id
+                    && place.version == first_version + i as u64 =>
+            {
+                last = Some(place);
             }
             _ => {
                 return Err(EventStoreError::EventIdReused {
@@ -291,10 +312,15 @@ fn already_stored(
             }
         }
     }
+    // The write has a first event, so the loop matched at least one place.
+    let Some(last) = last else {
+        return Ok(None);
+    };
     Ok(Some(AppendResult {
         stream_id: write.stream_id.clone(),
-        stream_version: last.0,
-        last_position: last.1,
+        stream_version: last.version,
+        last_position: last.position,
         already_stored: true,
+        recorded_at: last.recorded_at,
     }))
 }

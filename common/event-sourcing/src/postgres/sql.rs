@@ -30,6 +30,12 @@ impl Sql {
         let events = format!("{}.events", quote_ident(schema));
         let checkpoints = format!("{}.checkpoints", quote_ident(schema));
         let select = format!("SELECT {EVENT_COLUMNS} FROM {events}");
+        // The time stored with new events: the statement's clock, but never earlier than the
+        // last stored event (module docs), so "as of" a time always selects a stream prefix.
+        let recorded_now = format!(
+            "GREATEST(statement_timestamp(), \
+             (SELECT recorded_at FROM {events} ORDER BY position DESC LIMIT 1))"
+        );
         let s = |sql: String| Arc::<str>::from(sql);
         Self {
             // One round trip; see the module docs for why the lock makes the order safe.
@@ -41,33 +47,37 @@ impl Sql {
                 options.idle_in_transaction_timeout.as_millis().max(1),
                 lock_key("append", schema),
             )),
-            // Where the write's event ids are stored already, and each stream's version; rows
-            // of the second kind have no event id.
+            // Where the write's event ids are stored already (and when), and each stream's
+            // version; rows of the second kind have no event id, and carry the time an event
+            // stored now would get (the `recorded_at` reported for a write without events).
             lookup: s(format!(
-                "SELECT event_id, stream_id, stream_version, position FROM {events} \
+                "SELECT event_id, stream_id, stream_version, position, recorded_at FROM {events} \
                  WHERE event_id = ANY($1) \
                  UNION ALL \
                  SELECT NULL, s.stream_id, \
-                   (SELECT MAX(stream_version) FROM {events} WHERE stream_id = s.stream_id), NULL \
+                   (SELECT MAX(stream_version) FROM {events} WHERE stream_id = s.stream_id), \
+                   NULL, {recorded_now} \
                  FROM UNNEST($2::text[]) AS s(stream_id)"
             )),
-            // One statement per stream write, returning its last position. ORDER BY makes
-            // positions follow the event order. The notification ($8 is the channel) rides in
-            // the same round trip; PostgreSQL delivers it only if the transaction commits.
+            // One statement per stream write, returning its last position and the time stored
+            // with its events (one value for the whole statement). ORDER BY makes positions
+            // follow the event order. The notification ($8 is the channel) rides in the same
+            // round trip; PostgreSQL delivers it only if the transaction commits.
             insert: s(format!(
                 "WITH inserted AS ( \
                    INSERT INTO {events} (event_id, stream_id, stream_version, event_type, \
                      schema_version, payload, metadata, recorded_at) \
                    SELECT e.event_id, $2, $3 + e.ord, e.event_type, e.schema_version, \
-                     e.payload, e.metadata, GREATEST(statement_timestamp(), \
-                       (SELECT recorded_at FROM {events} ORDER BY position DESC LIMIT 1)) \
+                     e.payload, e.metadata, {recorded_now} \
                    FROM UNNEST($1::uuid[], $4::text[], $5::int4[], $6::text[], $7::text[]) \
                      WITH ORDINALITY \
                      AS e(event_id, event_type, schema_version, payload, metadata, ord) \
                    ORDER BY e.ord \
-                   RETURNING position), \
-                 last AS (SELECT MAX(position) AS position FROM inserted) \
-                 SELECT last.position, pg_notify($8, last.position::text) FROM last"
+                   RETURNING position, recorded_at), \
+                 last AS (SELECT MAX(position) AS position, MAX(recorded_at) AS recorded_at \
+                   FROM inserted) \
+                 SELECT last.position, last.recorded_at, pg_notify($8, last.position::text) \
+                 FROM last"
             )),
             read_stream: s(format!(
                 "{select} WHERE stream_id = $1 AND stream_version >= $2 \
