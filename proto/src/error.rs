@@ -274,10 +274,9 @@ impl From<tonic::Status> for ApiError {
                 ErrorCode::Unavailable => {
                     Self::unavailable("a backend service is unavailable; retry later")
                 }
-                ErrorCode::DeadlineExceeded => Self::new(
-                    code,
-                    "a backend service did not answer in time",
-                ),
+                ErrorCode::DeadlineExceeded => {
+                    Self::new(code, "a backend service did not answer in time")
+                }
                 ErrorCode::Internal => Self::internal("internal error"),
                 _ => Self::new(code, status.message()),
             };
@@ -369,10 +368,16 @@ mod tests {
         assert_eq!(ApiError::from(status), sent);
 
         let unavailable = ApiError::unavailable("storage is unavailable; retry later");
-        assert_eq!(ApiError::from(tonic::Status::from(unavailable.clone())), unavailable);
+        assert_eq!(
+            ApiError::from(tonic::Status::from(unavailable.clone())),
+            unavailable
+        );
         let unknown_outcome = ApiError::new(ErrorCode::Unavailable, "the write may be stored");
         let back = ApiError::from(tonic::Status::from(unknown_outcome.clone()));
-        assert_eq!(back.retry_after, None, "no retry invited when none was given");
+        assert_eq!(
+            back.retry_after, None,
+            "no retry invited when none was given"
+        );
 
         let conflict = ApiError::new(ErrorCode::FailedPrecondition, "session already ended");
         let back = ApiError::from(tonic::Status::from(conflict.clone()));
@@ -387,9 +392,15 @@ mod tests {
         assert_eq!(error.code, ErrorCode::Unavailable);
         assert_eq!(error.code.http_status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!error.message.contains("127.0.0.1"));
-        let broken = ApiError::from(tonic::Status::internal("panicked at src/x.rs"));
-        assert_eq!(broken.code, ErrorCode::Unavailable);
-        assert!(!broken.message.contains("src/x.rs"));
-        assert!(broken.retry_after.is_some());
+        for code in [Code::Unknown, Code::Internal, Code::Unimplemented] {
+            let broken = ApiError::from(tonic::Status::new(code, "h2 error at 10.0.0.7"));
+            assert_eq!(broken.code, ErrorCode::Unavailable, "{code:?}");
+            assert!(!broken.message.contains("10.0.0.7"));
+            assert!(broken.retry_after.is_some());
+        }
+        let ours = tonic::Status::from(ApiError::internal("invariant broken"));
+        assert_eq!(ApiError::from(ours).code, ErrorCode::Internal);
+        let missing = tonic::Status::from(ApiError::not_found("no such user"));
+        assert_eq!(ApiError::from(missing), ApiError::not_found("no such user"));
     }
 }

@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{EventStoreError, Result};
 use crate::event::{
-    AppendResult, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent, StreamName, StreamWrite,
+    AppendResult, EventMetadata, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName,
+    StreamWrite,
 };
 use crate::store::{EventStore, read_full_stream};
 
@@ -206,13 +207,26 @@ pub async fn append_settled(
     Err(AppendError::OutcomeUnknown(last))
 }
 
-/// What a command did: the state it left, the events it stored (none when it changed nothing)
-/// and the store's answer to the append (`None` when nothing was appended).
+/// What [`Repository::execute`] did.
 #[derive(Debug, Clone)]
 pub struct Executed<A: Aggregate> {
+    /// The state after the command: `updated_at` (and, for a new stream, `created_at`) is the
+    /// time the store recorded with the events. When the command decided nothing, the state as
+    /// loaded.
     pub loaded: Loaded<A>,
+    /// The events the command stored (none when it changed nothing).
     pub events: Vec<A::Event>,
-    pub appended: Option<AppendResult>,
+    /// What the append did (stream version, position of the last event, recorded time); `None`
+    /// when the command decided nothing and nothing was appended.
+    pub append: Option<AppendResult>,
+}
+
+impl<A: Aggregate> Executed<A> {
+    /// The global position the command's write reached (its last event), for telling a client
+    /// which position to wait for in read models; `None` when nothing was written.
+    pub fn last_position(&self) -> Option<Position> {
+        self.append.as_ref().map(|a| a.last_position)
+    }
 }
 
 /// Loads and saves one aggregate type in an event store.
@@ -230,10 +244,12 @@ impl<A> Clone for Repository<A> {
     }
 }
 
-/// How often a command without a version precondition is decided again after a concurrent
-/// writer changed its stream first. Each retry re-reads the stream, so the command is decided
-/// on the newest state: the client asked for "this change", not "this change at version N".
-const CONFLICT_RETRIES: usize = 20;
+/// How long, and how often at most, a command without a version precondition is decided again
+/// after a concurrent writer changed its stream first. Each retry re-reads the stream, so the
+/// command is decided on the newest state: the client asked for "this change", not "this
+/// change at version N". Fifty writers of one stream at once all land within these bounds.
+const CONFLICT_RETRIES: usize = 200;
+const CONFLICT_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl<A: Aggregate> Repository<A> {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
@@ -291,6 +307,7 @@ impl<A: Aggregate> Repository<A> {
         expected: Option<u64>,
     ) -> std::result::Result<Executed<A>, ExecuteError<A::Error>> {
         let mut attempt = 0;
+        let started = std::time::Instant::now();
         loop {
             let mut loaded = self.load(id).await?;
             if let Some(expected) = expected
@@ -310,25 +327,35 @@ impl<A: Aggregate> Repository<A> {
                 return Ok(Executed {
                     loaded,
                     events,
-                    appended: None,
+                    append: None,
                 });
             }
             let write = self.write_for(id, &loaded, &events, metadata)?;
             match append_settled(self.store.as_ref(), vec![write]).await {
-                Ok(mut results) => {
-                    let result = results.remove(0);
-                    loaded.stored(&events, &result);
+                Ok(results) => {
+                    let Some(append) = results.into_iter().next() else {
+                        // One write in, one result out: a backend breaking that is a bug.
+                        return Err(EventStoreError::InvalidWrite(
+                            "the store returned no result for the write".into(),
+                        )
+                        .into());
+                    };
+                    loaded.stored(&events, &append);
                     return Ok(Executed {
                         loaded,
                         events,
-                        appended: Some(result),
+                        append: Some(append),
                     });
                 }
                 Err(AppendError::Refused(e)) => match (e, expected) {
                     (EventStoreError::WrongExpectedVersion { actual, .. }, Some(expected)) => {
                         return Err(ExecuteError::VersionMismatch { expected, actual });
                     }
-                    (e, None) if e.is_conflict() && attempt < CONFLICT_RETRIES => {
+                    (e, None)
+                        if e.is_conflict()
+                            && attempt < CONFLICT_RETRIES
+                            && started.elapsed() < CONFLICT_RETRY_FOR =>
+                    {
                         attempt += 1;
                         conflict_backoff(attempt).await;
                     }
@@ -344,7 +371,7 @@ impl<A: Aggregate> Repository<A> {
 /// again in lockstep.
 pub(crate) async fn conflict_backoff(attempt: usize) {
     let random = uuid::Uuid::new_v4().as_u128() as u64;
-    let max_micros = 500 * attempt.min(10) as u64;
+    let max_micros = 200 * attempt.min(25) as u64;
     let pause = std::time::Duration::from_micros(random % max_micros.max(1));
     tokio::time::sleep(pause).await;
 }

@@ -43,7 +43,9 @@ macro_rules! event_store_contract_tests {
             append_and_read_stream,
             expected_version_conflicts,
             multi_stream_write_is_atomic,
+            conflict_names_the_stale_write,
             retried_append_is_idempotent,
+            append_reports_recorded_at,
             reused_event_id_is_refused,
             read_all_is_ordered_and_batched,
             concurrent_writers_never_skip_or_duplicate,
@@ -149,11 +151,15 @@ pub async fn expected_version_conflicts(backend: &impl TestBackend) {
     for (expected, actual) in cases {
         match store.append("s-1", expected, events(1)).await {
             Err(EventStoreError::WrongExpectedVersion {
+                write,
                 stream_id,
                 expected: e,
                 actual: a,
             }) => {
-                assert_eq!((stream_id.as_str(), e, a), ("s-1", expected, actual));
+                assert_eq!(
+                    (write, stream_id.as_str(), e, a),
+                    (0, "s-1", expected, actual)
+                );
             }
             other => panic!("expected a conflict for {expected}, got {other:?}"),
         }
@@ -203,7 +209,7 @@ pub async fn multi_stream_write_is_atomic(backend: &impl TestBackend) {
         ])
         .await;
     assert!(
-        matches!(refused, Err(EventStoreError::WrongExpectedVersion { ref stream_id, .. }) if stream_id == "taken-x")
+        matches!(refused, Err(EventStoreError::WrongExpectedVersion { write: 1, ref stream_id, .. }) if stream_id == "taken-x")
     );
     assert_eq!(
         store.stream_version("owner-1").await.unwrap(),
@@ -235,7 +241,7 @@ pub async fn multi_stream_write_is_atomic(backend: &impl TestBackend) {
         ])
         .await;
     assert!(
-        matches!(guarded, Err(EventStoreError::WrongExpectedVersion { ref stream_id, .. }) if stream_id == "taken-x")
+        matches!(guarded, Err(EventStoreError::WrongExpectedVersion { write: 1, ref stream_id, .. }) if stream_id == "taken-x")
     );
     assert_eq!(store.head_position().await.unwrap(), head);
     store
@@ -247,6 +253,43 @@ pub async fn multi_stream_write_is_atomic(backend: &impl TestBackend) {
         .unwrap();
     assert_eq!(store.stream_version("taken-x").await.unwrap(), Some(1));
     assert_eq!(store.stream_version("owner-2").await.unwrap(), Some(1));
+}
+
+/// A batch whose second write is stale names that write, by index and stream, and stores
+/// nothing of the other two.
+pub async fn conflict_names_the_stale_write(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    store
+        .append("stale-b", ExpectedVersion::NoStream, events(2))
+        .await
+        .unwrap();
+    let head = store.head_position().await.unwrap();
+
+    let refused = store
+        .append_streams(vec![
+            StreamWrite::new("fresh-a", ExpectedVersion::NoStream, events(1)),
+            StreamWrite::new("stale-b", ExpectedVersion::Exact(1), events(1)),
+            StreamWrite::new("fresh-c", ExpectedVersion::NoStream, events(2)),
+        ])
+        .await;
+    match refused {
+        Err(EventStoreError::WrongExpectedVersion {
+            write,
+            stream_id,
+            expected,
+            actual,
+        }) => assert_eq!(
+            (write, stream_id.as_str(), expected, actual),
+            (1, "stale-b", ExpectedVersion::Exact(1), Some(2)),
+            "the conflict must name the second write"
+        ),
+        other => panic!("a stale second write must conflict, got {other:?}"),
+    }
+    assert_eq!(store.head_position().await.unwrap(), head, "nothing stored");
+    assert_eq!(store.stream_version("fresh-a").await.unwrap(), None);
+    assert_eq!(store.stream_version("stale-b").await.unwrap(), Some(2));
+    assert_eq!(store.stream_version("fresh-c").await.unwrap(), None);
+    assert_eq!(store.read_all(0, 100).await.unwrap().len(), 2);
 }
 
 pub async fn retried_append_is_idempotent(backend: &impl TestBackend) {
@@ -270,6 +313,77 @@ pub async fn retried_append_is_idempotent(backend: &impl TestBackend) {
         "a retry must not duplicate"
     );
     assert_eq!(store.stream_version("r-1").await.unwrap(), Some(3));
+}
+
+/// `AppendResult::recorded_at` is the time stored with the write's events, for a fresh append
+/// and for a retry, so a command can answer without reading its events back.
+pub async fn append_reports_recorded_at(backend: &impl TestBackend) {
+    let Opened { store, .. } = open(backend).await;
+    let recorded =
+        |events: &[RecordedEvent]| events.iter().map(|e| e.recorded_at).collect::<HashSet<_>>();
+
+    let single = store
+        .append("at-1", ExpectedVersion::NoStream, events(3))
+        .await
+        .unwrap();
+    let read = store.read_stream("at-1", 1, 10).await.unwrap();
+    assert_eq!(
+        recorded(&read),
+        HashSet::from([single.recorded_at]),
+        "every event of the write is stored with the reported time"
+    );
+
+    // Let the clock move, so a retry that reported "now" would be caught.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let batch = vec![
+        StreamWrite::new("at-1", ExpectedVersion::Exact(3), events(1)),
+        StreamWrite::new("at-2", ExpectedVersion::NoStream, events(2)),
+    ];
+    let fresh = store.append_streams(batch.clone()).await.unwrap();
+    let tail = store.read_stream("at-1", 4, 10).await.unwrap();
+    let other = store.read_stream("at-2", 1, 10).await.unwrap();
+    assert_eq!(recorded(&tail), HashSet::from([fresh[0].recorded_at]));
+    assert_eq!(recorded(&other), HashSet::from([fresh[1].recorded_at]));
+    assert!(fresh[0].recorded_at >= single.recorded_at);
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let retry = store.append_streams(batch).await.unwrap();
+    assert!(retry.iter().all(|r| r.already_stored));
+    assert_eq!(
+        retry.iter().map(|r| r.recorded_at).collect::<Vec<_>>(),
+        [tail[0].recorded_at, other[1].recorded_at],
+        "a retry reports the time stored by the first attempt"
+    );
+    let single_retry = store
+        .append(
+            "at-1",
+            ExpectedVersion::NoStream,
+            read.iter()
+                .map(|e| NewEvent {
+                    event_id: e.event_id,
+                    event_type: e.event_type.clone(),
+                    schema_version: e.schema_version,
+                    payload: e.payload.clone(),
+                    metadata: e.metadata.clone(),
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert!(single_retry.already_stored);
+    assert_eq!(single_retry.recorded_at, read[2].recorded_at);
+    assert_eq!(
+        store.read_all(0, 100).await.unwrap().len(),
+        6,
+        "retries store nothing"
+    );
+
+    // A write without events (a version check) reports a time no earlier than what is stored.
+    let check = store
+        .append("at-2", ExpectedVersion::Exact(2), vec![])
+        .await
+        .unwrap();
+    assert!(check.recorded_at >= fresh[1].recorded_at);
 }
 
 pub async fn reused_event_id_is_refused(backend: &impl TestBackend) {
@@ -551,6 +665,7 @@ enum CounterCommand {
 
 impl Aggregate for Counter {
     const CATEGORY: &'static str = "counter";
+    type Id = &'static str;
     type Event = CounterEvent;
     type Command = CounterCommand;
     type Error = String;
@@ -579,25 +694,41 @@ pub async fn aggregate_is_rebuilt_by_replay(backend: &impl TestBackend) {
     let meta = EventMetadata::default();
 
     assert!(matches!(
-        repo.execute("c1", &CounterCommand::Add(1), &meta).await,
+        repo.execute(&"c1", &CounterCommand::Add(1), &meta, None).await,
         Err(ExecuteError::Rejected(ref e)) if e == "not open"
     ));
-    repo.execute("c1", &CounterCommand::Open, &meta)
+    let opened = repo
+        .execute(&"c1", &CounterCommand::Open, &meta, None)
         .await
         .unwrap();
-    let (after_add, added) = repo
-        .execute("c1", &CounterCommand::Add(5), &meta)
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let added = repo
+        .execute(&"c1", &CounterCommand::Add(5), &meta, None)
         .await
         .unwrap();
-    assert_eq!(added, [CounterEvent::Added { amount: 5 }]);
-    assert_eq!((after_add.state.value, after_add.version), (5, Some(2)));
-    let (unchanged, none) = repo
-        .execute("c1", &CounterCommand::Add(0), &meta)
-        .await
-        .unwrap();
-    assert!(none.is_empty());
+    assert_eq!(added.events, [CounterEvent::Added { amount: 5 }]);
     assert_eq!(
-        unchanged.version,
+        (added.loaded.state.value, added.loaded.version),
+        (5, Some(2))
+    );
+    // The times and position come from the store, equal to what a reload sees.
+    let reloaded = repo.load(&"c1").await.unwrap();
+    assert_eq!(added.loaded.created_at, reloaded.created_at);
+    assert_eq!(opened.loaded.created_at, reloaded.created_at);
+    assert_eq!(added.loaded.updated_at, reloaded.updated_at);
+    assert!(added.loaded.updated_at > opened.loaded.updated_at);
+    assert_eq!(
+        added.last_position(),
+        Some(store.head_position().await.unwrap())
+    );
+    let unchanged = repo
+        .execute(&"c1", &CounterCommand::Add(0), &meta, None)
+        .await
+        .unwrap();
+    assert!(unchanged.events.is_empty());
+    assert!(unchanged.append.is_none());
+    assert_eq!(
+        unchanged.loaded.version,
         Some(2),
         "a command that decides nothing stores nothing"
     );
@@ -605,26 +736,31 @@ pub async fn aggregate_is_rebuilt_by_replay(backend: &impl TestBackend) {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let mid = Utc::now();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    repo.execute("c1", &CounterCommand::Add(-2), &meta)
+    repo.execute(&"c1", &CounterCommand::Add(-2), &meta, None)
         .await
         .unwrap();
 
-    let loaded = repo.load("c1").await.unwrap();
+    let loaded = repo.load(&"c1").await.unwrap();
     assert_eq!((loaded.state.value, loaded.version), (3, Some(3)));
     let stored = store.read_stream("counter-c1", 1, 10).await.unwrap();
     assert_eq!(stored[1].event_type, "Added");
     assert_eq!(stored[1].payload, json!({ "amount": 5 }));
-    let then = repo.load_as_of("c1", mid).await.unwrap();
+    let then = repo.load_as_of(&"c1", mid).await.unwrap();
     assert_eq!((then.state.value, then.version), (5, Some(2)));
-    assert!(!repo.load("missing").await.unwrap().exists());
+    assert!(!repo.load(&"missing").await.unwrap().exists());
 
     // Concurrent commands on one aggregate all land, through conflict retries.
     let tasks: Vec<_> = (0..4)
         .map(|_| {
             let repo = repo.clone();
             tokio::spawn(async move {
-                repo.execute("c1", &CounterCommand::Add(1), &EventMetadata::default())
-                    .await
+                repo.execute(
+                    &"c1",
+                    &CounterCommand::Add(1),
+                    &EventMetadata::default(),
+                    None,
+                )
+                .await
             })
         })
         .collect();
@@ -634,13 +770,16 @@ pub async fn aggregate_is_rebuilt_by_replay(backend: &impl TestBackend) {
             landed += 1;
         }
     }
-    let loaded = repo.load("c1").await.unwrap();
+    let loaded = repo.load(&"c1").await.unwrap();
     assert_eq!(
         loaded.state.value,
         3 + landed,
         "every successful command is in the stream"
     );
-    assert!(landed >= 1);
+    assert_eq!(
+        landed, 4,
+        "without a version precondition, a command is decided again after a conflict"
+    );
 }
 
 pub async fn subscriber_is_woken_by_append(backend: &impl TestBackend) {

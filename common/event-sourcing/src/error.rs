@@ -9,6 +9,10 @@ pub enum EventStoreError {
     /// the write was stored. Reload the aggregate and decide again.
     #[error("stream {stream_id} was expected at {expected} but is at {}", describe_version(*.actual))]
     WrongExpectedVersion {
+        /// Which write of the batch conflicted: its index in the `Vec<StreamWrite>` given to
+        /// [`EventStore::append_streams`](crate::EventStore::append_streams) (0 for a
+        /// single-stream `append`).
+        write: usize,
         stream_id: String,
         expected: ExpectedVersion,
         /// `None` when the stream does not exist.

@@ -195,4 +195,9 @@ pub struct AppendResult {
     pub last_position: Position,
     /// True when every event was already stored (a retried append): nothing new was written.
     pub already_stored: bool,
+    /// The `recorded_at` stored with this write's events, the same value `read_stream` returns
+    /// for them, so a command can answer from what it stored without reading it back. For a
+    /// retry (`already_stored`), the time stored by the first attempt; for a write without
+    /// events (a version check), the time the append checked it.
+    pub recorded_at: DateTime<Utc>,
 }

@@ -59,15 +59,14 @@ pub mod testing;
 pub mod contract;
 
 pub use aggregate::{
-    AppendError, Aggregate, DomainEvent, ExecuteError, Executed, Loaded, append_settled, Repository, decode_event, encode_event, fold,
-    new_events, replay,
+    Aggregate, AppendError, DomainEvent, ExecuteError, Executed, Loaded, Repository,
+    append_settled, decode_event, encode_event, fold, new_events, replay,
 };
 pub use codec::{EventCodec, UpcastFn, Upcasters};
 pub use error::{EventStoreError, Result};
 pub use event::{
     AppendResult, EventMetadata, ExpectedVersion, NewEvent, Position, RecordedEvent, StreamName,
-    StreamWrite,
-    stream_aggregate_id, stream_category,
+    StreamWrite, stream_aggregate_id, stream_category,
 };
 pub use projection::{
     CheckpointStore, FALLBACK_POLL, Projection, ProjectionError, ProjectionRunner, Subscription,

@@ -239,9 +239,11 @@ impl Inner {
                 .fetch_optional(&mut *tx)
                 .await?;
         let recorded_at = Utc::now().timestamp_micros().max(last.unwrap_or(i64::MIN));
+        // What the results report: the very value stored, so it equals what reads return.
+        let recorded_time = micros_to_time(recorded_at)?;
         let mut results = Vec::with_capacity(writes.len());
         let mut wrote_any = false;
-        for write in &writes {
+        for (index, write) in writes.iter().enumerate() {
             if let Some(stored) = already_stored(&mut tx, write).await? {
                 results.push(stored);
                 continue;
@@ -259,6 +261,7 @@ impl Inner {
             };
             if !ok {
                 return Err(EventStoreError::WrongExpectedVersion {
+                    write: index,
                     stream_id: write.stream_id.clone(),
                     expected: write.expected,
                     actual: current,
@@ -299,6 +302,7 @@ impl Inner {
                 stream_version: version,
                 last_position,
                 already_stored: false,
+                recorded_at: recorded_time,
             });
         }
         tx.commit().await?;
@@ -350,14 +354,22 @@ async fn already_stored(
         return Ok(None);
     };
     let found = stored_place(conn, first.event_id).await?;
-    let Some((stream_id, first_version, _)) = found else {
+    let Some(StoredPlace {
+        stream_id,
+        version: first_version,
+        ..
+    }) = found
+    else {
         return Ok(None);
     };
-    let mut last = (first_version, 0);
+    let mut last = None;
     for (i, event) in write.events.iter().enumerate() {
         match stored_place(conn, event.event_id).await? {
-            Some((s, v, p)) if s == write.stream_id && v == first_version + i as u64 => {
-                last = (v, p);
+            Some(place)
+                if place.stream_id == write.stream_id
+                    && place.version == first_version + i as u64 =>
+            {
+                last = Some(place);
             }
             _ => {
                 return Err(EventStoreError::EventIdReused {
@@ -366,34 +378,44 @@ async fn already_stored(
             }
         }
     }
-    if stream_id != write.stream_id {
+    // The loop ran at least once (there is a first event) and returned unless every event
+    // matched, so `last` is the write's last event.
+    let Some(last) = last.filter(|_| stream_id == write.stream_id) else {
         return Err(EventStoreError::EventIdReused {
             event_id: first.event_id,
         });
-    }
+    };
     Ok(Some(AppendResult {
         stream_id,
-        stream_version: last.0,
-        last_position: last.1,
+        stream_version: last.version,
+        last_position: last.position,
         already_stored: true,
+        recorded_at: last.recorded_at,
     }))
 }
 
-async fn stored_place(
-    conn: &mut SqliteConnection,
-    event_id: Uuid,
-) -> Result<Option<(String, u64, Position)>> {
-    let row =
-        sqlx::query("SELECT stream_id, stream_version, position FROM events WHERE event_id = ?")
-            .bind(event_id.to_string())
-            .fetch_optional(conn)
-            .await?;
+/// Where an event is stored, and when.
+struct StoredPlace {
+    stream_id: String,
+    version: u64,
+    position: Position,
+    recorded_at: DateTime<Utc>,
+}
+
+async fn stored_place(conn: &mut SqliteConnection, event_id: Uuid) -> Result<Option<StoredPlace>> {
+    let row = sqlx::query(
+        "SELECT stream_id, stream_version, position, recorded_at FROM events WHERE event_id = ?",
+    )
+    .bind(event_id.to_string())
+    .fetch_optional(conn)
+    .await?;
     row.map(|r| {
-        Ok((
-            r.try_get::<String, _>(0)?,
-            r.try_get::<i64, _>(1)? as u64,
-            r.try_get::<i64, _>(2)? as Position,
-        ))
+        Ok(StoredPlace {
+            stream_id: r.try_get(0)?,
+            version: r.try_get::<i64, _>(1)? as u64,
+            position: r.try_get::<i64, _>(2)? as Position,
+            recorded_at: micros_to_time(r.try_get(3)?)?,
+        })
     })
     .transpose()
 }

@@ -22,3 +22,106 @@ impl<A: Aggregate> Given<A> {
         self.0.decide(&command)
     }
 }
+
+/// A fresh SQLite event store in a file of its own under the system's temporary directory,
+/// for in-process tests of use cases against a real store.
+pub async fn scratch_sqlite_store(codec: crate::EventCodec) -> crate::sqlite::SqliteEventStore {
+    let dir = std::env::temp_dir().join("metachat-scratch-stores");
+    let path = dir.join(format!("{}.db", uuid::Uuid::new_v4()));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("cannot create {}: {e}", dir.display());
+    }
+    match crate::sqlite::SqliteEventStore::open(&path, codec).await {
+        Ok(store) => store,
+        Err(e) => panic!("cannot open a scratch store at {}: {e}", path.display()),
+    }
+}
+
+/// How many times each kind of store call was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCalls {
+    /// Reads of one stream (`read_stream`, `read_stream_as_of`, `stream_version`).
+    pub stream_reads: usize,
+    /// Calls of `append_streams` (and so of `append`).
+    pub appends: usize,
+    /// Reads of the global order (`read_all`, `head_position`).
+    pub global_reads: usize,
+}
+
+/// An event store that counts the calls made to the store it wraps: a test of what a use case
+/// costs (one stream read and one append per write, say).
+pub struct CountingStore {
+    inner: std::sync::Arc<dyn crate::EventStore>,
+    calls: std::sync::Mutex<StoreCalls>,
+}
+
+impl CountingStore {
+    pub fn new(inner: std::sync::Arc<dyn crate::EventStore>) -> Self {
+        Self {
+            inner,
+            calls: std::sync::Mutex::new(StoreCalls::default()),
+        }
+    }
+
+    /// The calls made since the last `take`.
+    pub fn take(&self) -> StoreCalls {
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn count(&self, call: impl FnOnce(&mut StoreCalls)) {
+        call(&mut self.calls.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::EventStore for CountingStore {
+    async fn append_streams(
+        &self,
+        writes: Vec<crate::StreamWrite>,
+    ) -> crate::Result<Vec<crate::AppendResult>> {
+        self.count(|c| c.appends += 1);
+        self.inner.append_streams(writes).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> crate::Result<Vec<crate::RecordedEvent>> {
+        self.count(|c| c.stream_reads += 1);
+        self.inner.read_stream(stream_id, from_version, limit).await
+    }
+
+    async fn read_stream_as_of(
+        &self,
+        stream_id: &str,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> crate::Result<Vec<crate::RecordedEvent>> {
+        self.count(|c| c.stream_reads += 1);
+        self.inner.read_stream_as_of(stream_id, as_of).await
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> crate::Result<Option<u64>> {
+        self.count(|c| c.stream_reads += 1);
+        self.inner.stream_version(stream_id).await
+    }
+
+    async fn read_all(
+        &self,
+        after: crate::Position,
+        limit: usize,
+    ) -> crate::Result<Vec<crate::RecordedEvent>> {
+        self.count(|c| c.global_reads += 1);
+        self.inner.read_all(after, limit).await
+    }
+
+    async fn head_position(&self) -> crate::Result<crate::Position> {
+        self.count(|c| c.global_reads += 1);
+        self.inner.head_position().await
+    }
+
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<crate::Position> {
+        self.inner.watch_head()
+    }
+}

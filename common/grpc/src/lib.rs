@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use event_sourcing::{AppendError, EventMetadata, EventStoreError, ExecuteError, RecordedEvent};
 use metachat_proto::Timestamp;
 use metachat_proto::common::{EventHistory, StoredEvent};
-use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
+use metachat_proto::error::{ApiError, ErrorCode};
 use metachat_read_model::{PageRequest, QueryError};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;

@@ -115,7 +115,9 @@ pub fn parse_canonical_uuid(text: &str) -> Option<Uuid> {
             .iter()
             .enumerate()
             .all(|(i, b)| matches!(i, 8 | 13 | 18 | 23) == (*b == b'-'));
-    hyphens_in_place.then(|| Uuid::try_parse(text).ok()).flatten()
+    hyphens_in_place
+        .then(|| Uuid::try_parse(text).ok())
+        .flatten()
 }
 
 /// Parses a UUID path or body id, as a single-field error.

@@ -106,6 +106,7 @@ pub(crate) async fn update_entry(
         token_count: body.token_count,
         replace_tags: body.tags.is_some(),
         tags: body.tags.unwrap_or_default(),
+        expected_version: None,
     };
     let mut client = backends.diary.clone();
     let call = client.update_entry(context.request(request, backends.timeout));
@@ -118,7 +119,13 @@ pub(crate) async fn delete_entry(
     PathId(id): PathId,
 ) -> Result<Json<DeletedJson>, AppError> {
     let mut client = backends.diary.clone();
-    let call = client.delete_entry(context.request(DeleteEntryRequest { id }, backends.timeout));
+    let call = client.delete_entry(context.request(
+        DeleteEntryRequest {
+            id,
+            expected_version: None,
+        },
+        backends.timeout,
+    ));
     Ok(Json(unary(&context, backends.timeout, call).await?.into()))
 }
 
@@ -210,6 +217,7 @@ pub(crate) async fn end_session(
     let request = EndSessionRequest {
         id,
         end_time: end_time.map(to_timestamp),
+        expected_version: None,
     };
     let mut client = backends.diary.clone();
     let call = client.end_session(context.request(request, backends.timeout));

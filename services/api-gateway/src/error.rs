@@ -27,12 +27,6 @@ impl From<ApiError> for AppError {
     }
 }
 
-impl From<tonic::Status> for AppError {
-    fn from(status: tonic::Status) -> Self {
-        Self(ApiError::from(status))
-    }
-}
-
 /// Marks a response whose body the middleware still has to render.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingError(pub ApiError);
@@ -84,16 +78,22 @@ pub(crate) fn render(response: Response, request_id: &str) -> Response {
                 return response;
             }
             let code = code_for_status(status);
-            ApiError::new(code, default_message(code))
+            match code {
+                ErrorCode::Unavailable => ApiError::unavailable(default_message(code)),
+                _ => ApiError::new(code, default_message(code)),
+            }
         }
         None => return response,
     };
     let (mut parts, _) = response.into_parts();
     parts.extensions.remove::<PendingError>();
-    if error.code == ErrorCode::Unavailable {
-        parts
-            .headers
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    // Only a failure that changed nothing invites a retry; a write whose outcome is unknown
+    // carries no delay (repeating a create could store it twice).
+    if let Some(delay) = error.retry_after {
+        let seconds = delay.as_secs().max(1).to_string();
+        if let Ok(value) = HeaderValue::from_str(&seconds) {
+            parts.headers.insert(header::RETRY_AFTER, value);
+        }
     }
     parts.headers.insert(
         header::CONTENT_TYPE,
@@ -136,6 +136,7 @@ fn default_message(code: ErrorCode) -> &'static str {
         ErrorCode::AlreadyExists | ErrorCode::Conflict | ErrorCode::FailedPrecondition => {
             "the request conflicts with the resource's state"
         }
+        ErrorCode::PreconditionFailed => "the resource is not at the version the request names",
         ErrorCode::PayloadTooLarge => "the request body is too large (limit 1 MiB)",
         ErrorCode::UnsupportedMediaType => {
             "the request body must be JSON (Content-Type: application/json)"
@@ -177,9 +178,14 @@ mod tests {
         let rendered = render(plain, "req-1");
         assert_eq!(rendered.status(), StatusCode::NOT_FOUND);
         assert_eq!(rendered.headers()[header::CONTENT_TYPE], "application/json");
-        let unavailable = AppError(ApiError::new(ErrorCode::Unavailable, "down")).into_response();
+        let unavailable = AppError(ApiError::unavailable("down")).into_response();
         let rendered = render(unavailable, "req-2");
         assert_eq!(rendered.headers()[header::RETRY_AFTER], "1");
         assert!(rendered.extensions().get::<PendingError>().is_none());
+        let unknown_outcome =
+            AppError(ApiError::new(ErrorCode::Unavailable, "may be saved")).into_response();
+        let rendered = render(unknown_outcome, "req-3");
+        assert_eq!(rendered.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(rendered.headers().get(header::RETRY_AFTER).is_none());
     }
 }

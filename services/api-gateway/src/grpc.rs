@@ -7,13 +7,11 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use metachat_proto::diary::diary_service_client::DiaryServiceClient;
-use metachat_proto::error::{ApiError, ERROR_DOMAIN, ErrorCode};
+use metachat_proto::error::{ApiError, ErrorCode};
 use metachat_proto::user::user_service_client::UserServiceClient;
-use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
-use tonic_types::StatusExt;
 
 use crate::config::{GatewayConfig, grpc_uri};
 use crate::error::AppError;
@@ -111,54 +109,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     }
 }
 
-/// The API error for a failed call. A MetaChat service always attaches its error code; a
-/// status without one whose code says "something broke" comes from the transport, a proxy or a
-/// process that is not the service (a wrong address, an older deployment without the method):
-/// the service is not usable, which is the client's 503, not a 500 bug or a 405.
-pub(crate) fn backend_error(status: &tonic::Status) -> ApiError {
-    if call_timed_out(status) {
-        return deadline_exceeded();
-    }
-    let ours = status
-        .get_error_details()
-        .error_info()
-        .is_some_and(|info| info.domain == ERROR_DOMAIN);
-    let broken = matches!(
-        status.code(),
-        Code::Unknown | Code::Internal | Code::Unimplemented | Code::OutOfRange | Code::DataLoss
-    );
-    if !ours && broken {
-        return ApiError::new(
-            ErrorCode::Unavailable,
-            "a backend service is unavailable; retry later",
-        );
-    }
-    ApiError::from(status.clone())
-}
-
-/// Whether tonic gave up on the call because of its deadline (reported as CANCELLED), as
-/// opposed to failing to connect in time (which is the service being unavailable).
-fn call_timed_out(status: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if error.is::<tonic::ConnectError>() {
-            return false;
-        }
-        if error.is::<tonic::TimeoutExpired>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
-}
-
-fn deadline_exceeded() -> ApiError {
-    ApiError::new(
-        ErrorCode::DeadlineExceeded,
-        "a backend service did not answer in time",
-    )
-}
-
 /// Awaits a unary call for at most `timeout`, mapping its failure to the API error.
 pub(crate) async fn unary<R>(
     context: &RequestContext,
@@ -168,7 +118,7 @@ pub(crate) async fn unary<R>(
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(response)) => Ok(response.into_inner()),
         Ok(Err(status)) => {
-            let error = backend_error(&status);
+            let error = ApiError::from(status.clone());
             if matches!(
                 error.code,
                 ErrorCode::Unavailable | ErrorCode::DeadlineExceeded | ErrorCode::Internal
@@ -189,27 +139,10 @@ pub(crate) async fn unary<R>(
                 timeout_ms = timeout.as_millis() as u64,
                 "backend call timed out"
             );
-            Err(AppError(deadline_exceeded()))
+            Err(AppError(ApiError::new(
+                ErrorCode::DeadlineExceeded,
+                "a backend service did not answer in time",
+            )))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn foreign_failures_are_unavailable_and_ours_keep_their_code() {
-        for code in [Code::Unknown, Code::Internal, Code::Unimplemented] {
-            let error = backend_error(&tonic::Status::new(code, "h2 protocol error at 10.0.0.7"));
-            assert_eq!(error.code, ErrorCode::Unavailable, "{code:?}");
-            assert!(!error.message.contains("10.0.0.7"));
-        }
-        let ours = tonic::Status::from(ApiError::internal("invariant broken"));
-        assert_eq!(backend_error(&ours).code, ErrorCode::Internal);
-        let missing = tonic::Status::from(ApiError::not_found("no such user"));
-        assert_eq!(backend_error(&missing), ApiError::not_found("no such user"));
-        let refused = backend_error(&tonic::Status::unavailable("tcp connect error"));
-        assert_eq!(refused.code, ErrorCode::Unavailable);
     }
 }

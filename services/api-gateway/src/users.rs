@@ -105,6 +105,7 @@ pub(crate) async fn update_user(
         date_of_birth: body.date_of_birth,
         avatar: body.avatar,
         bio: body.bio,
+        expected_version: None,
     };
     let mut client = backends.users.clone();
     let call = client.update_profile(context.request(request, backends.timeout));
@@ -118,6 +119,7 @@ fn archetype_request(user_id: String, body: ArchetypeBody) -> ArchetypeRequest {
         archetype_name: body.archetype_name,
         confidence: body.confidence,
         description: body.description,
+        expected_version: None,
     }
 }
 
@@ -154,6 +156,7 @@ pub(crate) async fn update_modalities(
     let request = UpdateModalitiesRequest {
         user_id: id,
         modalities: body.modalities,
+        expected_version: None,
     };
     let mut client = backends.users.clone();
     let call = client.update_modalities(context.request(request, backends.timeout));

@@ -73,10 +73,7 @@ pub fn compute(
     let start = end - period.length();
     let inside = |t: DateTime<Utc>| t >= start && t < end;
     let entries: Vec<_> = entries.iter().filter(|e| inside(e.created_at)).collect();
-    let sessions: Vec<_> = sessions
-        .iter()
-        .filter(|s| inside(s.start_time))
-        .collect();
+    let sessions: Vec<_> = sessions.iter().filter(|s| inside(s.start_time)).collect();
 
     let mut tags: HashMap<String, u32> = HashMap::new();
     let mut per_day: BTreeMap<NaiveDate, u32> = BTreeMap::new();

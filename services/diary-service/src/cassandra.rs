@@ -283,7 +283,10 @@ impl CassandraDiaryReadModels {
             }
             EntryEvent::DiaryEntryDeleted(e) => {
                 self.session
-                    .execute_unpaged(&st.delete_entry, (version, e.user_id.to_string(), at, version, id))
+                    .execute_unpaged(
+                        &st.delete_entry,
+                        (version, e.user_id.to_string(), at, version, id),
+                    )
                     .await?;
             }
         }

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use metachat_proto::error::ApiError;
-use metachat_validation::UserId;
 use metachat_proto::user::GetUserRequest;
 use metachat_proto::user::user_service_client::UserServiceClient;
+use metachat_validation::UserId;
 use tonic::transport::{Channel, Endpoint};
 
 #[async_trait]

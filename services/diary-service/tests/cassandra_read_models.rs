@@ -9,12 +9,13 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use diary_service::cassandra::CassandraDiaryReadModels;
 use diary_service::domain::{
     DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, DiarySessionEnded,
-    DiarySessionStarted, Entry, EntryEvent, Session, SessionEvent,
+    DiarySessionStarted, Entry, EntryEvent, EntryState, Session, SessionEvent, SessionState, Tag,
 };
 use diary_service::read_model::{DiaryReadModels, SqliteDiaryReadModels, TimeRange};
 use event_sourcing::{DomainEvent, Loaded, Projection, RecordedEvent, encode_event, replay};
 use metachat_cassandra::test_support::TestKeyspace;
 use metachat_read_model::{Page, PageRequest, QueryError};
+use metachat_validation::{EntryId, SessionId, UserId};
 use uuid::Uuid;
 
 struct Fixture {
@@ -73,8 +74,33 @@ fn base_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 1, 10, 0, 0).unwrap() + Duration::microseconds(654_321)
 }
 
-fn user(n: u128) -> String {
-    Uuid::from_u128(0xa000 + n).to_string()
+fn user(n: u128) -> UserId {
+    UserId::from_uuid(Uuid::from_u128(0xa000 + n))
+}
+
+fn tags(names: &[&str]) -> Vec<Tag> {
+    names.iter().map(|t| Tag::parse(t).unwrap()).collect()
+}
+
+/// A replayed entry as a read model lists it: only while live.
+fn listed_entry(l: Loaded<EntryState>) -> Option<Loaded<Entry>> {
+    let entry = l.state.live()?.clone();
+    Some(Loaded {
+        state: entry,
+        version: l.version,
+        created_at: l.created_at,
+        updated_at: l.updated_at,
+    })
+}
+
+fn listed_session(l: Loaded<SessionState>) -> Option<Loaded<Session>> {
+    let session = l.state.session()?.clone();
+    Some(Loaded {
+        state: session,
+        version: l.version,
+        created_at: l.created_at,
+        updated_at: l.updated_at,
+    })
 }
 
 struct History {
@@ -92,8 +118,9 @@ fn history(count: u32) -> History {
     let mut events = Vec::new();
     for (owner, sessions_count) in [(1, 12u32), (2, 2)] {
         for i in 0..sessions_count {
-            let id =
-                Uuid::from_u128(0x5000 + u128::from((i * 7919 + owner * 31) % 1000)).to_string();
+            let id = SessionId::from_uuid(Uuid::from_u128(
+                0x5000 + u128::from((i * 7919 + owner * 31) % 1000),
+            ));
             let stream = format!("session-{id}");
             let start =
                 base_time() + Duration::minutes(30 * i64::from(i.min(5) + i.saturating_sub(6)));
@@ -102,7 +129,7 @@ fn history(count: u32) -> History {
                 1,
                 start + Duration::seconds(1),
                 &SessionEvent::DiarySessionStarted(DiarySessionStarted {
-                    session_id: id.clone(),
+                    session_id: id,
                     user_id: user(owner.into()),
                     start_time: start,
                 }),
@@ -124,8 +151,9 @@ fn history(count: u32) -> History {
     }
     for (owner, entries_count) in [(1, count), (2, 4)] {
         for i in 0..entries_count {
-            let id =
-                Uuid::from_u128(0x9000 + u128::from((i * 7919 + owner * 17) % 1000)).to_string();
+            let id = EntryId::from_uuid(Uuid::from_u128(
+                0x9000 + u128::from((i * 7919 + owner * 17) % 1000),
+            ));
             let stream = format!("entry-{id}");
             let created = base_time()
                 + Duration::minutes(i64::from(i.min(8) + i.saturating_sub(9)))
@@ -135,14 +163,14 @@ fn history(count: u32) -> History {
                 1,
                 created,
                 &EntryEvent::DiaryEntryCreated(DiaryEntryCreated {
-                    entry_id: id.clone(),
+                    entry_id: id,
                     user_id: user(owner.into()),
                     title: format!("Entry {i}"),
                     content: format!("Dear diary, day {i}.\nIt rained."),
                     token_count: 6 + i,
-                    session_id: (i % 4 == 1).then(|| Uuid::from_u128(0x5000).to_string()),
+                    session_id: (i % 4 == 1).then(|| SessionId::from_uuid(Uuid::from_u128(0x5000))),
                     tags: if i % 2 == 0 {
-                        vec!["rain".into(), "Day".into()]
+                        tags(&["rain", "Day"])
                     } else {
                         vec![]
                     },
@@ -160,7 +188,7 @@ fn history(count: u32) -> History {
                         title: format!("Entry {i}, revised"),
                         content: format!("Dear diary, day {i}.\nThe sun came out."),
                         token_count: 9 + i,
-                        tags: vec!["sun".into(), "rain".into(), "mood".into()],
+                        tags: tags(&["sun", "rain", "mood"]),
                     }),
                 ));
             }
@@ -214,29 +242,29 @@ fn in_range(at: DateTime<Utc>, range: TimeRange) -> bool {
 
 impl History {
     /// A user's live entries in `range`, newest first (ties: larger id first).
-    fn expected_entries(&self, owner: &str, range: TimeRange) -> Vec<Loaded<Entry>> {
+    fn expected_entries(&self, owner: &UserId, range: TimeRange) -> Vec<Loaded<Entry>> {
         let mut live: Vec<Loaded<Entry>> = self
             .entries
             .iter()
-            .map(|s| replay::<Entry>(s).unwrap())
-            .filter(|l| l.state.is_live() && l.state.user_id == owner)
+            .filter_map(|s| listed_entry(replay::<EntryState>(s).unwrap()))
+            .filter(|l| l.state.user_id == *owner)
             .filter(|l| in_range(l.created_at.unwrap(), range))
             .collect();
-        live.sort_by_key(|l| std::cmp::Reverse::<Key>((l.created_at.unwrap(), l.state.id.clone())));
+        live.sort_by_key(|l| {
+            std::cmp::Reverse::<Key>((l.created_at.unwrap(), l.state.id.to_string()))
+        });
         live
     }
 
-    fn expected_sessions(&self, owner: &str, range: TimeRange) -> Vec<Loaded<Session>> {
+    fn expected_sessions(&self, owner: &UserId, range: TimeRange) -> Vec<Loaded<Session>> {
         let mut all: Vec<Loaded<Session>> = self
             .sessions
             .iter()
-            .map(|s| replay::<Session>(s).unwrap())
-            .filter(|l| l.state.user_id == owner)
-            .filter(|l| in_range(l.state.start_time.unwrap(), range))
+            .filter_map(|s| listed_session(replay::<SessionState>(s).unwrap()))
+            .filter(|l| l.state.user_id == *owner)
+            .filter(|l| in_range(l.state.start_time, range))
             .collect();
-        all.sort_by_key(|l| {
-            std::cmp::Reverse::<Key>((l.state.start_time.unwrap(), l.state.id.clone()))
-        });
+        all.sort_by_key(|l| std::cmp::Reverse::<Key>((l.state.start_time, l.state.id.to_string())));
         all
     }
 
@@ -259,7 +287,7 @@ fn by_offset(offset: u64, limit: u32) -> PageRequest {
 
 async fn entries(
     models: &impl DiaryReadModels,
-    owner: &str,
+    owner: &UserId,
     range: TimeRange,
 ) -> Vec<Loaded<Entry>> {
     let page = models.entries_by_user(owner, range, &all()).await.unwrap();
@@ -269,7 +297,7 @@ async fn entries(
 
 async fn sessions(
     models: &impl DiaryReadModels,
-    owner: &str,
+    owner: &UserId,
     range: TimeRange,
 ) -> Vec<Loaded<Session>> {
     let page = models.sessions_by_user(owner, range, &all()).await.unwrap();
@@ -305,7 +333,7 @@ async fn assert_matches_history(models: &impl DiaryReadModels, history: &History
 }
 
 fn entry_ids(page: &Page<Loaded<Entry>>) -> Vec<String> {
-    page.items.iter().map(|l| l.state.id.clone()).collect()
+    page.items.iter().map(|l| l.state.id.to_string()).collect()
 }
 
 #[tokio::test]
@@ -336,7 +364,7 @@ async fn lists_a_users_live_entries_newest_first_within_a_time_range() {
         .iter()
         .find(|l| l.state.title == "Entry 6, revised")
         .unwrap();
-    assert_eq!(revised.state.tags, ["sun", "rain", "mood"]);
+    assert_eq!(revised.state.tags, tags(&["sun", "rain", "mood"]));
     assert_eq!(revised.version, Some(2));
     assert!(revised.updated_at > revised.created_at);
     assert!(
@@ -350,7 +378,8 @@ async fn lists_a_users_live_entries_newest_first_within_a_time_range() {
         history.entries[i][0]
             .stream_id
             .trim_start_matches("entry-")
-            .to_owned()
+            .parse::<EntryId>()
+            .unwrap()
     };
     let position = |i: usize| listed.iter().position(|l| l.state.id == id_of(i)).unwrap();
     assert_eq!(position(8).abs_diff(position(9)), 1);
@@ -366,9 +395,9 @@ async fn lists_a_users_live_entries_newest_first_within_a_time_range() {
     };
     let slice = entries(&f.models, &owner, range).await;
     assert_entries(&slice, &history.expected_entries(&owner, range));
-    let slice_ids: Vec<&str> = slice.iter().map(|l| l.state.id.as_str()).collect();
-    assert!(slice_ids.contains(&id_of(5).as_str()));
-    assert!(!slice_ids.contains(&id_of(20).as_str()));
+    let slice_ids: Vec<EntryId> = slice.iter().map(|l| l.state.id).collect();
+    assert!(slice_ids.contains(&id_of(5)));
+    assert!(!slice_ids.contains(&id_of(20)));
     assert_eq!(slice.last().unwrap().state.id, id_of(5));
     let one_micro = TimeRange {
         start: Some(history.created_at(5)),
@@ -416,7 +445,7 @@ async fn lists_a_users_live_entries_newest_first_within_a_time_range() {
             cursor = by_cursor.next_cursor;
             offset += 4;
         }
-        let expected_ids: Vec<String> = expected.iter().map(|l| l.state.id.clone()).collect();
+        let expected_ids: Vec<String> = expected.iter().map(|l| l.state.id.to_string()).collect();
         assert_eq!(seen, expected_ids);
     }
 
@@ -428,10 +457,10 @@ async fn lists_a_users_live_entries_newest_first_within_a_time_range() {
         .unwrap();
     let cursor = first.next_cursor.unwrap();
     for (who, range, bad) in [
-        (owner.clone(), open, "o4".to_owned()),
-        (owner.clone(), open, "AAAAAAAAAAAAAAAAAAAA".to_owned()),
+        (owner, open, "o4".to_owned()),
+        (owner, open, "AAAAAAAAAAAAAAAAAAAA".to_owned()),
         (user(2), open, cursor.clone()),
-        (owner.clone(), range, cursor.clone()),
+        (owner, range, cursor.clone()),
     ] {
         let request = PageRequest {
             cursor: Some(bad),
@@ -470,16 +499,15 @@ async fn lists_a_users_sessions_newest_start_first() {
     let ended = listed.iter().find(|l| l.state.end_time.is_some()).unwrap();
     assert_eq!(ended.version, Some(2));
     assert_eq!(
-        ended.state.end_time.unwrap() - ended.state.start_time.unwrap(),
+        ended.state.end_time.unwrap() - ended.state.start_time,
         Duration::minutes(19) + Duration::microseconds(7)
     );
     // Sessions 5 and 6 start at the same time: ordered by id, larger first.
     let start_of = |i: usize| {
-        replay::<Session>(&history.sessions[i])
+        listed_session(replay::<SessionState>(&history.sessions[i]).unwrap())
             .unwrap()
             .state
             .start_time
-            .unwrap()
     };
     assert_eq!(start_of(5), start_of(6));
     let range = TimeRange {
@@ -676,7 +704,7 @@ async fn matches_the_sqlite_read_model_field_by_field() {
                     .map(|l| diary_service::read_model::EntryStat {
                         created_at: l.created_at.unwrap(),
                         token_count: l.state.token_count,
-                        tags: l.state.tags.clone(),
+                        tags: l.state.tags.iter().map(|t| t.as_str().to_owned()).collect(),
                     })
                     .collect(),
             );

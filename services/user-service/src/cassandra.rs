@@ -30,8 +30,8 @@ use scylla::statement::prepared::PreparedStatement;
 use event_sourcing::Aggregate;
 
 use crate::domain::{ArchetypeSet, Confidence, Email, User, UserEvent, UserState, Username};
-use crate::read_model::stored_id;
 use crate::read_model::UserReadModels;
+use crate::read_model::stored_id;
 use crate::view::UserView;
 
 /// The migrations of the `user` domain, in order.

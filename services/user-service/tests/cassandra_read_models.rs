@@ -10,10 +10,11 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use event_sourcing::{DomainEvent, Projection, RecordedEvent, encode_event};
 use metachat_cassandra::test_support::TestKeyspace;
 use metachat_read_model::{Page, PageRequest, QueryError};
+use metachat_validation::UserId;
 use user_service::cassandra::CassandraUserReadModels;
 use user_service::domain::{
-    ArchetypeSet, ClaimEvent, ModalitiesUpdated, UserCreated, UserEvent, UserProfileUpdated,
-    claim_key,
+    ArchetypeSet, ClaimEvent, Confidence, Email, ModalitiesUpdated, UserCreated, UserEvent,
+    UserProfileUpdated, UserState, Username, claim_key,
 };
 use user_service::view::UserView;
 use user_service::{SqliteUserReadModels, UserReadModels};
@@ -89,7 +90,9 @@ impl History {
         let mut views: Vec<UserView> = self
             .streams
             .iter()
-            .map(|s| UserView::replay(s).unwrap().unwrap())
+            .map(|s| {
+                UserView::from_loaded(event_sourcing::replay::<UserState>(s).unwrap()).unwrap()
+            })
             .collect();
         views.sort_by(|a, b| (a.created_at, &a.user.id).cmp(&(b.created_at, &b.user.id)));
         views
@@ -102,7 +105,8 @@ fn history(count: u32) -> History {
     let mut events = Vec::new();
     let mut streams = Vec::new();
     for i in 0..count {
-        let id = Uuid::from_u128(0x1000 + u128::from((i * 7919) % 1000)).to_string();
+        let user_id = UserId::from_uuid(Uuid::from_u128(0x1000 + u128::from((i * 7919) % 1000)));
+        let id = user_id.to_string();
         let stream = format!("user-{id}");
         let created_at = base_time() + Duration::seconds(i64::from(i.min(3) + i.saturating_sub(4)));
         let mut at = created_at;
@@ -115,9 +119,9 @@ fn history(count: u32) -> History {
         let email = format!("user{i}@example.com");
         push(
             UserEvent::UserCreated(UserCreated {
-                user_id: id.clone(),
-                username: username.clone(),
-                email: email.clone(),
+                user_id,
+                username: Username::parse(&username).unwrap(),
+                email: Email::parse(&email).unwrap(),
                 first_name: format!("First{i}"),
                 last_name: format!("Last{i}"),
                 date_of_birth: (i % 2 == 0)
@@ -129,17 +133,13 @@ fn history(count: u32) -> History {
             &format!("username-{}", claim_key(&username)),
             1,
             at,
-            &ClaimEvent::UsernameClaimed {
-                user_id: id.clone(),
-            },
+            &ClaimEvent::UsernameClaimed { user_id },
         ));
         events.push(recorded(
             &format!("email-{}", claim_key(&email)),
             1,
             at,
-            &ClaimEvent::EmailClaimed {
-                user_id: id.clone(),
-            },
+            &ClaimEvent::EmailClaimed { user_id },
         ));
         if i % 3 != 2 {
             at += Duration::milliseconds(1500);
@@ -158,7 +158,7 @@ fn history(count: u32) -> History {
             let archetype = |confidence: f64, name: &str| ArchetypeSet {
                 archetype_id: name.to_lowercase(),
                 archetype_name: format!("The {name}"),
-                confidence,
+                confidence: Confidence::parse(confidence).unwrap(),
                 description: format!("{name} archetype"),
             };
             at += Duration::milliseconds(700);
@@ -219,8 +219,8 @@ async fn list_all(models: &impl UserReadModels) -> Vec<UserView> {
     page.items
 }
 
-fn ids(page: &Page<UserView>) -> Vec<&str> {
-    page.items.iter().map(|v| v.user.id.as_str()).collect()
+fn ids(page: &Page<UserView>) -> Vec<String> {
+    page.items.iter().map(|v| v.user.id.to_string()).collect()
 }
 
 /// Every user, field by field, in order.
@@ -255,7 +255,10 @@ async fn lists_users_oldest_first_with_their_latest_state() {
     let listed = list_all(&f.models).await;
     let user = |i: u32| {
         let username = format!("user{i}");
-        listed.iter().find(|v| v.user.username == username).unwrap()
+        listed
+            .iter()
+            .find(|v| v.user.username.as_str() == username)
+            .unwrap()
     };
     assert_eq!(user(1).user.first_name, "Renamed1");
     assert_eq!(
@@ -266,7 +269,7 @@ async fn lists_users_oldest_first_with_their_latest_state() {
         user(1).user.modalities,
         Some(BTreeMap::from([("kinesthetic".to_owned(), 0.9)]))
     );
-    assert!(user(1).modalities_updated_at.is_some());
+    assert!(user(1).user.modalities_updated_at.is_some());
     let five = user(5);
     assert_eq!(
         (
@@ -281,11 +284,11 @@ async fn lists_users_oldest_first_with_their_latest_state() {
     let archetype = three.user.archetype.as_ref().unwrap();
     assert_eq!(
         (archetype.archetype_id.as_str(), archetype.confidence),
-        ("explorer", 0.85)
+        ("explorer", Confidence::parse(0.85).unwrap())
     );
-    assert!(three.archetype_assigned_at < three.archetype_updated_at);
+    assert!(three.user.archetype_assigned_at < three.user.archetype_updated_at);
     assert_eq!(three.version, 4);
-    assert!(user(2).user.archetype.is_none() && user(2).archetype_assigned_at.is_none());
+    assert!(user(2).user.archetype.is_none() && user(2).user.archetype_assigned_at.is_none());
     // Users 3 and 4 were created in the same microsecond: ordered by id.
     assert_eq!(user(3).created_at, user(4).created_at);
 
@@ -307,14 +310,14 @@ async fn lists_users_oldest_first_with_their_latest_state() {
         assert_eq!(by_number.items, by_cursor.items, "page at {offset}");
         assert_eq!(by_number.has_more(), offset + 5 < 23);
         assert_eq!(by_cursor.has_more(), offset + 5 < 23);
-        seen.extend(ids(&by_cursor).into_iter().map(str::to_owned));
+        seen.extend(ids(&by_cursor));
         if !by_cursor.has_more() {
             break;
         }
         cursor = by_cursor.next_cursor;
         offset += 5;
     }
-    let expected_ids: Vec<String> = expected.iter().map(|v| v.user.id.clone()).collect();
+    let expected_ids: Vec<String> = expected.iter().map(|v| v.user.id.to_string()).collect();
     assert_eq!(seen, expected_ids);
     let past = f.models.list_users(&by_offset(40, 5)).await.unwrap();
     assert!(past.items.is_empty() && !past.has_more());

@@ -1,42 +1,53 @@
 //! Given these past events, when this command, then these new events (or this error).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use event_sourcing::{Aggregate, fold};
+use event_sourcing::testing::given;
+use metachat_validation::{EntryId, SessionId, UserId};
+use uuid::Uuid;
 
 use super::*;
 
+const E1: EntryId = EntryId::from_uuid(Uuid::from_u128(0xe1));
+const U1: UserId = UserId::from_uuid(Uuid::from_u128(0x01));
+const S1: SessionId = SessionId::from_uuid(Uuid::from_u128(0x51));
+
+fn tags(names: &[&str]) -> Vec<Tag> {
+    names.iter().map(|t| Tag::parse(t).unwrap()).collect()
+}
+
 fn new_entry() -> NewEntry {
     NewEntry {
-        entry_id: "e1".into(),
-        user_id: "u1".into(),
+        entry_id: E1,
+        user_id: U1,
         title: " My First Entry ".into(),
         content: "Today was a good day...".into(),
         token_count: Some(150),
-        session_id: Some("s1".into()),
+        session_id: Some(S1),
         tags: vec!["reflection".into(), "gratitude".into()],
     }
 }
 
 fn created() -> EntryEvent {
     EntryEvent::DiaryEntryCreated(DiaryEntryCreated {
-        entry_id: "e1".into(),
-        user_id: "u1".into(),
+        entry_id: E1,
+        user_id: U1,
         title: "My First Entry".into(),
         content: "Today was a good day...".into(),
         token_count: 150,
-        session_id: Some("s1".into()),
-        tags: vec!["reflection".into(), "gratitude".into()],
+        session_id: Some(S1),
+        tags: tags(&["reflection", "gratitude"]),
     })
 }
 
 fn deleted() -> EntryEvent {
-    EntryEvent::DiaryEntryDeleted(DiaryEntryDeleted {
-        user_id: "u1".into(),
-    })
+    EntryEvent::DiaryEntryDeleted(DiaryEntryDeleted { user_id: U1 })
 }
 
-fn entry_when(given: &[EntryEvent], command: EntryCommand) -> Result<Vec<EntryEvent>, EntryError> {
-    fold::<Entry>(given).decide(&command)
+fn entry_when(
+    history: &[EntryEvent],
+    command: EntryCommand,
+) -> Result<Vec<EntryEvent>, EntryError> {
+    given::<EntryState>(history).when(command)
 }
 
 fn invalid<E: std::fmt::Debug>(result: Result<E, EntryError>) -> Vec<String> {
@@ -68,7 +79,7 @@ fn tags_are_trimmed_and_deduplicated_ignoring_case() {
     let EntryEvent::DiaryEntryCreated(e) = &events[0] else {
         panic!("{events:?}")
     };
-    assert_eq!(e.tags, ["Work", "home"]);
+    assert_eq!(e.tags, tags(&["Work", "home"]));
 }
 
 #[test]
@@ -111,11 +122,11 @@ fn an_update_keeps_what_it_does_not_change() {
     assert_eq!(
         entry_when(&[created()], command),
         Ok(vec![EntryEvent::DiaryEntryUpdated(DiaryEntryUpdated {
-            user_id: "u1".into(),
+            user_id: U1,
             title: "Updated Title".into(),
             content: "Today was a good day...".into(),
             token_count: 150,
-            tags: vec!["reflection".into(), "gratitude".into()],
+            tags: tags(&["reflection", "gratitude"]),
         })])
     );
     let nothing = EntryCommand::Update(EntryChanges {
@@ -154,7 +165,12 @@ fn a_deleted_entry_is_gone_for_every_command() {
         entry_when(&[], EntryCommand::Delete),
         Err(EntryError::NotFound)
     );
-    assert!(!fold::<Entry>(&[created(), deleted()]).is_live());
+    assert!(
+        given::<EntryState>(&[created(), deleted()])
+            .0
+            .live()
+            .is_none()
+    );
 }
 
 fn t(hour: u32) -> DateTime<Utc> {
@@ -163,26 +179,26 @@ fn t(hour: u32) -> DateTime<Utc> {
 
 fn started(at: DateTime<Utc>) -> SessionEvent {
     SessionEvent::DiarySessionStarted(DiarySessionStarted {
-        session_id: "s1".into(),
-        user_id: "u1".into(),
+        session_id: S1,
+        user_id: U1,
         start_time: at,
     })
 }
 
 fn start(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> SessionCommand {
     SessionCommand::Start {
-        session_id: "s1".into(),
-        user_id: "u1".into(),
+        session_id: S1,
+        user_id: U1,
         start_time: at,
         now,
     }
 }
 
 fn session_when(
-    given: &[SessionEvent],
+    history: &[SessionEvent],
     command: SessionCommand,
 ) -> Result<Vec<SessionEvent>, SessionError> {
-    fold::<Session>(given).decide(&command)
+    given::<SessionState>(history).when(command)
 }
 
 #[test]
@@ -216,7 +232,7 @@ fn a_session_ends_once_and_not_before_it_started() {
     assert_eq!(
         session_when(&[started(t(10))], end(t(11))),
         Ok(vec![SessionEvent::DiarySessionEnded(DiarySessionEnded {
-            user_id: "u1".into(),
+            user_id: U1,
             end_time: t(11),
         })])
     );
@@ -225,7 +241,7 @@ fn a_session_ends_once_and_not_before_it_started() {
         Err(SessionError::Invalid(v)) if v.iter().any(|x| x.field == "endTime")
     ));
     let ended = SessionEvent::DiarySessionEnded(DiarySessionEnded {
-        user_id: "u1".into(),
+        user_id: U1,
         end_time: t(11),
     });
     assert_eq!(
@@ -233,7 +249,8 @@ fn a_session_ends_once_and_not_before_it_started() {
         Err(SessionError::AlreadyEnded)
     );
     assert_eq!(session_when(&[], end(t(12))), Err(SessionError::NotFound));
-    let session = fold::<Session>(&[started(t(10)), ended]);
+    let state = given::<SessionState>(&[started(t(10)), ended]).0;
+    let session = state.session().unwrap();
     assert_eq!(session.duration_minutes(), 60.0);
     assert!(!session.is_active());
 }

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use event_sourcing::{Aggregate, fold};
+use event_sourcing::testing::given;
+use metachat_validation::UserId;
 use uuid::Uuid;
 
 use super::*;
@@ -14,7 +15,7 @@ fn today() -> NaiveDate {
 
 fn new_user() -> NewUser {
     NewUser {
-        user_id: Uuid::from_u128(1),
+        user_id: UserId::from_uuid(Uuid::from_u128(1)),
         username: " johndoe ".into(),
         email: "john@example.com".into(),
         first_name: "John".into(),
@@ -26,9 +27,9 @@ fn new_user() -> NewUser {
 
 fn created() -> UserEvent {
     UserEvent::UserCreated(UserCreated {
-        user_id: Uuid::from_u128(1).to_string(),
-        username: "johndoe".into(),
-        email: "john@example.com".into(),
+        user_id: UserId::from_uuid(Uuid::from_u128(1)),
+        username: Username::parse("johndoe").unwrap(),
+        email: Email::parse("john@example.com").unwrap(),
         first_name: "John".into(),
         last_name: "Doe".into(),
         date_of_birth: NaiveDate::from_ymd_opt(1990, 1, 1),
@@ -48,13 +49,13 @@ fn assigned() -> UserEvent {
     UserEvent::ArchetypeAssigned(ArchetypeSet {
         archetype_id: "thinker".into(),
         archetype_name: "The Thinker".into(),
-        confidence: 0.85,
+        confidence: Confidence::parse(0.85).unwrap(),
         description: "Analytical".into(),
     })
 }
 
-fn when(given: &[UserEvent], command: UserCommand) -> Result<Vec<UserEvent>, UserError> {
-    fold::<User>(given).decide(&command)
+fn when(history: &[UserEvent], command: UserCommand) -> Result<Vec<UserEvent>, UserError> {
+    given::<UserState>(history).when(command)
 }
 
 fn invalid_fields(result: Result<Vec<UserEvent>, UserError>) -> Vec<String> {
@@ -215,7 +216,7 @@ fn an_archetype_is_assigned_once_then_updated() {
         UserCommand::UpdateArchetype(thinker(0.9)),
     );
     assert!(
-        matches!(updated.as_deref(), Ok([UserEvent::ArchetypeUpdated(a)]) if a.confidence == 0.9)
+        matches!(updated.as_deref(), Ok([UserEvent::ArchetypeUpdated(a)]) if a.confidence.value() == 0.9)
     );
 }
 

@@ -43,6 +43,8 @@ pub struct User {
 }
 
 /// The user aggregate: nobody yet, or a registered user.
+// One value per loaded user, never stored in bulk: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum UserState {
     #[default]

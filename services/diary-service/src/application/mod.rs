@@ -18,8 +18,7 @@ use metachat_validation::{EntryId, SessionId, UserId};
 
 use crate::analytics::{self, Analytics, Period};
 use crate::domain::{
-    Entry, EntryChanges, EntryCommand, EntryState, NewEntry, Session, SessionCommand,
-    SessionState,
+    Entry, EntryChanges, EntryCommand, EntryState, NewEntry, Session, SessionCommand, SessionState,
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
@@ -144,10 +143,12 @@ impl Diary {
                     return Ok(loaded);
                 }
                 Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
-                    write: 1, ..
+                    write: 1,
+                    ..
                 })) if attempt < SESSION_RETRIES => attempt += 1,
                 Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
-                    write: 1, ..
+                    write: 1,
+                    ..
                 })) => {
                     return Err(ApiError::new(
                         ErrorCode::Conflict,
@@ -191,7 +192,12 @@ impl Diary {
     ) -> Result<Loaded<EntryState>, ApiError> {
         let executed = self
             .entries
-            .execute(id, &EntryCommand::Update(changes), metadata, expected_version)
+            .execute(
+                id,
+                &EntryCommand::Update(changes),
+                metadata,
+                expected_version,
+            )
             .await
             .map_err(execute_error)?;
         Ok(executed.loaded)
@@ -310,11 +316,7 @@ impl Diary {
     }
 
     /// Writing analytics of a user over the `period` that ends now.
-    pub async fn analytics(
-        &self,
-        user_id: &UserId,
-        period: Period,
-    ) -> Result<Analytics, ApiError> {
+    pub async fn analytics(&self, user_id: &UserId, period: Period) -> Result<Analytics, ApiError> {
         self.registered("userId", user_id).await?;
         let end = Utc::now();
         let range = TimeRange {

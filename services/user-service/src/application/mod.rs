@@ -137,7 +137,10 @@ impl Users {
                         field: field.into(),
                         message: "is already taken".into(),
                     }],
-                    ..ApiError::new(ErrorCode::AlreadyExists, format!("{field} is already taken"))
+                    ..ApiError::new(
+                        ErrorCode::AlreadyExists,
+                        format!("{field} is already taken"),
+                    )
                 });
             }
             Err(e) => return Err(append_error(e)),
@@ -159,7 +162,11 @@ impl Users {
         id: &UserId,
         as_of: DateTime<Utc>,
     ) -> Result<UserView, ApiError> {
-        let loaded = self.users.load_as_of(id, as_of).await.map_err(store_error)?;
+        let loaded = self
+            .users
+            .load_as_of(id, as_of)
+            .await
+            .map_err(store_error)?;
         UserView::from_loaded(loaded)
             .ok_or_else(|| ApiError::not_found(format!("user {id} did not exist at {as_of}")))
     }

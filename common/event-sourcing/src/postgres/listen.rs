@@ -1,0 +1,109 @@
+//! Wake-ups across processes: the task that turns `NOTIFY`s into head changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::AssertSqlSafe;
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::watch;
+
+use crate::event::Position;
+
+/// `application_name` of the listening connection, to find it in `pg_stat_activity`.
+pub const LISTENER_APPLICATION_NAME: &str = "metachat-event-listener";
+
+/// Reconnection pauses of the listening task.
+const LISTEN_RETRY_MIN: Duration = Duration::from_millis(100);
+const LISTEN_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The task that turns other processes' notifications into head changes.
+pub(super) struct ListenTask {
+    pub(super) listener_pool: PgPool,
+    pub(super) pool: PgPool,
+    pub(super) channel: String,
+    pub(super) head_sql: Arc<str>,
+    pub(super) head: Arc<watch::Sender<Position>>,
+}
+
+impl ListenTask {
+    pub(super) async fn run(self, first: PgListener) {
+        let mut listener = Some(first);
+        let mut pause = LISTEN_RETRY_MIN;
+        loop {
+            let mut current = match listener.take() {
+                Some(listener) => listener,
+                None => match subscribe(&self.listener_pool, &self.channel).await {
+                    Ok(listener) => listener,
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(error) => {
+                        tracing::warn!(
+                            channel = self.channel,
+                            %error,
+                            retry_in = ?pause,
+                            "cannot listen for appends; retrying"
+                        );
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(LISTEN_RETRY_MAX);
+                        continue;
+                    }
+                },
+            };
+            // Subscribed: later commits are notified; earlier ones are in the head.
+            self.refresh_head().await;
+            pause = LISTEN_RETRY_MIN;
+            loop {
+                match current.try_recv().await {
+                    Ok(Some(notification)) => match notification.payload().parse() {
+                        Ok(position) => advance(&self.head, position),
+                        Err(_) => self.refresh_head().await,
+                    },
+                    // The connection dropped and sqlx re-subscribed on a new one: notifications
+                    // sent in between are lost, the head is not.
+                    Ok(None) => self.refresh_head().await,
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(error) => {
+                        tracing::warn!(
+                            channel = self.channel,
+                            %error,
+                            "lost the connection listening for appends; reconnecting"
+                        );
+                        break;
+                    }
+                }
+            }
+            drop(current);
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    async fn refresh_head(&self) {
+        let head: std::result::Result<i64, _> =
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.head_sql)))
+                .fetch_one(&self.pool)
+                .await;
+        match head {
+            Ok(head) => advance(&self.head, head as Position),
+            Err(error) => tracing::debug!(%error, "cannot re-read the head after subscribing"),
+        }
+    }
+}
+
+pub(super) async fn subscribe(
+    pool: &PgPool,
+    channel: &str,
+) -> std::result::Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}
+
+/// Moves the head forward, never back (a late notification can carry an older position).
+pub(super) fn advance(head: &watch::Sender<Position>, to: Position) {
+    head.send_if_modified(|h| {
+        let forward = to > *h;
+        if forward {
+            *h = to;
+        }
+        forward
+    });
+}

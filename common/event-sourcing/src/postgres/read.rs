@@ -1,0 +1,94 @@
+//! Reads: streams, the global order, the head, and decoding stored rows.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::Inner;
+use super::sql::to_i64;
+use crate::error::Result;
+use crate::event::{Position, RecordedEvent};
+
+impl Inner {
+    pub(super) async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream)))
+            .bind(stream_id)
+            .bind(to_i64(from_version))
+            .bind(to_i64(limit as u64))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| self.decode(r)).collect()
+    }
+
+    pub(super) async fn read_stream_as_of(
+        &self,
+        stream_id: &str,
+        as_of: DateTime<Utc>,
+    ) -> Result<Vec<RecordedEvent>> {
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream_as_of)))
+            .bind(stream_id)
+            .bind(as_of)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| self.decode(r)).collect()
+    }
+
+    pub(super) async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        // No extra filter is needed: appends commit in position order (module docs), so every
+        // snapshot already holds a settled prefix.
+        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_all)))
+            .bind(to_i64(after))
+            .bind(to_i64(limit as u64))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| self.decode(r)).collect()
+    }
+
+    pub(super) async fn head_position(&self) -> Result<Position> {
+        let head: i64 = sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.head)))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(head as Position)
+    }
+
+    pub(super) async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>> {
+        let version: Option<i64> =
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.stream_version)))
+                .bind(stream_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.map(|v| v as u64))
+    }
+
+    fn decode(&self, row: &PgRow) -> Result<RecordedEvent> {
+        let event_type: String = row.try_get("event_type")?;
+        let stored_version: i32 = row.try_get("schema_version")?;
+        let payload: String = row.try_get("payload")?;
+        let (payload, schema_version) =
+            self.codec
+                .decode_payload(&event_type, stored_version as u32, &payload)?;
+        let metadata: String = row.try_get("metadata")?;
+        Ok(RecordedEvent {
+            event_id: row.try_get("event_id")?,
+            event_type,
+            schema_version,
+            stream_id: row.try_get("stream_id")?,
+            stream_version: row.try_get::<i64, _>("stream_version")? as u64,
+            position: row.try_get::<i64, _>("position")? as Position,
+            recorded_at: row.try_get("recorded_at")?,
+            payload,
+            metadata: self.codec.decode_metadata(&metadata)?,
+        })
+    }
+}

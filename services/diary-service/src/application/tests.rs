@@ -1,0 +1,377 @@
+//! The diary use cases in-process, against a real SQLite event store: given what is stored,
+//! when a use case runs, then its answer and what it stored.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Duration;
+use event_sourcing::testing::{CountingStore, StoreCalls, scratch_sqlite_store};
+use event_sourcing::{EventCodec, EventMetadata, EventStore};
+use metachat_proto::error::ErrorCode;
+
+use super::*;
+use crate::SqliteDiaryReadModels;
+
+/// The registered users, as the user service would answer (the user service itself is tested
+/// on its own; here only its answer matters).
+#[derive(Default)]
+struct Registered(Mutex<HashSet<UserId>>);
+
+#[async_trait]
+impl UserDirectory for Registered {
+    async fn user_exists(&self, user_id: &UserId) -> Result<bool, ApiError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(user_id))
+    }
+}
+
+struct Given {
+    diary: Diary,
+    store: Arc<CountingStore>,
+    users: Arc<Registered>,
+}
+
+impl Given {
+    fn user(&self) -> UserId {
+        let id = UserId::new();
+        self.users.0.lock().unwrap().insert(id);
+        id
+    }
+}
+
+async fn given_a_store() -> Given {
+    let sqlite = scratch_sqlite_store(EventCodec::new(crate::upcasters())).await;
+    let read_models = Arc::new(
+        SqliteDiaryReadModels::new(sqlite.pool().clone())
+            .await
+            .unwrap(),
+    );
+    let store = Arc::new(CountingStore::new(Arc::new(sqlite)));
+    let users = Arc::new(Registered::default());
+    Given {
+        diary: Diary::new(store.clone(), read_models, users.clone()),
+        store,
+        users,
+    }
+}
+
+fn meta() -> EventMetadata {
+    EventMetadata::default()
+}
+
+fn draft(session_id: Option<SessionId>) -> EntryDraft {
+    EntryDraft {
+        title: "My First Entry".into(),
+        content: "Today was a good day...".into(),
+        token_count: Some(150),
+        session_id,
+        tags: vec!["reflection".into()],
+    }
+}
+
+fn retitle(title: &str) -> EntryChanges {
+    EntryChanges {
+        title: Some(title.into()),
+        ..EntryChanges::default()
+    }
+}
+
+#[tokio::test]
+async fn an_entry_written_in_an_active_session_costs_one_read_and_one_append() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let session = g.diary.start_session(&user, None, &meta()).await.unwrap();
+    let session_id = session.state.session().unwrap().id;
+    g.store.take();
+    let written = g
+        .diary
+        .write_entry(&user, draft(Some(session_id)), &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        g.store.take(),
+        StoreCalls {
+            stream_reads: 1,
+            appends: 1,
+            global_reads: 0,
+        },
+        "the session is read once; the entry and the session guard are one append"
+    );
+    let entry = written.state.live().unwrap();
+    assert_eq!(entry.session_id, Some(session_id));
+    let history = g.diary.entry_history(&entry.id).await.unwrap();
+    assert_eq!(written.created_at, Some(history[0].recorded_at));
+    assert_eq!(written.version, Some(1));
+}
+
+#[tokio::test]
+async fn only_the_writers_own_active_session_takes_entries() {
+    let g = given_a_store().await;
+    let (alice, bob) = (g.user(), g.user());
+    let bobs = g.diary.start_session(&bob, None, &meta()).await.unwrap();
+    let bobs = bobs.state.session().unwrap().id;
+    let error = g
+        .diary
+        .write_entry(&alice, draft(Some(bobs)), &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.code,
+        ErrorCode::NotFound,
+        "another user's session is private"
+    );
+
+    g.diary
+        .end_session(&bobs, None, None, &meta())
+        .await
+        .unwrap();
+    let error = g
+        .diary
+        .write_entry(&bob, draft(Some(bobs)), &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::FailedPrecondition);
+
+    let unknown = g
+        .diary
+        .write_entry(&bob, draft(Some(SessionId::new())), &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code, ErrorCode::NotFound);
+    assert_eq!(
+        g.store.head_position().await.unwrap(),
+        2,
+        "nothing but the session"
+    );
+}
+
+#[tokio::test]
+async fn an_unregistered_user_writes_nothing() {
+    let g = given_a_store().await;
+    let error = g
+        .diary
+        .write_entry(&UserId::new(), draft(None), &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::NotFound);
+    assert_eq!(error.details[0].field, "userId");
+    let error = g
+        .diary
+        .start_session(&UserId::new(), None, &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(error.details[0].field, "userId");
+    assert_eq!(g.store.take().appends, 0);
+}
+
+#[tokio::test]
+async fn a_change_costs_one_read_and_one_append_and_answers_what_it_stored() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let id = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap()
+        .state
+        .live()
+        .unwrap()
+        .id;
+    g.store.take();
+    let changed = g
+        .diary
+        .change_entry(&id, retitle("Updated"), None, &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        g.store.take(),
+        StoreCalls {
+            stream_reads: 1,
+            appends: 1,
+            global_reads: 0,
+        }
+    );
+    let history = g.diary.entry_history(&id).await.unwrap();
+    assert_eq!(changed.updated_at, Some(history[1].recorded_at));
+    assert_eq!(changed.created_at, Some(history[0].recorded_at));
+    assert_eq!(changed.state.live().unwrap().title, "Updated");
+}
+
+#[tokio::test]
+async fn a_change_pinned_to_an_old_version_is_refused() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let id = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap()
+        .state
+        .live()
+        .unwrap()
+        .id;
+    g.diary
+        .change_entry(&id, retitle("one"), Some(1), &meta())
+        .await
+        .unwrap();
+    let stale = g
+        .diary
+        .change_entry(&id, retitle("two"), Some(1), &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code, ErrorCode::PreconditionFailed);
+    let stale = g
+        .diary
+        .delete_entry(&id, Some(1), &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code, ErrorCode::PreconditionFailed);
+    assert_eq!(
+        g.diary
+            .entry(&id)
+            .await
+            .unwrap()
+            .state
+            .live()
+            .unwrap()
+            .title,
+        "one"
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_updates_without_a_version_all_land() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let id = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap()
+        .state
+        .live()
+        .unwrap()
+        .id;
+    let diary = Arc::new(g.diary);
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let diary = Arc::clone(&diary);
+            tokio::spawn(async move {
+                diary
+                    .change_entry(&id, retitle(&format!("title {i}")), None, &meta())
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(diary.entry(&id).await.unwrap().version, Some(51));
+}
+
+#[tokio::test]
+async fn a_deleted_entry_is_gone_but_its_history_stays() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let id = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap()
+        .state
+        .live()
+        .unwrap()
+        .id;
+    let deleted = g.diary.delete_entry(&id, None, &meta()).await.unwrap();
+    let history = g.diary.entry_history(&id).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(deleted.updated_at, Some(history[1].recorded_at));
+    assert_eq!(
+        g.diary.entry(&id).await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        g.diary
+            .delete_entry(&id, None, &meta())
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::NotFound
+    );
+}
+
+#[tokio::test]
+async fn a_time_range_may_be_an_instant_but_not_reversed() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let now = Utc::now();
+    let page = PageRequest {
+        offset: 0,
+        limit: 10,
+        cursor: None,
+    };
+    let instant = TimeRange {
+        start: Some(now),
+        end: Some(now),
+    };
+    assert!(
+        g.diary
+            .entries_by_user(&user, instant, &page)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let reversed = TimeRange {
+        start: Some(now),
+        end: Some(now - Duration::seconds(1)),
+    };
+    let error = g
+        .diary
+        .entries_by_user(&user, reversed, &page)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidArgument);
+    assert_eq!(error.details[0].field, "startTime");
+}
+
+#[tokio::test]
+async fn a_session_ends_once_and_not_before_it_started() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let start = Utc::now() - Duration::hours(2);
+    let session = g
+        .diary
+        .start_session(&user, Some(start), &meta())
+        .await
+        .unwrap();
+    let id = session.state.session().unwrap().id;
+    let early = g
+        .diary
+        .end_session(&id, Some(start - Duration::minutes(1)), None, &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(early.details[0].field, "endTime");
+    let ended = g
+        .diary
+        .end_session(&id, Some(start + Duration::hours(1)), None, &meta())
+        .await
+        .unwrap();
+    assert_eq!(ended.state.session().unwrap().duration_minutes(), 60.0);
+    let again = g
+        .diary
+        .end_session(&id, None, None, &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(again.code, ErrorCode::FailedPrecondition);
+    let future = g
+        .diary
+        .start_session(&user, Some(Utc::now() + Duration::hours(1)), &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(future.details[0].field, "startTime");
+}
