@@ -263,7 +263,7 @@ async fn an_outage_fails_fast_and_recovers() {
         .await
         .unwrap();
     tokio::time::timeout(
-        Duration::from_secs(10),
+        Duration::from_secs(5),
         head.wait_for(|h| *h >= other.last_position),
     )
     .await

@@ -34,7 +34,7 @@ impl ListenTask {
         loop {
             let mut current = match listener.take() {
                 Some(listener) => listener,
-                None => match subscribe(&self.listener_pool, &self.channel).await {
+                None => match self.subscribe_when_available().await {
                     Ok(listener) => listener,
                     Err(sqlx::Error::PoolClosed) => return,
                     Err(error) => {
@@ -86,6 +86,23 @@ impl ListenTask {
             }
             drop(current);
             self.pause(pause).await;
+        }
+    }
+
+    /// Subscribes again, but not while the server is known to be down: waits until it answers,
+    /// and abandons an attempt (which would wait for the listening pool's timeout) as soon as
+    /// an outage becomes known, so that wake-ups resume right after the server is back.
+    async fn subscribe_when_available(&self) -> std::result::Result<PgListener, sqlx::Error> {
+        let mut available = self.health.subscribe();
+        loop {
+            if available.wait_for(|up| *up).await.is_err() {
+                // The health state is gone with the store.
+                return Err(sqlx::Error::PoolClosed);
+            }
+            tokio::select! {
+                subscribed = subscribe(&self.listener_pool, &self.channel) => return subscribed,
+                _ = available.wait_for(|up| !*up) => {}
+            }
         }
     }
 
