@@ -43,7 +43,8 @@
 //!
 //! [`sqlite`]: one embedded file, for a single host. [`postgres`]: a PostgreSQL schema shared by
 //! any number of processes; appends are serialised by an advisory lock so that positions commit
-//! in order, and `LISTEN`/`NOTIFY` wakes subscribers in every process (see its module docs).
+//! in order, `LISTEN`/`NOTIFY` wakes subscribers in every process, and while the server is
+//! unreachable operations fail at once instead of waiting for a connection (see its module docs).
 
 mod aggregate;
 mod codec;

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, Connection, Row};
 use uuid::Uuid;
 
 use super::Inner;
@@ -79,7 +79,10 @@ impl Inner {
                     }
                     return Ok(results);
                 }
-                Err(AttemptError::Failed(error)) => return Err(error),
+                Err(AttemptError::Failed(error)) => {
+                    self.health.observe(&error);
+                    return Err(error);
+                }
                 Err(AttemptError::Raced { write, on }) if attempt >= RACE_ATTEMPTS => {
                     return Err(self.race_error(write, &writes[write], on).await);
                 }
@@ -129,7 +132,8 @@ impl Inner {
         writes: &[StreamWrite],
         encoded: &[EncodedWrite],
     ) -> std::result::Result<Vec<AppendResult>, AttemptError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.health.connection(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         // First, alone in its statement: the append lock (module docs).
         sqlx::raw_sql(AssertSqlSafe(Arc::clone(&self.sql.append_lock)))
             .execute(&mut *tx)

@@ -7,6 +7,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgPool;
 
 use super::PostgresEventStore;
+use super::health::Health;
 use super::sql::to_i64;
 use crate::error::Result;
 use crate::event::Position;
@@ -16,6 +17,7 @@ use crate::projection::CheckpointStore;
 #[derive(Clone)]
 pub struct PostgresCheckpoints {
     pool: PgPool,
+    health: Arc<Health>,
     load_sql: Arc<str>,
     save_sql: Arc<str>,
 }
@@ -25,6 +27,7 @@ impl PostgresCheckpoints {
     pub fn new(store: &PostgresEventStore) -> Self {
         Self {
             pool: store.inner.pool.clone(),
+            health: Arc::clone(&store.inner.health),
             load_sql: Arc::clone(&store.inner.sql.checkpoint_load),
             save_sql: Arc::clone(&store.inner.sql.checkpoint_save),
         }
@@ -34,19 +37,25 @@ impl PostgresCheckpoints {
 #[async_trait]
 impl CheckpointStore for PostgresCheckpoints {
     async fn load(&self, name: &str) -> Result<Position> {
-        let position: Option<i64> = sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.load_sql)))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let mut conn = self.health.connection(&self.pool).await?;
+        let position: Option<i64> = self.health.checked(
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.load_sql)))
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await,
+        )?;
         Ok(position.unwrap_or(0) as Position)
     }
 
     async fn save(&self, name: &str, position: Position) -> Result<()> {
-        sqlx::query(AssertSqlSafe(Arc::clone(&self.save_sql)))
-            .bind(name)
-            .bind(to_i64(position))
-            .execute(&self.pool)
-            .await?;
+        let mut conn = self.health.connection(&self.pool).await?;
+        self.health.checked(
+            sqlx::query(AssertSqlSafe(Arc::clone(&self.save_sql)))
+                .bind(name)
+                .bind(to_i64(position))
+                .execute(&mut *conn)
+                .await,
+        )?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::watch;
 
+use super::health::Health;
 use crate::event::Position;
 
 /// `application_name` of the listening connection, to find it in `pg_stat_activity`.
@@ -23,6 +24,7 @@ pub(super) struct ListenTask {
     pub(super) channel: String,
     pub(super) head_sql: Arc<str>,
     pub(super) head: Arc<watch::Sender<Position>>,
+    pub(super) health: Arc<Health>,
 }
 
 impl ListenTask {
@@ -32,7 +34,7 @@ impl ListenTask {
         loop {
             let mut current = match listener.take() {
                 Some(listener) => listener,
-                None => match subscribe(&self.listener_pool, &self.channel).await {
+                None => match self.subscribe_when_available().await {
                     Ok(listener) => listener,
                     Err(sqlx::Error::PoolClosed) => return,
                     Err(error) => {
@@ -42,7 +44,8 @@ impl ListenTask {
                             retry_in = ?pause,
                             "cannot listen for appends; retrying"
                         );
-                        tokio::time::sleep(pause).await;
+                        self.health.observe_sqlx(&error);
+                        self.pause(pause).await;
                         pause = (pause * 2).min(LISTEN_RETRY_MAX);
                         continue;
                     }
@@ -57,9 +60,18 @@ impl ListenTask {
                         Ok(position) => advance(&self.head, position),
                         Err(_) => self.refresh_head().await,
                     },
-                    // The connection dropped and sqlx re-subscribed on a new one: notifications
-                    // sent in between are lost, the head is not.
-                    Ok(None) => self.refresh_head().await,
+                    // The connection dropped (sqlx does not reconnect by itself, see
+                    // `subscribe`). Notifications sent until we listen again are lost; the head
+                    // re-read after subscribing again covers them. A dropped connection is the
+                    // first sign of an outage, often long before an operation fails: check.
+                    Ok(None) => {
+                        tracing::debug!(
+                            channel = self.channel,
+                            "the connection listening for appends closed; reconnecting"
+                        );
+                        self.health.suspect();
+                        break;
+                    }
                     Err(sqlx::Error::PoolClosed) => return,
                     Err(error) => {
                         tracing::warn!(
@@ -67,12 +79,43 @@ impl ListenTask {
                             %error,
                             "lost the connection listening for appends; reconnecting"
                         );
+                        self.health.suspect();
                         break;
                     }
                 }
             }
             drop(current);
+            self.pause(pause).await;
+        }
+    }
+
+    /// Subscribes again, but not while the server is known to be down: waits until it answers,
+    /// and abandons an attempt (which would wait for the listening pool's timeout) as soon as
+    /// an outage becomes known, so that wake-ups resume right after the server is back.
+    async fn subscribe_when_available(&self) -> std::result::Result<PgListener, sqlx::Error> {
+        let mut available = self.health.subscribe();
+        loop {
+            if available.wait_for(|up| *up).await.is_err() {
+                // The health state is gone with the store.
+                return Err(sqlx::Error::PoolClosed);
+            }
+            tokio::select! {
+                subscribed = subscribe(&self.listener_pool, &self.channel) => return subscribed,
+                _ = available.wait_for(|up| !*up) => {}
+            }
+        }
+    }
+
+    /// Waits before reconnecting, but no longer than until an outage ends.
+    async fn pause(&self, pause: Duration) {
+        let mut available = self.health.subscribe();
+        if *available.borrow_and_update() {
             tokio::time::sleep(pause).await;
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = available.wait_for(|up| *up) => {}
         }
     }
 
@@ -93,6 +136,9 @@ pub(super) async fn subscribe(
     channel: &str,
 ) -> std::result::Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
+    // Reconnecting inside `try_recv` would wait there (up to the pool's timeout) and hide the
+    // loss; the task reconnects itself, and learns of the loss at once.
+    listener.eager_reconnect(false);
     listener.listen(channel).await?;
     Ok(listener)
 }

@@ -23,6 +23,12 @@ pub struct PostgresOptions {
     /// An append transaction idle for this long (a frozen or cut-off process holding the append
     /// lock) is ended by the server, releasing the lock.
     pub idle_in_transaction_timeout: Duration,
+    /// While the server is unreachable, how often a probe tries to reach it again (operations
+    /// fail at once meanwhile; see "Outages" in the module docs).
+    pub health_probe_interval: Duration,
+    /// How long a probe waits for the server to answer; also how long an operation waits for a
+    /// pool connection before a probe checks the server.
+    pub health_probe_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -35,6 +41,8 @@ impl Default for PostgresOptions {
             connect_timeout: Duration::from_secs(10),
             lock_timeout: Duration::from_secs(10),
             idle_in_transaction_timeout: Duration::from_secs(10),
+            health_probe_interval: Duration::from_millis(500),
+            health_probe_timeout: Duration::from_secs(1),
         }
     }
 }

@@ -18,12 +18,15 @@ impl Inner {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>> {
-        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream)))
-            .bind(stream_id)
-            .bind(to_i64(from_version))
-            .bind(to_i64(limit as u64))
-            .fetch_all(&self.pool)
-            .await?;
+        let mut conn = self.health.connection(&self.pool).await?;
+        let rows = self.health.checked(
+            sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream)))
+                .bind(stream_id)
+                .bind(to_i64(from_version))
+                .bind(to_i64(limit as u64))
+                .fetch_all(&mut *conn)
+                .await,
+        )?;
         rows.iter().map(|r| self.decode(r)).collect()
     }
 
@@ -32,11 +35,14 @@ impl Inner {
         stream_id: &str,
         as_of: DateTime<Utc>,
     ) -> Result<Vec<RecordedEvent>> {
-        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream_as_of)))
-            .bind(stream_id)
-            .bind(as_of)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut conn = self.health.connection(&self.pool).await?;
+        let rows = self.health.checked(
+            sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_stream_as_of)))
+                .bind(stream_id)
+                .bind(as_of)
+                .fetch_all(&mut *conn)
+                .await,
+        )?;
         rows.iter().map(|r| self.decode(r)).collect()
     }
 
@@ -47,27 +53,35 @@ impl Inner {
     ) -> Result<Vec<RecordedEvent>> {
         // No extra filter is needed: appends commit in position order (module docs), so every
         // snapshot already holds a settled prefix.
-        let rows = sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_all)))
-            .bind(to_i64(after))
-            .bind(to_i64(limit as u64))
-            .fetch_all(&self.pool)
-            .await?;
+        let mut conn = self.health.connection(&self.pool).await?;
+        let rows = self.health.checked(
+            sqlx::query(AssertSqlSafe(Arc::clone(&self.sql.read_all)))
+                .bind(to_i64(after))
+                .bind(to_i64(limit as u64))
+                .fetch_all(&mut *conn)
+                .await,
+        )?;
         rows.iter().map(|r| self.decode(r)).collect()
     }
 
     pub(super) async fn head_position(&self) -> Result<Position> {
-        let head: i64 = sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.head)))
-            .fetch_one(&self.pool)
-            .await?;
+        let mut conn = self.health.connection(&self.pool).await?;
+        let head: i64 = self.health.checked(
+            sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.head)))
+                .fetch_one(&mut *conn)
+                .await,
+        )?;
         Ok(head as Position)
     }
 
     pub(super) async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>> {
-        let version: Option<i64> =
+        let mut conn = self.health.connection(&self.pool).await?;
+        let version: Option<i64> = self.health.checked(
             sqlx::query_scalar(AssertSqlSafe(Arc::clone(&self.sql.stream_version)))
                 .bind(stream_id)
-                .fetch_one(&self.pool)
-                .await?;
+                .fetch_one(&mut *conn)
+                .await,
+        )?;
         Ok(version.map(|v| v as u64))
     }
 
