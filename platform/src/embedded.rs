@@ -26,6 +26,8 @@ pub struct EmbeddedConfig {
     pub diary_port: u16,
     /// `REQUEST_TIMEOUT_MS` (default 10000): the gateway's deadline for one backend call.
     pub request_timeout: Duration,
+    /// `SHUTDOWN_TIMEOUT_SECS` (default 10): how long a stopping gRPC service waits for calls.
+    pub shutdown_timeout: Duration,
 }
 
 impl EmbeddedConfig {
@@ -39,6 +41,10 @@ impl EmbeddedConfig {
             user_port: env_parse("USER_SERVICE_PORT", 50051)?,
             diary_port: env_parse("DIARY_SERVICE_PORT", 50052)?,
             request_timeout: api_gateway::GatewayConfig::from_env()?.request_timeout,
+            shutdown_timeout: Duration::from_secs(env_parse(
+                metachat_grpc::SHUTDOWN_TIMEOUT_VAR,
+                metachat_grpc::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(),
+            )?),
         })
     }
 
@@ -119,10 +125,19 @@ pub async fn run(
         });
     }
     let store: Arc<dyn EventStore> = embedded.store.clone();
+    let shutdown_timeout = config.shutdown_timeout;
     {
         let (store, read_models, until) = (store.clone(), embedded.users.clone(), stop.signal());
         tasks.spawn(async move {
-            user_service::serve(user, store, read_models, Vec::new(), until).await?;
+            user_service::serve(
+                user,
+                store,
+                read_models,
+                Vec::new(),
+                until,
+                shutdown_timeout,
+            )
+            .await?;
             Ok("user service")
         });
     }
@@ -130,7 +145,16 @@ pub async fn run(
         let users = Arc::new(GrpcUserDirectory::new(&user_address)?);
         let (read_models, until) = (embedded.diary.clone(), stop.signal());
         tasks.spawn(async move {
-            diary_service::serve(diary, store, read_models, users, Vec::new(), until).await?;
+            diary_service::serve(
+                diary,
+                store,
+                read_models,
+                users,
+                Vec::new(),
+                until,
+                shutdown_timeout,
+            )
+            .await?;
             Ok("diary service")
         });
     }

@@ -2,21 +2,21 @@
 //! metadata, error mapping into the shared error table, time conversions, audit history, and a
 //! server with health checking and reflection.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Duration;
-
 use chrono::{DateTime, TimeZone, Utc};
 use event_sourcing::{AppendError, EventMetadata, EventStoreError, ExecuteError, RecordedEvent};
 use metachat_proto::Timestamp;
 use metachat_proto::common::{EventHistory, StoredEvent};
 use metachat_proto::error::{ApiError, ErrorCode};
 use metachat_read_model::{PageRequest, QueryError};
-use tokio::net::TcpListener;
-use tonic::server::NamedService;
-use tonic::transport::server::Router;
 
 use metachat_proto::metadata::{ACTOR, CORRELATION_ID, REQUEST_ID};
+
+mod server;
+
+pub use server::{
+    DEFAULT_SHUTDOWN_TIMEOUT, DEPENDENCY_PREFIX, Dependency, GrpcRouter, Probe,
+    SHUTDOWN_TIMEOUT_VAR, serve,
+};
 
 /// The event metadata for a command carried by `request`.
 pub fn event_metadata<T>(request: &tonic::Request<T>) -> EventMetadata {
@@ -130,115 +130,6 @@ pub fn history(events: Vec<RecordedEvent>) -> EventHistory {
                 }),
             })
             .collect(),
-    }
-}
-
-/// The health-service name under which a service reports one of its dependencies.
-pub const DEPENDENCY_PREFIX: &str = "metachat.dependency.";
-
-/// How often dependencies are probed, and how long one probe may take.
-const PROBE_EVERY: Duration = Duration::from_secs(5);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A probe: resolves to whether the dependency answered.
-pub type Probe = Box<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
-
-/// Something a service needs, reported on its health service as
-/// `metachat.dependency.<name>` (e.g. `grpcurl -d '{"service":"metachat.dependency.kafka"}'`).
-pub struct Dependency {
-    pub name: &'static str,
-    /// When a critical dependency is down, nothing the service does can succeed, so the
-    /// service itself reports NOT_SERVING (and readiness fails).
-    pub critical: bool,
-    pub probe: Probe,
-}
-
-impl Dependency {
-    pub fn new<F, Fut>(name: &'static str, critical: bool, probe: F) -> Self
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = bool> + Send + 'static,
-    {
-        Self {
-            name,
-            critical,
-            probe: Box::new(move || Box::pin(probe())),
-        }
-    }
-}
-
-/// Serves `router` (the service already added) on `listener`, with the standard gRPC health
-/// service and server reflection over every MetaChat service, until `shutdown` completes.
-/// The health service reports the service `S` and, probed every few seconds, each dependency.
-pub async fn serve<S>(
-    listener: TcpListener,
-    router: impl FnOnce(Router) -> Router,
-    dependencies: Vec<Dependency>,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error>
-where
-    S: NamedService,
-{
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status(S::NAME, tonic_health::ServingStatus::Serving)
-        .await;
-    let probes = (!dependencies.is_empty())
-        .then(|| tokio::spawn(probe_forever(reporter, S::NAME, dependencies)));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(metachat_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| {
-            tracing::error!(error = %e, "reflection descriptors are invalid");
-            e
-        });
-    let mut server = tonic::transport::Server::builder();
-    let base = server.add_service(health);
-    let base = match reflection {
-        Ok(reflection) => base.add_service(reflection),
-        Err(_) => base,
-    };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let served = router(base)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
-    if let Some(probes) = probes {
-        probes.abort();
-    }
-    served
-}
-
-async fn probe_forever(
-    reporter: tonic_health::server::HealthReporter,
-    service: &'static str,
-    dependencies: Vec<Dependency>,
-) {
-    use tonic_health::ServingStatus::{NotServing, Serving};
-    let mut was_up: Vec<Option<bool>> = vec![None; dependencies.len()];
-    loop {
-        let mut critical_down = false;
-        for (dependency, was_up) in dependencies.iter().zip(was_up.iter_mut()) {
-            let up = tokio::time::timeout(PROBE_TIMEOUT, (dependency.probe)())
-                .await
-                .unwrap_or(false);
-            if *was_up != Some(up) {
-                if up {
-                    tracing::info!(dependency = dependency.name, "dependency is up");
-                } else {
-                    tracing::warn!(dependency = dependency.name, "dependency is down");
-                }
-                *was_up = Some(up);
-            }
-            let name = format!("{DEPENDENCY_PREFIX}{}", dependency.name);
-            reporter
-                .set_service_status(name, if up { Serving } else { NotServing })
-                .await;
-            critical_down |= dependency.critical && !up;
-        }
-        reporter
-            .set_service_status(service, if critical_down { NotServing } else { Serving })
-            .await;
-        tokio::time::sleep(PROBE_EVERY).await;
     }
 }
 

@@ -15,6 +15,7 @@ pub mod users;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use event_sourcing::{EventStore, Upcasters};
 use metachat_proto::diary::diary_service_server::DiaryServiceServer;
@@ -30,7 +31,7 @@ pub fn upcasters() -> Upcasters {
 }
 
 /// Serves the diary service, with gRPC health (reporting `dependencies` too) and reflection,
-/// until `shutdown` completes.
+/// until `shutdown` completes, then for at most `shutdown_timeout` while calls finish.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn EventStore>,
@@ -38,6 +39,7 @@ pub async fn serve(
     users: Arc<dyn UserDirectory>,
     dependencies: Vec<metachat_grpc::Dependency>,
     shutdown: impl Future<Output = ()> + Send,
+    shutdown_timeout: Duration,
 ) -> Result<(), tonic::transport::Error> {
     let service = DiaryServiceServer::new(DiaryGrpc::new(store, read_models, users));
     metachat_grpc::serve::<DiaryServiceServer<DiaryGrpc>>(
@@ -45,6 +47,7 @@ pub async fn serve(
         |router| router.add_service(service),
         dependencies,
         shutdown,
+        shutdown_timeout,
     )
     .await
 }

@@ -2,6 +2,7 @@
 //! by default, the production wiring (PostgreSQL, Kafka, Cassandra) when `DB_HOST` is set.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
@@ -14,10 +15,15 @@ use crate::cassandra::CassandraDiaryReadModels;
 use crate::{GrpcUserDirectory, SqliteDiaryReadModels};
 
 /// Runs until Ctrl-C or SIGTERM, serving gRPC on `PORT` (default 50052) and looking users up
-/// at `USER_SERVICE_ADDRESS` (default localhost:50051).
+/// at `USER_SERVICE_ADDRESS` (default localhost:50051); a stop waits at most
+/// `SHUTDOWN_TIMEOUT_SECS` (default 10) for in-flight calls.
 pub async fn run_from_env() -> anyhow::Result<()> {
     init_logging(&LogSettings::from_env("diary-service")?)?;
     let port: u16 = env_parse("PORT", 50052)?;
+    let shutdown_timeout = Duration::from_secs(env_parse(
+        metachat_grpc::SHUTDOWN_TIMEOUT_VAR,
+        metachat_grpc::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(),
+    )?);
     let production = ProductionConfig::from_env()?;
     let user_service = env_or("USER_SERVICE_ADDRESS", "localhost:50051");
     let users = Arc::new(GrpcUserDirectory::new(&user_service).with_context(|| {
@@ -27,13 +33,17 @@ pub async fn run_from_env() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding gRPC port {port}"))?;
     match production {
-        None => run_embedded(listener, users).await,
-        Some(config) => run_production(listener, users, config).await,
+        None => run_embedded(listener, users, shutdown_timeout).await,
+        Some(config) => run_production(listener, users, config, shutdown_timeout).await,
     }
 }
 
 /// Events and read models in `DATA_DIR/diary-service.db`, projections in-process.
-async fn run_embedded(listener: TcpListener, users: Arc<GrpcUserDirectory>) -> anyhow::Result<()> {
+async fn run_embedded(
+    listener: TcpListener,
+    users: Arc<GrpcUserDirectory>,
+    shutdown_timeout: Duration,
+) -> anyhow::Result<()> {
     let path = std::path::Path::new(&env_or("DATA_DIR", "data")).join("diary-service.db");
     let store = SqliteEventStore::open(&path, EventCodec::new(crate::upcasters()))
         .await
@@ -55,6 +65,7 @@ async fn run_embedded(listener: TcpListener, users: Arc<GrpcUserDirectory>) -> a
         users,
         Vec::new(),
         shutdown_signal(),
+        shutdown_timeout,
     )
     .await?;
     stop.now();
@@ -70,6 +81,7 @@ async fn run_production(
     listener: TcpListener,
     users: Arc<GrpcUserDirectory>,
     config: ProductionConfig,
+    shutdown_timeout: Duration,
 ) -> anyhow::Result<()> {
     let spec = PipelineSpec {
         service: "diary-service",
@@ -101,6 +113,7 @@ async fn run_production(
         users,
         dependencies,
         shutdown_signal(),
+        shutdown_timeout,
     )
     .await?;
     pipeline.stop().await;

@@ -14,6 +14,7 @@ pub mod view;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use event_sourcing::{EventStore, Upcasters};
 use metachat_proto::user::user_service_server::UserServiceServer;
@@ -28,13 +29,14 @@ pub fn upcasters() -> Upcasters {
 }
 
 /// Serves the user service, with gRPC health (reporting `dependencies` too) and reflection,
-/// until `shutdown` completes.
+/// until `shutdown` completes, then for at most `shutdown_timeout` while calls finish.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn EventStore>,
     read_models: Arc<dyn UserReadModels>,
     dependencies: Vec<metachat_grpc::Dependency>,
     shutdown: impl Future<Output = ()> + Send,
+    shutdown_timeout: Duration,
 ) -> Result<(), tonic::transport::Error> {
     let service = UserServiceServer::new(UserGrpc::new(store, read_models));
     metachat_grpc::serve::<UserServiceServer<UserGrpc>>(
@@ -42,6 +44,7 @@ pub async fn serve(
         |router| router.add_service(service),
         dependencies,
         shutdown,
+        shutdown_timeout,
     )
     .await
 }

@@ -2,6 +2,7 @@
 //! by default, the production wiring (PostgreSQL, Kafka, Cassandra) when `DB_HOST` is set.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
@@ -13,22 +14,27 @@ use tokio::net::TcpListener;
 use crate::SqliteUserReadModels;
 use crate::cassandra::CassandraUserReadModels;
 
-/// Runs until Ctrl-C or SIGTERM, serving gRPC on `PORT` (default 50051).
+/// Runs until Ctrl-C or SIGTERM, serving gRPC on `PORT` (default 50051); a stop waits at most
+/// `SHUTDOWN_TIMEOUT_SECS` (default 10) for in-flight calls.
 pub async fn run_from_env() -> anyhow::Result<()> {
     init_logging(&LogSettings::from_env("user-service")?)?;
     let port: u16 = env_parse("PORT", 50051)?;
+    let shutdown_timeout = Duration::from_secs(env_parse(
+        metachat_grpc::SHUTDOWN_TIMEOUT_VAR,
+        metachat_grpc::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(),
+    )?);
     let production = ProductionConfig::from_env()?;
     let listener = TcpListener::bind(("0.0.0.0", port))
         .await
         .with_context(|| format!("binding gRPC port {port}"))?;
     match production {
-        None => run_embedded(listener).await,
-        Some(config) => run_production(listener, config).await,
+        None => run_embedded(listener, shutdown_timeout).await,
+        Some(config) => run_production(listener, config, shutdown_timeout).await,
     }
 }
 
 /// Events and read models in `DATA_DIR/user-service.db`, projections in-process.
-async fn run_embedded(listener: TcpListener) -> anyhow::Result<()> {
+async fn run_embedded(listener: TcpListener, shutdown_timeout: Duration) -> anyhow::Result<()> {
     let path = std::path::Path::new(&env_or("DATA_DIR", "data")).join("user-service.db");
     let store = SqliteEventStore::open(&path, EventCodec::new(crate::upcasters()))
         .await
@@ -49,6 +55,7 @@ async fn run_embedded(listener: TcpListener) -> anyhow::Result<()> {
         read_models,
         Vec::new(),
         shutdown_signal(),
+        shutdown_timeout,
     )
     .await?;
     stop.now();
@@ -60,7 +67,11 @@ async fn run_embedded(listener: TcpListener) -> anyhow::Result<()> {
 
 /// Events in PostgreSQL, published to `KAFKA_USER_EVENTS_TOPIC` by the elected relay, read
 /// models in Cassandra fed by consumer group `KAFKA_CONSUMER_GROUP`.
-async fn run_production(listener: TcpListener, config: ProductionConfig) -> anyhow::Result<()> {
+async fn run_production(
+    listener: TcpListener,
+    config: ProductionConfig,
+    shutdown_timeout: Duration,
+) -> anyhow::Result<()> {
     let spec = PipelineSpec {
         service: "user-service",
         topic: env_or("KAFKA_USER_EVENTS_TOPIC", "user-events"),
@@ -90,6 +101,7 @@ async fn run_production(listener: TcpListener, config: ProductionConfig) -> anyh
         read_models,
         dependencies,
         shutdown_signal(),
+        shutdown_timeout,
     )
     .await?;
     pipeline.stop().await;
