@@ -27,8 +27,16 @@ pub enum ErrorCode {
     Conflict,
     /// The resource is not in a state that allows the operation.
     FailedPrecondition,
+    /// The request's `If-Match` names a version the resource no longer has.
+    PreconditionFailed,
+    /// The client did not send the whole request (header or body) in time.
+    RequestTimeout,
     /// The request body is larger than the gateway accepts.
     PayloadTooLarge,
+    /// The request URI (path and query) is longer than the gateway accepts.
+    UriTooLong,
+    /// The request has more or larger header fields than the gateway accepts.
+    RequestHeaderFieldsTooLarge,
     /// The request body is not declared as JSON.
     UnsupportedMediaType,
     /// The route exists but not with this method.
@@ -51,7 +59,12 @@ const TABLE: &[(ErrorCode, &str, Code, StatusCode)] = &[
     (ErrorCode::AlreadyExists, "already_exists", Code::AlreadyExists, StatusCode::CONFLICT),
     (ErrorCode::Conflict, "conflict", Code::Aborted, StatusCode::CONFLICT),
     (ErrorCode::FailedPrecondition, "failed_precondition", Code::FailedPrecondition, StatusCode::CONFLICT),
+    // FAILED_PRECONDITION as for failed_precondition: the ErrorInfo reason tells them apart.
+    (ErrorCode::PreconditionFailed, "precondition_failed", Code::FailedPrecondition, StatusCode::PRECONDITION_FAILED),
+    (ErrorCode::RequestTimeout, "request_timeout", Code::DeadlineExceeded, StatusCode::REQUEST_TIMEOUT),
     (ErrorCode::PayloadTooLarge, "payload_too_large", Code::ResourceExhausted, StatusCode::PAYLOAD_TOO_LARGE),
+    (ErrorCode::UriTooLong, "uri_too_long", Code::InvalidArgument, StatusCode::URI_TOO_LONG),
+    (ErrorCode::RequestHeaderFieldsTooLarge, "request_header_fields_too_large", Code::InvalidArgument, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
     (ErrorCode::UnsupportedMediaType, "unsupported_media_type", Code::InvalidArgument, StatusCode::UNSUPPORTED_MEDIA_TYPE),
     (ErrorCode::MethodNotAllowed, "method_not_allowed", Code::Unimplemented, StatusCode::METHOD_NOT_ALLOWED),
     (ErrorCode::Unauthenticated, "unauthenticated", Code::Unauthenticated, StatusCode::UNAUTHORIZED),
@@ -62,13 +75,17 @@ const TABLE: &[(ErrorCode, &str, Code, StatusCode)] = &[
 ];
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 17] = [
         Self::InvalidArgument,
         Self::NotFound,
         Self::AlreadyExists,
         Self::Conflict,
         Self::FailedPrecondition,
+        Self::PreconditionFailed,
+        Self::RequestTimeout,
         Self::PayloadTooLarge,
+        Self::UriTooLong,
+        Self::RequestHeaderFieldsTooLarge,
         Self::UnsupportedMediaType,
         Self::MethodNotAllowed,
         Self::Unauthenticated,
@@ -276,6 +293,14 @@ mod tests {
         let back = ApiError::from(tonic::Status::from(conflict.clone()));
         assert_eq!(back, conflict);
         assert_eq!(back.code.http_status(), StatusCode::CONFLICT);
+
+        // Same gRPC code, told apart by the ErrorInfo reason.
+        let stale = ApiError::new(ErrorCode::PreconditionFailed, "version 3 is not current");
+        let status = tonic::Status::from(stale.clone());
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let back = ApiError::from(status);
+        assert_eq!(back, stale);
+        assert_eq!(back.code.http_status(), StatusCode::PRECONDITION_FAILED);
     }
 
     #[test]
