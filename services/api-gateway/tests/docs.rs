@@ -89,7 +89,9 @@ async fn the_docs_are_served_self_contained() {
     assert_eq!(openapi.status(), StatusCode::OK);
     let doc: Value = openapi.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for code in ["400", "404", "409", "413", "503", "504"] {
+    for code in [
+        "400", "404", "408", "409", "412", "413", "414", "415", "431", "503", "504",
+    ] {
         assert!(
             OPENAPI_JSON.contains(&format!("| {code} |")),
             "status {code} documented"
@@ -110,4 +112,23 @@ async fn the_router_needs_a_usable_address() {
         "{error}"
     );
     assert!(api_gateway::router(&GatewayConfig::default()).is_ok());
+}
+
+#[test]
+fn the_documented_error_codes_are_the_error_table() {
+    use metachat_proto::error::ErrorCode;
+    let doc: Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+    let documented: BTreeSet<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let table: BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(documented, table);
+    let description = doc["info"]["description"].as_str().unwrap();
+    for code in ErrorCode::ALL {
+        let row = format!("| {} | {} |", code.as_str(), code.http_status().as_u16());
+        assert!(description.contains(&row), "no row {row}");
+    }
 }
