@@ -1,21 +1,69 @@
-//! The OpenAPI document and a browsable, self-contained page that renders it (no external
-//! resources: it works offline).
+//! The OpenAPI document and the interactive reference at `/docs`: Swagger UI, vendored in
+//! `vendor/swagger-ui` and served by the gateway itself, so it works offline.
 
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Redirect};
+use axum::extract::Path;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use metachat_proto::error::ApiError;
+
+use crate::error::AppError;
 
 /// The hand-written OpenAPI 3.1 document of every route.
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
 
-/// The documentation page: inline CSS and JavaScript that fetch and render `/openapi.json`.
+/// The documentation page, loading Swagger UI from `/docs/{file}`.
 pub const DOCS_HTML: &str = include_str!("../docs.html");
+
+/// The files of the page: `(name, content type, content)`.
+const ASSETS: [(&str, &str, &[u8]); 3] = [
+    (
+        "swagger-ui-bundle.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../vendor/swagger-ui/swagger-ui-bundle.js"),
+    ),
+    (
+        "swagger-ui.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../vendor/swagger-ui/swagger-ui.css"),
+    ),
+    (
+        "swagger-initializer.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../swagger-initializer.js"),
+    ),
+];
+
+/// Everything the page loads comes from the gateway (Swagger UI styles elements inline and
+/// draws icons from data: URIs).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'";
 
 pub(crate) async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
 }
 
-pub(crate) async fn docs() -> Html<&'static str> {
-    Html(DOCS_HTML)
+pub(crate) async fn docs() -> Response {
+    let mut response = Html(DOCS_HTML).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    response
+}
+
+pub(crate) async fn asset(Path(file): Path<String>) -> Result<Response, AppError> {
+    let (_, content_type, content) = ASSETS
+        .iter()
+        .find(|(name, _, _)| *name == file)
+        .ok_or_else(|| ApiError::not_found("no such documentation file"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, *content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        *content,
+    )
+        .into_response())
 }
 
 pub(crate) async fn root() -> Redirect {

@@ -73,6 +73,7 @@ fn endpoints() -> Vec<Endpoint> {
     vec![
         endpoint(M::GET, "/", docs::root),
         endpoint(M::GET, "/docs", docs::docs),
+        endpoint(M::GET, "/docs/{file}", docs::asset),
         endpoint(M::GET, "/openapi.json", docs::openapi),
         endpoint(M::GET, "/health/live", health::live),
         endpoint(M::GET, "/health/ready", health::ready),
