@@ -24,8 +24,9 @@ pub struct EmbeddedConfig {
     pub gateway_port: u16,
     pub user_port: u16,
     pub diary_port: u16,
-    /// `REQUEST_TIMEOUT_MS` (default 10000): the gateway's deadline for one backend call.
-    pub request_timeout: Duration,
+    /// The gateway's settings from the environment (`REQUEST_TIMEOUT_MS`,
+    /// `SHUTDOWN_TIMEOUT_SECS`); its service addresses are replaced by the embedded ones.
+    pub gateway: api_gateway::GatewayConfig,
     /// `SHUTDOWN_TIMEOUT_SECS` (default 10): how long a stopping gRPC service waits for calls.
     pub shutdown_timeout: Duration,
 }
@@ -40,7 +41,7 @@ impl EmbeddedConfig {
             gateway_port: env_parse("PORT", 8080)?,
             user_port: env_parse("USER_SERVICE_PORT", 50051)?,
             diary_port: env_parse("DIARY_SERVICE_PORT", 50052)?,
-            request_timeout: api_gateway::GatewayConfig::from_env()?.request_timeout,
+            gateway: api_gateway::GatewayConfig::from_env()?,
             shutdown_timeout: Duration::from_secs(env_parse(
                 metachat_grpc::SHUTDOWN_TIMEOUT_VAR,
                 metachat_grpc::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(),
@@ -162,7 +163,7 @@ pub async fn run(
         let gateway_config = api_gateway::GatewayConfig {
             user_service_address: user_address.clone(),
             diary_service_address: diary_address.clone(),
-            request_timeout: config.request_timeout,
+            ..config.gateway.clone()
         };
         let until = stop.signal();
         tasks.spawn(async move {

@@ -383,3 +383,74 @@ async fn entry_lists_page_newest_first() {
     assert_eq!(last, [json!(ids[0])]);
     assert_eq!(page3.body["hasMore"], false);
 }
+
+#[tokio::test]
+async fn edge_inputs_found_by_fuzzing() {
+    let app = Platform::start().await;
+    let user = app.create_user().await;
+
+    // The longest content in the most verbose escaping fits the body limit.
+    let content = "\\uD83D\\uDE00".repeat(100_000);
+    let body = format!(
+        r#"{{"userId": "{user}", "title": "astral", "content": "{content}", "tokenCount": 549.0}}"#
+    );
+    let entry = app
+        .send_raw("POST", "/diary/entries", "application/json", &body)
+        .await;
+    assert_eq!(entry.status, StatusCode::CREATED, "{}", entry.body);
+    assert_eq!(entry.body["tokenCount"], 549);
+    assert_eq!(
+        entry.body["content"].as_str().unwrap().chars().count(),
+        100_000
+    );
+    assert_eq!(entry.headers["etag"], "\"1\"");
+
+    let entry_id = entry.id();
+    let fetched = app.get(&format!("/diary/entries/{entry_id}")).await;
+    assert_eq!(fetched.headers["etag"], "\"1\"");
+
+    // An empty session id is not "no session"; a leap second is not a time.
+    app.post(
+        "/diary/entries",
+        json!({ "userId": user, "title": "t", "content": "c", "sessionId": "" }),
+    )
+    .await
+    .assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("sessionId"),
+    );
+    app.post(
+        "/diary/sessions",
+        json!({ "userId": user, "startTime": "2024-02-29T12:00:60Z" }),
+    )
+    .await
+    .assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("startTime"),
+    );
+    app.post(
+        "/diary/entries",
+        json!({ "userId": user, "title": "bell\u{7}", "content": "tab\tand\nnew line" }),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some("title"));
+    app.post(
+        "/diary/entries",
+        json!({ "userId": user, "title": "t", "content": "c", "tokenCount": 1_000_001 }),
+    )
+    .await
+    .assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("tokenCount"),
+    );
+
+    let session = app.post("/diary/sessions", json!({ "userId": user })).await;
+    assert_eq!(session.headers["etag"], "\"1\"");
+    let ended = app
+        .put(&format!("/diary/sessions/{}/end", session.id()), json!({}))
+        .await;
+    assert_eq!(ended.headers["etag"], "\"2\"", "{}", ended.body);
+}

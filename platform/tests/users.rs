@@ -417,3 +417,69 @@ async fn unknown_and_malformed_ids_and_paging_bounds() {
     assert_eq!(beyond.status, StatusCode::OK);
     assert_eq!(beyond.body["users"], json!([]));
 }
+
+#[tokio::test]
+async fn versions_are_etags_and_if_match_is_forwarded() {
+    let app = Platform::start().await;
+    let id = app.create_user().await;
+    let fetched = app.get(&format!("/users/{id}")).await;
+    assert_eq!(fetched.headers["etag"], "\"1\"");
+    // Upper-case ids are the same id.
+    let upper = app.get(&format!("/users/{}", id.to_uppercase())).await;
+    assert_eq!(upper.status, StatusCode::OK, "{}", upper.body);
+    assert_eq!(upper.body["id"], id.as_str());
+
+    let client = reqwest::Client::new();
+    let updated = client
+        .put(app.url(&format!("/users/{id}")))
+        .header("if-match", "\"1\"")
+        .json(&json!({ "bio": "matched" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    assert_eq!(updated.headers()["etag"], "\"2\"");
+    let any = client
+        .put(app.url(&format!("/users/{id}/modalities")))
+        .header("if-match", "*")
+        .json(&json!({ "modalities": { "visual": 0.5 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(any.status(), StatusCode::OK);
+    assert_eq!(any.headers()["etag"], "\"3\"");
+    let malformed = client
+        .put(app.url(&format!("/users/{id}")))
+        .header("if-match", "version 3")
+        .json(&json!({ "bio": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn dates_of_birth_are_exactly_year_month_day() {
+    let app = Platform::start().await;
+    let id = app.create_user().await;
+    for bad in ["1990-1-1", "+1990-01-01", " 1990-01-01 "] {
+        app.put(&format!("/users/{id}"), json!({ "dateOfBirth": bad }))
+            .await
+            .assert_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                Some("dateOfBirth"),
+            );
+    }
+    let set = app
+        .put(
+            &format!("/users/{id}"),
+            json!({ "dateOfBirth": "1990-01-01" }),
+        )
+        .await;
+    assert_eq!(set.body["dateOfBirth"], "1990-01-01", "{}", set.body);
+    let cleared = app
+        .put(&format!("/users/{id}"), json!({ "dateOfBirth": "" }))
+        .await;
+    assert_eq!(cleared.body["dateOfBirth"], json!(null), "{}", cleared.body);
+}

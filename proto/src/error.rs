@@ -32,8 +32,14 @@ pub enum ErrorCode {
     FailedPrecondition,
     /// The client asked for a change at a version (`If-Match`) the resource is no longer at.
     PreconditionFailed,
+    /// The client did not send the whole request (header or body) in time.
+    RequestTimeout,
     /// The request body is larger than the gateway accepts.
     PayloadTooLarge,
+    /// The request URI (path and query) is longer than the gateway accepts.
+    UriTooLong,
+    /// The request has more or larger header fields than the gateway accepts.
+    RequestHeaderFieldsTooLarge,
     /// The request body is not declared as JSON.
     UnsupportedMediaType,
     /// The route exists but not with this method.
@@ -49,14 +55,17 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 17] = [
         Self::InvalidArgument,
         Self::NotFound,
         Self::AlreadyExists,
         Self::Conflict,
         Self::FailedPrecondition,
         Self::PreconditionFailed,
+        Self::RequestTimeout,
         Self::PayloadTooLarge,
+        Self::UriTooLong,
+        Self::RequestHeaderFieldsTooLarge,
         Self::UnsupportedMediaType,
         Self::MethodNotAllowed,
         Self::Unauthenticated,
@@ -76,8 +85,12 @@ impl ErrorCode {
             Self::AlreadyExists => ("already_exists", Code::AlreadyExists, StatusCode::CONFLICT),
             Self::Conflict => ("conflict", Code::Aborted, StatusCode::CONFLICT),
             Self::FailedPrecondition => ("failed_precondition", Code::FailedPrecondition, StatusCode::CONFLICT),
+            // FAILED_PRECONDITION as for failed_precondition: the ErrorInfo reason tells them apart.
             Self::PreconditionFailed => ("precondition_failed", Code::FailedPrecondition, StatusCode::PRECONDITION_FAILED),
+            Self::RequestTimeout => ("request_timeout", Code::DeadlineExceeded, StatusCode::REQUEST_TIMEOUT),
             Self::PayloadTooLarge => ("payload_too_large", Code::ResourceExhausted, StatusCode::PAYLOAD_TOO_LARGE),
+            Self::UriTooLong => ("uri_too_long", Code::InvalidArgument, StatusCode::URI_TOO_LONG),
+            Self::RequestHeaderFieldsTooLarge => ("request_header_fields_too_large", Code::InvalidArgument, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
             Self::UnsupportedMediaType => ("unsupported_media_type", Code::InvalidArgument, StatusCode::UNSUPPORTED_MEDIA_TYPE),
             Self::MethodNotAllowed => ("method_not_allowed", Code::Unimplemented, StatusCode::METHOD_NOT_ALLOWED),
             Self::Unauthenticated => ("unauthenticated", Code::Unauthenticated, StatusCode::UNAUTHORIZED),
@@ -333,14 +346,17 @@ mod tests {
             ErrorCode::Conflict => 3,
             ErrorCode::FailedPrecondition => 4,
             ErrorCode::PreconditionFailed => 5,
-            ErrorCode::PayloadTooLarge => 6,
-            ErrorCode::UnsupportedMediaType => 7,
-            ErrorCode::MethodNotAllowed => 8,
-            ErrorCode::Unauthenticated => 9,
-            ErrorCode::PermissionDenied => 10,
-            ErrorCode::Unavailable => 11,
-            ErrorCode::DeadlineExceeded => 12,
-            ErrorCode::Internal => 13,
+            ErrorCode::RequestTimeout => 6,
+            ErrorCode::PayloadTooLarge => 7,
+            ErrorCode::UriTooLong => 8,
+            ErrorCode::RequestHeaderFieldsTooLarge => 9,
+            ErrorCode::UnsupportedMediaType => 10,
+            ErrorCode::MethodNotAllowed => 11,
+            ErrorCode::Unauthenticated => 12,
+            ErrorCode::PermissionDenied => 13,
+            ErrorCode::Unavailable => 14,
+            ErrorCode::DeadlineExceeded => 15,
+            ErrorCode::Internal => 16,
         };
         for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
             assert_eq!(position(code), i, "{code:?}");
@@ -378,6 +394,14 @@ mod tests {
             back.retry_after, None,
             "no retry invited when none was given"
         );
+
+        // Same gRPC code, told apart by the ErrorInfo reason.
+        let stale = ApiError::new(ErrorCode::PreconditionFailed, "version 3 is not current");
+        let status = tonic::Status::from(stale.clone());
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let back = ApiError::from(status);
+        assert_eq!(back, stale);
+        assert_eq!(back.code.http_status(), StatusCode::PRECONDITION_FAILED);
 
         let conflict = ApiError::new(ErrorCode::FailedPrecondition, "session already ended");
         let back = ApiError::from(tonic::Status::from(conflict.clone()));

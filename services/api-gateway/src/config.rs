@@ -7,6 +7,15 @@ use metachat_runtime::{ConfigError, env_or, env_parse};
 /// The default per-call deadline for a backend call.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default bound on the graceful drain after a shutdown signal.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request's header block.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request's body (up to 3 MiB) once the header is in.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The gateway's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -16,6 +25,13 @@ pub struct GatewayConfig {
     pub diary_service_address: String,
     /// How long one backend call may take before the client gets a 504.
     pub request_timeout: Duration,
+    /// After the shutdown signal, how long open connections may finish their requests before
+    /// they are closed (`SHUTDOWN_TIMEOUT_SECS`).
+    pub shutdown_timeout: Duration,
+    /// A connection that has not sent a whole header block within this is closed.
+    pub header_read_timeout: Duration,
+    /// A request whose body has not arrived within this gets a 408.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -24,13 +40,16 @@ impl Default for GatewayConfig {
             user_service_address: "localhost:50051".to_owned(),
             diary_service_address: "localhost:50052".to_owned(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
         }
     }
 }
 
 impl GatewayConfig {
-    /// Reads `USER_SERVICE_ADDRESS`, `DIARY_SERVICE_ADDRESS` and `REQUEST_TIMEOUT_MS`; an
-    /// unusable value is an error naming the variable.
+    /// Reads `USER_SERVICE_ADDRESS`, `DIARY_SERVICE_ADDRESS`, `REQUEST_TIMEOUT_MS` and
+    /// `SHUTDOWN_TIMEOUT_SECS`; an unusable value is an error naming the variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         let defaults = Self::default();
         let timeout_ms = env_parse::<u64>(
@@ -44,10 +63,14 @@ impl GatewayConfig {
                 reason: "must be at least 1".into(),
             });
         }
+        let shutdown_secs =
+            env_parse::<u64>("SHUTDOWN_TIMEOUT_SECS", defaults.shutdown_timeout.as_secs())?;
         let config = Self {
             user_service_address: env_or("USER_SERVICE_ADDRESS", &defaults.user_service_address),
             diary_service_address: env_or("DIARY_SERVICE_ADDRESS", &defaults.diary_service_address),
             request_timeout: Duration::from_millis(timeout_ms),
+            shutdown_timeout: Duration::from_secs(shutdown_secs),
+            ..defaults
         };
         grpc_uri("USER_SERVICE_ADDRESS", &config.user_service_address)?;
         grpc_uri("DIARY_SERVICE_ADDRESS", &config.diary_service_address)?;

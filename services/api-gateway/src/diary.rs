@@ -3,13 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use metachat_proto::Timestamp;
 use metachat_proto::common::HistoryRequest;
 use metachat_proto::diary::{
-    CreateEntryRequest, DeleteEntryRequest, EndSessionRequest, GetAnalyticsRequest,
+    CreateEntryRequest, DeleteEntryRequest, EndSessionRequest, Entry, GetAnalyticsRequest,
     GetEntryRequest, GetSessionRequest, ListEntriesByUserRequest, ListSessionsByUserRequest,
-    StartSessionRequest, UpdateEntryRequest,
+    Session, StartSessionRequest, UpdateEntryRequest,
 };
 use serde::Deserialize;
 
@@ -18,9 +19,11 @@ use crate::convert::{
 };
 use crate::created;
 use crate::error::AppError;
-use crate::extract::{JsonBody, OptionalJsonBody, PathId, QueryParams};
+use crate::extract::{JsonBody, OptionalJsonBody, PathId, QueryParams, token_count};
 use crate::grpc::{Backends, RequestContext, unary};
+use crate::precondition::{IfMatch, tagged};
 use crate::time::{DateMeans, as_of, parse_instant, parse_timestamp, to_timestamp};
+use crate::validate::Checks;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -28,6 +31,7 @@ pub(crate) struct CreateEntryBody {
     user_id: String,
     title: String,
     content: String,
+    #[serde(default, deserialize_with = "token_count")]
     token_count: Option<u32>,
     session_id: Option<String>,
     tags: Option<Vec<String>>,
@@ -39,8 +43,33 @@ pub(crate) struct CreateEntryBody {
 pub(crate) struct UpdateEntryBody {
     title: Option<String>,
     content: Option<String>,
+    #[serde(default, deserialize_with = "token_count")]
     token_count: Option<u32>,
     tags: Option<Vec<String>>,
+}
+
+/// Title, tags and content: one line, one line each, and text with line breaks.
+fn check_text(
+    checks: &mut Checks,
+    title: Option<&str>,
+    content: Option<&str>,
+    tags: Option<&[String]>,
+) {
+    checks.single_line("title", title);
+    checks.multi_line("content", content);
+    for (i, tag) in tags.unwrap_or_default().iter().enumerate() {
+        checks.single_line(format!("tags[{i}]"), Some(tag));
+    }
+}
+
+fn entry_response(status: StatusCode, entry: Entry) -> Response {
+    let version = entry.version;
+    tagged(status, EntryJson::from(entry), version)
+}
+
+fn session_response(session: Session) -> Response {
+    let version = session.version;
+    tagged(StatusCode::OK, SessionJson::from(session), version)
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,20 +90,32 @@ pub(crate) async fn create_entry(
     context: RequestContext,
     JsonBody(body): JsonBody<CreateEntryBody>,
 ) -> Result<Response, AppError> {
+    let mut checks = Checks::default();
+    let user_id = checks.uuid("userId", body.user_id);
+    let session_id = checks.optional_uuid("sessionId", body.session_id);
+    check_text(
+        &mut checks,
+        Some(&body.title),
+        Some(&body.content),
+        body.tags.as_deref(),
+    );
+    checks.finish()?;
     let request = CreateEntryRequest {
-        user_id: body.user_id,
+        user_id,
         title: body.title,
         content: body.content,
         token_count: body.token_count,
-        session_id: body.session_id,
+        session_id,
         tags: body.tags.unwrap_or_default(),
     };
     let mut client = backends.diary.clone();
     let call = client.create_entry(context.request(request, backends.timeout));
     let entry = unary(&context, backends.timeout, call).await?;
+    let version = entry.version;
     Ok(created(
         &format!("/diary/entries/{}", entry.id),
         EntryJson::from(entry),
+        version,
     ))
 }
 
@@ -83,22 +124,32 @@ pub(crate) async fn get_entry(
     context: RequestContext,
     PathId(id): PathId,
     query: QueryParams,
-) -> Result<Json<EntryJson>, AppError> {
+) -> Result<Response, AppError> {
     let request = GetEntryRequest {
         id,
         as_of: as_of(&query)?,
     };
     let mut client = backends.diary.clone();
     let call = client.get_entry(context.request(request, backends.timeout));
-    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+    let entry = unary(&context, backends.timeout, call).await?;
+    Ok(entry_response(StatusCode::OK, entry))
 }
 
 pub(crate) async fn update_entry(
     State(backends): State<Backends>,
     context: RequestContext,
     PathId(id): PathId,
+    IfMatch(expected_version): IfMatch,
     JsonBody(body): JsonBody<UpdateEntryBody>,
-) -> Result<Json<EntryJson>, AppError> {
+) -> Result<Response, AppError> {
+    let mut checks = Checks::default();
+    check_text(
+        &mut checks,
+        body.title.as_deref(),
+        body.content.as_deref(),
+        body.tags.as_deref(),
+    );
+    checks.finish()?;
     let request = UpdateEntryRequest {
         id,
         title: body.title,
@@ -106,30 +157,31 @@ pub(crate) async fn update_entry(
         token_count: body.token_count,
         replace_tags: body.tags.is_some(),
         tags: body.tags.unwrap_or_default(),
-        expected_version: None,
+        expected_version,
     };
     let mut client = backends.diary.clone();
     let call = client.update_entry(context.request(request, backends.timeout));
-    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+    let entry = unary(&context, backends.timeout, call).await?;
+    Ok(entry_response(StatusCode::OK, entry))
 }
 
 pub(crate) async fn delete_entry(
     State(backends): State<Backends>,
     context: RequestContext,
     PathId(id): PathId,
+    IfMatch(expected_version): IfMatch,
 ) -> Result<Json<DeletedJson>, AppError> {
+    let request = DeleteEntryRequest {
+        id,
+        expected_version,
+    };
     let mut client = backends.diary.clone();
-    let call = client.delete_entry(context.request(
-        DeleteEntryRequest {
-            id,
-            expected_version: None,
-        },
-        backends.timeout,
-    ));
+    let call = client.delete_entry(context.request(request, backends.timeout));
     Ok(Json(unary(&context, backends.timeout, call).await?.into()))
 }
 
 /// `startTime`/`endTime` of a user's entries: `[start, end)`, a bare end date including its day.
+/// `startTime == endTime` is an empty range, not an error; only a start after the end is.
 pub(crate) fn time_range(
     query: &QueryParams,
 ) -> Result<(Option<Timestamp>, Option<Timestamp>), AppError> {
@@ -187,20 +239,24 @@ pub(crate) async fn start_session(
     context: RequestContext,
     JsonBody(body): JsonBody<StartSessionBody>,
 ) -> Result<Response, AppError> {
+    let mut checks = Checks::default();
+    let user_id = checks.uuid("userId", body.user_id);
     let start_time = body
         .start_time
-        .map(|v| parse_timestamp("startTime", &v))
-        .transpose()?;
+        .and_then(|v| checks.absorb(parse_timestamp("startTime", &v)));
+    checks.finish()?;
     let request = StartSessionRequest {
-        user_id: body.user_id,
+        user_id,
         start_time: start_time.map(to_timestamp),
     };
     let mut client = backends.diary.clone();
     let call = client.start_session(context.request(request, backends.timeout));
     let session = unary(&context, backends.timeout, call).await?;
+    let version = session.version;
     Ok(created(
         &format!("/diary/sessions/{}", session.id),
         SessionJson::from(session),
+        version,
     ))
 }
 
@@ -208,8 +264,9 @@ pub(crate) async fn end_session(
     State(backends): State<Backends>,
     context: RequestContext,
     PathId(id): PathId,
+    IfMatch(expected_version): IfMatch,
     OptionalJsonBody(body): OptionalJsonBody<EndSessionBody>,
-) -> Result<Json<SessionJson>, AppError> {
+) -> Result<Response, AppError> {
     let end_time = body
         .end_time
         .map(|v| parse_timestamp("endTime", &v))
@@ -217,11 +274,13 @@ pub(crate) async fn end_session(
     let request = EndSessionRequest {
         id,
         end_time: end_time.map(to_timestamp),
-        expected_version: None,
+        expected_version,
     };
     let mut client = backends.diary.clone();
     let call = client.end_session(context.request(request, backends.timeout));
-    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+    Ok(session_response(
+        unary(&context, backends.timeout, call).await?,
+    ))
 }
 
 pub(crate) async fn get_session(
@@ -229,14 +288,16 @@ pub(crate) async fn get_session(
     context: RequestContext,
     PathId(id): PathId,
     query: QueryParams,
-) -> Result<Json<SessionJson>, AppError> {
+) -> Result<Response, AppError> {
     let request = GetSessionRequest {
         id,
         as_of: as_of(&query)?,
     };
     let mut client = backends.diary.clone();
     let call = client.get_session(context.request(request, backends.timeout));
-    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+    Ok(session_response(
+        unary(&context, backends.timeout, call).await?,
+    ))
 }
 
 pub(crate) async fn list_sessions(
@@ -275,7 +336,7 @@ pub(crate) async fn analytics(
     query: QueryParams,
 ) -> Result<Json<AnalyticsJson>, AppError> {
     let request = GetAnalyticsRequest {
-        user_id: query.required("userId")?.to_owned(),
+        user_id: query.uuid("userId")?,
         period: query.get("period")?.unwrap_or("week").to_owned(),
     };
     let mut client = backends.diary.clone();
@@ -308,6 +369,13 @@ mod tests {
         assert_eq!(end.as_deref(), Some("2023-01-01T10:30:00Z"));
         // The same day as start and end is that whole day.
         assert!(range(&[("startTime", "2023-05-05"), ("endTime", "2023-05-05")]).is_ok());
+        // The same instant is an empty range, not an error.
+        let (start, end) = range(&[
+            ("startTime", "2023-05-05T10:00:00Z"),
+            ("endTime", "2023-05-05T10:00:00Z"),
+        ])
+        .unwrap();
+        assert_eq!(start, end);
     }
 
     #[test]
@@ -320,6 +388,31 @@ mod tests {
             .unwrap_err()
             .0;
         assert_eq!(error.details[0].field, "endTime");
+    }
+
+    #[test]
+    fn token_counts_are_whole_numbers_up_to_the_real_bound() {
+        let parse = |count: &str| {
+            parse_json::<UpdateEntryBody>(format!(r#"{{"tokenCount": {count}}}"#).as_bytes())
+                .map(|body| body.token_count)
+        };
+        assert_eq!(parse("549").unwrap(), Some(549));
+        assert_eq!(parse("549.0").unwrap(), Some(549));
+        assert_eq!(parse("1e3").unwrap(), Some(1000));
+        assert_eq!(parse("1000000").unwrap(), Some(1_000_000));
+        assert_eq!(parse("null").unwrap(), None);
+        assert_eq!(
+            parse_json::<UpdateEntryBody>(b"{}").unwrap().token_count,
+            None
+        );
+        for bad in ["1.5", "-1", "1000001", "4294967296", "\"12\"", "true"] {
+            let error = parse(bad).unwrap_err().0;
+            assert_eq!(error.details[0].field, "tokenCount", "{bad}");
+            assert_eq!(
+                error.details[0].message, "must be a whole number from 0 to 1000000",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -129,15 +129,18 @@ pub(crate) fn code_for_status(status: StatusCode) -> ErrorCode {
         })
 }
 
-fn default_message(code: ErrorCode) -> &'static str {
-    match code {
+fn default_message(code: ErrorCode) -> String {
+    let message = match code {
         ErrorCode::InvalidArgument => "the request is not valid",
         ErrorCode::NotFound => "no such resource",
         ErrorCode::AlreadyExists | ErrorCode::Conflict | ErrorCode::FailedPrecondition => {
             "the request conflicts with the resource's state"
         }
-        ErrorCode::PreconditionFailed => "the resource is not at the version the request names",
-        ErrorCode::PayloadTooLarge => "the request body is too large (limit 1 MiB)",
+        ErrorCode::PayloadTooLarge => return crate::extract::too_large_message(),
+        ErrorCode::PreconditionFailed => "the resource is not at the version If-Match names",
+        ErrorCode::RequestTimeout => "the request did not arrive in time",
+        ErrorCode::UriTooLong => "the request URI is too long",
+        ErrorCode::RequestHeaderFieldsTooLarge => "the request headers are too large",
         ErrorCode::UnsupportedMediaType => {
             "the request body must be JSON (Content-Type: application/json)"
         }
@@ -147,7 +150,8 @@ fn default_message(code: ErrorCode) -> &'static str {
         ErrorCode::Unavailable => "a backend service is unavailable; retry later",
         ErrorCode::DeadlineExceeded => "a backend service did not answer in time",
         ErrorCode::Internal => "internal error",
-    }
+    };
+    message.to_owned()
 }
 
 #[cfg(test)]

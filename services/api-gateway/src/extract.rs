@@ -1,17 +1,24 @@
 //! Extractors that turn every malformed request into a 4xx naming the offending field or
 //! parameter: JSON bodies (via `serde_path_to_error`), query parameters and path segments.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use metachat_proto::error::{ApiError, ErrorCode};
-use serde::de::DeserializeOwned;
+use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Unexpected, Visitor};
 
+use crate::config::DEFAULT_BODY_READ_TIMEOUT;
 use crate::error::AppError;
+use crate::limits::{BODY_LIMIT_BYTES, TOKEN_COUNT_MAX};
+use crate::validate::{UUID_MESSAGE, canonical_uuid};
 
-/// The request body limit; larger bodies get 413.
-pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// How long the body of one request may take to arrive; set by the router from the config.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyReadTimeout(pub Duration);
 
 /// A JSON object body, required.
 pub(crate) struct JsonBody<T>(pub T);
@@ -52,49 +59,97 @@ where
     }
 }
 
-/// The body, `None` when empty; a non-empty body must be declared as JSON.
+/// The 413 message, with the limit in MiB.
+pub(crate) fn too_large_message() -> String {
+    format!(
+        "the request body is too large (limit {} MiB)",
+        BODY_LIMIT_BYTES >> 20
+    )
+}
+
+/// The body, `None` when empty; a non-empty body must be declared as JSON in UTF-8. A body
+/// that does not arrive within the body read timeout is a 408.
 async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Option<Bytes>, AppError> {
-    let declared_json = is_json_content_type(request.headers());
-    let bytes = Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError(ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    "the request body is too large (limit 1 MiB)",
-                ))
-            } else {
-                AppError::invalid("body", "the request body could not be read")
-            }
-        })?;
+    let media_type = media_type_problem(request.headers());
+    let timeout = request
+        .extensions()
+        .get::<BodyReadTimeout>()
+        .map_or(DEFAULT_BODY_READ_TIMEOUT, |t| t.0);
+    let read = tokio::time::timeout(timeout, Bytes::from_request(request, state)).await;
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(AppError(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                too_large_message(),
+            )));
+        }
+        Ok(Err(_)) => {
+            return Err(AppError::invalid(
+                "body",
+                "the request body could not be read",
+            ));
+        }
+        Err(_) => {
+            return Err(AppError(ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    timeout.as_secs_f64()
+                ),
+            )));
+        }
+    };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    if !declared_json {
-        let mut error = ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "Content-Type: must be application/json",
-        );
-        error.details.push(metachat_proto::error::FieldViolation {
-            field: "Content-Type".into(),
-            message: "must be application/json".into(),
-        });
-        return Err(AppError(error));
+    match media_type {
+        Some(error) => Err(AppError(error)),
+        None => Ok(Some(bytes)),
     }
-    Ok(Some(bytes))
 }
 
-fn is_json_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
+/// A 415 unless the Content-Type is JSON (`application/json` or `application/*+json`) with no
+/// charset or a UTF-8 one: JSON is UTF-8, and a body in another charset would be misread.
+fn media_type_problem(headers: &HeaderMap) -> Option<ApiError> {
+    let unsupported = |message: String| {
+        let mut error = ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("Content-Type: {message}"),
+        );
+        error.details.push(FieldViolation {
+            field: "Content-Type".into(),
+            message,
+        });
+        error
+    };
+    let value = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    let essence = essence.to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+        .unwrap_or_default();
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if !json {
+        return Some(unsupported("must be application/json".to_owned()));
+    }
+    for parameter in parts {
+        let Some((name, charset)) = parameter.split_once('=') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            continue;
+        }
+        let charset = charset.trim().trim_matches('"');
+        if !charset.eq_ignore_ascii_case("utf-8") && !charset.eq_ignore_ascii_case("utf8") {
+            let shown: String = charset.chars().take(40).collect();
+            return Some(unsupported(format!(
+                "charset {shown} is not supported; JSON must be sent as UTF-8"
+            )));
+        }
+    }
+    None
 }
 
 /// Parses a JSON object into `T`, naming the field of the first problem.
@@ -165,6 +220,10 @@ fn quoted_name(message: &str, prefix: &str) -> Option<String> {
 }
 
 fn friendly_expectation(expected: &str) -> String {
+    // The expectations of the gateway's own deserializers are written for clients already.
+    if expected.starts_with("a whole number") {
+        return format!("must be {expected}");
+    }
     let what = match expected {
         "u32" => "a whole number from 0 to 4294967295",
         "u64" => "a whole number from 0 to 18446744073709551615",
@@ -304,18 +363,113 @@ impl QueryParams {
     }
 }
 
-/// A path segment, percent-decoded; a segment that is not UTF-8 is a 400, not a 500.
+impl QueryParams {
+    /// A required UUID parameter, canonicalised.
+    pub(crate) fn uuid(&self, name: &str) -> Result<String, AppError> {
+        canonical_uuid(self.required(name)?).ok_or_else(|| AppError::invalid(name, UUID_MESSAGE))
+    }
+}
+
+/// The route's one path parameter (`id` or `userId`), a canonical UUID (returned lower-case);
+/// anything else is a 400 naming the parameter, not a 404 or a 500.
 pub(crate) struct PathId(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PathId {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
-        Path::<String>::from_request_parts(parts, state)
+        let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map(|Path(id)| Self(id))
-            .map_err(|_| AppError::invalid("id", "is not a valid path segment"))
+            .map_err(|_| AppError::invalid("id", "is not a valid path segment"))?;
+        let (name, value) = params.iter().next().unwrap_or(("id", ""));
+        canonical_uuid(value)
+            .map(Self)
+            .ok_or_else(|| AppError::invalid(name, UUID_MESSAGE))
     }
+}
+
+/// `tokenCount`: a whole number in `0..=TOKEN_COUNT_MAX`, also when written as an integral
+/// float (`549.0`: JSON Schema calls that an integer, and some encoders write it so).
+pub(crate) fn token_count<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    struct TokenCount;
+    const EXPECTED: &str = "a whole number from 0 to 1000000";
+    const _: () = assert!(TOKEN_COUNT_MAX == 1_000_000, "update EXPECTED");
+
+    impl<'de> Visitor<'de> for TokenCount {
+        type Value = Option<u32>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(EXPECTED)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            match u32::try_from(n) {
+                Ok(n) if n <= TOKEN_COUNT_MAX => Ok(Some(n)),
+                _ => Err(E::invalid_value(Unexpected::Unsigned(n), &self)),
+            }
+        }
+
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            match u64::try_from(n) {
+                Ok(n) => self.visit_u64(n),
+                Err(_) => Err(E::invalid_value(Unexpected::Signed(n), &self)),
+            }
+        }
+
+        fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            if n.fract() == 0.0 && (0.0..=f64::from(TOKEN_COUNT_MAX)).contains(&n) {
+                // Integral and in range, so the conversion is exact.
+                Ok(Some(n as u32))
+            } else {
+                Err(E::invalid_value(Unexpected::Float(n), &self))
+            }
+        }
+    }
+
+    deserializer.deserialize_option(TokenCount)
+}
+
+/// A JSON object as a map, refusing a key that appears twice (serde's maps keep the last).
+pub(crate) fn unique_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<HashMap<String, f64>, D::Error> {
+    struct UniqueMap;
+
+    impl<'de> Visitor<'de> for UniqueMap {
+        type Value = HashMap<String, f64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut values = HashMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = map.next_value::<f64>()?;
+                if values.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!("duplicate field `{key}`")));
+                }
+                values.insert(key, value);
+            }
+            Ok(values)
+        }
+    }
+
+    deserializer.deserialize_map(UniqueMap)
 }
 
 #[cfg(test)]

@@ -14,28 +14,33 @@ mod error;
 mod extract;
 mod grpc;
 mod health;
+pub mod limits;
+mod precondition;
 mod request_id;
+mod server;
 pub mod standalone;
 mod time;
 mod users;
+mod validate;
 
 use std::future::Future;
 use std::sync::LazyLock;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::Response;
 use axum::routing::{MethodFilter, MethodRouter, on};
 use metachat_proto::error::{ApiError, ErrorCode};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-pub use config::{DEFAULT_REQUEST_TIMEOUT, GatewayConfig};
+pub use config::{DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, GatewayConfig};
 pub use docs::{DOCS_HTML, OPENAPI_JSON};
-pub use extract::BODY_LIMIT_BYTES;
 pub use health::{DIARY_SERVICE_NAME, USER_SERVICE_NAME};
+pub use limits::{BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 
 use crate::error::AppError;
 use crate::grpc::Backends;
@@ -68,6 +73,7 @@ fn endpoints() -> Vec<Endpoint> {
     vec![
         endpoint(M::GET, "/", docs::root),
         endpoint(M::GET, "/docs", docs::docs),
+        endpoint(M::GET, "/docs/{file}", docs::asset),
         endpoint(M::GET, "/openapi.json", docs::openapi),
         endpoint(M::GET, "/health/live", health::live),
         endpoint(M::GET, "/health/ready", health::ready),
@@ -126,11 +132,15 @@ pub fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(Extension(extract::BodyReadTimeout(
+            config.body_read_timeout,
+        )))
         .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(backends))
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves the gateway on `listener` until `shutdown` completes, then drains in-flight requests
+/// for at most `config.shutdown_timeout`.
 pub async fn serve(
     listener: TcpListener,
     config: GatewayConfig,
@@ -145,16 +155,14 @@ pub async fn serve(
             "api gateway listening"
         );
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    server::serve(listener, app, &config, shutdown).await;
     tracing::info!("api gateway stopped");
     Ok(())
 }
 
-/// 201 with `Location` and the created resource.
-pub(crate) fn created<T: Serialize>(location: &str, body: T) -> Response {
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+/// 201 with `Location`, the created resource and its ETag.
+pub(crate) fn created<T: Serialize>(location: &str, body: T, version: u64) -> Response {
+    let mut response = precondition::tagged(StatusCode::CREATED, body, version);
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);
     }

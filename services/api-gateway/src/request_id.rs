@@ -6,10 +6,12 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use metachat_proto::error::{ApiError, ErrorCode};
 
-use crate::error;
+use crate::error::{self, AppError};
 use crate::grpc::{CORRELATION_ID, REQUEST_ID, RequestContext};
+use crate::limits::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 
 /// Longest client-supplied id accepted; longer or unprintable ones are replaced.
 const MAX_ID_LEN: usize = 128;
@@ -32,7 +34,10 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
         correlation_id,
     });
 
-    let response = next.run(request).await;
+    let response = match over_limits(&request) {
+        Some(error) => AppError(error).into_response(),
+        None => next.run(request).await,
+    };
     let mut response = error::render(response, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
@@ -47,6 +52,38 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+/// 414 for a URI over [`MAX_URI_BYTES`], 431 for more than [`MAX_HEADERS`] header fields or
+/// more than [`MAX_HEADER_BYTES`] of them. Hyper's own limits are set higher so that these
+/// answers carry the envelope and the client's request id.
+fn over_limits(request: &Request) -> Option<ApiError> {
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return Some(ApiError::new(
+            ErrorCode::UriTooLong,
+            format!("the request URI is {uri_len} bytes; the limit is {MAX_URI_BYTES}"),
+        ));
+    }
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Some(ApiError::new(
+            ErrorCode::RequestHeaderFieldsTooLarge,
+            format!(
+                "the request has {} header fields of {bytes} bytes; the limits are \
+                 {MAX_HEADERS} fields and {MAX_HEADER_BYTES} bytes",
+                headers.len()
+            ),
+        ));
+    }
+    None
 }
 
 /// The header's value when it is usable as an id: 1..=128 visible ASCII characters.

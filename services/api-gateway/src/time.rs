@@ -1,6 +1,6 @@
 //! Timestamps in and out: RFC 3339 or a bare date on the way in, RFC 3339 UTC on the way out.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Timelike, Utc};
 use metachat_proto::Timestamp;
 
 use crate::error::AppError;
@@ -20,6 +20,8 @@ pub(crate) enum DateMeans {
 const EXPECTED: &str =
     "must be an RFC 3339 timestamp (e.g. 2023-01-01T10:00:00Z) or a date (YYYY-MM-DD)";
 const EXPECTED_TIMESTAMP: &str = "must be an RFC 3339 timestamp (e.g. 2023-01-01T10:00:00Z)";
+const NO_LEAP_SECOND: &str =
+    "must not be a leap second (second 60): UTC timestamps here have seconds 00 to 59";
 
 /// Parses a query parameter that accepts an RFC 3339 timestamp or a bare date.
 pub(crate) fn parse_instant(
@@ -40,15 +42,32 @@ pub(crate) fn parse_instant(
             _ => start,
         });
     }
-    parse_rfc3339(value).ok_or_else(|| AppError::invalid(name, EXPECTED))
+    checked(name, parse_rfc3339(value), EXPECTED)
 }
 
 /// Parses a body field that must be a full RFC 3339 timestamp.
 pub(crate) fn parse_timestamp(name: &str, value: &str) -> Result<DateTime<Utc>, AppError> {
-    parse_rfc3339(value.trim()).ok_or_else(|| AppError::invalid(name, EXPECTED_TIMESTAMP))
+    checked(name, parse_rfc3339(value.trim()), EXPECTED_TIMESTAMP)
 }
 
-fn parse_date(value: &str) -> Option<NaiveDate> {
+/// chrono accepts second 60 and represents it as a nanosecond past 999_999_999, which no
+/// protobuf Timestamp (and no service) can hold: refused here, naming the field.
+fn checked(
+    name: &str,
+    parsed: Option<DateTime<Utc>>,
+    expected: &str,
+) -> Result<DateTime<Utc>, AppError> {
+    match parsed {
+        Some(instant) if instant.nanosecond() >= 1_000_000_000 => {
+            Err(AppError::invalid(name, NO_LEAP_SECOND))
+        }
+        Some(instant) => Ok(instant),
+        None => Err(AppError::invalid(name, expected)),
+    }
+}
+
+/// A calendar date written exactly `YYYY-MM-DD` (no sign, no single-digit parts, no spaces).
+pub(crate) fn parse_date(value: &str) -> Option<NaiveDate> {
     let bytes = value.as_bytes();
     let shaped = bytes.len() == 10
         && bytes[4] == b'-'
@@ -167,6 +186,19 @@ mod tests {
             assert_eq!(error.details[0].field, "endTime", "{bad}");
         }
         assert!(parse_timestamp("startTime", "2023-01-01").is_err());
+        for leap in [
+            "2024-02-29T12:00:60Z",
+            "2016-12-31T23:59:60.5Z",
+            "2016-12-31T23:59:60+00:00",
+        ] {
+            let error = parse_timestamp("startTime", leap).unwrap_err().0;
+            assert_eq!(error.details[0].field, "startTime", "{leap}");
+            assert!(error.message.contains("leap second"), "{error:?}");
+            let error = parse_instant("asOf", leap, DateMeans::StartOfDay)
+                .unwrap_err()
+                .0;
+            assert_eq!(error.details[0].field, "asOf", "{leap}");
+        }
         assert!(parse_timestamp("startTime", "2023-01-01T10:00:00Z").is_ok());
     }
 

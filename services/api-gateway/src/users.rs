@@ -2,22 +2,24 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{Json, Response};
 use metachat_proto::common::HistoryRequest;
 use metachat_proto::user::{
     ArchetypeRequest, CreateUserRequest, GetUserRequest, ListUsersRequest, UpdateModalitiesRequest,
-    UpdateProfileRequest,
+    UpdateProfileRequest, User,
 };
 use serde::Deserialize;
 
 use crate::convert::{HistoryJson, UserJson, UserListJson};
 use crate::created;
 use crate::error::AppError;
-use crate::extract::{JsonBody, PathId, QueryParams};
+use crate::extract::{JsonBody, PathId, QueryParams, unique_map};
 use crate::grpc::{Backends, RequestContext, unary};
+use crate::precondition::{IfMatch, tagged};
 use crate::time::as_of;
+use crate::validate::Checks;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -29,6 +31,18 @@ pub(crate) struct CreateUserBody {
     date_of_birth: Option<String>,
 }
 
+impl CreateUserBody {
+    fn check(&self) -> Result<(), AppError> {
+        let mut checks = Checks::default();
+        checks.single_line("username", Some(&self.username));
+        checks.single_line("email", Some(&self.email));
+        checks.single_line("firstName", Some(&self.first_name));
+        checks.single_line("lastName", Some(&self.last_name));
+        checks.date("dateOfBirth", self.date_of_birth.as_deref(), false);
+        checks.finish()
+    }
+}
+
 /// Absent (or `null`) fields are left unchanged.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -38,6 +52,19 @@ pub(crate) struct UpdateUserBody {
     date_of_birth: Option<String>,
     avatar: Option<String>,
     bio: Option<String>,
+}
+
+impl UpdateUserBody {
+    fn check(&self) -> Result<(), AppError> {
+        let mut checks = Checks::default();
+        checks.single_line("firstName", self.first_name.as_deref());
+        checks.single_line("lastName", self.last_name.as_deref());
+        // An empty string clears the date of birth.
+        checks.date("dateOfBirth", self.date_of_birth.as_deref(), true);
+        checks.single_line("avatar", self.avatar.as_deref());
+        checks.multi_line("bio", self.bio.as_deref());
+        checks.finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,7 +80,14 @@ pub(crate) struct ArchetypeBody {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct ModalitiesBody {
+    #[serde(deserialize_with = "unique_map")]
     modalities: HashMap<String, f64>,
+}
+
+/// 200 with the user and its ETag.
+fn user_response(user: User) -> Response {
+    let version = user.version;
+    tagged(StatusCode::OK, UserJson::from(user), version)
 }
 
 pub(crate) async fn create_user(
@@ -61,6 +95,7 @@ pub(crate) async fn create_user(
     context: RequestContext,
     JsonBody(body): JsonBody<CreateUserBody>,
 ) -> Result<Response, AppError> {
+    body.check()?;
     let request = CreateUserRequest {
         username: body.username,
         email: body.email,
@@ -71,9 +106,11 @@ pub(crate) async fn create_user(
     let mut client = backends.users.clone();
     let call = client.create_user(context.request(request, backends.timeout));
     let user = unary(&context, backends.timeout, call).await?;
+    let version = user.version;
     Ok(created(
         &format!("/users/{}", user.id),
         UserJson::from(user),
+        version,
     ))
 }
 
@@ -82,22 +119,26 @@ pub(crate) async fn get_user(
     context: RequestContext,
     PathId(id): PathId,
     query: QueryParams,
-) -> Result<Json<UserJson>, AppError> {
+) -> Result<Response, AppError> {
     let request = GetUserRequest {
         id,
         as_of: as_of(&query)?,
     };
     let mut client = backends.users.clone();
     let call = client.get_user(context.request(request, backends.timeout));
-    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+    Ok(user_response(
+        unary(&context, backends.timeout, call).await?,
+    ))
 }
 
 pub(crate) async fn update_user(
     State(backends): State<Backends>,
     context: RequestContext,
     PathId(id): PathId,
+    IfMatch(expected_version): IfMatch,
     JsonBody(body): JsonBody<UpdateUserBody>,
-) -> Result<Json<UserJson>, AppError> {
+) -> Result<Response, AppError> {
+    body.check()?;
     let request = UpdateProfileRequest {
         id,
         first_name: body.first_name,
@@ -105,62 +146,82 @@ pub(crate) async fn update_user(
         date_of_birth: body.date_of_birth,
         avatar: body.avatar,
         bio: body.bio,
-        expected_version: None,
+        expected_version,
     };
     let mut client = backends.users.clone();
     let call = client.update_profile(context.request(request, backends.timeout));
-    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+    Ok(user_response(
+        unary(&context, backends.timeout, call).await?,
+    ))
 }
 
-fn archetype_request(user_id: String, body: ArchetypeBody) -> ArchetypeRequest {
-    ArchetypeRequest {
+fn archetype_request(
+    user_id: String,
+    body: ArchetypeBody,
+    expected_version: Option<u64>,
+) -> Result<ArchetypeRequest, AppError> {
+    let mut checks = Checks::default();
+    checks.single_line("archetypeId", Some(&body.archetype_id));
+    checks.single_line("archetypeName", Some(&body.archetype_name));
+    checks.multi_line("description", Some(&body.description));
+    checks.finish()?;
+    Ok(ArchetypeRequest {
         user_id,
         archetype_id: body.archetype_id,
         archetype_name: body.archetype_name,
         confidence: body.confidence,
         description: body.description,
-        expected_version: None,
-    }
+        expected_version,
+    })
 }
 
 pub(crate) async fn assign_archetype(
     State(backends): State<Backends>,
     context: RequestContext,
     PathId(id): PathId,
+    IfMatch(expected_version): IfMatch,
     JsonBody(body): JsonBody<ArchetypeBody>,
-) -> Result<Json<UserJson>, AppError> {
+) -> Result<Response, AppError> {
+    let request = archetype_request(id, body, expected_version)?;
     let mut client = backends.users.clone();
-    let call =
-        client.assign_archetype(context.request(archetype_request(id, body), backends.timeout));
-    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+    let call = client.assign_archetype(context.request(request, backends.timeout));
+    Ok(user_response(
+        unary(&context, backends.timeout, call).await?,
+    ))
 }
 
 pub(crate) async fn update_archetype(
     State(backends): State<Backends>,
     context: RequestContext,
     PathId(id): PathId,
+    IfMatch(expected_version): IfMatch,
     JsonBody(body): JsonBody<ArchetypeBody>,
-) -> Result<Json<UserJson>, AppError> {
+) -> Result<Response, AppError> {
+    let request = archetype_request(id, body, expected_version)?;
     let mut client = backends.users.clone();
-    let call =
-        client.update_archetype(context.request(archetype_request(id, body), backends.timeout));
-    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+    let call = client.update_archetype(context.request(request, backends.timeout));
+    Ok(user_response(
+        unary(&context, backends.timeout, call).await?,
+    ))
 }
 
 pub(crate) async fn update_modalities(
     State(backends): State<Backends>,
     context: RequestContext,
     PathId(id): PathId,
+    IfMatch(expected_version): IfMatch,
     JsonBody(body): JsonBody<ModalitiesBody>,
-) -> Result<Json<UserJson>, AppError> {
+) -> Result<Response, AppError> {
     let request = UpdateModalitiesRequest {
         user_id: id,
         modalities: body.modalities,
-        expected_version: None,
+        expected_version,
     };
     let mut client = backends.users.clone();
     let call = client.update_modalities(context.request(request, backends.timeout));
-    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+    Ok(user_response(
+        unary(&context, backends.timeout, call).await?,
+    ))
 }
 
 pub(crate) async fn list_users(
@@ -244,6 +305,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(modalities.modalities.len(), 3);
+    }
+
+    #[test]
+    fn duplicate_modalities_are_refused() {
+        let error = parse_json::<ModalitiesBody>(
+            br#"{"modalities": {"visual": 0.1, "auditory": 0.2, "visual": 0.9}}"#,
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(error.details[0].field, "modalities.visual", "{error:?}");
+        assert_eq!(error.details[0].message, "appears more than once");
+    }
+
+    #[test]
+    fn form_checks_name_every_field() {
+        let body: CreateUserBody = parse_json(
+            br#"{"username": "bell\u0007", "email": "a@b.c", "firstName": "\u001b[1m",
+                 "lastName": "Doe", "dateOfBirth": "1990-1-1"}"#,
+        )
+        .unwrap();
+        let error = body.check().unwrap_err().0;
+        let fields: Vec<_> = error.details.iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["username", "firstName", "dateOfBirth"]);
+        let update: UpdateUserBody =
+            parse_json(br#"{"bio": "line one\nline two\ttabbed", "dateOfBirth": ""}"#).unwrap();
+        assert!(update.check().is_ok());
     }
 
     #[test]

@@ -49,7 +49,10 @@ async fn the_openapi_document_and_the_router_have_the_same_routes() {
     // And each documented operation really reaches a handler (not the 404/405 fallbacks).
     let gateway = spawn_without_services().await;
     for (method, path) in &documented {
-        let concrete = path.replace("{id}", SOME_ID).replace("{userId}", SOME_ID);
+        let concrete = path
+            .replace("{id}", SOME_ID)
+            .replace("{userId}", SOME_ID)
+            .replace("{file}", "swagger-ui.css");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let response = gateway.send_json(method.clone(), &concrete, "{}").await;
         assert!(
@@ -76,20 +79,47 @@ async fn the_docs_are_served_self_contained() {
             .unwrap()
             .starts_with("text/html")
     );
+    assert!(
+        docs.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'self'")
+    );
     let html = docs.text().await.unwrap();
-    assert!(html.contains("fetch(\"/openapi.json\")"));
-    for external in ["http://", "https://", "//cdn", "src=\"", "<link"] {
+    for external in ["http://", "https://", "//cdn"] {
         assert!(
             !html.contains(external),
             "the docs page must not load {external}"
         );
     }
+    // Every file the page loads is served by the gateway itself.
+    for (prefix, end) in [("src=\"", '"'), ("href=\"", '"')] {
+        for piece in html.split(prefix).skip(1) {
+            let url = &piece[..piece.find(end).unwrap()];
+            assert!(url.starts_with("/docs/"), "{url}");
+            let asset = gateway.send(Method::GET, url).await;
+            assert_eq!(asset.status(), StatusCode::OK, "{url}");
+            assert!(asset.bytes().await.unwrap().len() > 100, "{url}");
+        }
+    }
+    let initializer = gateway
+        .send(Method::GET, "/docs/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("url: \"/openapi.json\""));
+    assert!(initializer.contains("validatorUrl: null"));
+    let missing = gateway.send(Method::GET, "/docs/nope.js").await;
+    envelope(missing, StatusCode::NOT_FOUND, "not_found").await;
 
     let openapi = gateway.send(Method::GET, "/openapi.json").await;
     assert_eq!(openapi.status(), StatusCode::OK);
     let doc: Value = openapi.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for code in ["400", "404", "409", "413", "503", "504"] {
+    for code in [
+        "400", "404", "408", "409", "412", "413", "414", "415", "431", "503", "504",
+    ] {
         assert!(
             OPENAPI_JSON.contains(&format!("| {code} |")),
             "status {code} documented"
@@ -110,4 +140,23 @@ async fn the_router_needs_a_usable_address() {
         "{error}"
     );
     assert!(api_gateway::router(&GatewayConfig::default()).is_ok());
+}
+
+#[test]
+fn the_documented_error_codes_are_the_error_table() {
+    use metachat_proto::error::ErrorCode;
+    let doc: Value = serde_json::from_str(OPENAPI_JSON).unwrap();
+    let documented: BTreeSet<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let table: BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(documented, table);
+    let description = doc["info"]["description"].as_str().unwrap();
+    for code in ErrorCode::ALL {
+        let row = format!("| {} | {} |", code.as_str(), code.http_status().as_u16());
+        assert!(description.contains(&row), "no row {row}");
+    }
 }

@@ -83,7 +83,7 @@ async fn malformed_bodies_are_400s_naming_the_field() {
         ),
         (
             "/diary/sessions",
-            r#"{"userId": "u", "startTime": "tomorrow"}"#,
+            r#"{"userId": "0b9e4c9e-7d1a-4f57-8d59-3f7b8f0d1a2c", "startTime": "tomorrow"}"#,
             "startTime",
         ),
         ("/users", "[]", "body"),
@@ -160,7 +160,7 @@ async fn query_parameters_are_checked_and_named() {
 }
 
 #[tokio::test]
-async fn bodies_over_one_mebibyte_are_413() {
+async fn bodies_over_the_limit_are_413() {
     let gateway = spawn_without_services().await;
     let huge = format!(
         r#"{{"bio": "{}"}}"#,
@@ -249,6 +249,7 @@ async fn a_service_that_never_answers_is_a_504() {
         user_service_address: silent.clone(),
         diary_service_address: silent,
         request_timeout: Duration::from_millis(300),
+        ..GatewayConfig::default()
     })
     .await;
     let response = gateway
@@ -269,6 +270,7 @@ async fn a_wrong_or_unresolvable_address_is_a_503_not_a_500() {
             user_service_address: address.clone(),
             diary_service_address: address.clone(),
             request_timeout: Duration::from_secs(5),
+            ..GatewayConfig::default()
         })
         .await;
         let response = gateway
@@ -281,4 +283,216 @@ async fn a_wrong_or_unresolvable_address_is_a_503_not_a_500() {
         gateway.stop().await;
     }
     server.abort();
+}
+
+#[tokio::test]
+async fn field_forms_are_checked_before_forwarding() {
+    let gateway = spawn_without_services().await;
+    let user = SOME_ID;
+    let cases = [
+        (
+            Method::POST,
+            "/users".to_owned(),
+            r#"{"username": "johndoe", "email": "a@b.c", "firstName": "J", "lastName": "D", "dateOfBirth": "+1990-01-01"}"#.to_owned(),
+            vec!["dateOfBirth"],
+        ),
+        (
+            Method::PUT,
+            format!("/users/{user}"),
+            r#"{"dateOfBirth": " 1990-01-01 ", "firstName": "a\u0000b", "bio": "ok\n\tfine"}"#.to_owned(),
+            vec!["firstName", "dateOfBirth"],
+        ),
+        (
+            Method::POST,
+            "/diary/entries".to_owned(),
+            format!(r#"{{"userId": "{user}", "title": "\u001b[2J", "content": "c", "sessionId": "", "tags": ["ok", "b\u0007"]}}"#),
+            vec!["sessionId", "title", "tags[1]"],
+        ),
+        (
+            Method::POST,
+            "/diary/entries".to_owned(),
+            format!(r#"{{"userId": "{{{user}}}", "title": "t", "content": "c"}}"#),
+            vec!["userId"],
+        ),
+        (
+            Method::POST,
+            "/diary/sessions".to_owned(),
+            format!(r#"{{"userId": "urn:uuid:{user}", "startTime": "2024-02-29T12:00:60Z"}}"#),
+            vec!["userId", "startTime"],
+        ),
+        (
+            Method::PUT,
+            format!("/diary/sessions/{user}/end"),
+            r#"{"endTime": "2016-12-31T23:59:60Z"}"#.to_owned(),
+            vec!["endTime"],
+        ),
+        (
+            Method::PUT,
+            format!("/users/{user}/modalities"),
+            r#"{"modalities": {"visual": 0.5, "visual": 0.9}}"#.to_owned(),
+            vec!["modalities.visual"],
+        ),
+        (
+            Method::PUT,
+            format!("/users/{user}/archetype"),
+            r#"{"archetypeId": "a\u0085", "archetypeName": "N", "confidence": 0.5, "description": "two\nlines"}"#.to_owned(),
+            vec!["archetypeId"],
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        let response = gateway.send_json(method.clone(), &path, &body).await;
+        let error = envelope(response, StatusCode::BAD_REQUEST, "invalid_argument").await;
+        assert_eq!(fields(&error), expected, "{method} {path} {body}: {error}");
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn ids_in_paths_and_queries_must_be_canonical_uuids() {
+    let gateway = spawn_without_services().await;
+    let id = SOME_ID;
+    let simple = id.replace('-', "");
+    let cases = [
+        (format!("/users/%7B{id}%7D"), "id"),
+        (format!("/users/{simple}"), "id"),
+        (format!("/users/urn:uuid:{id}"), "id"),
+        (format!("/diary/entries/{simple}/history"), "id"),
+        (format!("/diary/entries/user/{simple}"), "userId"),
+        ("/diary/sessions/user/not-a-uuid".to_owned(), "userId"),
+        (format!("/diary/analytics?userId={simple}"), "userId"),
+        (format!("/users/{id}?asOf=2016-12-31T23:59:60Z"), "asOf"),
+        (
+            format!("/diary/entries/user/{id}?startTime=2016-12-31T23:59:60Z"),
+            "startTime",
+        ),
+    ];
+    for (path, field) in cases {
+        let error = envelope(
+            gateway.send(Method::GET, &path).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+        )
+        .await;
+        assert_eq!(fields(&error), [field], "{path}: {error}");
+    }
+    // Upper case is canonical too: it goes on to the (absent) service.
+    envelope(
+        gateway
+            .send(Method::GET, &format!("/users/{}", id.to_uppercase()))
+            .await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+    )
+    .await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn only_utf8_json_is_accepted() {
+    let gateway = spawn_without_services().await;
+    let body = r#"{"username": "johndoe", "email": "a@b.c", "firstName": "J", "lastName": "D"}"#;
+    for content_type in [
+        "application/json; charset=latin1",
+        "application/json;charset=\"ISO-8859-1\"",
+        "application/json; charset=utf-16",
+    ] {
+        let response = gateway
+            .client
+            .post(gateway.url("/users"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let error = envelope(
+            response,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+        assert_eq!(fields(&error), ["Content-Type"]);
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("charset"),
+            "{error}"
+        );
+    }
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/json; charset=UTF8",
+    ] {
+        let response = gateway
+            .client
+            .post(gateway.url("/users"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        envelope(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn if_match_must_be_a_version_or_a_star() {
+    let gateway = spawn_without_services().await;
+    let path = format!("/diary/entries/{SOME_ID}");
+    for malformed in ["3", "\"three\"", "\"1\", \"2\""] {
+        let response = gateway
+            .client
+            .delete(gateway.url(&path))
+            .header("if-match", malformed)
+            .send()
+            .await
+            .unwrap();
+        let error = envelope(response, StatusCode::BAD_REQUEST, "invalid_argument").await;
+        assert_eq!(fields(&error), ["If-Match"], "{malformed}");
+    }
+    let weak = gateway
+        .client
+        .put(gateway.url(&format!("/users/{SOME_ID}")))
+        .header("if-match", "W/\"3\"")
+        .header("content-type", "application/json")
+        .body(r#"{"bio": "x"}"#)
+        .send()
+        .await
+        .unwrap();
+    envelope(weak, StatusCode::PRECONDITION_FAILED, "precondition_failed").await;
+    for fine in ["*", "\"3\""] {
+        let response = gateway
+            .client
+            .delete(gateway.url(&path))
+            .header("if-match", fine)
+            .send()
+            .await
+            .unwrap();
+        envelope(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_maximal_body_fits_however_it_is_escaped() {
+    let gateway = spawn_without_services().await;
+    // 100,000 astral characters (the longest content), escaped as surrogate pairs: 1.2 MB.
+    let content = "\\uD83D\\uDE00".repeat(100_000);
+    let body = format!(
+        r#"{{"userId": "{SOME_ID}", "title": "t", "content": "{content}", "tokenCount": 549.0}}"#
+    );
+    assert!(body.len() > 1_200_000);
+    let response = gateway
+        .send_json(Method::POST, "/diary/entries", &body)
+        .await;
+    envelope(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    // A profile with a 256,000-character avatar, escaped the same way: 3 MB.
+    let avatar = "\\uD83D\\uDE00".repeat(256_000);
+    let body = format!(r#"{{"avatar": "{avatar}"}}"#);
+    let response = gateway
+        .send_json(Method::PUT, &format!("/users/{SOME_ID}"), &body)
+        .await;
+    envelope(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    gateway.stop().await;
 }

@@ -3,8 +3,8 @@
 //! written back byte for byte: typed ids and parsed values did not change what is stored or
 //! published to Kafka.
 
-use event_sourcing::{DomainEvent, RecordedEvent, decode_event, encode_event};
 use diary_service::domain::{EntryEvent, SessionEvent};
+use event_sourcing::{DomainEvent, RecordedEvent, decode_event, encode_event};
 
 const STORED: &str = include_str!("fixtures/events-0.1.tsv");
 

@@ -4,7 +4,7 @@
 //! published to Kafka.
 
 use event_sourcing::{DomainEvent, RecordedEvent, decode_event, encode_event};
-use user_service::domain::{UserEvent, ClaimEvent};
+use user_service::domain::{ClaimEvent, UserEvent};
 
 const STORED: &str = include_str!("fixtures/events-0.1.tsv");
 
