@@ -169,3 +169,44 @@ pub fn query_error(error: QueryError) -> ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reset() -> EventStoreError {
+        EventStoreError::Backend(sqlx_io_error())
+    }
+
+    fn sqlx_io_error() -> sqlx::Error {
+        sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset",
+        ))
+    }
+
+    #[test]
+    fn only_a_failure_that_stored_nothing_invites_a_retry() {
+        let refused = append_error(AppendError::Refused(reset()));
+        assert_eq!(refused.code, ErrorCode::Unavailable);
+        assert!(refused.retry_after.is_some());
+
+        let unknown = append_error(AppendError::OutcomeUnknown(reset()));
+        assert_eq!(unknown.code, ErrorCode::Unavailable);
+        assert_eq!(unknown.retry_after, None);
+        assert!(unknown.message.contains("read the resource"));
+
+        let unknown: ApiError = execute_error::<ApiError>(ExecuteError::OutcomeUnknown(reset()));
+        assert_eq!(unknown.retry_after, None);
+    }
+
+    #[test]
+    fn a_stale_version_is_precondition_failed() {
+        let error = execute_error::<ApiError>(ExecuteError::VersionMismatch {
+            expected: 2,
+            actual: Some(3),
+        });
+        assert_eq!(error.code, ErrorCode::PreconditionFailed);
+        assert!(error.message.contains("version 3"));
+    }
+}

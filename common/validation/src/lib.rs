@@ -52,8 +52,26 @@ impl Violations {
         }
     }
 
-    /// Trims `value` and checks its length in characters; returns the trimmed text.
+    /// Trims `value` and checks its length in characters and that it is one line without
+    /// control characters (names, titles, ids); returns the trimmed text.
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
+        self.checked_text(field, value, min, max, |_| false)
+    }
+
+    /// As [`Violations::text`], for free text that may span lines: tabs and line breaks are
+    /// allowed, other control characters are not.
+    pub fn multiline_text(&mut self, field: &str, value: &str, min: usize, max: usize) -> String {
+        self.checked_text(field, value, min, max, |c| matches!(c, '\t' | '\n' | '\r'))
+    }
+
+    fn checked_text(
+        &mut self,
+        field: &str,
+        value: &str,
+        min: usize,
+        max: usize,
+        allowed_control: impl Fn(char) -> bool,
+    ) -> String {
         let trimmed = value.trim();
         let len = trimmed.chars().count();
         if len < min {
@@ -64,8 +82,18 @@ impl Violations {
             }
         } else if len > max {
             self.add(field, format!("must be at most {max} characters"));
+        } else if let Some(problem) = control_character(trimmed, &allowed_control) {
+            self.add(field, problem);
         }
         trimmed.to_owned()
+    }
+
+    /// Records a violation when `value` holds a control character other than tab and line
+    /// breaks (free text such as diary content keeps its own whitespace).
+    pub fn no_control_characters(&mut self, field: &str, value: &str) {
+        if let Some(problem) = control_character(value, |c| matches!(c, '\t' | '\n' | '\r')) {
+            self.add(field, problem);
+        }
     }
 
     /// Checks a value is within `min..=max` (and is a number at all).
@@ -105,6 +133,16 @@ impl std::fmt::Display for Violations {
             .collect();
         f.write_str(&parts.join("; "))
     }
+}
+
+/// Why `text` is refused for its control characters, if it is: they corrupt terminals, logs
+/// and exports, and no person types them.
+fn control_character(text: &str, allowed: impl Fn(char) -> bool) -> Option<String> {
+    let found = text.chars().find(|&c| c.is_control() && !allowed(c))?;
+    Some(format!(
+        "must not contain control characters (found U+{:04X})",
+        u32::from(found)
+    ))
 }
 
 /// A UUID in the canonical hyphenated form, `None` for anything else.
@@ -151,6 +189,19 @@ mod tests {
                 ("bio", "must be at most 3 characters")
             ]
         );
+    }
+
+    #[test]
+    fn control_characters_are_refused_except_line_breaks_in_free_text() {
+        let mut v = Violations::new();
+        v.text("title", "a\u{1b}[31mred", 0, 100);
+        v.text("name", "two\nlines", 0, 100);
+        v.multiline_text("bio", "line one\r\nline\ttwo", 0, 100);
+        v.multiline_text("description", "bell\u{7}", 0, 100);
+        v.no_control_characters("content", "nul\u{0}");
+        let fields: Vec<_> = v.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["title", "name", "description", "content"]);
+        assert!(v.iter().next().unwrap().message.contains("U+001B"));
     }
 
     #[test]

@@ -241,6 +241,7 @@ fn update(entry: &Entry, changes: &EntryChanges) -> Result<Vec<EntryEvent>, Entr
 fn content(v: &mut Violations, text: &str) -> String {
     // Content keeps its own whitespace (line breaks matter in a diary); only the check trims.
     let len = text.chars().count();
+    v.no_control_characters("content", text);
     if text.trim().is_empty() {
         v.add("content", "must not be empty");
     } else if len > CONTENT_MAX {

@@ -99,13 +99,39 @@ fn creation_reports_every_invalid_field() {
 
 #[test]
 fn birth_dates_must_be_real_past_dates_since_1900() {
-    for bad in ["1990-02-30", "01/01/1990", "1899-12-31", "2030-01-01"] {
+    for bad in [
+        "1990-02-30",
+        "01/01/1990",
+        "1899-12-31",
+        "2030-01-01",
+        "1990-1-1",
+        "+1990-01-01",
+    ] {
         let command = UserCommand::Create(NewUser {
             date_of_birth: Some(bad.into()),
             ..new_user()
         });
         assert_eq!(invalid_fields(when(&[], command)), ["dateOfBirth"], "{bad}");
     }
+}
+
+#[test]
+fn names_refuse_control_characters_but_a_bio_keeps_its_lines() {
+    let command = UserCommand::Create(NewUser {
+        first_name: "Jo\u{1b}hn".into(),
+        last_name: "Do\u{7}e".into(),
+        ..new_user()
+    });
+    assert_eq!(
+        invalid_fields(when(&[], command)),
+        ["firstName", "lastName"]
+    );
+    let command = UserCommand::UpdateProfile(ProfileChanges {
+        bio: Some("line one\nline two".into()),
+        today: today(),
+        ..ProfileChanges::default()
+    });
+    assert!(when(&[created()], command).is_ok());
 }
 
 #[test]

@@ -308,12 +308,22 @@ fn optional_text(
     match change.as_deref() {
         None => current.clone(),
         Some(text) if text.trim().is_empty() => None,
-        Some(text) => Some(v.text(field, text, 0, max)),
+        Some(text) => Some(v.multiline_text(field, text, 0, max)),
     }
 }
 
 fn birth_date(v: &mut Violations, text: &str, today: NaiveDate) -> Option<NaiveDate> {
-    let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") else {
+    // Exactly YYYY-MM-DD: chrono alone would also take `1990-1-1` or `+1990-01-01`.
+    let shaped = text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    let parsed = shaped.then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok());
+    let Some(Some(date)) = parsed else {
         v.add("dateOfBirth", "must be a calendar date YYYY-MM-DD");
         return None;
     };
@@ -344,7 +354,7 @@ fn archetype(input: &ArchetypeInput) -> Result<ArchetypeSet, UserError> {
         ARCHETYPE_NAME_LEN.0,
         ARCHETYPE_NAME_LEN.1,
     );
-    let description = v.text("description", &input.description, 0, DESCRIPTION_MAX);
+    let description = v.multiline_text("description", &input.description, 0, DESCRIPTION_MAX);
     let confidence = Confidence::parse(input.confidence).map_err(|m| v.add("confidence", m));
     match confidence {
         Ok(confidence) if v.is_empty() => Ok(ArchetypeSet {
