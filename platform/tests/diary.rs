@@ -454,3 +454,66 @@ async fn edge_inputs_found_by_fuzzing() {
         .await;
     assert_eq!(ended.headers["etag"], "\"2\"", "{}", ended.body);
 }
+
+#[tokio::test]
+async fn concurrent_updates_without_a_version_all_land_and_a_stale_if_match_is_412() {
+    let app = Platform::start().await;
+    let user = app.create_user().await;
+    let entry = app
+        .post(
+            "/diary/entries",
+            json!({ "userId": user, "title": "t", "content": "first words" }),
+        )
+        .await;
+    assert_eq!(entry.status, StatusCode::CREATED, "{}", entry.body);
+    let path = format!("/diary/entries/{}", entry.id());
+
+    // Fifty writers of one entry, none naming a version: each asked for its change, and each
+    // change lands (decided again on the newer state after a conflict), none answers 409.
+    let writes = (0..50).map(|i| {
+        let app = &app;
+        let path = path.clone();
+        async move {
+            app.put(&path, json!({ "title": format!("title {i}") }))
+                .await
+        }
+    });
+    let replies = futures::future::join_all(writes).await;
+    for reply in &replies {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let now = app.get(&path).await;
+    assert_eq!(now.body["version"], 51, "{}", now.body);
+
+    // A writer that names the version it read is refused once someone else changed it.
+    let client = reqwest::Client::new();
+    let stale = client
+        .put(app.url(&path))
+        .header("if-match", "\"50\"")
+        .json(&json!({ "title": "stale" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let body: serde_json::Value = stale.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "precondition_failed");
+    let current = client
+        .delete(app.url(&path))
+        .header("if-match", "\"50\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.status(), StatusCode::PRECONDITION_FAILED);
+    let after = app.get(&path).await;
+    assert_eq!(after.body["version"], 51, "nothing stored: {}", after.body);
+    assert_ne!(after.body["title"], "stale");
+    let matched = client
+        .put(app.url(&path))
+        .header("if-match", "\"51\"")
+        .json(&json!({ "title": "matched" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(matched.status(), StatusCode::OK);
+    assert_eq!(matched.headers()["etag"], "\"52\"");
+}

@@ -306,6 +306,18 @@ impl<A: Aggregate> Repository<A> {
         metadata: &EventMetadata,
         expected: Option<u64>,
     ) -> std::result::Result<Executed<A>, ExecuteError<A::Error>> {
+        self.execute_with(id, || command, metadata, expected).await
+    }
+
+    /// As [`Repository::execute`], with the command made anew for each decision: a command
+    /// that depends on the time (an end "now") is decided again with the time of its retry.
+    pub async fn execute_with<C: std::borrow::Borrow<A::Command>>(
+        &self,
+        id: &A::Id,
+        command: impl Fn() -> C,
+        metadata: &EventMetadata,
+        expected: Option<u64>,
+    ) -> std::result::Result<Executed<A>, ExecuteError<A::Error>> {
         let mut attempt = 0;
         let started = std::time::Instant::now();
         loop {
@@ -321,7 +333,7 @@ impl<A: Aggregate> Repository<A> {
             }
             let events = loaded
                 .state
-                .decide(command)
+                .decide(command().borrow())
                 .map_err(ExecuteError::Rejected)?;
             if events.is_empty() {
                 return Ok(Executed {
@@ -369,7 +381,7 @@ impl<A: Aggregate> Repository<A> {
 
 /// A short random pause before deciding again, so that writers who collided do not collide
 /// again in lockstep.
-pub(crate) async fn conflict_backoff(attempt: usize) {
+pub async fn conflict_backoff(attempt: usize) {
     let random = uuid::Uuid::new_v4().as_u128() as u64;
     let max_micros = 200 * attempt.min(25) as u64;
     let pause = std::time::Duration::from_micros(random % max_micros.max(1));

@@ -61,7 +61,7 @@ pub mod contract;
 
 pub use aggregate::{
     Aggregate, AppendError, DomainEvent, ExecuteError, Executed, Loaded, Repository,
-    append_settled, decode_event, encode_event, fold, new_events, replay,
+    append_settled, conflict_backoff, decode_event, encode_event, fold, new_events, replay,
 };
 pub use codec::{EventCodec, UpcastFn, Upcasters};
 pub use error::{EventStoreError, Result};

@@ -72,6 +72,7 @@ struct Statements {
     entry_stats: PreparedStatement,
     start_session: PreparedStatement,
     end_session: PreparedStatement,
+    touch_session: PreparedStatement,
     session_by_id: PreparedStatement,
     put_session_by_user: PreparedStatement,
     sessions_by_user: PreparedStatement,
@@ -200,6 +201,14 @@ impl CassandraDiaryReadModels {
                     "UPDATE {diary_session_read_model} USING TIMESTAMP ? SET user_id = ?, \
                      end_time_micros = ?, updated_at_micros = ?, version = ? \
                      WHERE session_id = ?"
+                ),
+            )
+            .await?,
+            touch_session: prepare(
+                s,
+                &format!(
+                    "UPDATE {diary_session_read_model} USING TIMESTAMP ? SET user_id = ?, \
+                     updated_at_micros = ?, version = ? WHERE session_id = ?"
                 ),
             )
             .await?,
@@ -360,6 +369,14 @@ impl CassandraDiaryReadModels {
                             version,
                             version,
                         ),
+                    )
+                    .await?;
+            }
+            SessionEvent::DiarySessionEntryAdded(e) => {
+                self.session
+                    .execute_unpaged(
+                        &st.touch_session,
+                        (version, e.user_id.to_string(), at, version, id),
                     )
                     .await?;
             }

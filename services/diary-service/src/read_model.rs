@@ -164,6 +164,15 @@ impl SqliteDiaryReadModels {
             .bind(at)
             .bind(at)
             .bind(version),
+            // An entry written in the session moves its version and last change.
+            SessionEvent::DiarySessionEntryAdded(_) => sqlx::query(
+                "UPDATE diary_session_read_model SET updated_at = ?, version = ? \
+                 WHERE session_id = ? AND version < ?",
+            )
+            .bind(at)
+            .bind(version)
+            .bind(id.clone())
+            .bind(version),
             SessionEvent::DiarySessionEnded(e) => sqlx::query(
                 "UPDATE diary_session_read_model SET end_time = ?, updated_at = ?, version = ? \
                  WHERE session_id = ? AND version < ?",

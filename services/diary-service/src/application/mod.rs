@@ -9,16 +9,19 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use event_sourcing::{
     Aggregate, AppendError, EventMetadata, EventStore, EventStoreError, ExpectedVersion, Loaded,
-    RecordedEvent, Repository, StreamWrite, append_settled, new_events, read_full_stream,
+    RecordedEvent, Repository, StreamWrite, append_settled, conflict_backoff, new_events,
+    read_full_stream,
 };
 use metachat_grpc::{append_error, execute_error, query_error, store_error};
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
 use metachat_read_model::{Page, PageRequest};
 use metachat_validation::{EntryId, SessionId, UserId};
+use std::time::Instant;
 
 use crate::analytics::{self, Analytics, Period};
 use crate::domain::{
-    Entry, EntryChanges, EntryCommand, EntryState, NewEntry, Session, SessionCommand, SessionState,
+    Entry, EntryChanges, EntryCommand, EntryState, NewEntry, Session, SessionCommand, SessionError,
+    SessionState,
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
@@ -33,9 +36,11 @@ pub struct EntryDraft {
     pub tags: Vec<String>,
 }
 
-/// How often writing an entry is tried again when its session changed between the check and
-/// the append (the check is repeated, so an ended session is then reported as such).
-const SESSION_RETRIES: usize = 5;
+/// How often, and for how long, writing an entry is tried again when its session changed
+/// between the check and the append (the check is repeated, so an ended session is then
+/// reported as such).
+const SESSION_RETRIES: usize = 100;
+const SESSION_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The diary use cases over an event store, the diary read models and the user directory.
 pub struct Diary {
@@ -75,33 +80,12 @@ impl Diary {
         })
     }
 
-    /// The writer's active session, with the version it was checked at. Another user's
-    /// session is reported as missing: its existence is private.
-    async fn active_session_of(
-        &self,
-        user_id: &UserId,
-        session_id: &SessionId,
-    ) -> Result<u64, ApiError> {
-        let loaded = self.sessions.load(session_id).await.map_err(store_error)?;
-        match (&loaded.state, loaded.version) {
-            (SessionState::Started(session), Some(version)) if session.user_id == *user_id => {
-                if session.is_active() {
-                    Ok(version)
-                } else {
-                    Err(ApiError::new(
-                        ErrorCode::FailedPrecondition,
-                        "the session has ended; start a new session",
-                    ))
-                }
-            }
-            _ => Err(session_not_found(session_id)),
-        }
-    }
-
     /// Writes an entry for a registered user, in one of their active sessions if one is named.
-    /// The session must still be the one checked when the entry is stored: the append carries
-    /// an empty write at the checked version, so it fails if the session ended meanwhile, and
-    /// the whole use case runs again.
+    /// The entry and the session's `DiarySessionEntryAdded` are one atomic append at the
+    /// session's checked version: if the session changed meanwhile (it ended, or another entry
+    /// was written in it), nothing is stored and the session is checked again. An end decided
+    /// before the entry was stored conflicts the same way, so stored times follow the order of
+    /// the events: no entry is created after its session's end.
     pub async fn write_entry(
         &self,
         user_id: &UserId,
@@ -121,6 +105,7 @@ impl Diary {
         });
         let mut loaded = Loaded::<EntryState>::default();
         let events = loaded.state.decide(&command)?;
+        let started = Instant::now();
         let mut attempt = 0;
         loop {
             let mut writes = vec![StreamWrite::new(
@@ -129,23 +114,27 @@ impl Diary {
                 new_events(&events, metadata).map_err(store_error)?,
             )];
             if let Some(session_id) = &draft.session_id {
-                let version = self.active_session_of(user_id, session_id).await?;
-                writes.push(StreamWrite::new(
-                    SessionState::stream_name(session_id),
-                    ExpectedVersion::Exact(version),
-                    Vec::new(),
-                ));
+                writes.push(
+                    self.add_to_session(session_id, &id, user_id, metadata)
+                        .await?,
+                );
             }
             match append_settled(self.store.as_ref(), writes).await {
-                Ok(mut results) => {
-                    loaded.stored(&events, &results.remove(0));
+                Ok(results) => {
+                    let Some(result) = results.first() else {
+                        return Err(ApiError::internal("the store answered no write"));
+                    };
+                    loaded.stored(&events, result);
                     tracing::info!(entry_id = %id, user_id = %user_id, "diary entry created");
                     return Ok(loaded);
                 }
                 Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
                     write: 1,
                     ..
-                })) if attempt < SESSION_RETRIES => attempt += 1,
+                })) if attempt < SESSION_RETRIES && started.elapsed() < SESSION_RETRY_FOR => {
+                    attempt += 1;
+                    conflict_backoff(attempt).await;
+                }
                 Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
                     write: 1,
                     ..
@@ -158,6 +147,34 @@ impl Diary {
                 Err(e) => return Err(append_error(e)),
             }
         }
+    }
+
+    /// The session's part of writing an entry in it: the writer's own active session, at the
+    /// version it was read at. Another user's session is reported as missing: its existence
+    /// is private.
+    async fn add_to_session(
+        &self,
+        session_id: &SessionId,
+        entry_id: &EntryId,
+        user_id: &UserId,
+        metadata: &EventMetadata,
+    ) -> Result<StreamWrite, ApiError> {
+        let session = self.sessions.load(session_id).await.map_err(store_error)?;
+        let command = SessionCommand::AddEntry {
+            entry_id: *entry_id,
+            user_id: *user_id,
+        };
+        let added = session.state.decide(&command).map_err(|e| match e {
+            SessionError::AlreadyEnded => ApiError::new(
+                ErrorCode::FailedPrecondition,
+                "the session has ended; start a new session",
+            ),
+            SessionError::NotFound | SessionError::NotTheWriters => session_not_found(session_id),
+            other => other.into(),
+        })?;
+        self.sessions
+            .write_for(session_id, &session, &added, metadata)
+            .map_err(store_error)
     }
 
     /// A live entry as it is now (replayed, so a write is visible at once).
@@ -268,13 +285,15 @@ impl Diary {
         expected_version: Option<u64>,
         metadata: &EventMetadata,
     ) -> Result<Loaded<SessionState>, ApiError> {
-        let command = SessionCommand::End {
+        // "Now" is taken at each decision: an end decided again after a concurrent entry
+        // ends after it.
+        let command = || SessionCommand::End {
             end_time,
             now: Utc::now(),
         };
         let executed = self
             .sessions
-            .execute(id, &command, metadata, expected_version)
+            .execute_with(id, command, metadata, expected_version)
             .await
             .map_err(execute_error)?;
         Ok(executed.loaded)

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use event_sourcing::testing::{CountingStore, StoreCalls, scratch_sqlite_store};
 use event_sourcing::{EventCodec, EventMetadata, EventStore};
 use metachat_proto::error::ErrorCode;
@@ -374,4 +374,121 @@ async fn a_session_ends_once_and_not_before_it_started() {
         .await
         .unwrap_err();
     assert_eq!(future.details[0].field, "startTime");
+}
+
+/// A store that holds back the first append of a session's end until told to go on: the end
+/// has been decided (its time chosen) but not stored yet.
+struct SlowEnd {
+    inner: Arc<dyn EventStore>,
+    held: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+    reached: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl EventStore for SlowEnd {
+    async fn append_streams(
+        &self,
+        writes: Vec<event_sourcing::StreamWrite>,
+    ) -> event_sourcing::Result<Vec<event_sourcing::AppendResult>> {
+        let ends = writes
+            .iter()
+            .flat_map(|w| &w.events)
+            .any(|e| e.event_type == "DiarySessionEnded");
+        if ends && let Some(go_on) = self.held.lock().await.take() {
+            self.reached.notify_one();
+            let _ = go_on.await;
+        }
+        self.inner.append_streams(writes).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> event_sourcing::Result<Vec<event_sourcing::RecordedEvent>> {
+        self.inner.read_stream(stream_id, from_version, limit).await
+    }
+
+    async fn read_stream_as_of(
+        &self,
+        stream_id: &str,
+        as_of: DateTime<Utc>,
+    ) -> event_sourcing::Result<Vec<event_sourcing::RecordedEvent>> {
+        self.inner.read_stream_as_of(stream_id, as_of).await
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> event_sourcing::Result<Option<u64>> {
+        self.inner.stream_version(stream_id).await
+    }
+
+    async fn read_all(
+        &self,
+        after: event_sourcing::Position,
+        limit: usize,
+    ) -> event_sourcing::Result<Vec<event_sourcing::RecordedEvent>> {
+        self.inner.read_all(after, limit).await
+    }
+
+    async fn head_position(&self) -> event_sourcing::Result<event_sourcing::Position> {
+        self.inner.head_position().await
+    }
+
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<event_sourcing::Position> {
+        self.inner.watch_head()
+    }
+}
+
+#[tokio::test]
+async fn no_entry_is_created_after_its_sessions_end() {
+    let sqlite = scratch_sqlite_store(EventCodec::new(crate::upcasters())).await;
+    let read_models = Arc::new(
+        SqliteDiaryReadModels::new(sqlite.pool().clone())
+            .await
+            .unwrap(),
+    );
+    let (go_on, held) = tokio::sync::oneshot::channel();
+    let store = Arc::new(SlowEnd {
+        inner: Arc::new(sqlite),
+        held: tokio::sync::Mutex::new(Some(held)),
+        reached: tokio::sync::Notify::new(),
+    });
+    let users = Arc::new(Registered::default());
+    let writer = UserId::new();
+    users.0.lock().unwrap().insert(writer);
+    let diary = Arc::new(Diary::new(store.clone(), read_models, users));
+    let session = diary.start_session(&writer, None, &meta()).await.unwrap();
+    let session_id = session.state.session().unwrap().id;
+
+    // The end is decided now (its time is now) and held before it is stored ...
+    let ending = tokio::spawn({
+        let diary = Arc::clone(&diary);
+        async move { diary.end_session(&session_id, None, None, &meta()).await }
+    });
+    store.reached.notified().await;
+    // ... while an entry is written in the session, and stored first.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let entry = diary
+        .write_entry(&writer, draft(Some(session_id)), &meta())
+        .await
+        .unwrap();
+    go_on.send(()).unwrap();
+    let ended = ending.await.unwrap().unwrap();
+
+    let end_time = ended.state.session().unwrap().end_time.unwrap();
+    let created_at = entry.created_at.unwrap();
+    assert!(
+        created_at <= end_time,
+        "the entry ({created_at}) was created after its session ended ({end_time})"
+    );
+    let history = diary.session_history(&session_id).await.unwrap();
+    let types: Vec<_> = history.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "DiarySessionStarted",
+            "DiarySessionEntryAdded",
+            "DiarySessionEnded"
+        ]
+    );
 }

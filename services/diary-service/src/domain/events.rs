@@ -50,6 +50,10 @@ pub struct DiaryEntryDeleted {
 #[serde(tag = "type", content = "data")]
 pub enum SessionEvent {
     DiarySessionStarted(DiarySessionStarted),
+    /// An entry was written in the session. Recorded in the session's stream so that ending
+    /// the session and writing in it are ordered: an end decided before an entry was stored
+    /// conflicts and is decided again, so no entry is created after its session's end.
+    DiarySessionEntryAdded(DiarySessionEntryAdded),
     DiarySessionEnded(DiarySessionEnded),
 }
 
@@ -61,6 +65,13 @@ pub struct DiarySessionStarted {
     pub session_id: SessionId,
     pub user_id: UserId,
     pub start_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiarySessionEntryAdded {
+    pub entry_id: EntryId,
+    pub user_id: UserId,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ pub use entry::{
 };
 pub use events::{
     DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, DiarySessionEnded,
-    DiarySessionStarted, EntryEvent, SessionEvent,
+    DiarySessionEntryAdded, DiarySessionStarted, EntryEvent, SessionEvent,
 };
 pub use session::{Session, SessionCommand, SessionError, SessionState};
 

@@ -3,9 +3,9 @@
 use chrono::{DateTime, Duration, Utc};
 use event_sourcing::Aggregate;
 use metachat_proto::error::{ApiError, ErrorCode};
-use metachat_validation::{SessionId, UserId, Violations};
+use metachat_validation::{EntryId, SessionId, UserId, Violations};
 
-use super::events::{DiarySessionEnded, DiarySessionStarted, SessionEvent};
+use super::events::{DiarySessionEnded, DiarySessionEntryAdded, DiarySessionStarted, SessionEvent};
 
 /// How far ahead of the server's clock a client's time may be (clock skew).
 const FUTURE_TOLERANCE_MINUTES: i64 = 5;
@@ -60,6 +60,8 @@ pub enum SessionCommand {
         start_time: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     },
+    /// Records that an entry of the session's writer is written in it.
+    AddEntry { entry_id: EntryId, user_id: UserId },
     End {
         end_time: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -76,6 +78,9 @@ pub enum SessionError {
     AlreadyExists,
     #[error("the session has already ended")]
     AlreadyEnded,
+    /// Another user's session: reported as missing, its existence is private.
+    #[error("diary session not found")]
+    NotTheWriters,
 }
 
 /// Each refusal says its code once; the gRPC and HTTP statuses follow from the code table.
@@ -83,7 +88,7 @@ impl From<SessionError> for ApiError {
     fn from(error: SessionError) -> Self {
         let code = match error {
             SessionError::Invalid(violations) => return violations.into(),
-            SessionError::NotFound => ErrorCode::NotFound,
+            SessionError::NotFound | SessionError::NotTheWriters => ErrorCode::NotFound,
             SessionError::AlreadyExists => ErrorCode::AlreadyExists,
             SessionError::AlreadyEnded => ErrorCode::FailedPrecondition,
         };
@@ -117,6 +122,7 @@ impl Aggregate for SessionState {
             (Self::Started(session), SessionEvent::DiarySessionEnded(e)) => {
                 session.end_time = Some(e.end_time);
             }
+            (Self::Started(_), SessionEvent::DiarySessionEntryAdded(_)) => {}
             // Events the rules never decide in this state change nothing.
             _ => {}
         }
@@ -146,7 +152,25 @@ impl Aggregate for SessionState {
                 )])
                 .map_err(SessionError::Invalid)
             }
-            (Self::Absent, SessionCommand::End { .. }) => Err(SessionError::NotFound),
+            (Self::Absent, SessionCommand::End { .. } | SessionCommand::AddEntry { .. }) => {
+                Err(SessionError::NotFound)
+            }
+            (Self::Started(session), SessionCommand::AddEntry { user_id, .. })
+                if session.user_id != *user_id =>
+            {
+                Err(SessionError::NotTheWriters)
+            }
+            (Self::Started(session), SessionCommand::AddEntry { .. }) if !session.is_active() => {
+                Err(SessionError::AlreadyEnded)
+            }
+            (Self::Started(_), SessionCommand::AddEntry { entry_id, user_id }) => {
+                Ok(vec![SessionEvent::DiarySessionEntryAdded(
+                    DiarySessionEntryAdded {
+                        entry_id: *entry_id,
+                        user_id: *user_id,
+                    },
+                )])
+            }
             (Self::Started(session), SessionCommand::End { .. }) if !session.is_active() => {
                 Err(SessionError::AlreadyEnded)
             }

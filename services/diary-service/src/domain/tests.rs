@@ -254,3 +254,34 @@ fn a_session_ends_once_and_not_before_it_started() {
     assert_eq!(session.duration_minutes(), 60.0);
     assert!(!session.is_active());
 }
+
+#[test]
+fn only_the_writer_adds_entries_to_an_active_session() {
+    let add = |user_id| SessionCommand::AddEntry {
+        entry_id: E1,
+        user_id,
+    };
+    assert_eq!(
+        session_when(&[started(t(10))], add(U1)),
+        Ok(vec![SessionEvent::DiarySessionEntryAdded(
+            DiarySessionEntryAdded {
+                entry_id: E1,
+                user_id: U1,
+            }
+        )])
+    );
+    let someone_else = UserId::from_uuid(Uuid::from_u128(0x02));
+    assert_eq!(
+        session_when(&[started(t(10))], add(someone_else)),
+        Err(SessionError::NotTheWriters)
+    );
+    let ended = SessionEvent::DiarySessionEnded(DiarySessionEnded {
+        user_id: U1,
+        end_time: t(11),
+    });
+    assert_eq!(
+        session_when(&[started(t(10)), ended], add(U1)),
+        Err(SessionError::AlreadyEnded)
+    );
+    assert_eq!(session_when(&[], add(U1)), Err(SessionError::NotFound));
+}
