@@ -5,6 +5,8 @@ CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
 INFRA := scripts/infra/all.sh
+# Runs a step and prints its time, so a CI log shows where the time goes.
+PHASE := scripts/phase.sh
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
@@ -29,14 +31,15 @@ build-api-gateway: ## Build the API gateway binary
 	$(CARGO) build --release -p api-gateway --bin api-gateway
 
 test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka, Cassandra
-	$(CARGO) test --workspace --locked
-	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform
+	$(PHASE) "build tests" $(CARGO) test --workspace --locked --no-run
+	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked
+	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform --test grpc
 
 test-embedded: ## Only the tests that need no servers: the end-to-end suite on the embedded store
-	$(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform
+	$(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform --test grpc
 
 test-production: infra ## The end-to-end suite against PostgreSQL, Kafka and Cassandra
-	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform
+	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform --test grpc
 
 test-user-service: infra ## Run the user service's tests and the user API tests
 	$(CARGO) test --locked -p user-service
@@ -53,14 +56,14 @@ test-event-sourcing: infra ## Run the event-store contract suite (SQLite and Pos
 	$(CARGO) test --locked -p metachat-event-sourcing
 
 infra: ## Start PostgreSQL, Kafka and Cassandra for the tests (idempotent; see scripts/infra)
-	$(INFRA) start
+	$(PHASE) "start PostgreSQL, Kafka and Cassandra" $(INFRA) start
 
 infra-stop: ## Stop the test servers
 	$(INFRA) stop
 
 lint: ## Check formatting and clippy warnings
-	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(PHASE) "rustfmt" $(CARGO) fmt --all -- --check
+	$(PHASE) "clippy" $(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
