@@ -125,3 +125,137 @@ impl crate::EventStore for CountingStore {
         self.inner.watch_head()
     }
 }
+
+/// What [`InterceptedStore`] does with an append: given the writes and the real store.
+pub type AppendInterceptor = Box<
+    dyn Fn(
+            Vec<crate::StreamWrite>,
+            std::sync::Arc<dyn crate::EventStore>,
+        ) -> futures_like::BoxFuture<crate::Result<Vec<crate::AppendResult>>>
+        + Send
+        + Sync,
+>;
+
+mod futures_like {
+    pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+}
+
+/// An event store whose appends pass through a test's function (to lose a reply, to hold an
+/// append back, to fail), and whose reads go straight to the store it wraps.
+pub struct InterceptedStore {
+    inner: std::sync::Arc<dyn crate::EventStore>,
+    append: AppendInterceptor,
+}
+
+impl InterceptedStore {
+    pub fn new<F, Fut>(inner: std::sync::Arc<dyn crate::EventStore>, append: F) -> Self
+    where
+        F: Fn(Vec<crate::StreamWrite>, std::sync::Arc<dyn crate::EventStore>) -> Fut
+            + Send
+            + Sync
+            + 'static,
+        Fut: std::future::Future<Output = crate::Result<Vec<crate::AppendResult>>> + Send + 'static,
+    {
+        Self {
+            inner,
+            append: Box::new(move |writes, inner| Box::pin(append(writes, inner))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::EventStore for InterceptedStore {
+    async fn append_streams(
+        &self,
+        writes: Vec<crate::StreamWrite>,
+    ) -> crate::Result<Vec<crate::AppendResult>> {
+        (self.append)(writes, std::sync::Arc::clone(&self.inner)).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> crate::Result<Vec<crate::RecordedEvent>> {
+        self.inner.read_stream(stream_id, from_version, limit).await
+    }
+
+    async fn read_stream_as_of(
+        &self,
+        stream_id: &str,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> crate::Result<Vec<crate::RecordedEvent>> {
+        self.inner.read_stream_as_of(stream_id, as_of).await
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> crate::Result<Option<u64>> {
+        self.inner.stream_version(stream_id).await
+    }
+
+    async fn read_all(
+        &self,
+        after: crate::Position,
+        limit: usize,
+    ) -> crate::Result<Vec<crate::RecordedEvent>> {
+        self.inner.read_all(after, limit).await
+    }
+
+    async fn head_position(&self) -> crate::Result<crate::Position> {
+        self.inner.head_position().await
+    }
+
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<crate::Position> {
+        self.inner.watch_head()
+    }
+}
+
+/// Checks that payloads an earlier release stored (`fixture`: one `EventType<TAB>payload JSON`
+/// per line) decode into this release's events and encode back to the very same bytes.
+/// `reencode` decodes one stored event with the right event enum and encodes it again.
+pub fn assert_stored_payloads_unchanged(
+    fixture: &str,
+    reencode: impl Fn(&crate::RecordedEvent) -> crate::Result<(String, serde_json::Value)>,
+) {
+    let mut seen = 0;
+    for line in fixture.lines().filter(|l| !l.trim().is_empty()) {
+        let Some((event_type, payload)) = line.split_once('\t') else {
+            panic!("fixture line without a tab: {line}");
+        };
+        let parsed: serde_json::Value = match serde_json::from_str(payload) {
+            Ok(value) => value,
+            Err(e) => panic!("fixture payload of {event_type} is not JSON: {e}"),
+        };
+        let recorded = crate::RecordedEvent {
+            event_id: uuid::Uuid::new_v4(),
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            stream_id: "fixture-1".into(),
+            stream_version: 1,
+            position: 1,
+            recorded_at: chrono::Utc::now(),
+            payload: parsed,
+            metadata: crate::EventMetadata::default(),
+        };
+        let (written_type, written) = match reencode(&recorded) {
+            Ok(pair) => pair,
+            Err(e) => panic!("{event_type} as stored does not read: {e}"),
+        };
+        let written = serde_json::to_string(&written).unwrap_or_default();
+        assert_eq!(
+            (written_type.as_str(), written.as_str()),
+            (event_type, payload),
+            "{event_type} does not write back as it was stored"
+        );
+        seen += 1;
+    }
+    assert!(seen > 0, "the fixture lists no event");
+}
+
+/// Decodes a stored event as `E` and encodes it again: the `reencode` of
+/// [`assert_stored_payloads_unchanged`].
+pub fn reencode<E: crate::DomainEvent>(
+    recorded: &crate::RecordedEvent,
+) -> crate::Result<(String, serde_json::Value)> {
+    crate::encode_event(&crate::decode_event::<E>(recorded)?)
+}

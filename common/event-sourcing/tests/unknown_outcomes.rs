@@ -4,22 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use event_sourcing::testing::scratch_sqlite_store;
+use event_sourcing::testing::{InterceptedStore, scratch_sqlite_store};
 use event_sourcing::{
-    AppendError, AppendResult, EventCodec, EventMetadata, EventStore, EventStoreError,
-    ExpectedVersion, NewEvent, Position, RecordedEvent, StreamWrite, append_settled,
+    AppendError, EventCodec, EventMetadata, EventStore, EventStoreError, ExpectedVersion, NewEvent,
+    StreamWrite, append_settled,
 };
-use tokio::sync::watch;
-
-/// A store whose connection breaks: the first `lose` appends are committed but their replies
-/// are lost; after that, `refuse` appends fail before reaching the store.
-struct BrokenConnection {
-    inner: Arc<dyn EventStore>,
-    lose: AtomicUsize,
-    refuse: AtomicUsize,
-}
 
 fn connection_reset() -> EventStoreError {
     EventStoreError::Backend(sqlx::Error::Io(std::io::Error::new(
@@ -34,66 +23,25 @@ fn take_one(counter: &AtomicUsize) -> bool {
         .is_ok()
 }
 
-#[async_trait]
-impl EventStore for BrokenConnection {
-    async fn append_streams(
-        &self,
-        writes: Vec<StreamWrite>,
-    ) -> event_sourcing::Result<Vec<AppendResult>> {
-        if take_one(&self.lose) {
-            self.inner.append_streams(writes).await?;
-            return Err(connection_reset());
+/// A store whose connection breaks: the first `lose` appends are committed but their replies
+/// are lost; after that, `refuse` appends fail before reaching the store.
+async fn broken(lose: usize, refuse: usize) -> InterceptedStore {
+    let lose = Arc::new(AtomicUsize::new(lose));
+    let refuse = Arc::new(AtomicUsize::new(refuse));
+    let store = Arc::new(scratch_sqlite_store(EventCodec::default()).await);
+    InterceptedStore::new(store, move |writes, inner| {
+        let (lose, refuse) = (Arc::clone(&lose), Arc::clone(&refuse));
+        async move {
+            if take_one(&lose) {
+                inner.append_streams(writes).await?;
+                return Err(connection_reset());
+            }
+            if take_one(&refuse) {
+                return Err(connection_reset());
+            }
+            inner.append_streams(writes).await
         }
-        if take_one(&self.refuse) {
-            return Err(connection_reset());
-        }
-        self.inner.append_streams(writes).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream_id: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> event_sourcing::Result<Vec<RecordedEvent>> {
-        self.inner.read_stream(stream_id, from_version, limit).await
-    }
-
-    async fn read_stream_as_of(
-        &self,
-        stream_id: &str,
-        as_of: DateTime<Utc>,
-    ) -> event_sourcing::Result<Vec<RecordedEvent>> {
-        self.inner.read_stream_as_of(stream_id, as_of).await
-    }
-
-    async fn stream_version(&self, stream_id: &str) -> event_sourcing::Result<Option<u64>> {
-        self.inner.stream_version(stream_id).await
-    }
-
-    async fn read_all(
-        &self,
-        after: Position,
-        limit: usize,
-    ) -> event_sourcing::Result<Vec<RecordedEvent>> {
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn head_position(&self) -> event_sourcing::Result<Position> {
-        self.inner.head_position().await
-    }
-
-    fn watch_head(&self) -> watch::Receiver<Position> {
-        self.inner.watch_head()
-    }
-}
-
-async fn broken(lose: usize, refuse: usize) -> BrokenConnection {
-    BrokenConnection {
-        inner: Arc::new(scratch_sqlite_store(EventCodec::default()).await),
-        lose: AtomicUsize::new(lose),
-        refuse: AtomicUsize::new(refuse),
-    }
+    })
 }
 
 fn created() -> Vec<StreamWrite> {

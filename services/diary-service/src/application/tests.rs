@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, Utc};
-use event_sourcing::testing::{CountingStore, StoreCalls, scratch_sqlite_store};
+use chrono::Duration;
+use event_sourcing::testing::{CountingStore, InterceptedStore, StoreCalls, scratch_sqlite_store};
 use event_sourcing::{EventCodec, EventMetadata, EventStore};
 use metachat_proto::error::ErrorCode;
 
@@ -376,69 +376,6 @@ async fn a_session_ends_once_and_not_before_it_started() {
     assert_eq!(future.details[0].field, "startTime");
 }
 
-/// A store that holds back the first append of a session's end until told to go on: the end
-/// has been decided (its time chosen) but not stored yet.
-struct SlowEnd {
-    inner: Arc<dyn EventStore>,
-    held: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
-    reached: tokio::sync::Notify,
-}
-
-#[async_trait]
-impl EventStore for SlowEnd {
-    async fn append_streams(
-        &self,
-        writes: Vec<event_sourcing::StreamWrite>,
-    ) -> event_sourcing::Result<Vec<event_sourcing::AppendResult>> {
-        let ends = writes
-            .iter()
-            .flat_map(|w| &w.events)
-            .any(|e| e.event_type == "DiarySessionEnded");
-        if ends && let Some(go_on) = self.held.lock().await.take() {
-            self.reached.notify_one();
-            let _ = go_on.await;
-        }
-        self.inner.append_streams(writes).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream_id: &str,
-        from_version: u64,
-        limit: usize,
-    ) -> event_sourcing::Result<Vec<event_sourcing::RecordedEvent>> {
-        self.inner.read_stream(stream_id, from_version, limit).await
-    }
-
-    async fn read_stream_as_of(
-        &self,
-        stream_id: &str,
-        as_of: DateTime<Utc>,
-    ) -> event_sourcing::Result<Vec<event_sourcing::RecordedEvent>> {
-        self.inner.read_stream_as_of(stream_id, as_of).await
-    }
-
-    async fn stream_version(&self, stream_id: &str) -> event_sourcing::Result<Option<u64>> {
-        self.inner.stream_version(stream_id).await
-    }
-
-    async fn read_all(
-        &self,
-        after: event_sourcing::Position,
-        limit: usize,
-    ) -> event_sourcing::Result<Vec<event_sourcing::RecordedEvent>> {
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn head_position(&self) -> event_sourcing::Result<event_sourcing::Position> {
-        self.inner.head_position().await
-    }
-
-    fn watch_head(&self) -> tokio::sync::watch::Receiver<event_sourcing::Position> {
-        self.inner.watch_head()
-    }
-}
-
 #[tokio::test]
 async fn no_entry_is_created_after_its_sessions_end() {
     let sqlite = scratch_sqlite_store(EventCodec::new(crate::upcasters())).await;
@@ -447,12 +384,28 @@ async fn no_entry_is_created_after_its_sessions_end() {
             .await
             .unwrap(),
     );
-    let (go_on, held) = tokio::sync::oneshot::channel();
-    let store = Arc::new(SlowEnd {
-        inner: Arc::new(sqlite),
-        held: tokio::sync::Mutex::new(Some(held)),
-        reached: tokio::sync::Notify::new(),
-    });
+    // The store holds back the first append of the session's end until told to go on: the
+    // end has been decided (its time chosen) but not stored yet.
+    let (go_on, held) = tokio::sync::oneshot::channel::<()>();
+    let held = Arc::new(tokio::sync::Mutex::new(Some(held)));
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let store = Arc::new(InterceptedStore::new(Arc::new(sqlite), {
+        let reached = Arc::clone(&reached);
+        move |writes: Vec<StreamWrite>, inner| {
+            let (held, reached) = (Arc::clone(&held), Arc::clone(&reached));
+            async move {
+                let ends = writes
+                    .iter()
+                    .flat_map(|w| &w.events)
+                    .any(|e| e.event_type == "DiarySessionEnded");
+                if ends && let Some(go_on) = held.lock().await.take() {
+                    reached.notify_one();
+                    let _ = go_on.await;
+                }
+                inner.append_streams(writes).await
+            }
+        }
+    }));
     let users = Arc::new(Registered::default());
     let writer = UserId::new();
     users.0.lock().unwrap().insert(writer);
@@ -465,7 +418,7 @@ async fn no_entry_is_created_after_its_sessions_end() {
         let diary = Arc::clone(&diary);
         async move { diary.end_session(&session_id, None, None, &meta()).await }
     });
-    store.reached.notified().await;
+    reached.notified().await;
     // ... while an entry is written in the session, and stored first.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let entry = diary
