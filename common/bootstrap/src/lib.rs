@@ -43,6 +43,16 @@ pub struct ReadModels<Q: ?Sized> {
     pub projection: Arc<dyn Projection>,
 }
 
+impl<Q: ?Sized> ReadModels<Q> {
+    /// `queries` and `projection` are usually one object: `ReadModels::new(m.clone(), m)`.
+    pub fn new(queries: Arc<Q>, projection: Arc<dyn Projection>) -> Self {
+        Self {
+            queries,
+            projection,
+        }
+    }
+}
+
 // Not derived: a derive would ask `Q: Clone`, which a `dyn` trait is not.
 impl<Q: ?Sized> Clone for ReadModels<Q> {
     fn clone(&self) -> Self {

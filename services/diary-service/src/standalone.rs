@@ -16,8 +16,10 @@ use scylla::client::session::Session;
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 
+use metachat_proto::diary::diary_service_server::DiaryServiceServer;
+
 use crate::cassandra::CassandraDiaryReadModels;
-use crate::{DiaryReadModels, GrpcUserDirectory, SqliteDiaryReadModels, UserDirectory};
+use crate::{DiaryGrpc, DiaryReadModels, GrpcUserDirectory, SqliteDiaryReadModels, UserDirectory};
 
 /// The diary service, as the bootstrap starts it: it asks `users` whether a user exists.
 pub struct DiaryService {
@@ -41,10 +43,7 @@ impl Service for DiaryService {
 
     async fn sqlite_read_models(pool: SqlitePool) -> anyhow::Result<ReadModels<Self::Queries>> {
         let models = Arc::new(SqliteDiaryReadModels::new(pool).await?);
-        Ok(ReadModels {
-            queries: models.clone(),
-            projection: models,
-        })
+        Ok(ReadModels::new(models.clone(), models))
     }
 
     async fn cassandra_read_models(
@@ -52,13 +51,7 @@ impl Service for DiaryService {
     ) -> anyhow::Result<(ReadModels<Self::Queries>, Arc<Session>)> {
         let models = Arc::new(CassandraDiaryReadModels::connect(config).await?);
         let session = models.session().clone();
-        Ok((
-            ReadModels {
-                queries: models.clone(),
-                projection: models,
-            },
-            session,
-        ))
+        Ok((ReadModels::new(models.clone(), models), session))
     }
 
     async fn serve(
@@ -70,11 +63,10 @@ impl Service for DiaryService {
         shutdown: impl Future<Output = ()> + Send + 'static,
         shutdown_timeout: Duration,
     ) -> Result<(), tonic::transport::Error> {
-        crate::serve(
+        let service = DiaryServiceServer::new(DiaryGrpc::new(store, queries, self.users));
+        metachat_grpc::serve::<DiaryServiceServer<DiaryGrpc>>(
             listener,
-            store,
-            queries,
-            self.users,
+            |router| router.add_service(service),
             dependencies,
             shutdown,
             shutdown_timeout,

@@ -16,8 +16,10 @@ use scylla::client::session::Session;
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 
+use metachat_proto::user::user_service_server::UserServiceServer;
+
 use crate::cassandra::CassandraUserReadModels;
-use crate::{SqliteUserReadModels, UserReadModels};
+use crate::{SqliteUserReadModels, UserGrpc, UserReadModels};
 
 /// The user service, as the bootstrap starts it.
 pub struct UserService;
@@ -39,10 +41,7 @@ impl Service for UserService {
 
     async fn sqlite_read_models(pool: SqlitePool) -> anyhow::Result<ReadModels<Self::Queries>> {
         let models = Arc::new(SqliteUserReadModels::new(pool).await?);
-        Ok(ReadModels {
-            queries: models.clone(),
-            projection: models,
-        })
+        Ok(ReadModels::new(models.clone(), models))
     }
 
     async fn cassandra_read_models(
@@ -50,13 +49,7 @@ impl Service for UserService {
     ) -> anyhow::Result<(ReadModels<Self::Queries>, Arc<Session>)> {
         let models = Arc::new(CassandraUserReadModels::connect(config).await?);
         let session = models.session().clone();
-        Ok((
-            ReadModels {
-                queries: models.clone(),
-                projection: models,
-            },
-            session,
-        ))
+        Ok((ReadModels::new(models.clone(), models), session))
     }
 
     async fn serve(
@@ -68,10 +61,10 @@ impl Service for UserService {
         shutdown: impl Future<Output = ()> + Send + 'static,
         shutdown_timeout: Duration,
     ) -> Result<(), tonic::transport::Error> {
-        crate::serve(
+        let service = UserServiceServer::new(UserGrpc::new(store, queries));
+        metachat_grpc::serve::<UserServiceServer<UserGrpc>>(
             listener,
-            store,
-            queries,
+            |router| router.add_service(service),
             dependencies,
             shutdown,
             shutdown_timeout,
