@@ -98,8 +98,8 @@ impl Dependency {
 
 /// Serves `router` (the service `S` added to it) on `listener`, with the standard gRPC health
 /// service and server reflection (v1 and v1alpha) over `S`, health and reflection, until
-/// `shutdown` completes. The health service reports `S` and, probed every few seconds, each
-/// dependency.
+/// `shutdown` completes. The health service reports `S` (NOT_SERVING while a critical
+/// dependency is down) and each dependency, polled or watched ([`Dependency`]).
 ///
 /// On `shutdown` the server stops accepting and lets in-flight calls finish; connections still
 /// open after `shutdown_timeout` (an idle client, one that never finished its handshake, a
