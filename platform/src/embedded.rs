@@ -1,5 +1,6 @@
 //! The whole platform in one process: gateway, user service and diary service on their usual
 //! ports, one SQLite file for events, checkpoints and read models, projections in-process.
+//! The services start from the same pieces as on their own ([`metachat_bootstrap`]).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -7,14 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use diary_service::{GrpcUserDirectory, SqliteDiaryReadModels};
-use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
-use event_sourcing::{EventCodec, EventStore, Projection, ProjectionRunner};
-use metachat_runtime::{Stop, env_or, env_parse};
-use tokio::net::TcpListener;
+use diary_service::standalone::DiaryService;
+use diary_service::{DiaryReadModels, GrpcUserDirectory};
+use event_sourcing::sqlite::SqliteEventStore;
+use event_sourcing::{EventStore, ProjectionRunner};
+use metachat_bootstrap::{Projections, ReadModels, Service, bind, open_sqlite, sqlite_runners};
+use metachat_runtime::{Env, Stop};
 use tokio::task::JoinSet;
-use user_service::SqliteUserReadModels;
+use user_service::UserReadModels;
+use user_service::standalone::UserService;
 
 /// Where the embedded platform keeps its data and listens.
 #[derive(Debug, Clone)]
@@ -33,19 +35,17 @@ pub struct EmbeddedConfig {
 
 impl EmbeddedConfig {
     /// `DATA_DIR` (default `data`), `BIND_ADDRESS` (default 127.0.0.1), `PORT` (gateway, 8080),
-    /// `USER_SERVICE_PORT` (50051), `DIARY_SERVICE_PORT` (50052).
-    pub fn from_env() -> anyhow::Result<Self> {
+    /// `USER_SERVICE_PORT` (50051), `DIARY_SERVICE_PORT` (50052), `REQUEST_TIMEOUT_MS`,
+    /// `SHUTDOWN_TIMEOUT_SECS`.
+    pub fn from_env(env: &Env) -> anyhow::Result<Self> {
         Ok(Self {
-            data_dir: PathBuf::from(env_or("DATA_DIR", "data")),
-            bind: env_parse("BIND_ADDRESS", IpAddr::from([127, 0, 0, 1]))?,
-            gateway_port: env_parse("PORT", 8080)?,
-            user_port: env_parse("USER_SERVICE_PORT", 50051)?,
-            diary_port: env_parse("DIARY_SERVICE_PORT", 50052)?,
+            data_dir: metachat_bootstrap::data_dir(env),
+            bind: env.parse("BIND_ADDRESS", IpAddr::from([127, 0, 0, 1]))?,
+            gateway_port: env.parse("PORT", 8080)?,
+            user_port: env.parse("USER_SERVICE_PORT", UserService::SPEC.port)?,
+            diary_port: env.parse("DIARY_SERVICE_PORT", DiaryService::SPEC.port)?,
             gateway: api_gateway::GatewayConfig::from_env()?,
-            shutdown_timeout: Duration::from_secs(env_parse(
-                metachat_grpc::SHUTDOWN_TIMEOUT_VAR,
-                metachat_grpc::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(),
-            )?),
+            shutdown_timeout: metachat_bootstrap::shutdown_timeout(env)?,
         })
     }
 
@@ -57,19 +57,16 @@ impl EmbeddedConfig {
 /// The store and read models of the embedded platform.
 pub struct EmbeddedStore {
     pub store: Arc<SqliteEventStore>,
-    pub users: Arc<SqliteUserReadModels>,
-    pub diary: Arc<SqliteDiaryReadModels>,
+    pub users: ReadModels<dyn UserReadModels>,
+    pub diary: ReadModels<dyn DiaryReadModels>,
 }
 
 impl EmbeddedStore {
     pub async fn open(config: &EmbeddedConfig) -> anyhow::Result<Self> {
-        let path = config.database();
-        let codec = EventCodec::new(user_service::upcasters().merge(diary_service::upcasters()));
-        let store = SqliteEventStore::open(&path, codec)
-            .await
-            .with_context(|| format!("opening the event store {}", path.display()))?;
-        let users = Arc::new(SqliteUserReadModels::new(store.pool().clone()).await?);
-        let diary = Arc::new(SqliteDiaryReadModels::new(store.pool().clone()).await?);
+        let upcasters = UserService::upcasters().merge(DiaryService::upcasters());
+        let store = open_sqlite(&config.database(), upcasters).await?;
+        let users = UserService::sqlite_read_models(store.pool().clone()).await?;
+        let diary = DiaryService::sqlite_read_models(store.pool().clone()).await?;
         Ok(Self {
             store: Arc::new(store),
             users,
@@ -79,19 +76,11 @@ impl EmbeddedStore {
 
     /// One runner per read model, each with its own checkpoint.
     pub fn projection_runners(&self) -> Vec<ProjectionRunner> {
-        let checkpoints = Arc::new(SqliteCheckpoints::new(&self.store));
-        let projections: [Arc<dyn Projection>; 2] = [self.users.clone(), self.diary.clone()];
-        projections
-            .into_iter()
-            .map(|p| ProjectionRunner::new(self.store.clone(), checkpoints.clone(), p))
-            .collect()
+        sqlite_runners(
+            &self.store,
+            [self.users.projection.clone(), self.diary.projection.clone()],
+        )
     }
-}
-
-async fn bind(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(SocketAddr::new(ip, port))
-        .await
-        .with_context(|| format!("cannot listen for the {what} on {ip}:{port} (is it in use?)"))
 }
 
 /// The address other components use to reach a listener bound to `ip`.
@@ -116,46 +105,28 @@ pub async fn run(
     let user_address = local_address(config.bind, user.local_addr()?.port());
     let diary_address = local_address(config.bind, diary.local_addr()?.port());
 
+    let projections = Projections::start(embedded.projection_runners());
     let stop = Stop::new();
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
-    for runner in embedded.projection_runners() {
-        let until = stop.signal();
-        tasks.spawn(async move {
-            runner.run(until).await;
-            Ok("projections")
-        });
-    }
     let store: Arc<dyn EventStore> = embedded.store.clone();
     let shutdown_timeout = config.shutdown_timeout;
     {
-        let (store, read_models, until) = (store.clone(), embedded.users.clone(), stop.signal());
+        let (store, queries, until) =
+            (store.clone(), embedded.users.queries.clone(), stop.signal());
         tasks.spawn(async move {
-            user_service::serve(
-                user,
-                store,
-                read_models,
-                Vec::new(),
-                until,
-                shutdown_timeout,
-            )
-            .await?;
+            UserService
+                .serve(user, store, queries, Vec::new(), until, shutdown_timeout)
+                .await?;
             Ok("user service")
         });
     }
     {
         let users = Arc::new(GrpcUserDirectory::new(&user_address)?);
-        let (read_models, until) = (embedded.diary.clone(), stop.signal());
+        let (queries, until) = (embedded.diary.queries.clone(), stop.signal());
         tasks.spawn(async move {
-            diary_service::serve(
-                diary,
-                store,
-                read_models,
-                users,
-                Vec::new(),
-                until,
-                shutdown_timeout,
-            )
-            .await?;
+            DiaryService { users }
+                .serve(diary, store, queries, Vec::new(), until, shutdown_timeout)
+                .await?;
             Ok("diary service")
         });
     }
@@ -198,6 +169,7 @@ pub async fn run(
             tracing::error!(error = %e, "component failed while stopping");
         }
     }
+    projections.stop().await;
     embedded.store.close().await;
     tracing::info!("MetaChat stopped");
     outcome

@@ -1,6 +1,6 @@
 //! `metachat`: the whole platform in one process, or any one service by name.
 
-use metachat_runtime::{LogSettings, init_logging, shutdown_signal};
+use metachat_runtime::{Env, LogSettings, init_logging, shutdown_signal};
 
 mod embedded;
 mod production;
@@ -33,18 +33,27 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    // Every command reads its settings from this one snapshot, before it starts anything.
+    let env = Env::process();
     let result = runtime.block_on(async {
         match command.as_str() {
             "run" => {
-                init_logging(&LogSettings::from_env("metachat")?)?;
-                embedded::run(embedded::EmbeddedConfig::from_env()?, shutdown_signal()).await
+                let log = LogSettings::read(env, "metachat")?;
+                let config = embedded::EmbeddedConfig::from_env(env)?;
+                init_logging(&log)?;
+                embedded::run(config, shutdown_signal()).await
             }
             "rebuild-read-models" => {
-                init_logging(&LogSettings::from_env("metachat")?)?;
-                match metachat_production::ProductionConfig::from_env()? {
-                    Some(config) => production::rebuild_read_models(&config).await,
+                let log = LogSettings::read(env, "metachat")?;
+                match metachat_production::ProductionConfig::from_env(env)? {
+                    Some(config) => {
+                        init_logging(&log)?;
+                        production::rebuild_read_models(&config).await
+                    }
                     None => {
-                        embedded::rebuild_read_models(&embedded::EmbeddedConfig::from_env()?).await
+                        let config = embedded::EmbeddedConfig::from_env(env)?;
+                        init_logging(&log)?;
+                        embedded::rebuild_read_models(&config).await
                     }
                 }
             }

@@ -2,24 +2,22 @@
 
 use std::sync::Arc;
 
-use diary_service::cassandra::CassandraDiaryReadModels;
+use diary_service::standalone::DiaryService;
 use event_sourcing::postgres::PostgresCheckpoints;
 use event_sourcing::{EventCodec, EventStore, Projection, ProjectionRunner};
-use metachat_cassandra::CassandraConfig;
+use metachat_bootstrap::Service;
 use metachat_production::ProductionConfig;
-use user_service::cassandra::CassandraUserReadModels;
+use user_service::standalone::UserService;
 
 /// Truncates the Cassandra read models of both services and replays every event of the
 /// PostgreSQL event store into them. The services may keep running: their consumers go on
 /// from their Kafka offsets, and replaying an event the rebuild already applied changes nothing.
 pub async fn rebuild_read_models(config: &ProductionConfig) -> anyhow::Result<()> {
-    let codec = EventCodec::new(user_service::upcasters().merge(diary_service::upcasters()));
+    let codec = EventCodec::new(UserService::upcasters().merge(DiaryService::upcasters()));
     let store = metachat_production::open_event_store(&config.postgres, codec).await?;
-    let cassandra = CassandraConfig::from_env()?;
-    let projections: [Arc<dyn Projection>; 2] = [
-        Arc::new(CassandraUserReadModels::connect(&cassandra).await?),
-        Arc::new(CassandraDiaryReadModels::connect(&cassandra).await?),
-    ];
+    let (users, _) = UserService::cassandra_read_models(&config.cassandra).await?;
+    let (diary, _) = DiaryService::cassandra_read_models(&config.cassandra).await?;
+    let projections: [Arc<dyn Projection>; 2] = [users.projection, diary.projection];
     let checkpoints = Arc::new(PostgresCheckpoints::new(&store));
     let events: Arc<dyn EventStore> = Arc::new(store.clone());
     let runners = projections

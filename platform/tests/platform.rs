@@ -289,3 +289,88 @@ async fn the_platform_stops_on_sigterm_despite_stalled_clients() {
     // Asserts a clean exit within 20 s; the drain is bounded by SHUTDOWN_TIMEOUT_SECS (10).
     app.stop();
 }
+
+/// Runs `metachat <args>` with only `env` (and a fresh `DATA_DIR`), expecting it to refuse to
+/// start: returns its error output, after checking that it exited with a failure, promptly, and
+/// before opening any store.
+fn refused_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let data_dir = std::env::temp_dir()
+        .join("metachat-tests")
+        .join(uuid::Uuid::new_v4().simple().to_string());
+    std::fs::create_dir_all(&data_dir).expect("create data dir");
+    let stderr_path = data_dir.join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_metachat"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATA_DIR", &data_dir)
+        .env("LOG_FORMAT", "text")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(&stderr_path).expect("stderr file"),
+        ))
+        .spawn()
+        .expect("run metachat");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for metachat") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("metachat {args:?} with {env:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(
+        !status.success(),
+        "{args:?} {env:?}: exited {status}: {stderr}"
+    );
+    let opened: Vec<_> = std::fs::read_dir(&data_dir)
+        .expect("read data dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|name| name != "stderr")
+        .collect();
+    assert!(
+        opened.is_empty(),
+        "{args:?} {env:?}: opened {opened:?} before refusing"
+    );
+    stderr
+}
+
+#[test]
+fn a_bad_variable_stops_the_start_with_an_error_naming_it() {
+    let cases: [(&[&str], &str, &str); 12] = [
+        (&[], "PORT", "abc"),
+        (&["run"], "USER_SERVICE_PORT", "70000"),
+        (&["run"], "BIND_ADDRESS", "localhost"),
+        (&["run"], "REQUEST_TIMEOUT_MS", "0"),
+        (&["run"], "SHUTDOWN_TIMEOUT_SECS", "soon"),
+        (&["run"], "LOG_LEVEL", "loud"),
+        (&["user-service"], "PORT", "abc"),
+        (&["user-service"], "SHUTDOWN_TIMEOUT_SECS", "-1"),
+        (
+            &["diary-service"],
+            "USER_SERVICE_ADDRESS",
+            "https://users:50051",
+        ),
+        (&["diary-service"], "LOG_FORMAT", "xml"),
+        (&["api-gateway"], "PORT", "abc"),
+        (&["rebuild-read-models"], "LOG_FORMAT", "xml"),
+    ];
+    for (args, name, value) in cases {
+        let stderr = refused_start(args, &[("PORT", "0"), (name, value)]);
+        assert!(
+            stderr.contains(&format!("{name}={value:?}")),
+            "metachat {args:?} with {name}={value}: the error must name the variable: {stderr}"
+        );
+    }
+}

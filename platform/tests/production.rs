@@ -438,3 +438,197 @@ async fn unreachable_or_missing_dependencies_stop_the_start_with_a_clear_error()
     let (ok, stderr) = start_failure(&with(&[("CASSANDRA_KEYSPACE", "bad keyspace!")]));
     assert!(!ok && stderr.contains("CASSANDRA_KEYSPACE"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_bad_variable_is_refused_before_anything_connects() {
+    let env = production().await;
+    // PostgreSQL unreachable as well: a refusal that names the variable, not the database,
+    // shows that every variable was read before the first connection.
+    let with = |name: &'static str, value: &str| -> Vec<(&'static str, String)> {
+        let mut all = env.service_env("user-service");
+        all.retain(|(k, _)| *k != name && *k != "DB_PORT");
+        all.push(("DB_PORT", "1".into()));
+        all.push((name, value.to_owned()));
+        all
+    };
+    for (name, value) in [
+        ("KAFKA_TOPIC_PARTITIONS", "0"),
+        ("KAFKA_REPLICATION_FACTOR", "many"),
+        ("KAFKA_USER_EVENTS_TOPIC", "user events"),
+        ("CASSANDRA_KEYSPACE", "bad keyspace!"),
+        ("CASSANDRA_HOSTS", "127.0.0.1:99999"),
+        ("DB_PORT", "0"),
+    ] {
+        let (ok, stderr) = start_failure(&with(name, value));
+        assert!(!ok, "{name}={value} started");
+        assert!(
+            stderr.contains(&format!("{name}={value:?}")),
+            "{name}={value}: the error must name the variable: {stderr}"
+        );
+        assert!(
+            !stderr.contains("cannot open the event store"),
+            "{name}={value}: connected before reading every variable: {stderr}"
+        );
+    }
+}
+
+/// A TCP proxy from a local port to the test PostgreSQL server, which the test can cut off
+/// (refusing connections and dropping open ones, like a server that went away) and restore.
+struct PgProxy {
+    port: u16,
+    upstream: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl PgProxy {
+    fn start() -> Self {
+        let upstream = format!(
+            "127.0.0.1:{}",
+            std::env::var("METACHAT_PG_PORT").unwrap_or_else(|_| "55432".into())
+        );
+        let listener = proxy_listener(0);
+        let port = listener.local_addr().expect("proxy address").port();
+        Self {
+            port,
+            task: Some(tokio::spawn(forward(listener, upstream.clone()))),
+            upstream,
+        }
+    }
+
+    async fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // Dropping the task drops the listener and every open connection.
+            let _ = task.await;
+        }
+    }
+
+    async fn restore(&mut self) {
+        self.cut().await;
+        self.task = Some(tokio::spawn(forward(
+            proxy_listener(self.port),
+            self.upstream.clone(),
+        )));
+    }
+}
+
+fn proxy_listener(port: u16) -> tokio::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    // The port is bound again after a cut, while its old connections may linger in TIME_WAIT.
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket
+        .bind(([127, 0, 0, 1], port).into())
+        .expect("bind the proxy port");
+    socket.listen(64).expect("listen")
+}
+
+async fn forward(listener: tokio::net::TcpListener, upstream: String) {
+    // Owned here, so that aborting this task drops every connection.
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((mut client, _)) = listener.accept().await else {
+            continue;
+        };
+        let upstream = upstream.clone();
+        connections.spawn(async move {
+            if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+}
+
+/// The user service's gRPC health status of `service`.
+async fn grpc_health(address: &str, service: &str) -> i32 {
+    let channel = tonic::transport::Endpoint::from_shared(address.to_owned())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("the user service answers");
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .expect("health check")
+        .into_inner()
+        .status
+}
+
+/// Polls until `service` reports `want`; returns how long that took, failing after `within`.
+async fn wait_health(address: &str, service: &str, want: i32, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if grpc_health(address, service).await == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{service} not {want} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn readiness_follows_the_event_store_through_a_postgresql_outage() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    const SERVICE: &str = "metachat.user.v1.UserService";
+    const POSTGRES: &str = "metachat.dependency.postgres";
+    let (serving, not_serving) = (
+        ServingStatus::Serving as i32,
+        ServingStatus::NotServing as i32,
+    );
+
+    let mut proxy = PgProxy::start();
+    let mut env = production().await;
+    env.db_port = proxy.port.to_string();
+    let app = Platform::start_wired(Wiring::Production(env)).await;
+    let users = app.user_grpc();
+    app.create_user().await;
+    assert_eq!(grpc_health(&users, SERVICE).await, serving);
+
+    proxy.cut().await;
+    let took = wait_health(&users, SERVICE, not_serving, Duration::from_secs(2)).await;
+    assert_eq!(grpc_health(&users, POSTGRES).await, not_serving);
+    let ready = app.get("/health/ready").await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert_eq!(
+        ready.body["dependencies"]["userService"]["postgres"], "not_serving",
+        "{}",
+        ready.body
+    );
+    // Requests see the same: they fail at once, not after the pool's acquire timeout.
+    let started = Instant::now();
+    let write = app
+        .post(
+            "/users",
+            json!({
+                "username": "during_outage",
+                "email": "during@example.com",
+                "firstName": "Dur",
+                "lastName": "Ing",
+            }),
+        )
+        .await;
+    write.assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a write took {:?} to fail",
+        started.elapsed()
+    );
+    eprintln!("NOT_SERVING {took:?} after the cut");
+
+    proxy.restore().await;
+    wait_health(&users, SERVICE, serving, Duration::from_secs(5)).await;
+    assert_eq!(grpc_health(&users, POSTGRES).await, serving);
+    app.eventually("/health/ready", |r| r.status == StatusCode::OK)
+        .await;
+    app.create_user().await;
+}

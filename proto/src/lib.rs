@@ -2,6 +2,7 @@
 //! and the one table that maps MetaChat error codes to gRPC and HTTP statuses.
 
 pub mod error;
+pub mod time;
 
 /// gRPC metadata keys the gateway sets on every call and the services record in event metadata.
 pub mod metadata {

@@ -1,6 +1,6 @@
 //! Where the cluster is and which keyspace the read models live in.
 
-use metachat_runtime::ConfigError;
+use metachat_runtime::{ConfigError, Env};
 
 pub const ENV_HOSTS: &str = "CASSANDRA_HOSTS";
 pub const ENV_KEYSPACE: &str = "CASSANDRA_KEYSPACE";
@@ -28,9 +28,9 @@ pub struct CassandraConfig {
 }
 
 impl CassandraConfig {
-    /// The configuration from the environment; `CASSANDRA_HOSTS` must be set.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_env_if_set()?.ok_or_else(|| ConfigError {
+    /// The configuration from `env`; `CASSANDRA_HOSTS` must be set.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Self::from_env_if_set(env)?.ok_or_else(|| ConfigError {
             name: ENV_HOSTS.to_owned(),
             value: String::new(),
             reason: "must name at least one Cassandra node, e.g. cassandra1:9042,cassandra2"
@@ -38,10 +38,10 @@ impl CassandraConfig {
         })
     }
 
-    /// The configuration from the environment, `None` when `CASSANDRA_HOSTS` is unset or
-    /// empty (the embedded read store is used then).
-    pub fn from_env_if_set() -> Result<Option<Self>, ConfigError> {
-        Self::from_lookup(metachat_runtime::env_var)
+    /// The configuration from `env`, `None` when `CASSANDRA_HOSTS` is unset or empty (the
+    /// embedded read store is used then).
+    pub fn from_env_if_set(env: &Env) -> Result<Option<Self>, ConfigError> {
+        Self::from_lookup(|name| env.var(name))
     }
 
     /// The configuration from any source of variables (`None` when `CASSANDRA_HOSTS` is

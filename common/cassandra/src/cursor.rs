@@ -9,8 +9,11 @@
 //! the query it is sent with, whose partition the server fixes from the query's own
 //! arguments.
 
+use std::hash::Hasher;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fnv::FnvHasher;
 use metachat_read_model::QueryError;
 use scylla::response::PagingState;
 
@@ -55,16 +58,12 @@ pub fn decode_cursor(scope: &str, cursor: &str) -> Result<PagingState, QueryErro
 }
 
 fn check(scope: &str, raw: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = FnvHasher::default();
     // The scope's length first, so that no scope/state split collides with another.
-    let len = (scope.len() as u64).to_be_bytes();
-    len.iter()
-        .chain(scope.as_bytes())
-        .chain(raw)
-        .fold(OFFSET, |hash, byte| {
-            (hash ^ u64::from(*byte)).wrapping_mul(PRIME)
-        })
+    hash.write(&(scope.len() as u64).to_be_bytes());
+    hash.write(scope.as_bytes());
+    hash.write(raw);
+    hash.finish()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! metadata, error mapping into the shared error table, time conversions, audit history, and a
 //! server with health checking and reflection.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use event_sourcing::{AppendError, EventMetadata, EventStoreError, ExecuteError, RecordedEvent};
 use metachat_proto::Timestamp;
 use metachat_proto::common::{EventHistory, StoredEvent};
@@ -90,20 +90,12 @@ pub fn execute_error<E: Into<ApiError>>(error: ExecuteError<E>) -> ApiError {
     }
 }
 
-/// A timestamp for the wire.
-pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
-    }
-}
+pub use metachat_proto::time::timestamp;
 
 /// A timestamp from the wire; `field` names it in the error. Years outside 1..=9999 are
 /// refused: no store keeps them, and they can only be mistakes.
 pub fn from_timestamp(field: &str, ts: &Timestamp) -> Result<DateTime<Utc>, ApiError> {
-    u32::try_from(ts.nanos)
-        .ok()
-        .and_then(|nanos| Utc.timestamp_opt(ts.seconds, nanos).single())
+    metachat_proto::time::datetime(ts)
         .filter(|time| (1..=9999).contains(&chrono::Datelike::year(time)))
         .ok_or_else(|| ApiError::invalid_field(field, "is not a valid timestamp (years 1 to 9999)"))
 }

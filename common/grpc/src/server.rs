@@ -11,6 +11,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
 use tonic::server::NamedService;
 use tonic::transport::server::{Router, TcpIncoming};
@@ -58,10 +60,19 @@ pub struct Dependency {
     /// When a critical dependency is down, nothing the service does can succeed, so the
     /// service itself reports NOT_SERVING (and readiness fails).
     pub critical: bool,
-    pub probe: Probe,
+    check: Check,
+}
+
+/// How a dependency's state is learnt.
+enum Check {
+    /// Asked every few seconds.
+    Probe(Probe),
+    /// Told by something that already knows, as soon as it changes.
+    Watch(watch::Receiver<bool>),
 }
 
 impl Dependency {
+    /// A dependency whose `probe` is run every 5 s (and counts as down when it takes over 3 s).
     pub fn new<F, Fut>(name: &'static str, critical: bool, probe: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -70,15 +81,25 @@ impl Dependency {
         Self {
             name,
             critical,
-            probe: Box::new(move || Box::pin(probe())),
+            check: Check::Probe(Box::new(move || Box::pin(probe()))),
+        }
+    }
+
+    /// A dependency whose availability a component already tracks (true = up): its health
+    /// status follows every change at once, instead of waiting for the next probe.
+    pub fn watched(name: &'static str, critical: bool, available: watch::Receiver<bool>) -> Self {
+        Self {
+            name,
+            critical,
+            check: Check::Watch(available),
         }
     }
 }
 
 /// Serves `router` (the service `S` added to it) on `listener`, with the standard gRPC health
 /// service and server reflection (v1 and v1alpha) over `S`, health and reflection, until
-/// `shutdown` completes. The health service reports `S` and, probed every few seconds, each
-/// dependency.
+/// `shutdown` completes. The health service reports `S` (NOT_SERVING while a critical
+/// dependency is down) and each dependency, polled or watched ([`Dependency`]).
 ///
 /// On `shutdown` the server stops accepting and lets in-flight calls finish; connections still
 /// open after `shutdown_timeout` (an idle client, one that never finished its handshake, a
@@ -140,37 +161,72 @@ where
     served
 }
 
+/// Keeps the health statuses of the dependencies, and of `service` (NOT_SERVING while a
+/// critical dependency is down), up to date. Each dependency reports on its own, so a slow probe
+/// delays no other, and a watched dependency's change shows at once.
 async fn probe_forever(
     reporter: tonic_health::server::HealthReporter,
     service: &'static str,
     dependencies: Vec<Dependency>,
 ) {
     use tonic_health::ServingStatus::{NotServing, Serving};
-    let mut was_up: Vec<Option<bool>> = vec![None; dependencies.len()];
-    loop {
-        let mut critical_down = false;
-        for (dependency, was_up) in dependencies.iter().zip(was_up.iter_mut()) {
-            let up = tokio::time::timeout(PROBE_TIMEOUT, (dependency.probe)())
-                .await
-                .unwrap_or(false);
-            if *was_up != Some(up) {
-                if up {
-                    tracing::info!(dependency = dependency.name, "dependency is up");
-                } else {
-                    tracing::warn!(dependency = dependency.name, "dependency is down");
+    let (report, mut reports) = mpsc::unbounded_channel::<(usize, bool)>();
+    // Owned here: when this task is aborted, the checks end with it.
+    let mut checks = JoinSet::new();
+    let mut known = Vec::with_capacity(dependencies.len());
+    for (index, dependency) in dependencies.into_iter().enumerate() {
+        known.push((dependency.name, dependency.critical, None::<bool>));
+        let report = report.clone();
+        match dependency.check {
+            Check::Probe(probe) => checks.spawn(async move {
+                loop {
+                    let up = tokio::time::timeout(PROBE_TIMEOUT, probe())
+                        .await
+                        .unwrap_or(false);
+                    if report.send((index, up)).is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(PROBE_EVERY).await;
                 }
-                *was_up = Some(up);
-            }
-            let name = format!("{DEPENDENCY_PREFIX}{}", dependency.name);
-            reporter
-                .set_service_status(name, if up { Serving } else { NotServing })
-                .await;
-            critical_down |= dependency.critical && !up;
+            }),
+            Check::Watch(mut available) => checks.spawn(async move {
+                loop {
+                    let up = *available.borrow_and_update();
+                    if report.send((index, up)).is_err() {
+                        return;
+                    }
+                    // A sender gone for good leaves the last state standing.
+                    if available.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }),
+        };
+    }
+    drop(report);
+    while let Some((index, up)) = reports.recv().await {
+        let (name, _, was_up) = &mut known[index];
+        if *was_up == Some(up) {
+            continue;
         }
+        if up {
+            tracing::info!(dependency = *name, "dependency is up");
+        } else {
+            tracing::warn!(dependency = *name, "dependency is down");
+        }
+        *was_up = Some(up);
+        reporter
+            .set_service_status(
+                format!("{DEPENDENCY_PREFIX}{name}"),
+                if up { Serving } else { NotServing },
+            )
+            .await;
+        let critical_down = known
+            .iter()
+            .any(|(_, critical, up)| *critical && *up == Some(false));
         reporter
             .set_service_status(service, if critical_down { NotServing } else { Serving })
             .await;
-        tokio::time::sleep(PROBE_EVERY).await;
     }
 }
 
@@ -264,6 +320,75 @@ mod tests {
             stopping.elapsed() >= timeout,
             "in-flight work gets the whole timeout"
         );
+    }
+
+    async fn status_of(address: std::net::SocketAddr, service: &str) -> i32 {
+        HealthClient::new(channel(address).await)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("the server answers")
+            .into_inner()
+            .status
+    }
+
+    /// Polls until `service` reports `want`, failing after `within`.
+    async fn wait_status(
+        address: std::net::SocketAddr,
+        service: &str,
+        want: tonic_health::pb::health_check_response::ServingStatus,
+        within: Duration,
+    ) -> Duration {
+        let started = std::time::Instant::now();
+        loop {
+            if status_of(address, service).await == want as i32 {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "{service} not {want:?} within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watched_critical_dependency_flips_the_service_status_at_once() {
+        use tonic_health::pb::health_check_response::ServingStatus::{NotServing, Serving};
+        let (available, receiver) = watch::channel(true);
+        // A polled dependency that is slow to answer must not delay the watched one.
+        let slow = Dependency::new("slow", false, || async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            true
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve::<HealthOnly>(
+            listener,
+            |router| router,
+            vec![Dependency::watched("store", true, receiver), slow],
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(1),
+        ));
+        let service = <HealthOnly as NamedService>::NAME;
+        let store = "metachat.dependency.store";
+        wait_status(address, store, Serving, Duration::from_secs(1)).await;
+        assert_eq!(status_of(address, service).await, Serving as i32);
+
+        available.send_replace(false);
+        let took = wait_status(address, service, NotServing, Duration::from_millis(500)).await;
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        assert_eq!(status_of(address, store).await, NotServing as i32);
+
+        available.send_replace(true);
+        wait_status(address, service, Serving, Duration::from_millis(500)).await;
+        assert_eq!(status_of(address, store).await, Serving as i32);
+        stop.send(()).expect("stop");
+        let _ = server.await;
     }
 
     /// Sends and receives raw message bytes, whatever the method's types.

@@ -2,8 +2,10 @@
 //! lives as long as the connection that took it, so a leader that dies (or loses its
 //! connection) releases it, and a waiting replica takes over.
 
+use std::hash::Hasher;
 use std::time::Duration;
 
+use fnv::FnvHasher;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, Postgres};
 
@@ -87,12 +89,9 @@ impl Leader {
 /// A stable 64-bit lock key for a name (FNV-1a; `hashtext` is not guaranteed stable across
 /// PostgreSQL versions).
 fn lock_key(name: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in format!("metachat:{name}").bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash as i64
+    let mut hash = FnvHasher::default();
+    hash.write(format!("metachat:{name}").as_bytes());
+    hash.finish() as i64
 }
 
 #[cfg(test)]
@@ -101,7 +100,8 @@ mod tests {
 
     #[test]
     fn lock_keys_are_stable_and_distinct() {
-        assert_eq!(lock_key("relay:user"), lock_key("relay:user"));
+        // Fixed: a change would let old and new builds both think they lead.
+        assert_eq!(lock_key("relay:user"), -7_271_413_208_513_817_390);
         assert_ne!(lock_key("relay:user"), lock_key("relay:diary"));
     }
 }

@@ -18,7 +18,7 @@ pub mod message;
 pub mod relay;
 pub mod topics;
 
-pub use config::KafkaConfig;
+pub use config::{KafkaConfig, topic_from_env};
 pub use consumer::ProjectionConsumer;
 pub use leader::PgLeadership;
 pub use relay::{Relay, Route};

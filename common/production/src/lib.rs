@@ -4,15 +4,18 @@
 //!
 //! A service runs in production wiring when `DB_HOST` is set; it then also needs
 //! `KAFKA_BOOTSTRAP_SERVERS` and `CASSANDRA_HOSTS`, and says which are missing otherwise.
+//! [`ProductionConfig::from_env`] reads all of it from the start-up snapshot of the
+//! environment, before anything connects.
 
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use event_sourcing::postgres::{PostgresCheckpoints, PostgresEventStore, PostgresOptions};
 use event_sourcing::{EventCodec, EventStore, Projection, RecordedEvent};
+use metachat_cassandra::CassandraConfig;
 use metachat_grpc::Dependency;
 use metachat_kafka::{KafkaConfig, PgLeadership, ProjectionConsumer, Relay};
-use metachat_runtime::{Stop, env_or, env_parse, env_var};
+use metachat_runtime::{ConfigError, Env, Stop};
 use sqlx::postgres::PgConnectOptions;
 use tokio::task::JoinHandle;
 
@@ -40,16 +43,16 @@ impl std::fmt::Debug for PostgresConfig {
 
 impl PostgresConfig {
     /// `None` when `DB_HOST` is unset.
-    pub fn from_env() -> anyhow::Result<Option<Self>> {
-        let Some(host) = env_var("DB_HOST") else {
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let Some(host) = env.var("DB_HOST") else {
             return Ok(None);
         };
         Ok(Some(Self {
             host,
-            port: env_parse("DB_PORT", 5432)?,
-            user: env_or("DB_USER", "metachat"),
-            password: env_var("DB_PASSWORD"),
-            database: env_or("DB_NAME", "metachat"),
+            port: env.parse_at_least("DB_PORT", 5432, 1)?,
+            user: env.or("DB_USER", "metachat"),
+            password: env.var("DB_PASSWORD"),
+            database: env.or("DB_NAME", "metachat"),
         }))
     }
 
@@ -72,18 +75,24 @@ impl PostgresConfig {
 pub struct ProductionConfig {
     pub postgres: PostgresConfig,
     pub kafka: KafkaConfig,
+    pub cassandra: CassandraConfig,
 }
 
 impl ProductionConfig {
     /// `None` when none of `DB_HOST`, `KAFKA_BOOTSTRAP_SERVERS`, `CASSANDRA_HOSTS` is set (the
-    /// embedded wiring); an error naming what is missing when only some are.
-    pub fn from_env() -> anyhow::Result<Option<Self>> {
-        let postgres = PostgresConfig::from_env()?;
-        let kafka = KafkaConfig::from_env()?;
-        let cassandra = env_var("CASSANDRA_HOSTS");
+    /// embedded wiring); an error naming what is missing when only some are, or naming the
+    /// variable whose value is unusable.
+    pub fn from_env(env: &Env) -> anyhow::Result<Option<Self>> {
+        let postgres = PostgresConfig::from_env(env)?;
+        let kafka = KafkaConfig::from_env(env)?;
+        let cassandra = CassandraConfig::from_env_if_set(env)?;
         match (postgres, kafka, cassandra) {
             (None, None, None) => Ok(None),
-            (Some(postgres), Some(kafka), Some(_)) => Ok(Some(Self { postgres, kafka })),
+            (Some(postgres), Some(kafka), Some(cassandra)) => Ok(Some(Self {
+                postgres,
+                kafka,
+                cassandra,
+            })),
             (postgres, kafka, cassandra) => {
                 let missing: Vec<&str> = [
                     ("DB_HOST", postgres.is_none()),
@@ -180,21 +189,22 @@ impl Pipeline {
     }
 }
 
-/// The health probes of a production-wired service: PostgreSQL (critical: without the event
-/// store nothing works), Kafka and Cassandra (reads of lists and writes' propagation).
+/// The health of a production-wired service's dependencies: PostgreSQL (critical: without the
+/// event store nothing works), Kafka and Cassandra (reads of lists and writes' propagation).
+///
+/// PostgreSQL is not queried: its status is the store's own availability
+/// ([`PostgresEventStore::watch_available`]), which fails every request at once while the server
+/// is known to be down, so readiness turns with the first failed operation or lost listening
+/// connection instead of after a query that could wait out the pool's acquire timeout.
 pub fn dependencies(
     store: &PostgresEventStore,
     kafka: &KafkaConfig,
     cassandra: Arc<scylla::client::session::Session>,
 ) -> anyhow::Result<Vec<Dependency>> {
-    let pool = store.pool().clone();
     let probe = metachat_kafka::topics::KafkaProbe::new(kafka)
         .context("cannot create the Kafka health probe")?;
     Ok(vec![
-        Dependency::new("postgres", true, move || {
-            let pool = pool.clone();
-            async move { sqlx::query("SELECT 1").execute(&pool).await.is_ok() }
-        }),
+        Dependency::watched("postgres", true, store.watch_available()),
         Dependency::new("kafka", false, move || {
             let probe = probe.clone();
             async move { probe.reachable().await }

@@ -5,6 +5,7 @@
 //! page returned. Cursors are opaque to clients; each backend encodes its own position in them
 //! (an offset in SQLite, a paging state in Cassandra).
 
+use chrono::{DateTime, TimeZone, Utc};
 use event_sourcing::ProjectionError;
 
 /// Which page of a query to return.
@@ -61,6 +62,14 @@ impl From<sqlx::Error> for QueryError {
     }
 }
 
+/// An instant stored as microseconds since the Unix epoch (as the read models keep them);
+/// one out of chrono's range is a stored row that no event could have written.
+pub fn time_from_micros(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
+    Utc.timestamp_micros(micros)
+        .single()
+        .ok_or_else(|| format!("timestamp {micros} out of range").into())
+}
+
 /// Offset cursors, for stores that page by offset.
 pub mod offset_cursor {
     use super::{PageRequest, QueryError};
@@ -87,6 +96,13 @@ pub mod offset_cursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_micros_become_instants() {
+        let instant = time_from_micros(1_672_567_200_123_456).unwrap();
+        assert_eq!(instant.to_rfc3339(), "2023-01-01T10:00:00.123456+00:00");
+        assert!(time_from_micros(i64::MAX).is_err());
+    }
 
     #[test]
     fn offset_cursors_round_trip_and_reject_foreign_ones() {

@@ -15,7 +15,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::config::{ConfigError, env_or, env_var};
+use crate::config::{ConfigError, Env};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -33,11 +33,20 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// `stdout`, `stderr`, or a file path to append to.
     pub output: String,
+    /// `RUST_LOG`: a full filter directive that overrides `level`.
+    pub filter: Option<String>,
 }
 
 impl LogSettings {
+    /// `LOG_LEVEL`, `LOG_FORMAT`, `LOG_OUTPUT`, `ENVIRONMENT` and `RUST_LOG` of the process
+    /// ([`Env::process`]).
     pub fn from_env(service: &str) -> Result<Self, ConfigError> {
-        let format = match env_or("LOG_FORMAT", "json").to_ascii_lowercase().as_str() {
+        Self::read(Env::process(), service)
+    }
+
+    /// `LOG_LEVEL`, `LOG_FORMAT`, `LOG_OUTPUT`, `ENVIRONMENT` and `RUST_LOG` of `env`.
+    pub fn read(env: &Env, service: &str) -> Result<Self, ConfigError> {
+        let format = match env.or("LOG_FORMAT", "json").to_ascii_lowercase().as_str() {
             "json" => LogFormat::Json,
             "text" => LogFormat::Text,
             other => {
@@ -48,7 +57,7 @@ impl LogSettings {
                 });
             }
         };
-        let level = env_or("LOG_LEVEL", "info").to_ascii_lowercase();
+        let level = env.or("LOG_LEVEL", "info").to_ascii_lowercase();
         if !["trace", "debug", "info", "warn", "error"].contains(&level.as_str()) {
             return Err(ConfigError {
                 name: "LOG_LEVEL".into(),
@@ -58,10 +67,11 @@ impl LogSettings {
         }
         Ok(Self {
             service: service.to_owned(),
-            environment: env_or("ENVIRONMENT", "dev"),
+            environment: env.or("ENVIRONMENT", "dev"),
             level,
             format,
-            output: env_var("LOG_OUTPUT").unwrap_or_else(|| "stdout".into()),
+            output: env.or("LOG_OUTPUT", "stdout"),
+            filter: env.var("RUST_LOG"),
         })
     }
 }
@@ -69,7 +79,7 @@ impl LogSettings {
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `LOG_LEVEL` with a full
 /// filter directive.
 pub fn init_logging(settings: &LogSettings) -> Result<(), ConfigError> {
-    let filter = match env_var("RUST_LOG") {
+    let filter = match &settings.filter {
         Some(directive) => EnvFilter::new(directive),
         None => EnvFilter::new(format!(
             "{},h2=warn,hyper=warn,tower=warn,sqlx=warn",

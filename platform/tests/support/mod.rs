@@ -29,6 +29,8 @@ pub enum Wiring {
 /// The dependencies of a production-wired test, isolated per test.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProductionEnv {
+    /// The PostgreSQL port the services use (a proxy's, to cut them off).
+    pub db_port: String,
     pub database: String,
     pub keyspace: String,
     pub user_topic: String,
@@ -62,6 +64,7 @@ impl ProductionEnv {
             .await
             .expect("create a test database");
         Self {
+            db_port: infra_env("METACHAT_PG_PORT", "55432"),
             database,
             keyspace: format!("t_{}", &id[..16]),
             user_topic: format!("t-{}-user-events", &id[..16]),
@@ -75,7 +78,7 @@ impl ProductionEnv {
     pub fn service_env(&self, group: &str) -> Vec<(&'static str, String)> {
         vec![
             ("DB_HOST", "127.0.0.1".into()),
-            ("DB_PORT", infra_env("METACHAT_PG_PORT", "55432")),
+            ("DB_PORT", self.db_port.clone()),
             ("DB_USER", "metachat".into()),
             ("DB_PASSWORD", "metachat".into()),
             ("DB_NAME", self.database.clone()),

@@ -25,10 +25,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
 use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_event};
 use metachat_cassandra::{CassandraConfig, CassandraError, fetch_page, migrate, qualified};
-use metachat_read_model::{Page, PageRequest, QueryError};
+use metachat_read_model::{Page, PageRequest, QueryError, time_from_micros as time};
 use scylla::DeserializeRow;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -491,12 +490,6 @@ struct SessionRow {
     created_at_micros: Option<i64>,
     updated_at_micros: Option<i64>,
     version: Option<i64>,
-}
-
-fn time(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
-    Utc.timestamp_micros(micros)
-        .single()
-        .ok_or_else(|| format!("timestamp {micros} out of range").into())
 }
 
 /// Tags as Cassandra stores them.

@@ -13,41 +13,14 @@ pub mod read_model;
 pub mod standalone;
 pub mod users;
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
-
-use event_sourcing::{EventStore, Upcasters};
-use metachat_proto::diary::diary_service_server::DiaryServiceServer;
-use tokio::net::TcpListener;
+use event_sourcing::Upcasters;
 
 pub use grpc::DiaryGrpc;
 pub use read_model::{DiaryReadModels, SqliteDiaryReadModels};
+pub use standalone::DiaryService;
 pub use users::{GrpcUserDirectory, UserDirectory};
 
 /// Upcasters for old diary event payloads (none yet: every diary event is at version 1).
 pub fn upcasters() -> Upcasters {
     Upcasters::new()
-}
-
-/// Serves the diary service, with gRPC health (reporting `dependencies` too) and reflection,
-/// until `shutdown` completes, then for at most `shutdown_timeout` while calls finish.
-pub async fn serve(
-    listener: TcpListener,
-    store: Arc<dyn EventStore>,
-    read_models: Arc<dyn DiaryReadModels>,
-    users: Arc<dyn UserDirectory>,
-    dependencies: Vec<metachat_grpc::Dependency>,
-    shutdown: impl Future<Output = ()> + Send,
-    shutdown_timeout: Duration,
-) -> Result<(), tonic::transport::Error> {
-    let service = DiaryServiceServer::new(DiaryGrpc::new(store, read_models, users));
-    metachat_grpc::serve::<DiaryServiceServer<DiaryGrpc>>(
-        listener,
-        |router| router.add_service(service),
-        dependencies,
-        shutdown,
-        shutdown_timeout,
-    )
-    .await
 }

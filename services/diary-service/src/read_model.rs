@@ -4,9 +4,9 @@
 //! event (even an entry's creation after its deletion) changes nothing.
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_event};
-use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor};
+use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor, time_from_micros as time};
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
@@ -320,12 +320,6 @@ fn page_of<T>(mut rows: Vec<T>, offset: u64, limit: u32) -> Page<T> {
         items: rows,
         next_cursor: more.then(|| offset_cursor::next(offset, limit)),
     }
-}
-
-fn time(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
-    Utc.timestamp_micros(micros)
-        .single()
-        .ok_or_else(|| format!("timestamp {micros} out of range").into())
 }
 
 /// An id of a stored row (written from an event, so always canonical).

@@ -1,123 +1,107 @@
 //! The diary service as its own process, configured by the environment: the embedded store
 //! by default, the production wiring (PostgreSQL, Kafka, Cassandra) when `DB_HOST` is set.
+//! How it starts and stops is [`metachat_bootstrap`]'s; what is particular to the diary
+//! service is [`DiaryService`].
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
-use event_sourcing::{EventCodec, EventStore, ProjectionRunner};
-use metachat_production::{Pipeline, PipelineSpec, ProductionConfig};
-use metachat_runtime::{LogSettings, Stop, env_or, env_parse, init_logging, shutdown_signal};
+use event_sourcing::{EventStore, Upcasters};
+use metachat_bootstrap::{ReadModels, Service, ServiceSettings, ServiceSpec};
+use metachat_cassandra::CassandraConfig;
+use metachat_grpc::Dependency;
+use metachat_runtime::{Env, grpc_uri, init_logging, shutdown_signal};
+use scylla::client::session::Session;
+use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 
-use crate::cassandra::CassandraDiaryReadModels;
-use crate::{GrpcUserDirectory, SqliteDiaryReadModels};
+use metachat_proto::diary::diary_service_server::DiaryServiceServer;
 
-/// Runs until Ctrl-C or SIGTERM, serving gRPC on `PORT` (default 50052) and looking users up
-/// at `USER_SERVICE_ADDRESS` (default localhost:50051); a stop waits at most
-/// `SHUTDOWN_TIMEOUT_SECS` (default 10) for in-flight calls.
-pub async fn run_from_env() -> anyhow::Result<()> {
-    init_logging(&LogSettings::from_env("diary-service")?)?;
-    let port: u16 = env_parse("PORT", 50052)?;
-    let shutdown_timeout = Duration::from_secs(env_parse(
-        metachat_grpc::SHUTDOWN_TIMEOUT_VAR,
-        metachat_grpc::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(),
-    )?);
-    let production = ProductionConfig::from_env()?;
-    let user_service = env_or("USER_SERVICE_ADDRESS", "localhost:50051");
-    let users = Arc::new(GrpcUserDirectory::new(&user_service).with_context(|| {
-        format!("USER_SERVICE_ADDRESS={user_service:?} is not a valid address")
-    })?);
-    let listener = TcpListener::bind(("0.0.0.0", port))
+use crate::cassandra::CassandraDiaryReadModels;
+use crate::{DiaryGrpc, DiaryReadModels, GrpcUserDirectory, SqliteDiaryReadModels, UserDirectory};
+
+/// The diary service, as the bootstrap starts it: it asks `users` whether a user exists.
+pub struct DiaryService {
+    pub users: Arc<dyn UserDirectory>,
+}
+
+impl Service for DiaryService {
+    type Queries = dyn DiaryReadModels;
+
+    const SPEC: ServiceSpec = ServiceSpec {
+        name: "diary-service",
+        port: 50052,
+        topic_variable: "KAFKA_DIARY_EVENTS_TOPIC",
+        topic: "diary-events",
+        categories: &["entry", "session"],
+    };
+
+    fn upcasters() -> Upcasters {
+        crate::upcasters()
+    }
+
+    async fn sqlite_read_models(pool: SqlitePool) -> anyhow::Result<ReadModels<Self::Queries>> {
+        let models = Arc::new(SqliteDiaryReadModels::new(pool).await?);
+        Ok(ReadModels::new(models.clone(), models))
+    }
+
+    async fn cassandra_read_models(
+        config: &CassandraConfig,
+    ) -> anyhow::Result<(ReadModels<Self::Queries>, Arc<Session>)> {
+        let models = Arc::new(CassandraDiaryReadModels::connect(config).await?);
+        let session = models.session().clone();
+        Ok((ReadModels::new(models.clone(), models), session))
+    }
+
+    async fn serve(
+        self,
+        listener: TcpListener,
+        store: Arc<dyn EventStore>,
+        queries: Arc<Self::Queries>,
+        dependencies: Vec<Dependency>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        shutdown_timeout: Duration,
+    ) -> Result<(), tonic::transport::Error> {
+        let service = DiaryServiceServer::new(DiaryGrpc::new(store, queries, self.users));
+        metachat_grpc::serve::<DiaryServiceServer<DiaryGrpc>>(
+            listener,
+            |router| router.add_service(service),
+            dependencies,
+            shutdown,
+            shutdown_timeout,
+        )
         .await
-        .with_context(|| format!("binding gRPC port {port}"))?;
-    match production {
-        None => run_embedded(listener, users, shutdown_timeout).await,
-        Some(config) => run_production(listener, users, config, shutdown_timeout).await,
     }
 }
 
-/// Events and read models in `DATA_DIR/diary-service.db`, projections in-process.
-async fn run_embedded(
-    listener: TcpListener,
-    users: Arc<GrpcUserDirectory>,
-    shutdown_timeout: Duration,
-) -> anyhow::Result<()> {
-    let path = std::path::Path::new(&env_or("DATA_DIR", "data")).join("diary-service.db");
-    let store = SqliteEventStore::open(&path, EventCodec::new(crate::upcasters()))
-        .await
-        .with_context(|| format!("opening the event store {}", path.display()))?;
-    let read_models = Arc::new(SqliteDiaryReadModels::new(store.pool().clone()).await?);
-    let store = Arc::new(store);
-    let runner = ProjectionRunner::new(
-        store.clone(),
-        Arc::new(SqliteCheckpoints::new(&store)),
-        read_models.clone(),
-    );
-    let stop = Stop::new();
-    let projections = tokio::spawn(runner.run(stop.signal()));
-    tracing::info!(port = listener.local_addr()?.port(), data = %path.display(), "diary service listening");
-    crate::serve(
-        listener,
-        store.clone(),
-        read_models,
-        users,
-        Vec::new(),
-        shutdown_signal(),
-        shutdown_timeout,
-    )
-    .await?;
-    stop.now();
-    let _ = projections.await;
-    store.close().await;
-    tracing::info!("diary service stopped");
-    Ok(())
+/// How the diary service process is configured: as every service, and where the user service
+/// is.
+#[derive(Debug, Clone)]
+pub struct DiarySettings {
+    pub service: ServiceSettings,
+    /// `USER_SERVICE_ADDRESS` (default `localhost:50051`), as a `http://host:port` URI.
+    pub user_service: String,
 }
 
-/// Events in PostgreSQL, published to `KAFKA_DIARY_EVENTS_TOPIC` by the elected relay, read
-/// models in Cassandra fed by consumer group `KAFKA_CONSUMER_GROUP`.
-async fn run_production(
-    listener: TcpListener,
-    users: Arc<GrpcUserDirectory>,
-    config: ProductionConfig,
-    shutdown_timeout: Duration,
-) -> anyhow::Result<()> {
-    let spec = PipelineSpec {
-        service: "diary-service",
-        topic: env_or("KAFKA_DIARY_EVENTS_TOPIC", "diary-events"),
-        group: env_or("KAFKA_CONSUMER_GROUP", "diary-service-read-models"),
-        categories: &["entry", "session"],
-    };
-    let store = metachat_production::open_event_store(
-        &config.postgres,
-        EventCodec::new(crate::upcasters()),
-    )
-    .await?;
-    let cassandra = metachat_cassandra::CassandraConfig::from_env()?;
-    let read_models = Arc::new(CassandraDiaryReadModels::connect(&cassandra).await?);
-    let pipeline = Pipeline::start(&spec, &config.kafka, &store, read_models.clone()).await?;
-    tracing::info!(
-        port = listener.local_addr()?.port(),
-        event_store = ?config.postgres,
-        topic = %spec.topic,
-        "diary service listening (production wiring)"
-    );
-    let dependencies =
-        metachat_production::dependencies(&store, &config.kafka, read_models.session().clone())?;
-    let events: Arc<dyn EventStore> = Arc::new(store.clone());
-    crate::serve(
-        listener,
-        events,
-        read_models,
-        users,
-        dependencies,
-        shutdown_signal(),
-        shutdown_timeout,
-    )
-    .await?;
-    pipeline.stop().await;
-    store.close().await;
-    tracing::info!("diary service stopped");
-    Ok(())
+impl DiarySettings {
+    pub fn from_env(env: &Env) -> anyhow::Result<Self> {
+        let service = ServiceSettings::from_env(&DiaryService::SPEC, env)?;
+        let address = env.or("USER_SERVICE_ADDRESS", "localhost:50051");
+        Ok(Self {
+            service,
+            user_service: grpc_uri("USER_SERVICE_ADDRESS", &address)?,
+        })
+    }
+}
+
+/// Runs until Ctrl-C or SIGTERM, serving gRPC on `PORT` (default 50052) and looking users up
+/// at `USER_SERVICE_ADDRESS` (default localhost:50051); a stop waits at most
+/// `SHUTDOWN_TIMEOUT_SECS` (default 10) for in-flight calls. Every variable is read before
+/// anything starts ([`DiarySettings::from_env`]).
+pub async fn run_from_env() -> anyhow::Result<()> {
+    let settings = DiarySettings::from_env(Env::process())?;
+    init_logging(&settings.service.log)?;
+    let users = Arc::new(GrpcUserDirectory::new(&settings.user_service)?);
+    metachat_bootstrap::run(DiaryService { users }, settings.service, shutdown_signal()).await
 }

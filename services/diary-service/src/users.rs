@@ -21,13 +21,10 @@ pub struct GrpcUserDirectory {
 }
 
 impl GrpcUserDirectory {
-    /// Connects lazily to `address` (`host:port`, with or without `http://`).
-    pub fn new(address: &str) -> Result<Self, tonic::transport::Error> {
-        let uri = if address.contains("://") {
-            address.to_owned()
-        } else {
-            format!("http://{address}")
-        };
+    /// Connects lazily to `address` (`host:port`, with or without `http://`; an error names
+    /// `USER_SERVICE_ADDRESS`, where the address comes from).
+    pub fn new(address: &str) -> anyhow::Result<Self> {
+        let uri = metachat_runtime::grpc_uri("USER_SERVICE_ADDRESS", address)?;
         let channel = Endpoint::from_shared(uri)?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))

@@ -19,10 +19,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::NaiveDate;
 use event_sourcing::{Projection, ProjectionError, RecordedEvent, decode_event};
 use metachat_cassandra::{CassandraConfig, CassandraError, fetch_page, migrate, qualified};
-use metachat_read_model::{Page, PageRequest, QueryError};
+use metachat_read_model::{Page, PageRequest, QueryError, time_from_micros as time};
 use scylla::DeserializeRow;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
@@ -317,12 +317,6 @@ struct ArchetypeRow {
 struct ModalitiesRow {
     modalities: Option<BTreeMap<String, f64>>,
     updated_at_micros: Option<i64>,
-}
-
-fn time(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
-    Utc.timestamp_micros(micros)
-        .single()
-        .ok_or_else(|| format!("timestamp {micros} out of range").into())
 }
 
 #[async_trait]

@@ -12,39 +12,13 @@ pub mod read_model;
 pub mod standalone;
 pub mod view;
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
-
-use event_sourcing::{EventStore, Upcasters};
-use metachat_proto::user::user_service_server::UserServiceServer;
-use tokio::net::TcpListener;
+use event_sourcing::Upcasters;
 
 pub use grpc::UserGrpc;
 pub use read_model::{SqliteUserReadModels, UserReadModels};
+pub use standalone::UserService;
 
 /// Upcasters for old user event payloads (none yet: every user event is at version 1).
 pub fn upcasters() -> Upcasters {
     Upcasters::new()
-}
-
-/// Serves the user service, with gRPC health (reporting `dependencies` too) and reflection,
-/// until `shutdown` completes, then for at most `shutdown_timeout` while calls finish.
-pub async fn serve(
-    listener: TcpListener,
-    store: Arc<dyn EventStore>,
-    read_models: Arc<dyn UserReadModels>,
-    dependencies: Vec<metachat_grpc::Dependency>,
-    shutdown: impl Future<Output = ()> + Send,
-    shutdown_timeout: Duration,
-) -> Result<(), tonic::transport::Error> {
-    let service = UserServiceServer::new(UserGrpc::new(store, read_models));
-    metachat_grpc::serve::<UserServiceServer<UserGrpc>>(
-        listener,
-        |router| router.add_service(service),
-        dependencies,
-        shutdown,
-        shutdown_timeout,
-    )
-    .await
 }

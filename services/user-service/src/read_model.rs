@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use event_sourcing::{Projection, ProjectionError, RecordedEvent, decode_event};
-use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor};
+use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor, time_from_micros as time};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite, Transaction};
 
@@ -243,12 +243,6 @@ impl UserReadModels for SqliteUserReadModels {
 pub(crate) fn stored_id(text: &str) -> Result<UserId, ProjectionError> {
     text.parse()
         .map_err(|_| format!("stored user id {text:?} is not a UUID").into())
-}
-
-fn time(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
-    Utc.timestamp_micros(micros)
-        .single()
-        .ok_or_else(|| format!("timestamp {micros} out of range").into())
 }
 
 fn row_to_view(row: &SqliteRow) -> Result<UserView, ProjectionError> {

@@ -1,111 +1,83 @@
 //! The user service as its own process, configured by the environment: the embedded store
 //! by default, the production wiring (PostgreSQL, Kafka, Cassandra) when `DB_HOST` is set.
+//! How it starts and stops is [`metachat_bootstrap`]'s; what is particular to the user
+//! service is [`UserService`].
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
-use event_sourcing::{EventCodec, EventStore, ProjectionRunner};
-use metachat_production::{Pipeline, PipelineSpec, ProductionConfig};
-use metachat_runtime::{LogSettings, Stop, env_or, env_parse, init_logging, shutdown_signal};
+use event_sourcing::{EventStore, Upcasters};
+use metachat_bootstrap::{ReadModels, Service, ServiceSettings, ServiceSpec};
+use metachat_cassandra::CassandraConfig;
+use metachat_grpc::Dependency;
+use metachat_runtime::{Env, init_logging, shutdown_signal};
+use scylla::client::session::Session;
+use sqlx::SqlitePool;
 use tokio::net::TcpListener;
 
-use crate::SqliteUserReadModels;
-use crate::cassandra::CassandraUserReadModels;
+use metachat_proto::user::user_service_server::UserServiceServer;
 
-/// Runs until Ctrl-C or SIGTERM, serving gRPC on `PORT` (default 50051); a stop waits at most
-/// `SHUTDOWN_TIMEOUT_SECS` (default 10) for in-flight calls.
-pub async fn run_from_env() -> anyhow::Result<()> {
-    init_logging(&LogSettings::from_env("user-service")?)?;
-    let port: u16 = env_parse("PORT", 50051)?;
-    let shutdown_timeout = Duration::from_secs(env_parse(
-        metachat_grpc::SHUTDOWN_TIMEOUT_VAR,
-        metachat_grpc::DEFAULT_SHUTDOWN_TIMEOUT.as_secs(),
-    )?);
-    let production = ProductionConfig::from_env()?;
-    let listener = TcpListener::bind(("0.0.0.0", port))
+use crate::cassandra::CassandraUserReadModels;
+use crate::{SqliteUserReadModels, UserGrpc, UserReadModels};
+
+/// The user service, as the bootstrap starts it.
+pub struct UserService;
+
+impl Service for UserService {
+    type Queries = dyn UserReadModels;
+
+    const SPEC: ServiceSpec = ServiceSpec {
+        name: "user-service",
+        port: 50051,
+        topic_variable: "KAFKA_USER_EVENTS_TOPIC",
+        topic: "user-events",
+        categories: &["user"],
+    };
+
+    fn upcasters() -> Upcasters {
+        crate::upcasters()
+    }
+
+    async fn sqlite_read_models(pool: SqlitePool) -> anyhow::Result<ReadModels<Self::Queries>> {
+        let models = Arc::new(SqliteUserReadModels::new(pool).await?);
+        Ok(ReadModels::new(models.clone(), models))
+    }
+
+    async fn cassandra_read_models(
+        config: &CassandraConfig,
+    ) -> anyhow::Result<(ReadModels<Self::Queries>, Arc<Session>)> {
+        let models = Arc::new(CassandraUserReadModels::connect(config).await?);
+        let session = models.session().clone();
+        Ok((ReadModels::new(models.clone(), models), session))
+    }
+
+    async fn serve(
+        self,
+        listener: TcpListener,
+        store: Arc<dyn EventStore>,
+        queries: Arc<Self::Queries>,
+        dependencies: Vec<Dependency>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        shutdown_timeout: Duration,
+    ) -> Result<(), tonic::transport::Error> {
+        let service = UserServiceServer::new(UserGrpc::new(store, queries));
+        metachat_grpc::serve::<UserServiceServer<UserGrpc>>(
+            listener,
+            |router| router.add_service(service),
+            dependencies,
+            shutdown,
+            shutdown_timeout,
+        )
         .await
-        .with_context(|| format!("binding gRPC port {port}"))?;
-    match production {
-        None => run_embedded(listener, shutdown_timeout).await,
-        Some(config) => run_production(listener, config, shutdown_timeout).await,
     }
 }
 
-/// Events and read models in `DATA_DIR/user-service.db`, projections in-process.
-async fn run_embedded(listener: TcpListener, shutdown_timeout: Duration) -> anyhow::Result<()> {
-    let path = std::path::Path::new(&env_or("DATA_DIR", "data")).join("user-service.db");
-    let store = SqliteEventStore::open(&path, EventCodec::new(crate::upcasters()))
-        .await
-        .with_context(|| format!("opening the event store {}", path.display()))?;
-    let read_models = Arc::new(SqliteUserReadModels::new(store.pool().clone()).await?);
-    let store = Arc::new(store);
-    let runner = ProjectionRunner::new(
-        store.clone(),
-        Arc::new(SqliteCheckpoints::new(&store)),
-        read_models.clone(),
-    );
-    let stop = Stop::new();
-    let projections = tokio::spawn(runner.run(stop.signal()));
-    tracing::info!(port = listener.local_addr()?.port(), data = %path.display(), "user service listening");
-    crate::serve(
-        listener,
-        store.clone(),
-        read_models,
-        Vec::new(),
-        shutdown_signal(),
-        shutdown_timeout,
-    )
-    .await?;
-    stop.now();
-    let _ = projections.await;
-    store.close().await;
-    tracing::info!("user service stopped");
-    Ok(())
-}
-
-/// Events in PostgreSQL, published to `KAFKA_USER_EVENTS_TOPIC` by the elected relay, read
-/// models in Cassandra fed by consumer group `KAFKA_CONSUMER_GROUP`.
-async fn run_production(
-    listener: TcpListener,
-    config: ProductionConfig,
-    shutdown_timeout: Duration,
-) -> anyhow::Result<()> {
-    let spec = PipelineSpec {
-        service: "user-service",
-        topic: env_or("KAFKA_USER_EVENTS_TOPIC", "user-events"),
-        group: env_or("KAFKA_CONSUMER_GROUP", "user-service-read-models"),
-        categories: &["user"],
-    };
-    let store = metachat_production::open_event_store(
-        &config.postgres,
-        EventCodec::new(crate::upcasters()),
-    )
-    .await?;
-    let cassandra = metachat_cassandra::CassandraConfig::from_env()?;
-    let read_models = Arc::new(CassandraUserReadModels::connect(&cassandra).await?);
-    let pipeline = Pipeline::start(&spec, &config.kafka, &store, read_models.clone()).await?;
-    tracing::info!(
-        port = listener.local_addr()?.port(),
-        event_store = ?config.postgres,
-        topic = %spec.topic,
-        "user service listening (production wiring)"
-    );
-    let dependencies =
-        metachat_production::dependencies(&store, &config.kafka, read_models.session().clone())?;
-    let events: Arc<dyn EventStore> = Arc::new(store.clone());
-    crate::serve(
-        listener,
-        events,
-        read_models,
-        dependencies,
-        shutdown_signal(),
-        shutdown_timeout,
-    )
-    .await?;
-    pipeline.stop().await;
-    store.close().await;
-    tracing::info!("user service stopped");
-    Ok(())
+/// Runs until Ctrl-C or SIGTERM, serving gRPC on `PORT` (default 50051); a stop waits at most
+/// `SHUTDOWN_TIMEOUT_SECS` (default 10) for in-flight calls. Every variable is read before
+/// anything starts ([`ServiceSettings::from_env`]).
+pub async fn run_from_env() -> anyhow::Result<()> {
+    let settings = ServiceSettings::from_env(&UserService::SPEC, Env::process())?;
+    init_logging(&settings.log)?;
+    metachat_bootstrap::run(UserService, settings, shutdown_signal()).await
 }

@@ -141,9 +141,9 @@ pub(super) fn notification_channel(schema: &str) -> String {
 }
 
 fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    let mut hash = fnv::FnvHasher::default();
+    std::hash::Hasher::write(&mut hash, text.as_bytes());
+    std::hash::Hasher::finish(&hash)
 }
 
 pub(super) fn to_i64(value: u64) -> i64 {
