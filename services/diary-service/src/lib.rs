@@ -31,7 +31,9 @@ pub fn upcasters() -> Upcasters {
 }
 
 /// Serves the diary service, with gRPC health (reporting `dependencies` too) and reflection,
-/// until `shutdown` completes, then for at most `shutdown_timeout` while calls finish.
+/// until `shutdown` completes, then for at most `shutdown_timeout` while calls finish. Lists
+/// and analytics wait for their consistency token at most `READ_YOUR_WRITES_TIMEOUT_MS`
+/// (read here, once).
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn EventStore>,
@@ -40,8 +42,10 @@ pub async fn serve(
     dependencies: Vec<metachat_grpc::Dependency>,
     shutdown: impl Future<Output = ()> + Send,
     shutdown_timeout: Duration,
-) -> Result<(), tonic::transport::Error> {
-    let service = DiaryServiceServer::new(DiaryGrpc::new(store, read_models, users));
+) -> anyhow::Result<()> {
+    let read_your_writes = read_your_writes_timeout()?;
+    let service =
+        DiaryServiceServer::new(DiaryGrpc::new(store, read_models, users, read_your_writes));
     metachat_grpc::serve::<DiaryServiceServer<DiaryGrpc>>(
         listener,
         |router| router.add_service(service),
@@ -49,5 +53,14 @@ pub async fn serve(
         shutdown,
         shutdown_timeout,
     )
-    .await
+    .await?;
+    Ok(())
+}
+
+/// `READ_YOUR_WRITES_TIMEOUT_MS` (default 3000): how long a list waits for the write its
+/// consistency token names before answering 503.
+pub fn read_your_writes_timeout() -> Result<Duration, metachat_runtime::ConfigError> {
+    let default = metachat_grpc::DEFAULT_READ_YOUR_WRITES_TIMEOUT.as_millis() as u64;
+    metachat_runtime::env_parse(metachat_grpc::READ_YOUR_WRITES_TIMEOUT_VAR, default)
+        .map(Duration::from_millis)
 }

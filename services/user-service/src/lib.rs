@@ -29,7 +29,8 @@ pub fn upcasters() -> Upcasters {
 }
 
 /// Serves the user service, with gRPC health (reporting `dependencies` too) and reflection,
-/// until `shutdown` completes, then for at most `shutdown_timeout` while calls finish.
+/// until `shutdown` completes, then for at most `shutdown_timeout` while calls finish. Lists
+/// wait for their consistency token at most `READ_YOUR_WRITES_TIMEOUT_MS` (read here, once).
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn EventStore>,
@@ -37,8 +38,9 @@ pub async fn serve(
     dependencies: Vec<metachat_grpc::Dependency>,
     shutdown: impl Future<Output = ()> + Send,
     shutdown_timeout: Duration,
-) -> Result<(), tonic::transport::Error> {
-    let service = UserServiceServer::new(UserGrpc::new(store, read_models));
+) -> anyhow::Result<()> {
+    let read_your_writes = read_your_writes_timeout()?;
+    let service = UserServiceServer::new(UserGrpc::new(store, read_models, read_your_writes));
     metachat_grpc::serve::<UserServiceServer<UserGrpc>>(
         listener,
         |router| router.add_service(service),
@@ -46,5 +48,14 @@ pub async fn serve(
         shutdown,
         shutdown_timeout,
     )
-    .await
+    .await?;
+    Ok(())
+}
+
+/// `READ_YOUR_WRITES_TIMEOUT_MS` (default 3000): how long a list waits for the write its
+/// consistency token names before answering 503.
+pub fn read_your_writes_timeout() -> Result<Duration, metachat_runtime::ConfigError> {
+    let default = metachat_grpc::DEFAULT_READ_YOUR_WRITES_TIMEOUT.as_millis() as u64;
+    metachat_runtime::env_parse(metachat_grpc::READ_YOUR_WRITES_TIMEOUT_VAR, default)
+        .map(Duration::from_millis)
 }
