@@ -31,12 +31,15 @@ pub struct EmbeddedConfig {
     pub gateway: api_gateway::GatewayConfig,
     /// `SHUTDOWN_TIMEOUT_SECS` (default 10): how long a stopping gRPC service waits for calls.
     pub shutdown_timeout: Duration,
+    /// `READ_YOUR_WRITES_TIMEOUT_MS` (default 3000): how long a list waits for the write its
+    /// consistency token names.
+    pub read_your_writes: Duration,
 }
 
 impl EmbeddedConfig {
     /// `DATA_DIR` (default `data`), `BIND_ADDRESS` (default 127.0.0.1), `PORT` (gateway, 8080),
     /// `USER_SERVICE_PORT` (50051), `DIARY_SERVICE_PORT` (50052), `REQUEST_TIMEOUT_MS`,
-    /// `SHUTDOWN_TIMEOUT_SECS`.
+    /// `SHUTDOWN_TIMEOUT_SECS`, `READ_YOUR_WRITES_TIMEOUT_MS`.
     pub fn from_env(env: &Env) -> anyhow::Result<Self> {
         Ok(Self {
             data_dir: metachat_bootstrap::data_dir(env),
@@ -46,6 +49,7 @@ impl EmbeddedConfig {
             diary_port: env.parse("DIARY_SERVICE_PORT", DiaryService::SPEC.port)?,
             gateway: api_gateway::GatewayConfig::from_env()?,
             shutdown_timeout: metachat_bootstrap::shutdown_timeout(env)?,
+            read_your_writes: metachat_bootstrap::read_your_writes_timeout(env)?,
         })
     }
 
@@ -110,11 +114,12 @@ pub async fn run(
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
     let store: Arc<dyn EventStore> = embedded.store.clone();
     let shutdown_timeout = config.shutdown_timeout;
+    let read_your_writes = config.read_your_writes;
     {
         let (store, queries, until) =
             (store.clone(), embedded.users.queries.clone(), stop.signal());
         tasks.spawn(async move {
-            UserService
+            UserService { read_your_writes }
                 .serve(user, store, queries, Vec::new(), until, shutdown_timeout)
                 .await?;
             Ok("user service")
@@ -124,9 +129,12 @@ pub async fn run(
         let users = Arc::new(GrpcUserDirectory::new(&user_address)?);
         let (queries, until) = (embedded.diary.queries.clone(), stop.signal());
         tasks.spawn(async move {
-            DiaryService { users }
-                .serve(diary, store, queries, Vec::new(), until, shutdown_timeout)
-                .await?;
+            DiaryService {
+                users,
+                read_your_writes,
+            }
+            .serve(diary, store, queries, Vec::new(), until, shutdown_timeout)
+            .await?;
             Ok("diary service")
         });
     }

@@ -86,19 +86,18 @@ async fn entries_and_sessions_through_every_diary_route() {
         ended.body
     );
 
+    // Read with a write's token, a list shows that write in its first answer.
     let entries = app
-        .eventually(&format!("/diary/entries/user/{user}"), |r| {
-            r.body["entries"][0]["version"] == 2
-        })
+        .get_after(&format!("/diary/entries/user/{user}"), &updated.token())
         .await;
+    assert_eq!(entries.status, StatusCode::OK, "{}", entries.body);
     assert_eq!(entries.body["entries"].as_array().unwrap().len(), 1);
     assert_eq!(entries.body["entries"][0], updated.body);
 
     let sessions = app
-        .eventually(&format!("/diary/sessions/user/{user}"), |r| {
-            r.body["sessions"][0]["status"] == "ended"
-        })
+        .get_after(&format!("/diary/sessions/user/{user}"), &ended.token())
         .await;
+    assert_eq!(sessions.status, StatusCode::OK, "{}", sessions.body);
     assert_eq!(sessions.body["sessions"][0], ended.body);
 
     // Entries are created now, so a 2023 range is empty and today's range holds the entry.
@@ -146,6 +145,7 @@ async fn entries_and_sessions_through_every_diary_route() {
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
     assert_eq!(deleted.body["id"], entry_id.as_str());
     assert!(deleted.body["deletedAt"].is_string());
+    assert_eq!(deleted.body["version"], 3);
     app.get(&format!("/diary/entries/{entry_id}"))
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found", None);
@@ -158,10 +158,10 @@ async fn entries_and_sessions_through_every_diary_route() {
     app.delete(&format!("/diary/entries/{entry_id}"))
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found", None);
-    app.eventually(&format!("/diary/entries/user/{user}"), |r| {
-        r.body["entries"] == json!([])
-    })
-    .await;
+    let gone = app
+        .get_after(&format!("/diary/entries/user/{user}"), &deleted.token())
+        .await;
+    assert_eq!(gone.body["entries"], json!([]), "{}", gone.body);
 
     // The history keeps the deleted entry's whole life.
     let history = app.get(&format!("/diary/entries/{entry_id}/history")).await;
@@ -341,9 +341,7 @@ async fn diary_rules_refuse_what_users_would_not_expect() {
 
     // Nothing refused was stored: the user has exactly the one tidy entry.
     let entries = app
-        .eventually(&format!("/diary/entries/user/{user}"), |r| {
-            r.body["entries"].as_array().is_some_and(|e| !e.is_empty())
-        })
+        .get_after(&format!("/diary/entries/user/{user}"), &tidy.token())
         .await;
     assert_eq!(entries.body["entries"].as_array().unwrap().len(), 1);
     let others = app.get(&format!("/diary/entries/user/{other}")).await;
@@ -355,6 +353,7 @@ async fn entry_lists_page_newest_first() {
     let app = Platform::start().await;
     let user = app.create_user().await;
     let mut ids = Vec::new();
+    let mut tokens = Vec::new();
     for i in 0..5 {
         let reply = app
             .post(
@@ -364,14 +363,16 @@ async fn entry_lists_page_newest_first() {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED);
         ids.push(reply.id());
+        tokens.push(reply.token());
     }
     // Entries reach the read model in any order (in production each has its own partition
-    // key), so wait for all five before looking at pages.
-    let all = app
-        .eventually(&format!("/diary/entries/user/{user}"), |r| {
-            r.body["entries"].as_array().is_some_and(|e| e.len() == 5)
-        })
-        .await;
+    // key): a token waits for one write, so read after each; once reflected, a write stays.
+    let path = format!("/diary/entries/user/{user}");
+    let mut all = app.get(&path).await;
+    for token in &tokens {
+        all = app.get_after(&path, token).await;
+        assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    }
     let newest_first: Vec<_> = all.body["entries"]
         .as_array()
         .unwrap()
@@ -468,6 +469,105 @@ async fn edge_inputs_found_by_fuzzing() {
         .put(&format!("/diary/sessions/{}/end", session.id()), json!({}))
         .await;
     assert_eq!(ended.headers["etag"], "\"2\"", "{}", ended.body);
+}
+
+/// The reported defect: right after a DELETE the user's entries still showed the entry (about
+/// 0.1 s in the production wiring). Read with the deletion's token, the first answer is right.
+#[tokio::test]
+async fn a_list_read_with_a_deletions_token_no_longer_shows_the_entry() {
+    let app = Platform::start().await;
+    let user = app.create_user().await;
+    let path = format!("/diary/entries/user/{user}");
+    let created = app
+        .post(
+            "/diary/entries",
+            json!({ "userId": user, "title": "short-lived", "content": "soon gone" }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let listed = app.get_after(&path, &created.token()).await;
+    assert_eq!(listed.body["entries"][0]["id"], created.body["id"]);
+
+    let deleted = app
+        .delete(&format!("/diary/entries/{}", created.id()))
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    let started = std::time::Instant::now();
+    let after = app.get_after(&path, &deleted.token()).await;
+    let waited = started.elapsed();
+    assert_eq!(after.status, StatusCode::OK, "{}", after.body);
+    assert_eq!(after.body["entries"], json!([]), "{}", after.body);
+    eprintln!("the list answered {waited:?} after the deletion, without the entry");
+
+    // Analytics and the session list take tokens too.
+    let analytics = app
+        .get_after(
+            &format!("/diary/analytics?userId={user}&period=day"),
+            &deleted.token(),
+        )
+        .await;
+    assert_eq!(analytics.body["entryCount"], 0, "{}", analytics.body);
+    let session = app.post("/diary/sessions", json!({ "userId": user })).await;
+    let sessions = app
+        .get_after(&format!("/diary/sessions/user/{user}"), &session.token())
+        .await;
+    assert_eq!(sessions.body["sessions"][0]["id"], session.body["id"]);
+}
+
+#[tokio::test]
+async fn a_token_the_lists_do_not_reach_in_time_is_503_and_a_malformed_one_400() {
+    let bound = std::time::Duration::from_millis(300);
+    let app = Platform::start_with_env(
+        support::default_wiring().await,
+        &[("READ_YOUR_WRITES_TIMEOUT_MS", bound.as_millis().to_string())],
+    )
+    .await;
+    let user = app.create_user().await;
+    let entry = app
+        .post(
+            "/diary/entries",
+            json!({ "userId": user, "title": "t", "content": "c" }),
+        )
+        .await;
+    let unreached = format!("{}:2", entry.id());
+    let never_seen = format!("{}:1", uuid::Uuid::new_v4());
+    for (path, token) in [
+        (format!("/diary/entries/user/{user}"), &unreached),
+        (format!("/diary/sessions/user/{user}"), &unreached),
+        (format!("/diary/analytics?userId={user}"), &never_seen),
+        ("/users".to_owned(), &never_seen),
+    ] {
+        let started = std::time::Instant::now();
+        let reply = app.get_after(&path, token).await;
+        reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
+        assert!(
+            started.elapsed() >= bound,
+            "{path}: answered before the bound"
+        );
+        assert_eq!(
+            reply.headers["retry-after"], "1",
+            "{path}: a read may be retried"
+        );
+        let message = reply.body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("not caught up") && message.contains(token.as_str()),
+            "{message}"
+        );
+    }
+    for malformed in ["yes", "1", &entry.id(), &format!("{}:0", entry.id())] {
+        for path in [
+            format!("/diary/entries/user/{user}"),
+            format!("/diary/sessions/user/{user}"),
+            format!("/diary/analytics?userId={user}"),
+            "/users".to_owned(),
+        ] {
+            app.get_after(&path, malformed).await.assert_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                Some("X-Consistency-Token"),
+            );
+        }
+    }
 }
 
 #[tokio::test]

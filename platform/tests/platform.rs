@@ -22,10 +22,10 @@ async fn data_survives_a_restart_and_read_models_resume() {
         .await;
     assert_eq!(entry.status, StatusCode::CREATED);
     let entry_id = entry.id();
-    app.eventually(&format!("/diary/entries/user/{user}"), |r| {
-        r.body["entries"].as_array().is_some_and(|e| e.len() == 1)
-    })
-    .await;
+    let listed = app
+        .get_after(&format!("/diary/entries/user/{user}"), &entry.token())
+        .await;
+    assert_eq!(listed.body["entries"].as_array().unwrap().len(), 1);
 
     app.restart().await;
 
@@ -42,10 +42,9 @@ async fn data_survives_a_restart_and_read_models_resume() {
         .await;
     assert_eq!(second.status, StatusCode::CREATED);
     let list = app
-        .eventually(&format!("/diary/entries/user/{user}"), |r| {
-            r.body["entries"].as_array().is_some_and(|e| e.len() == 2)
-        })
+        .get_after(&format!("/diary/entries/user/{user}"), &second.token())
         .await;
+    assert_eq!(list.body["entries"].as_array().unwrap().len(), 2);
     assert_eq!(list.body["entries"][1]["id"], entry_id.as_str());
     let users = app.get("/users").await;
     assert_eq!(

@@ -126,13 +126,25 @@ async fn user_lifecycle_through_every_user_route() {
         json!({ "visual": 0.8, "auditory": 0.6, "kinesthetic": 0.4 })
     );
 
-    // The list (a read model) catches up with every change.
+    // Every write names itself in X-Consistency-Token (id and version, as in its body).
+    for write in [
+        &created,
+        &updated,
+        &partial,
+        &assigned,
+        &archetype_updated,
+        &modalities,
+    ] {
+        write.token();
+    }
+
+    // The list (a read model) read with the last change's token shows every change.
     let final_version = modalities.body["version"].as_u64().unwrap();
     let list = app
-        .eventually("/users?page=1&limit=10", |r| {
-            r.body["users"][0]["version"].as_u64() == Some(final_version)
-        })
+        .get_after("/users?page=1&limit=10", &modalities.token())
         .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert_eq!(list.body["users"][0]["version"], final_version);
     assert_eq!(list.body["total"], 1);
     assert_eq!(list.body["page"], 1);
     assert_eq!(list.body["limit"], 10);
@@ -232,11 +244,10 @@ async fn usernames_and_emails_are_unique_case_insensitively() {
         )
         .await;
     assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
-    let list = app
-        .eventually("/users", |r| {
-            r.body["total"] == 2 && r.body["users"].as_array().is_some_and(|u| u.len() == 2)
-        })
-        .await;
+    // Two users, two writes (on two partitions in production): wait for each.
+    app.get_after("/users", &first.token()).await;
+    let list = app.get_after("/users", &retry.token()).await;
+    assert_eq!(list.body["total"], 2, "{}", list.body);
     assert_eq!(list.body["users"].as_array().unwrap().len(), 2);
 }
 
@@ -381,17 +392,16 @@ async fn unknown_and_malformed_ids_and_paging_bounds() {
         Some("page"),
     );
 
+    let mut tokens = Vec::new();
     for _ in 0..3 {
-        app.create_user().await;
+        tokens.push(app.create_user_written().await.token());
     }
-    let page1 = app
-        .eventually("/users?page=1&limit=2", |r| {
-            // All three users are in the read model once the list says more follow.
-            r.body["total"] == 3
-                && r.body["hasMore"] == true
-                && r.body["users"].as_array().is_some_and(|u| u.len() == 2)
-        })
-        .await;
+    // One token per user (each may be on its own partition); the last answer shows all three.
+    let mut page1 = app.get("/users?page=1&limit=2").await;
+    for token in &tokens {
+        page1 = app.get_after("/users?page=1&limit=2", token).await;
+    }
+    assert_eq!(page1.body["total"], 3, "{}", page1.body);
     assert_eq!(page1.body["users"].as_array().unwrap().len(), 2);
     assert_eq!(page1.body["hasMore"], true);
     let page2 = app.get("/users?page=2&limit=2").await;

@@ -33,7 +33,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use settings::{
-    ProductionSettings, ServiceSettings, ServiceSpec, Wiring, data_dir, shutdown_timeout,
+    ProductionSettings, ServiceSettings, ServiceSpec, Wiring, data_dir, read_your_writes_timeout,
+    shutdown_timeout,
 };
 
 /// A service's read models: what its queries ask (`Q`, e.g. `dyn UserReadModels`), and the

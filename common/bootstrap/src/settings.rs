@@ -30,6 +30,9 @@ pub struct ServiceSettings {
     pub port: u16,
     /// `SHUTDOWN_TIMEOUT_SECS`: how long a stop waits for calls in progress.
     pub shutdown_timeout: Duration,
+    /// `READ_YOUR_WRITES_TIMEOUT_MS`: how long a list waits for the write its consistency
+    /// token names.
+    pub read_your_writes: Duration,
     pub wiring: Wiring,
 }
 
@@ -58,6 +61,7 @@ impl ServiceSettings {
         let log = LogSettings::read(env, spec.name)?;
         let port = env.parse("PORT", spec.port)?;
         let shutdown_timeout = shutdown_timeout(env)?;
+        let read_your_writes = read_your_writes_timeout(env)?;
         let wiring = match ProductionConfig::from_env(env)? {
             None => Wiring::Embedded {
                 data_dir: data_dir(env),
@@ -75,6 +79,7 @@ impl ServiceSettings {
             log,
             port,
             shutdown_timeout,
+            read_your_writes,
             wiring,
         })
     }
@@ -86,6 +91,17 @@ pub fn shutdown_timeout(env: &Env) -> Result<Duration, ConfigError> {
     Ok(Duration::from_secs(
         env.parse(metachat_grpc::SHUTDOWN_TIMEOUT_VAR, default)?,
     ))
+}
+
+/// `READ_YOUR_WRITES_TIMEOUT_MS` (default 3000, at least 1): how long a list waits for the
+/// write its consistency token names before answering 503.
+pub fn read_your_writes_timeout(env: &Env) -> Result<Duration, ConfigError> {
+    let default = metachat_grpc::DEFAULT_READ_YOUR_WRITES_TIMEOUT.as_millis() as u64;
+    Ok(Duration::from_millis(env.parse_at_least(
+        metachat_grpc::READ_YOUR_WRITES_TIMEOUT_VAR,
+        default,
+        1,
+    )?))
 }
 
 /// `DATA_DIR` (default `data`): where the embedded store keeps its files.

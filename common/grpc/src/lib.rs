@@ -11,8 +11,13 @@ use metachat_read_model::{PageRequest, QueryError};
 
 use metachat_proto::metadata::{ACTOR, CORRELATION_ID, REQUEST_ID};
 
+mod read_your_writes;
 mod server;
 
+pub use read_your_writes::{
+    DEFAULT_READ_YOUR_WRITES_TIMEOUT, READ_YOUR_WRITES_TIMEOUT_VAR, await_applied,
+    consistency_token,
+};
 pub use server::{
     DEFAULT_SHUTDOWN_TIMEOUT, DEPENDENCY_PREFIX, Dependency, GrpcRouter, Probe,
     SHUTDOWN_TIMEOUT_VAR, serve,

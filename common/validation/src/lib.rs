@@ -3,8 +3,10 @@
 //! that the services share, such as the typed ids in [`ids`], are built here so that a value of
 //! such a type is valid by construction.
 
+pub mod consistency;
 pub mod ids;
 
+pub use consistency::ConsistencyToken;
 pub use ids::{EntryId, SessionId, UserId};
 use uuid::Uuid;
 

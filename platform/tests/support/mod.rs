@@ -116,6 +116,8 @@ pub struct Platform {
     pub user_port: u16,
     pub diary_port: u16,
     pub wiring: Wiring,
+    /// Set in every process the platform runs, over the wiring's own (`start_with_env`).
+    extra_env: Vec<(&'static str, String)>,
     client: reqwest::Client,
 }
 
@@ -177,6 +179,11 @@ impl Platform {
     }
 
     pub async fn start_wired(wiring: Wiring) -> Self {
+        Self::start_with_env(wiring, &[]).await
+    }
+
+    /// As [`Platform::start_wired`], with `env` set in every process (a setting under test).
+    pub async fn start_with_env(wiring: Wiring, env: &[(&'static str, String)]) -> Self {
         let mut platform = Self {
             children: Vec::new(),
             data_dir: fresh_data_dir(),
@@ -184,6 +191,7 @@ impl Platform {
             user_port: free_port(),
             diary_port: free_port(),
             wiring,
+            extra_env: env.to_vec(),
             client: reqwest::Client::new(),
         };
         platform.launch().await;
@@ -208,6 +216,7 @@ impl Platform {
             "USER_SERVICE_ADDRESS",
             format!("127.0.0.1:{}", self.user_port),
         ));
+        env.extend(self.extra_env.iter().cloned());
         env
     }
 
@@ -219,12 +228,13 @@ impl Platform {
 
     fn spawn_all(&mut self) {
         if self.wiring == Wiring::Embedded {
-            let env = [
+            let mut env = vec![
                 ("PORT", self.gateway_port.to_string()),
                 ("USER_SERVICE_PORT", self.user_port.to_string()),
                 ("DIARY_SERVICE_PORT", self.diary_port.to_string()),
                 ("DATA_DIR", self.data_dir.display().to_string()),
             ];
+            env.extend(self.extra_env.iter().cloned());
             let child = spawn(&[], &env, &self.data_dir.join("metachat.log"));
             self.children.push(("metachat".into(), child));
             return;
@@ -404,6 +414,19 @@ impl Platform {
         self.request("GET", path, None).await
     }
 
+    /// A GET of a list that must reflect the write `token` names (the `X-Consistency-Token`
+    /// of its answer): the first answer is the one to check, no polling.
+    pub async fn get_after(&self, path: &str, token: &str) -> Reply {
+        let response = self
+            .client
+            .get(self.url(path))
+            .header("x-consistency-token", token)
+            .send()
+            .await
+            .expect("HTTP request");
+        Reply::from(response).await
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.request("POST", path, Some(body)).await
     }
@@ -418,6 +441,11 @@ impl Platform {
 
     /// Creates a user with unique names and returns its id.
     pub async fn create_user(&self) -> String {
+        self.create_user_written().await.id()
+    }
+
+    /// Creates a user with unique names and returns the answer (its id, its token).
+    pub async fn create_user_written(&self) -> Reply {
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let reply = self
             .post(
@@ -431,11 +459,12 @@ impl Platform {
             )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        reply.id()
+        reply
     }
 
     /// Polls `path` until `accept` holds (read models lag writes: by milliseconds embedded,
-    /// by the relay, Kafka and the consumer in production).
+    /// by the relay, Kafka and the consumer in production). For a list that must show one
+    /// write, [`Platform::get_after`] with the write's token needs no polling.
     pub async fn eventually(&self, path: &str, accept: impl Fn(&Reply) -> bool) -> Reply {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -489,6 +518,20 @@ impl Reply {
             .as_str()
             .unwrap_or_else(|| panic!("no id in {}", self.body))
             .to_owned()
+    }
+
+    /// The `X-Consistency-Token` of a write's answer, checked to name the written resource at
+    /// the version the body says.
+    pub fn token(&self) -> String {
+        let token = self
+            .headers
+            .get("x-consistency-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no X-Consistency-Token on {}: {}", self.status, self.body))
+            .to_owned();
+        let expected = format!("{}:{}", self.id(), self.body["version"]);
+        assert_eq!(token, expected, "the token names the write: {}", self.body);
+        token
     }
 
     /// Asserts an error reply: status, code, and (when given) the field named in the details.

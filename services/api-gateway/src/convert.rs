@@ -150,6 +150,8 @@ impl From<diary::ListEntriesResponse> for EntryListJson {
 pub(crate) struct DeletedJson {
     id: String,
     deleted_at: Option<String>,
+    /// The entry's version after the deletion (the version of its consistency token).
+    version: u64,
 }
 
 impl From<diary::DeleteEntryResponse> for DeletedJson {
@@ -157,6 +159,7 @@ impl From<diary::DeleteEntryResponse> for DeletedJson {
         Self {
             deleted_at: format_optional(deleted.deleted_at.as_ref()),
             id: deleted.id,
+            version: deleted.version,
         }
     }
 }

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use metachat_proto::Timestamp;
 use metachat_proto::common::HistoryRequest;
 use metachat_proto::diary::{
@@ -14,6 +14,7 @@ use metachat_proto::diary::{
 };
 use serde::Deserialize;
 
+use crate::consistency::{ReadAfter, with_token};
 use crate::convert::{
     AnalyticsJson, DeletedJson, EntryJson, EntryListJson, HistoryJson, SessionJson, SessionListJson,
 };
@@ -72,6 +73,11 @@ fn session_response(session: Session) -> Response {
     tagged(StatusCode::OK, SessionJson::from(session), version)
 }
 
+/// A write's answer with its consistency token: resource `id` is now at `version`.
+fn written(response: Response, id: &str, version: u64) -> Response {
+    with_token(response, id, version)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct StartSessionBody {
@@ -111,12 +117,13 @@ pub(crate) async fn create_entry(
     let mut client = backends.diary.clone();
     let call = client.create_entry(context.request(request, backends.timeout));
     let entry = unary(&context, backends.timeout, call).await?;
-    let version = entry.version;
-    Ok(created(
-        &format!("/diary/entries/{}", entry.id),
+    let (id, version) = (entry.id.clone(), entry.version);
+    let response = created(
+        &format!("/diary/entries/{id}"),
         EntryJson::from(entry),
         version,
-    ))
+    );
+    Ok(written(response, &id, version))
 }
 
 pub(crate) async fn get_entry(
@@ -162,7 +169,8 @@ pub(crate) async fn update_entry(
     let mut client = backends.diary.clone();
     let call = client.update_entry(context.request(request, backends.timeout));
     let entry = unary(&context, backends.timeout, call).await?;
-    Ok(entry_response(StatusCode::OK, entry))
+    let (id, version) = (entry.id.clone(), entry.version);
+    Ok(written(entry_response(StatusCode::OK, entry), &id, version))
 }
 
 pub(crate) async fn delete_entry(
@@ -170,14 +178,20 @@ pub(crate) async fn delete_entry(
     context: RequestContext,
     PathId(id): PathId,
     IfMatch(expected_version): IfMatch,
-) -> Result<Json<DeletedJson>, AppError> {
+) -> Result<Response, AppError> {
     let request = DeleteEntryRequest {
         id,
         expected_version,
     };
     let mut client = backends.diary.clone();
     let call = client.delete_entry(context.request(request, backends.timeout));
-    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+    let deleted = unary(&context, backends.timeout, call).await?;
+    let (id, version) = (deleted.id.clone(), deleted.version);
+    Ok(written(
+        Json(DeletedJson::from(deleted)).into_response(),
+        &id,
+        version,
+    ))
 }
 
 /// `startTime`/`endTime` of a user's entries: `[start, end)`, a bare end date including its day.
@@ -205,6 +219,7 @@ pub(crate) async fn list_entries(
     State(backends): State<Backends>,
     context: RequestContext,
     PathId(user_id): PathId,
+    ReadAfter(consistency_token): ReadAfter,
     query: QueryParams,
 ) -> Result<Json<EntryListJson>, AppError> {
     let (start_time, end_time) = time_range(&query)?;
@@ -216,6 +231,7 @@ pub(crate) async fn list_entries(
         page,
         limit,
         cursor,
+        consistency_token,
     };
     let mut client = backends.diary.clone();
     let call = client.list_entries_by_user(context.request(request, backends.timeout));
@@ -252,12 +268,13 @@ pub(crate) async fn start_session(
     let mut client = backends.diary.clone();
     let call = client.start_session(context.request(request, backends.timeout));
     let session = unary(&context, backends.timeout, call).await?;
-    let version = session.version;
-    Ok(created(
-        &format!("/diary/sessions/{}", session.id),
+    let (id, version) = (session.id.clone(), session.version);
+    let response = created(
+        &format!("/diary/sessions/{id}"),
         SessionJson::from(session),
         version,
-    ))
+    );
+    Ok(written(response, &id, version))
 }
 
 pub(crate) async fn end_session(
@@ -278,9 +295,9 @@ pub(crate) async fn end_session(
     };
     let mut client = backends.diary.clone();
     let call = client.end_session(context.request(request, backends.timeout));
-    Ok(session_response(
-        unary(&context, backends.timeout, call).await?,
-    ))
+    let session = unary(&context, backends.timeout, call).await?;
+    let (id, version) = (session.id.clone(), session.version);
+    Ok(written(session_response(session), &id, version))
 }
 
 pub(crate) async fn get_session(
@@ -304,6 +321,7 @@ pub(crate) async fn list_sessions(
     State(backends): State<Backends>,
     context: RequestContext,
     PathId(user_id): PathId,
+    ReadAfter(consistency_token): ReadAfter,
     query: QueryParams,
 ) -> Result<Json<SessionListJson>, AppError> {
     let (page, limit, cursor) = query.paging()?;
@@ -312,6 +330,7 @@ pub(crate) async fn list_sessions(
         page,
         limit,
         cursor,
+        consistency_token,
     };
     let mut client = backends.diary.clone();
     let call = client.list_sessions_by_user(context.request(request, backends.timeout));
@@ -333,11 +352,13 @@ pub(crate) async fn session_history(
 pub(crate) async fn analytics(
     State(backends): State<Backends>,
     context: RequestContext,
+    ReadAfter(consistency_token): ReadAfter,
     query: QueryParams,
 ) -> Result<Json<AnalyticsJson>, AppError> {
     let request = GetAnalyticsRequest {
         user_id: query.uuid("userId")?,
         period: query.get("period")?.unwrap_or("week").to_owned(),
+        consistency_token,
     };
     let mut client = backends.diary.clone();
     let call = client.get_analytics(context.request(request, backends.timeout));

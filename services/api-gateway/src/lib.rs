@@ -7,6 +7,7 @@
 //! `{"error": {"code", "message", "details": [{"field", "message"}]}, "requestId"}`.
 
 mod config;
+mod consistency;
 mod convert;
 mod diary;
 mod docs;

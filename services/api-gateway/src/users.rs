@@ -12,6 +12,7 @@ use metachat_proto::user::{
 };
 use serde::Deserialize;
 
+use crate::consistency::{ReadAfter, with_token};
 use crate::convert::{HistoryJson, UserJson, UserListJson};
 use crate::created;
 use crate::error::AppError;
@@ -90,6 +91,12 @@ fn user_response(user: User) -> Response {
     tagged(StatusCode::OK, UserJson::from(user), version)
 }
 
+/// 200 with the changed user, its ETag and the write's consistency token.
+fn changed_user_response(user: User) -> Response {
+    let (id, version) = (user.id.clone(), user.version);
+    with_token(user_response(user), &id, version)
+}
+
 pub(crate) async fn create_user(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -106,12 +113,9 @@ pub(crate) async fn create_user(
     let mut client = backends.users.clone();
     let call = client.create_user(context.request(request, backends.timeout));
     let user = unary(&context, backends.timeout, call).await?;
-    let version = user.version;
-    Ok(created(
-        &format!("/users/{}", user.id),
-        UserJson::from(user),
-        version,
-    ))
+    let (id, version) = (user.id.clone(), user.version);
+    let response = created(&format!("/users/{id}"), UserJson::from(user), version);
+    Ok(with_token(response, &id, version))
 }
 
 pub(crate) async fn get_user(
@@ -150,7 +154,7 @@ pub(crate) async fn update_user(
     };
     let mut client = backends.users.clone();
     let call = client.update_profile(context.request(request, backends.timeout));
-    Ok(user_response(
+    Ok(changed_user_response(
         unary(&context, backends.timeout, call).await?,
     ))
 }
@@ -185,7 +189,7 @@ pub(crate) async fn assign_archetype(
     let request = archetype_request(id, body, expected_version)?;
     let mut client = backends.users.clone();
     let call = client.assign_archetype(context.request(request, backends.timeout));
-    Ok(user_response(
+    Ok(changed_user_response(
         unary(&context, backends.timeout, call).await?,
     ))
 }
@@ -200,7 +204,7 @@ pub(crate) async fn update_archetype(
     let request = archetype_request(id, body, expected_version)?;
     let mut client = backends.users.clone();
     let call = client.update_archetype(context.request(request, backends.timeout));
-    Ok(user_response(
+    Ok(changed_user_response(
         unary(&context, backends.timeout, call).await?,
     ))
 }
@@ -219,7 +223,7 @@ pub(crate) async fn update_modalities(
     };
     let mut client = backends.users.clone();
     let call = client.update_modalities(context.request(request, backends.timeout));
-    Ok(user_response(
+    Ok(changed_user_response(
         unary(&context, backends.timeout, call).await?,
     ))
 }
@@ -227,6 +231,7 @@ pub(crate) async fn update_modalities(
 pub(crate) async fn list_users(
     State(backends): State<Backends>,
     context: RequestContext,
+    ReadAfter(consistency_token): ReadAfter,
     query: QueryParams,
 ) -> Result<Json<UserListJson>, AppError> {
     let (page, limit, cursor) = query.paging()?;
@@ -234,6 +239,7 @@ pub(crate) async fn list_users(
         page,
         limit,
         cursor,
+        consistency_token,
     };
     let mut client = backends.users.clone();
     let call = client.list_users(context.request(request, backends.timeout));

@@ -17,6 +17,13 @@
 //! before the creation, and an entry deleted at version n stays deleted whatever arrives
 //! later, because the by-user row's tombstone at n shadows every write of versions up to n.
 //!
+//! Read-your-writes (`cql/002_diary_read_model_versions.cql`): an event is applied in
+//! several writes, so the by-id row's version does not say the listing has it yet.
+//! `diary_read_model_versions` is written last, after the listing was made to match the
+//! by-id row, at the version that row had; [`DiaryReadModels::applied_version`] answers from
+//! it. So when it says n, the listing holds the entry or session at n or later (or no longer
+//! holds the deleted entry), whatever the order of delivery.
+//!
 //! Every statement names its tables fully qualified with the configured keyspace (the
 //! session has no current keyspace; see [`metachat_cassandra::connect`]).
 //!
@@ -31,6 +38,7 @@ use metachat_read_model::{Page, PageRequest, QueryError, time_from_micros as tim
 use scylla::DeserializeRow;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
+use uuid::Uuid;
 
 use event_sourcing::Aggregate;
 use metachat_validation::UserId;
@@ -42,13 +50,18 @@ use crate::read_model::stored_id;
 use crate::read_model::{DiaryReadModels, EntryStat, TimeRange};
 
 /// The migrations of the `diary` domain, in order.
-pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../cql/001_diary_read_models.cql"))];
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../cql/001_diary_read_models.cql")),
+    (2, include_str!("../cql/002_diary_read_model_versions.cql")),
+];
 
 /// The migration domain of these tables in `schema_migrations`.
 pub const MIGRATION_DOMAIN: &str = "diary";
 
-/// Every table, as `reset` truncates them.
-const TABLES: [&str; 4] = [
+/// Every table, as `reset` truncates them: the versions first, so that while a reset runs
+/// no token is taken as reflected by lists that are being emptied.
+const TABLES: [&str; 5] = [
+    "diary_read_model_versions",
     "diary_entry_read_model",
     "entries_by_user",
     "diary_session_read_model",
@@ -75,6 +88,8 @@ struct Statements {
     session_by_id: PreparedStatement,
     put_session_by_user: PreparedStatement,
     sessions_by_user: PreparedStatement,
+    mark_applied: PreparedStatement,
+    applied_version: PreparedStatement,
 }
 
 /// The diary read models in Cassandra.
@@ -113,6 +128,7 @@ impl CassandraDiaryReadModels {
         let entries_by_user = qualified(keyspace, "entries_by_user");
         let diary_session_read_model = qualified(keyspace, "diary_session_read_model");
         let sessions_by_user = qualified(keyspace, "sessions_by_user");
+        let versions = qualified(keyspace, "diary_read_model_versions");
         let statements = Statements {
             insert_entry: prepare(
                 s,
@@ -236,6 +252,13 @@ impl CassandraDiaryReadModels {
                 ),
             )
             .await?,
+            mark_applied: prepare(
+                s,
+                &format!("INSERT INTO {versions} (id, version) VALUES (?, ?) USING TIMESTAMP ?"),
+            )
+            .await?,
+            applied_version: prepare(s, &format!("SELECT version FROM {versions} WHERE id = ?"))
+                .await?,
         };
         Ok(Self {
             session,
@@ -345,7 +368,7 @@ impl CassandraDiaryReadModels {
                 )
                 .await?;
         }
-        Ok(())
+        self.mark_applied(id, version).await
     }
 
     async fn apply_session(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -430,6 +453,15 @@ impl CassandraDiaryReadModels {
                     version,
                 ),
             )
+            .await?;
+        self.mark_applied(id, version).await
+    }
+
+    /// The last write of every event that reached a listing: the lists now reflect the entry
+    /// or session at `version`.
+    async fn mark_applied(&self, id: &str, version: i64) -> Result<(), ProjectionError> {
+        self.session
+            .execute_unpaged(&self.statements.mark_applied, (id, version, version))
             .await?;
         Ok(())
     }
@@ -640,6 +672,24 @@ impl DiaryReadModels for CassandraDiaryReadModels {
         })
     }
 
+    async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError> {
+        let row = self
+            .session
+            .execute_unpaged(
+                &self.statements.applied_version,
+                (id.hyphenated().to_string(),),
+            )
+            .await
+            .map_err(backend)?
+            .into_rows_result()
+            .map_err(backend)?
+            .maybe_first_row::<(Option<i64>,)>()
+            .map_err(backend)?;
+        Ok(row
+            .and_then(|(version,)| version)
+            .and_then(|v| u64::try_from(v).ok()))
+    }
+
     async fn entry_stats(
         &self,
         user_id: &UserId,
@@ -674,4 +724,8 @@ impl DiaryReadModels for CassandraDiaryReadModels {
             .collect::<Result<_, _>>()
             .map_err(QueryError::Backend)
     }
+}
+
+fn backend(error: impl std::error::Error + Send + Sync + 'static) -> QueryError {
+    QueryError::Backend(Box::new(error))
 }

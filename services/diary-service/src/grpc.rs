@@ -2,6 +2,7 @@
 //! No rule lives here; see [`crate::application`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use event_sourcing::{EventStore, Loaded};
@@ -26,13 +27,16 @@ pub struct DiaryGrpc {
 }
 
 impl DiaryGrpc {
+    /// `read_your_writes` bounds how long a list waits for the write its token names.
     pub fn new(
         store: Arc<dyn EventStore>,
         read_models: Arc<dyn DiaryReadModels>,
         users: Arc<dyn UserDirectory>,
+        read_your_writes: Duration,
     ) -> Self {
         Self {
-            diary: Diary::new(store, read_models, users),
+            diary: Diary::new(store, read_models, users)
+                .with_read_your_writes_timeout(read_your_writes),
         }
     }
 }
@@ -133,7 +137,7 @@ impl DiaryService for DiaryGrpc {
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
         let found = self
             .diary
-            .entries_by_user(&user_id, range, &request)
+            .entries_by_user(&user_id, range, &request, &r.consistency_token)
             .await?;
         Ok(Response::new(pb::ListEntriesResponse {
             has_more: found.has_more(),
@@ -198,7 +202,10 @@ impl DiaryService for DiaryGrpc {
         let r = request.into_inner();
         let (page, request) = page_request(r.page, r.limit, r.cursor)?;
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
-        let found = self.diary.sessions_by_user(&user_id, &request).await?;
+        let found = self
+            .diary
+            .sessions_by_user(&user_id, &request, &r.consistency_token)
+            .await?;
         Ok(Response::new(pb::ListSessionsResponse {
             has_more: found.has_more(),
             next_cursor: found.next_cursor.unwrap_or_default(),
@@ -221,7 +228,10 @@ impl DiaryService for DiaryGrpc {
             ApiError::invalid_field("period", "must be one of day, week, month, year")
         })?;
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
-        let a = self.diary.analytics(&user_id, period).await?;
+        let a = self
+            .diary
+            .analytics(&user_id, period, &r.consistency_token)
+            .await?;
         Ok(Response::new(pb::Analytics {
             user_id: user_id.to_string(),
             period: a.period.as_str().to_owned(),

@@ -9,6 +9,7 @@ use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_
 use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor, time_from_micros as time};
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
+use uuid::Uuid;
 
 use event_sourcing::Aggregate;
 use metachat_validation::UserId;
@@ -56,6 +57,11 @@ pub trait DiaryReadModels: Send + Sync + 'static {
         user_id: &UserId,
         range: TimeRange,
     ) -> Result<Vec<EntryStat>, QueryError>;
+
+    /// The version of entry or session `id` that the lists (and analytics) reflect, `None`
+    /// when they have never seen it. A deleted entry keeps its version. Read-your-writes waits
+    /// on it.
+    async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError>;
 }
 
 const SCHEMA: &[&str] = &[
@@ -281,6 +287,22 @@ impl DiaryReadModels for SqliteDiaryReadModels {
             offset,
             page.limit,
         ))
+    }
+
+    /// The `version` column of the entry's or session's row, which is also the row the lists
+    /// read: each event changes the row and its version in one statement, and a deleted entry
+    /// stays as a tombstone with the deletion's version.
+    async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError> {
+        let id = id.hyphenated().to_string();
+        let version: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM diary_entry_read_model WHERE entry_id = ? \
+             UNION ALL SELECT version FROM diary_session_read_model WHERE session_id = ?",
+        )
+        .bind(id.clone())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(version.and_then(|v| u64::try_from(v).ok()))
     }
 
     async fn entry_stats(

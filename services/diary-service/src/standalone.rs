@@ -24,6 +24,8 @@ use crate::{DiaryGrpc, DiaryReadModels, GrpcUserDirectory, SqliteDiaryReadModels
 /// The diary service, as the bootstrap starts it: it asks `users` whether a user exists.
 pub struct DiaryService {
     pub users: Arc<dyn UserDirectory>,
+    /// How long a list or analytics waits for the write its consistency token names.
+    pub read_your_writes: Duration,
 }
 
 impl Service for DiaryService {
@@ -63,7 +65,12 @@ impl Service for DiaryService {
         shutdown: impl Future<Output = ()> + Send + 'static,
         shutdown_timeout: Duration,
     ) -> Result<(), tonic::transport::Error> {
-        let service = DiaryServiceServer::new(DiaryGrpc::new(store, queries, self.users));
+        let service = DiaryServiceServer::new(DiaryGrpc::new(
+            store,
+            queries,
+            self.users,
+            self.read_your_writes,
+        ));
         metachat_grpc::serve::<DiaryServiceServer<DiaryGrpc>>(
             listener,
             |router| router.add_service(service),
@@ -103,5 +110,9 @@ pub async fn run_from_env() -> anyhow::Result<()> {
     let settings = DiarySettings::from_env(Env::process())?;
     init_logging(&settings.service.log)?;
     let users = Arc::new(GrpcUserDirectory::new(&settings.user_service)?);
-    metachat_bootstrap::run(DiaryService { users }, settings.service, shutdown_signal()).await
+    let service = DiaryService {
+        users,
+        read_your_writes: settings.service.read_your_writes,
+    };
+    metachat_bootstrap::run(service, settings.service, shutdown_signal()).await
 }

@@ -746,3 +746,50 @@ async fn matches_the_sqlite_read_model_field_by_field() {
     }
     f.finish().await;
 }
+
+/// What read-your-writes waits on: the version of each entry and session the listing
+/// reflects. An event delivered before its creation is in no listing, so it is not reported;
+/// once reported, a version is never lowered by a redelivery; a reset forgets it.
+#[tokio::test]
+async fn the_applied_version_is_the_version_the_listing_reflects() {
+    let f = fixture().await;
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let sqlite = SqliteDiaryReadModels::new(pool).await.unwrap();
+    let history = history(16);
+    let id = |stream: &[RecordedEvent]| Uuid::parse_str(stream[0].aggregate_id()).unwrap();
+    let mut deleted = 0;
+    for stream in history.entries.iter().chain(&history.sessions) {
+        let newest = stream.last().unwrap();
+        assert_eq!(f.models.applied_version(id(stream)).await.unwrap(), None);
+        if stream.len() > 1 {
+            f.models.apply(newest).await.unwrap();
+            assert_eq!(
+                f.models.applied_version(id(stream)).await.unwrap(),
+                None,
+                "{} arrived before its creation: no listing has it",
+                newest.event_type
+            );
+        }
+        f.apply_all(stream.iter()).await;
+        for event in stream {
+            sqlite.apply(event).await.unwrap();
+        }
+        let version = Some(newest.stream_version);
+        assert_eq!(f.models.applied_version(id(stream)).await.unwrap(), version);
+        assert_eq!(sqlite.applied_version(id(stream)).await.unwrap(), version);
+        // A redelivered creation leaves it where it is (a deleted entry stays deleted).
+        f.apply_all(&stream[..1]).await;
+        assert_eq!(f.models.applied_version(id(stream)).await.unwrap(), version);
+        deleted += usize::from(newest.event_type == "DiaryEntryDeleted");
+    }
+    assert_eq!(deleted, 3, "deleted entries keep their version too");
+    assert_matches_history(&f.models, &history).await;
+    f.models.reset().await.unwrap();
+    let first = id(&history.entries[0]);
+    assert_eq!(f.models.applied_version(first).await.unwrap(), None);
+    f.finish().await;
+}

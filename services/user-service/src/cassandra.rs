@@ -14,6 +14,12 @@
 //! Idempotency: every write carries `USING TIMESTAMP <stream version>`, so for each cell the
 //! newest event of the user wins, in any order of delivery, and a redelivered event rewrites
 //! identical cells. The model therefore never reads before writing.
+//!
+//! Read-your-writes (`cql/002_user_read_model_versions.cql`): an event is applied in several
+//! writes, so no single one of them says the list is complete. `user_read_model_versions`
+//! is written last for every event, at the event's version; [`UserReadModels::applied_version`]
+//! answers from it. Events of one user arrive in order (one Kafka partition per user id), so
+//! when it says n every event up to n has been applied.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use metachat_read_model::{Page, PageRequest, QueryError, time_from_micros as tim
 use scylla::DeserializeRow;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
+use uuid::Uuid;
 
 use event_sourcing::Aggregate;
 
@@ -35,13 +42,18 @@ use crate::read_model::stored_id;
 use crate::view::UserView;
 
 /// The migrations of the `user` domain, in order.
-pub const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../cql/001_user_read_models.cql"))];
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../cql/001_user_read_models.cql")),
+    (2, include_str!("../cql/002_user_read_model_versions.cql")),
+];
 
 /// The migration domain of these tables in `schema_migrations`.
 pub const MIGRATION_DOMAIN: &str = "user";
 
-/// Every table, as `reset` truncates them.
-const TABLES: [&str; 4] = [
+/// Every table, as `reset` truncates them: the versions first, so that while a reset runs
+/// no token is taken as reflected by lists that are being emptied.
+const TABLES: [&str; 5] = [
+    "user_read_model_versions",
     "user_read_model",
     "user_archetype_read_model",
     "user_modality_read_model",
@@ -67,6 +79,8 @@ struct Statements {
     user_by_id: PreparedStatement,
     archetype_by_id: PreparedStatement,
     modalities_by_id: PreparedStatement,
+    mark_applied: PreparedStatement,
+    applied_version: PreparedStatement,
 }
 
 /// The user read models in Cassandra.
@@ -105,6 +119,7 @@ impl CassandraUserReadModels {
         let user_archetype_read_model = qualified(keyspace, "user_archetype_read_model");
         let user_modality_read_model = qualified(keyspace, "user_modality_read_model");
         let users_by_creation = qualified(keyspace, "users_by_creation");
+        let versions = qualified(keyspace, "user_read_model_versions");
         let statements = Statements {
             insert_user: prepare(
                 s,
@@ -202,6 +217,18 @@ impl CassandraUserReadModels {
                 ),
             )
             .await?,
+            mark_applied: prepare(
+                s,
+                &format!(
+                    "INSERT INTO {versions} (user_id, version) VALUES (?, ?) USING TIMESTAMP ?"
+                ),
+            )
+            .await?,
+            applied_version: prepare(
+                s,
+                &format!("SELECT version FROM {versions} WHERE user_id = ?"),
+            )
+            .await?,
         };
         Ok(Self {
             session,
@@ -275,6 +302,16 @@ impl CassandraUserReadModels {
             updated_at: time(user.updated_at_micros.unwrap_or(created_at))?,
             version: user.version.unwrap_or(1).try_into()?,
         }))
+    }
+}
+
+impl CassandraUserReadModels {
+    /// The last write of every event: the list now reflects the user at `version`.
+    async fn mark_applied(&self, id: &str, version: i64) -> Result<(), ProjectionError> {
+        self.session
+            .execute_unpaged(&self.statements.mark_applied, (id, version, version))
+            .await?;
+        Ok(())
     }
 }
 
@@ -360,7 +397,7 @@ impl Projection for CassandraUserReadModels {
                 session
                     .execute_unpaged(&st.insert_by_creation, (BUCKET, at, id, version))
                     .await?;
-                return Ok(());
+                return self.mark_applied(id, version).await;
             }
             UserEvent::UserProfileUpdated(e) => {
                 session
@@ -379,7 +416,7 @@ impl Projection for CassandraUserReadModels {
                         ),
                     )
                     .await?;
-                return Ok(());
+                return self.mark_applied(id, version).await;
             }
             UserEvent::ArchetypeAssigned(a) => {
                 session
@@ -429,7 +466,7 @@ impl Projection for CassandraUserReadModels {
         session
             .execute_unpaged(&st.touch_user, (version, at, version, id))
             .await?;
-        Ok(())
+        self.mark_applied(id, version).await
     }
 
     async fn reset(&self) -> Result<(), ProjectionError> {
@@ -468,6 +505,24 @@ impl UserReadModels for CassandraUserReadModels {
             items: users,
             next_cursor: ids.next_cursor,
         })
+    }
+
+    async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError> {
+        let row = self
+            .session
+            .execute_unpaged(
+                &self.statements.applied_version,
+                (id.hyphenated().to_string(),),
+            )
+            .await
+            .map_err(backend)?
+            .into_rows_result()
+            .map_err(backend)?
+            .maybe_first_row::<(Option<i64>,)>()
+            .map_err(backend)?;
+        Ok(row
+            .and_then(|(version,)| version)
+            .and_then(|v| u64::try_from(v).ok()))
     }
 
     async fn count_users(&self) -> Result<u64, QueryError> {

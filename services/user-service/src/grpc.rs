@@ -2,6 +2,7 @@
 //! No rule lives here; see [`crate::application`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use metachat_grpc::{event_metadata, from_timestamp, history, page_request, timestamp};
 use metachat_proto::common::{EventHistory, HistoryRequest};
@@ -25,12 +26,14 @@ pub struct UserGrpc {
 }
 
 impl UserGrpc {
+    /// `read_your_writes` bounds how long a list waits for the write its token names.
     pub fn new(
         store: Arc<dyn event_sourcing::EventStore>,
         read_models: Arc<dyn UserReadModels>,
+        read_your_writes: Duration,
     ) -> Self {
         Self {
-            users: Users::new(store, read_models),
+            users: Users::new(store, read_models).with_read_your_writes_timeout(read_your_writes),
         }
     }
 
@@ -164,7 +167,7 @@ impl UserService for UserGrpc {
     ) -> Result<Response<ListUsersResponse>, Status> {
         let r = request.into_inner();
         let (page, request) = page_request(r.page, r.limit, r.cursor)?;
-        let (found, total) = self.users.list(&request).await?;
+        let (found, total) = self.users.list(&request, &r.consistency_token).await?;
         Ok(Response::new(ListUsersResponse {
             has_more: found.has_more(),
             next_cursor: found.next_cursor.unwrap_or_default(),

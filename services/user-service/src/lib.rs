@@ -1,6 +1,6 @@
 //! The user service: users, profiles, archetypes and modalities, event-sourced.
 //!
-//! Commands are decided by the [`domain::User`] aggregate and stored as events; single-user
+//! Commands are decided by the [`domain::UserState`] aggregate and stored as events; single-user
 //! reads replay the user's stream (read-your-writes), lists come from the read models kept by
 //! [`read_model::SqliteUserReadModels`].
 

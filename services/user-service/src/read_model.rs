@@ -10,6 +10,7 @@ use event_sourcing::{Projection, ProjectionError, RecordedEvent, decode_event};
 use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor, time_from_micros as time};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite, Transaction};
+use uuid::Uuid;
 
 use event_sourcing::Aggregate;
 use metachat_validation::UserId;
@@ -24,6 +25,10 @@ pub trait UserReadModels: Send + Sync + 'static {
     async fn list_users(&self, page: &PageRequest) -> Result<Page<UserView>, QueryError>;
 
     async fn count_users(&self) -> Result<u64, QueryError>;
+
+    /// The version of user `id` that the list reflects (every event of the user up to it is
+    /// in the list), `None` when the list has never seen the user. Read-your-writes waits on it.
+    async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError>;
 }
 
 const SCHEMA: &[&str] = &[
@@ -206,6 +211,17 @@ impl UserReadModels for SqliteUserReadModels {
             .fetch_one(&self.pool)
             .await?;
         Ok(total as u64)
+    }
+
+    /// `user_read_model.version`: bumped by every event of the user, in the transaction that
+    /// writes the event's changes to every table the list joins.
+    async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM user_read_model WHERE user_id = ?")
+                .bind(id.hyphenated().to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(version.and_then(|v| u64::try_from(v).ok()))
     }
 
     async fn list_users(&self, page: &PageRequest) -> Result<Page<UserView>, QueryError> {

@@ -22,7 +22,10 @@ use crate::cassandra::CassandraUserReadModels;
 use crate::{SqliteUserReadModels, UserGrpc, UserReadModels};
 
 /// The user service, as the bootstrap starts it.
-pub struct UserService;
+pub struct UserService {
+    /// How long a list waits for the write its consistency token names.
+    pub read_your_writes: Duration,
+}
 
 impl Service for UserService {
     type Queries = dyn UserReadModels;
@@ -61,7 +64,7 @@ impl Service for UserService {
         shutdown: impl Future<Output = ()> + Send + 'static,
         shutdown_timeout: Duration,
     ) -> Result<(), tonic::transport::Error> {
-        let service = UserServiceServer::new(UserGrpc::new(store, queries));
+        let service = UserServiceServer::new(UserGrpc::new(store, queries, self.read_your_writes));
         metachat_grpc::serve::<UserServiceServer<UserGrpc>>(
             listener,
             |router| router.add_service(service),
@@ -79,5 +82,8 @@ impl Service for UserService {
 pub async fn run_from_env() -> anyhow::Result<()> {
     let settings = ServiceSettings::from_env(&UserService::SPEC, Env::process())?;
     init_logging(&settings.log)?;
-    metachat_bootstrap::run(UserService, settings, shutdown_signal()).await
+    let service = UserService {
+        read_your_writes: settings.read_your_writes,
+    };
+    metachat_bootstrap::run(service, settings, shutdown_signal()).await
 }

@@ -430,3 +430,41 @@ async fn matches_the_sqlite_read_model_field_by_field() {
     assert_users(&list_all(&f.models).await, &history.expected());
     f.finish().await;
 }
+
+/// What read-your-writes waits on: the version of each user the list reflects, the same in
+/// both stores, never lowered by a redelivery, gone after a reset.
+#[tokio::test]
+async fn the_applied_version_is_the_version_the_list_reflects() {
+    let f = fixture().await;
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let sqlite = SqliteUserReadModels::new(pool).await.unwrap();
+    let history = history(9);
+    let id = |stream: &[RecordedEvent]| Uuid::parse_str(stream[0].aggregate_id()).unwrap();
+    for stream in &history.streams {
+        assert_eq!(f.models.applied_version(id(stream)).await.unwrap(), None);
+        for event in stream {
+            f.models.apply(event).await.unwrap();
+            sqlite.apply(event).await.unwrap();
+            let version = Some(event.stream_version);
+            assert_eq!(f.models.applied_version(id(stream)).await.unwrap(), version);
+            assert_eq!(sqlite.applied_version(id(stream)).await.unwrap(), version);
+        }
+        // A redelivered creation leaves it where it is.
+        f.apply_all(&stream[..1]).await;
+        let last = stream.last().map(|e| e.stream_version);
+        assert_eq!(f.models.applied_version(id(stream)).await.unwrap(), last);
+    }
+    // The list shows every user at the version the table names.
+    for user in list_all(&f.models).await {
+        let applied = f.models.applied_version(*user.user.id.as_uuid()).await;
+        assert_eq!(applied.unwrap(), Some(user.version));
+    }
+    f.models.reset().await.unwrap();
+    let first = id(&history.streams[0]);
+    assert_eq!(f.models.applied_version(first).await.unwrap(), None);
+    f.finish().await;
+}

@@ -5,6 +5,7 @@
 //! the SQLite store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use event_sourcing::{
@@ -12,10 +13,13 @@ use event_sourcing::{
     RecordedEvent, Repository, StreamWrite, append_settled, conflict_backoff, new_events,
     read_full_stream,
 };
-use metachat_grpc::{append_error, execute_error, query_error, store_error};
+use metachat_grpc::{
+    DEFAULT_READ_YOUR_WRITES_TIMEOUT, append_error, await_applied, consistency_token,
+    execute_error, query_error, store_error,
+};
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
 use metachat_read_model::{Page, PageRequest};
-use metachat_validation::{EntryId, SessionId, UserId};
+use metachat_validation::{ConsistencyToken, EntryId, SessionId, UserId};
 use std::time::Instant;
 
 use crate::analytics::{self, Analytics, Period};
@@ -49,6 +53,8 @@ pub struct Diary {
     sessions: Repository<SessionState>,
     read_models: Arc<dyn DiaryReadModels>,
     users: Arc<dyn UserDirectory>,
+    /// How long a list waits for the write its consistency token names.
+    read_your_writes: Duration,
 }
 
 impl Diary {
@@ -63,7 +69,25 @@ impl Diary {
             store,
             read_models,
             users,
+            read_your_writes: DEFAULT_READ_YOUR_WRITES_TIMEOUT,
         }
+    }
+
+    /// Bounds the wait of a list for its consistency token (`READ_YOUR_WRITES_TIMEOUT_MS`).
+    pub fn with_read_your_writes_timeout(self, timeout: Duration) -> Self {
+        Self {
+            read_your_writes: timeout,
+            ..self
+        }
+    }
+
+    /// Waits until the lists reflect the entry or session write that `token` names
+    /// (`<id>:<version>`; nothing to wait for when `None`), within the read-your-writes bound.
+    async fn caught_up(&self, token: Option<ConsistencyToken>) -> Result<(), ApiError> {
+        await_applied(token, self.read_your_writes, |id| {
+            self.read_models.applied_version(id)
+        })
+        .await
     }
 
     /// Checks the user is registered; `field` names the id in the error.
@@ -238,15 +262,20 @@ impl Diary {
     }
 
     /// A user's live entries created within `range`, newest first. A range may be a single
-    /// instant (`start == end`, which holds nothing) but not end before it starts.
+    /// instant (`start == end`, which holds nothing) but not end before it starts. With a
+    /// consistency token (`<entry or session id>:<version>` of a write; empty for none) the
+    /// list first waits until it reflects that write (503 after the read-your-writes bound).
     pub async fn entries_by_user(
         &self,
         user_id: &UserId,
         range: TimeRange,
         page: &PageRequest,
+        token: &str,
     ) -> Result<Page<Loaded<Entry>>, ApiError> {
+        let token = consistency_token("consistencyToken", token)?;
         check_range(range)?;
         self.registered("userId", user_id).await?;
+        self.caught_up(token).await?;
         self.read_models
             .entries_by_user(user_id, range, page)
             .await
@@ -321,22 +350,34 @@ impl Diary {
         })
     }
 
-    /// A user's sessions, newest first.
+    /// A user's sessions, newest first; a consistency token waits as for
+    /// [`Diary::entries_by_user`].
     pub async fn sessions_by_user(
         &self,
         user_id: &UserId,
         page: &PageRequest,
+        token: &str,
     ) -> Result<Page<Loaded<Session>>, ApiError> {
+        let token = consistency_token("consistencyToken", token)?;
         self.registered("userId", user_id).await?;
+        self.caught_up(token).await?;
         self.read_models
             .sessions_by_user(user_id, TimeRange::default(), page)
             .await
             .map_err(query_error)
     }
 
-    /// Writing analytics of a user over the `period` that ends now.
-    pub async fn analytics(&self, user_id: &UserId, period: Period) -> Result<Analytics, ApiError> {
+    /// Writing analytics of a user over the `period` that ends now (when the wait for the
+    /// consistency token, as for [`Diary::entries_by_user`], is over).
+    pub async fn analytics(
+        &self,
+        user_id: &UserId,
+        period: Period,
+        token: &str,
+    ) -> Result<Analytics, ApiError> {
+        let token = consistency_token("consistencyToken", token)?;
         self.registered("userId", user_id).await?;
+        self.caught_up(token).await?;
         let end = Utc::now();
         let range = TimeRange {
             start: Some(end - period.length()),

@@ -3,11 +3,13 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use chrono::Duration;
+use event_sourcing::sqlite::SqliteCheckpoints;
 use event_sourcing::testing::{CountingStore, InterceptedStore, StoreCalls, scratch_sqlite_store};
-use event_sourcing::{EventCodec, EventMetadata, EventStore};
+use event_sourcing::{EventCodec, EventMetadata, EventStore, ProjectionRunner};
 use metachat_proto::error::ErrorCode;
 
 use super::*;
@@ -33,7 +35,12 @@ struct Given {
     diary: Diary,
     store: Arc<CountingStore>,
     users: Arc<Registered>,
+    /// Feeds the read models, only when a test says so (`catch_up`).
+    projection: ProjectionRunner,
 }
+
+/// The bound of a list's wait for its consistency token in these tests.
+const READ_YOUR_WRITES: std::time::Duration = std::time::Duration::from_millis(300);
 
 impl Given {
     fn user(&self) -> UserId {
@@ -44,19 +51,39 @@ impl Given {
 }
 
 async fn given_a_store() -> Given {
-    let sqlite = scratch_sqlite_store(EventCodec::new(crate::upcasters())).await;
+    let sqlite = Arc::new(scratch_sqlite_store(EventCodec::new(crate::upcasters())).await);
     let read_models = Arc::new(
         SqliteDiaryReadModels::new(sqlite.pool().clone())
             .await
             .unwrap(),
     );
-    let store = Arc::new(CountingStore::new(Arc::new(sqlite)));
+    let projection = ProjectionRunner::new(
+        sqlite.clone(),
+        Arc::new(SqliteCheckpoints::new(&sqlite)),
+        read_models.clone(),
+    );
+    let store = Arc::new(CountingStore::new(sqlite));
     let users = Arc::new(Registered::default());
     Given {
-        diary: Diary::new(store.clone(), read_models, users.clone()),
+        diary: Diary::new(store.clone(), read_models, users.clone())
+            .with_read_your_writes_timeout(READ_YOUR_WRITES),
         store,
         users,
+        projection,
     }
+}
+
+fn first_page() -> PageRequest {
+    PageRequest {
+        offset: 0,
+        limit: 10,
+        cursor: None,
+    }
+}
+
+/// The token of a write: the id and version it answered.
+fn token_of<T>(id: impl std::fmt::Display, written: &Loaded<T>) -> String {
+    format!("{id}:{}", written.version.unwrap())
 }
 
 fn meta() -> EventMetadata {
@@ -320,7 +347,7 @@ async fn a_time_range_may_be_an_instant_but_not_reversed() {
     };
     assert!(
         g.diary
-            .entries_by_user(&user, instant, &page)
+            .entries_by_user(&user, instant, &page, "")
             .await
             .unwrap()
             .items
@@ -332,7 +359,7 @@ async fn a_time_range_may_be_an_instant_but_not_reversed() {
     };
     let error = g
         .diary
-        .entries_by_user(&user, reversed, &page)
+        .entries_by_user(&user, reversed, &page, "")
         .await
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::InvalidArgument);
@@ -444,4 +471,143 @@ async fn no_entry_is_created_after_its_sessions_end() {
             "DiarySessionEnded"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_list_read_with_the_token_of_a_deletion_no_longer_shows_the_entry() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let written = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let id = written.state.live().unwrap().id;
+    g.projection.catch_up().await.unwrap();
+    let deleted = g.diary.delete_entry(&id, None, &meta()).await.unwrap();
+    // Without a token the list answers at once, from read models that lag the writes.
+    let stale = g
+        .diary
+        .entries_by_user(&user, TimeRange::default(), &first_page(), "")
+        .await
+        .unwrap();
+    assert_eq!(stale.items.len(), 1, "the read models were not fed yet");
+
+    let feed_later = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        g.projection.catch_up().await.unwrap();
+    };
+    let token = token_of(id, &deleted);
+    let page = first_page();
+    let (listed, ()) = tokio::join!(
+        g.diary
+            .entries_by_user(&user, TimeRange::default(), &page, &token),
+        feed_later
+    );
+    assert!(listed.unwrap().items.is_empty());
+    let analytics = g
+        .diary
+        .analytics(&user, Period::Week, &token)
+        .await
+        .unwrap();
+    assert_eq!(analytics.entry_count, 0);
+}
+
+#[tokio::test]
+async fn sessions_and_analytics_wait_for_the_token_of_a_session_or_an_entry() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let started = g.diary.start_session(&user, None, &meta()).await.unwrap();
+    let session_id = started.state.session().unwrap().id;
+    let ended = g
+        .diary
+        .end_session(&session_id, None, None, &meta())
+        .await
+        .unwrap();
+    let written = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let entry_id = written.state.live().unwrap().id;
+
+    let feed_later = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        g.projection.catch_up().await.unwrap();
+    };
+    let session_token = token_of(session_id, &ended);
+    let page = first_page();
+    let (sessions, ()) = tokio::join!(
+        g.diary.sessions_by_user(&user, &page, &session_token),
+        feed_later
+    );
+    let sessions = sessions.unwrap();
+    assert_eq!(sessions.items.len(), 1);
+    assert!(sessions.items[0].state.end_time.is_some());
+    assert_eq!(sessions.items[0].version, Some(2));
+    let analytics = g
+        .diary
+        .analytics(&user, Period::Week, &token_of(entry_id, &written))
+        .await
+        .unwrap();
+    assert_eq!((analytics.entry_count, analytics.session_count), (1, 1));
+}
+
+#[tokio::test]
+async fn a_token_the_lists_do_not_reach_in_time_is_unavailable() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let written = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let id = written.state.live().unwrap().id;
+    g.projection.catch_up().await.unwrap();
+    for token in [
+        // A version the entry never reaches.
+        format!("{id}:2"),
+        // An id the read models never saw (its write may still be on its way).
+        format!("{}:1", EntryId::new()),
+    ] {
+        let started = Instant::now();
+        let error = g
+            .diary
+            .entries_by_user(&user, TimeRange::default(), &first_page(), &token)
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() >= READ_YOUR_WRITES, "{token}");
+        assert_eq!(error.code, ErrorCode::Unavailable, "{token}");
+        assert!(error.retry_after.is_some(), "a read may be retried");
+        assert!(error.message.contains(&token), "{}", error.message);
+    }
+    let error = g
+        .diary
+        .sessions_by_user(&user, &first_page(), &format!("{id}:9"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+}
+
+#[tokio::test]
+async fn a_malformed_token_is_invalid_at_once() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let started = Instant::now();
+    for token in ["nope", "1", &format!("{user}:-1")] {
+        let error = g
+            .diary
+            .entries_by_user(&user, TimeRange::default(), &first_page(), token)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidArgument, "{token}");
+        assert_eq!(error.details[0].field, "consistencyToken");
+        let error = g
+            .diary
+            .analytics(&user, Period::Week, token)
+            .await
+            .unwrap_err();
+        assert_eq!(error.details[0].field, "consistencyToken");
+    }
+    assert!(started.elapsed() < READ_YOUR_WRITES, "no wait");
 }

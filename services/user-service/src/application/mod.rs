@@ -4,6 +4,7 @@
 //! tested in-process against the SQLite store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use event_sourcing::{
@@ -11,7 +12,10 @@ use event_sourcing::{
     RecordedEvent, Repository, StreamName, StreamWrite, append_settled, new_events,
     read_full_stream,
 };
-use metachat_grpc::{append_error, execute_error, query_error, store_error};
+use metachat_grpc::{
+    DEFAULT_READ_YOUR_WRITES_TIMEOUT, append_error, await_applied, consistency_token,
+    execute_error, query_error, store_error,
+};
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
 use metachat_read_model::{Page, PageRequest};
 use metachat_validation::UserId;
@@ -68,6 +72,8 @@ pub struct Users {
     store: Arc<dyn EventStore>,
     users: Repository<UserState>,
     read_models: Arc<dyn UserReadModels>,
+    /// How long a list waits for the write its consistency token names.
+    read_your_writes: Duration,
 }
 
 impl Users {
@@ -76,6 +82,15 @@ impl Users {
             users: Repository::new(Arc::clone(&store)),
             store,
             read_models,
+            read_your_writes: DEFAULT_READ_YOUR_WRITES_TIMEOUT,
+        }
+    }
+
+    /// Bounds the wait of a list for its consistency token (`READ_YOUR_WRITES_TIMEOUT_MS`).
+    pub fn with_read_your_writes_timeout(self, timeout: Duration) -> Self {
+        Self {
+            read_your_writes: timeout,
+            ..self
         }
     }
 
@@ -197,8 +212,19 @@ impl Users {
         answer(executed.loaded)
     }
 
-    /// A page of users, oldest first, and how many there are.
-    pub async fn list(&self, page: &PageRequest) -> Result<(Page<UserView>, u64), ApiError> {
+    /// A page of users, oldest first, and how many there are. With a consistency token
+    /// (`<user id>:<version>` of a user write; empty for none) the list first waits until it
+    /// reflects that user at that version, within the read-your-writes bound (503 after it).
+    pub async fn list(
+        &self,
+        page: &PageRequest,
+        token: &str,
+    ) -> Result<(Page<UserView>, u64), ApiError> {
+        let token = consistency_token("consistencyToken", token)?;
+        await_applied(token, self.read_your_writes, |id| {
+            self.read_models.applied_version(id)
+        })
+        .await?;
         let found = self
             .read_models
             .list_users(page)

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
+use event_sourcing::sqlite::SqliteCheckpoints;
 use event_sourcing::testing::{CountingStore, StoreCalls, scratch_sqlite_store};
-use event_sourcing::{EventCodec, EventMetadata, EventStore, read_full_stream};
+use event_sourcing::{EventCodec, EventMetadata, EventStore, ProjectionRunner, read_full_stream};
 use metachat_proto::error::ErrorCode;
 
 use super::*;
@@ -14,19 +16,39 @@ use crate::SqliteUserReadModels;
 struct Given {
     users: Users,
     store: Arc<CountingStore>,
+    /// Feeds the read models, only when a test says so (`catch_up`).
+    projection: ProjectionRunner,
 }
 
+/// The bound of a list's wait for its consistency token in these tests.
+const READ_YOUR_WRITES: Duration = Duration::from_millis(300);
+
 async fn given_a_store() -> Given {
-    let sqlite = scratch_sqlite_store(EventCodec::new(crate::upcasters())).await;
+    let sqlite = Arc::new(scratch_sqlite_store(EventCodec::new(crate::upcasters())).await);
     let read_models = Arc::new(
         SqliteUserReadModels::new(sqlite.pool().clone())
             .await
             .unwrap(),
     );
-    let store = Arc::new(CountingStore::new(Arc::new(sqlite)));
+    let projection = ProjectionRunner::new(
+        sqlite.clone(),
+        Arc::new(SqliteCheckpoints::new(&sqlite)),
+        read_models.clone(),
+    );
+    let store = Arc::new(CountingStore::new(sqlite));
     Given {
-        users: Users::new(store.clone(), read_models),
+        users: Users::new(store.clone(), read_models)
+            .with_read_your_writes_timeout(READ_YOUR_WRITES),
         store,
+        projection,
+    }
+}
+
+fn first_page() -> PageRequest {
+    PageRequest {
+        offset: 0,
+        limit: 10,
+        cursor: None,
     }
 }
 
@@ -265,4 +287,79 @@ async fn unknown_users_are_not_found() {
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::NotFound);
     assert_eq!(g.store.take().appends, 0);
+}
+
+#[tokio::test]
+async fn a_list_with_the_token_of_a_write_waits_until_it_shows_that_write() {
+    let g = given_a_store().await;
+    let created = g.users.register(john(), &meta()).await.unwrap();
+    let id = created.user.id;
+    let changed = g
+        .users
+        .change(&id, modalities(0.8), None, &meta())
+        .await
+        .unwrap();
+    // Without a token the list answers at once, from read models that lag the writes.
+    let (page, total) = g.users.list(&first_page(), "").await.unwrap();
+    assert_eq!((page.items.len(), total), (0, 0));
+
+    let token = format!("{id}:{}", changed.version);
+    let feed_later = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        g.projection.catch_up().await.unwrap();
+    };
+    let page = first_page();
+    let (listed, ()) = tokio::join!(g.users.list(&page, &token), feed_later);
+    let (page, total) = listed.unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(page.items[0].version, 2);
+    assert_eq!(
+        page.items[0].user.modalities,
+        Some(BTreeMap::from([("visual".to_owned(), 0.8)]))
+    );
+    // An earlier version of the same user is reflected too.
+    let (page, _) = g
+        .users
+        .list(&first_page(), &format!("{id}:1"))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+}
+
+#[tokio::test]
+async fn a_token_the_lists_do_not_reach_in_time_is_unavailable() {
+    let g = given_a_store().await;
+    let created = g.users.register(john(), &meta()).await.unwrap();
+    g.projection.catch_up().await.unwrap();
+    for token in [
+        // A version the user never reaches.
+        format!("{}:2", created.user.id),
+        // An id the read models never saw (its write may still be on its way).
+        format!("{}:1", UserId::new()),
+    ] {
+        let started = Instant::now();
+        let error = g.users.list(&first_page(), &token).await.unwrap_err();
+        assert!(started.elapsed() >= READ_YOUR_WRITES, "{token}");
+        assert_eq!(error.code, ErrorCode::Unavailable, "{token}");
+        assert!(error.retry_after.is_some(), "a read may be retried");
+        assert!(error.message.contains(&token), "{}", error.message);
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_token_is_invalid_at_once() {
+    let g = given_a_store().await;
+    let created = g.users.register(john(), &meta()).await.unwrap();
+    for token in [
+        "nope".to_owned(),
+        created.user.id.to_string(),
+        format!("{}:0", created.user.id),
+        format!("{}:x", created.user.id),
+    ] {
+        let started = Instant::now();
+        let error = g.users.list(&first_page(), &token).await.unwrap_err();
+        assert!(started.elapsed() < READ_YOUR_WRITES, "{token}: no wait");
+        assert_eq!(error.code, ErrorCode::InvalidArgument, "{token}");
+        assert_eq!(error.details[0].field, "consistencyToken");
+    }
 }
