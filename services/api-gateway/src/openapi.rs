@@ -9,7 +9,7 @@ use metachat_proto::error::ErrorCode;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
-use utoipa::openapi::{Content, Ref, RefOr, Response, ServerBuilder};
+use utoipa::openapi::{Ref, RefOr, Response, ServerBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::config::{
@@ -96,6 +96,9 @@ impl Modify for Finish {
                 &mut item.trace,
             ];
             for operation in operations.into_iter().flatten() {
+                if let Some(RefOr::T(body)) = operation.request_body.as_mut() {
+                    optional_not_null(body);
+                }
                 for (status, response) in operation.responses.responses.iter_mut() {
                     if let RefOr::T(response) = response {
                         add_headers(status, response);
@@ -114,6 +117,25 @@ impl Modify for Finish {
                     object.additional_properties =
                         Some(Box::new(AdditionalProperties::FreeForm(false)));
                 }
+            }
+        }
+    }
+}
+
+/// An `Option<Body>` request body (`OptionalJsonBody`) may be left out, but is not `null`:
+/// its schema is the body's, and it is not required.
+fn optional_not_null(body: &mut utoipa::openapi::request_body::RequestBody) {
+    for content in body.content.values_mut() {
+        let RefOr::T(content) = content else { continue };
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+            let reference = one_of
+                .items
+                .iter()
+                .find(|item| matches!(item, RefOr::Ref(_)))
+                .cloned();
+            if let Some(reference) = reference {
+                content.schema = Some(reference);
+                body.required = Some(utoipa::openapi::Required::False);
             }
         }
     }
@@ -292,11 +314,23 @@ fn error_response(status: u16) -> (String, RefOr<Response>) {
         .filter(|code| code.http_status().as_u16() == status)
         .map(|code| format!("`{}`: {}", code.as_str(), meaning(code)))
         .collect();
+    let example = ErrorCode::ALL
+        .into_iter()
+        .find(|code| code.http_status().as_u16() == status)
+        .map(|code| {
+            serde_json::json!({
+                "error": {"code": code.as_str(), "message": meaning(code), "details": []},
+                "requestId": "5f0c6a8e-1c2b-4d0e-9a51-0b4c1f6f2d7e"
+            })
+        });
     let mut response = ResponseBuilder::new()
         .description(codes.join("; ") + ".")
         .content(
             "application/json",
-            Content::new(Some(Ref::from_schema_name("Error"))),
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Error")))
+                .example(example)
+                .build(),
         );
     if status == ErrorCode::Unavailable.http_status().as_u16() {
         response = response.header(

@@ -29,12 +29,37 @@ fn of(ty: Type, nullable: bool) -> SchemaType {
     }
 }
 
+/// Characters one-line text may not contain ([`crate::validate`]): controls, U+2028, U+2029.
+const LINE_BREAKING: &str = r"\u0000-\u001F\u007F-\u009F\u2028\u2029";
+/// Characters multi-line text may not contain: controls other than tab, LF and CR.
+const FORBIDDEN_IN_TEXT: &str = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F";
+
+/// Text without the `forbidden` characters; with `blank` false, also not only whitespace
+/// (the services trim, or refuse blank content, before checking the length).
+fn text_pattern(forbidden: &str, blank: bool) -> String {
+    if blank {
+        format!("^[^{forbidden}]*$")
+    } else {
+        format!("^[^{forbidden}]*[^\\s{forbidden}][^{forbidden}]*$")
+    }
+}
+
 /// A string of `min..=max` characters (no lower bound when `min` is 0).
 fn text(min: usize, max: usize, nullable: bool) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(of(Type::String, nullable))
         .min_length((min > 0).then_some(min))
         .max_length(Some(max))
+}
+
+/// One line of `min..=max` characters.
+fn line(min: usize, max: usize) -> ObjectBuilder {
+    text(min, max, false).pattern(Some(text_pattern(LINE_BREAKING, min == 0)))
+}
+
+/// Multi-line text of `min..=max` characters.
+fn prose_text(min: usize, max: usize, nullable: bool) -> ObjectBuilder {
+    text(min, max, nullable).pattern(Some(text_pattern(FORBIDDEN_IN_TEXT, min == 0)))
 }
 
 fn formatted(format: KnownFormat, nullable: bool) -> ObjectBuilder {
@@ -71,7 +96,7 @@ fn weights(nullable: bool) -> ObjectBuilder {
 fn tags(nullable: bool) -> ArrayBuilder {
     ArrayBuilder::new()
         .schema_type(of(Type::Array, nullable))
-        .items(text(1, TAG_MAX, false))
+        .items(line(1, TAG_MAX))
         .max_items(Some(TAGS_MAX))
 }
 
@@ -133,7 +158,7 @@ fields! {
     /// A syntactically valid e-mail address. Unique regardless of case (409 `already_exists`).
     email = formatted(KnownFormat::Email, false).max_length(Some(EMAIL_MAX));
     /// One line; length counted after trimming leading and trailing whitespace.
-    name | name_or_null = text(1, NAME_MAX, false);
+    name | name_or_null = line(1, NAME_MAX);
     /// Exactly `YYYY-MM-DD`: a real calendar date, in the past and not before 1900-01-01.
     /// `null` or absent for none.
     date_of_birth_or_null = formatted(KnownFormat::Date, true).pattern(Some(DATE_PATTERN));
@@ -144,17 +169,17 @@ fields! {
         .pattern(Some(format!("^({})?$", &DATE_PATTERN[1..DATE_PATTERN.len() - 1])));
     /// One line (e.g. a base64-encoded image); length counted after trimming. Empty after
     /// trimming clears it.
-    avatar_or_null = text(0, AVATAR_MAX, true);
+    avatar_or_null = line(0, AVATAR_MAX).schema_type(of(Type::String, true));
     /// Tab and line breaks allowed, other control characters not; length counted after
     /// trimming. Empty after trimming clears it.
-    bio_or_null = text(0, BIO_MAX, true);
+    bio_or_null = prose_text(0, BIO_MAX, true);
     /// Lowercase letters, digits, `_` or `-`.
     archetype_id = text(1, ARCHETYPE_ID_MAX, false)
         .pattern(Some(format!("^[a-z0-9_-]{{1,{ARCHETYPE_ID_MAX}}}$")));
     /// One line; length counted after trimming.
-    archetype_name = text(1, ARCHETYPE_NAME_MAX, false);
+    archetype_name = line(1, ARCHETYPE_NAME_MAX);
     /// Tab and line breaks allowed; empty when absent.
-    archetype_description = text(0, DESCRIPTION_MAX, false).default(Some("".into()));
+    archetype_description = prose_text(0, DESCRIPTION_MAX, false).default(Some("".into()));
     /// How sure the profiling is, 0 to 1 inclusive.
     confidence = fraction();
     /// At least one of the modalities (no other keys), each weighted 0 to 1. Replaces the
@@ -168,10 +193,10 @@ fields! {
     /// `failed_precondition` otherwise). `null` or absent for none; an empty string is 400.
     session_id_or_null = uuid(true);
     /// One line; length counted after trimming; may be empty.
-    title | title_or_null = text(0, TITLE_MAX, false);
+    title | title_or_null = line(0, TITLE_MAX);
     /// Stored as sent (not trimmed), but must not be only whitespace. Tab, line feed and
     /// carriage return allowed, other control characters not.
-    content | content_or_null = text(1, CONTENT_MAX, false);
+    content | content_or_null = prose_text(1, CONTENT_MAX, false);
     /// A whole number (an integral float such as `549.0` is accepted); counted from the
     /// content when absent.
     token_count_or_null = ObjectBuilder::new()
@@ -275,10 +300,10 @@ id_params! {
 #[allow(dead_code)] // Read by IfMatch; this type documents it.
 pub(crate) struct IfMatchHeader {
     /// Apply the change only if the resource is at this version: its `ETag`, e.g. `"3"`
-    /// (412 `precondition_failed` otherwise; a weak tag `W/"3"` never matches); `*` for any
-    /// version. Anything else is 400.
+    /// (412 `precondition_failed` otherwise); `*` for any version. A weak tag (`W/"3"`) never
+    /// matches (412); anything else is 400.
     #[serde(rename = "If-Match")]
-    #[param(value_type = String, pattern = r#"^(\*|(W/)?"[0-9]+")$"#, example = "\"3\"")]
+    #[param(value_type = String, required = false, pattern = r#"^(\*|"[0-9]+")$"#, example = "\"3\"")]
     if_match: Option<String>,
 }
 
@@ -305,8 +330,11 @@ fn cursor() -> Schema {
 
 /// A moment in a query: RFC 3339, or a date `YYYY-MM-DD` (UTC).
 fn moment() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
+    utoipa::openapi::schema::AnyOfBuilder::new()
+        .item(formatted(KnownFormat::DateTime, false))
+        // An empty value is the same as leaving the parameter out.
+        .item(text(0, 0, false))
+        .item(formatted(KnownFormat::Date, false).pattern(Some(DATE_PATTERN)))
         .examples(["2023-01-01", "2023-01-01T10:00:00Z"])
         .into()
 }
@@ -321,64 +349,72 @@ fn query_period() -> Schema {
         .into()
 }
 
-/// The query of a list ([`crate::extract::QueryParams::paging`]).
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // Read by QueryParams; this type documents it.
-pub(crate) struct PagingQuery {
-    /// 1-based page number.
-    #[param(schema_with = page)]
-    page: Option<u32>,
-    /// Page size.
-    #[param(schema_with = limit)]
-    limit: Option<u32>,
-    /// The `nextCursor` of the previous page. When given, `page` is ignored. Cursors are
-    /// opaque and only valid for the list that returned them (400 otherwise).
-    #[param(schema_with = cursor)]
-    cursor: Option<String>,
+fn query_parameter(
+    name: &str,
+    description: &str,
+    schema: Schema,
+    required: bool,
+) -> utoipa::openapi::path::Parameter {
+    utoipa::openapi::path::ParameterBuilder::new()
+        .name(name)
+        .parameter_in(utoipa::openapi::path::ParameterIn::Query)
+        .required(if required {
+            Required::True
+        } else {
+            Required::False
+        })
+        .description(Some(prose(description)))
+        .schema(Some(schema))
+        .build()
 }
 
-/// `asOf` of a single resource ([`crate::time::as_of`]).
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // Read by QueryParams; this type documents it.
-pub(crate) struct AsOfQuery {
-    /// Temporal query: the state as of this moment, replayed from the event store. RFC 3339,
-    /// or a date `YYYY-MM-DD` meaning the end of that day (UTC). 404 when the resource did
-    /// not exist yet.
-    #[param(schema_with = moment)]
-    as_of: Option<String>,
+// Written out rather than derived: utoipa drops a parameter's description and `required`
+// when its schema comes from `schema_with`. The names are checked against the parsers by
+// `openapi::tests::the_documented_query_parameters_are_the_ones_read`.
+macro_rules! query_params {
+    ($($(#[doc = $doc:literal])+ $ty:ident {
+        $($name:literal: $schema:expr, $required:literal, $description:literal;)+
+    })+) => {$(
+        $(#[doc = $doc])+
+        pub(crate) struct $ty;
+
+        impl IntoParams for $ty {
+            fn into_params(
+                _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<utoipa::openapi::path::Parameter> {
+                vec![$(query_parameter($name, $description, $schema, $required)),+]
+            }
+        }
+    )+};
 }
 
-/// The time range of a user's entries ([`crate::diary::time_range`]).
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // Read by QueryParams; this type documents it.
-pub(crate) struct TimeRangeQuery {
-    /// Only entries created at or after this moment. RFC 3339, or a date `YYYY-MM-DD`
-    /// meaning 00:00:00Z that day. Must not be after `endTime`; equal is an empty range.
-    #[param(schema_with = moment)]
-    start_time: Option<String>,
-    /// Only entries created before this moment (exclusive). RFC 3339, or a date
-    /// `YYYY-MM-DD` meaning the end of that day inclusive (00:00:00Z of the next day,
-    /// exclusive).
-    #[param(schema_with = moment)]
-    end_time: Option<String>,
-}
-
-/// The query of the analytics ([`crate::diary::analytics`]).
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // Read by QueryParams; this type documents it.
-pub(crate) struct AnalyticsQuery {
-    /// The user's id: a UUID in the canonical form, any case.
-    #[param(schema_with = query_uuid)]
-    user_id: String,
-    /// Length of the rolling window ending now.
-    #[param(schema_with = query_period)]
-    period: Option<String>,
+query_params! {
+    /// The query of a list ([`crate::extract::QueryParams::paging`]).
+    PagingQuery {
+        "page": page(), false, "1-based page number.";
+        "limit": limit(), false, "Page size.";
+        "cursor": cursor(), false, "The `nextCursor` of the previous page. When given, `page` is
+            ignored. Cursors are opaque and only valid for the list that returned them (400
+            otherwise).";
+    }
+    /// `asOf` of a single resource ([`crate::time::as_of`]).
+    AsOfQuery {
+        "asOf": moment(), false, "Temporal query: the state as of this moment, replayed from the
+            event store. RFC 3339, or a date `YYYY-MM-DD` meaning the end of that day (UTC). 404
+            when the resource did not exist yet.";
+    }
+    /// The time range of a user's entries ([`crate::diary::time_range`]).
+    TimeRangeQuery {
+        "startTime": moment(), false, "Only entries created at or after this moment. RFC 3339,
+            or a date `YYYY-MM-DD` meaning 00:00:00Z that day. Must not be after `endTime`;
+            equal is an empty range.";
+        "endTime": moment(), false, "Only entries created before this moment (exclusive). RFC
+            3339, or a date `YYYY-MM-DD` meaning the end of that day inclusive (00:00:00Z of
+            the next day, exclusive).";
+    }
+    /// The query of the analytics ([`crate::diary::analytics_request`]).
+    AnalyticsQuery {
+        "userId": query_uuid(), true, "The user's id: a UUID in the canonical form, any case.";
+        "period": query_period(), false, "Length of the rolling window ending now.";
+    }
 }
