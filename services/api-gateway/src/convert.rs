@@ -6,35 +6,63 @@ use metachat_proto::common::{EventHistory, StoredEvent};
 use metachat_proto::{diary, user};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::schema;
 
 use crate::time::{format_optional, format_timestamp};
 
-#[derive(Debug, Serialize)]
+/// A user: profile, archetype and modalities.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = User)]
 pub(crate) struct UserJson {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(examples("johndoe"))]
     username: String,
+    #[schema(format = Email, examples("john@example.com"))]
     email: String,
+    #[schema(examples("John"))]
     first_name: String,
+    #[schema(examples("Doe"))]
     last_name: String,
+    #[schema(required = true, format = Date)]
     date_of_birth: Option<String>,
+    #[schema(required = true)]
     avatar: Option<String>,
+    #[schema(required = true)]
     bio: Option<String>,
+    #[schema(required = true)]
     archetype: Option<ArchetypeJson>,
+    #[schema(required = true, schema_with = schema::modalities_or_null)]
     modalities: Option<BTreeMap<String, f64>>,
+    #[schema(required = true, format = DateTime)]
     created_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
     updated_at: Option<String>,
+    /// Version of the user's event stream (`user-<id>`) this state reflects; also its `ETag`.
+    #[schema(minimum = 1)]
     version: u64,
 }
 
-#[derive(Debug, Serialize)]
+/// The archetype assigned to a user.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Archetype)]
 pub(crate) struct ArchetypeJson {
+    #[schema(examples("thinker"))]
     archetype_id: String,
+    #[schema(examples("The Thinker"))]
     archetype_name: String,
+    #[schema(minimum = 0, maximum = 1, examples(0.85))]
     confidence: f64,
     description: String,
+    /// When an archetype was first assigned.
+    #[schema(required = true, format = DateTime)]
     assigned_at: Option<String>,
+    /// When the archetype last changed.
+    #[schema(required = true, format = DateTime)]
     updated_at: Option<String>,
 }
 
@@ -65,15 +93,24 @@ impl From<user::User> for UserJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of users.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = UserList)]
 pub(crate) struct UserListJson {
     users: Vec<UserJson>,
+    /// The page returned (1-based).
+    #[schema(minimum = 1)]
     page: u32,
+    /// The page size used.
+    #[schema(minimum = 1)]
     limit: u32,
+    /// Number of users in all pages.
     total: u64,
+    /// Whether a next page exists.
     has_more: bool,
     /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -90,18 +127,29 @@ impl From<user::ListUsersResponse> for UserListJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A diary entry.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Entry)]
 pub(crate) struct EntryJson {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = Uuid)]
     user_id: String,
+    #[schema(examples("My First Entry"))]
     title: String,
+    #[schema(examples("Today was a good day..."))]
     content: String,
     token_count: u32,
+    #[schema(required = true, format = Uuid)]
     session_id: Option<String>,
     tags: Vec<String>,
+    #[schema(required = true, format = DateTime)]
     created_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
     updated_at: Option<String>,
+    /// Version of the entry's event stream (`entry-<id>`); also its `ETag`.
+    #[schema(minimum = 1)]
     version: u64,
 }
 
@@ -122,14 +170,23 @@ impl From<diary::Entry> for EntryJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of a user's entries.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = EntryList)]
 pub(crate) struct EntryListJson {
+    /// Newest first.
     entries: Vec<EntryJson>,
+    /// The page returned (1-based).
+    #[schema(minimum = 1)]
     page: u32,
+    /// The page size used.
+    #[schema(minimum = 1)]
     limit: u32,
+    /// Whether a next page exists.
     has_more: bool,
     /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -145,10 +202,14 @@ impl From<diary::ListEntriesResponse> for EntryListJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// What a deletion answers.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DeletedEntry)]
 pub(crate) struct DeletedJson {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(required = true, format = DateTime)]
     deleted_at: Option<String>,
     /// The entry's version after the deletion (the version of its consistency token).
     version: u64,
@@ -164,17 +225,31 @@ impl From<diary::DeleteEntryResponse> for DeletedJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A writing session.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Session)]
 pub(crate) struct SessionJson {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = Uuid)]
     user_id: String,
+    #[schema(required = true, format = DateTime)]
     start_time: Option<String>,
+    /// When the session ended; `null` while active.
+    #[schema(required = true, format = DateTime)]
     end_time: Option<String>,
+    #[schema(schema_with = schema::session_status)]
     status: String,
+    /// Minutes (with fraction) between start and end; 0 while active.
+    #[schema(minimum = 0)]
     duration_minutes: f64,
+    #[schema(required = true, format = DateTime)]
     created_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
     updated_at: Option<String>,
+    /// Version of the session's event stream (`session-<id>`); also its `ETag`.
+    #[schema(minimum = 1)]
     version: u64,
 }
 
@@ -194,14 +269,23 @@ impl From<diary::Session> for SessionJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of a user's sessions.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SessionList)]
 pub(crate) struct SessionListJson {
+    /// Newest first.
     sessions: Vec<SessionJson>,
+    /// The page returned (1-based).
+    #[schema(minimum = 1)]
     page: u32,
+    /// The page size used.
+    #[schema(minimum = 1)]
     limit: u32,
+    /// Whether a next page exists.
     has_more: bool,
     /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -217,30 +301,49 @@ impl From<diary::ListSessionsResponse> for SessionListJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Statistics of a user's diary over a rolling window.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Analytics)]
 pub(crate) struct AnalyticsJson {
+    #[schema(format = Uuid)]
     user_id: String,
+    #[schema(schema_with = schema::period)]
     period: String,
+    /// Start of the rolling window.
+    #[schema(required = true, format = DateTime)]
     period_start: Option<String>,
+    /// End of the window (now).
+    #[schema(required = true, format = DateTime)]
     period_end: Option<String>,
     entry_count: u32,
     session_count: u32,
+    #[schema(minimum = 0)]
     total_session_minutes: f64,
+    #[schema(minimum = 0)]
     average_session_minutes: f64,
     total_tokens: u64,
+    /// Most frequent first.
     tag_frequencies: Vec<TagCountJson>,
+    /// Every day of the window, oldest first, days without entries included.
     entries_per_day: Vec<DayCountJson>,
 }
 
-#[derive(Debug, Serialize)]
+/// How many entries of the window carry a tag.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TagCount)]
 pub(crate) struct TagCountJson {
     tag: String,
+    #[schema(minimum = 1)]
     count: u32,
 }
 
-#[derive(Debug, Serialize)]
+/// How many entries were written on a day.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = DayCount)]
 pub(crate) struct DayCountJson {
+    /// UTC day, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     date: String,
     entries: u32,
 }
@@ -277,33 +380,61 @@ impl From<diary::Analytics> for AnalyticsJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The events of one stream.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = History)]
 pub(crate) struct HistoryJson {
+    /// `user-<id>`, `entry-<id>` or `session-<id>`.
     stream_id: String,
+    /// Every event of the stream, oldest first.
     events: Vec<EventJson>,
 }
 
-#[derive(Debug, Serialize)]
+/// One stored event.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Event)]
 pub(crate) struct EventJson {
+    #[schema(format = Uuid)]
     event_id: String,
+    /// User events: `UserCreated`, `UserProfileUpdated`, `ArchetypeAssigned`,
+    /// `ArchetypeUpdated`, `ModalitiesUpdated`. Diary events: `DiaryEntryCreated`,
+    /// `DiaryEntryUpdated`, `DiaryEntryDeleted`, `DiarySessionStarted`, `DiarySessionEnded`.
+    #[schema(examples("UserCreated"))]
     event_type: String,
+    /// Version of the payload's shape (older shapes are upcast when read).
+    #[schema(minimum = 1)]
     schema_version: u32,
+    #[schema(examples("user-0b9e4c9e-7d1a-4f57-8d59-3f7b8f0d1a2c"))]
     stream_id: String,
+    /// Position of the event in its stream: 1, 2, 3...
+    #[schema(minimum = 1)]
     version: u64,
+    /// Global position across all streams.
     position: u64,
+    #[schema(required = true, format = DateTime)]
     recorded_at: Option<String>,
+    /// The event's payload, a JSON object.
     data: Value,
     metadata: EventMetadataJson,
 }
 
-#[derive(Debug, Serialize)]
+/// Who and what caused an event.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = EventMetadata)]
 pub(crate) struct EventMetadataJson {
+    /// The `x-correlation-id` of the request that caused the event (or its request id).
+    #[schema(required = true)]
     correlation_id: Option<String>,
+    #[schema(required = true)]
     causation_id: Option<String>,
+    /// The `x-request-id` of the request that caused the event.
+    #[schema(required = true)]
     request_id: Option<String>,
+    /// Who caused it; `anonymous` until authentication exists.
+    #[schema(required = true)]
     actor: Option<String>,
 }
 

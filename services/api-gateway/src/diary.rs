@@ -13,6 +13,7 @@ use metachat_proto::diary::{
     Session, StartSessionRequest, UpdateEntryRequest,
 };
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::consistency::{ReadAfter, with_token};
 use crate::convert::{
@@ -22,30 +23,57 @@ use crate::created;
 use crate::error::AppError;
 use crate::extract::{JsonBody, OptionalJsonBody, PathId, QueryParams, token_count};
 use crate::grpc::{Backends, RequestContext, unary};
+use crate::limits::DEFAULT_PERIOD;
+use crate::openapi::{
+    Backend, BadRequest, BodyErrors, Conflict, Limits, NotFound, PreconditionFailed,
+};
 use crate::precondition::{IfMatch, tagged};
+use crate::schema::{
+    self, AnalyticsQuery, AsOfQuery, ConsistencyTokenHeader, EntryIdPath, IfMatchHeader,
+    OwnerIdPath, PagingQuery, SessionIdPath, TimeRangeQuery,
+};
 use crate::time::{DateMeans, as_of, parse_instant, parse_timestamp, to_timestamp};
 use crate::validate::Checks;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = CreateEntryRequest, examples(json!({
+    "userId": "0b9e4c9e-7d1a-4f57-8d59-3f7b8f0d1a2c", "title": "My First Entry",
+    "content": "Today was a good day...", "tokenCount": 150,
+    "sessionId": "5f0c2a8e-3b1d-4c2e-9a7f-1e2d3c4b5a69", "tags": ["reflection", "gratitude"]
+})))]
 pub(crate) struct CreateEntryBody {
+    #[schema(schema_with = schema::user_id)]
     user_id: String,
+    #[schema(schema_with = schema::title)]
     title: String,
+    #[schema(schema_with = schema::content)]
     content: String,
     #[serde(default, deserialize_with = "token_count")]
+    #[schema(schema_with = schema::token_count_or_null)]
     token_count: Option<u32>,
+    #[schema(schema_with = schema::session_id_or_null)]
     session_id: Option<String>,
+    #[schema(schema_with = schema::tags_or_null)]
     tags: Option<Vec<String>>,
 }
 
 /// Absent (or `null`) fields are left unchanged; `tags`, when present, replaces the tags.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = UpdateEntryRequest, examples(json!({
+    "title": "Updated Title", "content": "Updated content...", "tokenCount": 200,
+    "tags": ["reflection", "gratitude", "growth"]
+})))]
 pub(crate) struct UpdateEntryBody {
+    #[schema(schema_with = schema::title_or_null)]
     title: Option<String>,
+    #[schema(schema_with = schema::content_or_null)]
     content: Option<String>,
     #[serde(default, deserialize_with = "token_count")]
+    #[schema(schema_with = schema::token_count_or_null)]
     token_count: Option<u32>,
+    #[schema(schema_with = schema::tags_or_null)]
     tags: Option<Vec<String>>,
 }
 
@@ -78,19 +106,34 @@ fn written(response: Response, id: &str, version: u64) -> Response {
     with_token(response, id, version)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = StartSessionRequest, examples(json!({
+    "userId": "0b9e4c9e-7d1a-4f57-8d59-3f7b8f0d1a2c", "startTime": "2023-01-01T10:00:00Z"
+})))]
 pub(crate) struct StartSessionBody {
+    #[schema(schema_with = schema::user_id)]
     user_id: String,
+    #[schema(schema_with = schema::start_time_or_null)]
     start_time: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// May be omitted entirely (an empty body) or `{}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = EndSessionRequest, examples(json!({"endTime": "2023-01-01T11:00:00Z"})))]
 pub(crate) struct EndSessionBody {
+    #[schema(schema_with = schema::end_time_or_null)]
     end_time: Option<String>,
 }
 
+/// Create a diary entry
+///
+/// Creates an entry (event `DiaryEntryCreated`).
+#[utoipa::path(post, path = "/diary/entries", tag = "Diary entries", operation_id = "createEntry",
+    request_body = CreateEntryBody,
+    responses((status = 201, description = "The created entry.", body = EntryJson),
+        BadRequest, NotFound, Conflict, BodyErrors, Limits, Backend))]
 pub(crate) async fn create_entry(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -126,6 +169,14 @@ pub(crate) async fn create_entry(
     Ok(written(response, &id, version))
 }
 
+/// Get a diary entry
+///
+/// The entry, or its state at `asOf`. A deleted entry is 404 (its history stays available).
+/// Served from the event store: reflects every completed write immediately.
+#[utoipa::path(get, path = "/diary/entries/{id}", tag = "Diary entries", operation_id = "getEntry",
+    params(EntryIdPath, AsOfQuery),
+    responses((status = 200, description = "The entry.", body = EntryJson),
+        BadRequest, NotFound, Limits, Backend))]
 pub(crate) async fn get_entry(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -142,6 +193,13 @@ pub(crate) async fn get_entry(
     Ok(entry_response(StatusCode::OK, entry))
 }
 
+/// Update a diary entry
+///
+/// Changes the given fields (event `DiaryEntryUpdated`). A deleted entry is 404.
+#[utoipa::path(put, path = "/diary/entries/{id}", tag = "Diary entries",
+    operation_id = "updateEntry", params(EntryIdPath, IfMatchHeader),
+    request_body = UpdateEntryBody,
+    responses((status = 200, description = "The updated entry.", body = EntryJson), BadRequest, NotFound, Conflict, PreconditionFailed, BodyErrors, Limits, Backend))]
 pub(crate) async fn update_entry(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -173,6 +231,16 @@ pub(crate) async fn update_entry(
     Ok(written(entry_response(StatusCode::OK, entry), &id, version))
 }
 
+/// Delete a diary entry
+///
+/// Deletes the entry (event `DiaryEntryDeleted`): later GET, PUT and DELETE answer 404; its
+/// history stays available.
+#[utoipa::path(delete, path = "/diary/entries/{id}", tag = "Diary entries",
+    operation_id = "deleteEntry", params(EntryIdPath, IfMatchHeader),
+    responses(
+        (status = 200, description = "The deleted entry's id and when it was deleted.",
+            body = DeletedJson),
+        BadRequest, NotFound, Conflict, PreconditionFailed, Limits, Backend))]
 pub(crate) async fn delete_entry(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -215,6 +283,17 @@ pub(crate) fn time_range(
     Ok((start.map(to_timestamp), end.map(to_timestamp)))
 }
 
+/// A user's diary entries
+///
+/// The user's entries, newest first, optionally within `[startTime, endTime)`. A date-only
+/// endTime includes that whole day, so `?startTime=2023-01-01&endTime=2023-12-31` is the year
+/// 2023. 400 when startTime is after endTime. Served from a read model, which lags writes
+/// slightly (milliseconds in the embedded mode).
+#[utoipa::path(get, path = "/diary/entries/user/{userId}", tag = "Diary entries",
+    operation_id = "listEntriesByUser",
+    params(OwnerIdPath, TimeRangeQuery, PagingQuery, ConsistencyTokenHeader),
+    responses((status = 200, description = "A page of entries.", body = EntryListJson),
+        BadRequest, NotFound, Limits, Backend))]
 pub(crate) async fn list_entries(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -238,6 +317,14 @@ pub(crate) async fn list_entries(
     Ok(Json(unary(&context, backends.timeout, call).await?.into()))
 }
 
+/// An entry's event history
+///
+/// Every event of the stream `entry-<id>`, oldest first, including after deletion. Served
+/// from the event store: reflects every completed write immediately.
+#[utoipa::path(get, path = "/diary/entries/{id}/history", tag = "History",
+    operation_id = "getEntryHistory", params(EntryIdPath),
+    responses((status = 200, description = "The entry's events.", body = HistoryJson),
+        BadRequest, NotFound, Limits, Backend))]
 pub(crate) async fn entry_history(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -250,6 +337,13 @@ pub(crate) async fn entry_history(
     Ok(Json(HistoryJson::new(stream_id, history)))
 }
 
+/// Start a diary session
+///
+/// Starts a writing session (event `DiarySessionStarted`).
+#[utoipa::path(post, path = "/diary/sessions", tag = "Diary sessions",
+    operation_id = "startSession", request_body = StartSessionBody,
+    responses((status = 201, description = "The started session.", body = SessionJson),
+        BadRequest, NotFound, BodyErrors, Limits, Backend))]
 pub(crate) async fn start_session(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -277,6 +371,14 @@ pub(crate) async fn start_session(
     Ok(written(response, &id, version))
 }
 
+/// End a diary session
+///
+/// Ends the session (event `DiarySessionEnded`). A session ends once: 409
+/// `failed_precondition` when it already ended. The body may be empty.
+#[utoipa::path(put, path = "/diary/sessions/{id}/end", tag = "Diary sessions",
+    operation_id = "endSession", params(SessionIdPath, IfMatchHeader),
+    request_body = Option<EndSessionBody>,
+    responses((status = 200, description = "The ended session.", body = SessionJson), BadRequest, NotFound, Conflict, PreconditionFailed, BodyErrors, Limits, Backend))]
 pub(crate) async fn end_session(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -300,6 +402,14 @@ pub(crate) async fn end_session(
     Ok(written(session_response(session), &id, version))
 }
 
+/// Get a diary session
+///
+/// The session, or its state at `asOf`. Served from the event store: reflects every
+/// completed write immediately.
+#[utoipa::path(get, path = "/diary/sessions/{id}", tag = "Diary sessions",
+    operation_id = "getSession", params(SessionIdPath, AsOfQuery),
+    responses((status = 200, description = "The session.", body = SessionJson),
+        BadRequest, NotFound, Limits, Backend))]
 pub(crate) async fn get_session(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -317,6 +427,15 @@ pub(crate) async fn get_session(
     ))
 }
 
+/// A user's diary sessions
+///
+/// The user's sessions, newest first. Served from a read model, which lags writes slightly
+/// (milliseconds in the embedded mode).
+#[utoipa::path(get, path = "/diary/sessions/user/{userId}", tag = "Diary sessions",
+    operation_id = "listSessionsByUser",
+    params(OwnerIdPath, PagingQuery, ConsistencyTokenHeader),
+    responses((status = 200, description = "A page of sessions.", body = SessionListJson),
+        BadRequest, NotFound, Limits, Backend))]
 pub(crate) async fn list_sessions(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -337,6 +456,14 @@ pub(crate) async fn list_sessions(
     Ok(Json(unary(&context, backends.timeout, call).await?.into()))
 }
 
+/// A session's event history
+///
+/// Every event of the stream `session-<id>`, oldest first. Served from the event store:
+/// reflects every completed write immediately.
+#[utoipa::path(get, path = "/diary/sessions/{id}/history", tag = "History",
+    operation_id = "getSessionHistory", params(SessionIdPath),
+    responses((status = 200, description = "The session's events.", body = HistoryJson),
+        BadRequest, NotFound, Limits, Backend))]
 pub(crate) async fn session_history(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -349,6 +476,24 @@ pub(crate) async fn session_history(
     Ok(Json(HistoryJson::new(stream_id, history)))
 }
 
+/// `userId` and `period` (the diary service checks the period's value).
+pub(crate) fn analytics_request(query: &QueryParams) -> Result<GetAnalyticsRequest, AppError> {
+    Ok(GetAnalyticsRequest {
+        user_id: query.uuid("userId")?,
+        period: query.get("period")?.unwrap_or(DEFAULT_PERIOD).to_owned(),
+        consistency_token: String::new(),
+    })
+}
+
+/// Diary analytics
+///
+/// Entry, session, token and tag statistics of the user over the rolling window of `period`
+/// ending now. Served from a read model, which lags writes slightly (milliseconds in the
+/// embedded mode).
+#[utoipa::path(get, path = "/diary/analytics", tag = "Analytics", operation_id = "getAnalytics",
+    params(AnalyticsQuery, ConsistencyTokenHeader),
+    responses((status = 200, description = "The user's analytics.", body = AnalyticsJson),
+        BadRequest, NotFound, Limits, Backend))]
 pub(crate) async fn analytics(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -356,9 +501,8 @@ pub(crate) async fn analytics(
     query: QueryParams,
 ) -> Result<Json<AnalyticsJson>, AppError> {
     let request = GetAnalyticsRequest {
-        user_id: query.uuid("userId")?,
-        period: query.get("period")?.unwrap_or("week").to_owned(),
         consistency_token,
+        ..analytics_request(&query)?
     };
     let mut client = backends.diary.clone();
     let call = client.get_analytics(context.request(request, backends.timeout));

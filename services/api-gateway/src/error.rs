@@ -10,6 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
 use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::schema::{ErrorCodeSchema, FieldViolationSchema};
 
 /// An error on its way to the client.
 #[derive(Debug, Clone)]
@@ -39,17 +42,33 @@ impl IntoResponse for AppError {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
+/// The one body of every failure, including unknown routes (404), wrong methods (405),
+/// malformed JSON, oversized bodies (413), an unavailable service (503) and timeouts (504).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error, examples(json!({
+    "error": {
+        "code": "invalid_argument",
+        "message": "email: must be an e-mail address like name@example.com",
+        "details": [{"field": "email", "message": "must be an e-mail address like name@example.com"}]
+    },
+    "requestId": "5f0c6a8e-1c2b-4d0e-9a51-0b4c1f6f2d7e"
+})))]
+pub(crate) struct Envelope<'a> {
     error: ErrorBody<'a>,
+    /// The request id, also in the `x-request-id` response header.
     #[serde(rename = "requestId")]
     request_id: &'a str,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// What went wrong.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody<'a> {
+    #[schema(value_type = ErrorCodeSchema)]
     code: &'static str,
+    /// Human-readable summary. Never contains diary text, secrets or internal addresses.
     message: &'a str,
+    /// One entry per invalid field; empty for errors that are not about a field.
+    #[schema(value_type = Vec<FieldViolationSchema>)]
     details: &'a [FieldViolation],
 }
 

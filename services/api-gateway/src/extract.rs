@@ -13,7 +13,9 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Unexpected, Vis
 
 use crate::config::DEFAULT_BODY_READ_TIMEOUT;
 use crate::error::AppError;
-use crate::limits::{BODY_LIMIT_BYTES, TOKEN_COUNT_MAX};
+use crate::limits::{
+    BODY_LIMIT_BYTES, CURSOR_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, TOKEN_COUNT_MAX,
+};
 use crate::validate::{UUID_MESSAGE, canonical_uuid};
 
 /// How long the body of one request may take to arrive; set by the router from the config.
@@ -280,25 +282,37 @@ fn without_position(error: &serde_json::Error) -> String {
 }
 
 /// The query string's parameters.
-pub(crate) struct QueryParams(Vec<(String, String)>);
+pub(crate) struct QueryParams {
+    pairs: Vec<(String, String)>,
+    /// Every name a handler looked up, so tests can compare them with the documented ones.
+    #[cfg(test)]
+    pub(crate) asked: std::cell::RefCell<std::collections::BTreeSet<String>>,
+}
+
+impl QueryParams {
+    fn new(pairs: Vec<(String, String)>) -> Self {
+        Self {
+            pairs,
+            #[cfg(test)]
+            asked: Default::default(),
+        }
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
         Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-            .map(|Query(pairs)| Self(pairs))
+            .map(|Query(pairs)| Self::new(pairs))
             .map_err(|_| AppError::invalid("query", "is not a valid query string"))
     }
 }
 
-/// Cursors are short opaque strings; anything longer was not issued by a list.
-const MAX_CURSOR_LEN: usize = 1024;
-
 impl QueryParams {
     #[cfg(test)]
     pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Self {
-        Self(
+        Self::new(
             pairs
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -308,7 +322,9 @@ impl QueryParams {
 
     /// The parameter's value; `None` when absent or empty. Unknown parameters are ignored.
     pub(crate) fn get(&self, name: &str) -> Result<Option<&str>, AppError> {
-        let mut values = self.0.iter().filter(|(key, _)| key == name);
+        #[cfg(test)]
+        self.asked.borrow_mut().insert(name.to_owned());
+        let mut values = self.pairs.iter().filter(|(key, _)| key == name);
         let first = values.next();
         if values.next().is_some() {
             return Err(AppError::invalid(name, "must be given at most once"));
@@ -345,11 +361,11 @@ impl QueryParams {
         }
     }
 
-    /// `page` (>= 1, default 1), `limit` (1..=100, default 10) and `cursor` (a previous
+    /// `page` (>= 1, default 1), `limit` (1..=[`PAGE_LIMIT_MAX`]) and `cursor` (a previous
     /// page's `nextCursor`; it takes precedence over `page`).
     pub(crate) fn paging(&self) -> Result<(u32, u32, String), AppError> {
         let cursor = self.get("cursor")?.unwrap_or_default();
-        if cursor.len() > MAX_CURSOR_LEN {
+        if cursor.len() > CURSOR_MAX {
             return Err(AppError::invalid(
                 "cursor",
                 "is not a cursor this list returned",
@@ -357,7 +373,7 @@ impl QueryParams {
         }
         Ok((
             self.number("page", 1, 1, u32::MAX)?,
-            self.number("limit", 10, 1, 100)?,
+            self.number("limit", PAGE_LIMIT_DEFAULT, 1, PAGE_LIMIT_MAX)?,
             cursor.to_owned(),
         ))
     }

@@ -16,8 +16,10 @@ mod extract;
 mod grpc;
 mod health;
 pub mod limits;
+mod openapi;
 mod precondition;
 mod request_id;
+mod schema;
 mod server;
 pub mod standalone;
 mod time;
@@ -39,7 +41,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 pub use config::{DEFAULT_REQUEST_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT, GatewayConfig};
-pub use docs::{DOCS_HTML, OPENAPI_JSON};
+pub use docs::DOCS_HTML;
 pub use health::{DIARY_SERVICE_NAME, USER_SERVICE_NAME};
 pub use limits::{BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 
@@ -107,6 +109,11 @@ fn endpoints() -> Vec<Endpoint> {
         ),
         endpoint(M::GET, "/diary/analytics", diary::analytics),
     ]
+}
+
+/// The OpenAPI document served at `/openapi.json`, generated from the handlers and types.
+pub fn openapi_json() -> &'static str {
+    openapi::OPENAPI_JSON.as_str()
 }
 
 /// Every `(method, path template)` the router serves, in OpenAPI path syntax.

@@ -24,6 +24,22 @@ pub const TOKEN_COUNT_MAX: u32 = 1_000_000;
 pub const TAGS_MAX: usize = 20;
 pub const TAG_MAX: usize = 50;
 
+/// Page size of the lists: `limit` is `1..=PAGE_LIMIT_MAX`, `PAGE_LIMIT_DEFAULT` when absent.
+pub const PAGE_LIMIT_DEFAULT: u32 = 10;
+pub const PAGE_LIMIT_MAX: u32 = 100;
+/// Cursors are short opaque strings; anything longer was not issued by a list.
+pub const CURSOR_MAX: usize = 1024;
+/// Longest client-supplied `x-request-id` (or `x-correlation-id`) kept; longer ones are replaced.
+pub const REQUEST_ID_MAX: usize = 128;
+
+/// The sensory modalities a user can be weighted on (the user service's rule).
+pub const MODALITIES: [&str; 3] = ["visual", "auditory", "kinesthetic"];
+/// The analytics periods (the diary service's rule) and the one used when none is given.
+pub const PERIODS: [&str; 4] = ["day", "week", "month", "year"];
+pub const DEFAULT_PERIOD: &str = "week";
+/// A session's `status`, as the diary service reports it.
+pub const SESSION_STATUSES: [&str; 2] = ["active", "ended"];
+
 /// Bytes of one character in the worst JSON spelling: an astral character as a `\uXXXX\uXXXX`
 /// surrogate-pair escape (what Python's `json.dumps` sends by default).
 const ESCAPED_CHAR: usize = 12;

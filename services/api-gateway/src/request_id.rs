@@ -11,10 +11,7 @@ use metachat_proto::error::{ApiError, ErrorCode};
 
 use crate::error::{self, AppError};
 use crate::grpc::{CORRELATION_ID, REQUEST_ID, RequestContext};
-use crate::limits::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
-
-/// Longest client-supplied id accepted; longer or unprintable ones are replaced.
-const MAX_ID_LEN: usize = 128;
+use crate::limits::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES, REQUEST_ID_MAX};
 
 pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -90,7 +87,7 @@ fn over_limits(request: &Request) -> Option<ApiError> {
 fn client_id(headers: &HeaderMap, name: &str) -> Option<String> {
     let value = headers.get(name)?.to_str().ok()?.trim();
     let usable = !value.is_empty()
-        && value.len() <= MAX_ID_LEN
+        && value.len() <= REQUEST_ID_MAX
         && value.bytes().all(|b| b.is_ascii_graphic());
     usable.then(|| value.to_owned())
 }
@@ -106,7 +103,7 @@ mod tests {
         assert_eq!(client_id(&headers, REQUEST_ID).as_deref(), Some("abc-123"));
         headers.insert(REQUEST_ID, HeaderValue::from_static("has space"));
         assert_eq!(client_id(&headers, REQUEST_ID), None);
-        let long = "x".repeat(MAX_ID_LEN + 1);
+        let long = "x".repeat(REQUEST_ID_MAX + 1);
         headers.insert(REQUEST_ID, HeaderValue::from_str(&long).unwrap());
         assert_eq!(client_id(&headers, REQUEST_ID), None);
         assert_eq!(client_id(&headers, CORRELATION_ID), None);

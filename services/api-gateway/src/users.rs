@@ -11,6 +11,7 @@ use metachat_proto::user::{
     UpdateProfileRequest, User,
 };
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::consistency::{ReadAfter, with_token};
 use crate::convert::{HistoryJson, UserJson, UserListJson};
@@ -18,17 +19,32 @@ use crate::created;
 use crate::error::AppError;
 use crate::extract::{JsonBody, PathId, QueryParams, unique_map};
 use crate::grpc::{Backends, RequestContext, unary};
+use crate::openapi::{
+    Backend, BadRequest, BodyErrors, Conflict, Limits, NotFound, PreconditionFailed,
+};
 use crate::precondition::{IfMatch, tagged};
+use crate::schema::{
+    self, AsOfQuery, ConsistencyTokenHeader, IfMatchHeader, PagingQuery, UserIdPath,
+};
 use crate::time::as_of;
 use crate::validate::Checks;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = CreateUserRequest, examples(json!({
+    "username": "johndoe", "email": "john@example.com", "firstName": "John",
+    "lastName": "Doe", "dateOfBirth": "1990-01-01"
+})))]
 pub(crate) struct CreateUserBody {
+    #[schema(schema_with = schema::username)]
     username: String,
+    #[schema(schema_with = schema::email)]
     email: String,
+    #[schema(schema_with = schema::name)]
     first_name: String,
+    #[schema(schema_with = schema::name)]
     last_name: String,
+    #[schema(schema_with = schema::date_of_birth_or_null)]
     date_of_birth: Option<String>,
 }
 
@@ -45,13 +61,22 @@ impl CreateUserBody {
 }
 
 /// Absent (or `null`) fields are left unchanged.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = UpdateUserRequest, examples(json!({
+    "firstName": "John", "lastName": "Doe", "dateOfBirth": "1990-01-01",
+    "avatar": "base64-encoded-image", "bio": "Software developer and AI enthusiast"
+})))]
 pub(crate) struct UpdateUserBody {
+    #[schema(schema_with = schema::name_or_null)]
     first_name: Option<String>,
+    #[schema(schema_with = schema::name_or_null)]
     last_name: Option<String>,
+    #[schema(schema_with = schema::date_of_birth_update)]
     date_of_birth: Option<String>,
+    #[schema(schema_with = schema::avatar_or_null)]
     avatar: Option<String>,
+    #[schema(schema_with = schema::bio_or_null)]
     bio: Option<String>,
 }
 
@@ -68,20 +93,32 @@ impl UpdateUserBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ArchetypeRequest, examples(json!({
+    "archetypeId": "thinker", "archetypeName": "The Thinker", "confidence": 0.85,
+    "description": "Analytical and introspective personality type"
+})))]
 pub(crate) struct ArchetypeBody {
+    #[schema(schema_with = schema::archetype_id)]
     archetype_id: String,
+    #[schema(schema_with = schema::archetype_name)]
     archetype_name: String,
+    #[schema(schema_with = schema::confidence)]
     confidence: f64,
     #[serde(default)]
+    #[schema(schema_with = schema::archetype_description)]
     description: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ModalitiesRequest, examples(json!({
+    "modalities": {"visual": 0.8, "auditory": 0.6, "kinesthetic": 0.4}
+})))]
 pub(crate) struct ModalitiesBody {
     #[serde(deserialize_with = "unique_map")]
+    #[schema(schema_with = schema::modalities)]
     modalities: HashMap<String, f64>,
 }
 
@@ -97,6 +134,14 @@ fn changed_user_response(user: User) -> Response {
     with_token(user_response(user), &id, version)
 }
 
+/// Create a user
+///
+/// Creates a user (event `UserCreated`). 409 `already_exists` when the username or e-mail is
+/// taken (regardless of case).
+#[utoipa::path(post, path = "/users", tag = "Users", operation_id = "createUser",
+    request_body = CreateUserBody,
+    responses((status = 201, description = "The created user.", body = UserJson),
+        BadRequest, Conflict, BodyErrors, Limits, Backend))]
 pub(crate) async fn create_user(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -118,6 +163,14 @@ pub(crate) async fn create_user(
     Ok(with_token(response, &id, version))
 }
 
+/// Get a user
+///
+/// The user's current state, or their state at `asOf`. Served from the event store: reflects
+/// every completed write immediately.
+#[utoipa::path(get, path = "/users/{id}", tag = "Users", operation_id = "getUser",
+    params(UserIdPath, AsOfQuery),
+    responses((status = 200, description = "The user.", body = UserJson),
+        BadRequest, NotFound, Limits, Backend))]
 pub(crate) async fn get_user(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -135,6 +188,13 @@ pub(crate) async fn get_user(
     ))
 }
 
+/// Update a user's profile
+///
+/// Changes the given profile fields (event `UserProfileUpdated`); absent fields are unchanged,
+/// an empty string clears `dateOfBirth`, `avatar` or `bio`.
+#[utoipa::path(put, path = "/users/{id}", tag = "Users", operation_id = "updateUserProfile",
+    params(UserIdPath, IfMatchHeader), request_body = UpdateUserBody,
+    responses((status = 200, description = "The updated user.", body = UserJson), BadRequest, NotFound, Conflict, PreconditionFailed, BodyErrors, Limits, Backend))]
 pub(crate) async fn update_user(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -179,6 +239,15 @@ fn archetype_request(
     })
 }
 
+/// Assign an archetype
+///
+/// Assigns the user's first archetype (event `ArchetypeAssigned`). 409 `failed_precondition`
+/// when one is already assigned: use PUT to change it. Answers 200 with the user.
+#[utoipa::path(post, path = "/users/{id}/archetype", tag = "Users",
+    operation_id = "assignArchetype", params(UserIdPath, IfMatchHeader),
+    request_body = ArchetypeBody,
+    responses((status = 200, description = "The user with the archetype.", body = UserJson),
+        BadRequest, NotFound, Conflict, PreconditionFailed, BodyErrors, Limits, Backend))]
 pub(crate) async fn assign_archetype(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -194,6 +263,15 @@ pub(crate) async fn assign_archetype(
     ))
 }
 
+/// Update the archetype
+///
+/// Changes the assigned archetype (event `ArchetypeUpdated`). 409 `failed_precondition` when
+/// none is assigned yet: use POST first.
+#[utoipa::path(put, path = "/users/{id}/archetype", tag = "Users",
+    operation_id = "updateArchetype", params(UserIdPath, IfMatchHeader),
+    request_body = ArchetypeBody,
+    responses((status = 200, description = "The user with the new archetype.", body = UserJson),
+        BadRequest, NotFound, Conflict, PreconditionFailed, BodyErrors, Limits, Backend))]
 pub(crate) async fn update_archetype(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -209,6 +287,13 @@ pub(crate) async fn update_archetype(
     ))
 }
 
+/// Update modalities
+///
+/// Replaces the user's sensory-modality weights (event `ModalitiesUpdated`).
+#[utoipa::path(put, path = "/users/{id}/modalities", tag = "Users",
+    operation_id = "updateModalities", params(UserIdPath, IfMatchHeader),
+    request_body = ModalitiesBody,
+    responses((status = 200, description = "The updated user.", body = UserJson), BadRequest, NotFound, Conflict, PreconditionFailed, BodyErrors, Limits, Backend))]
 pub(crate) async fn update_modalities(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -228,6 +313,14 @@ pub(crate) async fn update_modalities(
     ))
 }
 
+/// List users
+///
+/// A page of users. Served from a read model, which lags writes slightly (milliseconds in the
+/// embedded mode).
+#[utoipa::path(get, path = "/users", tag = "Users", operation_id = "listUsers",
+    params(PagingQuery, ConsistencyTokenHeader),
+    responses((status = 200, description = "A page of users.", body = UserListJson),
+        BadRequest, Limits, Backend))]
 pub(crate) async fn list_users(
     State(backends): State<Backends>,
     context: RequestContext,
@@ -246,6 +339,14 @@ pub(crate) async fn list_users(
     Ok(Json(unary(&context, backends.timeout, call).await?.into()))
 }
 
+/// A user's event history
+///
+/// Every event of the stream `user-<id>`, oldest first: the audit history. Served from the
+/// event store: reflects every completed write immediately.
+#[utoipa::path(get, path = "/users/{id}/history", tag = "History", operation_id = "getUserHistory",
+    params(UserIdPath),
+    responses((status = 200, description = "The user's events.", body = HistoryJson),
+        BadRequest, NotFound, Limits, Backend))]
 pub(crate) async fn user_history(
     State(backends): State<Backends>,
     context: RequestContext,
