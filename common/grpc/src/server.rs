@@ -118,8 +118,10 @@ where
     reporter
         .set_service_status(S::NAME, tonic_health::ServingStatus::Serving)
         .await;
+    let stopping_reporter = reporter.clone();
     let probes = (!dependencies.is_empty())
         .then(|| tokio::spawn(probe_forever(reporter, S::NAME, dependencies)));
+    let stop_probes = probes.as_ref().map(|probes| probes.abort_handle());
     let reflection = reflection::Reflection::new(S::NAME).map_err(|e| {
         tracing::error!(error = %e, "reflection descriptors are invalid");
         e
@@ -151,6 +153,16 @@ where
     let (stopping, stopped) = tokio::sync::oneshot::channel();
     let signal = async move {
         shutdown.await;
+        // Health watchers (load balancers, readiness probes) learn first that this server is
+        // going, while calls in progress drain.
+        if let Some(probes) = stop_probes {
+            probes.abort();
+        }
+        for service in [S::NAME, ""] {
+            stopping_reporter
+                .set_service_status(service, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
         let _ = stopping.send(());
     };
     let serving = router(base).serve_with_incoming_shutdown(incoming, signal);
@@ -272,6 +284,30 @@ mod tests {
             .connect()
             .await
             .expect("connect")
+    }
+
+    #[tokio::test]
+    async fn a_stopping_server_tells_health_watchers_before_it_drains() {
+        use tonic_health::pb::health_check_response::ServingStatus::{NotServing, Serving};
+        let (address, stop, server) = start(Duration::from_secs(2)).await;
+        let mut watch = HealthClient::new(channel(address).await)
+            .watch(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        let first = watch.message().await.expect("a status").expect("open");
+        assert_eq!(first.status, Serving as i32);
+        let _ = stop.send(());
+        let next = tokio::time::timeout(Duration::from_secs(2), watch.message())
+            .await
+            .expect("told before the drain ends")
+            .expect("a status")
+            .expect("still open");
+        assert_eq!(next.status, NotServing as i32);
+        drop(watch);
+        let _ = server.await;
     }
 
     #[tokio::test]

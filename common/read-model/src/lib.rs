@@ -2,8 +2,9 @@
 //! query fails.
 //!
 //! A page is asked for by number (`offset` = (page - 1) * limit) or by the cursor a previous
-//! page returned. Cursors are opaque to clients; each backend encodes its own position in them
-//! (an offset in SQLite, a paging state in Cassandra).
+//! page returned. Cursors are opaque to clients and valid only for the list that issued them;
+//! each backend encodes its own position in them (an offset in SQLite, a paging state in
+//! Cassandra).
 
 use chrono::{DateTime, TimeZone, Utc};
 use event_sourcing::ProjectionError;
@@ -71,25 +72,66 @@ pub fn time_from_micros(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
 }
 
 /// Offset cursors, for stores that page by offset.
+///
+/// A cursor is `base64url(2 || check || offset)`, where `check` is a 64-bit FNV-1a hash of the
+/// query's scope (its name and arguments, e.g. `entries|<user>|<start>|<end>`) and the offset:
+/// a cursor from another list, another user or another time range, a truncated cursor and
+/// random text are all refused as [`QueryError::InvalidCursor`]. The check catches mistakes,
+/// not forgery: an offset grants nothing a page number does not.
 pub mod offset_cursor {
+    use std::hash::Hasher;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use fnv::FnvHasher;
+
     use super::{PageRequest, QueryError};
 
-    /// The offset a request starts at.
-    pub fn start(request: &PageRequest) -> Result<u64, QueryError> {
-        match &request.cursor {
-            None => Ok(request.offset),
-            Some(cursor) => cursor
-                .strip_prefix("o")
-                .and_then(|n| n.parse::<u64>().ok())
-                // Offsets go to SQL as i64: a larger one was never issued.
-                .filter(|n| i64::try_from(*n).is_ok())
-                .ok_or(QueryError::InvalidCursor),
+    const FORMAT: u8 = 2;
+
+    /// The offset a request of the query `scope` starts at.
+    pub fn start(scope: &str, request: &PageRequest) -> Result<u64, QueryError> {
+        let Some(cursor) = &request.cursor else {
+            return Ok(request.offset);
+        };
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor)
+            .map_err(|_| QueryError::InvalidCursor)?;
+        let [FORMAT, rest @ ..] = bytes.as_slice() else {
+            return Err(QueryError::InvalidCursor);
+        };
+        let (Ok(check_bytes), Ok(offset_bytes)) = (
+            <[u8; 8]>::try_from(rest.get(..8).unwrap_or_default()),
+            <[u8; 8]>::try_from(rest.get(8..).unwrap_or_default()),
+        ) else {
+            return Err(QueryError::InvalidCursor);
+        };
+        let offset = u64::from_be_bytes(offset_bytes);
+        if u64::from_be_bytes(check_bytes) != check(scope, offset)
+            // Offsets go to SQL as i64: a larger one was never issued.
+            || i64::try_from(offset).is_err()
+        {
+            return Err(QueryError::InvalidCursor);
         }
+        Ok(offset)
     }
 
-    /// The cursor of the page after one that started at `start` and had `limit` rows.
-    pub fn next(start: u64, limit: u32) -> String {
-        format!("o{}", start.saturating_add(u64::from(limit)))
+    /// The cursor of the page of `scope` after one that started at `start` with `limit` rows.
+    pub fn next(scope: &str, start: u64, limit: u32) -> String {
+        let offset = start.saturating_add(u64::from(limit));
+        let mut bytes = Vec::with_capacity(17);
+        bytes.push(FORMAT);
+        bytes.extend_from_slice(&check(scope, offset).to_be_bytes());
+        bytes.extend_from_slice(&offset.to_be_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn check(scope: &str, offset: u64) -> u64 {
+        let mut hasher = FnvHasher::default();
+        hasher.write(scope.as_bytes());
+        hasher.write_u8(0);
+        hasher.write_u64(offset);
+        hasher.finish()
     }
 }
 
@@ -111,20 +153,45 @@ mod tests {
             limit: 10,
             cursor: None,
         };
-        assert_eq!(offset_cursor::start(&first).unwrap(), 20);
+        let scope = "entries|u1|0|9";
+        assert_eq!(offset_cursor::start(scope, &first).unwrap(), 20);
+        let issued = offset_cursor::next(scope, 20, 10);
         let next = PageRequest {
-            cursor: Some(offset_cursor::next(20, 10)),
+            cursor: Some(issued.clone()),
             ..first
         };
-        assert_eq!(offset_cursor::start(&next).unwrap(), 30);
-        for bad in ["30", "o-1", "oX", "", "o18446744073709551615"] {
+        assert_eq!(offset_cursor::start(scope, &next).unwrap(), 30);
+        // Another list, another user or range: refused.
+        for other in [
+            "entries|u2|0|9",
+            "entries|u1|0|8",
+            "sessions|u1|0|9",
+            "users",
+        ] {
+            assert!(
+                matches!(
+                    offset_cursor::start(other, &next),
+                    Err(QueryError::InvalidCursor)
+                ),
+                "{other}"
+            );
+        }
+        let truncated = issued[..issued.len() - 2].to_owned();
+        for bad in [
+            "30",
+            "o10",
+            "o-1",
+            "",
+            "AAAAAAAAAAAAAAAAAAAAAAA",
+            truncated.as_str(),
+        ] {
             let request = PageRequest {
                 cursor: Some(bad.into()),
                 ..PageRequest::default()
             };
             assert!(
                 matches!(
-                    offset_cursor::start(&request),
+                    offset_cursor::start(scope, &request),
                     Err(QueryError::InvalidCursor)
                 ),
                 "{bad}"

@@ -374,7 +374,11 @@ pub(crate) async fn start_session(
 /// End a diary session
 ///
 /// Ends the session (event `DiarySessionEnded`). A session ends once: 409
-/// `failed_precondition` when it already ended. The body may be empty.
+/// `failed_precondition` when it already ended. The body may be empty: the session then ends
+/// now (never before its start), and no entry written in it can be created after that end,
+/// also when the end races with a write. An `endTime` the client gives is its own account of
+/// the session (a session entered after the fact), as `startTime` is: entries keep the time
+/// they were written (`createdAt`), which may then lie outside the session's times.
 #[utoipa::path(put, path = "/diary/sessions/{id}/end", tag = "Diary sessions",
     operation_id = "endSession", params(SessionIdPath, IfMatchHeader),
     request_body = Option<EndSessionBody>,

@@ -73,6 +73,18 @@ pub(crate) fn too_large_message() -> String {
 /// that does not arrive within the body read timeout is a 408.
 async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Option<Bytes>, AppError> {
     let media_type = media_type_problem(request.headers());
+    // A body announced as larger than the limit is refused before any of it is read.
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|length| length > BODY_LIMIT_BYTES as u64) {
+        return Err(AppError(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            too_large_message(),
+        )));
+    }
     let timeout = request
         .extensions()
         .get::<BodyReadTimeout>()

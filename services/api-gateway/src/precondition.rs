@@ -54,6 +54,14 @@ fn parse_if_match(value: &str) -> Result<Option<u64>, AppError> {
             "If-Match: a weak entity tag (W/) never matches; send the ETag as given",
         )));
     }
+    if tag != format!("\"{version}\"") {
+        // Strong comparison is byte for byte: `"01"` is a well-formed tag, but no ETag this
+        // gateway sends (`"1"`) is spelled that way.
+        return Err(AppError(ApiError::new(
+            ErrorCode::PreconditionFailed,
+            "If-Match: no version is tagged with leading zeros; send the ETag as given",
+        )));
+    }
     Ok(Some(version))
 }
 
@@ -94,6 +102,14 @@ mod tests {
         }
         let weak = parse_if_match("W/\"7\"").unwrap_err().0;
         assert_eq!(weak.code, ErrorCode::PreconditionFailed);
+        for other_spelling in ["\"07\"", "\"052\"", "\"00\""] {
+            let error = parse_if_match(other_spelling).unwrap_err().0;
+            assert_eq!(
+                error.code,
+                ErrorCode::PreconditionFailed,
+                "{other_spelling}"
+            );
+        }
     }
 
     #[test]

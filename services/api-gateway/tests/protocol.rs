@@ -177,3 +177,19 @@ async fn a_half_sent_body_is_408_after_the_body_read_timeout() {
     );
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_announced_over_the_limit_is_413_before_it_is_sent() {
+    let gateway = spawn_without_services().await;
+    // Only two bytes follow: a gateway that waited for the announced body would answer 408
+    // after the body read timeout (30 s), past `raw`'s 10 s wait for a response.
+    let request = format!(
+        "POST /diary/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{{}}",
+        api_gateway::BODY_LIMIT_BYTES + 1
+    );
+    raw(&gateway.base, request.as_bytes())
+        .await
+        .assert_envelope(413, "payload_too_large");
+    gateway.stop().await;
+}

@@ -236,8 +236,9 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         range: TimeRange,
         page: &PageRequest,
     ) -> Result<Page<Loaded<Entry>>, QueryError> {
-        let offset = offset_cursor::start(page)?;
         let (start, end) = bounds(range);
+        let scope = format!("entries|{user_id}|{start}|{end}");
+        let offset = offset_cursor::start(&scope, page)?;
         let rows = sqlx::query(
             "SELECT * FROM diary_entry_read_model WHERE user_id = ? AND deleted = 0 \
              AND created_at >= ? AND created_at < ? \
@@ -253,6 +254,7 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         let rows = rows.iter().map(row_to_entry).collect::<Result<Vec<_>, _>>();
         Ok(page_of(
             rows.map_err(QueryError::Backend)?,
+            &scope,
             offset,
             page.limit,
         ))
@@ -264,8 +266,9 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         range: TimeRange,
         page: &PageRequest,
     ) -> Result<Page<Loaded<Session>>, QueryError> {
-        let offset = offset_cursor::start(page)?;
         let (start, end) = bounds(range);
+        let scope = format!("sessions|{user_id}|{start}|{end}");
+        let offset = offset_cursor::start(&scope, page)?;
         let rows = sqlx::query(
             "SELECT * FROM diary_session_read_model WHERE user_id = ? \
              AND start_time >= ? AND start_time < ? \
@@ -284,6 +287,7 @@ impl DiaryReadModels for SqliteDiaryReadModels {
             .collect::<Result<Vec<_>, _>>();
         Ok(page_of(
             rows.map_err(QueryError::Backend)?,
+            &scope,
             offset,
             page.limit,
         ))
@@ -335,12 +339,12 @@ impl DiaryReadModels for SqliteDiaryReadModels {
 }
 
 /// A page from rows fetched with one row more than `limit` (which tells whether more follow).
-fn page_of<T>(mut rows: Vec<T>, offset: u64, limit: u32) -> Page<T> {
+fn page_of<T>(mut rows: Vec<T>, scope: &str, offset: u64, limit: u32) -> Page<T> {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     Page {
         items: rows,
-        next_cursor: more.then(|| offset_cursor::next(offset, limit)),
+        next_cursor: more.then(|| offset_cursor::next(scope, offset, limit)),
     }
 }
 

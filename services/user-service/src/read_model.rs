@@ -225,7 +225,7 @@ impl UserReadModels for SqliteUserReadModels {
     }
 
     async fn list_users(&self, page: &PageRequest) -> Result<Page<UserView>, QueryError> {
-        let offset = offset_cursor::start(page)?;
+        let offset = offset_cursor::start(USERS_SCOPE, page)?;
         let rows = sqlx::query(
             "SELECT u.user_id, u.username, u.email, u.first_name, u.last_name, u.date_of_birth, \
              u.avatar, u.bio, u.created_at, u.updated_at, u.version, \
@@ -250,10 +250,13 @@ impl UserReadModels for SqliteUserReadModels {
         users.truncate(page.limit as usize);
         Ok(Page {
             items: users,
-            next_cursor: more.then(|| offset_cursor::next(offset, page.limit)),
+            next_cursor: more.then(|| offset_cursor::next(USERS_SCOPE, offset, page.limit)),
         })
     }
 }
+
+/// The scope of the users list's cursors.
+const USERS_SCOPE: &str = "users";
 
 /// The id of a stored row (written from an event, so always canonical).
 pub(crate) fn stored_id(text: &str) -> Result<UserId, ProjectionError> {

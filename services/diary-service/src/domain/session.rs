@@ -175,7 +175,9 @@ impl Aggregate for SessionState {
                 Err(SessionError::AlreadyEnded)
             }
             (Self::Started(session), SessionCommand::End { end_time, now }) => {
-                let end_time = end_time.unwrap_or(*now);
+                // Without a time from the client the session ends now, or at its start when
+                // that is (within the tolerated clock skew) still ahead.
+                let end_time = end_time.unwrap_or_else(|| (*now).max(session.start_time));
                 let mut v = Violations::new();
                 not_in_future(&mut v, "endTime", end_time, *now);
                 if end_time < session.start_time {

@@ -285,3 +285,20 @@ fn only_the_writer_adds_entries_to_an_active_session() {
     );
     assert_eq!(session_when(&[], add(U1)), Err(SessionError::NotFound));
 }
+
+#[test]
+fn a_session_ended_without_a_time_never_ends_before_it_started() {
+    // Started a few minutes ahead of the server's clock (within the tolerated skew).
+    let ahead = t(12) + Duration::minutes(3);
+    let end = SessionCommand::End {
+        end_time: None,
+        now: t(12),
+    };
+    assert_eq!(
+        session_when(&[started(ahead)], end),
+        Ok(vec![SessionEvent::DiarySessionEnded(DiarySessionEnded {
+            user_id: U1,
+            end_time: ahead,
+        })])
+    );
+}

@@ -106,6 +106,7 @@ fn birth_dates_must_be_real_past_dates_since_1900() {
         "2030-01-01",
         "1990-1-1",
         "+1990-01-01",
+        " 1990-01-01 ",
     ] {
         let command = UserCommand::Create(NewUser {
             date_of_birth: Some(bad.into()),

@@ -257,7 +257,7 @@ impl User {
             Some(name) => v.text("lastName", name, NAME_LEN.0, NAME_LEN.1),
             None => self.last_name.clone(),
         };
-        let date_of_birth = match changes.date_of_birth.as_deref().map(str::trim) {
+        let date_of_birth = match changes.date_of_birth.as_deref() {
             None => self.date_of_birth,
             Some("") => None,
             Some(date) => birth_date(&mut v, date, changes.today),
@@ -281,7 +281,8 @@ fn create(new: &NewUser) -> Result<UserCreated, UserError> {
     let email = Email::parse(&new.email).map_err(|m| v.add("email", m));
     let first_name = v.text("firstName", &new.first_name, NAME_LEN.0, NAME_LEN.1);
     let last_name = v.text("lastName", &new.last_name, NAME_LEN.0, NAME_LEN.1);
-    let date_of_birth = match new.date_of_birth.as_deref().map(str::trim) {
+    // Exactly as sent: `" 1990-01-01 "` is not a date (the gateway refuses it too).
+    let date_of_birth = match new.date_of_birth.as_deref() {
         None | Some("") => None,
         Some(date) => birth_date(&mut v, date, new.today),
     };
