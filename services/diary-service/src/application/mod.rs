@@ -5,7 +5,7 @@
 //! the SQLite store.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use event_sourcing::{
@@ -20,7 +20,6 @@ use metachat_grpc::{
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
 use metachat_read_model::{Page, PageRequest};
 use metachat_validation::{ConsistencyToken, EntryId, SessionId, UserId};
-use std::time::Instant;
 
 use crate::analytics::{self, Analytics, Period};
 use crate::domain::{
@@ -44,7 +43,7 @@ pub struct EntryDraft {
 /// between the check and the append (the check is repeated, so an ended session is then
 /// reported as such).
 const SESSION_RETRIES: usize = 100;
-const SESSION_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+const SESSION_RETRY_FOR: Duration = Duration::from_secs(5);
 
 /// The diary use cases over an event store, the diary read models and the user directory.
 pub struct Diary {
