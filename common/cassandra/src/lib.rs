@@ -25,7 +25,7 @@ pub use config::{
 };
 pub use cursor::{decode_cursor, encode_cursor};
 pub use migrate::{KEYSPACE_PLACEHOLDER, migrate, split_statements};
-pub use paging::fetch_page;
+pub use paging::{fetch_page, version_by_id};
 pub use session::{CONNECT_TIMEOUT, connect, connect_with_timeout, ping};
 
 /// Any error the driver reports, boxed (also what a projection returns).

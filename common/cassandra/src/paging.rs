@@ -123,3 +123,25 @@ where
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> QueryError {
     QueryError::Backend(Box::new(error))
 }
+
+/// The version in the one `bigint` column of the row `statement` (a SELECT by id) finds for
+/// `id`; `None` when there is no row. The read models use it to tell which version of an
+/// aggregate their tables reflect.
+pub async fn version_by_id(
+    session: &Session,
+    statement: &PreparedStatement,
+    id: uuid::Uuid,
+) -> Result<Option<u64>, QueryError> {
+    let backend = |e: &dyn std::fmt::Display| QueryError::Backend(e.to_string().into());
+    let row = session
+        .execute_unpaged(statement, (id.hyphenated().to_string(),))
+        .await
+        .map_err(|e| backend(&e))?
+        .into_rows_result()
+        .map_err(|e| backend(&e))?
+        .maybe_first_row::<(Option<i64>,)>()
+        .map_err(|e| backend(&e))?;
+    Ok(row
+        .and_then(|(version,)| version)
+        .and_then(|v| u64::try_from(v).ok()))
+}

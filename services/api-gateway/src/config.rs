@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use metachat_runtime::{ConfigError, env_or, env_parse};
+use metachat_runtime::{ConfigError, env_or, env_parse, grpc_uri};
 
 /// The default per-call deadline for a backend call.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,39 +78,9 @@ impl GatewayConfig {
     }
 }
 
-/// The `http://host:port` URI of a service address given with or without the scheme.
-pub(crate) fn grpc_uri(name: &str, address: &str) -> Result<String, ConfigError> {
-    let error = |reason: &str| ConfigError {
-        name: name.to_owned(),
-        value: address.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let address = address.trim();
-    let rest = if let Some(rest) = address.strip_prefix("http://") {
-        rest
-    } else if address.starts_with("https://") {
-        return Err(error(
-            "TLS is not supported; use host:port or http://host:port",
-        ));
-    } else if address.contains("://") {
-        return Err(error("expected host:port or http://host:port"));
-    } else {
-        address
-    };
-    let rest = rest.trim_end_matches('/');
-    if rest.is_empty() || rest.contains('/') {
-        return Err(error("expected host:port or http://host:port"));
-    }
-    let uri = format!("http://{rest}");
-    match uri.parse::<axum::http::Uri>() {
-        Ok(parsed) if parsed.host().is_some_and(|h| !h.is_empty()) => Ok(uri),
-        _ => Err(error("expected host:port or http://host:port")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::grpc_uri;
+    use metachat_runtime::grpc_uri;
 
     #[test]
     fn addresses_are_accepted_with_or_without_the_scheme() {

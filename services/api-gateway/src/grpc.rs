@@ -13,7 +13,9 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::config::{GatewayConfig, grpc_uri};
+use metachat_runtime::grpc_uri;
+
+use crate::config::GatewayConfig;
 use crate::error::AppError;
 
 pub(crate) use metachat_proto::metadata::{ACTOR, CORRELATION_ID, REQUEST_ID};

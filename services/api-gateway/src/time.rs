@@ -108,16 +108,12 @@ pub(crate) fn as_of(query: &QueryParams) -> Result<Option<Timestamp>, AppError> 
 }
 
 pub(crate) fn to_timestamp(instant: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: instant.timestamp(),
-        nanos: instant.timestamp_subsec_nanos() as i32,
-    }
+    metachat_proto::time::timestamp(instant)
 }
 
 /// RFC 3339 in UTC with `Z`, with as many fractional digits as needed (none for whole seconds).
 pub(crate) fn format_timestamp(timestamp: &Timestamp) -> Option<String> {
-    let nanos = u32::try_from(timestamp.nanos).ok()?;
-    DateTime::from_timestamp(timestamp.seconds, nanos)
+    metachat_proto::time::datetime(timestamp)
         .map(|instant| instant.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 

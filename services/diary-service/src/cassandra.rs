@@ -33,7 +33,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_event};
-use metachat_cassandra::{CassandraConfig, CassandraError, fetch_page, migrate, qualified};
+use metachat_cassandra::{
+    CassandraConfig, CassandraError, fetch_page, migrate, qualified, version_by_id,
+};
 use metachat_read_model::{Page, PageRequest, QueryError, time_from_micros as time};
 use scylla::DeserializeRow;
 use scylla::client::session::Session;
@@ -673,21 +675,7 @@ impl DiaryReadModels for CassandraDiaryReadModels {
     }
 
     async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError> {
-        let row = self
-            .session
-            .execute_unpaged(
-                &self.statements.applied_version,
-                (id.hyphenated().to_string(),),
-            )
-            .await
-            .map_err(backend)?
-            .into_rows_result()
-            .map_err(backend)?
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(backend)?;
-        Ok(row
-            .and_then(|(version,)| version)
-            .and_then(|v| u64::try_from(v).ok()))
+        version_by_id(&self.session, &self.statements.applied_version, id).await
     }
 
     async fn entry_stats(
@@ -724,8 +712,4 @@ impl DiaryReadModels for CassandraDiaryReadModels {
             .collect::<Result<_, _>>()
             .map_err(QueryError::Backend)
     }
-}
-
-fn backend(error: impl std::error::Error + Send + Sync + 'static) -> QueryError {
-    QueryError::Backend(Box::new(error))
 }

@@ -27,7 +27,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use event_sourcing::{Projection, ProjectionError, RecordedEvent, decode_event};
-use metachat_cassandra::{CassandraConfig, CassandraError, fetch_page, migrate, qualified};
+use metachat_cassandra::{
+    CassandraConfig, CassandraError, fetch_page, migrate, qualified, version_by_id,
+};
 use metachat_read_model::{Page, PageRequest, QueryError, time_from_micros as time};
 use scylla::DeserializeRow;
 use scylla::client::session::Session;
@@ -508,21 +510,7 @@ impl UserReadModels for CassandraUserReadModels {
     }
 
     async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError> {
-        let row = self
-            .session
-            .execute_unpaged(
-                &self.statements.applied_version,
-                (id.hyphenated().to_string(),),
-            )
-            .await
-            .map_err(backend)?
-            .into_rows_result()
-            .map_err(backend)?
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(backend)?;
-        Ok(row
-            .and_then(|(version,)| version)
-            .and_then(|v| u64::try_from(v).ok()))
+        version_by_id(&self.session, &self.statements.applied_version, id).await
     }
 
     async fn count_users(&self) -> Result<u64, QueryError> {
