@@ -102,10 +102,11 @@ pub async fn run(
     config: EmbeddedConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let embedded = EmbeddedStore::open(&config).await?;
+    // The ports first: a port in use stops the start before anything is created on disk.
     let gateway = bind(config.bind, config.gateway_port, "API gateway").await?;
     let user = bind(config.bind, config.user_port, "user service").await?;
     let diary = bind(config.bind, config.diary_port, "diary service").await?;
+    let embedded = EmbeddedStore::open(&config).await?;
     let user_address = local_address(config.bind, user.local_addr()?.port());
     let diary_address = local_address(config.bind, diary.local_addr()?.port());
 

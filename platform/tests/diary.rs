@@ -492,6 +492,10 @@ async fn a_list_read_with_a_deletions_token_no_longer_shows_the_entry() {
         .delete(&format!("/diary/entries/{}", created.id()))
         .await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert_eq!(
+        deleted.headers["etag"], "\"2\"",
+        "a deletion tags its version too"
+    );
     let started = std::time::Instant::now();
     let after = app.get_after(&path, &deleted.token()).await;
     let waited = started.elapsed();
@@ -631,4 +635,71 @@ async fn concurrent_updates_without_a_version_all_land_and_a_stale_if_match_is_4
         .unwrap();
     assert_eq!(matched.status(), StatusCode::OK);
     assert_eq!(matched.headers()["etag"], "\"52\"");
+}
+
+/// A walk by cursor resumes after the last entry it showed: entries written or deleted during
+/// the walk neither repeat one nor hide one that still exists.
+#[tokio::test]
+async fn a_cursor_walk_is_not_shifted_by_writes_during_it() {
+    let app = Platform::start().await;
+    for change in ["write a newer entry", "delete the newest entry"] {
+        let user = app.create_user().await;
+        let mut ids = Vec::new();
+        let mut token = String::new();
+        for i in 0..6 {
+            let entry = app
+                .post(
+                    "/diary/entries",
+                    json!({ "userId": user, "title": format!("e{i}"), "content": "words" }),
+                )
+                .await;
+            assert_eq!(entry.status, StatusCode::CREATED, "{}", entry.body);
+            ids.push(entry.id());
+            token = entry.token();
+        }
+        let list = format!("/diary/entries/user/{user}?limit=3");
+        let ids_of = |page: &support::Reply| -> Vec<String> {
+            page.body["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let first = app.get_after(&list, &token).await;
+        let mut walked = ids_of(&first);
+        assert_eq!(
+            walked,
+            ids[3..].iter().rev().cloned().collect::<Vec<_>>(),
+            "{}",
+            first.body
+        );
+
+        // Between two pages, the list changes above where the walk stands.
+        let expected: Vec<String> = ids.iter().rev().cloned().collect();
+        let changed = if change == "write a newer entry" {
+            app.post(
+                "/diary/entries",
+                json!({ "userId": user, "title": "new", "content": "words" }),
+            )
+            .await
+        } else {
+            app.delete(&format!("/diary/entries/{}", ids[5])).await
+        };
+        assert!(changed.status.is_success(), "{}", changed.body);
+        let mut cursor = first.body["nextCursor"].as_str().unwrap().to_owned();
+        loop {
+            let page = app
+                .get_after(&format!("{list}&cursor={cursor}"), &changed.token())
+                .await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            walked.extend(ids_of(&page));
+            match page.body["nextCursor"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => break,
+            }
+        }
+        // e5, e4, e3 on the first page, then everything older than e3, each once.
+        assert_eq!(walked, expected, "{change}: each entry once, none skipped");
+    }
 }

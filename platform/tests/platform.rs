@@ -347,13 +347,15 @@ fn refused_start(args: &[&str], env: &[(&str, &str)]) -> String {
 
 #[test]
 fn a_bad_variable_stops_the_start_with_an_error_naming_it() {
-    let cases: [(&[&str], &str, &str); 12] = [
+    let cases: [(&[&str], &str, &str); 18] = [
         (&[], "PORT", "abc"),
         (&["run"], "USER_SERVICE_PORT", "70000"),
         (&["run"], "BIND_ADDRESS", "localhost"),
         (&["run"], "REQUEST_TIMEOUT_MS", "0"),
         (&["run"], "SHUTDOWN_TIMEOUT_SECS", "soon"),
         (&["run"], "LOG_LEVEL", "loud"),
+        (&["run"], "ENVIRONMENT", "qa"),
+        (&["user-service"], "RUST_LOG", "[[["),
         (&["user-service"], "PORT", "abc"),
         (&["user-service"], "SHUTDOWN_TIMEOUT_SECS", "-1"),
         (
@@ -363,6 +365,19 @@ fn a_bad_variable_stops_the_start_with_an_error_naming_it() {
         ),
         (&["diary-service"], "LOG_FORMAT", "xml"),
         (&["api-gateway"], "PORT", "abc"),
+        // A deadline this long cannot even be sent over gRPC.
+        (
+            &["api-gateway"],
+            "REQUEST_TIMEOUT_MS",
+            "9223372036854775807",
+        ),
+        (&["run"], "REQUEST_TIMEOUT_MS", "18446744073709551615"),
+        (
+            &["user-service"],
+            "READ_YOUR_WRITES_TIMEOUT_MS",
+            "99999999999",
+        ),
+        (&["run"], "SHUTDOWN_TIMEOUT_SECS", "99999999999"),
         (&["rebuild-read-models"], "LOG_FORMAT", "xml"),
     ];
     for (args, name, value) in cases {

@@ -88,19 +88,23 @@ impl ServiceSettings {
 /// `SHUTDOWN_TIMEOUT_SECS` (default 10): how long a stopping gRPC server waits for calls.
 pub fn shutdown_timeout(env: &Env) -> Result<Duration, ConfigError> {
     let default = metachat_grpc::DEFAULT_SHUTDOWN_TIMEOUT.as_secs();
-    Ok(Duration::from_secs(
-        env.parse(metachat_grpc::SHUTDOWN_TIMEOUT_VAR, default)?,
-    ))
+    Ok(Duration::from_secs(env.parse_within(
+        metachat_grpc::SHUTDOWN_TIMEOUT_VAR,
+        default,
+        0,
+        3_600,
+    )?))
 }
 
 /// `READ_YOUR_WRITES_TIMEOUT_MS` (default 3000, at least 1): how long a list waits for the
 /// write its consistency token names before answering 503.
 pub fn read_your_writes_timeout(env: &Env) -> Result<Duration, ConfigError> {
     let default = metachat_grpc::DEFAULT_READ_YOUR_WRITES_TIMEOUT.as_millis() as u64;
-    Ok(Duration::from_millis(env.parse_at_least(
+    Ok(Duration::from_millis(env.parse_within(
         metachat_grpc::READ_YOUR_WRITES_TIMEOUT_VAR,
         default,
         1,
+        600_000,
     )?))
 }
 

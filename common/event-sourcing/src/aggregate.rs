@@ -191,7 +191,8 @@ pub async fn append_settled(
 ) -> std::result::Result<Vec<AppendResult>, AppendError> {
     let mut last = match store.append_streams(writes.clone()).await {
         Ok(results) => return Ok(results),
-        Err(e) if !e.is_unavailable() => return Err(AppendError::Refused(e)),
+        // Refused, or never sent (no connection): certainly not stored.
+        Err(e) if !e.is_unavailable() || e.is_unsent() => return Err(AppendError::Refused(e)),
         Err(e) => e,
     };
     for pause in RESEND_PAUSES_MS {

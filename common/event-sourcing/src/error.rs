@@ -46,6 +46,20 @@ impl EventStoreError {
         matches!(self, Self::WrongExpectedVersion { .. })
     }
 
+    /// True when the operation failed before anything reached the server: no connection could
+    /// be had (the pool timed out or is closed, the connection was refused, or the store knew
+    /// the server was down and did not try). A write that failed so was certainly not stored.
+    pub fn is_unsent(&self) -> bool {
+        match self {
+            Self::Backend(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
+            Self::Backend(sqlx::Error::Io(e)) => matches!(
+                e.kind(),
+                std::io::ErrorKind::NotConnected | std::io::ErrorKind::ConnectionRefused
+            ),
+            _ => false,
+        }
+    }
+
     /// True when the storage is unreachable or busy, not broken: a later retry may succeed.
     pub fn is_unavailable(&self) -> bool {
         match self {

@@ -93,3 +93,30 @@ async fn a_refusal_is_not_retried() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn an_append_that_never_reached_the_store_is_refused_at_once() {
+    // The store knows the server is down and sends nothing (PostgreSQL's fail-fast answer).
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let store = InterceptedStore::new(
+        Arc::new(scratch_sqlite_store(EventCodec::default()).await),
+        {
+            let attempts = Arc::clone(&attempts);
+            move |_, _| {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                async {
+                    Err(EventStoreError::Backend(sqlx::Error::Io(
+                        std::io::Error::new(std::io::ErrorKind::NotConnected, "unreachable"),
+                    )))
+                }
+            }
+        },
+    );
+    let error = append_settled(&store, created()).await.unwrap_err();
+    assert!(matches!(error, AppendError::Refused(_)), "{error:?}");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        1,
+        "what was never sent is not re-sent"
+    );
+}

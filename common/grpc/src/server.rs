@@ -119,6 +119,11 @@ where
         .set_service_status(S::NAME, tonic_health::ServingStatus::Serving)
         .await;
     let stopping_reporter = reporter.clone();
+    let mut stopping_names: Vec<String> = dependencies
+        .iter()
+        .map(|dependency| format!("{DEPENDENCY_PREFIX}{}", dependency.name))
+        .collect();
+    stopping_names.extend([S::NAME.to_owned(), String::new()]);
     let probes = (!dependencies.is_empty())
         .then(|| tokio::spawn(probe_forever(reporter, S::NAME, dependencies)));
     let stop_probes = probes.as_ref().map(|probes| probes.abort_handle());
@@ -158,7 +163,7 @@ where
         if let Some(probes) = stop_probes {
             probes.abort();
         }
-        for service in [S::NAME, ""] {
+        for service in stopping_names {
             stopping_reporter
                 .set_service_status(service, tonic_health::ServingStatus::NotServing)
                 .await;

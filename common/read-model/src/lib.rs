@@ -71,66 +71,86 @@ pub fn time_from_micros(micros: i64) -> Result<DateTime<Utc>, ProjectionError> {
         .ok_or_else(|| format!("timestamp {micros} out of range").into())
 }
 
-/// Offset cursors, for stores that page by offset.
+/// Keyset cursors, for stores that sort rows by (time, id): a cursor names the last row a page
+/// returned, and the next page starts right after it. Rows written or deleted meanwhile do
+/// not shift the walk (no row is shown twice, none that still exists is skipped), as they
+/// would with an offset.
 ///
-/// A cursor is `base64url(2 || check || offset)`, where `check` is a 64-bit FNV-1a hash of the
-/// query's scope (its name and arguments, e.g. `entries|<user>|<start>|<end>`) and the offset:
-/// a cursor from another list, another user or another time range, a truncated cursor and
-/// random text are all refused as [`QueryError::InvalidCursor`]. The check catches mistakes,
-/// not forgery: an offset grants nothing a page number does not.
-pub mod offset_cursor {
+/// A cursor is `base64url(3 || check || time || id)`, where `time` is the row's sort time in
+/// microseconds and `check` a 64-bit FNV-1a hash of the query's scope (its name and arguments,
+/// e.g. `entries|<user>|<start>|<end>`), the time and the id: a cursor from another list,
+/// another user or another time range, a truncated cursor and random text are all refused as
+/// [`QueryError::InvalidCursor`]. The check catches mistakes, not forgery: a position in a
+/// list grants nothing the list does not.
+pub mod keyset_cursor {
     use std::hash::Hasher;
 
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use fnv::FnvHasher;
 
-    use super::{PageRequest, QueryError};
+    use super::QueryError;
 
-    const FORMAT: u8 = 2;
+    const FORMAT: u8 = 3;
+    /// Ids are UUIDs; anything much longer was not issued here.
+    const ID_MAX: usize = 64;
 
-    /// The offset a request of the query `scope` starts at.
-    pub fn start(scope: &str, request: &PageRequest) -> Result<u64, QueryError> {
-        let Some(cursor) = &request.cursor else {
-            return Ok(request.offset);
-        };
+    /// Where a row sorts: its time (microseconds) and, among rows of the same time, its id.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SortKey {
+        pub micros: i64,
+        pub id: String,
+    }
+
+    /// The cursor of the page of `scope` that follows the row at `last`.
+    pub fn encode(scope: &str, last: &SortKey) -> String {
+        let mut bytes = Vec::with_capacity(17 + last.id.len());
+        bytes.push(FORMAT);
+        bytes.extend_from_slice(&check(scope, last).to_be_bytes());
+        bytes.extend_from_slice(&last.micros.to_be_bytes());
+        bytes.extend_from_slice(last.id.as_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The row a cursor of `scope` resumes after.
+    pub fn decode(scope: &str, cursor: &str) -> Result<SortKey, QueryError> {
         let bytes = URL_SAFE_NO_PAD
             .decode(cursor)
             .map_err(|_| QueryError::InvalidCursor)?;
         let [FORMAT, rest @ ..] = bytes.as_slice() else {
             return Err(QueryError::InvalidCursor);
         };
-        let (Ok(check_bytes), Ok(offset_bytes)) = (
-            <[u8; 8]>::try_from(rest.get(..8).unwrap_or_default()),
-            <[u8; 8]>::try_from(rest.get(8..).unwrap_or_default()),
+        let (Some(check_bytes), Some(micros_bytes), Some(id)) =
+            (rest.get(..8), rest.get(8..16), rest.get(16..))
+        else {
+            return Err(QueryError::InvalidCursor);
+        };
+        let (Ok(check_bytes), Ok(micros_bytes)) = (
+            <[u8; 8]>::try_from(check_bytes),
+            <[u8; 8]>::try_from(micros_bytes),
         ) else {
             return Err(QueryError::InvalidCursor);
         };
-        let offset = u64::from_be_bytes(offset_bytes);
-        if u64::from_be_bytes(check_bytes) != check(scope, offset)
-            // Offsets go to SQL as i64: a larger one was never issued.
-            || i64::try_from(offset).is_err()
-        {
+        let id = std::str::from_utf8(id).map_err(|_| QueryError::InvalidCursor)?;
+        if id.is_empty() || id.len() > ID_MAX {
             return Err(QueryError::InvalidCursor);
         }
-        Ok(offset)
+        let key = SortKey {
+            micros: i64::from_be_bytes(micros_bytes),
+            id: id.to_owned(),
+        };
+        if u64::from_be_bytes(check_bytes) != check(scope, &key) {
+            return Err(QueryError::InvalidCursor);
+        }
+        Ok(key)
     }
 
-    /// The cursor of the page of `scope` after one that started at `start` with `limit` rows.
-    pub fn next(scope: &str, start: u64, limit: u32) -> String {
-        let offset = start.saturating_add(u64::from(limit));
-        let mut bytes = Vec::with_capacity(17);
-        bytes.push(FORMAT);
-        bytes.extend_from_slice(&check(scope, offset).to_be_bytes());
-        bytes.extend_from_slice(&offset.to_be_bytes());
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    fn check(scope: &str, offset: u64) -> u64 {
+    fn check(scope: &str, key: &SortKey) -> u64 {
         let mut hasher = FnvHasher::default();
         hasher.write(scope.as_bytes());
         hasher.write_u8(0);
-        hasher.write_u64(offset);
+        hasher.write_i64(key.micros);
+        hasher.write(key.id.as_bytes());
         hasher.finish()
     }
 }
@@ -147,20 +167,15 @@ mod tests {
     }
 
     #[test]
-    fn offset_cursors_round_trip_and_reject_foreign_ones() {
-        let first = PageRequest {
-            offset: 20,
-            limit: 10,
-            cursor: None,
-        };
+    fn keyset_cursors_round_trip_and_reject_foreign_ones() {
+        use keyset_cursor::{SortKey, decode, encode};
         let scope = "entries|u1|0|9";
-        assert_eq!(offset_cursor::start(scope, &first).unwrap(), 20);
-        let issued = offset_cursor::next(scope, 20, 10);
-        let next = PageRequest {
-            cursor: Some(issued.clone()),
-            ..first
+        let last = SortKey {
+            micros: 1_672_567_200_123_456,
+            id: "6f1c1a4e-4a0b-4c53-9e7e-8d8f3f7f2f10".into(),
         };
-        assert_eq!(offset_cursor::start(scope, &next).unwrap(), 30);
+        let issued = encode(scope, &last);
+        assert_eq!(decode(scope, &issued).unwrap(), last);
         // Another list, another user or range: refused.
         for other in [
             "entries|u2|0|9",
@@ -169,31 +184,22 @@ mod tests {
             "users",
         ] {
             assert!(
-                matches!(
-                    offset_cursor::start(other, &next),
-                    Err(QueryError::InvalidCursor)
-                ),
+                matches!(decode(other, &issued), Err(QueryError::InvalidCursor)),
                 "{other}"
             );
         }
         let truncated = issued[..issued.len() - 2].to_owned();
+        let tampered = format!("{}A", &issued[..issued.len() - 1]);
         for bad in [
             "30",
             "o10",
-            "o-1",
             "",
             "AAAAAAAAAAAAAAAAAAAAAAA",
             truncated.as_str(),
+            tampered.as_str(),
         ] {
-            let request = PageRequest {
-                cursor: Some(bad.into()),
-                ..PageRequest::default()
-            };
             assert!(
-                matches!(
-                    offset_cursor::start(scope, &request),
-                    Err(QueryError::InvalidCursor)
-                ),
+                matches!(decode(scope, bad), Err(QueryError::InvalidCursor)),
                 "{bad}"
             );
         }

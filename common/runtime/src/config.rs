@@ -108,6 +108,35 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Like [`Env::parse`], and within `min..=max`: durations beyond any sensible bound are
+    /// refused at start-up rather than overflowing a deadline later.
+    pub fn parse_within<T>(&self, name: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.parse(name, default)?;
+        if value < min || value > max {
+            return Err(ConfigError::new(
+                name,
+                &value.to_string(),
+                format!("must be from {min} to {max}"),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// [`Env::parse_within`] of the process snapshot ([`Env::process`]).
+pub fn env_parse_within<T>(name: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    T::Err: std::fmt::Display,
+{
+    Env::process().parse_within(name, default, min, max)
+}
+
 /// [`Env::var`] of the process snapshot ([`Env::process`]).
 pub fn env_var(name: &str) -> Option<String> {
     Env::process().var(name)

@@ -4,7 +4,7 @@
 mod config;
 mod logging;
 
-pub use config::{ConfigError, Env, env_or, env_parse, env_var, grpc_uri};
+pub use config::{ConfigError, Env, env_or, env_parse, env_parse_within, env_var, grpc_uri};
 pub use logging::{LogFormat, LogSettings, init_logging};
 
 /// The process exit code for a program's outcome, printing a failure (with its causes) to

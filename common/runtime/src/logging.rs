@@ -65,13 +65,27 @@ impl LogSettings {
                 reason: "expected trace, debug, info, warn or error".into(),
             });
         }
+        let environment = env.or("ENVIRONMENT", "dev");
+        if !["dev", "staging", "prod"].contains(&environment.as_str()) {
+            return Err(ConfigError::new(
+                "ENVIRONMENT",
+                &environment,
+                "expected dev, staging or prod",
+            ));
+        }
+        let filter = env.var("RUST_LOG");
+        if let Some(directives) = &filter
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(directives)
+        {
+            return Err(ConfigError::new("RUST_LOG", directives, e.to_string()));
+        }
         Ok(Self {
             service: service.to_owned(),
-            environment: env.or("ENVIRONMENT", "dev"),
+            environment,
             level,
             format,
             output: env.or("LOG_OUTPUT", "stdout"),
-            filter: env.var("RUST_LOG"),
+            filter,
         })
     }
 }

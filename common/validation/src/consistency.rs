@@ -40,15 +40,22 @@ impl ConsistencyToken {
         }
     }
 
-    /// The token in `text`, `None` unless it is exactly `<canonical UUID>:<version ≥ 1>`
-    /// (digits only: no sign, no spaces).
+    /// The token in `text`, `None` unless it is exactly `<canonical UUID>:<version>`, the
+    /// version as a write answers it: digits without a sign, spaces or leading zeros, from 1
+    /// to the largest version a store keeps (`i64::MAX`; a larger one could never be reached).
     pub fn parse_text(text: &str) -> Option<Self> {
         let (id, version) = text.split_once(':')?;
         let id = parse_canonical_uuid(id)?;
-        if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        if version.is_empty()
+            || version.starts_with('0')
+            || !version.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
-        let version = version.parse::<u64>().ok().filter(|v| *v >= 1)?;
+        let version = version
+            .parse::<u64>()
+            .ok()
+            .filter(|v| i64::try_from(*v).is_ok())?;
         Some(Self { id, version })
     }
 }
@@ -88,6 +95,8 @@ mod tests {
             format!("{ID}: 1"),
             format!("{ID}:1:2"),
             format!("{ID}:99999999999999999999"),
+            format!("{ID}:9223372036854775808"),
+            format!("{ID}:0001"),
             "user-id:1".to_owned(),
             ":1".to_owned(),
             format!("{{{ID}}}:1"),

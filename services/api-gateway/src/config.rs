@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use metachat_runtime::{ConfigError, env_or, env_parse, grpc_uri};
+use metachat_runtime::{ConfigError, env_or, env_parse_within, grpc_uri};
 
 /// The default per-call deadline for a backend call.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,19 +52,19 @@ impl GatewayConfig {
     /// `SHUTDOWN_TIMEOUT_SECS`; an unusable value is an error naming the variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         let defaults = Self::default();
-        let timeout_ms = env_parse::<u64>(
+        // An hour bounds both: a gRPC deadline beyond about 10^17 ms cannot even be sent.
+        let timeout_ms = env_parse_within::<u64>(
             "REQUEST_TIMEOUT_MS",
             defaults.request_timeout.as_millis() as u64,
+            1,
+            3_600_000,
         )?;
-        if timeout_ms == 0 {
-            return Err(ConfigError {
-                name: "REQUEST_TIMEOUT_MS".into(),
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
-        }
-        let shutdown_secs =
-            env_parse::<u64>("SHUTDOWN_TIMEOUT_SECS", defaults.shutdown_timeout.as_secs())?;
+        let shutdown_secs = env_parse_within::<u64>(
+            "SHUTDOWN_TIMEOUT_SECS",
+            defaults.shutdown_timeout.as_secs(),
+            0,
+            3_600,
+        )?;
         let config = Self {
             user_service_address: env_or("USER_SERVICE_ADDRESS", &defaults.user_service_address),
             diary_service_address: env_or("DIARY_SERVICE_ADDRESS", &defaults.diary_service_address),

@@ -99,7 +99,7 @@ impl From<user::User> for UserJson {
 #[schema(as = UserList)]
 pub(crate) struct UserListJson {
     users: Vec<UserJson>,
-    /// The page returned (1-based).
+    /// The page returned (1-based); 1 for a page reached by cursor (not numbered).
     #[schema(minimum = 1)]
     page: u32,
     /// The page size used.
@@ -177,7 +177,7 @@ impl From<diary::Entry> for EntryJson {
 pub(crate) struct EntryListJson {
     /// Newest first.
     entries: Vec<EntryJson>,
-    /// The page returned (1-based).
+    /// The page returned (1-based); 1 for a page reached by cursor (not numbered).
     #[schema(minimum = 1)]
     page: u32,
     /// The page size used.
@@ -276,7 +276,7 @@ impl From<diary::Session> for SessionJson {
 pub(crate) struct SessionListJson {
     /// Newest first.
     sessions: Vec<SessionJson>,
-    /// The page returned (1-based).
+    /// The page returned (1-based); 1 for a page reached by cursor (not numbered).
     #[schema(minimum = 1)]
     page: u32,
     /// The page size used.

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use metachat_proto::Timestamp;
 use metachat_proto::common::HistoryRequest;
 use metachat_proto::diary::{
@@ -238,8 +238,8 @@ pub(crate) async fn update_entry(
 #[utoipa::path(delete, path = "/diary/entries/{id}", tag = "Diary entries",
     operation_id = "deleteEntry", params(EntryIdPath, IfMatchHeader),
     responses(
-        (status = 200, description = "The deleted entry's id and when it was deleted.",
-            body = DeletedJson),
+        (status = 200, description = "The deleted entry's id, its version after the deletion \
+            and when it was deleted.", body = DeletedJson),
         BadRequest, NotFound, Conflict, PreconditionFailed, Limits, Backend))]
 pub(crate) async fn delete_entry(
     State(backends): State<Backends>,
@@ -255,11 +255,9 @@ pub(crate) async fn delete_entry(
     let call = client.delete_entry(context.request(request, backends.timeout));
     let deleted = unary(&context, backends.timeout, call).await?;
     let (id, version) = (deleted.id.clone(), deleted.version);
-    Ok(written(
-        Json(DeletedJson::from(deleted)).into_response(),
-        &id,
-        version,
-    ))
+    // The deletion's version as its ETag too, like every write that answers a version.
+    let response = tagged(StatusCode::OK, DeletedJson::from(deleted), version);
+    Ok(written(response, &id, version))
 }
 
 /// `startTime`/`endTime` of a user's entries: `[start, end)`, a bare end date including its day.

@@ -362,11 +362,7 @@ impl QueryParams {
         let Some(value) = self.get(name)? else {
             return Ok(default);
         };
-        let message = if max == u32::MAX {
-            format!("must be a whole number of at least {min}")
-        } else {
-            format!("must be a whole number from {min} to {max}")
-        };
+        let message = format!("must be a whole number from {min} to {max}");
         match value.parse::<u32>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
             _ => Err(AppError::invalid(name, message)),

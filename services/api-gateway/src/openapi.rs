@@ -174,7 +174,8 @@ fn add_headers(status: &str, response: &mut Response, write: bool) {
             header("Path of the created resource.", string()),
         );
     }
-    let tagged = ["User", "Entry", "Session"].map(|name| Ref::from_schema_name(name).ref_location);
+    let tagged = ["User", "Entry", "Session", "DeletedEntry"]
+        .map(|name| Ref::from_schema_name(name).ref_location);
     let carries_tagged = response.content.values().any(|content| {
         matches!(content, RefOr::T(content)
             if matches!(&content.schema, Some(RefOr::Ref(r)) if tagged.contains(&r.ref_location)))

@@ -41,28 +41,31 @@ fn parse_if_match(value: &str) -> Result<Option<u64>, AppError> {
         Some(tag) => (true, tag),
         None => (false, value),
     };
-    let version = tag
+    // An entity tag is a quoted string without quotes inside (RFC 9110 8.8.3); a list of them
+    // is not supported (one write, one expected version).
+    let opaque = tag
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
-        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|digits| digits.parse::<u64>().ok())
+        .filter(|t| !t.contains('"'))
         .ok_or_else(|| AppError::invalid("If-Match", IF_MATCH_MESSAGE))?;
+    let never_matches = |why: &str| {
+        Err(AppError(ApiError::new(
+            ErrorCode::PreconditionFailed,
+            format!("If-Match: {why}; send the ETag as given"),
+        )))
+    };
     if weak {
         // If-Match compares strongly (RFC 9110 13.1.1): a weak tag never matches.
-        return Err(AppError(ApiError::new(
-            ErrorCode::PreconditionFailed,
-            "If-Match: a weak entity tag (W/) never matches; send the ETag as given",
-        )));
+        return never_matches("a weak entity tag (W/) never matches");
     }
-    if tag != format!("\"{version}\"") {
-        // Strong comparison is byte for byte: `"01"` is a well-formed tag, but no ETag this
-        // gateway sends (`"1"`) is spelled that way.
-        return Err(AppError(ApiError::new(
-            ErrorCode::PreconditionFailed,
-            "If-Match: no version is tagged with leading zeros; send the ETag as given",
-        )));
+    // Strong comparison is byte for byte: a well-formed tag that is not how this gateway
+    // spells a version (`"01"`, `"-1"`, `""`, one past the largest version) matches nothing.
+    match opaque.parse::<u64>() {
+        Ok(version) if opaque == version.to_string() && i64::try_from(version).is_ok() => {
+            Ok(Some(version))
+        }
+        _ => never_matches("no version of this resource has that entity tag"),
     }
-    Ok(Some(version))
 }
 
 /// The strong ETag of a resource at `version`.
@@ -86,23 +89,23 @@ mod tests {
     fn if_match_takes_a_star_or_one_strong_version() {
         assert_eq!(parse_if_match("*").unwrap(), None);
         assert_eq!(parse_if_match("\"7\"").unwrap(), Some(7));
-        for malformed in [
-            "7",
-            "\"\"",
-            "\"abc\"",
-            "\"1\", \"2\"",
-            "\"-1\"",
-            "\"99999999999999999999\"",
-            "",
-            "**",
-        ] {
+        for malformed in ["7", "\"1\", \"2\"", "", "**", "\"unclosed", "W/7"] {
             let error = parse_if_match(malformed).unwrap_err().0;
             assert_eq!(error.code, ErrorCode::InvalidArgument, "{malformed}");
             assert_eq!(error.details[0].field, "If-Match");
         }
         let weak = parse_if_match("W/\"7\"").unwrap_err().0;
         assert_eq!(weak.code, ErrorCode::PreconditionFailed);
-        for other_spelling in ["\"07\"", "\"052\"", "\"00\""] {
+        for other_spelling in [
+            "\"07\"",
+            "\"052\"",
+            "\"00\"",
+            "\"\"",
+            "\"abc\"",
+            "\"-1\"",
+            "\"99999999999999999999\"",
+            "\"9223372036854775808\"",
+        ] {
             let error = parse_if_match(other_spelling).unwrap_err().0;
             assert_eq!(
                 error.code,

@@ -440,7 +440,7 @@ async fn only_utf8_json_is_accepted() {
 async fn if_match_must_be_a_version_or_a_star() {
     let gateway = spawn_without_services().await;
     let path = format!("/diary/entries/{SOME_ID}");
-    for malformed in ["3", "\"three\"", "\"1\", \"2\""] {
+    for malformed in ["3", "three", "\"1\", \"2\""] {
         let response = gateway
             .client
             .delete(gateway.url(&path))
@@ -461,6 +461,22 @@ async fn if_match_must_be_a_version_or_a_star() {
         .await
         .unwrap();
     envelope(weak, StatusCode::PRECONDITION_FAILED, "precondition_failed").await;
+    // Well-formed tags that no version is spelled as: they never match.
+    for other in ["\"three\"", "\"03\"", "\"\""] {
+        let response = gateway
+            .client
+            .delete(gateway.url(&path))
+            .header("if-match", other)
+            .send()
+            .await
+            .unwrap();
+        envelope(
+            response,
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+        )
+        .await;
+    }
     for fine in ["*", "\"3\""] {
         let response = gateway
             .client

@@ -6,7 +6,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_event};
-use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor, time_from_micros as time};
+use metachat_read_model::keyset_cursor::{self, SortKey};
+use metachat_read_model::{Page, PageRequest, QueryError, time_from_micros as time};
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use uuid::Uuid;
@@ -238,25 +239,32 @@ impl DiaryReadModels for SqliteDiaryReadModels {
     ) -> Result<Page<Loaded<Entry>>, QueryError> {
         let (start, end) = bounds(range);
         let scope = format!("entries|{user_id}|{start}|{end}");
-        let offset = offset_cursor::start(&scope, page)?;
+        let (after, offset) = resume(&scope, page, NEWEST_FIRST)?;
         let rows = sqlx::query(
             "SELECT * FROM diary_entry_read_model WHERE user_id = ? AND deleted = 0 \
              AND created_at >= ? AND created_at < ? \
+             AND (created_at < ? OR (created_at = ? AND entry_id < ?)) \
              ORDER BY created_at DESC, entry_id DESC LIMIT ? OFFSET ?",
         )
         .bind(user_id.to_string())
         .bind(start)
         .bind(end)
+        .bind(after.micros)
+        .bind(after.micros)
+        .bind(after.id)
         .bind(i64::from(page.limit) + 1)
-        .bind(offset as i64)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         let rows = rows.iter().map(row_to_entry).collect::<Result<Vec<_>, _>>();
         Ok(page_of(
             rows.map_err(QueryError::Backend)?,
             &scope,
-            offset,
             page.limit,
+            |entry| SortKey {
+                micros: entry.created_at.map_or(0, |t| t.timestamp_micros()),
+                id: entry.state.id.to_string(),
+            },
         ))
     }
 
@@ -268,17 +276,21 @@ impl DiaryReadModels for SqliteDiaryReadModels {
     ) -> Result<Page<Loaded<Session>>, QueryError> {
         let (start, end) = bounds(range);
         let scope = format!("sessions|{user_id}|{start}|{end}");
-        let offset = offset_cursor::start(&scope, page)?;
+        let (after, offset) = resume(&scope, page, NEWEST_FIRST)?;
         let rows = sqlx::query(
             "SELECT * FROM diary_session_read_model WHERE user_id = ? \
              AND start_time >= ? AND start_time < ? \
+             AND (start_time < ? OR (start_time = ? AND session_id < ?)) \
              ORDER BY start_time DESC, session_id DESC LIMIT ? OFFSET ?",
         )
         .bind(user_id.to_string())
         .bind(start)
         .bind(end)
+        .bind(after.micros)
+        .bind(after.micros)
+        .bind(after.id)
         .bind(i64::from(page.limit) + 1)
-        .bind(offset as i64)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         let rows = rows
@@ -288,8 +300,11 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         Ok(page_of(
             rows.map_err(QueryError::Backend)?,
             &scope,
-            offset,
             page.limit,
+            |session| SortKey {
+                micros: session.state.start_time.timestamp_micros(),
+                id: session.state.id.to_string(),
+            },
         ))
     }
 
@@ -338,13 +353,39 @@ impl DiaryReadModels for SqliteDiaryReadModels {
     }
 }
 
-/// A page from rows fetched with one row more than `limit` (which tells whether more follow).
-fn page_of<T>(mut rows: Vec<T>, scope: &str, offset: u64, limit: u32) -> Page<T> {
+/// Where a newest-first list starts when no cursor is given: before every row.
+const NEWEST_FIRST: fn() -> SortKey = || SortKey {
+    micros: i64::MAX,
+    // Above every UUID in text order.
+    id: "~".into(),
+};
+
+/// Where a page of `scope` starts: after the row its cursor names (and no offset), or at the
+/// request's offset from `first`.
+fn resume(
+    scope: &str,
+    page: &PageRequest,
+    first: fn() -> SortKey,
+) -> Result<(SortKey, i64), QueryError> {
+    match &page.cursor {
+        Some(cursor) => Ok((keyset_cursor::decode(scope, cursor)?, 0)),
+        // Offsets go to SQL as i64: a larger one reaches past every row anyway.
+        None => Ok((first(), i64::try_from(page.offset).unwrap_or(i64::MAX))),
+    }
+}
+
+/// A page from rows fetched with one row more than `limit` (which tells whether more follow);
+/// the next page resumes after the last row kept.
+fn page_of<T>(mut rows: Vec<T>, scope: &str, limit: u32, key: impl Fn(&T) -> SortKey) -> Page<T> {
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
+    let next_cursor = match rows.last() {
+        Some(last) if more => Some(keyset_cursor::encode(scope, &key(last))),
+        _ => None,
+    };
     Page {
         items: rows,
-        next_cursor: more.then(|| offset_cursor::next(scope, offset, limit)),
+        next_cursor,
     }
 }
 

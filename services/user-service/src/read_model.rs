@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use event_sourcing::{Projection, ProjectionError, RecordedEvent, decode_event};
-use metachat_read_model::{Page, PageRequest, QueryError, offset_cursor, time_from_micros as time};
+use metachat_read_model::keyset_cursor::{self, SortKey};
+use metachat_read_model::{Page, PageRequest, QueryError, time_from_micros as time};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite, Transaction};
 use uuid::Uuid;
@@ -225,7 +226,18 @@ impl UserReadModels for SqliteUserReadModels {
     }
 
     async fn list_users(&self, page: &PageRequest) -> Result<Page<UserView>, QueryError> {
-        let offset = offset_cursor::start(USERS_SCOPE, page)?;
+        // Oldest first; a cursor resumes right after the user it names, so users registered
+        // during a walk neither repeat nor hide anyone.
+        let (after, offset) = match &page.cursor {
+            Some(cursor) => (keyset_cursor::decode(USERS_SCOPE, cursor)?, 0),
+            None => (
+                SortKey {
+                    micros: i64::MIN,
+                    id: String::new(),
+                },
+                i64::try_from(page.offset).unwrap_or(i64::MAX),
+            ),
+        };
         let rows = sqlx::query(
             "SELECT u.user_id, u.username, u.email, u.first_name, u.last_name, u.date_of_birth, \
              u.avatar, u.bio, u.created_at, u.updated_at, u.version, \
@@ -235,10 +247,14 @@ impl UserReadModels for SqliteUserReadModels {
              FROM user_read_model u \
              LEFT JOIN user_archetype_read_model a ON a.user_id = u.user_id \
              LEFT JOIN user_modality_read_model m ON m.user_id = u.user_id \
+             WHERE u.created_at > ? OR (u.created_at = ? AND u.user_id > ?) \
              ORDER BY u.created_at, u.user_id LIMIT ? OFFSET ?",
         )
+        .bind(after.micros)
+        .bind(after.micros)
+        .bind(after.id)
         .bind(i64::from(page.limit) + 1)
-        .bind(offset as i64)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         let mut users = rows
@@ -248,9 +264,19 @@ impl UserReadModels for SqliteUserReadModels {
             .map_err(QueryError::Backend)?;
         let more = users.len() > page.limit as usize;
         users.truncate(page.limit as usize);
+        let next_cursor = match users.last() {
+            Some(last) if more => Some(keyset_cursor::encode(
+                USERS_SCOPE,
+                &SortKey {
+                    micros: last.created_at.timestamp_micros(),
+                    id: last.user.id.to_string(),
+                },
+            )),
+            _ => None,
+        };
         Ok(Page {
             items: users,
-            next_cursor: more.then(|| offset_cursor::next(USERS_SCOPE, offset, page.limit)),
+            next_cursor,
         })
     }
 }

@@ -186,6 +186,7 @@ impl Diary {
         let command = SessionCommand::AddEntry {
             entry_id: *entry_id,
             user_id: *user_id,
+            now: Utc::now(),
         };
         let added = session.state.decide(&command).map_err(|e| match e {
             SessionError::AlreadyEnded => ApiError::new(

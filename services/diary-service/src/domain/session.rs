@@ -60,8 +60,12 @@ pub enum SessionCommand {
         start_time: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     },
-    /// Records that an entry of the session's writer is written in it.
-    AddEntry { entry_id: EntryId, user_id: UserId },
+    /// Records that an entry of the session's writer is written in it, `now`.
+    AddEntry {
+        entry_id: EntryId,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    },
     End {
         end_time: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
@@ -78,6 +82,9 @@ pub enum SessionError {
     AlreadyExists,
     #[error("the session has already ended")]
     AlreadyEnded,
+    /// The session starts later (a start given slightly ahead of the server's clock).
+    #[error("the session has not started yet (it starts at {0}); try again then")]
+    NotStarted(DateTime<Utc>),
     /// Another user's session: reported as missing, its existence is private.
     #[error("diary session not found")]
     NotTheWriters,
@@ -90,7 +97,9 @@ impl From<SessionError> for ApiError {
             SessionError::Invalid(violations) => return violations.into(),
             SessionError::NotFound | SessionError::NotTheWriters => ErrorCode::NotFound,
             SessionError::AlreadyExists => ErrorCode::AlreadyExists,
-            SessionError::AlreadyEnded => ErrorCode::FailedPrecondition,
+            SessionError::AlreadyEnded | SessionError::NotStarted(_) => {
+                ErrorCode::FailedPrecondition
+            }
         };
         ApiError::new(code, error.to_string())
     }
@@ -163,21 +172,36 @@ impl Aggregate for SessionState {
             (Self::Started(session), SessionCommand::AddEntry { .. }) if !session.is_active() => {
                 Err(SessionError::AlreadyEnded)
             }
-            (Self::Started(_), SessionCommand::AddEntry { entry_id, user_id }) => {
-                Ok(vec![SessionEvent::DiarySessionEntryAdded(
-                    DiarySessionEntryAdded {
-                        entry_id: *entry_id,
-                        user_id: *user_id,
-                    },
-                )])
+            (Self::Started(session), SessionCommand::AddEntry { now, .. })
+                if *now < session.start_time =>
+            {
+                Err(SessionError::NotStarted(session.start_time))
             }
+            (
+                Self::Started(_),
+                SessionCommand::AddEntry {
+                    entry_id, user_id, ..
+                },
+            ) => Ok(vec![SessionEvent::DiarySessionEntryAdded(
+                DiarySessionEntryAdded {
+                    entry_id: *entry_id,
+                    user_id: *user_id,
+                },
+            )]),
             (Self::Started(session), SessionCommand::End { .. }) if !session.is_active() => {
                 Err(SessionError::AlreadyEnded)
             }
+            // Started a little ahead of the server's clock (within the tolerated skew): it can
+            // end "now" only once now has reached its start.
+            (
+                Self::Started(session),
+                SessionCommand::End {
+                    end_time: None,
+                    now,
+                },
+            ) if *now < session.start_time => Err(SessionError::NotStarted(session.start_time)),
             (Self::Started(session), SessionCommand::End { end_time, now }) => {
-                // Without a time from the client the session ends now, or at its start when
-                // that is (within the tolerated clock skew) still ahead.
-                let end_time = end_time.unwrap_or_else(|| (*now).max(session.start_time));
+                let end_time = end_time.unwrap_or(*now);
                 let mut v = Violations::new();
                 not_in_future(&mut v, "endTime", end_time, *now);
                 if end_time < session.start_time {

@@ -260,6 +260,7 @@ fn only_the_writer_adds_entries_to_an_active_session() {
     let add = |user_id| SessionCommand::AddEntry {
         entry_id: E1,
         user_id,
+        now: t(12),
     };
     assert_eq!(
         session_when(&[started(t(10))], add(U1)),
@@ -287,7 +288,7 @@ fn only_the_writer_adds_entries_to_an_active_session() {
 }
 
 #[test]
-fn a_session_ended_without_a_time_never_ends_before_it_started() {
+fn a_session_that_has_not_started_yet_takes_no_entry_and_does_not_end_now() {
     // Started a few minutes ahead of the server's clock (within the tolerated skew).
     let ahead = t(12) + Duration::minutes(3);
     let end = SessionCommand::End {
@@ -296,9 +297,21 @@ fn a_session_ended_without_a_time_never_ends_before_it_started() {
     };
     assert_eq!(
         session_when(&[started(ahead)], end),
-        Ok(vec![SessionEvent::DiarySessionEnded(DiarySessionEnded {
-            user_id: U1,
-            end_time: ahead,
-        })])
+        Err(SessionError::NotStarted(ahead))
     );
+    let add = SessionCommand::AddEntry {
+        entry_id: E1,
+        user_id: U1,
+        now: t(12),
+    };
+    assert_eq!(
+        session_when(&[started(ahead)], add),
+        Err(SessionError::NotStarted(ahead))
+    );
+    // Once its start has passed, both are fine.
+    let later = SessionCommand::End {
+        end_time: None,
+        now: ahead + Duration::minutes(1),
+    };
+    assert!(session_when(&[started(ahead)], later).is_ok());
 }
