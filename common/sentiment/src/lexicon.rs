@@ -161,8 +161,11 @@ pub(crate) fn booster(word: &str) -> Option<f64> {
 }
 
 /// The multi-word keys of `BOOSTER_DICT`, which only the idiom check can match.
-pub(crate) const BOOSTER_PHRASES: [(&str, f64); 3] =
-    [("just enough", B_DECR), ("kind of", B_DECR), ("sort of", B_DECR)];
+pub(crate) const BOOSTER_PHRASES: [(&str, f64); 3] = [
+    ("just enough", B_DECR),
+    ("kind of", B_DECR),
+    ("sort of", B_DECR),
+];
 
 /// `SPECIAL_CASES`: idioms and phrases whose valence replaces that of their lexicon word.
 pub(crate) const SPECIAL_CASES: [(&str, f64); 9] = [
@@ -202,7 +205,11 @@ mod tests {
             .filter(|line| line.starts_with("lol\t"))
             .collect();
         assert_eq!(lines.len(), 2);
-        let last: f64 = lines[1].split('\t').nth(1).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+        let last: f64 = lines[1]
+            .split('\t')
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN);
         assert_eq!(valence("lol"), Some(last));
     }
 }

@@ -69,8 +69,12 @@ fn scores_match_the_reference_vader() {
             path.display()
         )
     });
-    let document: Value = serde_json::from_str(&json)
-        .unwrap_or_else(|e| panic!("{} is not JSON ({e}); rerun scripts/vader-reference.sh", path.display()));
+    let document: Value = serde_json::from_str(&json).unwrap_or_else(|e| {
+        panic!(
+            "{} is not JSON ({e}); rerun scripts/vader-reference.sh",
+            path.display()
+        )
+    });
     let reference = document["scores"].as_array().cloned().unwrap_or_default();
     let texts = corpus();
 
@@ -149,5 +153,8 @@ fn scores_match_the_reference_vader() {
 fn the_corpus_decodes_escapes_like_the_script() {
     assert_eq!(decode(r"a\nb\tc\\n\x"), "a\nb\tc\\n\\x");
     assert_eq!(decode("trailing\\"), "trailing\\");
-    assert!(corpus().iter().any(String::is_empty), "the corpus keeps its empty text");
+    assert!(
+        corpus().iter().any(String::is_empty),
+        "the corpus keeps its empty text"
+    );
 }
