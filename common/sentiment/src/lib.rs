@@ -23,7 +23,7 @@
 //!
 //! - A description of language, not of a person. A negative score says that the words of a text
 //!   lean negative; it says nothing certain about how the writer feels, and it is never a
-//!   diagnosis. Writing about a hard day is healthy.
+//!   diagnosis.
 //! - English only. Text in other languages mostly finds no lexicon words and scores 0 (all
 //!   zeros, or `neu` 1): that means "no evidence", not "neutral".
 //! - The lexicon is tuned to short social-media text. Sarcasm, irony, domain words ("the tumour
@@ -38,11 +38,12 @@
 //! quirks included, rather than "fixing" them: whitespace tokenisation with Python's
 //! definition of whitespace, punctuation stripped only when more than two characters remain,
 //! emoji replaced by their descriptions without a space after them, the three-word negation
-//! window and its precedence slip ("so"/"this" right before a word boosts it), idioms only
-//! from the fourth word on, the `list.index` lookup in the "but" rule, Python's `isupper`,
-//! and Python's `round`. `tests/conformance.rs` checks the scores of a corpus of diary-style
-//! text against the PyPI package (`scripts/vader-reference.sh`). The only expected
-//! differences are characters new in Unicode after Python's Unicode 14 tables.
+//! window and its precedence slip ("so"/"this" right before a word boosts it), idioms checked
+//! only when the third word back exists and is not a lexicon word, the `list.index` lookup in
+//! the "but" rule, Python's `isupper`, and Python's `round`. `tests/conformance.rs` checks the
+//! scores of a corpus of diary-style text against the PyPI package
+//! (`scripts/vader-reference.sh`). The only expected differences are characters new in
+//! Unicode after Python 3.11's Unicode 14 tables.
 //!
 //! # Throughput
 //!
