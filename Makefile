@@ -10,7 +10,7 @@ PHASE := scripts/phase.sh
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
-	test-event-sourcing infra infra-stop lint fmt bench rebuild-read-models clean
+	test-event-sourcing test-sentiment infra infra-stop lint fmt bench rebuild-read-models clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -31,6 +31,7 @@ build-api-gateway: ## Build the API gateway binary
 	$(CARGO) build --release -p api-gateway --bin api-gateway
 
 test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka, Cassandra
+	$(PHASE) "VADER reference scores" scripts/vader-reference.sh
 	$(PHASE) "build tests" $(CARGO) test --workspace --locked --no-run
 	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked
 	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test readme --test platform --test grpc
@@ -55,6 +56,10 @@ test-api-gateway: ## Run the gateway's tests
 test-event-sourcing: infra ## Run the event-store contract suite (SQLite and PostgreSQL)
 	$(CARGO) test --locked -p metachat-event-sourcing
 
+test-sentiment: ## The sentiment crate's tests, conformance with the PyPI reference VADER included
+	scripts/vader-reference.sh
+	$(CARGO) test --locked -p metachat-sentiment
+
 infra: ## Start PostgreSQL, Kafka and Cassandra for the tests (idempotent; see scripts/infra)
 	$(PHASE) "start PostgreSQL, Kafka and Cassandra" $(INFRA) start
 
@@ -68,8 +73,9 @@ lint: ## Check formatting and clippy warnings
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Event store throughput beside raw SQLite inserts
+bench: ## Event store throughput beside raw SQLite inserts; sentiment analysis throughput
 	$(CARGO) bench -p metachat-event-sourcing --bench event_store
+	$(CARGO) bench -p metachat-sentiment --bench throughput
 
 rebuild-read-models: ## Rebuild the embedded read models from the event store (platform stopped)
 	$(CARGO) run --release --bin metachat -- rebuild-read-models
