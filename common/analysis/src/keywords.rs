@@ -7,8 +7,9 @@
 //! from the reference implementation, both for diaries:
 //! - terms are grouped by their Snowball stem, so "walk", "walked" and "walking" are one term
 //!   (the phrase is shown in its most frequent written form);
-//! - near-duplicate phrases are dropped by stem identity and edit-distance similarity of at
-//!   least [`DEDUP_SIMILARITY`] (the reference uses the same threshold on a choice of metrics).
+//! - a phrase is dropped when a better one holds it or is held by it ("tag" after "langer
+//!   tag"), or is at least [`DEDUP_SIMILARITY`] similar by edit distance (the reference only
+//!   has the similarity test), so that ten keywords name more than three ideas.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -272,10 +273,10 @@ pub(crate) fn extract_segmented(
         if out.len() >= max {
             break;
         }
-        if out
-            .iter()
-            .any(|k| similarity(&k.phrase, &phrase) >= DEDUP_SIMILARITY)
-        {
+        if out.iter().any(|k| {
+            contains_phrase(&k.phrase, &phrase)
+                || similarity(&k.phrase, &phrase) >= DEDUP_SIMILARITY
+        }) {
             continue;
         }
         out.push(Keyword {
@@ -324,6 +325,15 @@ fn median(sorted: &[u32]) -> f64 {
         n if n % 2 == 1 => f64::from(sorted[n / 2]),
         n => (f64::from(sorted[n / 2 - 1]) + f64::from(sorted[n / 2])) / 2.0,
     }
+}
+
+/// Whether one phrase is the other or holds it as whole words ("tag" in "langer tag").
+fn contains_phrase(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    long.split(' ')
+        .collect::<Vec<_>>()
+        .windows(short.split(' ').count())
+        .any(|w| w.join(" ") == short)
 }
 
 /// 1 − Levenshtein distance / longer length, over chars. Phrases are at most
@@ -380,8 +390,7 @@ mod tests {
 
     #[test]
     fn stems_group_inflections() {
-        let text =
-            "Walking helps. I walked to the lake, and walking there calms me. Walks are good.";
+        let text = "Walking, again. I walked, slowly, to the lake. Walking, always walking.";
         let kws = extract(text, Some(Language::En), 10);
         let walk: Vec<&Keyword> = kws
             .iter()
@@ -413,5 +422,9 @@ mod tests {
         assert_eq!(similarity("abc", "abc"), 1.0);
         assert_eq!(similarity("abc", "xyz"), 0.0);
         assert!(similarity("rose garden", "roses garden") > DEDUP_SIMILARITY);
+        assert!(contains_phrase("langer tag", "tag"));
+        assert!(contains_phrase("tag", "tag im büro"));
+        assert!(!contains_phrase("tag", "tagung"));
+        assert!(!contains_phrase("day in lisbon", "first full day"));
     }
 }
