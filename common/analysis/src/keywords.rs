@@ -89,7 +89,11 @@ struct TermStats {
     score: f64,
 }
 
-fn term_of<'a>(word: &'a Word<'_>, language: Language) -> Term<'a> {
+fn term_of<'a>(
+    word: &'a Word<'_>,
+    language: Language,
+    memo: &mut HashMap<&'a str, (String, bool)>,
+) -> Term<'a> {
     if !word.is_lexical() {
         return Term {
             form: &word.lower,
@@ -108,11 +112,18 @@ fn term_of<'a>(word: &'a Word<'_>, language: Language) -> Term<'a> {
     {
         form = rest;
     }
-    // As in the reference, words under three letters count as stop words.
-    let stop = is_stop_word(language, form) || form.chars().nth(2).is_none();
+    // Diaries repeat words: stem each distinct form once.
+    let (stem, stop) = memo
+        .entry(form)
+        .or_insert_with(|| {
+            // As in the reference, words under three letters count as stop words.
+            let stop = is_stop_word(language, form) || form.chars().nth(2).is_none();
+            (language.stemmer().stem(form).into_owned(), stop)
+        })
+        .clone();
     Term {
         form,
-        stem: language.stemmer().stem(form).into_owned(),
+        stem,
         stop,
         blocked: false,
     }
@@ -134,7 +145,12 @@ pub(crate) fn extract_segmented(
     if max == 0 || seg.words.is_empty() {
         return Vec::new();
     }
-    let terms: Vec<Term<'_>> = seg.words.iter().map(|w| term_of(w, language)).collect();
+    let mut memo = HashMap::new();
+    let terms: Vec<Term<'_>> = seg
+        .words
+        .iter()
+        .map(|w| term_of(w, language, &mut memo))
+        .collect();
 
     // Term ids by stem, in order of first appearance (keeps every tie-break deterministic).
     let mut ids: HashMap<&str, usize> = HashMap::new();
