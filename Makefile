@@ -73,9 +73,10 @@ lint: ## Check formatting and clippy warnings
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Event store throughput beside raw SQLite inserts; sentiment analysis throughput
+bench: ## Event store throughput beside raw SQLite inserts; sentiment and content analysis throughput
 	$(CARGO) bench -p metachat-event-sourcing --bench event_store
 	$(CARGO) bench -p metachat-sentiment --bench throughput
+	$(CARGO) bench -p metachat-analysis --bench throughput
 
 rebuild-read-models: ## Rebuild the embedded read models from the event store (platform stopped)
 	$(CARGO) run --release --bin metachat -- rebuild-read-models
