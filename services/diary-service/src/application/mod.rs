@@ -24,7 +24,7 @@ use metachat_validation::{ConsistencyToken, EntryId, SessionId, UserId};
 use crate::analytics::{self, Analytics, Period};
 use crate::domain::{
     Entry, EntryChanges, EntryCommand, EntryState, NewEntry, Session, SessionCommand, SessionError,
-    SessionState,
+    SessionState, analyze_content, analyzer_key,
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
@@ -422,6 +422,73 @@ impl Diary {
             .await
             .map_err(store_error)?;
         Ok((!events.is_empty()).then_some(events))
+    }
+}
+
+/// What [`record_analysis`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnalysisOutcome {
+    /// A `DiaryEntryAnalyzed` was appended.
+    Recorded,
+    /// That version's analysis is already stored (a redelivered event, or another replica).
+    AlreadyRecorded,
+    /// The entry is deleted, or its content changed since that version (the change's own
+    /// event is analysed instead): nothing to record.
+    Outdated,
+}
+
+/// Namespace of the analysis events' ids (UUID v5 of entry, version and analyzer versions).
+const ANALYSIS_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6d65_7461_6368_6174_2d61_6e61_6c79_7a65);
+
+/// Analyses the content entry `id` had at stream version `version` and records the result
+/// on the entry's stream, at the version it read: if the entry changed meanwhile nothing is
+/// stored. The event's id is derived from the entry, the version and the analyzer versions, so
+/// a re-sent append is recognised as already stored rather than stored twice.
+pub async fn record_analysis(
+    entries: &Repository<EntryState>,
+    id: &EntryId,
+    version: u64,
+    metadata: &EventMetadata,
+) -> Result<AnalysisOutcome, EventStoreError> {
+    let loaded = entries.load(id).await?;
+    let Some(entry) = loaded.state.live() else {
+        return Ok(AnalysisOutcome::Outdated);
+    };
+    if !entry.awaits_analysis(version) {
+        return Ok(match &entry.analysis {
+            Some(a) if a.entry_version == version => AnalysisOutcome::AlreadyRecorded,
+            _ => AnalysisOutcome::Outdated,
+        });
+    }
+    let (user_id, content) = (entry.user_id, entry.content.clone());
+    // Up to 100,000 characters of CPU work: off the async workers.
+    let analyzed = tokio::task::spawn_blocking(move || analyze_content(user_id, version, &content))
+        .await
+        .map_err(|e| EventStoreError::InvalidWrite(format!("the analysis failed: {e}")))?;
+    let key = format!("{id}|{version}|{}", analyzer_key(&analyzed));
+    let Ok(events) = loaded
+        .state
+        .decide(&EntryCommand::RecordAnalysis(Box::new(analyzed)))
+    else {
+        return Ok(AnalysisOutcome::Outdated);
+    };
+    if events.is_empty() {
+        return Ok(AnalysisOutcome::Outdated);
+    }
+    let mut write = entries.write_for(id, &loaded, &events, metadata)?;
+    for event in &mut write.events {
+        event.event_id = uuid::Uuid::new_v5(&ANALYSIS_ID_NAMESPACE, key.as_bytes());
+    }
+    match append_settled(entries.store().as_ref(), vec![write]).await {
+        Ok(results) if results.iter().all(|r| r.already_stored) => {
+            Ok(AnalysisOutcome::AlreadyRecorded)
+        }
+        Ok(_) => Ok(AnalysisOutcome::Recorded),
+        // Changed since it was read: a later event of the entry (an update, a deletion, or
+        // this analysis stored by another replica) decides what is current.
+        Err(AppendError::Refused(e)) if e.is_conflict() => Ok(AnalysisOutcome::Outdated),
+        Err(AppendError::Refused(e) | AppendError::OutcomeUnknown(e)) => Err(e),
     }
 }
 
