@@ -512,7 +512,8 @@ pub(crate) struct EventJson {
     event_id: String,
     /// User events: `UserCreated`, `UserProfileUpdated`, `ArchetypeAssigned`,
     /// `ArchetypeUpdated`, `ModalitiesUpdated`. Diary events: `DiaryEntryCreated`,
-    /// `DiaryEntryUpdated`, `DiaryEntryDeleted`, `DiarySessionStarted`, `DiarySessionEnded`.
+    /// `DiaryEntryUpdated`, `DiaryEntryDeleted`, `DiaryEntryAnalyzed`, `DiarySessionStarted`,
+    /// `DiarySessionEntryAdded`, `DiarySessionEnded`.
     #[schema(examples("UserCreated"))]
     event_type: String,
     /// Version of the payload's shape (older shapes are upcast when read).

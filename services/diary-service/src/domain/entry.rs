@@ -58,7 +58,8 @@ pub struct Entry {
     pub tags: Vec<Tag>,
     /// The analysis of the current content, once the analyzer has recorded it.
     pub analysis: Option<DiaryEntryAnalyzed>,
-    /// Stream version of the event that set the current content (its creation or last update).
+    /// Stream version of the event that set the current content (its creation, or the last
+    /// update that changed it).
     pub content_version: u64,
     /// Stream version of the last event applied.
     pub version: u64,
@@ -182,13 +183,17 @@ impl Aggregate for EntryState {
                 entry.version += 1;
                 match event {
                     EntryEvent::DiaryEntryUpdated(e) => {
+                        // Only new content is analysed again: a retitled or retagged entry
+                        // keeps its analysis.
+                        if e.content != entry.content {
+                            entry.content_version = entry.version;
+                            // It described the content replaced.
+                            entry.analysis = None;
+                        }
                         entry.title = e.title.clone();
                         entry.content = e.content.clone();
                         entry.token_count = e.token_count;
                         entry.tags = e.tags.clone();
-                        entry.content_version = entry.version;
-                        // It described the content replaced.
-                        entry.analysis = None;
                     }
                     EntryEvent::DiaryEntryAnalyzed(e)
                         if e.entry_version == entry.content_version =>

@@ -178,6 +178,34 @@ fn an_analysis_of_replaced_content_is_stale() {
 }
 
 #[test]
+fn a_retitled_entry_keeps_its_analysis() {
+    let retitled = EntryEvent::DiaryEntryUpdated(DiaryEntryUpdated {
+        user_id: U1,
+        title: "Another title".into(),
+        content: "Today was a good day...".into(),
+        token_count: 150,
+        tags: tags(&[]),
+    });
+    let history = [
+        created(),
+        EntryEvent::DiaryEntryAnalyzed(analyzed(1)),
+        retitled,
+    ];
+    let state = given::<EntryState>(&history).0;
+    let entry = state.live().unwrap();
+    assert_eq!(
+        (entry.analysis.clone(), entry.content_version),
+        (Some(analyzed(1)), 1)
+    );
+    // Unanalysed yet, the creation's content is still the one to analyse.
+    let unanalysed = [created(), history[2].clone()];
+    assert_eq!(
+        entry_when(&unanalysed, record(1)),
+        Ok(vec![EntryEvent::DiaryEntryAnalyzed(analyzed(1))])
+    );
+}
+
+#[test]
 fn a_deleted_entry_is_not_analysed_and_loses_its_analysis() {
     assert_eq!(
         entry_when(&[created(), deleted()], record(1)),
