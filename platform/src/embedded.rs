@@ -78,11 +78,18 @@ impl EmbeddedStore {
         })
     }
 
-    /// One runner per read model, each with its own checkpoint.
+    /// One runner per read model and follower (the entry analyzer), each with its own
+    /// checkpoint.
     pub fn projection_runners(&self) -> Vec<ProjectionRunner> {
+        let store: Arc<dyn EventStore> = self.store.clone();
+        let followers = UserService::followers(store.clone())
+            .into_iter()
+            .chain(DiaryService::followers(store));
         sqlite_runners(
             &self.store,
-            [self.users.projection.clone(), self.diary.projection.clone()],
+            [self.users.projection.clone(), self.diary.projection.clone()]
+                .into_iter()
+                .chain(followers),
         )
     }
 }

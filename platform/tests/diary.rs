@@ -45,10 +45,20 @@ async fn entries_and_sessions_through_every_diary_route() {
     assert_eq!(entry.body["tokenCount"], 150);
     assert_eq!(entry.body["sessionId"], session_id.as_str());
     assert_eq!(entry.body["tags"], json!(["reflection", "gratitude"]));
-    assert_eq!(
-        app.get(&format!("/diary/entries/{entry_id}")).await.body,
-        entry.body
-    );
+    // Read back, once its analysis is recorded (the entry's version 2): the same entry.
+    let mut fetched = app
+        .eventually(&format!("/diary/entries/{entry_id}"), |r| {
+            r.body["analysis"].is_object()
+        })
+        .await
+        .body;
+    assert_eq!(fetched["version"], 2, "{fetched}");
+    let mut written = entry.body.clone();
+    for field in ["analysis", "version", "updatedAt"] {
+        fetched[field] = json!(null);
+        written[field] = json!(null);
+    }
+    assert_eq!(fetched, written);
 
     let updated = app
         .put(
@@ -68,7 +78,10 @@ async fn entries_and_sessions_through_every_diary_route() {
         updated.body["tags"],
         json!(["reflection", "gratitude", "growth"])
     );
-    assert_eq!(updated.body["version"], 2);
+    assert_eq!(
+        updated.body["version"], 3,
+        "after the creation and its analysis"
+    );
     assert_eq!(updated.body["createdAt"], entry.body["createdAt"]);
 
     let ended = app
@@ -145,7 +158,12 @@ async fn entries_and_sessions_through_every_diary_route() {
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
     assert_eq!(deleted.body["id"], entry_id.as_str());
     assert!(deleted.body["deletedAt"].is_string());
-    assert_eq!(deleted.body["version"], 3);
+    // 4 or 5: the new content's analysis may come first.
+    assert!(
+        matches!(deleted.body["version"].as_u64(), Some(4 | 5)),
+        "{}",
+        deleted.body
+    );
     app.get(&format!("/diary/entries/{entry_id}"))
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found", None);
@@ -171,6 +189,8 @@ async fn entries_and_sessions_through_every_diary_route() {
         .unwrap()
         .iter()
         .map(|e| e["eventType"].as_str().unwrap().to_owned())
+        // Analyses are recorded among them, asynchronously (the analysis test counts them).
+        .filter(|t| t != "DiaryEntryAnalyzed")
         .collect();
     assert_eq!(
         types,
@@ -423,7 +443,11 @@ async fn edge_inputs_found_by_fuzzing() {
 
     let entry_id = entry.id();
     let fetched = app.get(&format!("/diary/entries/{entry_id}")).await;
-    assert_eq!(fetched.headers["etag"], "\"1\"");
+    // "2" once its analysis is recorded.
+    assert_eq!(
+        fetched.headers["etag"].to_str().unwrap(),
+        format!("\"{}\"", fetched.body["version"])
+    );
 
     // An empty session id is not "no session"; a leap second is not a time.
     app.post(
@@ -492,10 +516,13 @@ async fn a_list_read_with_a_deletions_token_no_longer_shows_the_entry() {
         .delete(&format!("/diary/entries/{}", created.id()))
         .await;
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    // The entry's analysis may have been recorded before the deletion (version 2) or not.
     assert_eq!(
-        deleted.headers["etag"], "\"2\"",
+        deleted.headers["etag"].to_str().unwrap(),
+        format!("\"{}\"", deleted.body["version"]),
         "a deletion tags its version too"
     );
+    assert!(deleted.body["version"] == 2 || deleted.body["version"] == 3);
     let started = std::time::Instant::now();
     let after = app.get_after(&path, &deleted.token()).await;
     let waited = started.elapsed();
@@ -601,8 +628,12 @@ async fn concurrent_updates_without_a_version_all_land_and_a_stale_if_match_is_4
     for reply in &replies {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     }
-    let now = app.get(&path).await;
-    assert_eq!(now.body["version"], 51, "{}", now.body);
+    // 50 updates after the creation, and the content's analysis (recorded asynchronously,
+    // among them; the retitles keep it).
+    let now = app
+        .eventually(&path, |r| r.body["analysis"].is_object())
+        .await;
+    assert_eq!(now.body["version"], 52, "{}", now.body);
 
     // A writer that names the version it read is refused once someone else changed it.
     let client = reqwest::Client::new();
@@ -624,17 +655,17 @@ async fn concurrent_updates_without_a_version_all_land_and_a_stale_if_match_is_4
         .unwrap();
     assert_eq!(current.status(), StatusCode::PRECONDITION_FAILED);
     let after = app.get(&path).await;
-    assert_eq!(after.body["version"], 51, "nothing stored: {}", after.body);
+    assert_eq!(after.body["version"], 52, "nothing stored: {}", after.body);
     assert_ne!(after.body["title"], "stale");
     let matched = client
         .put(app.url(&path))
-        .header("if-match", "\"51\"")
+        .header("if-match", "\"52\"")
         .json(&json!({ "title": "matched" }))
         .send()
         .await
         .unwrap();
     assert_eq!(matched.status(), StatusCode::OK);
-    assert_eq!(matched.headers()["etag"], "\"52\"");
+    assert_eq!(matched.headers()["etag"], "\"53\"");
 }
 
 /// A walk by cursor resumes after the last entry it showed: entries written or deleted during
@@ -702,4 +733,97 @@ async fn a_cursor_walk_is_not_shifted_by_writes_during_it() {
         // e5, e4, e3 on the first page, then everything older than e3, each once.
         assert_eq!(walked, expected, "{change}: each entry once, none skipped");
     }
+}
+
+/// Every entry version's content is analysed asynchronously, and the analysis shows on the
+/// entry once recorded: a `DiaryEntryAnalyzed` event on the entry's stream.
+#[tokio::test]
+async fn a_written_entry_is_analysed_and_an_update_is_analysed_again() {
+    let app = Platform::start().await;
+    let user = app.create_user().await;
+    let created = app
+        .post(
+            "/diary/entries",
+            json!({
+                "userId": user,
+                "title": "Morning",
+                "content": "I love the bright morning light. I feel calm and grateful, and I \
+                            hear the birds singing outside while I think about the year.",
+                "tags": ["gratitude"]
+            }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(
+        created.body["analysis"],
+        json!(null),
+        "analysed later, not in the write"
+    );
+    let path = format!("/diary/entries/{}", created.id());
+    let first = app
+        .eventually(&path, |r| r.body["analysis"].is_object())
+        .await;
+    let analysis = &first.body["analysis"];
+    assert_eq!(analysis["entryVersion"], 1, "{}", first.body);
+    let compound = analysis["sentiment"]["compound"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&compound), "a happy text: {compound}");
+    assert!(analysis["tokenCount"].as_u64().unwrap() > 0);
+    // No count sent: the entry's count is the tokenizer's, the one the analysis measured.
+    assert_eq!(first.body["tokenCount"], analysis["tokenCount"]);
+    assert!(!analysis["analyzerVersion"].as_str().unwrap().is_empty());
+    assert!(
+        !analysis["sentiment"]["analyzerVersion"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(analysis["language"], "en");
+    assert_eq!(
+        first.body["version"], 2,
+        "the analysis is the entry's second event"
+    );
+
+    let updated = app
+        .put(
+            &path,
+            json!({ "content": "A terrible, awful day. Everything went wrong and I am sad.",
+                    "tokenCount": 5 }),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    assert_eq!(
+        updated.body["analysis"],
+        json!(null),
+        "the old analysis went with the old text"
+    );
+    let version = updated.body["version"].as_u64().unwrap();
+    let second = app
+        .eventually(&path, |r| r.body["analysis"]["entryVersion"] == version)
+        .await;
+    let analysis = &second.body["analysis"];
+    assert!(
+        analysis["sentiment"]["compound"].as_f64().unwrap() < 0.0,
+        "{}",
+        second.body
+    );
+    // The client's count stays beside the measured one.
+    assert_eq!(second.body["tokenCount"], 5);
+    assert!(analysis["tokenCount"].as_u64().unwrap() > 5);
+
+    let history = app.get(&format!("{path}/history")).await;
+    let types: Vec<&str> = history.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["eventType"].as_str())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "DiaryEntryAnalyzed").count(),
+        2,
+        "one analysis per version: {}",
+        history.body
+    );
+    let deleted = app.delete(&path).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert_eq!(app.get(&path).await.status, StatusCode::NOT_FOUND);
 }

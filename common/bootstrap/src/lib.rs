@@ -74,6 +74,13 @@ pub trait Service: Send + 'static {
     /// Upcasters of the service's old event payloads.
     fn upcasters() -> Upcasters;
 
+    /// Followers of the service's events that act on them (not read models): embedded, each
+    /// runs as a checkpointed projection; in production, as its own Kafka consumer group on
+    /// the service's topic, named `<KAFKA_CONSUMER_GROUP>-<follower's name>`.
+    fn followers(_store: Arc<dyn EventStore>) -> Vec<Arc<dyn Projection>> {
+        Vec::new()
+    }
+
     /// The read models in the embedded SQLite database (`pool` also holds the events).
     fn sqlite_read_models(
         pool: SqlitePool,
@@ -133,7 +140,11 @@ async fn run_embedded<S: Service>(
     let path = data_dir.join(format!("{name}.db"));
     let store = Arc::new(open_sqlite(&path, S::upcasters()).await?);
     let read_models = S::sqlite_read_models(store.pool().clone()).await?;
-    let projections = Projections::start(sqlite_runners(&store, [read_models.projection]));
+    let followers = S::followers(store.clone());
+    let projections = Projections::start(sqlite_runners(
+        &store,
+        std::iter::once(read_models.projection).chain(followers),
+    ));
     tracing::info!(
         port = listener.local_addr()?.port(),
         data = %path.display(),
@@ -181,7 +192,15 @@ async fn run_production<S: Service>(
         group,
         categories: S::SPEC.categories,
     };
-    let pipeline = Pipeline::start(&spec, &config.kafka, &store, read_models.projection).await?;
+    let followers = S::followers(Arc::new(store.clone()));
+    let pipeline = Pipeline::start(
+        &spec,
+        &config.kafka,
+        &store,
+        read_models.projection,
+        followers,
+    )
+    .await?;
     let dependencies = metachat_production::dependencies(&store, &config.kafka, session)?;
     tracing::info!(
         port = listener.local_addr()?.port(),

@@ -143,12 +143,15 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Creates the topic if missing, then starts the relay (publishing once elected leader
-    /// among the service's replicas) and the consumer feeding `projection`.
+    /// among the service's replicas), the consumer feeding `projection`, and one consumer per
+    /// follower, in group `<group>-<follower's name>` (its replicas share the work by
+    /// partition, so each entity's events reach one of them, in order).
     pub async fn start(
         spec: &PipelineSpec,
         kafka: &KafkaConfig,
         store: &PostgresEventStore,
         projection: Arc<dyn Projection>,
+        followers: Vec<Arc<dyn Projection>>,
     ) -> anyhow::Result<Self> {
         metachat_kafka::topics::ensure_topics(kafka, &[&spec.topic])
             .await
@@ -172,11 +175,24 @@ impl Pipeline {
         .context("cannot create the Kafka producer")?;
         let consumer = ProjectionConsumer::new(kafka, &spec.group, &[&spec.topic], projection)
             .context("cannot create the Kafka consumer")?;
+        let mut followers_consumers = Vec::new();
+        for follower in followers {
+            let group = format!("{}-{}", spec.group, follower.name());
+            followers_consumers.push(
+                ProjectionConsumer::new(kafka, &group, &[&spec.topic], follower)
+                    .with_context(|| format!("cannot create the Kafka consumer {group}"))?,
+            );
+        }
         let stop = Stop::new();
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(relay.run(stop.signal())),
             tokio::spawn(consumer.run(stop.signal())),
         ];
+        tasks.extend(
+            followers_consumers
+                .into_iter()
+                .map(|c| tokio::spawn(c.run(stop.signal()))),
+        );
         Ok(Self { stop, tasks })
     }
 

@@ -148,9 +148,120 @@ pub(crate) struct EntryJson {
     created_at: Option<String>,
     #[schema(required = true, format = DateTime)]
     updated_at: Option<String>,
-    /// Version of the entry's event stream (`entry-<id>`); also its `ETag`.
+    /// Version of the entry's event stream (`entry-<id>`); also its `ETag`. Recording an
+    /// analysis moves it too.
     #[schema(minimum = 1)]
     version: u64,
+    /// The analysis of the current content, recorded asynchronously after each creation or
+    /// content update (a `DiaryEntryAnalyzed` event); `null` until then, and in lists (read
+    /// the entry by id).
+    #[schema(required = true)]
+    analysis: Option<EntryAnalysisJson>,
+}
+
+/// What the offline analyzers measured in one version of an entry's content.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = EntryAnalysis)]
+pub(crate) struct EntryAnalysisJson {
+    /// The entry version whose content was analysed.
+    #[schema(minimum = 1)]
+    entry_version: u64,
+    /// Version of the analysis rules (tokens, language, keywords, sensory language, archetypes).
+    #[schema(examples("1"))]
+    analyzer_version: String,
+    sentiment: SentimentJson,
+    /// o200k_base tokens of the content, measured (the entry's `tokenCount` may be the
+    /// client's own figure).
+    token_count: u32,
+    /// ISO 639-1 code of the language the content was analysed as; `null` when unknown.
+    #[schema(required = true, examples("en"))]
+    language: Option<String>,
+    /// Key phrases, most relevant first; empty for an unknown language.
+    keywords: Vec<String>,
+    /// `null` when there was too little English text to measure.
+    #[schema(required = true)]
+    sensory: Option<SensoryJson>,
+    /// Strongest first; empty when there was too little English text to measure.
+    archetype_signals: Vec<ArchetypeScoreJson>,
+}
+
+/// VADER sentiment scores.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Sentiment)]
+pub(crate) struct SentimentJson {
+    #[schema(minimum = 0, maximum = 1)]
+    neg: f64,
+    #[schema(minimum = 0, maximum = 1)]
+    neu: f64,
+    #[schema(minimum = 0, maximum = 1)]
+    pos: f64,
+    #[schema(minimum = -1, maximum = 1)]
+    compound: f64,
+    analyzer_version: String,
+    lexicon: String,
+}
+
+/// Shares of the sensory words (summing to 1 when `coverage` > 0), and their share of all words.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = SensoryShares)]
+pub(crate) struct SensoryJson {
+    #[schema(minimum = 0, maximum = 1)]
+    visual: f64,
+    #[schema(minimum = 0, maximum = 1)]
+    auditory: f64,
+    #[schema(minimum = 0, maximum = 1)]
+    kinesthetic: f64,
+    #[schema(minimum = 0, maximum = 1)]
+    coverage: f64,
+}
+
+/// How strongly the writing matches one archetype.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ArchetypeScore)]
+pub(crate) struct ArchetypeScoreJson {
+    #[schema(examples("thinker"))]
+    id: String,
+    #[schema(minimum = 0, maximum = 1)]
+    confidence: f64,
+}
+
+impl From<diary::EntryAnalysis> for EntryAnalysisJson {
+    fn from(a: diary::EntryAnalysis) -> Self {
+        let sentiment = a.sentiment.unwrap_or_default();
+        Self {
+            entry_version: a.entry_version,
+            analyzer_version: a.analyzer_version,
+            sentiment: SentimentJson {
+                neg: sentiment.neg,
+                neu: sentiment.neu,
+                pos: sentiment.pos,
+                compound: sentiment.compound,
+                analyzer_version: sentiment.analyzer_version,
+                lexicon: sentiment.lexicon,
+            },
+            token_count: a.token_count,
+            language: a.language,
+            keywords: a.keywords,
+            sensory: a.sensory.map(|s| SensoryJson {
+                visual: s.visual,
+                auditory: s.auditory,
+                kinesthetic: s.kinesthetic,
+                coverage: s.coverage,
+            }),
+            archetype_signals: a
+                .archetype_signals
+                .into_iter()
+                .map(|s| ArchetypeScoreJson {
+                    id: s.id,
+                    confidence: s.confidence,
+                })
+                .collect(),
+        }
+    }
 }
 
 impl From<diary::Entry> for EntryJson {
@@ -166,6 +277,7 @@ impl From<diary::Entry> for EntryJson {
             session_id: entry.session_id,
             tags: entry.tags,
             version: entry.version,
+            analysis: entry.analysis.map(EntryAnalysisJson::from),
         }
     }
 }
@@ -400,7 +512,8 @@ pub(crate) struct EventJson {
     event_id: String,
     /// User events: `UserCreated`, `UserProfileUpdated`, `ArchetypeAssigned`,
     /// `ArchetypeUpdated`, `ModalitiesUpdated`. Diary events: `DiaryEntryCreated`,
-    /// `DiaryEntryUpdated`, `DiaryEntryDeleted`, `DiarySessionStarted`, `DiarySessionEnded`.
+    /// `DiaryEntryUpdated`, `DiaryEntryDeleted`, `DiaryEntryAnalyzed`, `DiarySessionStarted`,
+    /// `DiarySessionEntryAdded`, `DiarySessionEnded`.
     #[schema(examples("UserCreated"))]
     event_type: String,
     /// Version of the payload's shape (older shapes are upcast when read).

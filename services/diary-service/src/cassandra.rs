@@ -322,6 +322,8 @@ impl CassandraDiaryReadModels {
                     )
                     .await?;
             }
+            // Lists do not show analyses: nothing to copy (read the entry by id).
+            EntryEvent::DiaryEntryAnalyzed(_) => return Ok(()),
         }
         self.copy_entry_to_listing(id).await
     }
@@ -541,6 +543,7 @@ fn missing(column: &str) -> ProjectionError {
 }
 
 fn entry_from_row(row: EntryRow) -> Result<Loaded<Entry>, ProjectionError> {
+    let version = u64::try_from(row.version.ok_or_else(|| missing("version"))?)?;
     Ok(Loaded {
         state: Entry {
             id: stored_id(&row.entry_id)?,
@@ -550,10 +553,12 @@ fn entry_from_row(row: EntryRow) -> Result<Loaded<Entry>, ProjectionError> {
             token_count: u32::try_from(row.token_count.unwrap_or_default())?,
             session_id: row.session_id.as_deref().map(stored_id).transpose()?,
             tags: stored_tags(row.tags.unwrap_or_default())?,
+            // Lists carry no analysis; their rows know only the latest version.
+            analysis: None,
+            content_version: version,
+            version,
         },
-        version: Some(u64::try_from(
-            row.version.ok_or_else(|| missing("version"))?,
-        )?),
+        version: Some(version),
         created_at: Some(time(
             row.created_at_micros
                 .ok_or_else(|| missing("created_at_micros"))?,

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::analytics::Period;
 use crate::application::{Diary, EntryDraft};
-use crate::domain::{Entry, EntryChanges, EntryState, Session, SessionState};
+use crate::domain::{DiaryEntryAnalyzed, Entry, EntryChanges, EntryState, Session, SessionState};
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
 
@@ -297,6 +297,39 @@ fn entry_to_proto<A>(e: &Entry, loaded: &Loaded<A>) -> pb::Entry {
         created_at: loaded.created_at.map(timestamp),
         updated_at: loaded.updated_at.map(timestamp),
         version: loaded.version.unwrap_or(0),
+        analysis: e.analysis.as_ref().map(analysis_to_proto),
+    }
+}
+
+fn analysis_to_proto(a: &DiaryEntryAnalyzed) -> pb::EntryAnalysis {
+    pb::EntryAnalysis {
+        entry_version: a.entry_version,
+        analyzer_version: a.analyzer_version.clone(),
+        sentiment: Some(pb::Sentiment {
+            neg: a.sentiment.neg,
+            neu: a.sentiment.neu,
+            pos: a.sentiment.pos,
+            compound: a.sentiment.compound,
+            analyzer_version: a.sentiment.analyzer_version.clone(),
+            lexicon: a.sentiment.lexicon.clone(),
+        }),
+        token_count: a.token_count,
+        language: a.language.clone(),
+        keywords: a.keywords.clone(),
+        sensory: a.sensory.as_ref().map(|s| pb::SensoryShares {
+            visual: s.visual,
+            auditory: s.auditory,
+            kinesthetic: s.kinesthetic,
+            coverage: s.coverage,
+        }),
+        archetype_signals: a
+            .archetype_signals
+            .iter()
+            .map(|s| pb::ArchetypeScore {
+                id: s.id.clone(),
+                confidence: s.confidence,
+            })
+            .collect(),
     }
 }
 

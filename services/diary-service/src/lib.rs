@@ -5,6 +5,7 @@
 //! come from the read models kept by [`read_model::SqliteDiaryReadModels`].
 
 pub mod analytics;
+pub mod analyzer;
 pub mod application;
 pub mod cassandra;
 pub mod domain;

@@ -150,6 +150,8 @@ impl SqliteDiaryReadModels {
             .bind(version)
             .bind(id)
             .bind(version),
+            // Lists do not show analyses (read the entry by id).
+            EntryEvent::DiaryEntryAnalyzed(_) => return Ok(()),
         };
         query.execute(&self.pool).await?;
         Ok(())
@@ -397,6 +399,7 @@ pub(crate) fn stored_id<T: std::str::FromStr>(text: &str) -> Result<T, Projectio
 
 fn row_to_entry(row: &SqliteRow) -> Result<Loaded<Entry>, ProjectionError> {
     let tags: String = row.try_get("tags")?;
+    let version = u64::try_from(row.try_get::<i64, _>("version")?)?;
     Ok(Loaded {
         state: Entry {
             id: stored_id(row.try_get("entry_id")?)?,
@@ -409,8 +412,12 @@ fn row_to_entry(row: &SqliteRow) -> Result<Loaded<Entry>, ProjectionError> {
                 .map(stored_id)
                 .transpose()?,
             tags: serde_json::from_str(&tags)?,
+            // Lists carry no analysis; their rows know only the latest version.
+            analysis: None,
+            content_version: version,
+            version,
         },
-        version: Some(row.try_get::<i64, _>("version")? as u64),
+        version: Some(version),
         created_at: Some(time(row.try_get("created_at")?)?),
         updated_at: Some(time(row.try_get("updated_at")?)?),
     })

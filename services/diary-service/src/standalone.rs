@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_sourcing::{EventStore, Upcasters};
+use event_sourcing::{EventStore, Projection, Upcasters};
 use metachat_bootstrap::{ReadModels, Service, ServiceSettings, ServiceSpec};
 use metachat_cassandra::CassandraConfig;
 use metachat_grpc::Dependency;
@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 
 use metachat_proto::diary::diary_service_server::DiaryServiceServer;
 
+use crate::analyzer::EntryAnalyzer;
 use crate::cassandra::CassandraDiaryReadModels;
 use crate::{DiaryGrpc, DiaryReadModels, GrpcUserDirectory, SqliteDiaryReadModels, UserDirectory};
 
@@ -41,6 +42,11 @@ impl Service for DiaryService {
 
     fn upcasters() -> Upcasters {
         crate::upcasters()
+    }
+
+    /// The entry analyzer ([`crate::analyzer`]).
+    fn followers(store: Arc<dyn EventStore>) -> Vec<Arc<dyn Projection>> {
+        vec![Arc::new(EntryAnalyzer::new(store))]
     }
 
     async fn sqlite_read_models(pool: SqlitePool) -> anyhow::Result<ReadModels<Self::Queries>> {

@@ -24,7 +24,7 @@ use metachat_validation::{ConsistencyToken, EntryId, SessionId, UserId};
 use crate::analytics::{self, Analytics, Period};
 use crate::domain::{
     Entry, EntryChanges, EntryCommand, EntryState, NewEntry, Session, SessionCommand, SessionError,
-    SessionState,
+    SessionState, analyze_content, analyzer_key,
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
@@ -424,6 +424,91 @@ impl Diary {
         Ok((!events.is_empty()).then_some(events))
     }
 }
+
+/// What [`record_analysis`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnalysisOutcome {
+    /// A `DiaryEntryAnalyzed` was appended.
+    Recorded,
+    /// That version's analysis is already stored (a redelivered event, or another replica).
+    AlreadyRecorded,
+    /// The entry is deleted, or its content changed since that version (the change's own
+    /// event is analysed instead): nothing to record.
+    Outdated,
+}
+
+/// Namespace of the analysis events' ids (UUID v5 of entry, version and analyzer versions).
+const ANALYSIS_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6d65_7461_6368_6174_2d61_6e61_6c79_7a65);
+
+/// Analyses the content entry `id` had at stream version `version` and records the result
+/// on the entry's stream, at the version it read (decided again if the entry changed
+/// meanwhile): nothing when that content is no longer the entry's, or the entry is deleted. The event's id is derived from the entry, the version and the analyzer versions, so
+/// a re-sent append is recognised as already stored rather than stored twice.
+pub async fn record_analysis(
+    entries: &Repository<EntryState>,
+    id: &EntryId,
+    version: u64,
+    metadata: &EventMetadata,
+) -> Result<AnalysisOutcome, EventStoreError> {
+    let mut analyzed = None;
+    for attempt in 1..=ANALYSIS_RETRIES {
+        let loaded = entries.load(id).await?;
+        let Some(entry) = loaded.state.live() else {
+            return Ok(AnalysisOutcome::Outdated);
+        };
+        if !entry.awaits_analysis(version) {
+            return Ok(match &entry.analysis {
+                Some(a) if a.entry_version == version => AnalysisOutcome::AlreadyRecorded,
+                _ => AnalysisOutcome::Outdated,
+            });
+        }
+        // The content of `version` does not change: analysed once, whatever the retries.
+        let analysis = match analyzed.take() {
+            Some(analysis) => analysis,
+            None => {
+                let (user_id, content) = (entry.user_id, entry.content.clone());
+                // Up to 100,000 characters of CPU work: off the async workers.
+                tokio::task::spawn_blocking(move || analyze_content(user_id, version, &content))
+                    .await
+                    .map_err(|e| EventStoreError::InvalidWrite(format!("analysis failed: {e}")))?
+            }
+        };
+        let key = format!("{id}|{version}|{}", analyzer_key(&analysis));
+        let command = EntryCommand::RecordAnalysis(Box::new(analysis));
+        let events = match loaded.state.decide(&command) {
+            Ok(events) if !events.is_empty() => events,
+            _ => return Ok(AnalysisOutcome::Outdated),
+        };
+        let mut write = entries.write_for(id, &loaded, &events, metadata)?;
+        for event in &mut write.events {
+            event.event_id = uuid::Uuid::new_v5(&ANALYSIS_ID_NAMESPACE, key.as_bytes());
+        }
+        match append_settled(entries.store().as_ref(), vec![write]).await {
+            Ok(results) if results.iter().all(|r| r.already_stored) => {
+                return Ok(AnalysisOutcome::AlreadyRecorded);
+            }
+            Ok(_) => return Ok(AnalysisOutcome::Recorded),
+            // Changed since it was read (retitled, updated, deleted, or analysed by another
+            // replica): decided again on the newer state.
+            Err(AppendError::Refused(e)) if e.is_conflict() && attempt < ANALYSIS_RETRIES => {
+                if let EntryCommand::RecordAnalysis(analysis) = command {
+                    analyzed = Some(*analysis);
+                }
+                conflict_backoff(attempt).await;
+            }
+            Err(AppendError::Refused(e) | AppendError::OutcomeUnknown(e)) => return Err(e),
+        }
+    }
+    // Unreachable: the last attempt returns; kept total for the compiler.
+    Err(EventStoreError::InvalidWrite(
+        "the entry kept changing while its analysis was recorded".into(),
+    ))
+}
+
+/// How often recording an analysis is decided again after a concurrent change of its entry;
+/// past that the error makes the analyzer try the event again later (never skip it).
+const ANALYSIS_RETRIES: usize = 20;
 
 /// The time-range rule, the same at the gateway and here: the start may not be after the end.
 pub fn check_range(range: TimeRange) -> Result<(), ApiError> {

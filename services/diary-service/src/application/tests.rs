@@ -37,6 +37,7 @@ struct Given {
     users: Arc<Registered>,
     /// Feeds the read models, only when a test says so (`catch_up`).
     projection: ProjectionRunner,
+    checkpoints: Arc<SqliteCheckpoints>,
 }
 
 /// The bound of a list's wait for its consistency token in these tests.
@@ -57,11 +58,9 @@ async fn given_a_store() -> Given {
             .await
             .unwrap(),
     );
-    let projection = ProjectionRunner::new(
-        sqlite.clone(),
-        Arc::new(SqliteCheckpoints::new(&sqlite)),
-        read_models.clone(),
-    );
+    let checkpoints = Arc::new(SqliteCheckpoints::new(&sqlite));
+    let projection =
+        ProjectionRunner::new(sqlite.clone(), checkpoints.clone(), read_models.clone());
     let store = Arc::new(CountingStore::new(sqlite));
     let users = Arc::new(Registered::default());
     Given {
@@ -70,6 +69,7 @@ async fn given_a_store() -> Given {
         store,
         users,
         projection,
+        checkpoints,
     }
 }
 
@@ -610,4 +610,116 @@ async fn a_malformed_token_is_invalid_at_once() {
         assert_eq!(error.details[0].field, "consistencyToken");
     }
     assert!(started.elapsed() < READ_YOUR_WRITES, "no wait");
+}
+
+/// The analyses recorded in an entry's stream, as (their version, the version analysed).
+async fn analyses(g: &Given, id: &EntryId) -> Vec<(u64, u64)> {
+    let history = g.diary.entry_history(id).await.unwrap();
+    history
+        .iter()
+        .filter_map(
+            |e| match event_sourcing::decode_event::<crate::domain::EntryEvent>(e) {
+                Ok(crate::domain::EntryEvent::DiaryEntryAnalyzed(a)) => {
+                    Some((e.stream_version, a.entry_version))
+                }
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+#[tokio::test]
+async fn a_created_entry_gets_exactly_one_analysis_also_when_its_event_comes_twice() {
+    use crate::analyzer::EntryAnalyzer;
+    let g = given_a_store().await;
+    let user = g.user();
+    let written = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let id = written.state.live().unwrap().id;
+    let created = g.diary.entry_history(&id).await.unwrap().remove(0);
+    let analyzer = EntryAnalyzer::new(g.store.clone());
+
+    assert_eq!(
+        analyzer.analyze(&created).await.unwrap(),
+        Some(AnalysisOutcome::Recorded)
+    );
+    assert_eq!(
+        analyzer.analyze(&created).await.unwrap(),
+        Some(AnalysisOutcome::AlreadyRecorded)
+    );
+    assert_eq!(analyses(&g, &id).await, [(2, 1)]);
+    // Two analyzers on one event at once (a Kafka rebalance): still one.
+    let again = g
+        .diary
+        .change_entry(
+            &id,
+            EntryChanges {
+                content: Some("A new day, and a better one.".into()),
+                ..EntryChanges::default()
+            },
+            None,
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let updated = g.diary.entry_history(&id).await.unwrap().remove(2);
+    assert_eq!(updated.stream_version, again.version.unwrap());
+    let other = EntryAnalyzer::new(g.store.clone());
+    let (a, b) = tokio::join!(analyzer.analyze(&updated), other.analyze(&updated));
+    let mut outcomes = [a.unwrap().unwrap(), b.unwrap().unwrap()];
+    outcomes.sort_by_key(|o| *o != AnalysisOutcome::Recorded);
+    assert_eq!(outcomes[0], AnalysisOutcome::Recorded);
+    assert_ne!(outcomes[1], AnalysisOutcome::Recorded);
+    assert_eq!(analyses(&g, &id).await, [(2, 1), (4, 3)]);
+
+    let entry = g.diary.entry(&id).await.unwrap();
+    let analysis = entry.state.live().unwrap().analysis.clone().unwrap();
+    assert_eq!(analysis.entry_version, 3);
+    assert!(analysis.token_count > 0);
+    // Other events are not analysed; an outdated one records nothing.
+    assert_eq!(
+        analyzer.analyze(&created).await.unwrap(),
+        Some(AnalysisOutcome::Outdated)
+    );
+    let latest = g.diary.entry_history(&id).await.unwrap().remove(3);
+    assert_eq!(analyzer.analyze(&latest).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_analyzer_follows_the_store_skips_deleted_entries_and_replays_idempotently() {
+    use crate::analyzer::EntryAnalyzer;
+    let g = given_a_store().await;
+    let user = g.user();
+    let kept = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let kept = kept.state.live().unwrap().id;
+    let gone = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let gone = gone.state.live().unwrap().id;
+    g.diary.delete_entry(&gone, None, &meta()).await.unwrap();
+    let sqlite: Arc<dyn EventStore> = g.store.clone();
+    let runner = |checkpoints| {
+        ProjectionRunner::new(
+            sqlite.clone(),
+            checkpoints,
+            Arc::new(EntryAnalyzer::new(g.store.clone())),
+        )
+    };
+    let checkpoints: Arc<dyn event_sourcing::CheckpointStore> = g.checkpoints.clone();
+    runner(checkpoints.clone()).catch_up().await.unwrap();
+    assert_eq!(analyses(&g, &kept).await, [(2, 1)]);
+    assert_eq!(analyses(&g, &gone).await, []);
+    // From position zero again (a rebuild, or a checkpoint lost): nothing more.
+    runner(checkpoints.clone()).rebuild().await.unwrap();
+    assert_eq!(analyses(&g, &kept).await, [(2, 1)]);
+    assert_eq!(analyses(&g, &gone).await, []);
 }

@@ -5,7 +5,9 @@ use metachat_proto::error::{ApiError, ErrorCode};
 use metachat_validation::{EntryId, SessionId, UserId, Violations};
 use serde::{Deserialize, Serialize};
 
-use super::events::{DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, EntryEvent};
+use super::events::{
+    DiaryEntryAnalyzed, DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, EntryEvent,
+};
 
 const TITLE_MAX: usize = 200;
 const CONTENT_MAX: usize = 100_000;
@@ -54,6 +56,25 @@ pub struct Entry {
     pub token_count: u32,
     pub session_id: Option<SessionId>,
     pub tags: Vec<Tag>,
+    /// The analysis of the current content, once the analyzer has recorded it.
+    pub analysis: Option<DiaryEntryAnalyzed>,
+    /// Stream version of the event that set the current content (its creation, or the last
+    /// update that changed it).
+    pub content_version: u64,
+    /// Stream version of the last event applied.
+    pub version: u64,
+}
+
+impl Entry {
+    /// Whether the content of `version` still is the entry's and has no analysis yet: an
+    /// analysis of older content is stale, and one already recorded needs no second copy.
+    pub fn awaits_analysis(&self, version: u64) -> bool {
+        version == self.content_version
+            && self
+                .analysis
+                .as_ref()
+                .is_none_or(|a| a.entry_version != version)
+    }
 }
 
 /// The entry aggregate: not written yet, live, or deleted (its history stays).
@@ -102,6 +123,9 @@ pub enum EntryCommand {
     Create(NewEntry),
     Update(EntryChanges),
     Delete,
+    /// Records an analysis of the content at `entryVersion` (nothing if that content is no
+    /// longer current, or already analysed).
+    RecordAnalysis(Box<DiaryEntryAnalyzed>),
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -126,9 +150,9 @@ impl From<EntryError> for ApiError {
     }
 }
 
-/// A word-based token estimate for clients that send no count.
+/// The token count of content whose client sent none: o200k_base tokens, measured.
 pub fn estimate_tokens(content: &str) -> u32 {
-    u32::try_from(content.split_whitespace().count()).unwrap_or(u32::MAX)
+    analysis::count_tokens(content)
 }
 
 impl Aggregate for EntryState {
@@ -149,16 +173,44 @@ impl Aggregate for EntryState {
                     token_count: e.token_count,
                     session_id: e.session_id,
                     tags: e.tags.clone(),
+                    analysis: None,
+                    // A creation is always the stream's first event.
+                    content_version: 1,
+                    version: 1,
                 });
             }
-            (Self::Live(mut entry), EntryEvent::DiaryEntryUpdated(e)) => {
-                entry.title = e.title.clone();
-                entry.content = e.content.clone();
-                entry.token_count = e.token_count;
-                entry.tags = e.tags.clone();
+            (Self::Live(mut entry), event) => {
+                entry.version += 1;
+                match event {
+                    EntryEvent::DiaryEntryUpdated(e) => {
+                        // Only new content is analysed again: a retitled or retagged entry
+                        // keeps its analysis.
+                        if e.content != entry.content {
+                            entry.content_version = entry.version;
+                            // It described the content replaced.
+                            entry.analysis = None;
+                        }
+                        entry.title = e.title.clone();
+                        entry.content = e.content.clone();
+                        entry.token_count = e.token_count;
+                        entry.tags = e.tags.clone();
+                    }
+                    EntryEvent::DiaryEntryAnalyzed(e)
+                        if e.entry_version == entry.content_version =>
+                    {
+                        entry.analysis = Some(e.clone());
+                    }
+                    EntryEvent::DiaryEntryDeleted(_) => {
+                        // Derived results go with the entry; its history keeps them.
+                        entry.analysis = None;
+                        *self = Self::Deleted(entry);
+                        return;
+                    }
+                    // A stale analysis, or a second creation: nothing changes.
+                    EntryEvent::DiaryEntryAnalyzed(_) | EntryEvent::DiaryEntryCreated(_) => {}
+                }
                 *self = Self::Live(entry);
             }
-            (Self::Live(entry), EntryEvent::DiaryEntryDeleted(_)) => *self = Self::Deleted(entry),
             // Events the rules never decide in this state (a second creation, a change after
             // deletion) leave it as it is.
             (state, _) => *self = state,
@@ -180,6 +232,16 @@ impl Aggregate for EntryState {
             EntryCommand::Delete => Ok(vec![EntryEvent::DiaryEntryDeleted(DiaryEntryDeleted {
                 user_id: entry.user_id,
             })]),
+            EntryCommand::RecordAnalysis(analyzed) => {
+                Ok(if entry.awaits_analysis(analyzed.entry_version) {
+                    vec![EntryEvent::DiaryEntryAnalyzed(DiaryEntryAnalyzed {
+                        user_id: entry.user_id,
+                        ..(**analyzed).clone()
+                    })]
+                } else {
+                    vec![]
+                })
+            }
         }
     }
 }

@@ -13,6 +13,8 @@ pub enum EntryEvent {
     DiaryEntryCreated(DiaryEntryCreated),
     DiaryEntryUpdated(DiaryEntryUpdated),
     DiaryEntryDeleted(DiaryEntryDeleted),
+    /// The content of one version of the entry was analysed (appended by the entry analyzer).
+    DiaryEntryAnalyzed(DiaryEntryAnalyzed),
 }
 
 impl DomainEvent for EntryEvent {}
@@ -44,6 +46,66 @@ pub struct DiaryEntryUpdated {
 #[serde(rename_all = "camelCase")]
 pub struct DiaryEntryDeleted {
     pub user_id: UserId,
+}
+
+/// What the analyzers measured in one version of an entry's content. Compact by design: scores
+/// and versions, no copy of the text (keywords aside, which are phrases of it by nature).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiaryEntryAnalyzed {
+    pub user_id: UserId,
+    /// The stream version of the event (creation or update) whose content was analysed.
+    pub entry_version: u64,
+    /// `analysis::ANALYZER_VERSION`: tokens, language, keywords, sensory and archetype rules.
+    pub analyzer_version: String,
+    pub sentiment: SentimentScores,
+    /// o200k_base tokens of the content, measured (beside the entry's `tokenCount`, which may
+    /// be the client's own figure).
+    pub token_count: u32,
+    /// ISO 639-1 code of the language the content was analysed as; `None` when unknown.
+    pub language: Option<String>,
+    /// Key phrases, most relevant first; empty for an unknown language.
+    pub keywords: Vec<String>,
+    /// Shares of the sensory words; `None` when there was too little English text to measure.
+    pub sensory: Option<SensoryShares>,
+    /// Archetypes with the confidence the writing matches each, strongest first; empty when
+    /// there was too little English text to measure.
+    pub archetype_signals: Vec<ArchetypeScore>,
+}
+
+/// VADER scores of the content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SentimentScores {
+    pub neg: f64,
+    pub neu: f64,
+    pub pos: f64,
+    /// In [-1, 1].
+    pub compound: f64,
+    /// `sentiment::ANALYZER_VERSION`.
+    pub analyzer_version: String,
+    /// `sentiment::LEXICON`.
+    pub lexicon: String,
+}
+
+/// The visual / auditory / kinesthetic split of the sensory words (summing to 1 when
+/// `coverage` > 0), and their share of all words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SensoryShares {
+    pub visual: f64,
+    pub auditory: f64,
+    pub kinesthetic: f64,
+    pub coverage: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchetypeScore {
+    /// An id of `analysis::archetypes::CATALOGUE` (e.g. `thinker`).
+    pub id: String,
+    /// In [0, 1].
+    pub confidence: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -103,14 +103,144 @@ fn entry_input_is_validated_field_by_field() {
 }
 
 #[test]
-fn a_missing_token_count_is_estimated_from_the_content() {
+fn a_missing_token_count_is_measured_with_the_tokenizer() {
     let command = EntryCommand::Create(NewEntry {
         token_count: None,
-        content: "one  two\nthree".into(),
+        // 10 o200k_base tokens (tiktoken's count), 9 words.
+        content: "The quick brown fox jumps over the lazy dog.".into(),
         ..new_entry()
     });
     let events = entry_when(&[], command).unwrap();
-    assert!(matches!(&events[0], EntryEvent::DiaryEntryCreated(e) if e.token_count == 3));
+    assert!(matches!(&events[0], EntryEvent::DiaryEntryCreated(e) if e.token_count == 10));
+}
+
+fn analyzed(entry_version: u64) -> DiaryEntryAnalyzed {
+    analyze_content(U1, entry_version, "Today was a good day...")
+}
+
+fn record(entry_version: u64) -> EntryCommand {
+    EntryCommand::RecordAnalysis(Box::new(analyzed(entry_version)))
+}
+
+fn updated() -> EntryEvent {
+    EntryEvent::DiaryEntryUpdated(DiaryEntryUpdated {
+        user_id: U1,
+        title: "My First Entry".into(),
+        content: "A terrible, awful day.".into(),
+        token_count: 150,
+        tags: tags(&["reflection"]),
+    })
+}
+
+#[test]
+fn an_analysis_of_the_current_content_is_recorded_once() {
+    let analysis = EntryEvent::DiaryEntryAnalyzed(analyzed(1));
+    assert_eq!(
+        entry_when(&[created()], record(1)),
+        Ok(vec![analysis.clone()])
+    );
+    // Already recorded: a redelivery stores nothing more.
+    assert_eq!(
+        entry_when(&[created(), analysis.clone()], record(1)),
+        Ok(vec![])
+    );
+    let state = given::<EntryState>(&[created(), analysis]).0;
+    let entry = state.live().unwrap();
+    assert_eq!(entry.analysis, Some(analyzed(1)));
+    assert_eq!((entry.content_version, entry.version), (1, 2));
+}
+
+#[test]
+fn an_analysis_of_replaced_content_is_stale() {
+    // Updated at version 2: the analysis of version 1 is no longer decided...
+    assert_eq!(entry_when(&[created(), updated()], record(1)), Ok(vec![]));
+    // ...and one already recorded goes with the content it described.
+    let history = [
+        created(),
+        EntryEvent::DiaryEntryAnalyzed(analyzed(1)),
+        updated(),
+    ];
+    let state = given::<EntryState>(&history).0;
+    let entry = state.live().unwrap();
+    assert_eq!((entry.analysis.as_ref(), entry.content_version), (None, 3));
+    // A stale one, however it got into the stream, is ignored.
+    let stale = [
+        created(),
+        updated(),
+        EntryEvent::DiaryEntryAnalyzed(analyzed(1)),
+    ];
+    assert_eq!(given::<EntryState>(&stale).0.live().unwrap().analysis, None);
+    // The new content's analysis is recorded.
+    assert_eq!(
+        entry_when(&history, record(3)),
+        Ok(vec![EntryEvent::DiaryEntryAnalyzed(analyzed(3))])
+    );
+}
+
+#[test]
+fn a_retitled_entry_keeps_its_analysis() {
+    let retitled = EntryEvent::DiaryEntryUpdated(DiaryEntryUpdated {
+        user_id: U1,
+        title: "Another title".into(),
+        content: "Today was a good day...".into(),
+        token_count: 150,
+        tags: tags(&[]),
+    });
+    let history = [
+        created(),
+        EntryEvent::DiaryEntryAnalyzed(analyzed(1)),
+        retitled,
+    ];
+    let state = given::<EntryState>(&history).0;
+    let entry = state.live().unwrap();
+    assert_eq!(
+        (entry.analysis.clone(), entry.content_version),
+        (Some(analyzed(1)), 1)
+    );
+    // Unanalysed yet, the creation's content is still the one to analyse.
+    let unanalysed = [created(), history[2].clone()];
+    assert_eq!(
+        entry_when(&unanalysed, record(1)),
+        Ok(vec![EntryEvent::DiaryEntryAnalyzed(analyzed(1))])
+    );
+}
+
+#[test]
+fn a_deleted_entry_is_not_analysed_and_loses_its_analysis() {
+    assert_eq!(
+        entry_when(&[created(), deleted()], record(1)),
+        Err(EntryError::NotFound)
+    );
+    let history = [
+        created(),
+        EntryEvent::DiaryEntryAnalyzed(analyzed(1)),
+        deleted(),
+    ];
+    match given::<EntryState>(&history).0 {
+        EntryState::Deleted(entry) => assert_eq!(entry.analysis, None),
+        other => panic!("expected a deleted entry, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_analysis_payload_is_measured_and_versioned() {
+    let a = analyze_content(
+        U1,
+        4,
+        "I love the bright morning light. I feel calm and grateful, and I hear the birds \
+         singing outside while I think about what matters most to me this year.",
+    );
+    assert_eq!(a.entry_version, 4);
+    assert_eq!(a.analyzer_version, ::analysis::ANALYZER_VERSION);
+    assert_eq!(a.sentiment.analyzer_version, sentiment::ANALYZER_VERSION);
+    assert!(a.sentiment.compound > 0.5, "{:?}", a.sentiment);
+    assert!(a.token_count > 20);
+    assert_eq!(a.language.as_deref(), Some("en"));
+    assert!(!a.keywords.is_empty());
+    // Scores, versions and short key phrases: no sentence of the text.
+    let payload = serde_json::to_string(&a).unwrap();
+    assert!(!payload.contains("I feel calm"), "{payload}");
+    assert!(a.keywords.iter().all(|k| k.split(' ').count() <= 3));
 }
 
 #[test]
