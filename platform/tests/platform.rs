@@ -26,13 +26,19 @@ async fn data_survives_a_restart_and_read_models_resume() {
         .get_after(&format!("/diary/entries/user/{user}"), &entry.token())
         .await;
     assert_eq!(listed.body["entries"].as_array().unwrap().len(), 1);
+    // The entry as it settles: its analysis is recorded asynchronously.
+    let analysed = app
+        .eventually(&format!("/diary/entries/{entry_id}"), |r| {
+            r.body["analysis"].is_object()
+        })
+        .await;
 
     app.restart().await;
 
     let user_after = app.get(&format!("/users/{user}")).await;
     assert_eq!(user_after.status, StatusCode::OK, "{}", user_after.body);
     let entry_after = app.get(&format!("/diary/entries/{entry_id}")).await;
-    assert_eq!(entry_after.body, entry.body);
+    assert_eq!(entry_after.body, analysed.body);
     // A write after the restart lands in the read models too (projections resumed).
     let second = app
         .post(

@@ -177,10 +177,19 @@ async fn a_kafka_outage_delays_the_read_models_but_loses_and_duplicates_nothing(
 }
 
 /// Event ids a diary replica logged as projected.
+/// The ids of the entry creations a replica's read-model consumer projected (its other
+/// consumer, the entry analyzer, follows the same topic in a group of its own).
 fn projected_ids(log: &str) -> Vec<String> {
     log.lines()
         .filter(|l| l.contains("\"message\":\"projected\""))
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["fields"]["event_type"] == "DiaryEntryCreated"
+                && !v["fields"]["group"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .ends_with("-entry-analyzer")
+        })
         .filter_map(|v| v["fields"]["event_id"].as_str().map(str::to_owned))
         .collect()
 }
@@ -309,7 +318,8 @@ async fn stock_clients_read_topics_and_tables_and_a_rebuild_restores_the_read_mo
             &env.diary_topic,
             "--from-beginning",
         ])
-        .args(["--max-messages", "3", "--timeout-ms", "60000"])
+        // Three creations and, recorded by the entry analyzer, their three analyses.
+        .args(["--max-messages", "6", "--timeout-ms", "60000"])
         .args([
             "--formatter-property",
             "print.key=true",

@@ -54,9 +54,18 @@ where
 
     let mut items: Vec<R> = Vec::new();
     let mut wanted = u64::from(request.limit);
+    // The state a client's cursor carried passed the check, which catches mistakes, not
+    // forgery: the server's refusal of it is still the client's bad cursor, not an outage.
+    let mut from_client = request.cursor.is_some();
     while wanted > 0 {
         let size = u32::try_from(wanted).unwrap_or(CHUNK).min(CHUNK);
-        let (rows, next) = single_page(session, statement, values, state, size).await?;
+        let (rows, next) = match single_page(session, statement, values, state, size).await {
+            Err(QueryError::Backend(e)) if from_client && refuses_paging_state(e.as_ref()) => {
+                return Err(QueryError::InvalidCursor);
+            }
+            other => other?,
+        };
+        from_client = false;
         let fetched = rows.rows_num();
         items.reserve(fetched);
         for row in rows.rows::<R>().map_err(backend)? {
@@ -122,6 +131,18 @@ where
 
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> QueryError {
     QueryError::Backend(Box::new(error))
+}
+
+/// Whether Cassandra refused a request as invalid (a paging state it cannot use), rather than
+/// failing to serve it.
+fn refuses_paging_state(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+    matches!(
+        error.downcast_ref::<ExecutionError>(),
+        Some(ExecutionError::LastAttemptError(
+            RequestAttemptError::DbError(DbError::Invalid | DbError::ProtocolError, _)
+        ))
+    )
 }
 
 /// The version in the one `bigint` column of the row `statement` (a SELECT by id) finds for

@@ -338,6 +338,21 @@ async fn pages_by_offset_and_by_cursor_agree() {
         (2, first.next_cursor.clone().unwrap()),
         (1, "bm90IGEgY3Vyc29y".to_owned()),
         (1, "o10".to_owned()),
+        // A forged cursor: the check is right (anyone can compute it), the paging state junk.
+        (
+            1,
+            metachat_cassandra::encode_cursor(
+                "rows|1",
+                &scylla::response::PagingState::new_from_raw_bytes(vec![0u8; 10]),
+            ),
+        ),
+        (
+            1,
+            metachat_cassandra::encode_cursor(
+                "rows|1",
+                &scylla::response::PagingState::new_from_raw_bytes(b"junk junk junk".to_vec()),
+            ),
+        ),
     ] {
         let request = PageRequest {
             cursor: Some(cursor),

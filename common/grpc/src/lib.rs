@@ -136,7 +136,8 @@ const MAX_LIMIT: u32 = 100;
 /// The page number (1-based, 0 meaning 1) and the read-model request for a list call's
 /// `page`, `limit` (0 meaning 10, at most 100) and `cursor` (empty meaning none).
 pub fn page_request(page: u32, limit: u32, cursor: String) -> Result<(u32, PageRequest), ApiError> {
-    let page = page.max(1);
+    // A page reached by cursor is not numbered: it reports 1, whatever `page` said.
+    let page = if cursor.is_empty() { page.max(1) } else { 1 };
     let limit = if limit == 0 { DEFAULT_LIMIT } else { limit };
     if limit > MAX_LIMIT {
         return Err(ApiError::invalid_field(

@@ -171,6 +171,7 @@ impl ProjectionConsumer {
         tracing::debug!(
             group = %self.group,
             event_id = %event.event_id,
+            event_type = %event.event_type,
             partition = message.partition(),
             offset = message.offset(),
             "projected"

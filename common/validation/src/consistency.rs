@@ -42,20 +42,19 @@ impl ConsistencyToken {
 
     /// The token in `text`, `None` unless it is exactly `<canonical UUID>:<version>`, the
     /// version as a write answers it: digits without a sign, spaces or leading zeros, from 1
-    /// to the largest version a store keeps (`i64::MAX`; a larger one could never be reached).
+    /// to 999,999,999,999,999,999 (18 digits: far beyond any stream, and a bound a pattern in
+    /// the API document can state exactly).
     pub fn parse_text(text: &str) -> Option<Self> {
         let (id, version) = text.split_once(':')?;
         let id = parse_canonical_uuid(id)?;
         if version.is_empty()
+            || version.len() > 18
             || version.starts_with('0')
             || !version.bytes().all(|b| b.is_ascii_digit())
         {
             return None;
         }
-        let version = version
-            .parse::<u64>()
-            .ok()
-            .filter(|v| i64::try_from(*v).is_ok())?;
+        let version = version.parse::<u64>().ok()?;
         Some(Self { id, version })
     }
 }
@@ -96,6 +95,7 @@ mod tests {
             format!("{ID}:1:2"),
             format!("{ID}:99999999999999999999"),
             format!("{ID}:9223372036854775808"),
+            format!("{ID}:1000000000000000000"),
             format!("{ID}:0001"),
             "user-id:1".to_owned(),
             ":1".to_owned(),

@@ -295,7 +295,7 @@ id_params! {
 }
 
 /// A consistency token, `<id>:<version>`: what a write answers in `X-Consistency-Token`.
-pub(crate) const CONSISTENCY_TOKEN_PATTERN: &str = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}:[1-9][0-9]{0,18}$";
+pub(crate) const CONSISTENCY_TOKEN_PATTERN: &str = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}:[1-9][0-9]{0,17}$";
 
 /// `X-Consistency-Token` on a list or analytics read ([`crate::consistency::ReadAfter`]).
 #[derive(Deserialize, IntoParams)]
@@ -308,7 +308,7 @@ pub(crate) struct ConsistencyTokenHeader {
     /// then, 503 `unavailable` with `Retry-After` (retrying is safe). A token of a user write
     /// works on `/users`, of an entry or session write on the diary lists and analytics.
     #[serde(rename = "X-Consistency-Token")]
-    #[param(value_type = String, required = false, pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}:[1-9][0-9]{0,18}$", example = "123e4567-e89b-12d3-a456-426614174000:3")]
+    #[param(value_type = String, required = false, pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}:[1-9][0-9]{0,17}$", example = "123e4567-e89b-12d3-a456-426614174000:3")]
     consistency_token: Option<String>,
 }
 
@@ -322,7 +322,7 @@ pub(crate) struct IfMatchHeader {
     /// for byte: a weak tag (`W/"3"`) or another spelling (`"03"`) never matches (412). One
     /// tag only: a list, or anything that is not an entity tag, is 400.
     #[serde(rename = "If-Match")]
-    #[param(value_type = String, required = false, pattern = r#"^(\*|(W/)?"[^"]*")$"#, example = "\"3\"")]
+    #[param(value_type = String, required = false, pattern = r#"^(\*|(W/)?"[\x21\x23-\x7E]*")$"#, example = "\"3\"")]
     if_match: Option<String>,
 }
 
@@ -330,6 +330,7 @@ fn page() -> Schema {
     ObjectBuilder::new()
         .schema_type(Type::Integer)
         .minimum(Some(1))
+        .maximum(Some(u32::MAX))
         .default(Some(1.into()))
         .into()
 }

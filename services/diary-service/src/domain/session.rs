@@ -107,7 +107,10 @@ impl From<SessionError> for ApiError {
 
 fn not_in_future(v: &mut Violations, field: &str, time: DateTime<Utc>, now: DateTime<Utc>) {
     if time > now + Duration::minutes(FUTURE_TOLERANCE_MINUTES) {
-        v.add(field, "must not be in the future");
+        v.add(
+            field,
+            format!("must not be more than {FUTURE_TOLERANCE_MINUTES} minutes in the future"),
+        );
     }
 }
 
