@@ -48,7 +48,11 @@ do_start() {
     sed -e "s#@NATIVE_PORT@#$PORT#g" -e "s#@STORAGE_PORT@#$SPORT#g" -e "s#@SSL_STORAGE_PORT@#$SSLPORT#g" \
       "$INFRA_SRC_DIR/cassandra/cassandra.yaml" >"$CONF"
     cp "$INFRA_SRC_DIR/cassandra/jvm17.opts" "$INFRA_SRC_DIR/cassandra/logback.xml" "$D/conf/"
-    if [ -d "$DATA/data/system" ]; then log "reusing data dir $DATA"; else log "new data dir $DATA"; fi
+    # Every test makes keyspaces of its own and leaves them; thousands of tables slow a 1 GB
+    # node's schema changes past the tests' start-up deadlines. A new node process starts empty.
+    rm -rf "$DATA"
+    mkdir -p "$DATA"
+    log "new data dir $DATA (test keyspaces are not kept from one node start to the next)"
 
     local jamm
     jamm=$(find "$D/jars" -name 'jamm-*.jar' | head -1)
