@@ -552,14 +552,14 @@ pub(crate) struct EventMetadataJson {
 }
 
 impl HistoryJson {
-    /// The history of `stream_id` (used when the service returns no events to take it from).
-    pub(crate) fn new(stream_id: String, history: EventHistory) -> Self {
+    /// A stream's history, named as its events name it: the services own stream names, and
+    /// answer a stream without events as not found.
+    pub(crate) fn new(history: EventHistory) -> Self {
         let stream_id = history
             .events
             .first()
             .map(|e| e.stream_id.clone())
-            .filter(|id| !id.is_empty())
-            .unwrap_or(stream_id);
+            .unwrap_or_default();
         Self {
             stream_id,
             events: history.events.into_iter().map(EventJson::from).collect(),
@@ -652,7 +652,7 @@ mod tests {
                 metadata: None,
             }],
         };
-        let value = serde_json::to_value(HistoryJson::new("user-x".into(), history)).unwrap();
+        let value = serde_json::to_value(HistoryJson::new(history)).unwrap();
         assert_eq!(value["streamId"], "user-u1");
         assert_eq!(value["events"][0]["data"], json!({"username": "johndoe"}));
         assert_eq!(value["events"][0]["recordedAt"], "2023-01-01T10:00:00.500Z");

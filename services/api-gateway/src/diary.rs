@@ -328,11 +328,10 @@ pub(crate) async fn entry_history(
     context: RequestContext,
     PathId(id): PathId,
 ) -> Result<Json<HistoryJson>, AppError> {
-    let stream_id = format!("entry-{id}");
     let mut client = backends.diary.clone();
     let call = client.get_entry_history(context.request(HistoryRequest { id }, backends.timeout));
     let history = unary(&context, backends.timeout, call).await?;
-    Ok(Json(HistoryJson::new(stream_id, history)))
+    Ok(Json(HistoryJson::new(history)))
 }
 
 /// Start a diary session
@@ -471,11 +470,10 @@ pub(crate) async fn session_history(
     context: RequestContext,
     PathId(id): PathId,
 ) -> Result<Json<HistoryJson>, AppError> {
-    let stream_id = format!("session-{id}");
     let mut client = backends.diary.clone();
     let call = client.get_session_history(context.request(HistoryRequest { id }, backends.timeout));
     let history = unary(&context, backends.timeout, call).await?;
-    Ok(Json(HistoryJson::new(stream_id, history)))
+    Ok(Json(HistoryJson::new(history)))
 }
 
 /// `userId` and `period` (the diary service checks the period's value).

@@ -584,12 +584,9 @@ mod tests {
             ..Default::default()
         };
         let analytics = serde_json::to_value(AnalyticsJson::from(analytics)).expect("JSON");
-        let history = HistoryJson::new(
-            String::new(),
-            common::EventHistory {
-                events: vec![common::StoredEvent::default()],
-            },
-        );
+        let history = HistoryJson::new(common::EventHistory {
+            events: vec![common::StoredEvent::default()],
+        });
         let history = serde_json::to_value(history).expect("serialisable");
         let cases = [
             ("User", names(&user)),

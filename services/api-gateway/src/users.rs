@@ -352,11 +352,10 @@ pub(crate) async fn user_history(
     context: RequestContext,
     PathId(id): PathId,
 ) -> Result<Json<HistoryJson>, AppError> {
-    let stream_id = format!("user-{id}");
     let mut client = backends.users.clone();
     let call = client.get_user_history(context.request(HistoryRequest { id }, backends.timeout));
     let history = unary(&context, backends.timeout, call).await?;
-    Ok(Json(HistoryJson::new(stream_id, history)))
+    Ok(Json(HistoryJson::new(history)))
 }
 
 #[cfg(test)]

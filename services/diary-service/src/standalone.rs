@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_sourcing::{EventStore, Projection, Upcasters};
+use event_sourcing::{Aggregate, EventStore, Projection, Upcasters};
 use metachat_bootstrap::{ReadModels, Service, ServiceSettings, ServiceSpec};
 use metachat_cassandra::CassandraConfig;
 use metachat_grpc::Dependency;
@@ -20,6 +20,7 @@ use metachat_proto::diary::diary_service_server::DiaryServiceServer;
 
 use crate::analyzer::EntryAnalyzer;
 use crate::cassandra::CassandraDiaryReadModels;
+use crate::domain::{EntryState, SessionState};
 use crate::{DiaryGrpc, DiaryReadModels, GrpcUserDirectory, SqliteDiaryReadModels, UserDirectory};
 
 /// The diary service, as the bootstrap starts it: it asks `users` whether a user exists.
@@ -37,7 +38,7 @@ impl Service for DiaryService {
         port: 50052,
         topic_variable: "KAFKA_DIARY_EVENTS_TOPIC",
         topic: "diary-events",
-        categories: &["entry", "session"],
+        categories: &[EntryState::CATEGORY, SessionState::CATEGORY],
     };
 
     fn upcasters() -> Upcasters {

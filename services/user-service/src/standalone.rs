@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_sourcing::{EventStore, Upcasters};
+use event_sourcing::{Aggregate, EventStore, Upcasters};
 use metachat_bootstrap::{ReadModels, Service, ServiceSettings, ServiceSpec};
 use metachat_cassandra::CassandraConfig;
 use metachat_grpc::Dependency;
@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use metachat_proto::user::user_service_server::UserServiceServer;
 
 use crate::cassandra::CassandraUserReadModels;
+use crate::domain::UserState;
 use crate::{SqliteUserReadModels, UserGrpc, UserReadModels};
 
 /// The user service, as the bootstrap starts it.
@@ -35,7 +36,7 @@ impl Service for UserService {
         port: 50051,
         topic_variable: "KAFKA_USER_EVENTS_TOPIC",
         topic: "user-events",
-        categories: &["user"],
+        categories: &[UserState::CATEGORY],
     };
 
     fn upcasters() -> Upcasters {
