@@ -58,6 +58,42 @@ impl Feature {
         Feature::Exploration,
     ];
 
+    /// Every feature, in declaration order.
+    pub const ALL: [Feature; 13] = [
+        Feature::Cognitive,
+        Feature::Emotion,
+        Feature::Social,
+        Feature::Care,
+        Feature::Future,
+        Feature::Past,
+        Feature::Planning,
+        Feature::Exploration,
+        Feature::FutureOrientation,
+        Feature::QuestionRate,
+        Feature::VisualShare,
+        Feature::AuditoryShare,
+        Feature::KinestheticShare,
+    ];
+
+    /// Its name as serialised (camelCase, e.g. `questionRate`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Cognitive => "cognitive",
+            Feature::Emotion => "emotion",
+            Feature::Social => "social",
+            Feature::Care => "care",
+            Feature::Future => "future",
+            Feature::Past => "past",
+            Feature::Planning => "planning",
+            Feature::Exploration => "exploration",
+            Feature::FutureOrientation => "futureOrientation",
+            Feature::QuestionRate => "questionRate",
+            Feature::VisualShare => "visualShare",
+            Feature::AuditoryShare => "auditoryShare",
+            Feature::KinestheticShare => "kinestheticShare",
+        }
+    }
+
     fn from_section(name: &str) -> Option<Self> {
         Feature::WORD_LISTS
             .into_iter()
@@ -262,6 +298,18 @@ pub(crate) fn tally_english(seg: &Segmented<'_>, f: &mut Features) {
                 .entry(lower.to_owned())
                 .or_default();
             *c = c.saturating_add(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::Feature;
+
+    #[test]
+    fn names_are_the_serialised_names() {
+        for f in Feature::ALL {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name(), "{f:?}");
         }
     }
 }

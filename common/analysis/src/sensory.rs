@@ -46,6 +46,15 @@ pub enum Modality {
 impl Modality {
     pub const ALL: [Modality; 3] = [Modality::Visual, Modality::Auditory, Modality::Kinesthetic];
 
+    /// Its name as serialised: `visual`, `auditory` or `kinesthetic`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Modality::Visual => "visual",
+            Modality::Auditory => "auditory",
+            Modality::Kinesthetic => "kinesthetic",
+        }
+    }
+
     fn from_section(name: &str) -> Option<Self> {
         match name {
             "visual" => Some(Modality::Visual),

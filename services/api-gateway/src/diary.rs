@@ -156,6 +156,7 @@ pub(crate) async fn create_entry(
         token_count: body.token_count,
         session_id,
         tags: body.tags.unwrap_or_default(),
+        created_at: None,
     };
     let mut client = backends.diary.clone();
     let call = client.create_entry(context.request(request, backends.timeout));
@@ -482,6 +483,9 @@ pub(crate) fn analytics_request(query: &QueryParams) -> Result<GetAnalyticsReque
         user_id: query.uuid("userId")?,
         period: query.get("period")?.unwrap_or(DEFAULT_PERIOD).to_owned(),
         consistency_token: String::new(),
+        from: None,
+        to: None,
+        time_zone: String::new(),
     })
 }
 

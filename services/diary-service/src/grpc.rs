@@ -255,6 +255,7 @@ impl DiaryService for DiaryGrpc {
                     entries,
                 })
                 .collect(),
+            ..Default::default()
         }))
     }
 
@@ -274,6 +275,20 @@ impl DiaryService for DiaryGrpc {
         Ok(Response::new(history(
             self.diary.session_history(&id).await?,
         )))
+    }
+
+    async fn get_analysis_setting(
+        &self,
+        _request: Request<pb::GetAnalysisSettingRequest>,
+    ) -> Result<Response<pb::AnalysisSetting>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+
+    async fn set_analysis_setting(
+        &self,
+        _request: Request<pb::SetAnalysisSettingRequest>,
+    ) -> Result<Response<pb::AnalysisSetting>, Status> {
+        Err(Status::unimplemented("not yet"))
     }
 }
 

@@ -185,6 +185,42 @@ impl UserService for UserGrpc {
         let id = UserId::parse("id", &request.into_inner().id).map_err(ApiError::from)?;
         Ok(Response::new(history(self.users.history(&id).await?)))
     }
+
+    async fn list_archetypes(
+        &self,
+        _request: Request<pb::ListArchetypesRequest>,
+    ) -> Result<Response<pb::ArchetypeCatalogue>, Status> {
+        Ok(Response::new(archetype_catalogue()))
+    }
+}
+
+/// The archetypes inference can name, from the analysis crate's rules.
+pub fn archetype_catalogue() -> pb::ArchetypeCatalogue {
+    use analysis::archetypes;
+    pb::ArchetypeCatalogue {
+        version: archetypes::VERSION.to_owned(),
+        minimum_words: archetypes::MIN_WORDS,
+        full_confidence_words: archetypes::FULL_CONFIDENCE_WORDS,
+        archetypes: archetypes::catalogue()
+            .iter()
+            .map(|a| pb::CatalogueArchetype {
+                id: a.id.to_owned(),
+                name: a.name.to_owned(),
+                description: a.description.to_owned(),
+                rule: a.rule.to_owned(),
+                terms: a
+                    .terms
+                    .iter()
+                    .map(|t| pb::ArchetypeRuleTerm {
+                        feature: t.feature.name().to_owned(),
+                        weight: t.weight,
+                        low: t.low,
+                        high: t.high,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
 /// The wire form of a user.
@@ -219,5 +255,7 @@ pub fn to_proto(view: UserView) -> pb::User {
         created_at: Some(timestamp(created_at)),
         updated_at: Some(timestamp(updated_at)),
         version,
+        inferred_archetype: None,
+        inferred_modalities: None,
     }
 }
