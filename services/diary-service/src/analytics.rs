@@ -1,13 +1,166 @@
-//! Writing analytics over a rolling window, computed from the read models' rows.
+//! Writing analytics, kept by the read models as totals per user and UTC quarter hour.
+//!
+//! Every time zone's offset is a multiple of 15 minutes, so each quarter-hour bucket lies
+//! inside one calendar day of any zone: summing buckets gives the days of any `timeZone`
+//! exactly, and a query reads only the buckets of its window, whatever the writer's history.
+//! A bucket's totals are recomputed from the entry and session rows that fall in it whenever
+//! one of them changes ([`BucketTotals::of`]), so applying an event again changes nothing.
+//! Nothing here holds diary text: counts, tags, keywords and the analyzers' summable counts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use analysis::{ArchetypeSignals, Features, SensoryProfile};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use metachat_proto::error::ApiError;
+use serde::{Deserialize, Serialize};
 
-use crate::domain::Session;
-use crate::read_model::EntryStat;
+use crate::domain::DiaryEntryAnalyzed;
 
-/// The length of an analytics window, ending now.
+/// Length of a bucket.
+pub const BUCKET_MICROS: i64 = 15 * 60 * 1_000_000;
+
+/// The longest window a query may cover: a leap year and a few days, so that a year in any
+/// zone fits.
+pub const MAX_WINDOW_DAYS: i64 = 370;
+
+/// Keywords listed, most widespread first.
+pub const TOP_KEYWORDS: usize = 10;
+
+/// The start (microseconds since the epoch) of the quarter hour holding `micros`.
+pub fn bucket_of(micros: i64) -> i64 {
+    micros.div_euclid(BUCKET_MICROS) * BUCKET_MICROS
+}
+
+/// What the read models keep of an entry's analysis: the summable part, no text beyond the
+/// keywords. Stored as JSON in the entry's row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSummary {
+    /// The entry version whose content was analysed.
+    pub entry_version: u64,
+    pub analyzer_version: String,
+    pub compound: f64,
+    pub keywords: Vec<String>,
+    pub features: Features,
+}
+
+impl AnalysisSummary {
+    pub fn of(analyzed: &DiaryEntryAnalyzed) -> Self {
+        Self {
+            entry_version: analyzed.entry_version,
+            analyzer_version: analyzed.analyzer_version.clone(),
+            compound: analyzed.sentiment.compound,
+            keywords: analyzed.keywords.clone(),
+            features: analyzed.features.clone(),
+        }
+    }
+}
+
+/// What analytics reads of one live entry's row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EntryFacts {
+    pub token_count: u32,
+    pub tags: Vec<String>,
+    /// Words of the current content, once analysed (0 before).
+    pub word_count: u32,
+    /// The analysis of the current content; `None` before it, or with analysis switched off.
+    pub analysis: Option<AnalysisSummary>,
+}
+
+/// What analytics reads of one session's row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionFacts {
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+/// The totals of one user's quarter hour: entries created in it and sessions started in it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BucketTotals {
+    pub entries: u32,
+    pub words: u64,
+    pub tokens: u64,
+    /// Entries with an analysis, and the sum of their VADER compounds.
+    pub analysed: u32,
+    pub sentiment_sum: f64,
+    /// Lower-cased tag → entries carrying it.
+    pub tags: BTreeMap<String, u32>,
+    /// Keyword → entries among whose keywords it is.
+    pub keywords: BTreeMap<String, u32>,
+    /// Entries analysed by the current analyzer version, and their summed features.
+    pub profile_entries: u32,
+    pub features: Features,
+    pub sessions: u32,
+    pub ended_sessions: u32,
+    pub session_minutes: f64,
+}
+
+impl BucketTotals {
+    /// The totals of a bucket's live entries and sessions.
+    pub fn of(entries: &[EntryFacts], sessions: &[SessionFacts]) -> Self {
+        let mut t = Self::default();
+        for e in entries {
+            t.entries += 1;
+            t.words += u64::from(e.word_count);
+            t.tokens += u64::from(e.token_count);
+            let mut seen: Vec<String> = Vec::new();
+            for tag in &e.tags {
+                let tag = tag.to_lowercase();
+                if !seen.contains(&tag) {
+                    *t.tags.entry(tag.clone()).or_default() += 1;
+                    seen.push(tag);
+                }
+            }
+            if let Some(a) = &e.analysis {
+                t.analysed += 1;
+                t.sentiment_sum += a.compound;
+                for k in a.keywords.iter().collect::<BTreeSet<_>>() {
+                    *t.keywords.entry(k.clone()).or_default() += 1;
+                }
+                if a.analyzer_version == analysis::ANALYZER_VERSION {
+                    t.profile_entries += 1;
+                    t.features.add(&a.features);
+                }
+            }
+        }
+        for s in sessions {
+            t.sessions += 1;
+            if let Some(end) = s.end_time {
+                t.ended_sessions += 1;
+                t.session_minutes += (end - s.start_time).num_milliseconds() as f64 / 60_000.0;
+            }
+        }
+        t
+    }
+
+    /// Whether nothing is counted (such a bucket need not be stored).
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0 && self.sessions == 0
+    }
+
+    fn add(&mut self, o: &BucketTotals) {
+        self.entries += o.entries;
+        self.words += o.words;
+        self.tokens += o.tokens;
+        self.analysed += o.analysed;
+        self.sentiment_sum += o.sentiment_sum;
+        for (k, n) in &o.tags {
+            *self.tags.entry(k.clone()).or_default() += n;
+        }
+        for (k, n) in &o.keywords {
+            *self.keywords.entry(k.clone()).or_default() += n;
+        }
+        self.profile_entries += o.profile_entries;
+        self.features.add(&o.features);
+        self.sessions += o.sessions;
+        self.ended_sessions += o.ended_sessions;
+        self.session_minutes += o.session_minutes;
+    }
+}
+
+/// The length of an analytics window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
     Day,
@@ -46,140 +199,409 @@ impl Period {
     }
 }
 
+/// The window of a query: whole quarter hours `[start, end)`, and the zone of its days.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Analytics {
-    pub period: Period,
+pub struct Window {
+    /// `day`, `week`, `month`, `year`, or `custom` for an explicit `from` and `to`.
+    pub period: String,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    pub zone: Tz,
+}
+
+impl Window {
+    /// The window a request names: `from` and `to`, each defaulting from the other and the
+    /// `period` (the period ending `to`, or now), widened to whole quarter hours.
+    pub fn parse(
+        period: &str,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        time_zone: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
+        let zone = match time_zone.trim() {
+            "" => Tz::UTC,
+            name => name.parse::<Tz>().map_err(|_| {
+                ApiError::invalid_field(
+                    "timeZone",
+                    "must be an IANA time zone name such as Europe/Paris or UTC",
+                )
+            })?,
+        };
+        let (label, from, to) = match (from, to) {
+            (Some(from), Some(to)) => ("custom".to_owned(), from, to),
+            (from, to) => {
+                let period = Period::parse(period).ok_or_else(|| {
+                    ApiError::invalid_field("period", "must be one of day, week, month, year")
+                })?;
+                let (from, to) = match (from, to) {
+                    (Some(from), None) => (from, from + period.length()),
+                    (None, Some(to)) => (to - period.length(), to),
+                    _ => (now - period.length(), now),
+                };
+                (period.as_str().to_owned(), from, to)
+            }
+        };
+        if from >= to {
+            return Err(ApiError::invalid_field("from", "must be before to"));
+        }
+        if to - from > Duration::days(MAX_WINDOW_DAYS) {
+            return Err(ApiError::invalid_field(
+                "to",
+                format!("the window from..to must be at most {MAX_WINDOW_DAYS} days"),
+            ));
+        }
+        let start = bucket_of(from.timestamp_micros());
+        let end = -bucket_of(-to.timestamp_micros());
+        Ok(Self {
+            period: label,
+            start: micros(start),
+            end: micros(end),
+            zone,
+        })
+    }
+
+    /// The calendar day of the zone that a bucket lies in.
+    pub fn day_of(&self, bucket_micros: i64) -> NaiveDate {
+        self.zone
+            .from_utc_datetime(&micros(bucket_micros).naive_utc())
+            .date_naive()
+    }
+
+    /// Every day of the window, oldest first.
+    pub fn days(&self) -> Vec<NaiveDate> {
+        let first = self.day_of(self.start.timestamp_micros());
+        let last = self.day_of(self.end.timestamp_micros() - 1);
+        first.iter_days().take_while(|d| *d <= last).collect()
+    }
+
+    /// The start of `day` in the zone, at or before it (a day that starts in a gap of the
+    /// zone's clock starts at the gap's end).
+    pub fn start_of(&self, day: NaiveDate) -> DateTime<Utc> {
+        let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+        match self.zone.from_local_datetime(&midnight) {
+            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
+                t.with_timezone(&Utc)
+            }
+            chrono::LocalResult::None => {
+                // Midnight skipped: the first quarter hour that exists.
+                let mut t = midnight;
+                loop {
+                    t += Duration::minutes(15);
+                    if let Some(u) = self.zone.from_local_datetime(&t).earliest() {
+                        return u.with_timezone(&Utc);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn micros(m: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(m).unwrap_or_default()
+}
+
+/// One calendar day of the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayTotals {
+    pub date: NaiveDate,
+    pub entries: u32,
+    pub words: u64,
+    pub tokens: u64,
+    pub mean_sentiment: Option<f64>,
+}
+
+/// The profile of the window's writing, scored from its summed features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowProfile {
+    pub entries: u32,
+    pub words: u64,
+    pub sensory: SensoryProfile,
+    pub archetypes: ArchetypeSignals,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analytics {
+    pub window: Window,
     pub entry_count: u32,
     pub session_count: u32,
     pub total_session_minutes: f64,
     pub average_session_minutes: f64,
     pub total_tokens: u64,
+    pub word_count: u64,
     /// Lower-cased tags, most frequent first, ties alphabetical.
     pub tag_frequencies: Vec<(String, u32)>,
-    /// Every UTC day the window touches, oldest first, zero days included.
-    pub entries_per_day: Vec<(NaiveDate, u32)>,
+    /// Every day of the window, oldest first, zero days included.
+    pub days: Vec<DayTotals>,
+    pub writing_days: u32,
+    pub current_streak: u32,
+    pub longest_streak: u32,
+    pub analysis_enabled: bool,
+    /// Derived from the text: `None`, empty and `None` when analysis is off.
+    pub mean_sentiment: Option<f64>,
+    pub top_keywords: Vec<(String, u32)>,
+    pub profile: Option<WindowProfile>,
 }
 
-/// Analytics of the entries and sessions inside the window. Items outside `[start, end)` are
-/// ignored, so callers may pass a superset.
-pub fn compute(
-    period: Period,
-    end: DateTime<Utc>,
-    entries: &[EntryStat],
-    sessions: &[Session],
-) -> Analytics {
-    let start = end - period.length();
-    let inside = |t: DateTime<Utc>| t >= start && t < end;
-    let entries: Vec<_> = entries.iter().filter(|e| inside(e.created_at)).collect();
-    let sessions: Vec<_> = sessions.iter().filter(|s| inside(s.start_time)).collect();
-
-    let mut tags: HashMap<String, u32> = HashMap::new();
-    let mut per_day: BTreeMap<NaiveDate, u32> = BTreeMap::new();
-    let mut day = start.date_naive();
-    while day <= end.date_naive() {
-        per_day.insert(day, 0);
-        day = day.succ_opt().unwrap_or(NaiveDate::MAX);
-    }
-    for entry in &entries {
-        for tag in &entry.tags {
-            *tags.entry(tag.to_lowercase()).or_default() += 1;
-        }
-        *per_day.entry(entry.created_at.date_naive()).or_default() += 1;
-    }
-    let mut tag_frequencies: Vec<_> = tags.into_iter().collect();
-    tag_frequencies.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-
-    let ended: Vec<f64> = sessions
+/// The days of the zone with at least one entry among `buckets`.
+pub fn writing_days(window: &Window, buckets: &[(i64, BucketTotals)]) -> BTreeSet<NaiveDate> {
+    buckets
         .iter()
-        .filter(|s| s.end_time.is_some())
-        .map(|s| s.duration_minutes())
+        .filter(|(_, t)| t.entries > 0)
+        .map(|(b, _)| window.day_of(*b))
+        .collect()
+}
+
+/// Consecutive days of `days` ending on `last`, or on the day before while `last` has none.
+/// Also says whether the run reached `first` (so that days before it may continue it).
+pub fn run_ending(days: &BTreeSet<NaiveDate>, first: NaiveDate, last: NaiveDate) -> (u32, bool) {
+    let mut day = if days.contains(&last) {
+        last
+    } else {
+        match last.pred_opt() {
+            Some(d) => d,
+            None => return (0, false),
+        }
+    };
+    let mut n = 0;
+    while days.contains(&day) {
+        n += 1;
+        if day <= first {
+            return (n, true);
+        }
+        match day.pred_opt() {
+            Some(d) => day = d,
+            None => break,
+        }
+    }
+    (n, false)
+}
+
+/// Consecutive days of `days` ending exactly on `last` (none when `last` has none), and
+/// whether the run reached `first`.
+pub fn run_ending_on(days: &BTreeSet<NaiveDate>, first: NaiveDate, last: NaiveDate) -> (u32, bool) {
+    if !days.contains(&last) {
+        return (0, false);
+    }
+    run_ending(days, first, last)
+}
+
+/// Analytics of the window's buckets (each `(bucket start, totals)`, inside the window).
+/// `current_streak` counts only inside the window; the caller extends it backwards.
+pub fn compute(window: Window, buckets: &[(i64, BucketTotals)], analysis_enabled: bool) -> Analytics {
+    let mut total = BucketTotals::default();
+    let mut per_day: BTreeMap<NaiveDate, BucketTotals> = window
+        .days()
+        .into_iter()
+        .map(|d| (d, BucketTotals::default()))
         .collect();
-    let total_session_minutes: f64 = ended.iter().sum();
+    for (bucket, t) in buckets {
+        total.add(t);
+        per_day.entry(window.day_of(*bucket)).or_default().add(t);
+    }
+    let days: Vec<DayTotals> = per_day
+        .iter()
+        .map(|(date, t)| DayTotals {
+            date: *date,
+            entries: t.entries,
+            words: t.words,
+            tokens: t.tokens,
+            mean_sentiment: (analysis_enabled && t.analysed > 0)
+                .then(|| t.sentiment_sum / f64::from(t.analysed)),
+        })
+        .collect();
+    let written: BTreeSet<NaiveDate> = days
+        .iter()
+        .filter(|d| d.entries > 0)
+        .map(|d| d.date)
+        .collect();
+    let mut longest = 0u32;
+    let mut run = 0u32;
+    for d in &days {
+        run = if d.entries > 0 { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let (first, last) = (
+        days.first().map(|d| d.date).unwrap_or_default(),
+        days.last().map(|d| d.date).unwrap_or_default(),
+    );
+    let (current, _) = run_ending(&written, first, last);
+
+    let mut tag_frequencies: Vec<(String, u32)> = total.tags.clone().into_iter().collect();
+    tag_frequencies.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut top_keywords: Vec<(String, u32)> = total.keywords.clone().into_iter().collect();
+    top_keywords.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top_keywords.truncate(TOP_KEYWORDS);
+
     Analytics {
-        period,
-        start,
-        end,
-        entry_count: entries.len() as u32,
-        session_count: sessions.len() as u32,
-        total_session_minutes,
-        average_session_minutes: if ended.is_empty() {
+        entry_count: total.entries,
+        session_count: total.sessions,
+        total_session_minutes: total.session_minutes,
+        average_session_minutes: if total.ended_sessions == 0 {
             0.0
         } else {
-            total_session_minutes / ended.len() as f64
+            total.session_minutes / f64::from(total.ended_sessions)
         },
-        total_tokens: entries.iter().map(|e| u64::from(e.token_count)).sum(),
+        total_tokens: total.tokens,
+        word_count: total.words,
         tag_frequencies,
-        entries_per_day: per_day.into_iter().collect(),
+        writing_days: written.len() as u32,
+        current_streak: current,
+        longest_streak: longest,
+        days,
+        analysis_enabled,
+        mean_sentiment: (analysis_enabled && total.analysed > 0)
+            .then(|| total.sentiment_sum / f64::from(total.analysed)),
+        top_keywords: if analysis_enabled {
+            top_keywords
+        } else {
+            Vec::new()
+        },
+        profile: analysis_enabled.then(|| WindowProfile {
+            entries: total.profile_entries,
+            words: total.features.lexicon_words,
+            sensory: SensoryProfile::from_features(&total.features),
+            archetypes: ArchetypeSignals::from_features(&total.features),
+        }),
+        window,
     }
+}
+
+/// Groups rows by the bucket of their time: each bucket's rows, keyed by bucket start.
+pub fn by_bucket<T>(rows: impl IntoIterator<Item = (i64, T)>) -> HashMap<i64, Vec<T>> {
+    let mut out: HashMap<i64, Vec<T>> = HashMap::new();
+    for (at, row) in rows {
+        out.entry(bucket_of(at)).or_default().push(row);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use metachat_validation::{SessionId, UserId};
-
     use super::*;
-    use chrono::TimeZone;
 
-    fn at(d: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2024, 3, d, h, 0, 0).unwrap()
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
     }
 
-    fn entry(tokens: u32, tags: &[&str], created_at: DateTime<Utc>) -> EntryStat {
-        EntryStat {
-            created_at,
+    fn entry(tokens: u32, words: u32, tags: &[&str], compound: Option<f64>) -> EntryFacts {
+        EntryFacts {
             token_count: tokens,
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            word_count: words,
+            analysis: compound.map(|c| AnalysisSummary {
+                entry_version: 1,
+                analyzer_version: analysis::ANALYZER_VERSION.into(),
+                compound: c,
+                keywords: vec!["garden".into()],
+                features: Features {
+                    words: u64::from(words),
+                    lexicon_words: u64::from(words),
+                    ..Features::default()
+                },
+            }),
         }
     }
 
-    fn session(start: DateTime<Utc>, minutes: Option<i64>) -> Session {
-        Session {
-            id: SessionId::new(),
-            user_id: UserId::new(),
-            start_time: start,
-            end_time: minutes.map(|m| start + Duration::minutes(m)),
-        }
+    fn bucket(time: &str, entries: &[EntryFacts]) -> (i64, BucketTotals) {
+        let b = bucket_of(at(time).timestamp_micros());
+        (b, BucketTotals::of(entries, &[]))
+    }
+
+    fn window(from: &str, to: &str, zone: &str) -> Window {
+        Window::parse("", Some(at(from)), Some(at(to)), zone, at(to)).unwrap()
     }
 
     #[test]
-    fn a_week_counts_only_what_is_inside_the_window() {
-        let now = at(10, 12);
-        let entries = vec![
-            entry(100, &["Gratitude", "work"], at(10, 9)),
-            entry(50, &["gratitude"], at(8, 9)),
-            entry(999, &["old"], at(1, 9)), // before the window
+    fn a_late_evening_in_kolkata_is_that_local_day() {
+        // 23:50 in Kolkata (UTC+05:30) is 18:20 UTC the same day.
+        let w = window("2024-03-01T00:00:00Z", "2024-03-08T00:00:00Z", "Asia/Kolkata");
+        let b = bucket("2024-03-05T18:20:00Z", &[entry(10, 5, &[], None)]);
+        let a = compute(w.clone(), &[b.clone()], true);
+        let day = a.days.iter().find(|d| d.entries == 1).unwrap();
+        assert_eq!(day.date.to_string(), "2024-03-05");
+        // 00:10 in Kolkata the next day is 18:40 UTC: the next local day, the same UTC one.
+        let b2 = bucket("2024-03-05T18:40:00Z", &[entry(10, 5, &[], None)]);
+        let a = compute(w, &[b, b2], true);
+        let days: Vec<_> = a
+            .days
+            .iter()
+            .filter(|d| d.entries > 0)
+            .map(|d| d.date.to_string())
+            .collect();
+        assert_eq!(days, ["2024-03-05", "2024-03-06"]);
+        assert_eq!((a.writing_days, a.longest_streak), (2, 2));
+    }
+
+    #[test]
+    fn streaks_break_at_a_gap_and_the_current_one_may_end_yesterday() {
+        let w = window("2024-03-01T00:00:00Z", "2024-03-11T00:00:00Z", "UTC");
+        let buckets: Vec<_> = ["01", "02", "03", "05", "06", "07", "08", "09"]
+            .iter()
+            .map(|d| bucket(&format!("2024-03-{d}T09:00:00Z"), &[entry(1, 1, &[], None)]))
+            .collect();
+        let a = compute(w, &buckets, true);
+        assert_eq!(a.days.len(), 10);
+        // The 10th has no entry yet: the streak of the 5th to the 9th still counts.
+        assert_eq!((a.current_streak, a.longest_streak, a.writing_days), (5, 5, 8));
+    }
+
+    #[test]
+    fn totals_means_tags_keywords_and_a_switched_off_analysis() {
+        let w = window("2024-03-01T00:00:00Z", "2024-03-02T00:00:00Z", "UTC");
+        let buckets = vec![
+            bucket(
+                "2024-03-01T09:00:00Z",
+                &[
+                    entry(100, 40, &["Work", "work", "gratitude"], Some(0.5)),
+                    entry(50, 20, &["gratitude"], None),
+                ],
+            ),
+            bucket("2024-03-01T21:10:00Z", &[entry(10, 30, &[], Some(-0.1))]),
         ];
-        let sessions = vec![
-            session(at(10, 8), Some(30)),
-            session(at(9, 8), Some(60)),
-            session(at(10, 11), None), // still active: counted, no minutes
-            session(at(2, 8), Some(500)), // before the window
-        ];
-        let a = compute(Period::Week, now, &entries, &sessions);
-        assert_eq!(a.start, at(3, 12));
-        assert_eq!(
-            (a.entry_count, a.session_count, a.total_tokens),
-            (2, 3, 150)
-        );
-        assert_eq!(a.total_session_minutes, 90.0);
-        assert_eq!(a.average_session_minutes, 45.0);
+        let a = compute(w.clone(), &buckets, true);
+        assert_eq!((a.entry_count, a.total_tokens, a.word_count), (3, 160, 90));
         assert_eq!(
             a.tag_frequencies,
-            [("gratitude".to_string(), 2), ("work".to_string(), 1)]
+            [("gratitude".to_owned(), 2), ("work".to_owned(), 1)]
         );
-        assert_eq!(a.entries_per_day.len(), 8, "3rd..10th March");
-        assert_eq!(a.entries_per_day.first(), Some(&(at(3, 0).date_naive(), 0)));
-        assert_eq!(a.entries_per_day.last(), Some(&(at(10, 0).date_naive(), 1)));
-        assert_eq!(a.entries_per_day.iter().map(|d| d.1).sum::<u32>(), 2);
+        assert!((a.mean_sentiment.unwrap() - 0.2).abs() < 1e-12);
+        assert_eq!(a.top_keywords, [("garden".to_owned(), 2)]);
+        let profile = a.profile.unwrap();
+        assert_eq!((profile.entries, profile.words), (2, 70));
+        assert!(matches!(profile.sensory, SensoryProfile::Measured(_)));
+
+        let off = compute(w, &buckets, false);
+        assert_eq!((off.entry_count, off.word_count), (3, 90));
+        assert_eq!((off.mean_sentiment, off.profile), (None, None));
+        assert!(off.top_keywords.is_empty() && off.days[0].mean_sentiment.is_none());
     }
 
     #[test]
-    fn an_empty_window_has_zero_averages_not_nan() {
-        let a = compute(Period::Day, at(10, 12), &[], &[]);
-        assert_eq!((a.entry_count, a.average_session_minutes), (0, 0.0));
-        assert_eq!(a.entries_per_day.len(), 2);
+    fn windows_default_from_the_period_and_are_checked() {
+        let now = at("2024-03-10T12:07:00Z");
+        let w = Window::parse("week", None, None, "", now).unwrap();
+        assert_eq!((w.start, w.end), (at("2024-03-03T12:00:00Z"), at("2024-03-10T12:15:00Z")));
+        assert_eq!(w.period, "week");
+        let w = Window::parse("day", Some(at("2024-01-01T00:00:00Z")), None, "", now).unwrap();
+        assert_eq!(w.end, at("2024-01-02T00:00:00Z"));
+        let field = |r: Result<Window, ApiError>| r.unwrap_err().details[0].field.clone();
+        assert_eq!(field(Window::parse("week", None, None, "Mars/Olympus", now)), "timeZone");
+        assert_eq!(field(Window::parse("fortnight", None, None, "", now)), "period");
+        assert_eq!(field(Window::parse("", Some(now), Some(now), "", now)), "from");
+        let long = Window::parse("", Some(now - Duration::days(400)), Some(now), "", now);
+        assert_eq!(field(long), "to");
+        // A year in any zone fits.
+        assert!(Window::parse("year", None, None, "Pacific/Kiritimati", now).is_ok());
+    }
+
+    #[test]
+    fn a_run_reaching_the_first_day_says_so() {
+        let d = |n| NaiveDate::from_ymd_opt(2024, 3, n).unwrap();
+        let days: BTreeSet<_> = [d(1), d(2), d(3)].into_iter().collect();
+        assert_eq!(run_ending(&days, d(2), d(3)), (2, true));
+        assert_eq!(run_ending(&days, d(1), d(4)), (3, true));
+        assert_eq!(run_ending(&days, d(1), d(5)), (0, false));
     }
 
     #[test]

@@ -32,6 +32,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_event};
 use metachat_cassandra::{
     CassandraConfig, CassandraError, fetch_page, migrate, qualified, version_by_id,
@@ -49,12 +50,14 @@ use crate::domain::{
     Entry, EntryEvent, EntryState, Session as DiarySession, SessionEvent, SessionState, Tag,
 };
 use crate::read_model::stored_id;
-use crate::read_model::{DiaryReadModels, EntryStat, TimeRange};
+use crate::analytics::{AnalysisSummary, BucketTotals, EntryFacts, SessionFacts, bucket_of};
+use crate::read_model::{DiaryReadModels, TimeRange, analysis_switch};
 
 /// The migrations of the `diary` domain, in order.
 pub const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../cql/001_diary_read_models.cql")),
     (2, include_str!("../cql/002_diary_read_model_versions.cql")),
+    (3, include_str!("../cql/003_diary_analytics.cql")),
 ];
 
 /// The migration domain of these tables in `schema_migrations`.
@@ -62,12 +65,17 @@ pub const MIGRATION_DOMAIN: &str = "diary";
 
 /// Every table, as `reset` truncates them: the versions first, so that while a reset runs
 /// no token is taken as reflected by lists that are being emptied.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 10] = [
     "diary_read_model_versions",
     "diary_entry_read_model",
     "entries_by_user",
     "diary_session_read_model",
     "sessions_by_user",
+    "diary_entry_analysis",
+    "analytics_entries",
+    "analytics_sessions",
+    "analytics_buckets",
+    "diary_analysis_settings",
 ];
 
 const ENTRY_COLUMNS: &str = "entry_id, user_id, title, content, token_count, session_id, tags, \
@@ -83,7 +91,22 @@ struct Statements {
     put_entry_by_user: PreparedStatement,
     remove_entry_by_user: PreparedStatement,
     entries_by_user: PreparedStatement,
-    entry_stats: PreparedStatement,
+    touch_entry: PreparedStatement,
+    entry_analysis: PreparedStatement,
+    new_content: PreparedStatement,
+    clear_analysis: PreparedStatement,
+    put_analysis: PreparedStatement,
+    put_analytics_entry: PreparedStatement,
+    clear_analytics_entry: PreparedStatement,
+    analytics_entries_of_user: PreparedStatement,
+    put_analytics_session: PreparedStatement,
+    bucket_entries: PreparedStatement,
+    bucket_sessions: PreparedStatement,
+    put_bucket: PreparedStatement,
+    remove_bucket: PreparedStatement,
+    buckets: PreparedStatement,
+    put_setting: PreparedStatement,
+    setting: PreparedStatement,
     start_session: PreparedStatement,
     end_session: PreparedStatement,
     touch_session: PreparedStatement,
@@ -131,6 +154,11 @@ impl CassandraDiaryReadModels {
         let diary_session_read_model = qualified(keyspace, "diary_session_read_model");
         let sessions_by_user = qualified(keyspace, "sessions_by_user");
         let versions = qualified(keyspace, "diary_read_model_versions");
+        let entry_analysis = qualified(keyspace, "diary_entry_analysis");
+        let analytics_entries = qualified(keyspace, "analytics_entries");
+        let analytics_sessions = qualified(keyspace, "analytics_sessions");
+        let analytics_buckets = qualified(keyspace, "analytics_buckets");
+        let settings = qualified(keyspace, "diary_analysis_settings");
         let statements = Statements {
             insert_entry: prepare(
                 s,
@@ -195,12 +223,131 @@ impl CassandraDiaryReadModels {
                 ),
             )
             .await?,
-            entry_stats: prepare(
+            touch_entry: prepare(
                 s,
                 &format!(
-                    "SELECT created_at_micros, token_count, tags FROM {entries_by_user} \
-                     WHERE user_id = ? AND created_at_micros >= ? AND created_at_micros < ?"
+                    "UPDATE {diary_entry_read_model} USING TIMESTAMP ? SET user_id = ?, \
+                     updated_at_micros = ?, version = ? WHERE entry_id = ?"
                 ),
+            )
+            .await?,
+            entry_analysis: prepare(
+                s,
+                &format!(
+                    "SELECT content_version, word_count, analysis FROM {entry_analysis} \
+                     WHERE entry_id = ?"
+                ),
+            )
+            .await?,
+            new_content: prepare(
+                s,
+                &format!(
+                    "UPDATE {entry_analysis} USING TIMESTAMP ? SET content_version = ?, \
+                     word_count = 0, analysis = null WHERE entry_id = ?"
+                ),
+            )
+            .await?,
+            clear_analysis: prepare(
+                s,
+                &format!(
+                    "UPDATE {entry_analysis} USING TIMESTAMP ? SET analysis = null \
+                     WHERE entry_id = ?"
+                ),
+            )
+            .await?,
+            put_analysis: prepare(
+                s,
+                &format!(
+                    "UPDATE {entry_analysis} USING TIMESTAMP ? SET word_count = ?, \
+                     analysis = ? WHERE entry_id = ?"
+                ),
+            )
+            .await?,
+            put_analytics_entry: prepare(
+                s,
+                &format!(
+                    "INSERT INTO {analytics_entries} (user_id, bucket_micros, entry_id, \
+                     token_count, tags, word_count, analysis, deleted, version) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                ),
+            )
+            .await?,
+            clear_analytics_entry: prepare(
+                s,
+                &format!(
+                    "UPDATE {analytics_entries} USING TIMESTAMP ? SET analysis = null \
+                     WHERE user_id = ? AND bucket_micros = ? AND entry_id = ?"
+                ),
+            )
+            .await?,
+            analytics_entries_of_user: prepare(
+                s,
+                &format!(
+                    "SELECT bucket_micros, entry_id, version FROM {analytics_entries} \
+                     WHERE user_id = ?"
+                ),
+            )
+            .await?,
+            put_analytics_session: prepare(
+                s,
+                &format!(
+                    "INSERT INTO {analytics_sessions} (user_id, bucket_micros, session_id, \
+                     start_time_micros, end_time_micros, version) VALUES (?, ?, ?, ?, ?, ?) \
+                     USING TIMESTAMP ?"
+                ),
+            )
+            .await?,
+            bucket_entries: prepare(
+                s,
+                &format!(
+                    "SELECT token_count, tags, word_count, analysis, deleted, version \
+                     FROM {analytics_entries} WHERE user_id = ? AND bucket_micros = ?"
+                ),
+            )
+            .await?,
+            bucket_sessions: prepare(
+                s,
+                &format!(
+                    "SELECT start_time_micros, end_time_micros, version \
+                     FROM {analytics_sessions} WHERE user_id = ? AND bucket_micros = ?"
+                ),
+            )
+            .await?,
+            put_bucket: prepare(
+                s,
+                &format!(
+                    "INSERT INTO {analytics_buckets} (user_id, bucket_micros, totals) \
+                     VALUES (?, ?, ?) USING TIMESTAMP ?"
+                ),
+            )
+            .await?,
+            remove_bucket: prepare(
+                s,
+                &format!(
+                    "DELETE FROM {analytics_buckets} USING TIMESTAMP ? \
+                     WHERE user_id = ? AND bucket_micros = ?"
+                ),
+            )
+            .await?,
+            buckets: prepare(
+                s,
+                &format!(
+                    "SELECT bucket_micros, totals FROM {analytics_buckets} WHERE user_id = ? \
+                     AND bucket_micros >= ? AND bucket_micros < ?"
+                ),
+            )
+            .await?,
+            put_setting: prepare(
+                s,
+                &format!(
+                    "INSERT INTO {settings} (user_id, enabled, version) VALUES (?, ?, ?) \
+                     USING TIMESTAMP ?"
+                ),
+            )
+            .await?,
+            setting: prepare(
+                s,
+                &format!("SELECT enabled, version FROM {settings} WHERE user_id = ?"),
             )
             .await?,
             start_session: prepare(
@@ -288,7 +435,8 @@ impl CassandraDiaryReadModels {
                             i32::try_from(e.token_count)?,
                             e.session_id.map(|s| s.to_string()),
                             tag_texts(&e.tags),
-                            at,
+                            // When it was written: the client's account, else when recorded.
+                            e.created_at.map_or(at, |t| t.timestamp_micros()),
                             at,
                             version,
                             version,
@@ -297,6 +445,18 @@ impl CassandraDiaryReadModels {
                     .await?;
             }
             EntryEvent::DiaryEntryUpdated(e) => {
+                // New content makes the analysis that of older content.
+                let current = self
+                    .session
+                    .execute_unpaged(&st.entry_by_id, (id,))
+                    .await?
+                    .into_rows_result()?
+                    .maybe_first_row::<EntryByIdRow>()?;
+                if current.is_some_and(|row| row.content.as_deref() != Some(e.content.as_str())) {
+                    self.session
+                        .execute_unpaged(&st.new_content, (version, version, id))
+                        .await?;
+                }
                 self.session
                     .execute_unpaged(
                         &st.update_entry,
@@ -316,14 +476,44 @@ impl CassandraDiaryReadModels {
             }
             EntryEvent::DiaryEntryDeleted(e) => {
                 self.session
+                    .execute_unpaged(&st.clear_analysis, (version, id))
+                    .await?;
+                self.session
                     .execute_unpaged(
                         &st.delete_entry,
                         (version, e.user_id.to_string(), at, version, id),
                     )
                     .await?;
             }
-            // Lists do not show analyses: nothing to copy (read the entry by id).
-            EntryEvent::DiaryEntryAnalyzed(_) => return Ok(()),
+            // The analysis of the current content counts in analytics (unless the writer
+            // switched analysis off); it moves the entry's version, as reading it by id shows.
+            EntryEvent::DiaryEntryAnalyzed(e) => {
+                let kept = self
+                    .session
+                    .execute_unpaged(&st.entry_analysis, (id,))
+                    .await?
+                    .into_rows_result()?
+                    .maybe_first_row::<EntryAnalysisRow>()?;
+                let content_version = kept.and_then(|k| k.content_version).unwrap_or(1);
+                if u64::try_from(content_version).ok() == Some(e.entry_version) {
+                    let enabled = self.setting(&e.user_id.to_string()).await?.0;
+                    let summary = enabled
+                        .then(|| serde_json::to_string(&AnalysisSummary::of(e)))
+                        .transpose()?;
+                    self.session
+                        .execute_unpaged(
+                            &st.put_analysis,
+                            (version, i32::try_from(e.word_count)?, summary, id),
+                        )
+                        .await?;
+                }
+                self.session
+                    .execute_unpaged(
+                        &st.touch_entry,
+                        (version, e.user_id.to_string(), at, version, id),
+                    )
+                    .await?;
+            }
         }
         self.copy_entry_to_listing(id).await
     }
@@ -347,7 +537,34 @@ impl CassandraDiaryReadModels {
             // Not created yet (a later event arrived first): its creation will copy it.
             return Ok(());
         };
-        if row.deleted == Some(true) {
+        let deleted = row.deleted == Some(true);
+        let kept = self
+            .session
+            .execute_unpaged(&st.entry_analysis, (id,))
+            .await?
+            .into_rows_result()?
+            .maybe_first_row::<EntryAnalysisRow>()?;
+        let (word_count, analysis) = kept.map_or((None, None), |k| (k.word_count, k.analysis));
+        let bucket = bucket_of(created_at);
+        self.session
+            .execute_unpaged(
+                &st.put_analytics_entry,
+                (
+                    user_id,
+                    bucket,
+                    id,
+                    row.token_count,
+                    &row.tags,
+                    word_count,
+                    if deleted { None } else { analysis },
+                    deleted,
+                    version,
+                    version,
+                ),
+            )
+            .await?;
+        self.recompute_bucket(user_id, bucket).await?;
+        if deleted {
             self.session
                 .execute_unpaged(&st.remove_entry_by_user, (version, user_id, created_at, id))
                 .await?;
@@ -443,6 +660,22 @@ impl CassandraDiaryReadModels {
         else {
             return Ok(());
         };
+        let bucket = bucket_of(start_time);
+        self.session
+            .execute_unpaged(
+                &st.put_analytics_session,
+                (
+                    user_id,
+                    bucket,
+                    id,
+                    start_time,
+                    row.end_time_micros,
+                    version,
+                    version,
+                ),
+            )
+            .await?;
+        self.recompute_bucket(user_id, bucket).await?;
         self.session
             .execute_unpaged(
                 &st.put_session_by_user,
@@ -459,6 +692,124 @@ impl CassandraDiaryReadModels {
             )
             .await?;
         self.mark_applied(id, version).await
+    }
+
+    /// A user's analysis setting: `(enabled, version)`, on at version 0 until changed.
+    async fn setting(&self, user_id: &str) -> Result<(bool, i64), ProjectionError> {
+        let row = self
+            .session
+            .execute_unpaged(&self.statements.setting, (user_id,))
+            .await?
+            .into_rows_result()?
+            .maybe_first_row::<SettingRow>()?;
+        Ok(row.map_or((true, 0), |r| {
+            (r.enabled.unwrap_or(true), r.version.unwrap_or(0))
+        }))
+    }
+
+    /// Recomputes a user's bucket from its rows, written at the sum of their versions and
+    /// the setting's (see `cql/003_diary_analytics.cql`): totals of an older state lose.
+    async fn recompute_bucket(&self, user_id: &str, bucket: i64) -> Result<(), ProjectionError> {
+        let st = &self.statements;
+        let mut stamp = self.setting(user_id).await?.1;
+        let entries = self
+            .session
+            .execute_unpaged(&st.bucket_entries, (user_id, bucket))
+            .await?
+            .into_rows_result()?;
+        let mut facts = Vec::new();
+        for row in entries.rows::<BucketEntryRow>()? {
+            let row = row?;
+            stamp = stamp.saturating_add(row.version.unwrap_or(0));
+            if row.deleted == Some(true) {
+                continue;
+            }
+            facts.push(EntryFacts {
+                token_count: u32::try_from(row.token_count.unwrap_or_default())?,
+                tags: row.tags.unwrap_or_default(),
+                word_count: u32::try_from(row.word_count.unwrap_or_default())?,
+                analysis: row
+                    .analysis
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()?,
+            });
+        }
+        let sessions = self
+            .session
+            .execute_unpaged(&st.bucket_sessions, (user_id, bucket))
+            .await?
+            .into_rows_result()?;
+        let mut session_facts = Vec::new();
+        for row in sessions.rows::<BucketSessionRow>()? {
+            let row = row?;
+            stamp = stamp.saturating_add(row.version.unwrap_or(0));
+            session_facts.push(SessionFacts {
+                start_time: time(
+                    row.start_time_micros
+                        .ok_or_else(|| missing("start_time_micros"))?,
+                )?,
+                end_time: row.end_time_micros.map(time).transpose()?,
+            });
+        }
+        let totals = BucketTotals::of(&facts, &session_facts);
+        if totals.is_empty() {
+            self.session
+                .execute_unpaged(&st.remove_bucket, (stamp, user_id, bucket))
+                .await?;
+        } else {
+            self.session
+                .execute_unpaged(
+                    &st.put_bucket,
+                    (user_id, bucket, serde_json::to_string(&totals)?, stamp),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A user switched analysis on or off. Off drops the summaries of every entry of theirs
+    /// (each at its row's version, where a deletion beats the write it ties with) and
+    /// recomputes their buckets; analyses recorded while it stays off are not kept.
+    async fn apply_analysis_switch(
+        &self,
+        recorded: &RecordedEvent,
+        user_id: UserId,
+        enabled: bool,
+    ) -> Result<(), ProjectionError> {
+        let st = &self.statements;
+        let version = i64::try_from(recorded.stream_version)?;
+        let user_id = user_id.to_string();
+        self.session
+            .execute_unpaged(&st.put_setting, (&user_id, enabled, version, version))
+            .await?;
+        let (now_enabled, _) = self.setting(&user_id).await?;
+        if !now_enabled {
+            let rows = self
+                .session
+                .execute_unpaged(&st.analytics_entries_of_user, (&user_id,))
+                .await?
+                .into_rows_result()?;
+            let mut buckets = std::collections::BTreeSet::new();
+            for row in rows.rows::<UserEntryRow>()? {
+                let row = row?;
+                let at = row.version.unwrap_or(0);
+                self.session
+                    .execute_unpaged(&st.clear_analysis, (at, &row.entry_id))
+                    .await?;
+                self.session
+                    .execute_unpaged(
+                        &st.clear_analytics_entry,
+                        (at, &user_id, row.bucket_micros, &row.entry_id),
+                    )
+                    .await?;
+                buckets.insert(row.bucket_micros);
+            }
+            for bucket in buckets {
+                self.recompute_bucket(&user_id, bucket).await?;
+            }
+        }
+        self.mark_applied(&user_id, version).await
     }
 
     /// The last write of every event that reached a listing: the lists now reflect the entry
@@ -511,10 +862,46 @@ struct EntryByIdRow {
 }
 
 #[derive(DeserializeRow)]
-struct EntryStatRow {
-    created_at_micros: Option<i64>,
+struct EntryAnalysisRow {
+    content_version: Option<i64>,
+    word_count: Option<i32>,
+    analysis: Option<String>,
+}
+
+#[derive(DeserializeRow)]
+struct BucketEntryRow {
     token_count: Option<i32>,
     tags: Option<Vec<String>>,
+    word_count: Option<i32>,
+    analysis: Option<String>,
+    deleted: Option<bool>,
+    version: Option<i64>,
+}
+
+#[derive(DeserializeRow)]
+struct BucketSessionRow {
+    start_time_micros: Option<i64>,
+    end_time_micros: Option<i64>,
+    version: Option<i64>,
+}
+
+#[derive(DeserializeRow)]
+struct UserEntryRow {
+    bucket_micros: i64,
+    entry_id: String,
+    version: Option<i64>,
+}
+
+#[derive(DeserializeRow)]
+struct SettingRow {
+    enabled: Option<bool>,
+    version: Option<i64>,
+}
+
+#[derive(DeserializeRow)]
+struct BucketRow {
+    bucket_micros: i64,
+    totals: Option<String>,
 }
 
 #[derive(DeserializeRow)]
@@ -553,6 +940,8 @@ fn entry_from_row(row: EntryRow) -> Result<Loaded<Entry>, ProjectionError> {
             token_count: u32::try_from(row.token_count.unwrap_or_default())?,
             session_id: row.session_id.as_deref().map(stored_id).transpose()?,
             tags: stored_tags(row.tags.unwrap_or_default())?,
+            // The row's created_at already is when it was written.
+            written_at: None,
             // Lists carry no analysis; their rows know only the latest version.
             analysis: None,
             content_version: version,
@@ -602,7 +991,12 @@ impl Projection for CassandraDiaryReadModels {
         match recorded.category() {
             EntryState::CATEGORY => self.apply_entry(recorded).await,
             SessionState::CATEGORY => self.apply_session(recorded).await,
-            _ => Ok(()),
+            _ => match analysis_switch(recorded)? {
+                Some((user_id, enabled)) => {
+                    self.apply_analysis_switch(recorded, user_id, enabled).await
+                }
+                None => Ok(()),
+            },
         }
     }
 
@@ -683,38 +1077,37 @@ impl DiaryReadModels for CassandraDiaryReadModels {
         version_by_id(&self.session, &self.statements.applied_version, id).await
     }
 
-    async fn entry_stats(
+    async fn buckets(
         &self,
         user_id: &UserId,
-        range: TimeRange,
-    ) -> Result<Vec<EntryStat>, QueryError> {
-        let (start, end) = bounds(range);
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<(i64, BucketTotals)>, QueryError> {
+        let (start, end) = (start.timestamp_micros(), end.timestamp_micros());
         let everything = PageRequest {
             offset: 0,
             limit: u32::MAX - 1,
             cursor: None,
         };
-        let rows: Page<EntryStatRow> = fetch_page(
+        let rows: Page<BucketRow> = fetch_page(
             &self.session,
-            &self.statements.entry_stats,
+            &self.statements.buckets,
             &(user_id.to_string(), start, end),
-            &format!("entry-stats|{user_id}|{start}|{end}"),
+            &format!("buckets|{user_id}|{start}|{end}"),
             &everything,
         )
         .await?;
         rows.items
             .into_iter()
-            .map(|row| -> Result<EntryStat, ProjectionError> {
-                Ok(EntryStat {
-                    created_at: time(
-                        row.created_at_micros
-                            .ok_or_else(|| missing("created_at_micros"))?,
-                    )?,
-                    token_count: u32::try_from(row.token_count.unwrap_or_default())?,
-                    tags: row.tags.unwrap_or_default(),
-                })
+            .map(|row| -> Result<(i64, BucketTotals), ProjectionError> {
+                let totals = row.totals.ok_or_else(|| missing("totals"))?;
+                Ok((row.bucket_micros, serde_json::from_str(&totals)?))
             })
             .collect::<Result<_, _>>()
             .map_err(QueryError::Backend)
+    }
+
+    async fn analysis_enabled(&self, user_id: &UserId) -> Result<bool, QueryError> {
+        Ok(self.setting(&user_id.to_string()).await?.0)
     }
 }

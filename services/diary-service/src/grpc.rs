@@ -15,8 +15,8 @@ use metachat_proto::error::ApiError;
 use metachat_validation::{EntryId, SessionId, UserId, Violations};
 use tonic::{Request, Response, Status};
 
-use crate::analytics::Period;
-use crate::application::{Diary, EntryDraft};
+use crate::analytics::{Analytics, WindowProfile};
+use crate::application::{AnalyticsQuery, Diary, EntryDraft};
 use crate::domain::{DiaryEntryAnalyzed, Entry, EntryChanges, EntryState, Session, SessionState};
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
@@ -68,6 +68,7 @@ impl DiaryService for DiaryGrpc {
             token_count: r.token_count,
             session_id,
             tags: r.tags,
+            created_at: optional_time("createdAt", r.created_at)?,
         };
         let loaded = self.diary.write_entry(&user_id, draft, &metadata).await?;
         Ok(Response::new(live_entry_to_proto(loaded)?))
@@ -224,39 +225,18 @@ impl DiaryService for DiaryGrpc {
         request: Request<pb::GetAnalyticsRequest>,
     ) -> Result<Response<pb::Analytics>, Status> {
         let r = request.into_inner();
-        let period = Period::parse(&r.period).ok_or_else(|| {
-            ApiError::invalid_field("period", "must be one of day, week, month, year")
-        })?;
+        let query = AnalyticsQuery {
+            period: r.period,
+            from: optional_time("from", r.from)?,
+            to: optional_time("to", r.to)?,
+            time_zone: r.time_zone,
+        };
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
         let a = self
             .diary
-            .analytics(&user_id, period, &r.consistency_token)
+            .analytics(&user_id, &query, &r.consistency_token)
             .await?;
-        Ok(Response::new(pb::Analytics {
-            user_id: user_id.to_string(),
-            period: a.period.as_str().to_owned(),
-            period_start: Some(timestamp(a.start)),
-            period_end: Some(timestamp(a.end)),
-            entry_count: a.entry_count,
-            session_count: a.session_count,
-            total_session_minutes: a.total_session_minutes,
-            average_session_minutes: a.average_session_minutes,
-            total_tokens: a.total_tokens,
-            tag_frequencies: a
-                .tag_frequencies
-                .into_iter()
-                .map(|(tag, count)| pb::TagCount { tag, count })
-                .collect(),
-            entries_per_day: a
-                .entries_per_day
-                .into_iter()
-                .map(|(date, entries)| pb::DayCount {
-                    date: date.format("%Y-%m-%d").to_string(),
-                    entries,
-                })
-                .collect(),
-            ..Default::default()
-        }))
+        Ok(Response::new(analytics_to_proto(&user_id, a)))
     }
 
     async fn get_entry_history(
@@ -309,7 +289,8 @@ fn entry_to_proto<A>(e: &Entry, loaded: &Loaded<A>) -> pb::Entry {
         token_count: e.token_count,
         session_id: e.session_id.map(|id| id.to_string()),
         tags: e.tags.iter().map(|t| t.as_str().to_owned()).collect(),
-        created_at: loaded.created_at.map(timestamp),
+        // When it was written: the client's account, else when its creation was recorded.
+        created_at: e.written_at.or(loaded.created_at).map(timestamp),
         updated_at: loaded.updated_at.map(timestamp),
         version: loaded.version.unwrap_or(0),
         analysis: e.analysis.as_ref().map(analysis_to_proto),
@@ -368,4 +349,127 @@ fn session_to_proto<A>(s: &Session, loaded: &Loaded<A>) -> pb::Session {
         updated_at: loaded.updated_at.map(timestamp),
         version: loaded.version.unwrap_or(0),
     }
+}
+
+fn date(d: chrono::NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn analytics_to_proto(user_id: &UserId, a: Analytics) -> pb::Analytics {
+    pb::Analytics {
+        user_id: user_id.to_string(),
+        period: a.window.period.clone(),
+        period_start: Some(timestamp(a.window.start)),
+        period_end: Some(timestamp(a.window.end)),
+        time_zone: a.window.zone.name().to_owned(),
+        entry_count: a.entry_count,
+        session_count: a.session_count,
+        total_session_minutes: a.total_session_minutes,
+        average_session_minutes: a.average_session_minutes,
+        total_tokens: a.total_tokens,
+        word_count: a.word_count,
+        tag_frequencies: a
+            .tag_frequencies
+            .into_iter()
+            .map(|(tag, count)| pb::TagCount { tag, count })
+            .collect(),
+        entries_per_day: a
+            .days
+            .iter()
+            .map(|d| pb::DayCount {
+                date: date(d.date),
+                entries: d.entries,
+            })
+            .collect(),
+        writing_days: a.writing_days,
+        current_streak: a.current_streak,
+        longest_streak: a.longest_streak,
+        days: a
+            .days
+            .iter()
+            .map(|d| pb::DayTotals {
+                date: date(d.date),
+                entries: d.entries,
+                words: d.words,
+                tokens: d.tokens,
+                mean_sentiment: d.mean_sentiment,
+            })
+            .collect(),
+        mean_sentiment: a.mean_sentiment,
+        top_keywords: a
+            .top_keywords
+            .into_iter()
+            .map(|(keyword, entries)| pb::KeywordCount { keyword, entries })
+            .collect(),
+        profile: a.profile.map(profile_to_proto),
+        analysis_enabled: a.analysis_enabled,
+    }
+}
+
+fn profile_to_proto(p: WindowProfile) -> pb::WritingProfile {
+    use analysis::{ArchetypeSignals, SensoryProfile, archetypes, sensory};
+    let mut out = pb::WritingProfile {
+        entries: p.entries,
+        words: p.words,
+        sensory_minimum_words: sensory::MIN_WORDS,
+        archetype_minimum_words: archetypes::MIN_WORDS,
+        analyzer_version: analysis::ANALYZER_VERSION.to_owned(),
+        ..Default::default()
+    };
+    out.sensory_state = match p.sensory {
+        SensoryProfile::Measured(m) => {
+            out.sensory = Some(pb::SensoryShares {
+                visual: m.visual,
+                auditory: m.auditory,
+                kinesthetic: m.kinesthetic,
+                coverage: m.coverage,
+            });
+            out.sensory_evidence = m
+                .evidence
+                .into_iter()
+                .map(|e| pb::SensoryWord {
+                    word: e.word,
+                    modality: e.modality.name().to_owned(),
+                    count: e.count,
+                    negated: e.negated,
+                })
+                .collect();
+            "measured"
+        }
+        SensoryProfile::InsufficientText { .. } => "insufficientText",
+        SensoryProfile::UnsupportedLanguage => "unsupportedLanguage",
+    }
+    .to_owned();
+    out.archetype_state = match p.archetypes {
+        ArchetypeSignals::Measured { signals } => {
+            out.archetype_signals = signals
+                .into_iter()
+                .map(|s| pb::ArchetypeSignal {
+                    id: s.id,
+                    name: s.name,
+                    confidence: s.confidence,
+                    evidence: s
+                        .evidence
+                        .into_iter()
+                        .map(|e| pb::FeatureEvidence {
+                            feature: e.feature.name().to_owned(),
+                            value: e.value,
+                            strength: e.strength,
+                            weight: e.weight,
+                            words: e
+                                .words
+                                .into_iter()
+                                .map(|(word, count)| pb::WordCount { word, count })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            "measured"
+        }
+        ArchetypeSignals::InsufficientText { .. } => "insufficientText",
+        ArchetypeSignals::UnsupportedLanguage => "unsupportedLanguage",
+    }
+    .to_owned();
+    out
 }

@@ -15,6 +15,9 @@ use uuid::Uuid;
 use event_sourcing::Aggregate;
 use metachat_validation::UserId;
 
+use crate::analytics::{
+    AnalysisSummary, BUCKET_MICROS, BucketTotals, EntryFacts, SessionFacts, bucket_of,
+};
 use crate::domain::{Entry, EntryEvent, EntryState, Session, SessionEvent, SessionState};
 
 /// A time window `[start, end)`; either side may be open.
@@ -24,13 +27,6 @@ pub struct TimeRange {
     pub end: Option<DateTime<Utc>>,
 }
 
-/// What analytics needs of one entry (not its text).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EntryStat {
-    pub created_at: DateTime<Utc>,
-    pub token_count: u32,
-    pub tags: Vec<String>,
-}
 
 /// Queries the diary read models answer. Lists are newest first.
 #[async_trait]
@@ -51,13 +47,18 @@ pub trait DiaryReadModels: Send + Sync + 'static {
         page: &PageRequest,
     ) -> Result<Page<Loaded<Session>>, QueryError>;
 
-    /// Creation time, token count and tags of each of a user's live entries created within
-    /// `range`: everything analytics reads, without the entries' text.
-    async fn entry_stats(
+    /// A user's analytics buckets (see [`crate::analytics`]) whose quarter hour starts within
+    /// `[start, end)`, as `(bucket start in microseconds, totals)`, oldest first; buckets
+    /// without entries or sessions are left out.
+    async fn buckets(
         &self,
         user_id: &UserId,
-        range: TimeRange,
-    ) -> Result<Vec<EntryStat>, QueryError>;
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<(i64, BucketTotals)>, QueryError>;
+
+    /// Whether the user's entries are analysed (on unless they switched it off).
+    async fn analysis_enabled(&self, user_id: &UserId) -> Result<bool, QueryError>;
 
     /// The version of entry or session `id` that the lists (and analytics) reflect, `None`
     /// when they have never seen it. A deleted entry keeps its version. Read-your-writes waits
@@ -77,7 +78,10 @@ const SCHEMA: &[&str] = &[
         deleted     INTEGER NOT NULL DEFAULT 0,
         created_at  INTEGER NOT NULL,
         updated_at  INTEGER NOT NULL,
-        version     INTEGER NOT NULL
+        version     INTEGER NOT NULL,
+        content_version INTEGER NOT NULL DEFAULT 1,
+        word_count  INTEGER NOT NULL DEFAULT 0,
+        analysis    TEXT
     )",
     "CREATE INDEX IF NOT EXISTS diary_entry_by_user_time
         ON diary_entry_read_model (user_id, created_at DESC, entry_id DESC)",
@@ -92,7 +96,49 @@ const SCHEMA: &[&str] = &[
     )",
     "CREATE INDEX IF NOT EXISTS diary_session_by_user_time
         ON diary_session_read_model (user_id, start_time DESC, session_id DESC)",
+    "CREATE TABLE IF NOT EXISTS diary_analytics_buckets (
+        user_id TEXT NOT NULL,
+        bucket  INTEGER NOT NULL,
+        totals  TEXT NOT NULL,
+        PRIMARY KEY (user_id, bucket)
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS diary_analysis_settings (
+        user_id TEXT PRIMARY KEY,
+        enabled INTEGER NOT NULL,
+        version INTEGER NOT NULL
+    )",
 ];
+
+/// The category of the analysis-setting streams (`analysis_setting-<userId>`).
+pub const ANALYSIS_SETTING_CATEGORY: &str = "analysis_setting";
+
+/// The payload of `DiaryAnalysisDisabled` and `DiaryAnalysisEnabled`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AnalysisSettingChanged {
+    pub user_id: UserId,
+}
+
+/// Whether `recorded` switches a user's analysis on or off: `(user, enabled)`; `None` for
+/// any other event.
+pub(crate) fn analysis_switch(
+    recorded: &RecordedEvent,
+) -> Result<Option<(UserId, bool)>, ProjectionError> {
+    if recorded.category() != ANALYSIS_SETTING_CATEGORY {
+        return Ok(None);
+    }
+    let enabled = match recorded.event_type.as_str() {
+        "DiaryAnalysisEnabled" => true,
+        "DiaryAnalysisDisabled" => false,
+        _ => return Ok(None),
+    };
+    let changed: AnalysisSettingChanged = serde_json::from_value(recorded.payload.clone())
+        .map_err(|e| format!("{} payload: {:?} error", recorded.event_type, e.classify()))?;
+    Ok(Some((changed.user_id, enabled)))
+}
+
+/// The projection's name (and checkpoint).
+pub const PROJECTION_NAME: &str = "diary-read-models";
 
 /// The diary read models in the embedded database.
 #[derive(Clone)]
@@ -102,10 +148,42 @@ pub struct SqliteDiaryReadModels {
 
 impl SqliteDiaryReadModels {
     pub async fn new(pool: SqlitePool) -> Result<Self, sqlx::Error> {
+        // Rows written before analytics kept per-quarter-hour totals lack what those totals
+        // are made of: such tables are rebuilt from the events (their checkpoint removed).
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('diary_entry_read_model')")
+                .fetch_all(&pool)
+                .await?;
+        if !columns.is_empty() && !columns.iter().any(|c| c == "analysis") {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DROP TABLE diary_entry_read_model")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DROP TABLE IF EXISTS diary_session_read_model")
+                .execute(&mut *tx)
+                .await?;
+            let checkpoints: Option<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            if checkpoints.is_some() {
+                sqlx::query("DELETE FROM checkpoints WHERE name = ?")
+                    .bind(PROJECTION_NAME)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
         Ok(Self { pool })
+    }
+
+    /// The database, for tests.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     async fn apply_entry(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -113,47 +191,86 @@ impl SqliteDiaryReadModels {
         let id = recorded.aggregate_id().to_owned();
         let version = recorded.stream_version as i64;
         let at = recorded.recorded_at.timestamp_micros();
+        let mut tx = self.pool.begin().await?;
         let query = match &event {
             EntryEvent::DiaryEntryCreated(e) => sqlx::query(
                 "INSERT INTO diary_entry_read_model (entry_id, user_id, title, content, token_count, \
                  session_id, tags, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (entry_id) DO NOTHING",
             )
-            .bind(id)
+            .bind(id.clone())
             .bind(e.user_id.to_string())
             .bind(e.title.clone())
             .bind(e.content.clone())
             .bind(i64::from(e.token_count))
             .bind(e.session_id.map(|id| id.to_string()))
             .bind(serde_json::to_string(&e.tags)?)
-            .bind(at)
+            // When it was written: the client's account, else when it was recorded.
+            .bind(e.created_at.map_or(at, |t| t.timestamp_micros()))
             .bind(at)
             .bind(version),
+            // New content makes the analysis (and its word count) that of older content.
             EntryEvent::DiaryEntryUpdated(e) => sqlx::query(
-                "UPDATE diary_entry_read_model SET title = ?, content = ?, token_count = ?, tags = ?, \
+                "UPDATE diary_entry_read_model SET \
+                 analysis = CASE WHEN content = ? THEN analysis END, \
+                 word_count = CASE WHEN content = ? THEN word_count ELSE 0 END, \
+                 content_version = CASE WHEN content = ? THEN content_version ELSE ? END, \
+                 title = ?, content = ?, token_count = ?, tags = ?, \
                  updated_at = ?, version = ? WHERE entry_id = ? AND version < ?",
             )
+            .bind(e.content.clone())
+            .bind(e.content.clone())
+            .bind(e.content.clone())
+            .bind(version)
             .bind(e.title.clone())
             .bind(e.content.clone())
             .bind(i64::from(e.token_count))
             .bind(serde_json::to_string(&e.tags)?)
             .bind(at)
             .bind(version)
-            .bind(id)
+            .bind(id.clone())
             .bind(version),
             // The tombstone keeps no text: a deleted entry's words live only in its history.
             EntryEvent::DiaryEntryDeleted(_) => sqlx::query(
                 "UPDATE diary_entry_read_model SET deleted = 1, title = '', content = '', tags = '[]', \
-                 updated_at = ?, version = ? WHERE entry_id = ? AND version < ?",
+                 analysis = NULL, updated_at = ?, version = ? WHERE entry_id = ? AND version < ?",
             )
             .bind(at)
             .bind(version)
-            .bind(id)
+            .bind(id.clone())
             .bind(version),
-            // Lists do not show analyses (read the entry by id).
-            EntryEvent::DiaryEntryAnalyzed(_) => return Ok(()),
+            // The analysis of the current content counts in analytics (unless the writer
+            // switched analysis off); it moves the entry's version, as reading it by id shows.
+            EntryEvent::DiaryEntryAnalyzed(e) => sqlx::query(
+                "UPDATE diary_entry_read_model SET \
+                 analysis = CASE WHEN content_version = ? AND NOT EXISTS (SELECT 1 FROM \
+                   diary_analysis_settings s WHERE s.user_id = diary_entry_read_model.user_id \
+                   AND s.enabled = 0) THEN ? ELSE analysis END, \
+                 word_count = CASE WHEN content_version = ? THEN ? ELSE word_count END, \
+                 updated_at = ?, version = ? WHERE entry_id = ? AND version < ? AND deleted = 0",
+            )
+            .bind(e.entry_version as i64)
+            .bind(serde_json::to_string(&AnalysisSummary::of(e))?)
+            .bind(e.entry_version as i64)
+            .bind(i64::from(e.word_count))
+            .bind(at)
+            .bind(version)
+            .bind(id.clone())
+            .bind(version),
         };
-        query.execute(&self.pool).await?;
+        query.execute(&mut *tx).await?;
+        // Whether or not the row changed (a redelivered event changes nothing), its bucket is
+        // recomputed from the rows: the same rows give the same totals.
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT user_id, created_at FROM diary_entry_read_model WHERE entry_id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((user_id, created_at)) = row {
+            recompute_bucket(&mut tx, &user_id, bucket_of(created_at)).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -162,12 +279,13 @@ impl SqliteDiaryReadModels {
         let id = recorded.aggregate_id().to_owned();
         let version = recorded.stream_version as i64;
         let at = recorded.recorded_at.timestamp_micros();
+        let mut tx = self.pool.begin().await?;
         let query = match &event {
             SessionEvent::DiarySessionStarted(e) => sqlx::query(
                 "INSERT INTO diary_session_read_model (session_id, user_id, start_time, created_at, \
                  updated_at, version) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
             )
-            .bind(id)
+            .bind(id.clone())
             .bind(e.user_id.to_string())
             .bind(e.start_time.timestamp_micros())
             .bind(at)
@@ -189,25 +307,152 @@ impl SqliteDiaryReadModels {
             .bind(e.end_time.timestamp_micros())
             .bind(at)
             .bind(version)
-            .bind(id)
+            .bind(id.clone())
             .bind(version),
         };
-        query.execute(&self.pool).await?;
+        query.execute(&mut *tx).await?;
+        if !matches!(event, SessionEvent::DiarySessionEntryAdded(_)) {
+            let row: Option<(String, i64)> = sqlx::query_as(
+                "SELECT user_id, start_time FROM diary_session_read_model WHERE session_id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((user_id, start_time)) = row {
+                recompute_bucket(&mut tx, &user_id, bucket_of(start_time)).await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
+
+    /// A user switched analysis on or off. Off drops every analysis summary of theirs (and
+    /// so the buckets' sentiment, keywords and features); analyses recorded later are not
+    /// kept while it stays off. On keeps nothing back: entries count again once analysed.
+    async fn apply_analysis_switch(
+        &self,
+        recorded: &RecordedEvent,
+        user_id: UserId,
+        enabled: bool,
+    ) -> Result<(), ProjectionError> {
+        let version = recorded.stream_version as i64;
+        let user_id = user_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "INSERT INTO diary_analysis_settings (user_id, enabled, version) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET enabled = excluded.enabled, \
+             version = excluded.version WHERE diary_analysis_settings.version < excluded.version",
+        )
+        .bind(&user_id)
+        .bind(enabled)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed > 0 && !enabled {
+            sqlx::query("UPDATE diary_entry_read_model SET analysis = NULL WHERE user_id = ?")
+                .bind(&user_id)
+                .execute(&mut *tx)
+                .await?;
+            let buckets: Vec<i64> =
+                sqlx::query_scalar("SELECT bucket FROM diary_analytics_buckets WHERE user_id = ?")
+                    .bind(&user_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for bucket in buckets {
+                recompute_bucket(&mut tx, &user_id, bucket).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Recomputes a user's bucket from the rows of the entries created and sessions started in
+/// it (an empty bucket is removed).
+async fn recompute_bucket(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user_id: &str,
+    bucket: i64,
+) -> Result<(), ProjectionError> {
+    let end = bucket + BUCKET_MICROS;
+    let rows = sqlx::query(
+        "SELECT token_count, tags, word_count, analysis FROM diary_entry_read_model \
+         WHERE user_id = ? AND deleted = 0 AND created_at >= ? AND created_at < ?",
+    )
+    .bind(user_id)
+    .bind(bucket)
+    .bind(end)
+    .fetch_all(&mut **tx)
+    .await?;
+    let entries = rows
+        .iter()
+        .map(|row| -> Result<EntryFacts, ProjectionError> {
+            let tags: String = row.try_get("tags")?;
+            let analysis: Option<String> = row.try_get("analysis")?;
+            Ok(EntryFacts {
+                token_count: u32::try_from(row.try_get::<i64, _>("token_count")?)?,
+                tags: serde_json::from_str(&tags)?,
+                word_count: u32::try_from(row.try_get::<i64, _>("word_count")?)?,
+                analysis: analysis.as_deref().map(serde_json::from_str).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let sessions: Vec<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT start_time, end_time FROM diary_session_read_model \
+         WHERE user_id = ? AND start_time >= ? AND start_time < ?",
+    )
+    .bind(user_id)
+    .bind(bucket)
+    .bind(end)
+    .fetch_all(&mut **tx)
+    .await?;
+    let sessions = sessions
+        .into_iter()
+        .map(|(start, end)| -> Result<SessionFacts, ProjectionError> {
+            Ok(SessionFacts {
+                start_time: time(start)?,
+                end_time: end.map(time).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let totals = BucketTotals::of(&entries, &sessions);
+    if totals.is_empty() {
+        sqlx::query("DELETE FROM diary_analytics_buckets WHERE user_id = ? AND bucket = ?")
+            .bind(user_id)
+            .bind(bucket)
+            .execute(&mut **tx)
+            .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO diary_analytics_buckets (user_id, bucket, totals) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id, bucket) DO UPDATE SET totals = excluded.totals",
+        )
+        .bind(user_id)
+        .bind(bucket)
+        .bind(serde_json::to_string(&totals)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
 impl Projection for SqliteDiaryReadModels {
     fn name(&self) -> &str {
-        "diary-read-models"
+        PROJECTION_NAME
     }
 
     async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         match recorded.category() {
             EntryState::CATEGORY => self.apply_entry(recorded).await,
             SessionState::CATEGORY => self.apply_session(recorded).await,
-            _ => Ok(()),
+            _ => match analysis_switch(recorded)? {
+                Some((user_id, enabled)) => {
+                    self.apply_analysis_switch(recorded, user_id, enabled).await
+                }
+                None => Ok(()),
+            },
         }
     }
 
@@ -217,6 +462,12 @@ impl Projection for SqliteDiaryReadModels {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM diary_session_read_model")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM diary_analytics_buckets")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM diary_analysis_settings")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -317,8 +568,10 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         let id = id.hyphenated().to_string();
         let version: Option<i64> = sqlx::query_scalar(
             "SELECT version FROM diary_entry_read_model WHERE entry_id = ? \
-             UNION ALL SELECT version FROM diary_session_read_model WHERE session_id = ?",
+             UNION ALL SELECT version FROM diary_session_read_model WHERE session_id = ? \
+             UNION ALL SELECT version FROM diary_analysis_settings WHERE user_id = ?",
         )
+        .bind(id.clone())
         .bind(id.clone())
         .bind(id)
         .fetch_optional(&self.pool)
@@ -326,32 +579,34 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         Ok(version.and_then(|v| u64::try_from(v).ok()))
     }
 
-    async fn entry_stats(
+    async fn buckets(
         &self,
         user_id: &UserId,
-        range: TimeRange,
-    ) -> Result<Vec<EntryStat>, QueryError> {
-        let (start, end) = bounds(range);
-        let rows = sqlx::query(
-            "SELECT created_at, token_count, tags FROM diary_entry_read_model \
-             WHERE user_id = ? AND deleted = 0 AND created_at >= ? AND created_at < ?",
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<(i64, BucketTotals)>, QueryError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT bucket, totals FROM diary_analytics_buckets \
+             WHERE user_id = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
         )
         .bind(user_id.to_string())
-        .bind(start)
-        .bind(end)
+        .bind(start.timestamp_micros())
+        .bind(end.timestamp_micros())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| -> Result<EntryStat, ProjectionError> {
-                let tags: String = row.try_get("tags")?;
-                Ok(EntryStat {
-                    created_at: time(row.try_get("created_at")?)?,
-                    token_count: u32::try_from(row.try_get::<i64, _>("token_count")?)?,
-                    tags: serde_json::from_str(&tags)?,
-                })
-            })
-            .collect::<Result<_, _>>()
+        rows.into_iter()
+            .map(|(bucket, totals)| Ok((bucket, serde_json::from_str(&totals)?)))
+            .collect::<Result<_, ProjectionError>>()
             .map_err(QueryError::Backend)
+    }
+
+    async fn analysis_enabled(&self, user_id: &UserId) -> Result<bool, QueryError> {
+        let enabled: Option<bool> =
+            sqlx::query_scalar("SELECT enabled FROM diary_analysis_settings WHERE user_id = ?")
+                .bind(user_id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(enabled.unwrap_or(true))
     }
 }
 
@@ -412,6 +667,8 @@ fn row_to_entry(row: &SqliteRow) -> Result<Loaded<Entry>, ProjectionError> {
                 .map(stored_id)
                 .transpose()?,
             tags: serde_json::from_str(&tags)?,
+            // The row's created_at already is when it was written.
+            written_at: None,
             // Lists carry no analysis; their rows know only the latest version.
             analysis: None,
             content_version: version,

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use event_sourcing::{
     Aggregate, AppendError, EventMetadata, EventStore, EventStoreError, ExpectedVersion, Loaded,
     RecordedEvent, Repository, StreamWrite, append_settled, conflict_backoff, new_events,
@@ -19,12 +19,12 @@ use metachat_grpc::{
 };
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
 use metachat_read_model::{Page, PageRequest};
-use metachat_validation::{ConsistencyToken, EntryId, SessionId, UserId};
+use metachat_validation::{ConsistencyToken, EntryId, SessionId, UserId, Violations};
 
-use crate::analytics::{self, Analytics, Period};
+use crate::analytics::{self, Analytics, Window};
 use crate::domain::{
     Entry, EntryChanges, EntryCommand, EntryState, NewEntry, Session, SessionCommand, SessionError,
-    SessionState, analyze_content, analyzer_key,
+    SessionState, analyze_content, analyzer_key, not_in_future,
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
@@ -37,7 +37,25 @@ pub struct EntryDraft {
     pub token_count: Option<u32>,
     pub session_id: Option<SessionId>,
     pub tags: Vec<String>,
+    /// When the entry was written (`createdAt`): now when absent; may be earlier, never later
+    /// than now plus the tolerated clock skew, nor before the start of its session.
+    pub created_at: Option<DateTime<Utc>>,
 }
+
+/// What a client asks analytics for: a `period` (day, week, month, year) ending `to` or now,
+/// or an explicit window `[from, to)`, with the days of `time_zone` (IANA; empty for UTC).
+#[derive(Debug, Clone, Default)]
+pub struct AnalyticsQuery {
+    pub period: String,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub time_zone: String,
+}
+
+/// A current streak that reaches a window's first day is read further back in chunks of this
+/// many days, at most this many chunks (ten years).
+const STREAK_CHUNK_DAYS: u64 = 61;
+const STREAK_CHUNKS: usize = 60;
 
 /// How often, and for how long, writing an entry is tried again when its session changed
 /// between the check and the append (the check is repeated, so an ended session is then
@@ -115,6 +133,11 @@ impl Diary {
         draft: EntryDraft,
         metadata: &EventMetadata,
     ) -> Result<Loaded<EntryState>, ApiError> {
+        if let Some(at) = draft.created_at {
+            let mut v = Violations::new();
+            not_in_future(&mut v, "createdAt", at, Utc::now());
+            v.finish(()).map_err(ApiError::from)?;
+        }
         self.registered("userId", user_id).await?;
         let id = EntryId::new();
         let command = EntryCommand::Create(NewEntry {
@@ -125,6 +148,7 @@ impl Diary {
             token_count: draft.token_count,
             session_id: draft.session_id,
             tags: draft.tags,
+            written_at: draft.created_at,
         });
         let mut loaded = Loaded::<EntryState>::default();
         let events = loaded.state.decide(&command)?;
@@ -138,7 +162,7 @@ impl Diary {
             )];
             if let Some(session_id) = &draft.session_id {
                 writes.push(
-                    self.add_to_session(session_id, &id, user_id, metadata)
+                    self.add_to_session(session_id, &id, user_id, draft.created_at, metadata)
                         .await?,
                 );
             }
@@ -180,6 +204,7 @@ impl Diary {
         session_id: &SessionId,
         entry_id: &EntryId,
         user_id: &UserId,
+        written_at: Option<DateTime<Utc>>,
         metadata: &EventMetadata,
     ) -> Result<StreamWrite, ApiError> {
         let session = self.sessions.load(session_id).await.map_err(store_error)?;
@@ -187,6 +212,7 @@ impl Diary {
             entry_id: *entry_id,
             user_id: *user_id,
             now: Utc::now(),
+            written_at,
         };
         let added = session.state.decide(&command).map_err(|e| match e {
             SessionError::AlreadyEnded => ApiError::new(
@@ -367,40 +393,82 @@ impl Diary {
             .map_err(query_error)
     }
 
-    /// Writing analytics of a user over the `period` that ends now (when the wait for the
-    /// consistency token, as for [`Diary::entries_by_user`], is over).
+    /// Writing analytics of a user over a window (see [`Window::parse`]), from the read
+    /// models' quarter-hour buckets of that window (and, for a current streak that reaches
+    /// the window's first day, of the days before it as far as the streak goes), once the
+    /// wait for the consistency token, as for [`Diary::entries_by_user`], is over.
     pub async fn analytics(
         &self,
         user_id: &UserId,
-        period: Period,
+        query: &AnalyticsQuery,
         token: &str,
     ) -> Result<Analytics, ApiError> {
         let token = consistency_token("consistencyToken", token)?;
+        let window = Window::parse(
+            &query.period,
+            query.from,
+            query.to,
+            &query.time_zone,
+            Utc::now(),
+        )?;
         self.registered("userId", user_id).await?;
         self.caught_up(token).await?;
-        let end = Utc::now();
-        let range = TimeRange {
-            start: Some(end - period.length()),
-            end: Some(end),
-        };
-        let entries = self
+        let buckets = self
             .read_models
-            .entry_stats(user_id, range)
+            .buckets(user_id, window.start, window.end)
             .await
             .map_err(query_error)?;
-        // Sessions carry no text; every one of the window is read, however many pages.
-        let everything = PageRequest {
-            offset: 0,
-            limit: u32::MAX - 1,
-            cursor: None,
-        };
-        let sessions = self
+        let enabled = self
             .read_models
-            .sessions_by_user(user_id, range, &everything)
+            .analysis_enabled(user_id)
             .await
             .map_err(query_error)?;
-        let sessions: Vec<_> = sessions.items.into_iter().map(|l| l.state).collect();
-        Ok(analytics::compute(period, end, &entries, &sessions))
+        let written = analytics::writing_days(&window, &buckets);
+        let mut result = analytics::compute(window, &buckets, enabled);
+        let (Some(first), Some(last)) = (result.days.first(), result.days.last()) else {
+            return Ok(result);
+        };
+        let (first, last) = (first.date, last.date);
+        let (_, reached) = analytics::run_ending(&written, first, last);
+        // A one-day window whose day has no entry yet: the streak may end the day before.
+        let yesterday = first == last && !written.contains(&last);
+        if reached || yesterday {
+            result.current_streak += self.streak_before(user_id, &result.window, first).await?;
+        }
+        Ok(result)
+    }
+
+    /// Consecutive writing days right before `first` (a day of `window`'s zone), read back
+    /// in chunks of [`STREAK_CHUNK_DAYS`] only as far as the run goes.
+    async fn streak_before(
+        &self,
+        user_id: &UserId,
+        window: &Window,
+        first: NaiveDate,
+    ) -> Result<u32, ApiError> {
+        let mut streak = 0;
+        let mut end_day = first;
+        for _ in 0..STREAK_CHUNKS {
+            let Some(start_day) = end_day.checked_sub_days(Days::new(STREAK_CHUNK_DAYS)) else {
+                break;
+            };
+            let buckets = self
+                .read_models
+                .buckets(user_id, window.start_of(start_day), window.start_of(end_day))
+                .await
+                .map_err(query_error)?;
+            let written = analytics::writing_days(window, &buckets);
+            let Some(last) = end_day.pred_opt() else {
+                break;
+            };
+            let (run, reached) = analytics::run_ending_on(&written, start_day, last);
+            streak += run;
+            if !reached {
+                break;
+            }
+            end_day = start_day;
+        }
+        Ok(streak)
     }
 
     /// Every event of an entry, oldest first (also after its deletion).

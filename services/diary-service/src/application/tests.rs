@@ -38,6 +38,7 @@ struct Given {
     /// Feeds the read models, only when a test says so (`catch_up`).
     projection: ProjectionRunner,
     checkpoints: Arc<SqliteCheckpoints>,
+    read_models: Arc<SqliteDiaryReadModels>,
 }
 
 /// The bound of a list's wait for its consistency token in these tests.
@@ -58,6 +59,7 @@ async fn given_a_store() -> Given {
             .await
             .unwrap(),
     );
+    let kept_read_models = read_models.clone();
     let checkpoints = Arc::new(SqliteCheckpoints::new(&sqlite));
     let projection =
         ProjectionRunner::new(sqlite.clone(), checkpoints.clone(), read_models.clone());
@@ -70,6 +72,7 @@ async fn given_a_store() -> Given {
         users,
         projection,
         checkpoints,
+        read_models: kept_read_models,
     }
 }
 
@@ -97,6 +100,14 @@ fn draft(session_id: Option<SessionId>) -> EntryDraft {
         token_count: Some(150),
         session_id,
         tags: vec!["reflection".into()],
+        created_at: None,
+    }
+}
+
+fn week() -> AnalyticsQuery {
+    AnalyticsQuery {
+        period: "week".into(),
+        ..AnalyticsQuery::default()
     }
 }
 
@@ -507,7 +518,7 @@ async fn a_list_read_with_the_token_of_a_deletion_no_longer_shows_the_entry() {
     assert!(listed.unwrap().items.is_empty());
     let analytics = g
         .diary
-        .analytics(&user, Period::Week, &token)
+        .analytics(&user, &week(), &token)
         .await
         .unwrap();
     assert_eq!(analytics.entry_count, 0);
@@ -547,7 +558,7 @@ async fn sessions_and_analytics_wait_for_the_token_of_a_session_or_an_entry() {
     assert_eq!(sessions.items[0].version, Some(2));
     let analytics = g
         .diary
-        .analytics(&user, Period::Week, &token_of(entry_id, &written))
+        .analytics(&user, &week(), &token_of(entry_id, &written))
         .await
         .unwrap();
     assert_eq!((analytics.entry_count, analytics.session_count), (1, 1));
@@ -604,7 +615,7 @@ async fn a_malformed_token_is_invalid_at_once() {
         assert_eq!(error.details[0].field, "consistencyToken");
         let error = g
             .diary
-            .analytics(&user, Period::Week, token)
+            .analytics(&user, &week(), token)
             .await
             .unwrap_err();
         assert_eq!(error.details[0].field, "consistencyToken");
@@ -722,4 +733,294 @@ async fn the_analyzer_follows_the_store_skips_deleted_entries_and_replays_idempo
     runner(checkpoints.clone()).rebuild().await.unwrap();
     assert_eq!(analyses(&g, &kept).await, [(2, 1)]);
     assert_eq!(analyses(&g, &gone).await, []);
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+/// An entry written at `when`, with `tokens` tokens and `tags`.
+fn written_at(when: &str, tokens: u32, tags: &[&str]) -> EntryDraft {
+    EntryDraft {
+        created_at: Some(at(when)),
+        token_count: Some(tokens),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        ..draft(None)
+    }
+}
+
+fn window(from: &str, to: &str, zone: &str) -> AnalyticsQuery {
+    AnalyticsQuery {
+        period: String::new(),
+        from: Some(at(from)),
+        to: Some(at(to)),
+        time_zone: zone.into(),
+    }
+}
+
+#[tokio::test]
+async fn an_entry_may_be_backdated_but_not_dated_ahead_nor_before_its_session() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let written = g
+        .diary
+        .write_entry(&user, written_at("2024-03-05T18:20:00Z", 10, &[]), &meta())
+        .await
+        .unwrap();
+    let entry = written.state.live().unwrap();
+    assert_eq!(entry.written_at, Some(at("2024-03-05T18:20:00Z")));
+    let reread = g.diary.entry(&entry.id).await.unwrap();
+    assert_eq!(reread.state.live().unwrap().written_at, entry.written_at);
+    g.projection.catch_up().await.unwrap();
+    let listed = g
+        .diary
+        .entries_by_user(&user, TimeRange::default(), &first_page(), "")
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].created_at, Some(at("2024-03-05T18:20:00Z")));
+
+    let ahead = EntryDraft {
+        created_at: Some(Utc::now() + Duration::minutes(10)),
+        ..draft(None)
+    };
+    let error = g.diary.write_entry(&user, ahead, &meta()).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidArgument);
+    assert_eq!(error.details[0].field, "createdAt");
+
+    let session = g
+        .diary
+        .start_session(&user, Some(at("2024-03-05T10:00:00Z")), &meta())
+        .await
+        .unwrap();
+    let session_id = session.state.session().unwrap().id;
+    let before = EntryDraft {
+        session_id: Some(session_id),
+        ..written_at("2024-03-05T09:59:00Z", 1, &[])
+    };
+    let error = g.diary.write_entry(&user, before, &meta()).await.unwrap_err();
+    assert_eq!(error.details[0].field, "createdAt");
+    let inside = EntryDraft {
+        session_id: Some(session_id),
+        ..written_at("2024-03-05T10:30:00Z", 1, &[])
+    };
+    assert!(g.diary.write_entry(&user, inside, &meta()).await.is_ok());
+}
+
+#[tokio::test]
+async fn analytics_count_what_was_written_on_the_days_of_the_zone() {
+    let g = given_a_store().await;
+    let user = g.user();
+    // 23:50 in Kolkata (UTC+05:30) on the 5th; then the 6th, 7th; a gap; the 9th and 10th.
+    let mut ids = Vec::new();
+    for (when, tokens, tags) in [
+        ("2024-03-05T18:20:00Z", 10, &["Work"][..]),
+        ("2024-03-06T04:00:00Z", 20, &["work", "gratitude"][..]),
+        ("2024-03-07T04:00:00Z", 30, &[][..]),
+        ("2024-03-09T04:00:00Z", 40, &["gratitude"][..]),
+        ("2024-03-10T04:00:00Z", 50, &[][..]),
+        // Long before the window: outside every count.
+        ("2022-01-01T04:00:00Z", 1000, &["old"][..]),
+    ] {
+        let written = g
+            .diary
+            .write_entry(&user, written_at(when, tokens, tags), &meta())
+            .await
+            .unwrap();
+        ids.push(written.state.live().unwrap().id);
+    }
+    let session = g
+        .diary
+        .start_session(&user, Some(at("2024-03-06T03:00:00Z")), &meta())
+        .await
+        .unwrap();
+    let session_id = session.state.session().unwrap().id;
+    g.diary
+        .end_session(&session_id, Some(at("2024-03-06T03:45:00Z")), None, &meta())
+        .await
+        .unwrap();
+    g.projection.catch_up().await.unwrap();
+
+    let kolkata = window("2024-03-01T00:00:00Z", "2024-03-11T00:00:00Z", "Asia/Kolkata");
+    let a = g.diary.analytics(&user, &kolkata, "").await.unwrap();
+    assert_eq!(a.window.period, "custom");
+    assert_eq!((a.entry_count, a.total_tokens), (5, 150));
+    assert_eq!((a.session_count, a.total_session_minutes), (1, 45.0));
+    let written: Vec<(String, u32)> = a
+        .days
+        .iter()
+        .filter(|d| d.entries > 0)
+        .map(|d| (d.date.to_string(), d.entries))
+        .collect();
+    let day = |d: &str| (d.to_owned(), 1);
+    assert_eq!(
+        written,
+        [day("2024-03-05"), day("2024-03-06"), day("2024-03-07"), day("2024-03-09"), day("2024-03-10")]
+    );
+    assert_eq!((a.writing_days, a.longest_streak, a.current_streak), (5, 3, 2));
+    assert_eq!(
+        a.tag_frequencies,
+        [("gratitude".to_owned(), 2), ("work".to_owned(), 2)]
+    );
+    // In UTC the 23:50 entry is on the 5th too, but the gap day differs nowhere: same days.
+    let utc = window("2024-03-01T00:00:00Z", "2024-03-11T00:00:00Z", "");
+    let u = g.diary.analytics(&user, &utc, "").await.unwrap();
+    assert_eq!(u.window.zone.name(), "UTC");
+    assert_eq!(u.days.len(), 10);
+
+    // A current streak counts back past the window's start.
+    let short = window("2024-03-06T18:30:00Z", "2024-03-07T18:30:00Z", "Asia/Kolkata");
+    let s = g.diary.analytics(&user, &short, "").await.unwrap();
+    assert_eq!((s.writing_days, s.current_streak), (1, 3));
+
+    // Updating an entry changes its day; deleting one takes it out.
+    g.diary
+        .change_entry(
+            &ids[1],
+            EntryChanges {
+                token_count: Some(25),
+                ..EntryChanges::default()
+            },
+            None,
+            &meta(),
+        )
+        .await
+        .unwrap();
+    g.diary.delete_entry(&ids[2], None, &meta()).await.unwrap();
+    g.projection.catch_up().await.unwrap();
+    let a = g.diary.analytics(&user, &kolkata, "").await.unwrap();
+    assert_eq!((a.entry_count, a.total_tokens), (4, 125));
+    assert_eq!((a.longest_streak, a.current_streak), (2, 2));
+
+    // Every event applied again changes nothing.
+    let before = g.diary.analytics(&user, &kolkata, "").await.unwrap();
+    let events = g.store.read_all(0, 10_000).await.unwrap();
+    for event in &events {
+        event_sourcing::Projection::apply(g.read_models.as_ref(), event)
+            .await
+            .unwrap();
+    }
+    assert_eq!(g.diary.analytics(&user, &kolkata, "").await.unwrap(), before);
+
+    // A year's window reads only its buckets: the entry of 2022 is not among them.
+    let buckets = g
+        .read_models
+        .buckets(&user, at("2023-06-01T00:00:00Z"), at("2024-06-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(buckets.len(), 5, "four entries' buckets and the session's");
+    let year = AnalyticsQuery {
+        period: "year".into(),
+        to: Some(at("2024-06-01T00:00:00Z")),
+        ..AnalyticsQuery::default()
+    };
+    let y = g.diary.analytics(&user, &year, "").await.unwrap();
+    // 2023-06-02 to 2024-05-31: 365 days back from the end.
+    assert_eq!((y.entry_count, y.days.len()), (4, 365));
+}
+
+#[tokio::test]
+async fn bad_windows_and_zones_are_refused_naming_the_field() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let field = |q: AnalyticsQuery| {
+        let diary = &g.diary;
+        async move { diary.analytics(&user, &q, "").await.unwrap_err().details[0].field.clone() }
+    };
+    let zone = AnalyticsQuery {
+        time_zone: "Mars/Olympus".into(),
+        ..week()
+    };
+    assert_eq!(field(zone).await, "timeZone");
+    assert_eq!(
+        field(window("2024-03-02T00:00:00Z", "2024-03-01T00:00:00Z", "")).await,
+        "from"
+    );
+    assert_eq!(
+        field(window("2022-03-02T00:00:00Z", "2024-03-01T00:00:00Z", "")).await,
+        "to"
+    );
+}
+
+#[tokio::test]
+async fn an_analysis_counts_once_awaited_and_goes_when_analysis_is_switched_off() {
+    use crate::analyzer::EntryAnalyzer;
+    let g = given_a_store().await;
+    let user = g.user();
+    let text = "I think about why the garden looks so bright and green in the morning light. \
+        I hear the birds singing and feel the warm sun on my skin. Tomorrow I will plan a \
+        walk along the river, because I wonder what I will see there and what I will learn. \
+        It was a wonderful, happy day and I am grateful for it.";
+    let written = g
+        .diary
+        .write_entry(
+            &user,
+            EntryDraft {
+                content: text.into(),
+                token_count: None,
+                ..draft(None)
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let id = written.state.live().unwrap().id;
+    let created = g.diary.entry_history(&id).await.unwrap().remove(0);
+    EntryAnalyzer::new(g.store.clone())
+        .analyze(&created)
+        .await
+        .unwrap();
+    let analysed = g.diary.entry(&id).await.unwrap();
+    let token = token_of(id, &analysed);
+    let feed_later = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        g.projection.catch_up().await.unwrap();
+    };
+    let query = week();
+    let (a, ()) = tokio::join!(g.diary.analytics(&user, &query, &token), feed_later);
+    let a = a.unwrap();
+    assert!(a.analysis_enabled);
+    assert!(a.word_count > 50, "{}", a.word_count);
+    assert!(a.mean_sentiment.unwrap() > 0.5);
+    assert!(!a.top_keywords.is_empty());
+    let profile = a.profile.unwrap();
+    assert_eq!(profile.entries, 1);
+    assert!(matches!(
+        profile.sensory,
+        analysis::SensoryProfile::Measured(_)
+    ));
+    assert!(matches!(
+        profile.archetypes,
+        analysis::ArchetypeSignals::Measured { .. }
+    ));
+
+    // The writer switches analysis off: counts stay, nothing derived from the text does.
+    let stream = format!("analysis_setting-{user}");
+    let off = event_sourcing::NewEvent::new(
+        "DiaryAnalysisDisabled",
+        1,
+        serde_json::json!({ "userId": user.to_string() }),
+        meta(),
+    );
+    g.store
+        .append(&stream, event_sourcing::ExpectedVersion::NoStream, vec![off])
+        .await
+        .unwrap();
+    g.projection.catch_up().await.unwrap();
+    let a = g
+        .diary
+        .analytics(&user, &week(), &format!("{user}:1"))
+        .await
+        .unwrap();
+    assert!(!a.analysis_enabled);
+    assert_eq!(a.entry_count, 1);
+    assert!(a.word_count > 50, "counts stay");
+    assert_eq!((a.mean_sentiment, a.profile), (None, None));
+    assert!(a.top_keywords.is_empty());
+    let rows: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT analysis FROM diary_entry_read_model WHERE user_id = ?")
+            .bind(user.to_string())
+            .fetch_all(g.read_models.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows, [None], "the stored summary is gone");
 }

@@ -46,6 +46,8 @@ pub fn analyze_content(user_id: UserId, entry_version: u64, content: &str) -> Di
                 Vec::new()
             }
         },
+        word_count: measured.word_count,
+        features: measured.features,
     }
 }
 

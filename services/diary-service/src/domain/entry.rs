@@ -1,5 +1,6 @@
 //! The diary entry aggregate.
 
+use chrono::{DateTime, Utc};
 use event_sourcing::Aggregate;
 use metachat_proto::error::{ApiError, ErrorCode};
 use metachat_validation::{EntryId, SessionId, UserId, Violations};
@@ -56,6 +57,9 @@ pub struct Entry {
     pub token_count: u32,
     pub session_id: Option<SessionId>,
     pub tags: Vec<Tag>,
+    /// When the entry was written, when the client said so (else it was written when its
+    /// creation was recorded).
+    pub written_at: Option<DateTime<Utc>>,
     /// The analysis of the current content, once the analyzer has recorded it.
     pub analysis: Option<DiaryEntryAnalyzed>,
     /// Stream version of the event that set the current content (its creation, or the last
@@ -107,6 +111,9 @@ pub struct NewEntry {
     /// A live session of the same user: the application checks before deciding.
     pub session_id: Option<SessionId>,
     pub tags: Vec<String>,
+    /// When the entry was written, if earlier than now (the application checks it against
+    /// the clock and the session).
+    pub written_at: Option<DateTime<Utc>>,
 }
 
 /// `None` leaves a field unchanged.
@@ -173,6 +180,7 @@ impl Aggregate for EntryState {
                     token_count: e.token_count,
                     session_id: e.session_id,
                     tags: e.tags.clone(),
+                    written_at: e.created_at,
                     analysis: None,
                     // A creation is always the stream's first event.
                     content_version: 1,
@@ -260,6 +268,7 @@ fn create(new: &NewEntry) -> Result<Vec<EntryEvent>, EntryError> {
         token_count,
         session_id: new.session_id,
         tags,
+        created_at: new.written_at,
     };
     v.finish(vec![EntryEvent::DiaryEntryCreated(created)])
         .map_err(EntryError::Invalid)

@@ -29,6 +29,12 @@ pub struct DiaryEntryCreated {
     pub token_count: u32,
     pub session_id: Option<SessionId>,
     pub tags: Vec<Tag>,
+    /// When the entry was written, as the client said (an entry about an earlier day, or one
+    /// imported from another journal); absent when it was written as it was recorded. Left
+    /// out of the payload when absent, so entries written before it existed store the same
+    /// bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// The entry's editable fields after the update.
@@ -71,6 +77,13 @@ pub struct DiaryEntryAnalyzed {
     /// Archetypes with the confidence the writing matches each, strongest first; empty when
     /// there was too little English text to measure.
     pub archetype_signals: Vec<ArchetypeScore>,
+    /// Words of the content (0 in analyses recorded before it was kept).
+    #[serde(default)]
+    pub word_count: u32,
+    /// The summable counts behind `sensory` and `archetype_signals`: analytics add them up
+    /// over many entries and score the sum (empty in analyses recorded before they were kept).
+    #[serde(default)]
+    pub features: analysis::Features,
 }
 
 /// VADER scores of the content.

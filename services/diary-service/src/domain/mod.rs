@@ -15,6 +15,7 @@ pub use events::{
     SentimentScores, SessionEvent,
 };
 pub use session::{Session, SessionCommand, SessionError, SessionState};
+pub(crate) use session::not_in_future;
 
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,7 @@ use metachat_validation::{EntryId, SessionId, UserId, Violations};
 use super::events::{DiarySessionEnded, DiarySessionEntryAdded, DiarySessionStarted, SessionEvent};
 
 /// How far ahead of the server's clock a client's time may be (clock skew).
-const FUTURE_TOLERANCE_MINUTES: i64 = 5;
+pub(crate) const FUTURE_TOLERANCE_MINUTES: i64 = 5;
 
 /// A writing session that has started.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +65,8 @@ pub enum SessionCommand {
         entry_id: EntryId,
         user_id: UserId,
         now: DateTime<Utc>,
+        /// When the entry was written, if the client said (not before the session's start).
+        written_at: Option<DateTime<Utc>>,
     },
     End {
         end_time: Option<DateTime<Utc>>,
@@ -105,7 +107,8 @@ impl From<SessionError> for ApiError {
     }
 }
 
-fn not_in_future(v: &mut Violations, field: &str, time: DateTime<Utc>, now: DateTime<Utc>) {
+/// Adds a violation of `field` when `time` is later than `now` plus the tolerated clock skew.
+pub(crate) fn not_in_future(v: &mut Violations, field: &str, time: DateTime<Utc>, now: DateTime<Utc>) {
     if time > now + Duration::minutes(FUTURE_TOLERANCE_MINUTES) {
         v.add(
             field,
@@ -179,6 +182,17 @@ impl Aggregate for SessionState {
                 if *now < session.start_time =>
             {
                 Err(SessionError::NotStarted(session.start_time))
+            }
+            (
+                Self::Started(session),
+                SessionCommand::AddEntry {
+                    written_at: Some(written_at),
+                    ..
+                },
+            ) if *written_at < session.start_time => {
+                let mut v = Violations::new();
+                v.add("createdAt", "must not be before the session's startTime");
+                Err(SessionError::Invalid(v))
             }
             (
                 Self::Started(_),

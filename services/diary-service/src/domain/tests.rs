@@ -24,6 +24,7 @@ fn new_entry() -> NewEntry {
         token_count: Some(150),
         session_id: Some(S1),
         tags: vec!["reflection".into(), "gratitude".into()],
+        written_at: None,
     }
 }
 
@@ -36,6 +37,7 @@ fn created() -> EntryEvent {
         token_count: 150,
         session_id: Some(S1),
         tags: tags(&["reflection", "gratitude"]),
+        created_at: None,
     })
 }
 
@@ -391,6 +393,7 @@ fn only_the_writer_adds_entries_to_an_active_session() {
         entry_id: E1,
         user_id,
         now: t(12),
+        written_at: None,
     };
     assert_eq!(
         session_when(&[started(t(10))], add(U1)),
@@ -415,6 +418,18 @@ fn only_the_writer_adds_entries_to_an_active_session() {
         Err(SessionError::AlreadyEnded)
     );
     assert_eq!(session_when(&[], add(U1)), Err(SessionError::NotFound));
+    // An entry written earlier than now, but not before the session started.
+    let backdated = |at| SessionCommand::AddEntry {
+        entry_id: E1,
+        user_id: U1,
+        now: t(12),
+        written_at: Some(at),
+    };
+    assert!(session_when(&[started(t(10))], backdated(t(10))).is_ok());
+    match session_when(&[started(t(10))], backdated(t(9))) {
+        Err(SessionError::Invalid(v)) => assert_eq!(v.iter().next().map(|x| x.field.as_str()), Some("createdAt")),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -433,6 +448,7 @@ fn a_session_that_has_not_started_yet_takes_no_entry_and_does_not_end_now() {
         entry_id: E1,
         user_id: U1,
         now: t(12),
+        written_at: None,
     };
     assert_eq!(
         session_when(&[started(ahead)], add),
