@@ -37,6 +37,7 @@ impl Service for UserService {
         topic_variable: "KAFKA_USER_EVENTS_TOPIC",
         topic: "user-events",
         categories: &[UserState::CATEGORY],
+        follows: Some(("KAFKA_DIARY_EVENTS_TOPIC", "diary-events")),
     };
 
     fn upcasters() -> Upcasters {
