@@ -35,6 +35,7 @@ struct Given {
     diary: Diary,
     store: Arc<CountingStore>,
     users: Arc<Registered>,
+    read_models: Arc<SqliteDiaryReadModels>,
     /// Feeds the read models, only when a test says so (`catch_up`).
     projection: ProjectionRunner,
     checkpoints: Arc<SqliteCheckpoints>,
@@ -64,10 +65,11 @@ async fn given_a_store() -> Given {
     let store = Arc::new(CountingStore::new(sqlite));
     let users = Arc::new(Registered::default());
     Given {
-        diary: Diary::new(store.clone(), read_models, users.clone())
+        diary: Diary::new(store.clone(), read_models.clone(), users.clone())
             .with_read_your_writes_timeout(READ_YOUR_WRITES),
         store,
         users,
+        read_models,
         projection,
         checkpoints,
     }
@@ -640,7 +642,7 @@ async fn a_created_entry_gets_exactly_one_analysis_also_when_its_event_comes_twi
         .unwrap();
     let id = written.state.live().unwrap().id;
     let created = g.diary.entry_history(&id).await.unwrap().remove(0);
-    let analyzer = EntryAnalyzer::new(g.store.clone());
+    let analyzer = EntryAnalyzer::new(g.store.clone(), g.read_models.clone());
 
     assert_eq!(
         analyzer.analyze(&created).await.unwrap(),
@@ -667,7 +669,7 @@ async fn a_created_entry_gets_exactly_one_analysis_also_when_its_event_comes_twi
         .unwrap();
     let updated = g.diary.entry_history(&id).await.unwrap().remove(2);
     assert_eq!(updated.stream_version, again.version.unwrap());
-    let other = EntryAnalyzer::new(g.store.clone());
+    let other = EntryAnalyzer::new(g.store.clone(), g.read_models.clone());
     let (a, b) = tokio::join!(analyzer.analyze(&updated), other.analyze(&updated));
     let mut outcomes = [a.unwrap().unwrap(), b.unwrap().unwrap()];
     outcomes.sort_by_key(|o| *o != AnalysisOutcome::Recorded);
@@ -711,7 +713,7 @@ async fn the_analyzer_follows_the_store_skips_deleted_entries_and_replays_idempo
         ProjectionRunner::new(
             sqlite.clone(),
             checkpoints,
-            Arc::new(EntryAnalyzer::new(g.store.clone())),
+            Arc::new(EntryAnalyzer::new(g.store.clone(), g.read_models.clone())),
         )
     };
     let checkpoints: Arc<dyn event_sourcing::CheckpointStore> = g.checkpoints.clone();
