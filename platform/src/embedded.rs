@@ -15,7 +15,7 @@ use event_sourcing::{EventStore, ProjectionRunner};
 use metachat_bootstrap::{Projections, ReadModels, Service, bind, open_sqlite, sqlite_runners};
 use metachat_runtime::{Env, Stop};
 use tokio::task::JoinSet;
-use user_service::UserReadModels;
+use user_service::{GrpcWritingProfiles, UserReadModels};
 use user_service::standalone::UserService;
 
 /// Where the embedded platform keeps its data and listens.
@@ -78,19 +78,24 @@ impl EmbeddedStore {
         })
     }
 
-    /// One runner per read model and follower (the entry analyzer), each with its own
-    /// checkpoint.
-    pub fn projection_runners(&self) -> Vec<ProjectionRunner> {
-        let store: Arc<dyn EventStore> = self.store.clone();
-        let followers = UserService::followers(store.clone())
-            .into_iter()
-            .chain(DiaryService::followers(store));
+    /// One runner per read model, each with its own checkpoint.
+    pub fn read_model_runners(&self) -> Vec<ProjectionRunner> {
         sqlite_runners(
             &self.store,
-            [self.users.projection.clone(), self.diary.projection.clone()]
-                .into_iter()
-                .chain(followers),
+            [self.users.projection.clone(), self.diary.projection.clone()],
         )
+    }
+
+    /// One runner per follower of the two services (profile inference, entry analyzer),
+    /// each with its own checkpoint.
+    pub fn follower_runners(&self, user: &UserService, diary: &DiaryService) -> Vec<ProjectionRunner> {
+        let store: Arc<dyn EventStore> = self.store.clone();
+        let followers = user
+            .followers(store.clone(), &self.users.queries)
+            .into_iter()
+            .chain(diary.followers(store, &self.diary.queries))
+            .map(|f| f.projection);
+        sqlite_runners(&self.store, followers)
     }
 }
 
@@ -117,32 +122,37 @@ pub async fn run(
     let user_address = local_address(config.bind, user.local_addr()?.port());
     let diary_address = local_address(config.bind, diary.local_addr()?.port());
 
-    let projections = Projections::start(embedded.projection_runners());
+    let user_service = UserService {
+        read_your_writes: config.read_your_writes,
+        writing: Arc::new(GrpcWritingProfiles::new(&diary_address)?),
+    };
+    let diary_service = DiaryService {
+        users: Arc::new(GrpcUserDirectory::new(&user_address)?),
+        read_your_writes: config.read_your_writes,
+    };
+    let mut runners = embedded.read_model_runners();
+    runners.extend(embedded.follower_runners(&user_service, &diary_service));
+    let projections = Projections::start(runners);
     let stop = Stop::new();
     let mut tasks: JoinSet<anyhow::Result<&'static str>> = JoinSet::new();
     let store: Arc<dyn EventStore> = embedded.store.clone();
     let shutdown_timeout = config.shutdown_timeout;
-    let read_your_writes = config.read_your_writes;
     {
         let (store, queries, until) =
             (store.clone(), embedded.users.queries.clone(), stop.signal());
         tasks.spawn(async move {
-            UserService { read_your_writes }
+            user_service
                 .serve(user, store, queries, Vec::new(), until, shutdown_timeout)
                 .await?;
             Ok("user service")
         });
     }
     {
-        let users = Arc::new(GrpcUserDirectory::new(&user_address)?);
         let (queries, until) = (embedded.diary.queries.clone(), stop.signal());
         tasks.spawn(async move {
-            DiaryService {
-                users,
-                read_your_writes,
-            }
-            .serve(diary, store, queries, Vec::new(), until, shutdown_timeout)
-            .await?;
+            diary_service
+                .serve(diary, store, queries, Vec::new(), until, shutdown_timeout)
+                .await?;
             Ok("diary service")
         });
     }
@@ -194,7 +204,7 @@ pub async fn run(
 /// Deletes the read models and rebuilds them from the event store.
 pub async fn rebuild_read_models(config: &EmbeddedConfig) -> anyhow::Result<()> {
     let embedded = EmbeddedStore::open(config).await?;
-    crate::rebuild(embedded.projection_runners()).await?;
+    crate::rebuild(embedded.read_model_runners()).await?;
     embedded.store.close().await;
     Ok(())
 }

@@ -64,6 +64,27 @@ impl<Q: ?Sized> Clone for ReadModels<Q> {
     }
 }
 
+/// A follower and the topic it reads in production.
+pub struct Follower {
+    pub projection: Arc<dyn Projection>,
+    pub topic: Topic,
+}
+
+/// Which topic a follower reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// The service's own.
+    Own,
+    /// The other service's that [`ServiceSpec::follows`] names.
+    Followed,
+}
+
+impl Follower {
+    pub fn new(projection: Arc<dyn Projection>, topic: Topic) -> Self {
+        Self { projection, topic }
+    }
+}
+
 /// What differs between the services when one is started.
 pub trait Service: Send + 'static {
     /// The read models as the gRPC service queries them.
@@ -74,10 +95,10 @@ pub trait Service: Send + 'static {
     /// Upcasters of the service's old event payloads.
     fn upcasters() -> Upcasters;
 
-    /// Followers of the service's events that act on them (not read models): embedded, each
-    /// runs as a checkpointed projection; in production, as its own Kafka consumer group on
-    /// the service's topic, named `<KAFKA_CONSUMER_GROUP>-<follower's name>`.
-    fn followers(_store: Arc<dyn EventStore>) -> Vec<Arc<dyn Projection>> {
+    /// Followers of events that act on them (not read models): embedded, each runs as a
+    /// checkpointed projection over the whole store; in production, as its own Kafka consumer
+    /// group, named `<KAFKA_CONSUMER_GROUP>-<follower's name>`, on the topic it names.
+    fn followers(&self, _store: Arc<dyn EventStore>, _queries: &Arc<Self::Queries>) -> Vec<Follower> {
         Vec::new()
     }
 
@@ -140,10 +161,10 @@ async fn run_embedded<S: Service>(
     let path = data_dir.join(format!("{name}.db"));
     let store = Arc::new(open_sqlite(&path, S::upcasters()).await?);
     let read_models = S::sqlite_read_models(store.pool().clone()).await?;
-    let followers = S::followers(store.clone());
+    let followers = service.followers(store.clone(), &read_models.queries);
     let projections = Projections::start(sqlite_runners(
         &store,
-        std::iter::once(read_models.projection).chain(followers),
+        std::iter::once(read_models.projection).chain(followers.into_iter().map(|f| f.projection)),
     ));
     tracing::info!(
         port = listener.local_addr()?.port(),
@@ -181,6 +202,7 @@ async fn run_production<S: Service>(
         config,
         topic,
         group,
+        followed_topic,
     } = settings;
     let store =
         metachat_production::open_event_store(&config.postgres, EventCodec::new(S::upcasters()))
@@ -192,7 +214,20 @@ async fn run_production<S: Service>(
         group,
         categories: S::SPEC.categories,
     };
-    let followers = S::followers(Arc::new(store.clone()));
+    let followers = service
+        .followers(Arc::new(store.clone()), &read_models.queries)
+        .into_iter()
+        .map(|f| {
+            let topic = match (f.topic, &followed_topic) {
+                (Topic::Own, _) => spec.topic.clone(),
+                (Topic::Followed, Some(followed)) => followed.clone(),
+                (Topic::Followed, None) => {
+                    anyhow::bail!("{name} follows no other service's topic")
+                }
+            };
+            Ok((f.projection, topic))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let pipeline = Pipeline::start(
         &spec,
         &config.kafka,

@@ -20,6 +20,9 @@ pub struct ServiceSpec {
     pub topic: &'static str,
     /// The stream categories it publishes (`user`; `entry`, `session`).
     pub categories: &'static [&'static str],
+    /// Another service's topic its followers read ([`crate::Topic::Followed`]): the variable
+    /// naming it and its default.
+    pub follows: Option<(&'static str, &'static str)>,
 }
 
 /// How a service process is configured.
@@ -53,6 +56,9 @@ pub struct ProductionSettings {
     pub topic: String,
     /// `KAFKA_CONSUMER_GROUP`: the group its replicas share.
     pub group: String,
+    /// The other service's topic its followers read (`KAFKA_DIARY_EVENTS_TOPIC` for the
+    /// user service), if it follows one.
+    pub followed_topic: Option<String>,
 }
 
 impl ServiceSettings {
@@ -73,6 +79,12 @@ impl ServiceSettings {
                     "KAFKA_CONSUMER_GROUP",
                     &format!("{}-read-models", spec.name),
                 ),
+                followed_topic: spec
+                    .follows
+                    .map(|(variable, default)| {
+                        metachat_kafka::topic_from_env(env, variable, default)
+                    })
+                    .transpose()?,
             })),
         };
         Ok(Self {
@@ -123,6 +135,7 @@ mod tests {
         topic_variable: "KAFKA_USER_EVENTS_TOPIC",
         topic: "user-events",
         categories: &["user"],
+        follows: Some(("KAFKA_DIARY_EVENTS_TOPIC", "diary-events")),
     };
 
     fn production() -> Vec<(&'static str, &'static str)> {

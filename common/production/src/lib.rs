@@ -142,18 +142,22 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Creates the topic if missing, then starts the relay (publishing once elected leader
+    /// Creates the topics if missing, then starts the relay (publishing once elected leader
     /// among the service's replicas), the consumer feeding `projection`, and one consumer per
-    /// follower, in group `<group>-<follower's name>` (its replicas share the work by
-    /// partition, so each entity's events reach one of them, in order).
+    /// follower on the topic paired with it, in group `<group>-<follower's name>` (its
+    /// replicas share the work by partition, so each entity's events reach one of them, in
+    /// order).
     pub async fn start(
         spec: &PipelineSpec,
         kafka: &KafkaConfig,
         store: &PostgresEventStore,
         projection: Arc<dyn Projection>,
-        followers: Vec<Arc<dyn Projection>>,
+        followers: Vec<(Arc<dyn Projection>, String)>,
     ) -> anyhow::Result<Self> {
-        metachat_kafka::topics::ensure_topics(kafka, &[&spec.topic])
+        let mut topics: Vec<&str> = vec![&spec.topic];
+        topics.extend(followers.iter().map(|(_, topic)| topic.as_str()));
+        topics.dedup();
+        metachat_kafka::topics::ensure_topics(kafka, &topics)
             .await
             .map_err(anyhow::Error::msg)?;
         let topic = spec.topic.clone();
@@ -176,10 +180,10 @@ impl Pipeline {
         let consumer = ProjectionConsumer::new(kafka, &spec.group, &[&spec.topic], projection)
             .context("cannot create the Kafka consumer")?;
         let mut followers_consumers = Vec::new();
-        for follower in followers {
+        for (follower, topic) in followers {
             let group = format!("{}-{}", spec.group, follower.name());
             followers_consumers.push(
-                ProjectionConsumer::new(kafka, &group, &[&spec.topic], follower)
+                ProjectionConsumer::new(kafka, &group, &[&topic], follower)
                     .with_context(|| format!("cannot create the Kafka consumer {group}"))?,
             );
         }

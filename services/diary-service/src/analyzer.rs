@@ -1,6 +1,7 @@
 //! The entry analyzer: follows the diary events and, for each entry created or updated,
 //! records the analysis of that version's content as a `DiaryEntryAnalyzed` on the entry's
-//! stream ([`application::record_analysis`]). It runs as a [`Projection`]: embedded, with its
+//! stream ([`application::record_analysis`]), unless its writer switched analysis off. When a
+//! writer switches analysis back on, it analyses each of their live entries again. It runs as a [`Projection`]: embedded, with its
 //! own checkpoint beside the read models'; in production, as its own Kafka consumer group on
 //! the diary topic. Delivery is at least once; recording is idempotent, so a redelivered event
 //! stores nothing more.
@@ -11,11 +12,12 @@ use async_trait::async_trait;
 use event_sourcing::{
     Aggregate, EventMetadata, EventStore, Projection, ProjectionError, RecordedEvent, Repository,
 };
-use metachat_validation::EntryId;
+use metachat_read_model::PageRequest;
+use metachat_validation::{EntryId, UserId};
 
 use crate::application::{self, AnalysisOutcome};
-use crate::domain::EntryState;
-use crate::read_model::stored_id;
+use crate::domain::{AnalysisSettingState, EntryState};
+use crate::read_model::{DiaryReadModels, TimeRange, stored_id};
 
 /// The analyzer's name: its checkpoint, and the suffix of its consumer group.
 pub const ANALYZER_NAME: &str = "entry-analyzer";
@@ -23,12 +25,63 @@ pub const ANALYZER_NAME: &str = "entry-analyzer";
 /// Records the analysis of every entry version it is shown.
 pub struct EntryAnalyzer {
     entries: Repository<EntryState>,
+    settings: Repository<AnalysisSettingState>,
+    /// Where a writer's entries are listed when they switch analysis back on.
+    read_models: Arc<dyn DiaryReadModels>,
 }
 
+/// Entries listed per page when a writer's entries are analysed again.
+const PAGE: u32 = 100;
+
 impl EntryAnalyzer {
-    pub fn new(store: Arc<dyn EventStore>) -> Self {
+    pub fn new(store: Arc<dyn EventStore>, read_models: Arc<dyn DiaryReadModels>) -> Self {
         Self {
-            entries: Repository::new(store),
+            entries: Repository::new(store.clone()),
+            settings: Repository::new(store),
+            read_models,
+        }
+    }
+
+    /// Analyses again every live entry of a writer who switched analysis back on (each under
+    /// the new setting version, so a redelivered switch records nothing twice).
+    async fn analyze_all_of(
+        &self,
+        user_id: &UserId,
+        metadata: &EventMetadata,
+    ) -> Result<u64, ProjectionError> {
+        let mut page = PageRequest {
+            offset: 0,
+            limit: PAGE,
+            cursor: None,
+        };
+        let mut recorded = 0;
+        loop {
+            let found = self
+                .read_models
+                .entries_by_user(user_id, TimeRange::default(), &page)
+                .await
+                .map_err(|e| -> ProjectionError { format!("listing entries: {e}").into() })?;
+            for listed in &found.items {
+                let loaded = self.entries.load(&listed.state.id).await?;
+                let Some(entry) = loaded.state.live() else {
+                    continue;
+                };
+                let outcome = application::record_analysis(
+                    &self.entries,
+                    &self.settings,
+                    &entry.id,
+                    entry.content_version,
+                    metadata,
+                )
+                .await?;
+                if outcome == AnalysisOutcome::Recorded {
+                    recorded += 1;
+                }
+            }
+            match found.next_cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => return Ok(recorded),
+            }
         }
     }
 
@@ -38,6 +91,20 @@ impl EntryAnalyzer {
         &self,
         recorded: &RecordedEvent,
     ) -> Result<Option<AnalysisOutcome>, ProjectionError> {
+        let metadata = EventMetadata {
+            correlation_id: recorded.metadata.correlation_id.clone(),
+            causation_id: Some(recorded.event_id.to_string()),
+            request_id: None,
+            actor: Some(ANALYZER_NAME.to_owned()),
+        };
+        if recorded.category() == AnalysisSettingState::CATEGORY
+            && recorded.event_type == "DiaryAnalysisEnabled"
+        {
+            let user_id: UserId = stored_id(recorded.aggregate_id())?;
+            let analysed = self.analyze_all_of(&user_id, &metadata).await?;
+            tracing::info!(user_id = %user_id, analysed, "entries analysed again after analysis was switched on");
+            return Ok(None);
+        }
         let writes_content = recorded.category() == EntryState::CATEGORY
             && matches!(
                 recorded.event_type.as_str(),
@@ -47,15 +114,14 @@ impl EntryAnalyzer {
             return Ok(None);
         }
         let id: EntryId = stored_id(recorded.aggregate_id())?;
-        let metadata = EventMetadata {
-            correlation_id: recorded.metadata.correlation_id.clone(),
-            causation_id: Some(recorded.event_id.to_string()),
-            request_id: None,
-            actor: Some(ANALYZER_NAME.to_owned()),
-        };
-        let outcome =
-            application::record_analysis(&self.entries, &id, recorded.stream_version, &metadata)
-                .await?;
+        let outcome = application::record_analysis(
+            &self.entries,
+            &self.settings,
+            &id,
+            recorded.stream_version,
+            &metadata,
+        )
+        .await?;
         // Ids and versions only: the text is never logged.
         tracing::debug!(entry_id = %id, version = recorded.stream_version, ?outcome, "entry analysed");
         Ok(Some(outcome))

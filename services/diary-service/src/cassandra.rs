@@ -106,6 +106,7 @@ struct Statements {
     remove_bucket: PreparedStatement,
     buckets: PreparedStatement,
     put_setting: PreparedStatement,
+    put_last_disabled: PreparedStatement,
     setting: PreparedStatement,
     start_session: PreparedStatement,
     end_session: PreparedStatement,
@@ -345,9 +346,16 @@ impl CassandraDiaryReadModels {
                 ),
             )
             .await?,
+            put_last_disabled: prepare(
+                s,
+                &format!(
+                    "UPDATE {settings} USING TIMESTAMP ? SET last_disabled = ? WHERE user_id = ?"
+                ),
+            )
+            .await?,
             setting: prepare(
                 s,
-                &format!("SELECT enabled, version FROM {settings} WHERE user_id = ?"),
+                &format!("SELECT enabled, version, last_disabled FROM {settings} WHERE user_id = ?"),
             )
             .await?,
             start_session: prepare(
@@ -496,7 +504,9 @@ impl CassandraDiaryReadModels {
                     .maybe_first_row::<EntryAnalysisRow>()?;
                 let content_version = kept.and_then(|k| k.content_version).unwrap_or(1);
                 if u64::try_from(content_version).ok() == Some(e.entry_version) {
-                    let enabled = self.setting(&e.user_id.to_string()).await?.0;
+                    let setting = self.setting(&e.user_id.to_string()).await?;
+                    let enabled = setting.enabled
+                        && i64::try_from(e.setting_version)? >= setting.last_disabled;
                     let summary = enabled
                         .then(|| serde_json::to_string(&AnalysisSummary::of(e)))
                         .transpose()?;
@@ -694,24 +704,33 @@ impl CassandraDiaryReadModels {
         self.mark_applied(id, version).await
     }
 
-    /// A user's analysis setting: `(enabled, version)`, on at version 0 until changed.
-    async fn setting(&self, user_id: &str) -> Result<(bool, i64), ProjectionError> {
+    /// A user's analysis setting (on at version 0 until switched).
+    async fn setting(&self, user_id: &str) -> Result<Setting, ProjectionError> {
         let row = self
             .session
             .execute_unpaged(&self.statements.setting, (user_id,))
             .await?
             .into_rows_result()?
             .maybe_first_row::<SettingRow>()?;
-        Ok(row.map_or((true, 0), |r| {
-            (r.enabled.unwrap_or(true), r.version.unwrap_or(0))
-        }))
+        Ok(row.map_or(
+            Setting {
+                enabled: true,
+                version: 0,
+                last_disabled: 0,
+            },
+            |r| Setting {
+                enabled: r.enabled.unwrap_or(true),
+                version: r.version.unwrap_or(0),
+                last_disabled: r.last_disabled.unwrap_or(0),
+            },
+        ))
     }
 
     /// Recomputes a user's bucket from its rows, written at the sum of their versions and
     /// the setting's (see `cql/003_diary_analytics.cql`): totals of an older state lose.
     async fn recompute_bucket(&self, user_id: &str, bucket: i64) -> Result<(), ProjectionError> {
         let st = &self.statements;
-        let mut stamp = self.setting(user_id).await?.1;
+        let mut stamp = self.setting(user_id).await?.version;
         let entries = self
             .session
             .execute_unpaged(&st.bucket_entries, (user_id, bucket))
@@ -783,8 +802,12 @@ impl CassandraDiaryReadModels {
         self.session
             .execute_unpaged(&st.put_setting, (&user_id, enabled, version, version))
             .await?;
-        let (now_enabled, _) = self.setting(&user_id).await?;
-        if !now_enabled {
+        if !enabled {
+            self.session
+                .execute_unpaged(&st.put_last_disabled, (version, version, &user_id))
+                .await?;
+        }
+        if !self.setting(&user_id).await?.enabled {
             let rows = self
                 .session
                 .execute_unpaged(&st.analytics_entries_of_user, (&user_id,))
@@ -896,6 +919,16 @@ struct UserEntryRow {
 struct SettingRow {
     enabled: Option<bool>,
     version: Option<i64>,
+    last_disabled: Option<i64>,
+}
+
+/// A user's analysis setting as the read models know it.
+struct Setting {
+    enabled: bool,
+    /// The setting stream's version (0: never switched).
+    version: i64,
+    /// The version of the last switch off: analyses made under an earlier one are void.
+    last_disabled: i64,
 }
 
 #[derive(DeserializeRow)]
@@ -1108,6 +1141,6 @@ impl DiaryReadModels for CassandraDiaryReadModels {
     }
 
     async fn analysis_enabled(&self, user_id: &UserId) -> Result<bool, QueryError> {
-        Ok(self.setting(&user_id.to_string()).await?.0)
+        Ok(self.setting(&user_id.to_string()).await?.enabled)
     }
 }

@@ -17,7 +17,9 @@ use tonic::{Request, Response, Status};
 
 use crate::analytics::{Analytics, WindowProfile};
 use crate::application::{AnalyticsQuery, Diary, EntryDraft};
-use crate::domain::{DiaryEntryAnalyzed, Entry, EntryChanges, EntryState, Session, SessionState};
+use crate::domain::{
+    AnalysisSettingState, DiaryEntryAnalyzed, Entry, EntryChanges, EntryState, Session, SessionState,
+};
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
 
@@ -259,16 +261,34 @@ impl DiaryService for DiaryGrpc {
 
     async fn get_analysis_setting(
         &self,
-        _request: Request<pb::GetAnalysisSettingRequest>,
+        request: Request<pb::GetAnalysisSettingRequest>,
     ) -> Result<Response<pb::AnalysisSetting>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let user_id = parse(UserId::parse("userId", &request.into_inner().user_id))?;
+        let loaded = self.diary.analysis_setting(&user_id).await?;
+        Ok(Response::new(setting_to_proto(&user_id, &loaded)))
     }
 
     async fn set_analysis_setting(
         &self,
-        _request: Request<pb::SetAnalysisSettingRequest>,
+        request: Request<pb::SetAnalysisSettingRequest>,
     ) -> Result<Response<pb::AnalysisSetting>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let metadata = event_metadata(&request);
+        let r = request.into_inner();
+        let user_id = parse(UserId::parse("userId", &r.user_id))?;
+        let loaded = self
+            .diary
+            .set_analysis_setting(&user_id, r.enabled, &metadata)
+            .await?;
+        Ok(Response::new(setting_to_proto(&user_id, &loaded)))
+    }
+}
+
+fn setting_to_proto(user_id: &UserId, loaded: &Loaded<AnalysisSettingState>) -> pb::AnalysisSetting {
+    pb::AnalysisSetting {
+        user_id: user_id.to_string(),
+        enabled: loaded.state.enabled(),
+        updated_at: loaded.updated_at.map(timestamp),
+        version: loaded.version.unwrap_or(0),
     }
 }
 

@@ -18,7 +18,10 @@ use metachat_validation::UserId;
 use crate::analytics::{
     AnalysisSummary, BUCKET_MICROS, BucketTotals, EntryFacts, SessionFacts, bucket_of,
 };
-use crate::domain::{Entry, EntryEvent, EntryState, Session, SessionEvent, SessionState};
+use crate::domain::{
+    AnalysisSettingEvent, AnalysisSettingState, Entry, EntryEvent, EntryState, Session,
+    SessionEvent, SessionState,
+};
 
 /// A time window `[start, end)`; either side may be open.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,38 +106,25 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (user_id, bucket)
     ) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS diary_analysis_settings (
-        user_id TEXT PRIMARY KEY,
-        enabled INTEGER NOT NULL,
-        version INTEGER NOT NULL
+        user_id       TEXT PRIMARY KEY,
+        enabled       INTEGER NOT NULL,
+        version       INTEGER NOT NULL,
+        last_disabled INTEGER NOT NULL
     )",
 ];
-
-/// The category of the analysis-setting streams (`analysis_setting-<userId>`).
-pub const ANALYSIS_SETTING_CATEGORY: &str = "analysis_setting";
-
-/// The payload of `DiaryAnalysisDisabled` and `DiaryAnalysisEnabled`.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct AnalysisSettingChanged {
-    pub user_id: UserId,
-}
 
 /// Whether `recorded` switches a user's analysis on or off: `(user, enabled)`; `None` for
 /// any other event.
 pub(crate) fn analysis_switch(
     recorded: &RecordedEvent,
 ) -> Result<Option<(UserId, bool)>, ProjectionError> {
-    if recorded.category() != ANALYSIS_SETTING_CATEGORY {
+    if recorded.category() != AnalysisSettingState::CATEGORY {
         return Ok(None);
     }
-    let enabled = match recorded.event_type.as_str() {
-        "DiaryAnalysisEnabled" => true,
-        "DiaryAnalysisDisabled" => false,
-        _ => return Ok(None),
-    };
-    let changed: AnalysisSettingChanged = serde_json::from_value(recorded.payload.clone())
-        .map_err(|e| format!("{} payload: {:?} error", recorded.event_type, e.classify()))?;
-    Ok(Some((changed.user_id, enabled)))
+    Ok(Some(match decode_event(recorded)? {
+        AnalysisSettingEvent::DiaryAnalysisEnabled(e) => (e.user_id, true),
+        AnalysisSettingEvent::DiaryAnalysisDisabled(e) => (e.user_id, false),
+    }))
 }
 
 /// The projection's name (and checkpoint).
@@ -240,16 +230,18 @@ impl SqliteDiaryReadModels {
             .bind(id.clone())
             .bind(version),
             // The analysis of the current content counts in analytics (unless the writer
-            // switched analysis off); it moves the entry's version, as reading it by id shows.
+            // switched analysis off, or did so after it was made); it moves the entry's
+            // version, as reading it by id shows.
             EntryEvent::DiaryEntryAnalyzed(e) => sqlx::query(
                 "UPDATE diary_entry_read_model SET \
                  analysis = CASE WHEN content_version = ? AND NOT EXISTS (SELECT 1 FROM \
                    diary_analysis_settings s WHERE s.user_id = diary_entry_read_model.user_id \
-                   AND s.enabled = 0) THEN ? ELSE analysis END, \
+                   AND (s.enabled = 0 OR s.last_disabled > ?)) THEN ? ELSE analysis END, \
                  word_count = CASE WHEN content_version = ? THEN ? ELSE word_count END, \
                  updated_at = ?, version = ? WHERE entry_id = ? AND version < ? AND deleted = 0",
             )
             .bind(e.entry_version as i64)
+            .bind(e.setting_version as i64)
             .bind(serde_json::to_string(&AnalysisSummary::of(e))?)
             .bind(e.entry_version as i64)
             .bind(i64::from(e.word_count))
@@ -327,8 +319,9 @@ impl SqliteDiaryReadModels {
     }
 
     /// A user switched analysis on or off. Off drops every analysis summary of theirs (and
-    /// so the buckets' sentiment, keywords and features); analyses recorded later are not
-    /// kept while it stays off. On keeps nothing back: entries count again once analysed.
+    /// so the buckets' sentiment, keywords and features): an analysis made before a switch
+    /// off stays void, and none is kept while it stays off. On brings nothing back: entries
+    /// count again as the analyzer analyses them again.
     async fn apply_analysis_switch(
         &self,
         recorded: &RecordedEvent,
@@ -339,13 +332,16 @@ impl SqliteDiaryReadModels {
         let user_id = user_id.to_string();
         let mut tx = self.pool.begin().await?;
         let changed = sqlx::query(
-            "INSERT INTO diary_analysis_settings (user_id, enabled, version) VALUES (?, ?, ?) \
-             ON CONFLICT (user_id) DO UPDATE SET enabled = excluded.enabled, \
-             version = excluded.version WHERE diary_analysis_settings.version < excluded.version",
+            "INSERT INTO diary_analysis_settings (user_id, enabled, version, last_disabled) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET enabled = excluded.enabled, \
+             version = excluded.version, last_disabled = CASE WHEN excluded.enabled \
+             THEN diary_analysis_settings.last_disabled ELSE excluded.version END \
+             WHERE diary_analysis_settings.version < excluded.version",
         )
         .bind(&user_id)
         .bind(enabled)
         .bind(version)
+        .bind(if enabled { 0 } else { version })
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_sourcing::{Aggregate, EventStore, Projection, Upcasters};
-use metachat_bootstrap::{ReadModels, Service, ServiceSettings, ServiceSpec};
+use event_sourcing::{Aggregate, EventStore, Upcasters};
+use metachat_bootstrap::{Follower, ReadModels, Service, ServiceSettings, ServiceSpec, Topic};
 use metachat_cassandra::CassandraConfig;
 use metachat_grpc::Dependency;
 use metachat_runtime::{Env, grpc_uri, init_logging, shutdown_signal};
@@ -20,7 +20,7 @@ use metachat_proto::diary::diary_service_server::DiaryServiceServer;
 
 use crate::analyzer::EntryAnalyzer;
 use crate::cassandra::CassandraDiaryReadModels;
-use crate::domain::{EntryState, SessionState};
+use crate::domain::{AnalysisSettingState, EntryState, SessionState};
 use crate::{DiaryGrpc, DiaryReadModels, GrpcUserDirectory, SqliteDiaryReadModels, UserDirectory};
 
 /// The diary service, as the bootstrap starts it: it asks `users` whether a user exists.
@@ -38,7 +38,12 @@ impl Service for DiaryService {
         port: 50052,
         topic_variable: "KAFKA_DIARY_EVENTS_TOPIC",
         topic: "diary-events",
-        categories: &[EntryState::CATEGORY, SessionState::CATEGORY],
+        categories: &[
+            EntryState::CATEGORY,
+            SessionState::CATEGORY,
+            AnalysisSettingState::CATEGORY,
+        ],
+        follows: None,
     };
 
     fn upcasters() -> Upcasters {
@@ -46,8 +51,15 @@ impl Service for DiaryService {
     }
 
     /// The entry analyzer ([`crate::analyzer`]).
-    fn followers(store: Arc<dyn EventStore>) -> Vec<Arc<dyn Projection>> {
-        vec![Arc::new(EntryAnalyzer::new(store))]
+    fn followers(
+        &self,
+        store: Arc<dyn EventStore>,
+        queries: &Arc<Self::Queries>,
+    ) -> Vec<Follower> {
+        vec![Follower::new(
+            Arc::new(EntryAnalyzer::new(store, queries.clone())),
+            Topic::Own,
+        )]
     }
 
     async fn sqlite_read_models(pool: SqlitePool) -> anyhow::Result<ReadModels<Self::Queries>> {

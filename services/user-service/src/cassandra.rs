@@ -38,7 +38,9 @@ use uuid::Uuid;
 
 use event_sourcing::Aggregate;
 
-use crate::domain::{ArchetypeSet, Confidence, Email, User, UserEvent, UserState, Username};
+use crate::domain::{
+    ArchetypeSet, Confidence, Email, ModalitiesUpdated, User, UserEvent, UserState, Username,
+};
 use crate::read_model::UserReadModels;
 use crate::read_model::stored_id;
 use crate::view::UserView;
@@ -272,6 +274,7 @@ impl CassandraUserReadModels {
                         archetype_name: a.archetype_name.unwrap_or_default(),
                         confidence: Confidence::from_stored(a.confidence.unwrap_or_default()),
                         description: a.description.unwrap_or_default(),
+                        inferred: None,
                     }),
                     a.assigned_at_micros.map(time).transpose()?,
                     a.updated_at_micros.map(time).transpose()?,
@@ -298,6 +301,11 @@ impl CassandraUserReadModels {
                 modalities,
                 archetype_assigned_at,
                 archetype_updated_at,
+                inferred_archetype: None,
+                inferred_modalities: None,
+                inferred_archetype_assigned_at: None,
+                inferred_archetype_updated_at: None,
+                inferred_modalities_updated_at: None,
                 modalities_updated_at,
             },
             created_at: time(created_at)?,
@@ -420,6 +428,18 @@ impl Projection for CassandraUserReadModels {
                     .await?;
                 return self.mark_applied(id, version).await;
             }
+            // The platform's inferences are shown on the user (replayed), not in the lists,
+            // which keep the explicit values; they still move the user's version.
+            UserEvent::ArchetypeAssigned(ArchetypeSet {
+                inferred: Some(_), ..
+            })
+            | UserEvent::ArchetypeUpdated(ArchetypeSet {
+                inferred: Some(_), ..
+            })
+            | UserEvent::ModalitiesUpdated(ModalitiesUpdated {
+                inferred: Some(_), ..
+            })
+            | UserEvent::InferredProfileCleared(_) => {}
             UserEvent::ArchetypeAssigned(a) => {
                 session
                     .execute_unpaged(

@@ -16,7 +16,7 @@ use metachat_validation::UserId;
 use tonic::{Request, Response, Status};
 
 use crate::application::{Registration, UserChange, Users};
-use crate::domain::{ArchetypeInput, ProfileChanges};
+use crate::domain::{ArchetypeInput, Inference, ProfileChanges};
 use crate::read_model::UserReadModels;
 use crate::view::UserView;
 
@@ -255,7 +255,55 @@ pub fn to_proto(view: UserView) -> pb::User {
         created_at: Some(timestamp(created_at)),
         updated_at: Some(timestamp(updated_at)),
         version,
-        inferred_archetype: None,
-        inferred_modalities: None,
+        inferred_archetype: user.inferred_archetype.map(|a| {
+            let (evidence, basis) = inference_to_proto(a.inferred);
+            pb::InferredArchetype {
+                archetype_id: a.archetype_id,
+                archetype_name: a.archetype_name,
+                confidence: a.confidence.value(),
+                description: a.description,
+                evidence,
+                basis,
+                assigned_at: user.inferred_archetype_assigned_at.map(timestamp),
+                updated_at: user.inferred_archetype_updated_at.map(timestamp),
+            }
+        }),
+        inferred_modalities: user.inferred_modalities.map(|m| {
+            let coverage = m.inferred.as_ref().and_then(|i| i.coverage).unwrap_or(0.0);
+            let (evidence, basis) = inference_to_proto(m.inferred);
+            pb::InferredModalities {
+                weights: m.modalities.into_iter().collect(),
+                coverage,
+                evidence,
+                basis,
+                updated_at: user.inferred_modalities_updated_at.map(timestamp),
+            }
+        }),
     }
+}
+
+fn inference_to_proto(
+    inference: Option<Inference>,
+) -> (Vec<pb::InferenceEvidence>, Option<pb::InferenceBasis>) {
+    let Some(inference) = inference else {
+        return (Vec::new(), None);
+    };
+    let evidence = inference
+        .evidence
+        .into_iter()
+        .map(|e| pb::InferenceEvidence {
+            feature: e.feature,
+            value: e.value,
+            strength: e.strength,
+            weight: e.weight,
+            words: e.words,
+        })
+        .collect();
+    let basis = pb::InferenceBasis {
+        entries: inference.basis.entries,
+        words: inference.basis.words,
+        window_days: inference.basis.window_days,
+        analyzer_version: inference.basis.analyzer_version,
+    };
+    (evidence, Some(basis))
 }

@@ -8,6 +8,7 @@ pub mod application;
 pub mod cassandra;
 pub mod domain;
 pub mod grpc;
+pub mod inference;
 pub mod read_model;
 pub mod standalone;
 pub mod view;
@@ -15,6 +16,7 @@ pub mod view;
 use event_sourcing::Upcasters;
 
 pub use grpc::UserGrpc;
+pub use inference::{GrpcWritingProfiles, ProfileInference, WritingProfiles};
 pub use read_model::{SqliteUserReadModels, UserReadModels};
 pub use standalone::UserService;
 

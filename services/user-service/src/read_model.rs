@@ -16,7 +16,9 @@ use uuid::Uuid;
 use event_sourcing::Aggregate;
 use metachat_validation::UserId;
 
-use crate::domain::{ArchetypeSet, Confidence, Email, User, UserEvent, UserState, Username};
+use crate::domain::{
+    ArchetypeSet, Confidence, Email, ModalitiesUpdated, User, UserEvent, UserState, Username,
+};
 use crate::view::UserView;
 
 /// Queries the read models answer.
@@ -129,6 +131,18 @@ impl Projection for SqliteUserReadModels {
                 .execute(&mut *tx)
                 .await?;
             }
+            // The platform's inferences are shown on the user (replayed), not in the lists,
+            // which keep the explicit values; they still move the user's version.
+            UserEvent::ArchetypeAssigned(ArchetypeSet {
+                inferred: Some(_), ..
+            })
+            | UserEvent::ArchetypeUpdated(ArchetypeSet {
+                inferred: Some(_), ..
+            })
+            | UserEvent::ModalitiesUpdated(ModalitiesUpdated {
+                inferred: Some(_), ..
+            })
+            | UserEvent::InferredProfileCleared(_) => {}
             UserEvent::ArchetypeAssigned(a) | UserEvent::ArchetypeUpdated(a) => {
                 upsert_archetype(&mut tx, &user_id, a, at, version).await?;
             }
@@ -299,6 +313,7 @@ fn row_to_view(row: &SqliteRow) -> Result<UserView, ProjectionError> {
             archetype_name: row.try_get("archetype_name")?,
             confidence: Confidence::from_stored(row.try_get("confidence")?),
             description: row.try_get("description")?,
+            inferred: None,
         }),
         None => None,
     };
@@ -327,6 +342,11 @@ fn row_to_view(row: &SqliteRow) -> Result<UserView, ProjectionError> {
             archetype_assigned_at: optional_time("archetype_assigned_at")?,
             archetype_updated_at: optional_time("archetype_updated_at")?,
             modalities_updated_at: optional_time("modalities_updated_at")?,
+            inferred_archetype: None,
+            inferred_modalities: None,
+            inferred_archetype_assigned_at: None,
+            inferred_archetype_updated_at: None,
+            inferred_modalities_updated_at: None,
         },
         created_at: time(row.try_get("created_at")?)?,
         updated_at: time(row.try_get("updated_at")?)?,

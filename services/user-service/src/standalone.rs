@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_sourcing::{Aggregate, EventStore, Upcasters};
-use metachat_bootstrap::{ReadModels, Service, ServiceSettings, ServiceSpec};
+use metachat_bootstrap::{Follower, ReadModels, Service, ServiceSettings, ServiceSpec, Topic};
 use metachat_cassandra::CassandraConfig;
 use metachat_grpc::Dependency;
-use metachat_runtime::{Env, init_logging, shutdown_signal};
+use metachat_runtime::{Env, grpc_uri, init_logging, shutdown_signal};
 use scylla::client::session::Session;
 use sqlx::SqlitePool;
 use tokio::net::TcpListener;
@@ -20,12 +20,17 @@ use metachat_proto::user::user_service_server::UserServiceServer;
 
 use crate::cassandra::CassandraUserReadModels;
 use crate::domain::UserState;
-use crate::{SqliteUserReadModels, UserGrpc, UserReadModels};
+use crate::{
+    GrpcWritingProfiles, ProfileInference, SqliteUserReadModels, UserGrpc, UserReadModels,
+    WritingProfiles,
+};
 
 /// The user service, as the bootstrap starts it.
 pub struct UserService {
     /// How long a list waits for the write its consistency token names.
     pub read_your_writes: Duration,
+    /// Where profile inference reads a writer's analysed writing (the diary service).
+    pub writing: Arc<dyn WritingProfiles>,
 }
 
 impl Service for UserService {
@@ -37,10 +42,23 @@ impl Service for UserService {
         topic_variable: "KAFKA_USER_EVENTS_TOPIC",
         topic: "user-events",
         categories: &[UserState::CATEGORY],
+        follows: Some(("KAFKA_DIARY_EVENTS_TOPIC", "diary-events")),
     };
 
     fn upcasters() -> Upcasters {
         crate::upcasters()
+    }
+
+    /// Profile inference ([`crate::inference`]), on the diary topic.
+    fn followers(
+        &self,
+        store: Arc<dyn EventStore>,
+        _queries: &Arc<Self::Queries>,
+    ) -> Vec<Follower> {
+        vec![Follower::new(
+            Arc::new(ProfileInference::new(store, self.writing.clone())),
+            Topic::Followed,
+        )]
     }
 
     async fn sqlite_read_models(pool: SqlitePool) -> anyhow::Result<ReadModels<Self::Queries>> {
@@ -81,10 +99,16 @@ impl Service for UserService {
 /// `SHUTDOWN_TIMEOUT_SECS` (default 10) for in-flight calls. Every variable is read before
 /// anything starts ([`ServiceSettings::from_env`]).
 pub async fn run_from_env() -> anyhow::Result<()> {
-    let settings = ServiceSettings::from_env(&UserService::SPEC, Env::process())?;
+    let env = Env::process();
+    let settings = ServiceSettings::from_env(&UserService::SPEC, env)?;
+    let diary = grpc_uri(
+        "DIARY_SERVICE_ADDRESS",
+        &env.or("DIARY_SERVICE_ADDRESS", "localhost:50052"),
+    )?;
     init_logging(&settings.log)?;
     let service = UserService {
         read_your_writes: settings.read_your_writes,
+        writing: Arc::new(GrpcWritingProfiles::new(&diary)?),
     };
     metachat_bootstrap::run(service, settings, shutdown_signal()).await
 }

@@ -160,6 +160,7 @@ fn history(count: u32) -> History {
                 archetype_name: format!("The {name}"),
                 confidence: Confidence::parse(confidence).unwrap(),
                 description: format!("{name} archetype"),
+                inferred: None,
             };
             at += Duration::milliseconds(700);
             push(UserEvent::ArchetypeAssigned(archetype(0.6, "Thinker")), at);
@@ -174,6 +175,7 @@ fn history(count: u32) -> History {
                         ("visual".to_owned(), 0.5),
                         ("auditory".to_owned(), 0.25),
                     ]),
+                    inferred: None,
                 }),
                 at,
             );
@@ -181,6 +183,7 @@ fn history(count: u32) -> History {
             push(
                 UserEvent::ModalitiesUpdated(ModalitiesUpdated {
                     modalities: BTreeMap::from([("kinesthetic".to_owned(), 0.9)]),
+                    inferred: None,
                 }),
                 at,
             );

@@ -23,8 +23,9 @@ use metachat_validation::{ConsistencyToken, EntryId, SessionId, UserId, Violatio
 
 use crate::analytics::{self, Analytics, Window};
 use crate::domain::{
-    Entry, EntryChanges, EntryCommand, EntryState, NewEntry, Session, SessionCommand, SessionError,
-    SessionState, analyze_content, analyzer_key, not_in_future,
+    AnalysisSetting, AnalysisSettingState, DiaryEntryAnalyzed, Entry, EntryChanges, EntryCommand,
+    EntryState, NewEntry, Session, SessionCommand, SessionError, SessionState, SwitchAnalysis,
+    analyze_content, analyzer_key, not_in_future,
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
@@ -68,6 +69,7 @@ pub struct Diary {
     store: Arc<dyn EventStore>,
     entries: Repository<EntryState>,
     sessions: Repository<SessionState>,
+    settings: Repository<AnalysisSettingState>,
     read_models: Arc<dyn DiaryReadModels>,
     users: Arc<dyn UserDirectory>,
     /// How long a list waits for the write its consistency token names.
@@ -83,6 +85,7 @@ impl Diary {
         Self {
             entries: Repository::new(Arc::clone(&store)),
             sessions: Repository::new(Arc::clone(&store)),
+            settings: Repository::new(Arc::clone(&store)),
             store,
             read_models,
             users,
@@ -227,10 +230,68 @@ impl Diary {
             .map_err(store_error)
     }
 
-    /// A live entry as it is now (replayed, so a write is visible at once).
+    /// A live entry as it is now (replayed, so a write is visible at once), with its
+    /// analysis unless the user switched analysis off since it was made.
     pub async fn entry(&self, id: &EntryId) -> Result<Loaded<EntryState>, ApiError> {
         let loaded = self.entries.load(id).await.map_err(store_error)?;
-        live(loaded).ok_or_else(|| entry_not_found(id))
+        let loaded = live(loaded).ok_or_else(|| entry_not_found(id))?;
+        self.without_void_analysis(loaded).await
+    }
+
+    /// Drops the entry's analysis when the user's setting does not show it.
+    async fn without_void_analysis(
+        &self,
+        mut loaded: Loaded<EntryState>,
+    ) -> Result<Loaded<EntryState>, ApiError> {
+        let (user_id, made_under) = match loaded.state.live() {
+            Some(Entry {
+                user_id,
+                analysis: Some(a),
+                ..
+            }) => (*user_id, a.setting_version),
+            _ => return Ok(loaded),
+        };
+        if !self.setting(&user_id).await?.shows(made_under) {
+            if let EntryState::Live(entry) = &mut loaded.state {
+                entry.analysis = None;
+            }
+        }
+        Ok(loaded)
+    }
+
+    async fn setting(&self, user_id: &UserId) -> Result<AnalysisSetting, ApiError> {
+        let loaded = self.settings.load(user_id).await.map_err(store_error)?;
+        Ok(loaded.state.setting())
+    }
+
+    /// Whether a registered user's entries are analysed (on unless switched off).
+    pub async fn analysis_setting(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Loaded<AnalysisSettingState>, ApiError> {
+        self.registered("userId", user_id).await?;
+        self.settings.load(user_id).await.map_err(store_error)
+    }
+
+    /// Switches a registered user's analysis on or off; the same value again records nothing.
+    pub async fn set_analysis_setting(
+        &self,
+        user_id: &UserId,
+        enabled: bool,
+        metadata: &EventMetadata,
+    ) -> Result<Loaded<AnalysisSettingState>, ApiError> {
+        self.registered("userId", user_id).await?;
+        let command = SwitchAnalysis {
+            user_id: *user_id,
+            enabled,
+        };
+        let executed = self
+            .settings
+            .execute(user_id, &command, metadata, None)
+            .await
+            .map_err(execute_error)?;
+        tracing::info!(user_id = %user_id, enabled, "analysis setting changed");
+        Ok(executed.loaded)
     }
 
     /// An entry as it was at `as_of`.
@@ -244,9 +305,11 @@ impl Diary {
             .load_as_of(id, as_of)
             .await
             .map_err(store_error)?;
-        live(loaded).ok_or_else(|| {
+        let loaded = live(loaded).ok_or_else(|| {
             ApiError::not_found(format!("diary entry {id} did not exist at {as_of}"))
-        })
+        })?;
+        // Erased means erased in the past too.
+        self.without_void_analysis(loaded).await
     }
 
     /// Changes a live entry: one stream read and one append.
@@ -471,11 +534,36 @@ impl Diary {
         Ok(streak)
     }
 
-    /// Every event of an entry, oldest first (also after its deletion).
+    /// Every event of an entry, oldest first (also after its deletion). The payload of an
+    /// analysis the user's setting no longer shows is replaced by a note saying so.
     pub async fn entry_history(&self, id: &EntryId) -> Result<Vec<RecordedEvent>, ApiError> {
-        self.history(EntryState::stream_name(id).as_str())
+        let mut events = self
+            .history(EntryState::stream_name(id).as_str())
             .await?
-            .ok_or_else(|| entry_not_found(id))
+            .ok_or_else(|| entry_not_found(id))?;
+        let user_id = events.first().and_then(|e| e.payload.get("userId")).and_then(|u| {
+            u.as_str()
+                .and_then(|u| UserId::parse("userId", u).ok())
+        });
+        if let Some(user_id) = user_id {
+            let setting = self.setting(&user_id).await?;
+            for event in &mut events {
+                if event.event_type != "DiaryEntryAnalyzed" {
+                    continue;
+                }
+                let made_under = event
+                    .payload
+                    .get("settingVersion")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0);
+                if !setting.shows(made_under) {
+                    event.payload = serde_json::json!({
+                        "erased": "the user switched analysis off",
+                    });
+                }
+            }
+        }
+        Ok(events)
     }
 
     /// Every event of a session, oldest first.
@@ -503,6 +591,8 @@ pub enum AnalysisOutcome {
     /// The entry is deleted, or its content changed since that version (the change's own
     /// event is analysed instead): nothing to record.
     Outdated,
+    /// The user switched analysis off: nothing is analysed.
+    SwitchedOff,
 }
 
 /// Namespace of the analysis events' ids (UUID v5 of entry, version and analyzer versions).
@@ -515,29 +605,39 @@ const ANALYSIS_ID_NAMESPACE: uuid::Uuid =
 /// a re-sent append is recognised as already stored rather than stored twice.
 pub async fn record_analysis(
     entries: &Repository<EntryState>,
+    settings: &Repository<AnalysisSettingState>,
     id: &EntryId,
     version: u64,
     metadata: &EventMetadata,
 ) -> Result<AnalysisOutcome, EventStoreError> {
-    let mut analyzed = None;
+    let mut analyzed: Option<DiaryEntryAnalyzed> = None;
     for attempt in 1..=ANALYSIS_RETRIES {
         let loaded = entries.load(id).await?;
         let Some(entry) = loaded.state.live() else {
             return Ok(AnalysisOutcome::Outdated);
         };
-        if !entry.awaits_analysis(version) {
+        let setting = settings.load(&entry.user_id).await?.state.setting();
+        if !setting.enabled {
+            return Ok(AnalysisOutcome::SwitchedOff);
+        }
+        if !entry.awaits_analysis(version, setting.version) {
             return Ok(match &entry.analysis {
                 Some(a) if a.entry_version == version => AnalysisOutcome::AlreadyRecorded,
                 _ => AnalysisOutcome::Outdated,
             });
         }
+        // Analysed again only if the setting moved meanwhile.
+        analyzed = analyzed.filter(|a| a.setting_version == setting.version);
         // The content of `version` does not change: analysed once, whatever the retries.
         let analysis = match analyzed.take() {
             Some(analysis) => analysis,
             None => {
                 let (user_id, content) = (entry.user_id, entry.content.clone());
+                let setting_version = setting.version;
                 // Up to 100,000 characters of CPU work: off the async workers.
-                tokio::task::spawn_blocking(move || analyze_content(user_id, version, &content))
+                tokio::task::spawn_blocking(move || {
+                    analyze_content(user_id, version, setting_version, &content)
+                })
                     .await
                     .map_err(|e| EventStoreError::InvalidWrite(format!("analysis failed: {e}")))?
             }

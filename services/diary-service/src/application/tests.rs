@@ -35,10 +35,10 @@ struct Given {
     diary: Diary,
     store: Arc<CountingStore>,
     users: Arc<Registered>,
+    read_models: Arc<SqliteDiaryReadModels>,
     /// Feeds the read models, only when a test says so (`catch_up`).
     projection: ProjectionRunner,
     checkpoints: Arc<SqliteCheckpoints>,
-    read_models: Arc<SqliteDiaryReadModels>,
 }
 
 /// The bound of a list's wait for its consistency token in these tests.
@@ -59,20 +59,19 @@ async fn given_a_store() -> Given {
             .await
             .unwrap(),
     );
-    let kept_read_models = read_models.clone();
     let checkpoints = Arc::new(SqliteCheckpoints::new(&sqlite));
     let projection =
         ProjectionRunner::new(sqlite.clone(), checkpoints.clone(), read_models.clone());
     let store = Arc::new(CountingStore::new(sqlite));
     let users = Arc::new(Registered::default());
     Given {
-        diary: Diary::new(store.clone(), read_models, users.clone())
+        diary: Diary::new(store.clone(), read_models.clone(), users.clone())
             .with_read_your_writes_timeout(READ_YOUR_WRITES),
         store,
         users,
+        read_models,
         projection,
         checkpoints,
-        read_models: kept_read_models,
     }
 }
 
@@ -651,7 +650,7 @@ async fn a_created_entry_gets_exactly_one_analysis_also_when_its_event_comes_twi
         .unwrap();
     let id = written.state.live().unwrap().id;
     let created = g.diary.entry_history(&id).await.unwrap().remove(0);
-    let analyzer = EntryAnalyzer::new(g.store.clone());
+    let analyzer = EntryAnalyzer::new(g.store.clone(), g.read_models.clone());
 
     assert_eq!(
         analyzer.analyze(&created).await.unwrap(),
@@ -678,7 +677,7 @@ async fn a_created_entry_gets_exactly_one_analysis_also_when_its_event_comes_twi
         .unwrap();
     let updated = g.diary.entry_history(&id).await.unwrap().remove(2);
     assert_eq!(updated.stream_version, again.version.unwrap());
-    let other = EntryAnalyzer::new(g.store.clone());
+    let other = EntryAnalyzer::new(g.store.clone(), g.read_models.clone());
     let (a, b) = tokio::join!(analyzer.analyze(&updated), other.analyze(&updated));
     let mut outcomes = [a.unwrap().unwrap(), b.unwrap().unwrap()];
     outcomes.sort_by_key(|o| *o != AnalysisOutcome::Recorded);
@@ -722,7 +721,7 @@ async fn the_analyzer_follows_the_store_skips_deleted_entries_and_replays_idempo
         ProjectionRunner::new(
             sqlite.clone(),
             checkpoints,
-            Arc::new(EntryAnalyzer::new(g.store.clone())),
+            Arc::new(EntryAnalyzer::new(g.store.clone(), g.read_models.clone())),
         )
     };
     let checkpoints: Arc<dyn event_sourcing::CheckpointStore> = g.checkpoints.clone();
@@ -965,7 +964,7 @@ async fn an_analysis_counts_once_awaited_and_goes_when_analysis_is_switched_off(
         .unwrap();
     let id = written.state.live().unwrap().id;
     let created = g.diary.entry_history(&id).await.unwrap().remove(0);
-    EntryAnalyzer::new(g.store.clone())
+    EntryAnalyzer::new(g.store.clone(), g.read_models.clone())
         .analyze(&created)
         .await
         .unwrap();
@@ -994,17 +993,12 @@ async fn an_analysis_counts_once_awaited_and_goes_when_analysis_is_switched_off(
     ));
 
     // The writer switches analysis off: counts stay, nothing derived from the text does.
-    let stream = format!("analysis_setting-{user}");
-    let off = event_sourcing::NewEvent::new(
-        "DiaryAnalysisDisabled",
-        1,
-        serde_json::json!({ "userId": user.to_string() }),
-        meta(),
-    );
-    g.store
-        .append(&stream, event_sourcing::ExpectedVersion::NoStream, vec![off])
+    let off = g
+        .diary
+        .set_analysis_setting(&user, false, &meta())
         .await
         .unwrap();
+    assert_eq!(off.version, Some(1));
     g.projection.catch_up().await.unwrap();
     let a = g
         .diary

@@ -6,8 +6,14 @@ use metachat_validation::UserId;
 
 use super::events::{ArchetypeScore, DiaryEntryAnalyzed, SensoryShares, SentimentScores};
 
-/// The analysis of `content`, the entry's content at stream version `entry_version`.
-pub fn analyze_content(user_id: UserId, entry_version: u64, content: &str) -> DiaryEntryAnalyzed {
+/// The analysis of `content`, the entry's content at stream version `entry_version`, made
+/// under version `setting_version` of the user's analysis setting.
+pub fn analyze_content(
+    user_id: UserId,
+    entry_version: u64,
+    setting_version: u64,
+    content: &str,
+) -> DiaryEntryAnalyzed {
     let measured = analysis::analyze(content);
     let scores = sentiment::polarity_scores(content);
     DiaryEntryAnalyzed {
@@ -48,13 +54,20 @@ pub fn analyze_content(user_id: UserId, entry_version: u64, content: &str) -> Di
         },
         word_count: measured.word_count,
         features: measured.features,
+        setting_version,
     }
 }
 
-/// The versions an analysis depends on, as one key (for deterministic event ids).
+/// The versions an analysis depends on, as one key (for deterministic event ids). The
+/// setting version joins it only once the user has switched analysis: ids of analyses made
+/// before any switch stay as they were.
 pub fn analyzer_key(analyzed: &DiaryEntryAnalyzed) -> String {
-    format!(
+    let key = format!(
         "{}|{}",
         analyzed.analyzer_version, analyzed.sentiment.analyzer_version
-    )
+    );
+    match analyzed.setting_version {
+        0 => key,
+        setting => format!("{key}|setting {setting}"),
+    }
 }

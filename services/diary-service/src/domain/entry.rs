@@ -70,14 +70,17 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Whether the content of `version` still is the entry's and has no analysis yet: an
+    /// Whether the content of `version` still is the entry's and has no analysis yet by the
+    /// current analyzers under the user's current analysis setting (`setting_version`): an
     /// analysis of older content is stale, and one already recorded needs no second copy.
-    pub fn awaits_analysis(&self, version: u64) -> bool {
+    pub fn awaits_analysis(&self, version: u64, setting_version: u64) -> bool {
         version == self.content_version
-            && self
-                .analysis
-                .as_ref()
-                .is_none_or(|a| a.entry_version != version)
+            && self.analysis.as_ref().is_none_or(|a| {
+                a.entry_version != version
+                    || a.setting_version != setting_version
+                    || a.analyzer_version != analysis::ANALYZER_VERSION
+                    || a.sentiment.analyzer_version != sentiment::ANALYZER_VERSION
+            })
     }
 }
 
@@ -241,7 +244,7 @@ impl Aggregate for EntryState {
                 user_id: entry.user_id,
             })]),
             EntryCommand::RecordAnalysis(analyzed) => {
-                Ok(if entry.awaits_analysis(analyzed.entry_version) {
+                Ok(if entry.awaits_analysis(analyzed.entry_version, analyzed.setting_version) {
                     vec![EntryEvent::DiaryEntryAnalyzed(DiaryEntryAnalyzed {
                         user_id: entry.user_id,
                         ..(**analyzed).clone()

@@ -84,6 +84,33 @@ pub struct DiaryEntryAnalyzed {
     /// over many entries and score the sum (empty in analyses recorded before they were kept).
     #[serde(default)]
     pub features: analysis::Features,
+    /// The version of the user's analysis setting stream it was made under (0: never
+    /// switched). An analysis made before the user switched analysis off is void.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub setting_version: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A user's analysis setting changed (`DiaryAnalysisDisabled` or `DiaryAnalysisEnabled`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum AnalysisSettingEvent {
+    /// The user switched analysis off: what was derived from their writing is erased from
+    /// every read, and nothing more is analysed.
+    DiaryAnalysisDisabled(DiaryAnalysisSwitched),
+    /// The user switched analysis back on: their entries are analysed again.
+    DiaryAnalysisEnabled(DiaryAnalysisSwitched),
+}
+
+impl DomainEvent for AnalysisSettingEvent {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiaryAnalysisSwitched {
+    pub user_id: UserId,
 }
 
 /// VADER scores of the content.

@@ -117,7 +117,7 @@ fn a_missing_token_count_is_measured_with_the_tokenizer() {
 }
 
 fn analyzed(entry_version: u64) -> DiaryEntryAnalyzed {
-    analyze_content(U1, entry_version, "Today was a good day...")
+    analyze_content(U1, entry_version, 0, "Today was a good day...")
 }
 
 fn record(entry_version: u64) -> EntryCommand {
@@ -229,6 +229,7 @@ fn the_analysis_payload_is_measured_and_versioned() {
     let a = analyze_content(
         U1,
         4,
+        0,
         "I love the bright morning light. I feel calm and grateful, and I hear the birds \
          singing outside while I think about what matters most to me this year.",
     );

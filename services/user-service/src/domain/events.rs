@@ -17,6 +17,9 @@ pub enum UserEvent {
     ArchetypeAssigned(ArchetypeSet),
     ArchetypeUpdated(ArchetypeSet),
     ModalitiesUpdated(ModalitiesUpdated),
+    /// The inferred archetype and modalities were removed (the user switched analysis off,
+    /// or too little writing is left to infer from). Explicit values stay.
+    InferredProfileCleared(InferredProfileCleared),
 }
 
 impl DomainEvent for UserEvent {}
@@ -51,12 +54,61 @@ pub struct ArchetypeSet {
     pub archetype_name: String,
     pub confidence: Confidence,
     pub description: String,
+    /// Present when the platform inferred it from the user's writing (a client's
+    /// assignment has none): what it was inferred from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<Inference>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModalitiesUpdated {
     pub modalities: BTreeMap<String, f64>,
+    /// Present when the platform inferred them from the user's writing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferred: Option<Inference>,
+}
+
+/// How an inferred value was reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inference {
+    /// The measured features behind it, strongest part first.
+    pub evidence: Vec<Evidence>,
+    pub basis: InferenceBasis,
+    /// For modalities: the sensory words' share of all words analysed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+}
+
+/// One measured feature behind an inference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    pub feature: String,
+    pub value: f64,
+    pub strength: f64,
+    pub weight: f64,
+    pub words: Vec<String>,
+}
+
+/// The writing an inference was computed from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceBasis {
+    /// Entries analysed, and their English words.
+    pub entries: u32,
+    pub words: u64,
+    /// The days of writing looked at, ending when it was inferred.
+    pub window_days: u32,
+    pub analyzer_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InferredProfileCleared {
+    /// `analysisSwitchedOff` or `insufficientText`.
+    pub reason: String,
 }
 
 /// Events of the uniqueness streams (`username-<key>`, `email-<key>`): the first claim of a

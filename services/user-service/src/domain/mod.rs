@@ -5,10 +5,12 @@ mod user;
 mod values;
 
 pub use events::{
-    ArchetypeSet, ClaimEvent, ModalitiesUpdated, UserCreated, UserEvent, UserProfileUpdated,
+    ArchetypeSet, ClaimEvent, Evidence, Inference, InferenceBasis, InferredProfileCleared,
+    ModalitiesUpdated, UserCreated, UserEvent, UserProfileUpdated,
 };
 pub use user::{
-    ArchetypeInput, MODALITIES, NewUser, ProfileChanges, User, UserCommand, UserError, UserState,
+    ArchetypeInput, INFERENCE_STEP, InferredProfile, MODALITIES, NewUser, ProfileChanges, User,
+    UserCommand, UserError, UserState,
 };
 pub use values::{Confidence, Email, Username, claim_key};
 

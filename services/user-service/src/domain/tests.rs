@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
+use event_sourcing::Aggregate;
 use event_sourcing::testing::given;
 use metachat_validation::UserId;
 use uuid::Uuid;
@@ -51,7 +52,170 @@ fn assigned() -> UserEvent {
         archetype_name: "The Thinker".into(),
         confidence: Confidence::parse(0.85).unwrap(),
         description: "Analytical".into(),
+        inferred: None,
     })
+}
+
+fn inference(entries: u32) -> Inference {
+    Inference {
+        evidence: vec![Evidence {
+            feature: "cognitive".into(),
+            value: 0.05,
+            strength: 0.75,
+            weight: 0.6,
+            words: vec!["think".into()],
+        }],
+        basis: InferenceBasis {
+            entries,
+            words: 900,
+            window_days: 90,
+            analyzer_version: "1".into(),
+        },
+        coverage: None,
+    }
+}
+
+fn inferred_archetype(id: &str, confidence: f64) -> ArchetypeSet {
+    ArchetypeSet {
+        archetype_id: id.into(),
+        archetype_name: format!("The {id}"),
+        confidence: Confidence::parse(confidence).unwrap(),
+        description: String::new(),
+        inferred: Some(inference(10)),
+    }
+}
+
+fn inferred_modalities(visual: f64) -> ModalitiesUpdated {
+    ModalitiesUpdated {
+        modalities: BTreeMap::from([
+            ("visual".to_owned(), visual),
+            ("auditory".to_owned(), 0.2),
+            ("kinesthetic".to_owned(), 0.8 - visual),
+        ]),
+        inferred: Some(Inference {
+            coverage: Some(0.04),
+            ..inference(10)
+        }),
+    }
+}
+
+fn infer(archetype: Option<ArchetypeSet>, modalities: Option<ModalitiesUpdated>) -> UserCommand {
+    UserCommand::Infer(InferredProfile {
+        archetype,
+        modalities,
+    })
+}
+
+#[test]
+fn an_inference_is_recorded_beside_explicit_values_and_never_replaces_them() {
+    let history = [created(), assigned()];
+    let events = when(
+        &history,
+        infer(
+            Some(inferred_archetype("explorer", 0.7)),
+            Some(inferred_modalities(0.5)),
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        events,
+        vec![
+            UserEvent::ArchetypeAssigned(inferred_archetype("explorer", 0.7)),
+            UserEvent::ModalitiesUpdated(inferred_modalities(0.5)),
+        ]
+    );
+    let mut state = UserState::default();
+    for e in history.iter().chain(&events) {
+        state.apply(e);
+    }
+    let user = state.user().unwrap();
+    assert_eq!(user.archetype.as_ref().unwrap().archetype_id, "thinker");
+    assert_eq!(
+        user.inferred_archetype.as_ref().unwrap().archetype_id,
+        "explorer"
+    );
+    assert_eq!(user.modalities, None);
+    assert!(user.inferred_modalities.is_some());
+    // The explicit archetype is still the one a client updates.
+    let update = UserCommand::UpdateArchetype(ArchetypeInput {
+        archetype_id: "thinker".into(),
+        archetype_name: "The Thinker".into(),
+        confidence: 0.85,
+        description: "Analytical".into(),
+    });
+    assert_eq!(state.decide(&update), Ok(vec![]));
+}
+
+#[test]
+fn an_inference_that_moved_less_than_a_step_records_nothing() {
+    let history = [
+        created(),
+        UserEvent::ArchetypeAssigned(inferred_archetype("thinker", 0.5)),
+        UserEvent::ModalitiesUpdated(inferred_modalities(0.5)),
+    ];
+    let nudged = infer(
+        Some(inferred_archetype("thinker", 0.5 + INFERENCE_STEP / 2.0)),
+        Some(inferred_modalities(0.5 + INFERENCE_STEP / 2.0)),
+    );
+    assert_eq!(when(&history, nudged), Ok(vec![]));
+    let moved = infer(
+        Some(inferred_archetype("thinker", 0.6)),
+        Some(inferred_modalities(0.5)),
+    );
+    assert_eq!(
+        when(&history, moved),
+        Ok(vec![UserEvent::ArchetypeUpdated(inferred_archetype(
+            "thinker", 0.6
+        ))])
+    );
+    let other = infer(
+        Some(inferred_archetype("planner", 0.5)),
+        Some(inferred_modalities(0.3)),
+    );
+    assert_eq!(
+        when(&history, other),
+        Ok(vec![
+            UserEvent::ArchetypeUpdated(inferred_archetype("planner", 0.5)),
+            UserEvent::ModalitiesUpdated(inferred_modalities(0.3)),
+        ])
+    );
+}
+
+#[test]
+fn clearing_the_inference_keeps_explicit_values() {
+    let history = [
+        created(),
+        assigned(),
+        UserEvent::ArchetypeAssigned(inferred_archetype("thinker", 0.5)),
+    ];
+    let clear = UserCommand::ClearInference {
+        reason: "analysisSwitchedOff".into(),
+    };
+    let events = when(&history, clear.clone()).unwrap();
+    assert_eq!(
+        events,
+        vec![UserEvent::InferredProfileCleared(InferredProfileCleared {
+            reason: "analysisSwitchedOff".into()
+        })]
+    );
+    let mut state = UserState::default();
+    for e in history.iter().chain(&events) {
+        state.apply(e);
+    }
+    let user = state.user().unwrap();
+    assert!(user.inferred_archetype.is_none());
+    assert_eq!(user.archetype.as_ref().unwrap().archetype_id, "thinker");
+    // Nothing left to clear: nothing recorded.
+    assert_eq!(state.decide(&clear), Ok(vec![]));
+    // Too little writing left: the inference is cleared too.
+    assert_eq!(
+        when(&history, infer(None, None)),
+        Ok(vec![UserEvent::InferredProfileCleared(
+            InferredProfileCleared {
+                reason: "insufficientText".into()
+            }
+        )])
+    );
 }
 
 fn when(history: &[UserEvent], command: UserCommand) -> Result<Vec<UserEvent>, UserError> {
@@ -279,6 +443,7 @@ fn modalities_are_known_names_weighted_within_zero_and_one() {
     let good = weights(&[("visual", 0.8), ("auditory", 0.6), ("kinesthetic", 0.4)]);
     let expected = UserEvent::ModalitiesUpdated(ModalitiesUpdated {
         modalities: good.clone(),
+        inferred: None,
     });
     assert_eq!(
         when(&[created()], UserCommand::UpdateModalities(good.clone())),

@@ -7,7 +7,10 @@ use event_sourcing::Aggregate;
 use metachat_proto::error::{ApiError, ErrorCode};
 use metachat_validation::{UserId, Violations};
 
-use super::events::{ArchetypeSet, ModalitiesUpdated, UserCreated, UserEvent, UserProfileUpdated};
+use super::events::{
+    ArchetypeSet, InferredProfileCleared, ModalitiesUpdated, UserCreated, UserEvent,
+    UserProfileUpdated,
+};
 use super::values::{Confidence, Email, Username};
 
 /// The sensory modalities a profile may weigh.
@@ -40,6 +43,27 @@ pub struct User {
     pub archetype_assigned_at: Option<DateTime<Utc>>,
     pub archetype_updated_at: Option<DateTime<Utc>>,
     pub modalities_updated_at: Option<DateTime<Utc>>,
+    /// What the platform inferred from the user's writing, beside the explicit values above
+    /// (which inference never changes).
+    pub inferred_archetype: Option<ArchetypeSet>,
+    pub inferred_modalities: Option<ModalitiesUpdated>,
+    pub inferred_archetype_assigned_at: Option<DateTime<Utc>>,
+    pub inferred_archetype_updated_at: Option<DateTime<Utc>>,
+    pub inferred_modalities_updated_at: Option<DateTime<Utc>>,
+}
+
+/// How far an inferred confidence or modality weight must move before a new inference is
+/// recorded: each entry nudges the profile, and the user's stream should not grow by an
+/// event per entry written.
+pub const INFERENCE_STEP: f64 = 0.02;
+
+/// A new inference from the user's recent writing: `None` where there was too little of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferredProfile {
+    /// With `inferred` set.
+    pub archetype: Option<ArchetypeSet>,
+    /// With `inferred` set; weights in 0..1.
+    pub modalities: Option<ModalitiesUpdated>,
 }
 
 /// The user aggregate: nobody yet, or a registered user.
@@ -99,6 +123,10 @@ pub enum UserCommand {
     AssignArchetype(ArchetypeInput),
     UpdateArchetype(ArchetypeInput),
     UpdateModalities(BTreeMap<String, f64>),
+    /// Records the platform's inference (never touching explicit values).
+    Infer(InferredProfile),
+    /// Removes the inferred values, for `reason` (`analysisSwitchedOff`, ...).
+    ClearInference { reason: String },
 }
 
 /// Why a user command was refused.
@@ -155,6 +183,11 @@ impl Aggregate for UserState {
                     archetype_assigned_at: None,
                     archetype_updated_at: None,
                     modalities_updated_at: None,
+                    inferred_archetype: None,
+                    inferred_modalities: None,
+                    inferred_archetype_assigned_at: None,
+                    inferred_archetype_updated_at: None,
+                    inferred_modalities_updated_at: None,
                 });
             }
             return;
@@ -170,9 +203,26 @@ impl Aggregate for UserState {
                 user.bio = e.bio.clone();
             }
             UserEvent::ArchetypeAssigned(a) | UserEvent::ArchetypeUpdated(a) => {
-                user.archetype = Some(a.clone());
+                if a.inferred.is_some() {
+                    user.inferred_archetype = Some(a.clone());
+                } else {
+                    user.archetype = Some(a.clone());
+                }
             }
-            UserEvent::ModalitiesUpdated(m) => user.modalities = Some(m.modalities.clone()),
+            UserEvent::ModalitiesUpdated(m) => {
+                if m.inferred.is_some() {
+                    user.inferred_modalities = Some(m.clone());
+                } else {
+                    user.modalities = Some(m.modalities.clone());
+                }
+            }
+            UserEvent::InferredProfileCleared(_) => {
+                user.inferred_archetype = None;
+                user.inferred_modalities = None;
+                user.inferred_archetype_assigned_at = None;
+                user.inferred_archetype_updated_at = None;
+                user.inferred_modalities_updated_at = None;
+            }
         }
     }
 
@@ -182,13 +232,25 @@ impl Aggregate for UserState {
             return;
         };
         match event {
+            UserEvent::ArchetypeAssigned(a) if a.inferred.is_some() => {
+                user.inferred_archetype_assigned_at = Some(recorded_at);
+                user.inferred_archetype_updated_at = Some(recorded_at);
+            }
+            UserEvent::ArchetypeUpdated(a) if a.inferred.is_some() => {
+                user.inferred_archetype_updated_at = Some(recorded_at);
+            }
+            UserEvent::ModalitiesUpdated(m) if m.inferred.is_some() => {
+                user.inferred_modalities_updated_at = Some(recorded_at);
+            }
             UserEvent::ArchetypeAssigned(_) => {
                 user.archetype_assigned_at = Some(recorded_at);
                 user.archetype_updated_at = Some(recorded_at);
             }
             UserEvent::ArchetypeUpdated(_) => user.archetype_updated_at = Some(recorded_at),
             UserEvent::ModalitiesUpdated(_) => user.modalities_updated_at = Some(recorded_at),
-            UserEvent::UserCreated(_) | UserEvent::UserProfileUpdated(_) => {}
+            UserEvent::UserCreated(_)
+            | UserEvent::UserProfileUpdated(_)
+            | UserEvent::InferredProfileCleared(_) => {}
         }
     }
 
@@ -240,9 +302,75 @@ impl Aggregate for UserState {
                 }
                 Ok(vec![UserEvent::ModalitiesUpdated(ModalitiesUpdated {
                     modalities,
+                    inferred: None,
                 })])
             }
+            UserCommand::Infer(inferred) => Ok(user.infer(inferred)),
+            UserCommand::ClearInference { reason } => Ok(
+                if user.inferred_archetype.is_some() || user.inferred_modalities.is_some() {
+                    vec![UserEvent::InferredProfileCleared(InferredProfileCleared {
+                        reason: reason.clone(),
+                    })]
+                } else {
+                    vec![]
+                },
+            ),
         }
+    }
+}
+
+/// Whether two numbers differ by at least [`INFERENCE_STEP`].
+fn moved(a: f64, b: f64) -> bool {
+    (a - b).abs() >= INFERENCE_STEP
+}
+
+impl User {
+    /// The events recording `new`: only what moved by a step or more, or changed basis
+    /// (another analyzer version); both gone means too little writing is left.
+    fn infer(&self, new: &InferredProfile) -> Vec<UserEvent> {
+        if new.archetype.is_none() && new.modalities.is_none() {
+            let present = self.inferred_archetype.is_some() || self.inferred_modalities.is_some();
+            return if present {
+                vec![UserEvent::InferredProfileCleared(InferredProfileCleared {
+                    reason: "insufficientText".into(),
+                })]
+            } else {
+                vec![]
+            };
+        }
+        let analyzer = |i: &Option<super::events::Inference>| {
+            i.as_ref().map(|i| i.basis.analyzer_version.clone())
+        };
+        let mut events = Vec::new();
+        match (&self.inferred_archetype, &new.archetype) {
+            (None, Some(a)) => events.push(UserEvent::ArchetypeAssigned(a.clone())),
+            (Some(current), Some(a))
+                if current.archetype_id != a.archetype_id
+                    || moved(current.confidence.value(), a.confidence.value())
+                    || analyzer(&current.inferred) != analyzer(&a.inferred) =>
+            {
+                events.push(UserEvent::ArchetypeUpdated(a.clone()));
+            }
+            _ => {}
+        }
+        if let Some(m) = &new.modalities {
+            let changed = match &self.inferred_modalities {
+                None => true,
+                Some(current) => {
+                    analyzer(&current.inferred) != analyzer(&m.inferred)
+                        || MODALITIES.iter().any(|k| {
+                            moved(
+                                current.modalities.get(*k).copied().unwrap_or(0.0),
+                                m.modalities.get(*k).copied().unwrap_or(0.0),
+                            )
+                        })
+                }
+            };
+            if changed {
+                events.push(UserEvent::ModalitiesUpdated(m.clone()));
+            }
+        }
+        events
     }
 }
 
@@ -363,6 +491,7 @@ fn archetype(input: &ArchetypeInput) -> Result<ArchetypeSet, UserError> {
             archetype_name,
             confidence,
             description,
+            inferred: None,
         }),
         _ => Err(UserError::Invalid(v)),
     }
