@@ -413,32 +413,63 @@ impl From<diary::ListSessionsResponse> for SessionListJson {
     }
 }
 
-/// Statistics of a user's diary over a rolling window.
+/// Statistics of a user's diary over a window, with the days of a time zone.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Analytics)]
 pub(crate) struct AnalyticsJson {
     #[schema(format = Uuid)]
     user_id: String,
-    #[schema(schema_with = schema::period)]
+    /// `day`, `week`, `month`, `year`, or `custom` for an explicit `from` and `to`.
+    #[schema(schema_with = schema::analytics_period)]
     period: String,
-    /// Start of the rolling window.
+    /// Start of the window, at a whole quarter hour (the window is widened to whole quarter
+    /// hours, the precision of the totals).
     #[schema(required = true, format = DateTime)]
     period_start: Option<String>,
-    /// End of the window (now).
+    /// End of the window (exclusive), at a whole quarter hour.
     #[schema(required = true, format = DateTime)]
     period_end: Option<String>,
+    /// The IANA time zone of the days (`UTC` by default).
+    #[schema(examples("Europe/Paris"))]
+    time_zone: String,
     entry_count: u32,
+    /// Sessions started in the window.
     session_count: u32,
     #[schema(minimum = 0)]
     total_session_minutes: f64,
+    /// Over the sessions that ended.
     #[schema(minimum = 0)]
     average_session_minutes: f64,
     total_tokens: u64,
+    /// Words of the entries whose content was analysed.
+    word_count: u64,
     /// Most frequent first.
     tag_frequencies: Vec<TagCountJson>,
-    /// Every day of the window, oldest first, days without entries included.
+    /// Every day of the window, oldest first, days without entries included (kept for
+    /// compatibility; `days` has more).
     entries_per_day: Vec<DayCountJson>,
+    /// Days of the window with at least one entry.
+    writing_days: u32,
+    /// Consecutive writing days ending on the window's last day (or the day before, while
+    /// that day has no entry yet), counted back past the window's start.
+    current_streak: u32,
+    /// The longest run of consecutive writing days inside the window.
+    longest_streak: u32,
+    /// Every day of the window, oldest first, days without entries included.
+    days: Vec<DayTotalsJson>,
+    /// Mean VADER compound of the window's analysed entries; `null` when none was analysed,
+    /// or analysis is off.
+    #[schema(required = true, minimum = -1, maximum = 1)]
+    mean_sentiment: Option<f64>,
+    /// Most widespread first; empty when analysis is off.
+    top_keywords: Vec<KeywordCountJson>,
+    /// The window's sensory profile and archetype signals, scored from its entries' summed
+    /// counts; `null` when analysis is off.
+    #[schema(required = true)]
+    profile: Option<WritingProfileJson>,
+    /// `false` when the user switched analysis off: nothing derived from the text is shown.
+    analysis_enabled: bool,
 }
 
 /// How many entries of the window carry a tag.
@@ -454,10 +485,169 @@ pub(crate) struct TagCountJson {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = DayCount)]
 pub(crate) struct DayCountJson {
-    /// UTC day, `YYYY-MM-DD`.
+    /// The day in the request's time zone, `YYYY-MM-DD`.
     #[schema(format = Date)]
     date: String,
     entries: u32,
+}
+
+/// One calendar day of the window.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = DayTotals)]
+pub(crate) struct DayTotalsJson {
+    /// The day in the request's time zone, `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    date: String,
+    entries: u32,
+    words: u64,
+    tokens: u64,
+    /// Mean VADER compound of the day's analysed entries; `null` when none was analysed.
+    #[schema(required = true, minimum = -1, maximum = 1)]
+    mean_sentiment: Option<f64>,
+}
+
+/// A keyword and the entries among whose keywords it is.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = KeywordCount)]
+pub(crate) struct KeywordCountJson {
+    keyword: String,
+    #[schema(minimum = 1)]
+    entries: u32,
+}
+
+/// The sensory-language profile and archetype signals of the window's writing.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = WritingProfile)]
+pub(crate) struct WritingProfileJson {
+    /// Entries whose analysis (of the current analyzer version) is counted.
+    entries: u32,
+    /// Words analysed with the English lexicons.
+    words: u64,
+    #[schema(schema_with = schema::measure_state)]
+    sensory_state: String,
+    /// The words a sensory measure needs.
+    sensory_minimum_words: u64,
+    /// `null` unless `sensoryState` is `measured`.
+    #[schema(required = true)]
+    sensory: Option<SensoryJson>,
+    /// The most frequent sensory words per modality, negated occurrences included.
+    sensory_evidence: Vec<SensoryWordJson>,
+    #[schema(schema_with = schema::measure_state)]
+    archetype_state: String,
+    /// The words archetype signals need.
+    archetype_minimum_words: u64,
+    /// When measured: every archetype of the catalogue, strongest first.
+    archetype_signals: Vec<ArchetypeSignalJson>,
+    #[schema(examples("1"))]
+    analyzer_version: String,
+}
+
+/// One sensory word of evidence.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SensoryWord)]
+pub(crate) struct SensoryWordJson {
+    word: String,
+    /// `visual`, `auditory` or `kinesthetic`.
+    #[schema(examples("visual"))]
+    modality: String,
+    /// Occurrences counted.
+    count: u64,
+    /// Occurrences under a negation (not counted).
+    negated: u64,
+}
+
+/// How strongly the window's writing matches one archetype, and why.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ArchetypeSignal)]
+pub(crate) struct ArchetypeSignalJson {
+    #[schema(examples("thinker"))]
+    id: String,
+    #[schema(examples("The Thinker"))]
+    name: String,
+    #[schema(minimum = 0, maximum = 1)]
+    confidence: f64,
+    evidence: Vec<FeatureEvidenceJson>,
+}
+
+/// One measured feature's part in an archetype signal.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FeatureEvidence)]
+pub(crate) struct FeatureEvidenceJson {
+    #[schema(examples("cognitive"))]
+    feature: String,
+    value: f64,
+    #[schema(minimum = 0, maximum = 1)]
+    strength: f64,
+    weight: f64,
+    /// The most frequent words behind the value.
+    words: Vec<WordCountJson>,
+}
+
+/// A word and how often it occurred.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = WordCount)]
+pub(crate) struct WordCountJson {
+    word: String,
+    count: u64,
+}
+
+impl From<diary::WritingProfile> for WritingProfileJson {
+    fn from(p: diary::WritingProfile) -> Self {
+        Self {
+            entries: p.entries,
+            words: p.words,
+            sensory_state: p.sensory_state,
+            sensory_minimum_words: p.sensory_minimum_words,
+            sensory: p.sensory.map(|s| SensoryJson {
+                visual: s.visual,
+                auditory: s.auditory,
+                kinesthetic: s.kinesthetic,
+                coverage: s.coverage,
+            }),
+            sensory_evidence: p
+                .sensory_evidence
+                .into_iter()
+                .map(|w| SensoryWordJson {
+                    word: w.word,
+                    modality: w.modality,
+                    count: w.count,
+                    negated: w.negated,
+                })
+                .collect(),
+            archetype_state: p.archetype_state,
+            archetype_minimum_words: p.archetype_minimum_words,
+            archetype_signals: p
+                .archetype_signals
+                .into_iter()
+                .map(|s| ArchetypeSignalJson {
+                    id: s.id,
+                    name: s.name,
+                    confidence: s.confidence,
+                    evidence: s
+                        .evidence
+                        .into_iter()
+                        .map(|e| FeatureEvidenceJson {
+                            feature: e.feature,
+                            value: e.value,
+                            strength: e.strength,
+                            weight: e.weight,
+                            words: e
+                                .words
+                                .into_iter()
+                                .map(|w| WordCountJson {
+                                    word: w.word,
+                                    count: w.count,
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            analyzer_version: p.analyzer_version,
+        }
+    }
 }
 
 impl From<diary::Analytics> for AnalyticsJson {
@@ -467,11 +657,13 @@ impl From<diary::Analytics> for AnalyticsJson {
             period_end: format_optional(a.period_end.as_ref()),
             user_id: a.user_id,
             period: a.period,
+            time_zone: a.time_zone,
             entry_count: a.entry_count,
             session_count: a.session_count,
             total_session_minutes: a.total_session_minutes,
             average_session_minutes: a.average_session_minutes,
             total_tokens: a.total_tokens,
+            word_count: a.word_count,
             tag_frequencies: a
                 .tag_frequencies
                 .into_iter()
@@ -488,6 +680,31 @@ impl From<diary::Analytics> for AnalyticsJson {
                     entries: d.entries,
                 })
                 .collect(),
+            writing_days: a.writing_days,
+            current_streak: a.current_streak,
+            longest_streak: a.longest_streak,
+            days: a
+                .days
+                .into_iter()
+                .map(|d| DayTotalsJson {
+                    date: d.date,
+                    entries: d.entries,
+                    words: d.words,
+                    tokens: d.tokens,
+                    mean_sentiment: d.mean_sentiment,
+                })
+                .collect(),
+            mean_sentiment: a.mean_sentiment,
+            top_keywords: a
+                .top_keywords
+                .into_iter()
+                .map(|k| KeywordCountJson {
+                    keyword: k.keyword,
+                    entries: k.entries,
+                })
+                .collect(),
+            profile: a.profile.map(WritingProfileJson::from),
+            analysis_enabled: a.analysis_enabled,
         }
     }
 }

@@ -56,6 +56,8 @@ pub(crate) struct CreateEntryBody {
     session_id: Option<String>,
     #[schema(schema_with = schema::tags_or_null)]
     tags: Option<Vec<String>>,
+    #[schema(schema_with = schema::created_at_or_null)]
+    created_at: Option<String>,
 }
 
 /// Absent (or `null`) fields are left unchanged; `tags`, when present, replaces the tags.
@@ -148,6 +150,9 @@ pub(crate) async fn create_entry(
         Some(&body.content),
         body.tags.as_deref(),
     );
+    let created_at = body
+        .created_at
+        .and_then(|v| checks.absorb(parse_timestamp("createdAt", &v)));
     checks.finish()?;
     let request = CreateEntryRequest {
         user_id,
@@ -156,7 +161,7 @@ pub(crate) async fn create_entry(
         token_count: body.token_count,
         session_id,
         tags: body.tags.unwrap_or_default(),
-        created_at: None,
+        created_at: created_at.map(to_timestamp),
     };
     let mut client = backends.diary.clone();
     let call = client.create_entry(context.request(request, backends.timeout));
@@ -477,23 +482,32 @@ pub(crate) async fn session_history(
     Ok(Json(HistoryJson::new(history)))
 }
 
-/// `userId` and `period` (the diary service checks the period's value).
+/// `userId`, `period`, `from`, `to` and `timeZone` (the diary service checks the period's
+/// value, the zone and the window).
 pub(crate) fn analytics_request(query: &QueryParams) -> Result<GetAnalyticsRequest, AppError> {
+    let moment = |name| -> Result<_, AppError> {
+        query
+            .get(name)?
+            .map(|at| parse_timestamp(name, at).map(to_timestamp))
+            .transpose()
+    };
     Ok(GetAnalyticsRequest {
         user_id: query.uuid("userId")?,
         period: query.get("period")?.unwrap_or(DEFAULT_PERIOD).to_owned(),
         consistency_token: String::new(),
-        from: None,
-        to: None,
-        time_zone: String::new(),
+        from: moment("from")?,
+        to: moment("to")?,
+        time_zone: query.get("timeZone")?.unwrap_or_default().to_owned(),
     })
 }
 
 /// Diary analytics
 ///
-/// Entry, session, token and tag statistics of the user over the rolling window of `period`
-/// ending now. Served from a read model, which lags writes slightly (milliseconds in the
-/// embedded mode).
+/// Entry, word, token, session, tag, keyword and sentiment statistics of the user over a window
+/// (`period` ending `to` or now, or an explicit `from`..`to`), per calendar day of `timeZone`,
+/// with writing days, streaks and the window's sensory profile and archetype signals. Served
+/// from per-quarter-hour totals that projections keep, which lag writes slightly
+/// (milliseconds in the embedded mode).
 #[utoipa::path(get, path = "/diary/analytics", tag = "Analytics", operation_id = "getAnalytics",
     params(AnalyticsQuery, ConsistencyTokenHeader),
     responses((status = 200, description = "The user's analytics.", body = AnalyticsJson),
@@ -518,6 +532,38 @@ mod tests {
     use super::*;
     use crate::extract::parse_json;
     use crate::time::format_timestamp;
+
+    #[test]
+    fn analytics_take_a_window_and_a_time_zone() {
+        let query = QueryParams::from_pairs(&[
+            ("userId", "0b9e4c9e-7d1a-4f57-8d59-3f7b8f0d1a2c"),
+            ("from", "2024-03-01T00:00:00+05:30"),
+            ("to", "2024-03-08T00:00:00Z"),
+            ("timeZone", "Asia/Kolkata"),
+        ]);
+        let request = analytics_request(&query).unwrap();
+        assert_eq!(
+            request.from.as_ref().and_then(format_timestamp).as_deref(),
+            Some("2024-02-29T18:30:00Z")
+        );
+        assert_eq!(
+            request.to.as_ref().and_then(format_timestamp).as_deref(),
+            Some("2024-03-08T00:00:00Z")
+        );
+        assert_eq!(
+            (request.time_zone.as_str(), request.period.as_str()),
+            ("Asia/Kolkata", "week")
+        );
+        let plain = analytics_request(&QueryParams::from_pairs(&[(
+            "userId",
+            "0b9e4c9e-7d1a-4f57-8d59-3f7b8f0d1a2c",
+        )]))
+        .unwrap();
+        assert_eq!(
+            (plain.from, plain.to, plain.time_zone.as_str()),
+            (None, None, "")
+        );
+    }
 
     fn range(pairs: &[(&str, &str)]) -> Result<(Option<String>, Option<String>), AppError> {
         let (start, end) = time_range(&QueryParams::from_pairs(pairs))?;

@@ -37,6 +37,10 @@ pub const MODALITIES: [&str; 3] = ["visual", "auditory", "kinesthetic"];
 /// The analytics periods (the diary service's rule) and the one used when none is given.
 pub const PERIODS: [&str; 4] = ["day", "week", "month", "year"];
 pub const DEFAULT_PERIOD: &str = "week";
+/// The `period` of analytics over an explicit `from` and `to`.
+pub const CUSTOM_PERIOD: &str = "custom";
+/// The states of a sensory measure or of archetype signals.
+pub const MEASURE_STATES: [&str; 3] = ["measured", "insufficientText", "unsupportedLanguage"];
 /// A session's `status`, as the diary service reports it.
 pub const SESSION_STATUSES: [&str; 2] = ["active", "ended"];
 

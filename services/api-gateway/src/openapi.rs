@@ -581,6 +581,20 @@ mod tests {
         let analytics = d::Analytics {
             tag_frequencies: vec![Default::default()],
             entries_per_day: vec![Default::default()],
+            days: vec![Default::default()],
+            top_keywords: vec![Default::default()],
+            profile: Some(d::WritingProfile {
+                sensory: Some(Default::default()),
+                sensory_evidence: vec![Default::default()],
+                archetype_signals: vec![d::ArchetypeSignal {
+                    evidence: vec![d::FeatureEvidence {
+                        words: vec![Default::default()],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let analytics = serde_json::to_value(AnalyticsJson::from(analytics)).expect("JSON");
@@ -612,6 +626,25 @@ mod tests {
             ("Analytics", names(&analytics)),
             ("TagCount", names(&analytics["tagFrequencies"][0])),
             ("DayCount", names(&analytics["entriesPerDay"][0])),
+            ("DayTotals", names(&analytics["days"][0])),
+            ("KeywordCount", names(&analytics["topKeywords"][0])),
+            ("WritingProfile", names(&analytics["profile"])),
+            (
+                "SensoryWord",
+                names(&analytics["profile"]["sensoryEvidence"][0]),
+            ),
+            (
+                "ArchetypeSignal",
+                names(&analytics["profile"]["archetypeSignals"][0]),
+            ),
+            (
+                "FeatureEvidence",
+                names(&analytics["profile"]["archetypeSignals"][0]["evidence"][0]),
+            ),
+            (
+                "WordCount",
+                names(&analytics["profile"]["archetypeSignals"][0]["evidence"][0]["words"][0]),
+            ),
             ("History", names(&history)),
             ("Event", names(&history["events"][0])),
             ("EventMetadata", names(&history["events"][0]["metadata"])),
@@ -692,7 +725,11 @@ mod tests {
         );
         assert_eq!(
             strings(&schema("Analytics")["properties"]["period"]["enum"]),
-            PERIODS.map(str::to_owned).into()
+            [&PERIODS[..], &[CUSTOM_PERIOD]]
+                .concat()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
         );
         let list = &doc()["paths"]["/users"]["get"]["parameters"];
         let limit = list

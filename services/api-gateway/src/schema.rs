@@ -213,8 +213,18 @@ fields! {
     end_time_or_null = formatted(KnownFormat::DateTime, true);
     /// `active` until the session is ended.
     session_status = one_of(&SESSION_STATUSES, false);
-    /// The length of the rolling window ending now.
-    period = one_of(&PERIODS, false);
+    /// The length of the window; `custom` for an explicit `from` and `to`.
+    analytics_period = one_of(
+        &[&PERIODS[..], &[CUSTOM_PERIOD]].concat(),
+        false,
+    );
+    /// `measured`, or why not: too few English words, or text in a language the lexicons do
+    /// not cover.
+    measure_state = one_of(&MEASURE_STATES, false);
+    /// RFC 3339: when the entry was written. Defaults to now; may be earlier (an entry about
+    /// an earlier day, or imported from another journal), not more than 5 minutes in the
+    /// future; in a session, not before the session's startTime.
+    created_at_or_null = formatted(KnownFormat::DateTime, true);
 }
 
 /// `error.code`: the error table's codes.
@@ -363,6 +373,17 @@ fn query_uuid() -> Schema {
     uuid(false).into()
 }
 
+fn timestamp() -> Schema {
+    formatted(KnownFormat::DateTime, false).into()
+}
+
+fn time_zone() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .examples(["Europe/Paris"])
+        .into()
+}
+
 fn query_period() -> Schema {
     one_of(&PERIODS, false)
         .default(Some(DEFAULT_PERIOD.into()))
@@ -435,6 +456,15 @@ query_params! {
     /// The query of the analytics ([`crate::diary::analytics_request`]).
     AnalyticsQuery {
         "userId": query_uuid(), true, "The user's id: a UUID in the canonical form, any case.";
-        "period": query_period(), false, "Length of the rolling window ending now.";
+        "period": query_period(), false, "Length of the window ending at `to` (or now), or
+            starting at `from` when only `from` is given. Ignored when both `from` and `to` are
+            given.";
+        "from": timestamp(), false, "Start of an explicit window (RFC 3339). With `to`, the
+            window is `[from, to)`; `from` must be before `to`, and the window at most 370
+            days. The window is widened to whole quarter hours.";
+        "to": timestamp(), false, "End of the window, exclusive (RFC 3339). Defaults to now.";
+        "timeZone": time_zone(), false, "IANA time zone whose calendar days the per-day
+            series, writing days and streaks use, e.g. `Europe/Paris` or `Asia/Kolkata`.
+            Default `UTC`. An unknown zone is a 400 naming `timeZone`.";
     }
 }

@@ -146,6 +146,14 @@ async fn query_parameters_are_checked_and_named() {
         (format!("/users/{user}?asOf=last-tuesday"), "asOf"),
         (format!("/diary/entries/{user}?asOf=2023-02-30"), "asOf"),
         ("/diary/analytics?period=week".to_owned(), "userId"),
+        (
+            format!("/diary/analytics?userId={user}&from=yesterday"),
+            "from",
+        ),
+        (
+            format!("/diary/analytics?userId={user}&to=2024-03-01T10:00:00"),
+            "to",
+        ),
     ];
     for (path, field) in cases {
         let error = envelope(
@@ -313,6 +321,12 @@ async fn field_forms_are_checked_before_forwarding() {
             "/diary/entries".to_owned(),
             format!(r#"{{"userId": "{{{user}}}", "title": "t", "content": "c"}}"#),
             vec!["userId"],
+        ),
+        (
+            Method::POST,
+            "/diary/entries".to_owned(),
+            format!(r#"{{"userId": "{user}", "title": "t", "content": "c", "createdAt": "2024-03-05 23:50"}}"#),
+            vec!["createdAt"],
         ),
         (
             Method::POST,

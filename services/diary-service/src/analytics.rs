@@ -388,7 +388,11 @@ pub fn run_ending_on(days: &BTreeSet<NaiveDate>, first: NaiveDate, last: NaiveDa
 
 /// Analytics of the window's buckets (each `(bucket start, totals)`, inside the window).
 /// `current_streak` counts only inside the window; the caller extends it backwards.
-pub fn compute(window: Window, buckets: &[(i64, BucketTotals)], analysis_enabled: bool) -> Analytics {
+pub fn compute(
+    window: Window,
+    buckets: &[(i64, BucketTotals)],
+    analysis_enabled: bool,
+) -> Analytics {
     let mut total = BucketTotals::default();
     let mut per_day: BTreeMap<NaiveDate, BucketTotals> = window
         .days()
@@ -515,7 +519,11 @@ mod tests {
     #[test]
     fn a_late_evening_in_kolkata_is_that_local_day() {
         // 23:50 in Kolkata (UTC+05:30) is 18:20 UTC the same day.
-        let w = window("2024-03-01T00:00:00Z", "2024-03-08T00:00:00Z", "Asia/Kolkata");
+        let w = window(
+            "2024-03-01T00:00:00Z",
+            "2024-03-08T00:00:00Z",
+            "Asia/Kolkata",
+        );
         let b = bucket("2024-03-05T18:20:00Z", &[entry(10, 5, &[], None)]);
         let a = compute(w.clone(), &[b.clone()], true);
         let day = a.days.iter().find(|d| d.entries == 1).unwrap();
@@ -543,7 +551,10 @@ mod tests {
         let a = compute(w, &buckets, true);
         assert_eq!(a.days.len(), 10);
         // The 10th has no entry yet: the streak of the 5th to the 9th still counts.
-        assert_eq!((a.current_streak, a.longest_streak, a.writing_days), (5, 5, 8));
+        assert_eq!(
+            (a.current_streak, a.longest_streak, a.writing_days),
+            (5, 5, 8)
+        );
     }
 
     #[test]
@@ -581,14 +592,26 @@ mod tests {
     fn windows_default_from_the_period_and_are_checked() {
         let now = at("2024-03-10T12:07:00Z");
         let w = Window::parse("week", None, None, "", now).unwrap();
-        assert_eq!((w.start, w.end), (at("2024-03-03T12:00:00Z"), at("2024-03-10T12:15:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (at("2024-03-03T12:00:00Z"), at("2024-03-10T12:15:00Z"))
+        );
         assert_eq!(w.period, "week");
         let w = Window::parse("day", Some(at("2024-01-01T00:00:00Z")), None, "", now).unwrap();
         assert_eq!(w.end, at("2024-01-02T00:00:00Z"));
         let field = |r: Result<Window, ApiError>| r.unwrap_err().details[0].field.clone();
-        assert_eq!(field(Window::parse("week", None, None, "Mars/Olympus", now)), "timeZone");
-        assert_eq!(field(Window::parse("fortnight", None, None, "", now)), "period");
-        assert_eq!(field(Window::parse("", Some(now), Some(now), "", now)), "from");
+        assert_eq!(
+            field(Window::parse("week", None, None, "Mars/Olympus", now)),
+            "timeZone"
+        );
+        assert_eq!(
+            field(Window::parse("fortnight", None, None, "", now)),
+            "period"
+        );
+        assert_eq!(
+            field(Window::parse("", Some(now), Some(now), "", now)),
+            "from"
+        );
         let long = Window::parse("", Some(now - Duration::days(400)), Some(now), "", now);
         assert_eq!(field(long), "to");
         // A year in any zone fits.

@@ -46,11 +46,11 @@ use uuid::Uuid;
 use event_sourcing::Aggregate;
 use metachat_validation::UserId;
 
+use crate::analytics::{AnalysisSummary, BucketTotals, EntryFacts, SessionFacts, bucket_of};
 use crate::domain::{
     Entry, EntryEvent, EntryState, Session as DiarySession, SessionEvent, SessionState, Tag,
 };
 use crate::read_model::stored_id;
-use crate::analytics::{AnalysisSummary, BucketTotals, EntryFacts, SessionFacts, bucket_of};
 use crate::read_model::{DiaryReadModels, TimeRange, analysis_switch};
 
 /// The migrations of the `diary` domain, in order.
@@ -355,7 +355,9 @@ impl CassandraDiaryReadModels {
             .await?,
             setting: prepare(
                 s,
-                &format!("SELECT enabled, version, last_disabled FROM {settings} WHERE user_id = ?"),
+                &format!(
+                    "SELECT enabled, version, last_disabled FROM {settings} WHERE user_id = ?"
+                ),
             )
             .await?,
             start_session: prepare(

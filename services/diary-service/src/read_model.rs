@@ -30,7 +30,6 @@ pub struct TimeRange {
     pub end: Option<DateTime<Utc>>,
 }
 
-
 /// Queries the diary read models answer. Lists are newest first.
 #[async_trait]
 pub trait DiaryReadModels: Send + Sync + 'static {

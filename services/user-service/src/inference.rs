@@ -180,7 +180,11 @@ impl Projection for ProfileInference {
             .recent_profile(&user_id, &token)
             .await
             .map_err(|e| -> ProjectionError {
-                format!("reading the writing profile of user {user_id}: {}", e.message).into()
+                format!(
+                    "reading the writing profile of user {user_id}: {}",
+                    e.message
+                )
+                .into()
             })?;
         let command = match profile {
             None => UserCommand::ClearInference {

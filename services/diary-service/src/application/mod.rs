@@ -517,7 +517,11 @@ impl Diary {
             };
             let buckets = self
                 .read_models
-                .buckets(user_id, window.start_of(start_day), window.start_of(end_day))
+                .buckets(
+                    user_id,
+                    window.start_of(start_day),
+                    window.start_of(end_day),
+                )
                 .await
                 .map_err(query_error)?;
             let written = analytics::writing_days(window, &buckets);
@@ -541,10 +545,10 @@ impl Diary {
             .history(EntryState::stream_name(id).as_str())
             .await?
             .ok_or_else(|| entry_not_found(id))?;
-        let user_id = events.first().and_then(|e| e.payload.get("userId")).and_then(|u| {
-            u.as_str()
-                .and_then(|u| UserId::parse("userId", u).ok())
-        });
+        let user_id = events
+            .first()
+            .and_then(|e| e.payload.get("userId"))
+            .and_then(|u| u.as_str().and_then(|u| UserId::parse("userId", u).ok()));
         if let Some(user_id) = user_id {
             let setting = self.setting(&user_id).await?;
             for event in &mut events {
@@ -638,8 +642,8 @@ pub async fn record_analysis(
                 tokio::task::spawn_blocking(move || {
                     analyze_content(user_id, version, setting_version, &content)
                 })
-                    .await
-                    .map_err(|e| EventStoreError::InvalidWrite(format!("analysis failed: {e}")))?
+                .await
+                .map_err(|e| EventStoreError::InvalidWrite(format!("analysis failed: {e}")))?
             }
         };
         let key = format!("{id}|{version}|{}", analyzer_key(&analysis));

@@ -515,11 +515,7 @@ async fn a_list_read_with_the_token_of_a_deletion_no_longer_shows_the_entry() {
         feed_later
     );
     assert!(listed.unwrap().items.is_empty());
-    let analytics = g
-        .diary
-        .analytics(&user, &week(), &token)
-        .await
-        .unwrap();
+    let analytics = g.diary.analytics(&user, &week(), &token).await.unwrap();
     assert_eq!(analytics.entry_count, 0);
 }
 
@@ -612,11 +608,7 @@ async fn a_malformed_token_is_invalid_at_once() {
             .unwrap_err();
         assert_eq!(error.code, ErrorCode::InvalidArgument, "{token}");
         assert_eq!(error.details[0].field, "consistencyToken");
-        let error = g
-            .diary
-            .analytics(&user, &week(), token)
-            .await
-            .unwrap_err();
+        let error = g.diary.analytics(&user, &week(), token).await.unwrap_err();
         assert_eq!(error.details[0].field, "consistencyToken");
     }
     assert!(started.elapsed() < READ_YOUR_WRITES, "no wait");
@@ -782,7 +774,11 @@ async fn an_entry_may_be_backdated_but_not_dated_ahead_nor_before_its_session() 
         created_at: Some(Utc::now() + Duration::minutes(10)),
         ..draft(None)
     };
-    let error = g.diary.write_entry(&user, ahead, &meta()).await.unwrap_err();
+    let error = g
+        .diary
+        .write_entry(&user, ahead, &meta())
+        .await
+        .unwrap_err();
     assert_eq!(error.code, ErrorCode::InvalidArgument);
     assert_eq!(error.details[0].field, "createdAt");
 
@@ -796,7 +792,11 @@ async fn an_entry_may_be_backdated_but_not_dated_ahead_nor_before_its_session() 
         session_id: Some(session_id),
         ..written_at("2024-03-05T09:59:00Z", 1, &[])
     };
-    let error = g.diary.write_entry(&user, before, &meta()).await.unwrap_err();
+    let error = g
+        .diary
+        .write_entry(&user, before, &meta())
+        .await
+        .unwrap_err();
     assert_eq!(error.details[0].field, "createdAt");
     let inside = EntryDraft {
         session_id: Some(session_id),
@@ -839,7 +839,11 @@ async fn analytics_count_what_was_written_on_the_days_of_the_zone() {
         .unwrap();
     g.projection.catch_up().await.unwrap();
 
-    let kolkata = window("2024-03-01T00:00:00Z", "2024-03-11T00:00:00Z", "Asia/Kolkata");
+    let kolkata = window(
+        "2024-03-01T00:00:00Z",
+        "2024-03-11T00:00:00Z",
+        "Asia/Kolkata",
+    );
     let a = g.diary.analytics(&user, &kolkata, "").await.unwrap();
     assert_eq!(a.window.period, "custom");
     assert_eq!((a.entry_count, a.total_tokens), (5, 150));
@@ -853,9 +857,18 @@ async fn analytics_count_what_was_written_on_the_days_of_the_zone() {
     let day = |d: &str| (d.to_owned(), 1);
     assert_eq!(
         written,
-        [day("2024-03-05"), day("2024-03-06"), day("2024-03-07"), day("2024-03-09"), day("2024-03-10")]
+        [
+            day("2024-03-05"),
+            day("2024-03-06"),
+            day("2024-03-07"),
+            day("2024-03-09"),
+            day("2024-03-10")
+        ]
     );
-    assert_eq!((a.writing_days, a.longest_streak, a.current_streak), (5, 3, 2));
+    assert_eq!(
+        (a.writing_days, a.longest_streak, a.current_streak),
+        (5, 3, 2)
+    );
     assert_eq!(
         a.tag_frequencies,
         [("gratitude".to_owned(), 2), ("work".to_owned(), 2)]
@@ -867,7 +880,11 @@ async fn analytics_count_what_was_written_on_the_days_of_the_zone() {
     assert_eq!(u.days.len(), 10);
 
     // A current streak counts back past the window's start.
-    let short = window("2024-03-06T18:30:00Z", "2024-03-07T18:30:00Z", "Asia/Kolkata");
+    let short = window(
+        "2024-03-06T18:30:00Z",
+        "2024-03-07T18:30:00Z",
+        "Asia/Kolkata",
+    );
     let s = g.diary.analytics(&user, &short, "").await.unwrap();
     assert_eq!((s.writing_days, s.current_streak), (1, 3));
 
@@ -898,12 +915,19 @@ async fn analytics_count_what_was_written_on_the_days_of_the_zone() {
             .await
             .unwrap();
     }
-    assert_eq!(g.diary.analytics(&user, &kolkata, "").await.unwrap(), before);
+    assert_eq!(
+        g.diary.analytics(&user, &kolkata, "").await.unwrap(),
+        before
+    );
 
     // A year's window reads only its buckets: the entry of 2022 is not among them.
     let buckets = g
         .read_models
-        .buckets(&user, at("2023-06-01T00:00:00Z"), at("2024-06-01T00:00:00Z"))
+        .buckets(
+            &user,
+            at("2023-06-01T00:00:00Z"),
+            at("2024-06-01T00:00:00Z"),
+        )
         .await
         .unwrap();
     assert_eq!(buckets.len(), 5, "four entries' buckets and the session's");
@@ -923,7 +947,11 @@ async fn bad_windows_and_zones_are_refused_naming_the_field() {
     let user = g.user();
     let field = |q: AnalyticsQuery| {
         let diary = &g.diary;
-        async move { diary.analytics(&user, &q, "").await.unwrap_err().details[0].field.clone() }
+        async move {
+            diary.analytics(&user, &q, "").await.unwrap_err().details[0]
+                .field
+                .clone()
+        }
     };
     let zone = AnalyticsQuery {
         time_zone: "Mars/Olympus".into(),

@@ -14,12 +14,13 @@ pub use entry::{
     Entry, EntryChanges, EntryCommand, EntryError, EntryState, NewEntry, Tag, estimate_tokens,
 };
 pub use events::{
-    AnalysisSettingEvent, ArchetypeScore, DiaryAnalysisSwitched, DiaryEntryAnalyzed, DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated,
-    DiarySessionEnded, DiarySessionEntryAdded, DiarySessionStarted, EntryEvent, SensoryShares,
-    SentimentScores, SessionEvent,
+    AnalysisSettingEvent, ArchetypeScore, DiaryAnalysisSwitched, DiaryEntryAnalyzed,
+    DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, DiarySessionEnded,
+    DiarySessionEntryAdded, DiarySessionStarted, EntryEvent, SensoryShares, SentimentScores,
+    SessionEvent,
 };
-pub use session::{Session, SessionCommand, SessionError, SessionState};
 pub(crate) use session::not_in_future;
+pub use session::{Session, SessionCommand, SessionError, SessionState};
 
 #[cfg(test)]
 mod tests;

@@ -108,7 +108,12 @@ impl From<SessionError> for ApiError {
 }
 
 /// Adds a violation of `field` when `time` is later than `now` plus the tolerated clock skew.
-pub(crate) fn not_in_future(v: &mut Violations, field: &str, time: DateTime<Utc>, now: DateTime<Utc>) {
+pub(crate) fn not_in_future(
+    v: &mut Violations,
+    field: &str,
+    time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) {
     if time > now + Duration::minutes(FUTURE_TOLERANCE_MINUTES) {
         v.add(
             field,

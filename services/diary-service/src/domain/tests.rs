@@ -428,7 +428,9 @@ fn only_the_writer_adds_entries_to_an_active_session() {
     };
     assert!(session_when(&[started(t(10))], backdated(t(10))).is_ok());
     match session_when(&[started(t(10))], backdated(t(9))) {
-        Err(SessionError::Invalid(v)) => assert_eq!(v.iter().next().map(|x| x.field.as_str()), Some("createdAt")),
+        Err(SessionError::Invalid(v)) => {
+            assert_eq!(v.iter().next().map(|x| x.field.as_str()), Some("createdAt"))
+        }
         other => panic!("{other:?}"),
     }
 }
