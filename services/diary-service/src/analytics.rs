@@ -98,9 +98,10 @@ pub struct BucketTotals {
 }
 
 impl BucketTotals {
-    /// The totals of a bucket's live entries and sessions.
+    /// The totals of a bucket's live entries and sessions, the same in any order of rows.
     pub fn of(entries: &[EntryFacts], sessions: &[SessionFacts]) -> Self {
         let mut t = Self::default();
+        let mut compounds = Vec::new();
         for e in entries {
             t.entries += 1;
             t.words += u64::from(e.word_count);
@@ -115,7 +116,7 @@ impl BucketTotals {
             }
             if let Some(a) = &e.analysis {
                 t.analysed += 1;
-                t.sentiment_sum += a.compound;
+                compounds.push(a.compound);
                 for k in a.keywords.iter().collect::<BTreeSet<_>>() {
                     *t.keywords.entry(k.clone()).or_default() += 1;
                 }
@@ -125,13 +126,16 @@ impl BucketTotals {
                 }
             }
         }
+        t.sentiment_sum = sorted_sum(compounds);
+        let mut minutes = Vec::new();
         for s in sessions {
             t.sessions += 1;
             if let Some(end) = s.end_time {
                 t.ended_sessions += 1;
-                t.session_minutes += (end - s.start_time).num_milliseconds() as f64 / 60_000.0;
+                minutes.push((end - s.start_time).num_milliseconds() as f64 / 60_000.0);
             }
         }
+        t.session_minutes = sorted_sum(minutes);
         t
     }
 
@@ -158,6 +162,14 @@ impl BucketTotals {
         self.ended_sessions += o.ended_sessions;
         self.session_minutes += o.session_minutes;
     }
+}
+
+/// A sum of floats that does not depend on the order the rows were read in, rounded to nine
+/// decimals (values read back from JSON may differ from those written in the last bit).
+fn sorted_sum(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let sum: f64 = values.into_iter().sum();
+    (sum * 1e9).round() / 1e9
 }
 
 /// The length of an analytics window.

@@ -92,15 +92,16 @@ struct Statements {
     remove_entry_by_user: PreparedStatement,
     entries_by_user: PreparedStatement,
     touch_entry: PreparedStatement,
-    entry_analysis: PreparedStatement,
     new_content: PreparedStatement,
     clear_analysis: PreparedStatement,
     put_analysis: PreparedStatement,
     put_analytics_entry: PreparedStatement,
-    clear_analytics_entry: PreparedStatement,
     analytics_entries_of_user: PreparedStatement,
     put_analytics_session: PreparedStatement,
     bucket_entries: PreparedStatement,
+    bucket_entry: PreparedStatement,
+    bucket_entry_analysis: PreparedStatement,
+    bucket_session: PreparedStatement,
     bucket_sessions: PreparedStatement,
     put_bucket: PreparedStatement,
     remove_bucket: PreparedStatement,
@@ -232,19 +233,11 @@ impl CassandraDiaryReadModels {
                 ),
             )
             .await?,
-            entry_analysis: prepare(
-                s,
-                &format!(
-                    "SELECT content_version, word_count, analysis FROM {entry_analysis} \
-                     WHERE entry_id = ?"
-                ),
-            )
-            .await?,
             new_content: prepare(
                 s,
                 &format!(
-                    "UPDATE {entry_analysis} USING TIMESTAMP ? SET content_version = ?, \
-                     word_count = 0, analysis = null WHERE entry_id = ?"
+                    "UPDATE {entry_analysis} USING TIMESTAMP ? SET content_version = ? \
+                     WHERE entry_id = ?"
                 ),
             )
             .await?,
@@ -259,58 +252,79 @@ impl CassandraDiaryReadModels {
             put_analysis: prepare(
                 s,
                 &format!(
-                    "UPDATE {entry_analysis} USING TIMESTAMP ? SET word_count = ?, \
-                     analysis = ? WHERE entry_id = ?"
+                    "UPDATE {entry_analysis} USING TIMESTAMP ? SET analysed_version = ?, \
+                     word_count = ?, analysis = ? WHERE entry_id = ?"
                 ),
             )
             .await?,
             put_analytics_entry: prepare(
                 s,
                 &format!(
-                    "INSERT INTO {analytics_entries} (user_id, bucket_micros, entry_id, \
-                     token_count, tags, word_count, analysis, deleted, version) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
-                ),
-            )
-            .await?,
-            clear_analytics_entry: prepare(
-                s,
-                &format!(
-                    "UPDATE {analytics_entries} USING TIMESTAMP ? SET analysis = null \
-                     WHERE user_id = ? AND bucket_micros = ? AND entry_id = ?"
+                    "INSERT INTO {analytics_entries} (user_id, bucket_micros, entry_id) \
+                     VALUES (?, ?, ?) USING TIMESTAMP 1"
                 ),
             )
             .await?,
             analytics_entries_of_user: prepare(
                 s,
                 &format!(
-                    "SELECT bucket_micros, entry_id, version FROM {analytics_entries} \
-                     WHERE user_id = ?"
+                    "SELECT bucket_micros, entry_id FROM {analytics_entries} WHERE user_id = ?"
                 ),
             )
             .await?,
             put_analytics_session: prepare(
                 s,
                 &format!(
-                    "INSERT INTO {analytics_sessions} (user_id, bucket_micros, session_id, \
-                     start_time_micros, end_time_micros, version) VALUES (?, ?, ?, ?, ?, ?) \
-                     USING TIMESTAMP ?"
+                    "INSERT INTO {analytics_sessions} (user_id, bucket_micros, session_id) \
+                     VALUES (?, ?, ?) USING TIMESTAMP 1"
                 ),
             )
             .await?,
             bucket_entries: prepare(
                 s,
                 &format!(
-                    "SELECT token_count, tags, word_count, analysis, deleted, version \
-                     FROM {analytics_entries} WHERE user_id = ? AND bucket_micros = ?"
+                    "SELECT entry_id FROM {analytics_entries} \
+                     WHERE user_id = ? AND bucket_micros = ?"
+                ),
+            )
+            .await?,
+            // What a bucket counts of an entry, and when each of those cells was written.
+            bucket_entry: prepare(
+                s,
+                &format!(
+                    "SELECT token_count, tags, deleted, \
+                     WRITETIME(token_count) AS token_count_at, WRITETIME(tags) AS tags_at, \
+                     WRITETIME(deleted) AS deleted_at, \
+                     WRITETIME(created_at_micros) AS created_at_at \
+                     FROM {diary_entry_read_model} WHERE entry_id = ?"
+                ),
+            )
+            .await?,
+            bucket_entry_analysis: prepare(
+                s,
+                &format!(
+                    "SELECT content_version, analysed_version, word_count, analysis, \
+                     WRITETIME(content_version) AS content_version_at, \
+                     WRITETIME(analysed_version) AS analysed_version_at \
+                     FROM {entry_analysis} WHERE entry_id = ?"
+                ),
+            )
+            .await?,
+            bucket_session: prepare(
+                s,
+                &format!(
+                    "SELECT start_time_micros, end_time_micros, \
+                     WRITETIME(start_time_micros) AS start_at, \
+                     WRITETIME(end_time_micros) AS end_at \
+                     FROM {diary_session_read_model} WHERE session_id = ?"
                 ),
             )
             .await?,
             bucket_sessions: prepare(
                 s,
                 &format!(
-                    "SELECT start_time_micros, end_time_micros, version \
-                     FROM {analytics_sessions} WHERE user_id = ? AND bucket_micros = ?"
+                    "SELECT session_id FROM {analytics_sessions} \
+                     WHERE user_id = ? AND bucket_micros = ?"
                 ),
             )
             .await?,
@@ -462,7 +476,7 @@ impl CassandraDiaryReadModels {
                     .await?
                     .into_rows_result()?
                     .maybe_first_row::<EntryByIdRow>()?;
-                if current.is_some_and(|row| row.content.as_deref() != Some(e.content.as_str())) {
+                if current.is_none_or(|row| row.content.as_deref() != Some(e.content.as_str())) {
                     self.session
                         .execute_unpaged(&st.new_content, (version, version, id))
                         .await?;
@@ -498,27 +512,24 @@ impl CassandraDiaryReadModels {
             // The analysis of the current content counts in analytics (unless the writer
             // switched analysis off); it moves the entry's version, as reading it by id shows.
             EntryEvent::DiaryEntryAnalyzed(e) => {
-                let kept = self
-                    .session
-                    .execute_unpaged(&st.entry_analysis, (id,))
-                    .await?
-                    .into_rows_result()?
-                    .maybe_first_row::<EntryAnalysisRow>()?;
-                let content_version = kept.and_then(|k| k.content_version).unwrap_or(1);
-                if u64::try_from(content_version).ok() == Some(e.entry_version) {
-                    let setting = self.setting(&e.user_id.to_string()).await?;
-                    let enabled = setting.enabled
-                        && i64::try_from(e.setting_version)? >= setting.last_disabled;
-                    let summary = enabled
-                        .then(|| serde_json::to_string(&AnalysisSummary::of(e)))
-                        .transpose()?;
-                    self.session
-                        .execute_unpaged(
-                            &st.put_analysis,
-                            (version, i32::try_from(e.word_count)?, summary, id),
-                        )
-                        .await?;
-                }
+                let setting = self.setting(&e.user_id.to_string()).await?;
+                let shown =
+                    setting.enabled && i64::try_from(e.setting_version)? >= setting.last_disabled;
+                let summary = shown
+                    .then(|| serde_json::to_string(&AnalysisSummary::of(e)))
+                    .transpose()?;
+                self.session
+                    .execute_unpaged(
+                        &st.put_analysis,
+                        (
+                            version,
+                            i64::try_from(e.entry_version)?,
+                            i32::try_from(e.word_count)?,
+                            summary,
+                            id,
+                        ),
+                    )
+                    .await?;
                 self.session
                     .execute_unpaged(
                         &st.touch_entry,
@@ -550,30 +561,9 @@ impl CassandraDiaryReadModels {
             return Ok(());
         };
         let deleted = row.deleted == Some(true);
-        let kept = self
-            .session
-            .execute_unpaged(&st.entry_analysis, (id,))
-            .await?
-            .into_rows_result()?
-            .maybe_first_row::<EntryAnalysisRow>()?;
-        let (word_count, analysis) = kept.map_or((None, None), |k| (k.word_count, k.analysis));
         let bucket = bucket_of(created_at);
         self.session
-            .execute_unpaged(
-                &st.put_analytics_entry,
-                (
-                    user_id,
-                    bucket,
-                    id,
-                    row.token_count,
-                    &row.tags,
-                    word_count,
-                    if deleted { None } else { analysis },
-                    deleted,
-                    version,
-                    version,
-                ),
-            )
+            .execute_unpaged(&st.put_analytics_entry, (user_id, bucket, id))
             .await?;
         self.recompute_bucket(user_id, bucket).await?;
         if deleted {
@@ -674,18 +664,7 @@ impl CassandraDiaryReadModels {
         };
         let bucket = bucket_of(start_time);
         self.session
-            .execute_unpaged(
-                &st.put_analytics_session,
-                (
-                    user_id,
-                    bucket,
-                    id,
-                    start_time,
-                    row.end_time_micros,
-                    version,
-                    version,
-                ),
-            )
+            .execute_unpaged(&st.put_analytics_session, (user_id, bucket, id))
             .await?;
         self.recompute_bucket(user_id, bucket).await?;
         self.session
@@ -728,43 +707,87 @@ impl CassandraDiaryReadModels {
         ))
     }
 
-    /// Recomputes a user's bucket from its rows, written at the sum of their versions and
-    /// the setting's (see `cql/003_diary_analytics.cql`): totals of an older state lose.
+    /// Recomputes a user's bucket from the by-id rows of its entries and sessions. The
+    /// totals are written at a timestamp that grows with every change of what they are made
+    /// of (see `cql/003_diary_analytics.cql`): the user's setting version plus the write
+    /// times of the cells read. A cell's write time is the version of the event that wrote
+    /// it, and only ever grows (a cell cleared by a deletion is outweighed by the deletion's
+    /// own cells), so totals computed from an older state lose, in any order of delivery.
     async fn recompute_bucket(&self, user_id: &str, bucket: i64) -> Result<(), ProjectionError> {
         let st = &self.statements;
         let mut stamp = self.setting(user_id).await?.version;
-        let entries = self
+        let members = self
             .session
             .execute_unpaged(&st.bucket_entries, (user_id, bucket))
             .await?
-            .into_rows_result()?;
+            .into_rows_result()?
+            .rows::<(String,)>()?
+            .collect::<Result<Vec<_>, _>>()?;
         let mut facts = Vec::new();
-        for row in entries.rows::<BucketEntryRow>()? {
-            let row = row?;
-            stamp = stamp.saturating_add(row.version.unwrap_or(0));
+        for (id,) in members {
+            let row = self
+                .session
+                .execute_unpaged(&st.bucket_entry, (&id,))
+                .await?
+                .into_rows_result()?
+                .maybe_first_row::<BucketEntryRow>()?
+                .ok_or_else(|| missing("diary_entry_read_model row"))?;
+            let kept = self
+                .session
+                .execute_unpaged(&st.bucket_entry_analysis, (&id,))
+                .await?
+                .into_rows_result()?
+                .maybe_first_row::<BucketAnalysisRow>()?;
+            for at in [
+                row.token_count_at,
+                row.tags_at,
+                row.deleted_at,
+                row.created_at_at,
+            ] {
+                stamp = stamp.saturating_add(at.unwrap_or(0));
+            }
+            if let Some(k) = &kept {
+                for at in [k.content_version_at, k.analysed_version_at] {
+                    stamp = stamp.saturating_add(at.unwrap_or(0));
+                }
+            }
             if row.deleted == Some(true) {
                 continue;
             }
+            // The analysis counts while it is of the current content (the creation's until
+            // an update changes it).
+            let (word_count, analysis) = match kept {
+                Some(k) if k.analysed_version == Some(k.content_version.unwrap_or(1)) => {
+                    (k.word_count, k.analysis)
+                }
+                _ => (None, None),
+            };
             facts.push(EntryFacts {
                 token_count: u32::try_from(row.token_count.unwrap_or_default())?,
                 tags: row.tags.unwrap_or_default(),
-                word_count: u32::try_from(row.word_count.unwrap_or_default())?,
-                analysis: row
-                    .analysis
-                    .as_deref()
-                    .map(serde_json::from_str)
-                    .transpose()?,
+                word_count: u32::try_from(word_count.unwrap_or_default())?,
+                analysis: analysis.as_deref().map(serde_json::from_str).transpose()?,
             });
         }
-        let sessions = self
+        let members = self
             .session
             .execute_unpaged(&st.bucket_sessions, (user_id, bucket))
             .await?
-            .into_rows_result()?;
+            .into_rows_result()?
+            .rows::<(String,)>()?
+            .collect::<Result<Vec<_>, _>>()?;
         let mut session_facts = Vec::new();
-        for row in sessions.rows::<BucketSessionRow>()? {
-            let row = row?;
-            stamp = stamp.saturating_add(row.version.unwrap_or(0));
+        for (id,) in members {
+            let row = self
+                .session
+                .execute_unpaged(&st.bucket_session, (&id,))
+                .await?
+                .into_rows_result()?
+                .maybe_first_row::<BucketSessionRow>()?
+                .ok_or_else(|| missing("diary_session_read_model row"))?;
+            for at in [row.start_at, row.end_at] {
+                stamp = stamp.saturating_add(at.unwrap_or(0));
+            }
             session_facts.push(SessionFacts {
                 start_time: time(
                     row.start_time_micros
@@ -816,19 +839,21 @@ impl CassandraDiaryReadModels {
                 .await?
                 .into_rows_result()?;
             let mut buckets = std::collections::BTreeSet::new();
-            for row in rows.rows::<UserEntryRow>()? {
-                let row = row?;
-                let at = row.version.unwrap_or(0);
+            for row in rows.rows::<(i64, String)>()? {
+                let (bucket, id) = row?;
+                // At the entry's version: no analysis it recorded is newer.
+                let at = self
+                    .session
+                    .execute_unpaged(&st.entry_by_id, (&id,))
+                    .await?
+                    .into_rows_result()?
+                    .maybe_first_row::<EntryByIdRow>()?
+                    .and_then(|r| r.version)
+                    .unwrap_or(0);
                 self.session
-                    .execute_unpaged(&st.clear_analysis, (at, &row.entry_id))
+                    .execute_unpaged(&st.clear_analysis, (at, &id))
                     .await?;
-                self.session
-                    .execute_unpaged(
-                        &st.clear_analytics_entry,
-                        (at, &user_id, row.bucket_micros, &row.entry_id),
-                    )
-                    .await?;
-                buckets.insert(row.bucket_micros);
+                buckets.insert(bucket);
             }
             for bucket in buckets {
                 self.recompute_bucket(&user_id, bucket).await?;
@@ -887,34 +912,32 @@ struct EntryByIdRow {
 }
 
 #[derive(DeserializeRow)]
-struct EntryAnalysisRow {
-    content_version: Option<i64>,
-    word_count: Option<i32>,
-    analysis: Option<String>,
-}
-
-#[derive(DeserializeRow)]
 struct BucketEntryRow {
     token_count: Option<i32>,
     tags: Option<Vec<String>>,
+    deleted: Option<bool>,
+    token_count_at: Option<i64>,
+    tags_at: Option<i64>,
+    deleted_at: Option<i64>,
+    created_at_at: Option<i64>,
+}
+
+#[derive(DeserializeRow)]
+struct BucketAnalysisRow {
+    content_version: Option<i64>,
+    analysed_version: Option<i64>,
     word_count: Option<i32>,
     analysis: Option<String>,
-    deleted: Option<bool>,
-    version: Option<i64>,
+    content_version_at: Option<i64>,
+    analysed_version_at: Option<i64>,
 }
 
 #[derive(DeserializeRow)]
 struct BucketSessionRow {
     start_time_micros: Option<i64>,
     end_time_micros: Option<i64>,
-    version: Option<i64>,
-}
-
-#[derive(DeserializeRow)]
-struct UserEntryRow {
-    bucket_micros: i64,
-    entry_id: String,
-    version: Option<i64>,
+    start_at: Option<i64>,
+    end_at: Option<i64>,
 }
 
 #[derive(DeserializeRow)]

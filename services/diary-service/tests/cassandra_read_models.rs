@@ -7,9 +7,15 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diary_service::cassandra::CassandraDiaryReadModels;
+use std::collections::BTreeMap;
+
+use diary_service::analytics::{
+    AnalysisSummary, BucketTotals, EntryFacts, SessionFacts, Window, bucket_of, compute,
+};
 use diary_service::domain::{
-    DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, DiarySessionEnded,
-    DiarySessionStarted, Entry, EntryEvent, EntryState, Session, SessionEvent, SessionState, Tag,
+    AnalysisSettingEvent, DiaryAnalysisSwitched, DiaryEntryCreated, DiaryEntryDeleted,
+    DiaryEntryUpdated, DiarySessionEnded, DiarySessionStarted, Entry, EntryEvent, EntryState,
+    Session, SessionEvent, SessionState, Tag, analyze_content,
 };
 use diary_service::read_model::{DiaryReadModels, SqliteDiaryReadModels, TimeRange};
 use event_sourcing::{DomainEvent, Loaded, Projection, RecordedEvent, encode_event, replay};
@@ -82,13 +88,15 @@ fn tags(names: &[&str]) -> Vec<Tag> {
     names.iter().map(|t| Tag::parse(t).unwrap()).collect()
 }
 
-/// A replayed entry as a read model lists it: only while live.
+/// A replayed entry as a read model lists it: only while live, created when it was written,
+/// without its analysis.
 fn listed_entry(l: Loaded<EntryState>) -> Option<Loaded<Entry>> {
-    let entry = l.state.live()?.clone();
+    let mut entry = l.state.live()?.clone();
+    let created_at = entry.written_at.take().or(l.created_at);
     Some(Loaded {
         state: entry,
         version: l.version,
-        created_at: l.created_at,
+        created_at,
         updated_at: l.updated_at,
     })
 }
@@ -107,6 +115,8 @@ struct History {
     events: Vec<RecordedEvent>,
     entries: Vec<Vec<RecordedEvent>>,
     sessions: Vec<Vec<RecordedEvent>>,
+    /// Analysis switched on or off.
+    settings: Vec<RecordedEvent>,
 }
 
 /// For user 1: `count` entries a minute apart (entries 8 and 9 in the same microsecond),
@@ -174,6 +184,8 @@ fn history(count: u32) -> History {
                     } else {
                         vec![]
                     },
+                    // Every fifth entry was written on an earlier day than recorded.
+                    created_at: (i % 5 == 2).then(|| created - Duration::days(3)),
                 }),
             )];
             let mut at = created;
@@ -192,6 +204,22 @@ fn history(count: u32) -> History {
                     }),
                 ));
             }
+            if i % 2 == 0 {
+                // The analysis of the current content.
+                at += Duration::seconds(5);
+                let content_version = stream_events.len() as u64;
+                let content = stream_events[content_version as usize - 1].payload["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let analysed = analyze_content(user(owner.into()), content_version, 0, &content);
+                stream_events.push(recorded(
+                    &stream,
+                    content_version + 1,
+                    at,
+                    &EntryEvent::DiaryEntryAnalyzed(analysed),
+                ));
+            }
             if i % 7 == 3 {
                 at += Duration::seconds(5);
                 let version = stream_events.len() as u64 + 1;
@@ -208,6 +236,14 @@ fn history(count: u32) -> History {
             entries.push(stream_events);
         }
     }
+    // User 2 switched analysis off: what was derived from their writing goes.
+    let settings = vec![recorded(
+        &format!("analysis_setting-{}", user(2)),
+        1,
+        base_time() + Duration::hours(3),
+        &AnalysisSettingEvent::DiaryAnalysisDisabled(DiaryAnalysisSwitched { user_id: user(2) }),
+    )];
+    events.extend(settings.iter().cloned());
     // Events of other categories, which the projection ignores.
     events.push(recorded(
         "user-00000000-0000-0000-0000-00000000a001",
@@ -219,6 +255,7 @@ fn history(count: u32) -> History {
         events,
         entries,
         sessions,
+        settings,
     }
 }
 
@@ -228,8 +265,14 @@ type Key = (DateTime<Utc>, String);
 type Fields<S> = (S, Option<u64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// What a listed item is made of, for comparing field by field.
+/// (Lists carry no analysis, and know only the latest version.)
 fn entry_fields(l: &Loaded<Entry>) -> Fields<Entry> {
-    (l.state.clone(), l.version, l.created_at, l.updated_at)
+    let state = Entry {
+        analysis: None,
+        content_version: l.state.version,
+        ..l.state.clone()
+    };
+    (state, l.version, l.created_at, l.updated_at)
 }
 
 fn session_fields(l: &Loaded<Session>) -> Fields<Session> {
@@ -271,6 +314,63 @@ impl History {
     fn created_at(&self, entry: usize) -> DateTime<Utc> {
         self.entries[entry][0].recorded_at
     }
+
+    /// A user's analytics buckets as their entries' and sessions' events say (user 2
+    /// switched analysis off: their analyses do not count, their word counts do).
+    fn expected_buckets(&self, owner: &UserId) -> BTreeMap<i64, BucketTotals> {
+        let mut entries: BTreeMap<i64, Vec<EntryFacts>> = BTreeMap::new();
+        for l in self.expected_entries(owner, TimeRange::default()) {
+            let e = &l.state;
+            entries
+                .entry(bucket_of(l.created_at.unwrap().timestamp_micros()))
+                .or_default()
+                .push(EntryFacts {
+                    token_count: e.token_count,
+                    tags: e.tags.iter().map(|t| t.as_str().to_owned()).collect(),
+                    word_count: e.analysis.as_ref().map_or(0, |a| a.word_count),
+                    analysis: e
+                        .analysis
+                        .as_ref()
+                        .filter(|_| *owner != user(2))
+                        .map(AnalysisSummary::of),
+                });
+        }
+        let mut sessions: BTreeMap<i64, Vec<SessionFacts>> = BTreeMap::new();
+        for l in self.expected_sessions(owner, TimeRange::default()) {
+            sessions
+                .entry(bucket_of(l.state.start_time.timestamp_micros()))
+                .or_default()
+                .push(SessionFacts {
+                    start_time: l.state.start_time,
+                    end_time: l.state.end_time,
+                });
+        }
+        let keys: std::collections::BTreeSet<i64> =
+            entries.keys().chain(sessions.keys()).copied().collect();
+        keys.into_iter()
+            .map(|b| {
+                let none = Vec::new();
+                let totals = BucketTotals::of(
+                    entries.get(&b).unwrap_or(&none),
+                    sessions.get(&b).map_or(&[][..], |s| s.as_slice()),
+                );
+                // As stored: through JSON.
+                let stored = serde_json::to_string(&totals).unwrap();
+                (b, serde_json::from_str(&stored).unwrap())
+            })
+            .collect()
+    }
+}
+
+/// Every bucket of a user.
+async fn buckets(models: &impl DiaryReadModels, owner: &UserId) -> BTreeMap<i64, BucketTotals> {
+    let far = |years: i64| Utc::now() + Duration::days(365 * years);
+    models
+        .buckets(owner, far(-100), far(100))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 fn all() -> PageRequest {
@@ -329,7 +429,14 @@ async fn assert_matches_history(models: &impl DiaryReadModels, history: &History
             &sessions(models, &owner, open).await,
             &history.expected_sessions(&owner, open),
         );
+        assert_eq!(
+            buckets(models, &owner).await,
+            history.expected_buckets(&owner),
+            "{owner}"
+        );
     }
+    assert!(models.analysis_enabled(&user(1)).await.unwrap());
+    assert!(!models.analysis_enabled(&user(2)).await.unwrap());
 }
 
 fn entry_ids(page: &Page<Loaded<Entry>>) -> Vec<String> {
@@ -365,7 +472,8 @@ async fn lists_a_users_live_entries_newest_first_within_a_time_range() {
         .find(|l| l.state.title == "Entry 6, revised")
         .unwrap();
     assert_eq!(revised.state.tags, tags(&["sun", "rain", "mood"]));
-    assert_eq!(revised.version, Some(2));
+    // Created, updated, then its new content analysed.
+    assert_eq!(revised.version, Some(3));
     assert!(revised.updated_at > revised.created_at);
     assert!(
         listed
@@ -408,7 +516,11 @@ async fn lists_a_users_live_entries_newest_first_within_a_time_range() {
         start: None,
         end: Some(history.created_at(0)),
     };
-    assert!(entries(&f.models, &owner, before).await.is_empty());
+    // Only the entries written on an earlier day than recorded (2, 7, 12, 22, 27; 17 is
+    // deleted) come before the first one recorded.
+    let earlier = entries(&f.models, &owner, before).await;
+    assert_entries(&earlier, &history.expected_entries(&owner, before));
+    assert_eq!(earlier.len(), 5);
 
     // Pages by number and by cursor agree, in a range too.
     for range in [open, range] {
@@ -576,7 +688,9 @@ async fn applying_every_event_twice_changes_nothing() {
 async fn events_applied_out_of_order_end_in_the_same_state() {
     let f = fixture().await;
     let history = history(16);
-    // Every stream newest event first: deletions before creations, ends before starts.
+    // The switch off first (analyses then arrive after it); every stream newest event first:
+    // deletions before creations, ends before starts.
+    f.apply_all(&history.settings).await;
     for stream in history.entries.iter().chain(&history.sessions) {
         f.apply_all(stream.iter().rev()).await;
     }
@@ -684,31 +798,23 @@ async fn matches_the_sqlite_read_model_field_by_field() {
     ];
     for owner in [user(1), user(2), user(3)] {
         for range in ranges {
-            // Analytics' view of the same entries: both stores agree, and it is what the
-            // listed entries say (ordered here, since the query promises no order).
-            let sort = |mut stats: Vec<diary_service::read_model::EntryStat>| {
-                stats.sort_by_key(|s| s.created_at);
-                stats
-            };
-            let ours = sort(f.models.entry_stats(&owner, range).await.unwrap());
-            let theirs = sort(sqlite.entry_stats(&owner, range).await.unwrap());
-            assert_eq!(ours, theirs);
-            let listed = sqlite
-                .entries_by_user(&owner, range, &by_offset(0, 1000))
-                .await
-                .unwrap();
-            let from_list = sort(
-                listed
-                    .items
-                    .iter()
-                    .map(|l| diary_service::read_model::EntryStat {
-                        created_at: l.created_at.unwrap(),
-                        token_count: l.state.token_count,
-                        tags: l.state.tags.iter().map(|t| t.as_str().to_owned()).collect(),
-                    })
-                    .collect(),
+            // Analytics' buckets: both stores agree, over any window.
+            let (start, end) = (
+                range.start.unwrap_or(base_time() - Duration::days(10)),
+                range.end.unwrap_or(base_time() + Duration::days(10)),
             );
-            assert_eq!(ours, from_list);
+            let ours = f.models.buckets(&owner, start, end).await.unwrap();
+            let theirs = sqlite.buckets(&owner, start, end).await.unwrap();
+            assert_eq!(ours, theirs);
+            assert!(
+                ours.iter()
+                    .all(|(b, _)| *b >= start.timestamp_micros() - 900_000_000)
+            );
+            let window = Window::parse("", Some(start), Some(end), "Asia/Kolkata", end).unwrap();
+            assert_eq!(
+                compute(window.clone(), &ours, true),
+                compute(window, &theirs, true)
+            );
             for (offset, limit) in [
                 (0, 1000),
                 (0, 5),
@@ -762,6 +868,7 @@ async fn the_applied_version_is_the_version_the_listing_reflects() {
     let history = history(16);
     let id = |stream: &[RecordedEvent]| Uuid::parse_str(stream[0].aggregate_id()).unwrap();
     let mut deleted = 0;
+    f.apply_all(&history.settings).await;
     for stream in history.entries.iter().chain(&history.sessions) {
         let newest = stream.last().unwrap();
         assert_eq!(f.models.applied_version(id(stream)).await.unwrap(), None);
