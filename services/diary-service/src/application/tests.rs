@@ -725,3 +725,106 @@ async fn the_analyzer_follows_the_store_skips_deleted_entries_and_replays_idempo
     assert_eq!(analyses(&g, &kept).await, [(2, 1)]);
     assert_eq!(analyses(&g, &gone).await, []);
 }
+
+#[tokio::test]
+async fn switching_analysis_off_hides_every_analysis_and_on_analyses_every_entry_again() {
+    use crate::analyzer::EntryAnalyzer;
+    let g = given_a_store().await;
+    let (user, other) = (g.user(), g.user());
+    let mut ids = Vec::new();
+    for writer in [user, user, other] {
+        let written = g
+            .diary
+            .write_entry(&writer, draft(None), &meta())
+            .await
+            .unwrap();
+        ids.push(written.state.live().unwrap().id);
+    }
+    let sqlite: Arc<dyn EventStore> = g.store.clone();
+    let analyzer = ProjectionRunner::new(
+        sqlite.clone(),
+        g.checkpoints.clone(),
+        Arc::new(EntryAnalyzer::new(g.store.clone(), g.read_models.clone())),
+    );
+    g.projection.catch_up().await.unwrap();
+    analyzer.catch_up().await.unwrap();
+    for id in &ids {
+        assert!(g.diary.entry(id).await.unwrap().state.live().unwrap().analysis.is_some());
+    }
+    // A stranger's setting cannot be read or changed.
+    let stranger = UserId::new();
+    let refused = g.diary.set_analysis_setting(&stranger, false, &meta()).await;
+    assert_eq!(refused.unwrap_err().code, ErrorCode::NotFound);
+
+    // Off: the writer's analyses disappear from every read, the other writer's stay.
+    let off = g
+        .diary
+        .set_analysis_setting(&user, false, &meta())
+        .await
+        .unwrap();
+    assert!(!off.state.enabled());
+    assert_eq!(off.version, Some(1));
+    let again = g.diary.set_analysis_setting(&user, false, &meta()).await.unwrap();
+    assert_eq!(again.version, Some(1), "the same value records nothing");
+    for id in &ids[..2] {
+        let entry = g.diary.entry(id).await.unwrap();
+        assert!(entry.state.live().unwrap().analysis.is_none());
+        let history = g.diary.entry_history(id).await.unwrap();
+        let analysed: Vec<_> = history
+            .iter()
+            .filter(|e| e.event_type == "DiaryEntryAnalyzed")
+            .collect();
+        assert_eq!(analysed.len(), 1);
+        assert_eq!(
+            analysed[0].payload,
+            serde_json::json!({"erased": "the user switched analysis off"})
+        );
+    }
+    assert!(g.diary.entry(&ids[2]).await.unwrap().state.live().unwrap().analysis.is_some());
+
+    // While off, a new entry is not analysed.
+    let quiet = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let quiet = quiet.state.live().unwrap().id;
+    g.projection.catch_up().await.unwrap();
+    analyzer.catch_up().await.unwrap();
+    assert_eq!(analyses(&g, &quiet).await, []);
+
+    // On: every live entry of the writer is analysed again, under the new setting version;
+    // the analysis made before the switch off stays void.
+    let on = g
+        .diary
+        .set_analysis_setting(&user, true, &meta())
+        .await
+        .unwrap();
+    assert!(on.state.enabled());
+    assert_eq!(on.version, Some(2));
+    g.projection.catch_up().await.unwrap();
+    analyzer.catch_up().await.unwrap();
+    for id in [ids[0], ids[1], quiet] {
+        let entry = g.diary.entry(&id).await.unwrap();
+        let analysis = entry.state.live().unwrap().analysis.clone();
+        assert_eq!(analysis.map(|a| a.setting_version), Some(2), "{id}");
+        let history = g.diary.entry_history(&id).await.unwrap();
+        let shown: Vec<_> = history
+            .iter()
+            .filter(|e| e.event_type == "DiaryEntryAnalyzed")
+            .map(|e| e.payload.get("erased").is_some())
+            .collect();
+        let expected: &[bool] = if id == quiet { &[false] } else { &[true, false] };
+        assert_eq!(shown, expected, "{id}");
+    }
+    // Replaying the switch (a redelivery, a rebuild) records nothing more.
+    analyzer.rebuild().await.unwrap();
+    for (id, expected) in [(ids[0], 2), (ids[2], 1)] {
+        let history = g.diary.entry_history(&id).await.unwrap();
+        let recorded = history
+            .iter()
+            .filter(|e| e.event_type == "DiaryEntryAnalyzed")
+            .count();
+        assert_eq!(recorded, expected, "{id}");
+    }
+}
