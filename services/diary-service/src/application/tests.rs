@@ -828,3 +828,52 @@ async fn switching_analysis_off_hides_every_analysis_and_on_analyses_every_entry
         assert_eq!(recorded, expected, "{id}");
     }
 }
+
+#[tokio::test]
+async fn a_reanalysis_records_what_an_older_analyzer_measured_again_and_only_that() {
+    use crate::analyzer::EntryAnalyzer;
+    use crate::domain::{EntryCommand, analyze_content};
+    let g = given_a_store().await;
+    let user = g.user();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let written = g
+            .diary
+            .write_entry(&user, draft(None), &meta())
+            .await
+            .unwrap();
+        ids.push(written.state.live().unwrap().id);
+    }
+    // The first entry was analysed by an older analyzer; the second by this one; the third
+    // not at all yet.
+    let entries = Repository::<EntryState>::new(g.store.clone());
+    let mut old = analyze_content(user, 1, 0, "Today was a good day...");
+    old.analyzer_version = "0".into();
+    entries
+        .execute(&ids[0], &EntryCommand::RecordAnalysis(Box::new(old)), &meta(), None)
+        .await
+        .unwrap();
+    let current = analyze_content(user, 1, 0, "Today was a good day...");
+    entries
+        .execute(&ids[1], &EntryCommand::RecordAnalysis(Box::new(current)), &meta(), None)
+        .await
+        .unwrap();
+    g.projection.catch_up().await.unwrap();
+
+    let analyzer = EntryAnalyzer::new(g.store.clone(), g.read_models.clone());
+    let mut batches = 0;
+    let done = analyzer
+        .reanalyze_all(g.store.as_ref(), |_| batches += 1)
+        .await
+        .unwrap();
+    assert_eq!((done.recorded, done.current, done.skipped), (2, 1, 0));
+    assert!(batches >= 1);
+    for id in &ids {
+        let entry = g.diary.entry(id).await.unwrap();
+        let analysis = entry.state.live().unwrap().analysis.clone().unwrap();
+        assert_eq!(analysis.analyzer_version, analysis::ANALYZER_VERSION, "{id}");
+    }
+    // Again: everything is current, nothing recorded.
+    let again = analyzer.reanalyze_all(g.store.as_ref(), |_| {}).await.unwrap();
+    assert_eq!((again.recorded, again.current), (0, 3));
+}
