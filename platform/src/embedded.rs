@@ -15,8 +15,8 @@ use event_sourcing::{EventStore, ProjectionRunner};
 use metachat_bootstrap::{Projections, ReadModels, Service, bind, open_sqlite, sqlite_runners};
 use metachat_runtime::{Env, Stop};
 use tokio::task::JoinSet;
-use user_service::{GrpcWritingProfiles, UserReadModels};
 use user_service::standalone::UserService;
+use user_service::{GrpcWritingProfiles, UserReadModels};
 
 /// Where the embedded platform keeps its data and listens.
 #[derive(Debug, Clone)]
@@ -88,7 +88,11 @@ impl EmbeddedStore {
 
     /// One runner per follower of the two services (profile inference, entry analyzer),
     /// each with its own checkpoint.
-    pub fn follower_runners(&self, user: &UserService, diary: &DiaryService) -> Vec<ProjectionRunner> {
+    pub fn follower_runners(
+        &self,
+        user: &UserService,
+        diary: &DiaryService,
+    ) -> Vec<ProjectionRunner> {
         let store: Arc<dyn EventStore> = self.store.clone();
         let followers = user
             .followers(store.clone(), &self.users.queries)

@@ -98,7 +98,11 @@ async fn reanalyze(
 ) -> anyhow::Result<()> {
     let done = analyzer
         .reanalyze_all(store, |p| {
-            tracing::info!(events = p.events, recorded = p.recorded, "re-analysis in progress");
+            tracing::info!(
+                events = p.events,
+                recorded = p.recorded,
+                "re-analysis in progress"
+            );
         })
         .await
         .map_err(|e| anyhow::anyhow!("re-analysis stopped: {e}"))?;

@@ -119,7 +119,12 @@ async fn write_two_weeks(app: &Platform) -> Diary {
                 .await;
             assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
             let id = reply.id();
-            assert_eq!(reply.body["createdAt"], rfc3339(created_at), "{}", reply.body);
+            assert_eq!(
+                reply.body["createdAt"],
+                rfc3339(created_at),
+                "{}",
+                reply.body
+            );
             entries.push(Written {
                 id,
                 created_at,
@@ -202,8 +207,16 @@ fn check_analytics(body: &Value, diary: &Diary) {
         1e-6,
         "averageSessionMinutes",
     );
-    let tokens: u64 = diary.entries.iter().map(|e| u64::from(e.analysis.token_count)).sum();
-    let words: u64 = diary.entries.iter().map(|e| u64::from(e.analysis.word_count)).sum();
+    let tokens: u64 = diary
+        .entries
+        .iter()
+        .map(|e| u64::from(e.analysis.token_count))
+        .sum();
+    let words: u64 = diary
+        .entries
+        .iter()
+        .map(|e| u64::from(e.analysis.word_count))
+        .sum();
     assert_eq!(body["totalTokens"], tokens);
     assert_eq!(body["wordCount"], words);
     // 13 writing days: the 7 after the skipped day, the 6 before it.
@@ -226,12 +239,23 @@ fn check_analytics(body: &Value, diary: &Diary) {
     for (date, written) in &days {
         let day = series[&date.to_string()];
         assert_eq!(day["entries"], written.len(), "{date}");
-        let tokens: u64 = written.iter().map(|e| u64::from(e.analysis.token_count)).sum();
+        let tokens: u64 = written
+            .iter()
+            .map(|e| u64::from(e.analysis.token_count))
+            .sum();
         assert_eq!(day["tokens"], tokens, "{date}");
-        let words: u64 = written.iter().map(|e| u64::from(e.analysis.word_count)).sum();
+        let words: u64 = written
+            .iter()
+            .map(|e| u64::from(e.analysis.word_count))
+            .sum();
         assert_eq!(day["words"], words, "{date}");
         let mean = written.iter().map(|e| e.compound).sum::<f64>() / written.len() as f64;
-        close(&day["meanSentiment"], mean, 1e-4, &format!("{date} sentiment"));
+        close(
+            &day["meanSentiment"],
+            mean,
+            1e-4,
+            &format!("{date} sentiment"),
+        );
     }
     let quiet = series
         .iter()
@@ -271,7 +295,11 @@ fn check_analytics(body: &Value, diary: &Diary) {
         panic!("two weeks of writing are enough to measure");
     };
     assert_eq!(p["archetypeState"], "measured");
-    assert_eq!(p["archetypeSignals"][0]["id"], signals[0].id.as_str(), "{p}");
+    assert_eq!(
+        p["archetypeSignals"][0]["id"],
+        signals[0].id.as_str(),
+        "{p}"
+    );
     close(
         &p["archetypeSignals"][0]["confidence"],
         signals[0].confidence,
@@ -283,13 +311,22 @@ fn check_analytics(body: &Value, diary: &Diary) {
     };
     assert_eq!(p["sensoryState"], "measured");
     close(&p["sensory"]["visual"], sensory.visual, 1e-6, "visual");
-    close(&p["sensory"]["auditory"], sensory.auditory, 1e-6, "auditory");
-    close(&p["sensory"]["kinesthetic"], sensory.kinesthetic, 1e-6, "kinesthetic");
+    close(
+        &p["sensory"]["auditory"],
+        sensory.auditory,
+        1e-6,
+        "auditory",
+    );
+    close(
+        &p["sensory"]["kinesthetic"],
+        sensory.kinesthetic,
+        1e-6,
+        "kinesthetic",
+    );
 }
 
 #[tokio::test]
-async fn two_weeks_of_writing_give_exact_analytics_and_an_inferred_profile_beside_the_chosen_one()
-{
+async fn two_weeks_of_writing_give_exact_analytics_and_an_inferred_profile_beside_the_chosen_one() {
     let app = Platform::start().await;
     let diary = write_two_weeks(&app).await;
     let user = diary.user.clone();
@@ -346,7 +383,9 @@ async fn two_weeks_of_writing_give_exact_analytics_and_an_inferred_profile_besid
     assert_eq!(inferred["basis"]["windowDays"], 90);
     assert!(inferred["basis"]["entries"].as_u64().unwrap() >= 1);
     assert!(inferred["assignedAt"].is_string());
-    let coverage = user_json["inferredModalities"]["coverage"].as_f64().unwrap();
+    let coverage = user_json["inferredModalities"]["coverage"]
+        .as_f64()
+        .unwrap();
     assert!(coverage > 0.0 && coverage < 1.0, "{coverage}");
     // What the user chose is untouched.
     assert_eq!(user_json["archetype"]["archetypeId"], "planner");
@@ -385,7 +424,10 @@ async fn two_weeks_of_writing_give_exact_analytics_and_an_inferred_profile_besid
 
     // Switched off: everything derived disappears, what the user wrote and chose stays.
     let off = app
-        .put(&format!("/users/{user}/analysis"), json!({"enabled": false}))
+        .put(
+            &format!("/users/{user}/analysis"),
+            json!({"enabled": false}),
+        )
         .await;
     assert_eq!(off.status, StatusCode::OK, "{}", off.body);
     assert_eq!(off.body["enabled"], false);

@@ -98,7 +98,11 @@ pub trait Service: Send + 'static {
     /// Followers of events that act on them (not read models): embedded, each runs as a
     /// checkpointed projection over the whole store; in production, as its own Kafka consumer
     /// group, named `<KAFKA_CONSUMER_GROUP>-<follower's name>`, on the topic it names.
-    fn followers(&self, _store: Arc<dyn EventStore>, _queries: &Arc<Self::Queries>) -> Vec<Follower> {
+    fn followers(
+        &self,
+        _store: Arc<dyn EventStore>,
+        _queries: &Arc<Self::Queries>,
+    ) -> Vec<Follower> {
         Vec::new()
     }
 

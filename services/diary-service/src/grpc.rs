@@ -18,7 +18,8 @@ use tonic::{Request, Response, Status};
 use crate::analytics::Period;
 use crate::application::{Diary, EntryDraft};
 use crate::domain::{
-    AnalysisSettingState, DiaryEntryAnalyzed, Entry, EntryChanges, EntryState, Session, SessionState,
+    AnalysisSettingState, DiaryEntryAnalyzed, Entry, EntryChanges, EntryState, Session,
+    SessionState,
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
@@ -303,7 +304,10 @@ impl DiaryService for DiaryGrpc {
     }
 }
 
-fn setting_to_proto(user_id: &UserId, loaded: &Loaded<AnalysisSettingState>) -> pb::AnalysisSetting {
+fn setting_to_proto(
+    user_id: &UserId,
+    loaded: &Loaded<AnalysisSettingState>,
+) -> pb::AnalysisSetting {
     pb::AnalysisSetting {
         user_id: user_id.to_string(),
         enabled: loaded.state.enabled(),

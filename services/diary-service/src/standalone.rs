@@ -51,11 +51,7 @@ impl Service for DiaryService {
     }
 
     /// The entry analyzer ([`crate::analyzer`]).
-    fn followers(
-        &self,
-        store: Arc<dyn EventStore>,
-        queries: &Arc<Self::Queries>,
-    ) -> Vec<Follower> {
+    fn followers(&self, store: Arc<dyn EventStore>, queries: &Arc<Self::Queries>) -> Vec<Follower> {
         vec![Follower::new(
             Arc::new(EntryAnalyzer::new(store, queries.clone())),
             Topic::Own,

@@ -180,7 +180,11 @@ impl Projection for ProfileInference {
             .recent_profile(&user_id, &token)
             .await
             .map_err(|e| -> ProjectionError {
-                format!("reading the writing profile of user {user_id}: {}", e.message).into()
+                format!(
+                    "reading the writing profile of user {user_id}: {}",
+                    e.message
+                )
+                .into()
             })?;
         let command = match profile {
             None => UserCommand::ClearInference {
@@ -390,7 +394,11 @@ mod tests {
             confidence: 0.9,
             description: "chosen by the user".into(),
         });
-        users.execute(&id, &assign, &meta, None).await.unwrap().loaded
+        users
+            .execute(&id, &assign, &meta, None)
+            .await
+            .unwrap()
+            .loaded
     }
 
     #[tokio::test]
@@ -412,7 +420,10 @@ mod tests {
         assert_eq!(inferred.archetype_id, "thinker");
         assert_eq!(inferred.confidence.value(), 0.6);
         let basis = &inferred.inferred.as_ref().unwrap().basis;
-        assert_eq!((basis.entries, basis.words, basis.window_days), (12, 2_400, WINDOW_DAYS));
+        assert_eq!(
+            (basis.entries, basis.words, basis.window_days),
+            (12, 2_400, WINDOW_DAYS)
+        );
         let modalities = user.inferred_modalities.as_ref().unwrap();
         assert_eq!(modalities.modalities["visual"], 0.5);
         assert_eq!(
@@ -431,7 +442,11 @@ mod tests {
         assert_eq!(users.load(&id).await.unwrap().version, Some(4));
 
         // Switched off: cleared, the explicit archetype stays.
-        let off = diary_event("DiaryAnalysisDisabled", format!("analysis_setting-{id}"), id);
+        let off = diary_event(
+            "DiaryAnalysisDisabled",
+            format!("analysis_setting-{id}"),
+            id,
+        );
         inference.apply(&off).await.unwrap();
         let now = users.load(&id).await.unwrap();
         let user = now.state.user().unwrap();
@@ -449,7 +464,17 @@ mod tests {
         // The diary says analysis is off (its answer is None): nothing inferred.
         *answer.0.lock().unwrap() = None;
         inference.apply(&analysed).await.unwrap();
-        assert!(users.load(&id).await.unwrap().state.user().unwrap().inferred_archetype.is_none());
+        assert!(
+            users
+                .load(&id)
+                .await
+                .unwrap()
+                .state
+                .user()
+                .unwrap()
+                .inferred_archetype
+                .is_none()
+        );
     }
 
     #[test]

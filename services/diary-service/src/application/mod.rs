@@ -23,8 +23,9 @@ use metachat_validation::{ConsistencyToken, EntryId, SessionId, UserId};
 
 use crate::analytics::{self, Analytics, Period};
 use crate::domain::{
-    AnalysisSetting, AnalysisSettingState, DiaryEntryAnalyzed, Entry, EntryChanges, SwitchAnalysis, EntryCommand, EntryState, NewEntry, Session, SessionCommand, SessionError,
-    SessionState, analyze_content, analyzer_key,
+    AnalysisSetting, AnalysisSettingState, DiaryEntryAnalyzed, Entry, EntryChanges, EntryCommand,
+    EntryState, NewEntry, Session, SessionCommand, SessionError, SessionState, SwitchAnalysis,
+    analyze_content, analyzer_key,
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
 use crate::users::UserDirectory;
@@ -472,10 +473,10 @@ impl Diary {
             .history(EntryState::stream_name(id).as_str())
             .await?
             .ok_or_else(|| entry_not_found(id))?;
-        let user_id = events.first().and_then(|e| e.payload.get("userId")).and_then(|u| {
-            u.as_str()
-                .and_then(|u| UserId::parse("userId", u).ok())
-        });
+        let user_id = events
+            .first()
+            .and_then(|e| e.payload.get("userId"))
+            .and_then(|u| u.as_str().and_then(|u| UserId::parse("userId", u).ok()));
         if let Some(user_id) = user_id {
             let setting = self.setting(&user_id).await?;
             for event in &mut events {
@@ -569,8 +570,8 @@ pub async fn record_analysis(
                 tokio::task::spawn_blocking(move || {
                     analyze_content(user_id, version, setting_version, &content)
                 })
-                    .await
-                    .map_err(|e| EventStoreError::InvalidWrite(format!("analysis failed: {e}")))?
+                .await
+                .map_err(|e| EventStoreError::InvalidWrite(format!("analysis failed: {e}")))?
             }
         };
         let key = format!("{id}|{version}|{}", analyzer_key(&analysis));

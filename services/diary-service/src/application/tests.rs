@@ -749,11 +749,24 @@ async fn switching_analysis_off_hides_every_analysis_and_on_analyses_every_entry
     g.projection.catch_up().await.unwrap();
     analyzer.catch_up().await.unwrap();
     for id in &ids {
-        assert!(g.diary.entry(id).await.unwrap().state.live().unwrap().analysis.is_some());
+        assert!(
+            g.diary
+                .entry(id)
+                .await
+                .unwrap()
+                .state
+                .live()
+                .unwrap()
+                .analysis
+                .is_some()
+        );
     }
     // A stranger's setting cannot be read or changed.
     let stranger = UserId::new();
-    let refused = g.diary.set_analysis_setting(&stranger, false, &meta()).await;
+    let refused = g
+        .diary
+        .set_analysis_setting(&stranger, false, &meta())
+        .await;
     assert_eq!(refused.unwrap_err().code, ErrorCode::NotFound);
 
     // Off: the writer's analyses disappear from every read, the other writer's stay.
@@ -764,7 +777,11 @@ async fn switching_analysis_off_hides_every_analysis_and_on_analyses_every_entry
         .unwrap();
     assert!(!off.state.enabled());
     assert_eq!(off.version, Some(1));
-    let again = g.diary.set_analysis_setting(&user, false, &meta()).await.unwrap();
+    let again = g
+        .diary
+        .set_analysis_setting(&user, false, &meta())
+        .await
+        .unwrap();
     assert_eq!(again.version, Some(1), "the same value records nothing");
     for id in &ids[..2] {
         let entry = g.diary.entry(id).await.unwrap();
@@ -780,7 +797,17 @@ async fn switching_analysis_off_hides_every_analysis_and_on_analyses_every_entry
             serde_json::json!({"erased": "the user switched analysis off"})
         );
     }
-    assert!(g.diary.entry(&ids[2]).await.unwrap().state.live().unwrap().analysis.is_some());
+    assert!(
+        g.diary
+            .entry(&ids[2])
+            .await
+            .unwrap()
+            .state
+            .live()
+            .unwrap()
+            .analysis
+            .is_some()
+    );
 
     // While off, a new entry is not analysed.
     let quiet = g
@@ -814,7 +841,11 @@ async fn switching_analysis_off_hides_every_analysis_and_on_analyses_every_entry
             .filter(|e| e.event_type == "DiaryEntryAnalyzed")
             .map(|e| e.payload.get("erased").is_some())
             .collect();
-        let expected: &[bool] = if id == quiet { &[false] } else { &[true, false] };
+        let expected: &[bool] = if id == quiet {
+            &[false]
+        } else {
+            &[true, false]
+        };
         assert_eq!(shown, expected, "{id}");
     }
     // Replaying the switch (a redelivery, a rebuild) records nothing more.
@@ -850,12 +881,22 @@ async fn a_reanalysis_records_what_an_older_analyzer_measured_again_and_only_tha
     let mut old = analyze_content(user, 1, 0, "Today was a good day...");
     old.analyzer_version = "0".into();
     entries
-        .execute(&ids[0], &EntryCommand::RecordAnalysis(Box::new(old)), &meta(), None)
+        .execute(
+            &ids[0],
+            &EntryCommand::RecordAnalysis(Box::new(old)),
+            &meta(),
+            None,
+        )
         .await
         .unwrap();
     let current = analyze_content(user, 1, 0, "Today was a good day...");
     entries
-        .execute(&ids[1], &EntryCommand::RecordAnalysis(Box::new(current)), &meta(), None)
+        .execute(
+            &ids[1],
+            &EntryCommand::RecordAnalysis(Box::new(current)),
+            &meta(),
+            None,
+        )
         .await
         .unwrap();
     g.projection.catch_up().await.unwrap();
@@ -871,9 +912,16 @@ async fn a_reanalysis_records_what_an_older_analyzer_measured_again_and_only_tha
     for id in &ids {
         let entry = g.diary.entry(id).await.unwrap();
         let analysis = entry.state.live().unwrap().analysis.clone().unwrap();
-        assert_eq!(analysis.analyzer_version, analysis::ANALYZER_VERSION, "{id}");
+        assert_eq!(
+            analysis.analyzer_version,
+            analysis::ANALYZER_VERSION,
+            "{id}"
+        );
     }
     // Again: everything is current, nothing recorded.
-    let again = analyzer.reanalyze_all(g.store.as_ref(), |_| {}).await.unwrap();
+    let again = analyzer
+        .reanalyze_all(g.store.as_ref(), |_| {})
+        .await
+        .unwrap();
     assert_eq!((again.recorded, again.current), (0, 3));
 }

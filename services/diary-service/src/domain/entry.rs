@@ -235,16 +235,16 @@ impl Aggregate for EntryState {
             EntryCommand::Delete => Ok(vec![EntryEvent::DiaryEntryDeleted(DiaryEntryDeleted {
                 user_id: entry.user_id,
             })]),
-            EntryCommand::RecordAnalysis(analyzed) => {
-                Ok(if entry.awaits_analysis(analyzed.entry_version, analyzed.setting_version) {
+            EntryCommand::RecordAnalysis(analyzed) => Ok(
+                if entry.awaits_analysis(analyzed.entry_version, analyzed.setting_version) {
                     vec![EntryEvent::DiaryEntryAnalyzed(DiaryEntryAnalyzed {
                         user_id: entry.user_id,
                         ..(**analyzed).clone()
                     })]
                 } else {
                     vec![]
-                })
-            }
+                },
+            ),
         }
     }
 }

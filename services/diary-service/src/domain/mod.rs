@@ -14,9 +14,10 @@ pub use entry::{
     Entry, EntryChanges, EntryCommand, EntryError, EntryState, NewEntry, Tag, estimate_tokens,
 };
 pub use events::{
-    AnalysisSettingEvent, ArchetypeScore, DiaryAnalysisSwitched, DiaryEntryAnalyzed, DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated,
-    DiarySessionEnded, DiarySessionEntryAdded, DiarySessionStarted, EntryEvent, SensoryShares,
-    SentimentScores, SessionEvent,
+    AnalysisSettingEvent, ArchetypeScore, DiaryAnalysisSwitched, DiaryEntryAnalyzed,
+    DiaryEntryCreated, DiaryEntryDeleted, DiaryEntryUpdated, DiarySessionEnded,
+    DiarySessionEntryAdded, DiarySessionStarted, EntryEvent, SensoryShares, SentimentScores,
+    SessionEvent,
 };
 pub use session::{Session, SessionCommand, SessionError, SessionState};
 

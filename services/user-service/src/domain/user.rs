@@ -126,7 +126,9 @@ pub enum UserCommand {
     /// Records the platform's inference (never touching explicit values).
     Infer(InferredProfile),
     /// Removes the inferred values, for `reason` (`analysisSwitchedOff`, ...).
-    ClearInference { reason: String },
+    ClearInference {
+        reason: String,
+    },
 }
 
 /// Why a user command was refused.
