@@ -225,10 +225,10 @@ impl Diary {
             }) => (*user_id, a.setting_version),
             _ => return Ok(loaded),
         };
-        if !self.setting(&user_id).await?.shows(made_under) {
-            if let EntryState::Live(entry) = &mut loaded.state {
-                entry.analysis = None;
-            }
+        if !self.setting(&user_id).await?.shows(made_under)
+            && let EntryState::Live(entry) = &mut loaded.state
+        {
+            entry.analysis = None;
         }
         Ok(loaded)
     }
