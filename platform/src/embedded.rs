@@ -212,3 +212,15 @@ pub async fn rebuild_read_models(config: &EmbeddedConfig) -> anyhow::Result<()> 
     embedded.store.close().await;
     Ok(())
 }
+
+/// Analyses again the current content of every entry with this build's analyzers (see
+/// [`diary_service::analyzer::EntryAnalyzer::reanalyze_all`]); the platform may be running.
+pub async fn reanalyze(config: &EmbeddedConfig) -> anyhow::Result<()> {
+    let embedded = EmbeddedStore::open(config).await?;
+    let store: Arc<dyn EventStore> = embedded.store.clone();
+    let analyzer =
+        diary_service::analyzer::EntryAnalyzer::new(store.clone(), embedded.diary.queries.clone());
+    crate::reanalyze(&analyzer, store.as_ref()).await?;
+    embedded.store.close().await;
+    Ok(())
+}

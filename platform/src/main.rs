@@ -17,6 +17,9 @@ Commands:
   api-gateway           Run only the API gateway.
   rebuild-read-models   Rebuild the read models from the event store, then exit: the embedded
                         ones in DATA_DIR, or with DB_HOST set the Cassandra ones from PostgreSQL.
+  reanalyze             Analyse every entry's current content again with this build's analyzers
+                        (after an analyzer's version changed), then exit; safe while the
+                        platform runs. DATA_DIR, or with DB_HOST set the production wiring.
   help                  Show this text.
 
 Logging: LOG_LEVEL (info), LOG_FORMAT (json|text), LOG_OUTPUT (stdout|PATH), ENVIRONMENT (dev).";
@@ -57,6 +60,20 @@ fn main() -> std::process::ExitCode {
                     }
                 }
             }
+            "reanalyze" => {
+                let log = LogSettings::read(env, "metachat")?;
+                match metachat_production::ProductionConfig::from_env(env)? {
+                    Some(config) => {
+                        init_logging(&log)?;
+                        production::reanalyze(&config).await
+                    }
+                    None => {
+                        let config = embedded::EmbeddedConfig::from_env(env)?;
+                        init_logging(&log)?;
+                        embedded::reanalyze(&config).await
+                    }
+                }
+            }
             "user-service" => user_service::standalone::run_from_env().await,
             "diary-service" => diary_service::standalone::run_from_env().await,
             "api-gateway" => api_gateway::standalone::run_from_env().await,
@@ -72,6 +89,28 @@ fn main() -> std::process::ExitCode {
         }
     });
     metachat_runtime::exit_code("metachat", result)
+}
+
+/// Runs a re-analysis, printing its progress.
+async fn reanalyze(
+    analyzer: &diary_service::analyzer::EntryAnalyzer,
+    store: &dyn event_sourcing::EventStore,
+) -> anyhow::Result<()> {
+    let done = analyzer
+        .reanalyze_all(store, |p| {
+            tracing::info!(
+                events = p.events,
+                recorded = p.recorded,
+                "re-analysis in progress"
+            );
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("re-analysis stopped: {e}"))?;
+    println!(
+        "read {} events: {} analyses recorded, {} entries already current, {} outdated or switched off",
+        done.events, done.recorded, done.current, done.skipped
+    );
+    Ok(())
 }
 
 /// Rebuilds each projection from position zero, reporting how far each got.

@@ -28,3 +28,16 @@ pub async fn rebuild_read_models(config: &ProductionConfig) -> anyhow::Result<()
     store.close().await;
     Ok(())
 }
+
+/// Analyses again the current content of every entry in the PostgreSQL event store with this
+/// build's analyzers; the services may be running (their consumers see the new analyses).
+pub async fn reanalyze(config: &ProductionConfig) -> anyhow::Result<()> {
+    let codec = EventCodec::new(UserService::upcasters().merge(DiaryService::upcasters()));
+    let store = metachat_production::open_event_store(&config.postgres, codec).await?;
+    let (diary, _) = DiaryService::cassandra_read_models(&config.cassandra).await?;
+    let events: Arc<dyn EventStore> = Arc::new(store.clone());
+    let analyzer = diary_service::analyzer::EntryAnalyzer::new(events.clone(), diary.queries);
+    crate::reanalyze(&analyzer, events.as_ref()).await?;
+    store.close().await;
+    Ok(())
+}

@@ -216,6 +216,10 @@ impl Platform {
             "USER_SERVICE_ADDRESS",
             format!("127.0.0.1:{}", self.user_port),
         ));
+        env.push((
+            "DIARY_SERVICE_ADDRESS",
+            format!("127.0.0.1:{}", self.diary_port),
+        ));
         env.extend(self.extra_env.iter().cloned());
         env
     }

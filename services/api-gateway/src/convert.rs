@@ -44,6 +44,108 @@ pub(crate) struct UserJson {
     /// Version of the user's event stream (`user-<id>`) this state reflects; also its `ETag`.
     #[schema(minimum = 1)]
     version: u64,
+    /// The archetype the platform inferred from the user's recent writing, beside the
+    /// explicit `archetype` (which inference never changes). `null` until there is enough
+    /// English writing to infer from, while analysis is switched off, and in lists.
+    #[schema(required = true)]
+    inferred_archetype: Option<InferredArchetypeJson>,
+    /// The sensory modalities inferred from the user's recent writing, beside the explicit
+    /// `modalities`. `null` as `inferredArchetype` is.
+    #[schema(required = true)]
+    inferred_modalities: Option<InferredModalitiesJson>,
+}
+
+/// An archetype inferred from the user's writing, with what it rests on.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = InferredArchetype)]
+pub(crate) struct InferredArchetypeJson {
+    /// An id of the catalogue (`GET /archetypes`).
+    #[schema(examples("thinker"))]
+    archetype_id: String,
+    #[schema(examples("The Thinker"))]
+    archetype_name: String,
+    /// How strongly the writing matches the archetype's rule, scaled down while there is
+    /// little writing.
+    #[schema(minimum = 0, maximum = 1)]
+    confidence: f64,
+    description: String,
+    /// The measured features behind it, largest part first.
+    evidence: Vec<InferenceEvidenceJson>,
+    basis: InferenceBasisJson,
+    #[schema(required = true, format = DateTime)]
+    assigned_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    updated_at: Option<String>,
+}
+
+/// Sensory modalities inferred from the user's writing.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = InferredModalities)]
+pub(crate) struct InferredModalitiesJson {
+    /// Shares of the sensory words (visual, auditory, kinesthetic), summing to 1. A
+    /// description of the words used, not a diagnosis of how anyone learns or perceives.
+    weights: BTreeMap<String, f64>,
+    /// Sensory words over all the English words analysed.
+    #[schema(minimum = 0, maximum = 1)]
+    coverage: f64,
+    /// One item per modality, with its most frequent words.
+    evidence: Vec<InferenceEvidenceJson>,
+    basis: InferenceBasisJson,
+    #[schema(required = true, format = DateTime)]
+    updated_at: Option<String>,
+}
+
+/// One measured feature behind an inference.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = InferenceEvidence)]
+pub(crate) struct InferenceEvidenceJson {
+    /// e.g. `cognitive`, `questionRate`, `visual`.
+    feature: String,
+    value: f64,
+    strength: f64,
+    weight: f64,
+    /// The most frequent words behind it.
+    words: Vec<String>,
+}
+
+/// The writing an inference was computed from.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = InferenceBasis)]
+pub(crate) struct InferenceBasisJson {
+    /// Entries analysed in the window.
+    entries: u32,
+    /// English words among them.
+    words: u64,
+    /// The days of writing looked at, ending when it was inferred.
+    window_days: u32,
+    analyzer_version: String,
+}
+
+fn evidence_json(evidence: Vec<user::InferenceEvidence>) -> Vec<InferenceEvidenceJson> {
+    evidence
+        .into_iter()
+        .map(|e| InferenceEvidenceJson {
+            feature: e.feature,
+            value: e.value,
+            strength: e.strength,
+            weight: e.weight,
+            words: e.words,
+        })
+        .collect()
+}
+
+fn basis_json(basis: Option<user::InferenceBasis>) -> InferenceBasisJson {
+    let basis = basis.unwrap_or_default();
+    InferenceBasisJson {
+        entries: basis.entries,
+        words: basis.words,
+        window_days: basis.window_days,
+        analyzer_version: basis.analyzer_version,
+    }
 }
 
 /// The archetype assigned to a user.
@@ -89,6 +191,123 @@ impl From<user::User> for UserJson {
             created_at: format_optional(user.created_at.as_ref()),
             updated_at: format_optional(user.updated_at.as_ref()),
             version: user.version,
+            inferred_archetype: user.inferred_archetype.map(|a| InferredArchetypeJson {
+                assigned_at: format_optional(a.assigned_at.as_ref()),
+                updated_at: format_optional(a.updated_at.as_ref()),
+                archetype_id: a.archetype_id,
+                archetype_name: a.archetype_name,
+                confidence: a.confidence,
+                description: a.description,
+                evidence: evidence_json(a.evidence),
+                basis: basis_json(a.basis),
+            }),
+            inferred_modalities: user.inferred_modalities.map(|m| InferredModalitiesJson {
+                updated_at: format_optional(m.updated_at.as_ref()),
+                weights: m.weights.into_iter().collect(),
+                coverage: m.coverage,
+                evidence: evidence_json(m.evidence),
+                basis: basis_json(m.basis),
+            }),
+        }
+    }
+}
+
+/// Whether a user's entries are analysed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = AnalysisSetting)]
+pub(crate) struct AnalysisSettingJson {
+    #[schema(format = Uuid)]
+    user_id: String,
+    /// On by default. Off: nothing more is analysed, and what was derived from the user's
+    /// writing (entry analyses, the analytics' sentiment, keywords and profile, the inferred
+    /// archetype and modalities) is erased from every read.
+    enabled: bool,
+    /// When it last changed; `null` while never changed.
+    #[schema(required = true, format = DateTime)]
+    updated_at: Option<String>,
+    /// Version of the setting's stream (`analysis_setting-<userId>`); 0 while never changed.
+    version: u64,
+}
+
+impl From<diary::AnalysisSetting> for AnalysisSettingJson {
+    fn from(s: diary::AnalysisSetting) -> Self {
+        Self {
+            updated_at: format_optional(s.updated_at.as_ref()),
+            user_id: s.user_id,
+            enabled: s.enabled,
+            version: s.version,
+        }
+    }
+}
+
+/// The archetypes that inference can name, and the rules that score them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = ArchetypeCatalogue)]
+pub(crate) struct ArchetypeCatalogueJson {
+    /// The rules' version, e.g. `archetypes-1`.
+    version: String,
+    /// English words needed before any archetype is scored.
+    minimum_words: u64,
+    /// English words from which a confidence is no longer scaled down.
+    full_confidence_words: u64,
+    archetypes: Vec<CatalogueArchetypeJson>,
+}
+
+/// One archetype of the catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = CatalogueArchetype)]
+pub(crate) struct CatalogueArchetypeJson {
+    #[schema(examples("thinker"))]
+    id: String,
+    #[schema(examples("The Thinker"))]
+    name: String,
+    description: String,
+    /// The rule in words.
+    rule: String,
+    terms: Vec<RuleTermJson>,
+}
+
+/// One term of an archetype's rule: the feature's strength rises linearly from 0 at `low` to
+/// 1 at `high`, and counts with `weight`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = RuleTerm)]
+pub(crate) struct RuleTermJson {
+    feature: String,
+    weight: f64,
+    low: f64,
+    high: f64,
+}
+
+impl From<user::ArchetypeCatalogue> for ArchetypeCatalogueJson {
+    fn from(c: user::ArchetypeCatalogue) -> Self {
+        Self {
+            version: c.version,
+            minimum_words: c.minimum_words,
+            full_confidence_words: c.full_confidence_words,
+            archetypes: c
+                .archetypes
+                .into_iter()
+                .map(|a| CatalogueArchetypeJson {
+                    id: a.id,
+                    name: a.name,
+                    description: a.description,
+                    rule: a.rule,
+                    terms: a
+                        .terms
+                        .into_iter()
+                        .map(|t| RuleTermJson {
+                            feature: t.feature,
+                            weight: t.weight,
+                            low: t.low,
+                            high: t.high,
+                        })
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -423,11 +642,11 @@ pub(crate) struct AnalyticsJson {
     /// `day`, `week`, `month`, `year`, or `custom` for an explicit `from` and `to`.
     #[schema(schema_with = schema::analytics_period)]
     period: String,
-    /// Start of the window, at a whole quarter hour (the window is widened to whole quarter
-    /// hours, the precision of the totals).
+    /// Start of the window. Entries and sessions count by the UTC quarter hour they fall in:
+    /// the quarter hour holding the start counts whole.
     #[schema(required = true, format = DateTime)]
     period_start: Option<String>,
-    /// End of the window (exclusive), at a whole quarter hour.
+    /// End of the window (exclusive).
     #[schema(required = true, format = DateTime)]
     period_end: Option<String>,
     /// The IANA time zone of the days (`UTC` by default).
@@ -846,6 +1065,7 @@ mod tests {
                 "firstName": "John", "lastName": "Doe", "dateOfBirth": "1990-01-01",
                 "avatar": null, "bio": null, "archetype": null,
                 "modalities": {"visual": 0.8},
+                "inferredArchetype": null, "inferredModalities": null,
                 "createdAt": "2023-01-01T10:00:00Z", "updatedAt": null, "version": 3
             })
         );

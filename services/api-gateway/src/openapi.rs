@@ -43,6 +43,9 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         users::update_archetype,
         users::update_modalities,
         users::user_history,
+        users::get_analysis_setting,
+        users::set_analysis_setting,
+        users::list_archetypes,
         diary::create_entry,
         diary::get_entry,
         diary::update_entry,
@@ -185,7 +188,12 @@ fn add_headers(status: &str, response: &mut Response, write: bool) {
         matches!(content, RefOr::T(content)
             if matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location == deleted))
     });
-    if write && status.starts_with('2') && (carries_tagged || carries_deleted) {
+    let setting = Ref::from_schema_name("AnalysisSetting").ref_location;
+    let carries_setting = response.content.values().any(|content| {
+        matches!(content, RefOr::T(content)
+            if matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location == setting))
+    });
+    if write && status.starts_with('2') && (carries_tagged || carries_deleted || carries_setting) {
         response.headers.insert(
             crate::consistency::HEADER_NAME.to_owned(),
             header(
@@ -451,7 +459,7 @@ mod tests {
                 "get /users",
             ]
         );
-        assert_eq!(writes, 10, "every write route answers its token");
+        assert_eq!(writes, 11, "every write route answers its token");
         // The token a write answers is one a read accepts.
         let token = format!("{}:3", uuid::Uuid::new_v4());
         let accepted = metachat_validation::ConsistencyToken::parse_optional("t", &token);
@@ -542,6 +550,10 @@ mod tests {
                 "EndSessionRequest",
                 accepted_fields::<diary::EndSessionBody>(),
             ),
+            (
+                "AnalysisSettingRequest",
+                accepted_fields::<users::AnalysisSettingBody>(),
+            ),
         ];
         for (name, fields) in cases {
             assert!(!fields.is_empty(), "{name}");
@@ -575,9 +587,23 @@ mod tests {
         .expect("the envelope is JSON");
         let user = u::User {
             archetype: Some(u::Archetype::default()),
+            inferred_archetype: Some(u::InferredArchetype {
+                evidence: vec![Default::default()],
+                ..Default::default()
+            }),
+            inferred_modalities: Some(u::InferredModalities::default()),
             ..Default::default()
         };
         let user = serde_json::to_value(UserJson::from(user)).expect("serialisable");
+        let catalogue = u::ArchetypeCatalogue {
+            archetypes: vec![u::CatalogueArchetype {
+                terms: vec![Default::default()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let catalogue =
+            serde_json::to_value(ArchetypeCatalogueJson::from(catalogue)).expect("JSON");
         let analytics = d::Analytics {
             tag_frequencies: vec![Default::default()],
             entries_per_day: vec![Default::default()],
@@ -605,6 +631,20 @@ mod tests {
         let cases = [
             ("User", names(&user)),
             ("Archetype", names(&user["archetype"])),
+            ("InferredArchetype", names(&user["inferredArchetype"])),
+            ("InferredModalities", names(&user["inferredModalities"])),
+            (
+                "InferenceEvidence",
+                names(&user["inferredArchetype"]["evidence"][0]),
+            ),
+            ("InferenceBasis", names(&user["inferredArchetype"]["basis"])),
+            ("ArchetypeCatalogue", names(&catalogue)),
+            ("CatalogueArchetype", names(&catalogue["archetypes"][0])),
+            ("RuleTerm", names(&catalogue["archetypes"][0]["terms"][0])),
+            (
+                "AnalysisSetting",
+                keys(AnalysisSettingJson::from(d::AnalysisSetting::default())),
+            ),
             (
                 "UserList",
                 keys(UserListJson::from(u::ListUsersResponse::default())),

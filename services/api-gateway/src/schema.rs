@@ -461,7 +461,8 @@ query_params! {
             given.";
         "from": timestamp(), false, "Start of an explicit window (RFC 3339). With `to`, the
             window is `[from, to)`; `from` must be before `to`, and the window at most 370
-            days. The window is widened to whole quarter hours.";
+            days. Entries and sessions count by the UTC quarter hour they fall in: the quarter
+            hour holding `from` counts whole.";
         "to": timestamp(), false, "End of the window, exclusive (RFC 3339). Defaults to now.";
         "timeZone": time_zone(), false, "IANA time zone whose calendar days the per-day
             series, writing days and streaks use, e.g. `Europe/Paris` or `Asia/Kolkata`.

@@ -4,17 +4,20 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{Json, Response};
+use axum::response::{IntoResponse, Json, Response};
 use metachat_proto::common::HistoryRequest;
+use metachat_proto::diary::{GetAnalysisSettingRequest, SetAnalysisSettingRequest};
 use metachat_proto::user::{
-    ArchetypeRequest, CreateUserRequest, GetUserRequest, ListUsersRequest, UpdateModalitiesRequest,
-    UpdateProfileRequest, User,
+    ArchetypeRequest, CreateUserRequest, GetUserRequest, ListArchetypesRequest, ListUsersRequest,
+    UpdateModalitiesRequest, UpdateProfileRequest, User,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::consistency::{ReadAfter, with_token};
-use crate::convert::{HistoryJson, UserJson, UserListJson};
+use crate::convert::{
+    AnalysisSettingJson, ArchetypeCatalogueJson, HistoryJson, UserJson, UserListJson,
+};
 use crate::created;
 use crate::error::AppError;
 use crate::extract::{JsonBody, PathId, QueryParams, unique_map};
@@ -120,6 +123,15 @@ pub(crate) struct ModalitiesBody {
     #[serde(deserialize_with = "unique_map")]
     #[schema(schema_with = schema::modalities)]
     modalities: HashMap<String, f64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = AnalysisSettingRequest, examples(json!({"enabled": false})))]
+pub(crate) struct AnalysisSettingBody {
+    /// `false` switches analysis off and erases what was derived; `true` switches it back on
+    /// and has every entry analysed again.
+    enabled: bool,
 }
 
 /// 200 with the user and its ETag.
@@ -445,4 +457,74 @@ mod tests {
         assert_eq!(update.bio.as_deref(), Some(""));
         assert!(update.first_name.is_none() && update.avatar.is_none());
     }
+}
+
+/// Get a user's analysis setting
+///
+/// Whether the user's entries are analysed (on unless switched off).
+#[utoipa::path(get, path = "/users/{id}/analysis", tag = "Users",
+    operation_id = "getAnalysisSetting", params(UserIdPath),
+    responses((status = 200, description = "The setting.", body = AnalysisSettingJson),
+        BadRequest, NotFound, Limits, Backend))]
+pub(crate) async fn get_analysis_setting(
+    State(backends): State<Backends>,
+    context: RequestContext,
+    PathId(id): PathId,
+) -> Result<Json<AnalysisSettingJson>, AppError> {
+    let request = GetAnalysisSettingRequest { user_id: id };
+    let mut client = backends.diary.clone();
+    let call = client.get_analysis_setting(context.request(request, backends.timeout));
+    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+}
+
+/// Switch analysis on or off
+///
+/// Off (events `DiaryAnalysisDisabled` on the diary topic, then `InferredProfileCleared` on
+/// the user): no entry is analysed any more, and what was derived from the user's writing is
+/// erased from every read: entry analyses (also in entry histories), the analytics'
+/// sentiment, keywords and profile, the inferred archetype and modalities. Explicit values a
+/// client set stay. On (`DiaryAnalysisEnabled`): every live entry is analysed again, and the
+/// profile is inferred again. Setting the current value changes nothing.
+#[utoipa::path(put, path = "/users/{id}/analysis", tag = "Users",
+    operation_id = "setAnalysisSetting", params(UserIdPath),
+    request_body = AnalysisSettingBody,
+    responses((status = 200, description = "The setting now.", body = AnalysisSettingJson),
+        BadRequest, NotFound, Conflict, BodyErrors, Limits, Backend))]
+pub(crate) async fn set_analysis_setting(
+    State(backends): State<Backends>,
+    context: RequestContext,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<AnalysisSettingBody>,
+) -> Result<Response, AppError> {
+    let request = SetAnalysisSettingRequest {
+        user_id: id,
+        enabled: body.enabled,
+    };
+    let mut client = backends.diary.clone();
+    let call = client.set_analysis_setting(context.request(request, backends.timeout));
+    let setting = unary(&context, backends.timeout, call).await?;
+    let (user_id, version) = (setting.user_id.clone(), setting.version);
+    let response = Json(AnalysisSettingJson::from(setting)).into_response();
+    // Version 0: never switched, nothing recorded, nothing to wait for.
+    Ok(if version == 0 {
+        response
+    } else {
+        with_token(response, &user_id, version)
+    })
+}
+
+/// The archetype catalogue
+///
+/// The archetypes that profile inference can name, each with its rule over measured
+/// features of the writing (versioned: `version`).
+#[utoipa::path(get, path = "/archetypes", tag = "Users", operation_id = "listArchetypes",
+    responses((status = 200, description = "The catalogue.", body = ArchetypeCatalogueJson),
+        Limits, Backend))]
+pub(crate) async fn list_archetypes(
+    State(backends): State<Backends>,
+    context: RequestContext,
+) -> Result<Json<ArchetypeCatalogueJson>, AppError> {
+    let mut client = backends.users.clone();
+    let call = client.list_archetypes(context.request(ListArchetypesRequest {}, backends.timeout));
+    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
 }

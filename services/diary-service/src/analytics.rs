@@ -211,7 +211,8 @@ impl Period {
     }
 }
 
-/// The window of a query: whole quarter hours `[start, end)`, and the zone of its days.
+/// The window of a query, `[start, end)`, and the zone of its days. Entries and sessions
+/// count by the quarter hour they fall in: the quarter hour holding `start` counts whole.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
     /// `day`, `week`, `month`, `year`, or `custom` for an explicit `from` and `to`.
@@ -223,7 +224,7 @@ pub struct Window {
 
 impl Window {
     /// The window a request names: `from` and `to`, each defaulting from the other and the
-    /// `period` (the period ending `to`, or now), widened to whole quarter hours.
+    /// `period` (the period ending `to`, or now).
     pub fn parse(
         period: &str,
         from: Option<DateTime<Utc>>,
@@ -263,14 +264,17 @@ impl Window {
                 format!("the window from..to must be at most {MAX_WINDOW_DAYS} days"),
             ));
         }
-        let start = bucket_of(from.timestamp_micros());
-        let end = -bucket_of(-to.timestamp_micros());
         Ok(Self {
             period: label,
-            start: micros(start),
-            end: micros(end),
+            start: from,
+            end: to,
             zone,
         })
+    }
+
+    /// The start of the first bucket the window reads.
+    pub fn first_bucket(&self) -> DateTime<Utc> {
+        micros(bucket_of(self.start.timestamp_micros()))
     }
 
     /// The calendar day of the zone that a bucket lies in.

@@ -128,6 +128,66 @@ impl EntryAnalyzer {
     }
 }
 
+/// What a re-analysis did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reanalysis {
+    /// Events read from the store.
+    pub events: u64,
+    /// Analyses recorded (entries whose current content had none by this build's analyzers).
+    pub recorded: u64,
+    /// Entries whose current content already had one.
+    pub current: u64,
+    /// Content events no longer current (changed or deleted since), or of writers who
+    /// switched analysis off.
+    pub skipped: u64,
+}
+
+/// Events read per batch by a re-analysis.
+const REANALYSIS_BATCH: usize = 500;
+
+impl EntryAnalyzer {
+    /// Analyses again, with this build's analyzers, the current content of every entry
+    /// written up to the store's head when it starts: what `metachat reanalyze` runs after an
+    /// analyzer's version changed. Safe while the platform serves: recording is idempotent
+    /// and decided against the entry's version, so a concurrent change, a running analyzer or
+    /// a second re-analysis never yields two analyses of one content. `progress` is called
+    /// after each batch.
+    pub async fn reanalyze_all(
+        &self,
+        store: &dyn EventStore,
+        mut progress: impl FnMut(&Reanalysis),
+    ) -> Result<Reanalysis, ProjectionError> {
+        let head = store.head_position().await?;
+        let mut done = Reanalysis::default();
+        let mut after = 0;
+        while after < head {
+            let batch = store.read_all(after, REANALYSIS_BATCH).await?;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            after = last.position;
+            for recorded in batch.iter().filter(|e| e.position <= head) {
+                done.events += 1;
+                // Only entry content: a switch back on is not replayed here (its writer's
+                // entries are among the events anyway).
+                if recorded.category() != EntryState::CATEGORY {
+                    continue;
+                }
+                match self.analyze(recorded).await? {
+                    Some(AnalysisOutcome::Recorded) => done.recorded += 1,
+                    Some(AnalysisOutcome::AlreadyRecorded) => done.current += 1,
+                    Some(AnalysisOutcome::Outdated | AnalysisOutcome::SwitchedOff) => {
+                        done.skipped += 1
+                    }
+                    None => {}
+                }
+            }
+            progress(&done);
+        }
+        Ok(done)
+    }
+}
+
 #[async_trait]
 impl Projection for EntryAnalyzer {
     fn name(&self) -> &str {

@@ -292,3 +292,202 @@ pub fn inferred_profile(profile: &WritingProfile) -> InferredProfile {
         modalities,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use event_sourcing::testing::scratch_sqlite_store;
+    use event_sourcing::{EventCodec, Loaded};
+    use metachat_proto::diary::{
+        ArchetypeSignal, FeatureEvidence, SensoryShares, SensoryWord, WordCount,
+    };
+
+    use super::*;
+    use crate::domain::{ArchetypeInput, NewUser};
+
+    /// The diary's answer, as a test sets it (the diary service's analytics are tested on
+    /// their own, and end to end with this follower in the platform tests).
+    struct Answer(Mutex<Option<WritingProfile>>);
+
+    #[async_trait]
+    impl WritingProfiles for Answer {
+        async fn recent_profile(
+            &self,
+            _user_id: &UserId,
+            consistency_token: &str,
+        ) -> Result<Option<WritingProfile>, ApiError> {
+            assert!(consistency_token.contains(':'), "{consistency_token}");
+            Ok(self.0.lock().unwrap().clone())
+        }
+    }
+
+    fn profile(thinker: f64, visual: f64) -> WritingProfile {
+        WritingProfile {
+            entries: 12,
+            words: 2_400,
+            sensory_state: "measured".into(),
+            sensory_minimum_words: 25,
+            sensory: Some(SensoryShares {
+                visual,
+                auditory: 0.2,
+                kinesthetic: 0.8 - visual,
+                coverage: 0.05,
+            }),
+            sensory_evidence: vec![SensoryWord {
+                word: "saw".into(),
+                modality: "visual".into(),
+                count: 9,
+                negated: 1,
+            }],
+            archetype_state: "measured".into(),
+            archetype_minimum_words: 50,
+            archetype_signals: vec![ArchetypeSignal {
+                id: "thinker".into(),
+                name: "The Thinker".into(),
+                confidence: thinker,
+                evidence: vec![FeatureEvidence {
+                    feature: "cognitive".into(),
+                    value: 0.05,
+                    strength: 0.8,
+                    weight: 0.6,
+                    words: vec![WordCount {
+                        word: "think".into(),
+                        count: 14,
+                    }],
+                }],
+            }],
+            analyzer_version: analysis::ANALYZER_VERSION.into(),
+        }
+    }
+
+    fn diary_event(event_type: &str, stream_id: String, user_id: UserId) -> RecordedEvent {
+        RecordedEvent {
+            event_id: uuid::Uuid::new_v4(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            stream_id,
+            stream_version: 2,
+            position: 1,
+            recorded_at: Utc::now(),
+            payload: serde_json::json!({ "userId": user_id }),
+            metadata: EventMetadata::default(),
+        }
+    }
+
+    async fn user(users: &Repository<UserState>) -> Loaded<UserState> {
+        let id = UserId::new();
+        let create = UserCommand::Create(NewUser {
+            user_id: id,
+            username: "writer".into(),
+            email: "writer@example.com".into(),
+            first_name: "W".into(),
+            last_name: "R".into(),
+            date_of_birth: None,
+            today: Utc::now().date_naive(),
+        });
+        let meta = EventMetadata::default();
+        users.execute(&id, &create, &meta, None).await.unwrap();
+        let assign = UserCommand::AssignArchetype(ArchetypeInput {
+            archetype_id: "planner".into(),
+            archetype_name: "The Planner".into(),
+            confidence: 0.9,
+            description: "chosen by the user".into(),
+        });
+        users
+            .execute(&id, &assign, &meta, None)
+            .await
+            .unwrap()
+            .loaded
+    }
+
+    #[tokio::test]
+    async fn inference_follows_analyses_keeps_explicit_values_and_clears_when_switched_off() {
+        let store: Arc<dyn EventStore> =
+            Arc::new(scratch_sqlite_store(EventCodec::new(crate::upcasters())).await);
+        let users = Repository::<UserState>::new(store.clone());
+        let loaded = user(&users).await;
+        let id = loaded.state.user().unwrap().id;
+        let answer = Arc::new(Answer(Mutex::new(Some(profile(0.6, 0.5)))));
+        let inference = ProfileInference::new(store.clone(), answer.clone());
+        let analysed = diary_event("DiaryEntryAnalyzed", format!("entry-{}", UserId::new()), id);
+
+        inference.apply(&analysed).await.unwrap();
+        let now = users.load(&id).await.unwrap();
+        let user = now.state.user().unwrap();
+        assert_eq!(user.archetype.as_ref().unwrap().archetype_id, "planner");
+        let inferred = user.inferred_archetype.as_ref().unwrap();
+        assert_eq!(inferred.archetype_id, "thinker");
+        assert_eq!(inferred.confidence.value(), 0.6);
+        let basis = &inferred.inferred.as_ref().unwrap().basis;
+        assert_eq!(
+            (basis.entries, basis.words, basis.window_days),
+            (12, 2_400, WINDOW_DAYS)
+        );
+        let modalities = user.inferred_modalities.as_ref().unwrap();
+        assert_eq!(modalities.modalities["visual"], 0.5);
+        assert_eq!(
+            modalities.inferred.as_ref().unwrap().evidence[0].words,
+            ["saw"]
+        );
+        assert_eq!(now.version, Some(4));
+
+        // The same writing again (a redelivery): nothing recorded.
+        inference.apply(&analysed).await.unwrap();
+        assert_eq!(users.load(&id).await.unwrap().version, Some(4));
+
+        // Events of no interest, or of another category, change nothing.
+        let created = diary_event("DiaryEntryCreated", format!("entry-{}", UserId::new()), id);
+        inference.apply(&created).await.unwrap();
+        assert_eq!(users.load(&id).await.unwrap().version, Some(4));
+
+        // Switched off: cleared, the explicit archetype stays.
+        let off = diary_event(
+            "DiaryAnalysisDisabled",
+            format!("analysis_setting-{id}"),
+            id,
+        );
+        inference.apply(&off).await.unwrap();
+        let now = users.load(&id).await.unwrap();
+        let user = now.state.user().unwrap();
+        assert!(user.inferred_archetype.is_none() && user.inferred_modalities.is_none());
+        assert_eq!(user.archetype.as_ref().unwrap().archetype_id, "planner");
+
+        // An analysis of a user the store does not know is skipped, not retried forever.
+        let stranger = diary_event(
+            "DiaryEntryAnalyzed",
+            format!("entry-{}", UserId::new()),
+            UserId::new(),
+        );
+        inference.apply(&stranger).await.unwrap();
+
+        // The diary says analysis is off (its answer is None): nothing inferred.
+        *answer.0.lock().unwrap() = None;
+        inference.apply(&analysed).await.unwrap();
+        assert!(
+            users
+                .load(&id)
+                .await
+                .unwrap()
+                .state
+                .user()
+                .unwrap()
+                .inferred_archetype
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_unmeasured_profile_infers_nothing() {
+        let mut thin = profile(0.6, 0.5);
+        thin.archetype_state = "insufficientText".into();
+        thin.sensory_state = "insufficientText".into();
+        let inferred = inferred_profile(&thin);
+        assert_eq!(inferred.archetype, None);
+        assert_eq!(inferred.modalities, None);
+        // A signal of zero names no archetype.
+        let inferred = inferred_profile(&profile(0.0, 0.5));
+        assert_eq!(inferred.archetype, None);
+        assert!(inferred.modalities.is_some());
+    }
+}

@@ -13,8 +13,8 @@ use metachat_read_model::{Page, PageRequest, QueryError};
 use metachat_validation::UserId;
 use user_service::cassandra::CassandraUserReadModels;
 use user_service::domain::{
-    ArchetypeSet, ClaimEvent, Confidence, Email, ModalitiesUpdated, UserCreated, UserEvent,
-    UserProfileUpdated, UserState, Username, claim_key,
+    ArchetypeSet, ClaimEvent, Confidence, Email, Inference, InferenceBasis, ModalitiesUpdated,
+    UserCreated, UserEvent, UserProfileUpdated, UserState, Username, claim_key,
 };
 use user_service::view::UserView;
 use user_service::{SqliteUserReadModels, UserReadModels};
@@ -91,7 +91,16 @@ impl History {
             .streams
             .iter()
             .map(|s| {
-                UserView::from_loaded(event_sourcing::replay::<UserState>(s).unwrap()).unwrap()
+                let mut view =
+                    UserView::from_loaded(event_sourcing::replay::<UserState>(s).unwrap()).unwrap();
+                // Lists show what clients set; the inferred values are on the user alone.
+                let user = &mut view.user;
+                user.inferred_archetype = None;
+                user.inferred_modalities = None;
+                user.inferred_archetype_assigned_at = None;
+                user.inferred_archetype_updated_at = None;
+                user.inferred_modalities_updated_at = None;
+                view
             })
             .collect();
         views.sort_by(|a, b| (a.created_at, &a.user.id).cmp(&(b.created_at, &b.user.id)));
@@ -184,6 +193,36 @@ fn history(count: u32) -> History {
                 UserEvent::ModalitiesUpdated(ModalitiesUpdated {
                     modalities: BTreeMap::from([("kinesthetic".to_owned(), 0.9)]),
                     inferred: None,
+                }),
+                at,
+            );
+            // The platform's inference, beside (never over) what was set above.
+            let inference = Inference {
+                evidence: Vec::new(),
+                basis: InferenceBasis {
+                    entries: 3,
+                    words: 400,
+                    window_days: 90,
+                    analyzer_version: "1".into(),
+                },
+                coverage: Some(0.1),
+            };
+            at += Duration::milliseconds(300);
+            push(
+                UserEvent::ArchetypeAssigned(ArchetypeSet {
+                    archetype_id: "caregiver".into(),
+                    archetype_name: "The Caregiver".into(),
+                    confidence: Confidence::parse(0.4).unwrap(),
+                    description: String::new(),
+                    inferred: Some(inference.clone()),
+                }),
+                at,
+            );
+            at += Duration::milliseconds(300);
+            push(
+                UserEvent::ModalitiesUpdated(ModalitiesUpdated {
+                    modalities: BTreeMap::from([("visual".to_owned(), 1.0)]),
+                    inferred: Some(inference),
                 }),
                 at,
             );

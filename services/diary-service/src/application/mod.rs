@@ -251,10 +251,10 @@ impl Diary {
             }) => (*user_id, a.setting_version),
             _ => return Ok(loaded),
         };
-        if !self.setting(&user_id).await?.shows(made_under) {
-            if let EntryState::Live(entry) = &mut loaded.state {
-                entry.analysis = None;
-            }
+        if !self.setting(&user_id).await?.shows(made_under)
+            && let EntryState::Live(entry) = &mut loaded.state
+        {
+            entry.analysis = None;
         }
         Ok(loaded)
     }
@@ -478,7 +478,7 @@ impl Diary {
         self.caught_up(token).await?;
         let buckets = self
             .read_models
-            .buckets(user_id, window.start, window.end)
+            .buckets(user_id, window.first_bucket(), window.end)
             .await
             .map_err(query_error)?;
         let enabled = self

@@ -1046,3 +1046,203 @@ async fn an_analysis_counts_once_awaited_and_goes_when_analysis_is_switched_off(
             .unwrap();
     assert_eq!(rows, [None], "the stored summary is gone");
 }
+
+#[tokio::test]
+async fn switching_analysis_off_hides_every_analysis_and_on_analyses_every_entry_again() {
+    use crate::analyzer::EntryAnalyzer;
+    let g = given_a_store().await;
+    let (user, other) = (g.user(), g.user());
+    let mut ids = Vec::new();
+    for writer in [user, user, other] {
+        let written = g
+            .diary
+            .write_entry(&writer, draft(None), &meta())
+            .await
+            .unwrap();
+        ids.push(written.state.live().unwrap().id);
+    }
+    let sqlite: Arc<dyn EventStore> = g.store.clone();
+    let analyzer = ProjectionRunner::new(
+        sqlite.clone(),
+        g.checkpoints.clone(),
+        Arc::new(EntryAnalyzer::new(g.store.clone(), g.read_models.clone())),
+    );
+    g.projection.catch_up().await.unwrap();
+    analyzer.catch_up().await.unwrap();
+    for id in &ids {
+        assert!(
+            g.diary
+                .entry(id)
+                .await
+                .unwrap()
+                .state
+                .live()
+                .unwrap()
+                .analysis
+                .is_some()
+        );
+    }
+    // A stranger's setting cannot be read or changed.
+    let stranger = UserId::new();
+    let refused = g
+        .diary
+        .set_analysis_setting(&stranger, false, &meta())
+        .await;
+    assert_eq!(refused.unwrap_err().code, ErrorCode::NotFound);
+
+    // Off: the writer's analyses disappear from every read, the other writer's stay.
+    let off = g
+        .diary
+        .set_analysis_setting(&user, false, &meta())
+        .await
+        .unwrap();
+    assert!(!off.state.enabled());
+    assert_eq!(off.version, Some(1));
+    let again = g
+        .diary
+        .set_analysis_setting(&user, false, &meta())
+        .await
+        .unwrap();
+    assert_eq!(again.version, Some(1), "the same value records nothing");
+    for id in &ids[..2] {
+        let entry = g.diary.entry(id).await.unwrap();
+        assert!(entry.state.live().unwrap().analysis.is_none());
+        let history = g.diary.entry_history(id).await.unwrap();
+        let analysed: Vec<_> = history
+            .iter()
+            .filter(|e| e.event_type == "DiaryEntryAnalyzed")
+            .collect();
+        assert_eq!(analysed.len(), 1);
+        assert_eq!(
+            analysed[0].payload,
+            serde_json::json!({"erased": "the user switched analysis off"})
+        );
+    }
+    assert!(
+        g.diary
+            .entry(&ids[2])
+            .await
+            .unwrap()
+            .state
+            .live()
+            .unwrap()
+            .analysis
+            .is_some()
+    );
+
+    // While off, a new entry is not analysed.
+    let quiet = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let quiet = quiet.state.live().unwrap().id;
+    g.projection.catch_up().await.unwrap();
+    analyzer.catch_up().await.unwrap();
+    assert_eq!(analyses(&g, &quiet).await, []);
+
+    // On: every live entry of the writer is analysed again, under the new setting version;
+    // the analysis made before the switch off stays void.
+    let on = g
+        .diary
+        .set_analysis_setting(&user, true, &meta())
+        .await
+        .unwrap();
+    assert!(on.state.enabled());
+    assert_eq!(on.version, Some(2));
+    g.projection.catch_up().await.unwrap();
+    analyzer.catch_up().await.unwrap();
+    for id in [ids[0], ids[1], quiet] {
+        let entry = g.diary.entry(&id).await.unwrap();
+        let analysis = entry.state.live().unwrap().analysis.clone();
+        assert_eq!(analysis.map(|a| a.setting_version), Some(2), "{id}");
+        let history = g.diary.entry_history(&id).await.unwrap();
+        let shown: Vec<_> = history
+            .iter()
+            .filter(|e| e.event_type == "DiaryEntryAnalyzed")
+            .map(|e| e.payload.get("erased").is_some())
+            .collect();
+        let expected: &[bool] = if id == quiet {
+            &[false]
+        } else {
+            &[true, false]
+        };
+        assert_eq!(shown, expected, "{id}");
+    }
+    // Replaying the switch (a redelivery, a rebuild) records nothing more.
+    analyzer.rebuild().await.unwrap();
+    for (id, expected) in [(ids[0], 2), (ids[2], 1)] {
+        let history = g.diary.entry_history(&id).await.unwrap();
+        let recorded = history
+            .iter()
+            .filter(|e| e.event_type == "DiaryEntryAnalyzed")
+            .count();
+        assert_eq!(recorded, expected, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_reanalysis_records_what_an_older_analyzer_measured_again_and_only_that() {
+    use crate::analyzer::EntryAnalyzer;
+    use crate::domain::{EntryCommand, analyze_content};
+    let g = given_a_store().await;
+    let user = g.user();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let written = g
+            .diary
+            .write_entry(&user, draft(None), &meta())
+            .await
+            .unwrap();
+        ids.push(written.state.live().unwrap().id);
+    }
+    // The first entry was analysed by an older analyzer; the second by this one; the third
+    // not at all yet.
+    let entries = Repository::<EntryState>::new(g.store.clone());
+    let mut old = analyze_content(user, 1, 0, "Today was a good day...");
+    old.analyzer_version = "0".into();
+    entries
+        .execute(
+            &ids[0],
+            &EntryCommand::RecordAnalysis(Box::new(old)),
+            &meta(),
+            None,
+        )
+        .await
+        .unwrap();
+    let current = analyze_content(user, 1, 0, "Today was a good day...");
+    entries
+        .execute(
+            &ids[1],
+            &EntryCommand::RecordAnalysis(Box::new(current)),
+            &meta(),
+            None,
+        )
+        .await
+        .unwrap();
+    g.projection.catch_up().await.unwrap();
+
+    let analyzer = EntryAnalyzer::new(g.store.clone(), g.read_models.clone());
+    let mut batches = 0;
+    let done = analyzer
+        .reanalyze_all(g.store.as_ref(), |_| batches += 1)
+        .await
+        .unwrap();
+    assert_eq!((done.recorded, done.current, done.skipped), (2, 1, 0));
+    assert!(batches >= 1);
+    for id in &ids {
+        let entry = g.diary.entry(id).await.unwrap();
+        let analysis = entry.state.live().unwrap().analysis.clone().unwrap();
+        assert_eq!(
+            analysis.analyzer_version,
+            analysis::ANALYZER_VERSION,
+            "{id}"
+        );
+    }
+    // Again: everything is current, nothing recorded.
+    let again = analyzer
+        .reanalyze_all(g.store.as_ref(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((again.recorded, again.current), (0, 3));
+}
