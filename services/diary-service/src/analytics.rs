@@ -608,10 +608,8 @@ mod tests {
     fn windows_default_from_the_period_and_are_checked() {
         let now = at("2024-03-10T12:07:00Z");
         let w = Window::parse("week", None, None, "", now).unwrap();
-        assert_eq!(
-            (w.start, w.end),
-            (at("2024-03-03T12:00:00Z"), at("2024-03-10T12:15:00Z"))
-        );
+        assert_eq!((w.start, w.end), (at("2024-03-03T12:07:00Z"), now));
+        assert_eq!(w.first_bucket(), at("2024-03-03T12:00:00Z"));
         assert_eq!(w.period, "week");
         let w = Window::parse("day", Some(at("2024-01-01T00:00:00Z")), None, "", now).unwrap();
         assert_eq!(w.end, at("2024-01-02T00:00:00Z"));
