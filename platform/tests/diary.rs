@@ -560,7 +560,8 @@ async fn a_token_the_lists_do_not_reach_in_time_is_503_and_a_malformed_one_400()
             json!({ "userId": user, "title": "t", "content": "c" }),
         )
         .await;
-    let unreached = format!("{}:2", entry.id());
+    // Its analysis is version 2: version 3 never comes.
+    let unreached = format!("{}:3", entry.id());
     let never_seen = format!("{}:1", uuid::Uuid::new_v4());
     for (path, token) in [
         (format!("/diary/entries/user/{user}"), &unreached),

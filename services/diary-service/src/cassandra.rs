@@ -91,7 +91,6 @@ struct Statements {
     put_entry_by_user: PreparedStatement,
     remove_entry_by_user: PreparedStatement,
     entries_by_user: PreparedStatement,
-    touch_entry: PreparedStatement,
     new_content: PreparedStatement,
     clear_analysis: PreparedStatement,
     put_analysis: PreparedStatement,
@@ -101,6 +100,7 @@ struct Statements {
     bucket_entries: PreparedStatement,
     bucket_entry: PreparedStatement,
     bucket_entry_analysis: PreparedStatement,
+    analysis_written: PreparedStatement,
     bucket_session: PreparedStatement,
     bucket_sessions: PreparedStatement,
     put_bucket: PreparedStatement,
@@ -225,14 +225,6 @@ impl CassandraDiaryReadModels {
                 ),
             )
             .await?,
-            touch_entry: prepare(
-                s,
-                &format!(
-                    "UPDATE {diary_entry_read_model} USING TIMESTAMP ? SET user_id = ?, \
-                     updated_at_micros = ?, version = ? WHERE entry_id = ?"
-                ),
-            )
-            .await?,
             new_content: prepare(
                 s,
                 &format!(
@@ -308,6 +300,11 @@ impl CassandraDiaryReadModels {
                      WRITETIME(analysed_version) AS analysed_version_at \
                      FROM {entry_analysis} WHERE entry_id = ?"
                 ),
+            )
+            .await?,
+            analysis_written: prepare(
+                s,
+                &format!("SELECT WRITETIME(analysis) FROM {entry_analysis} WHERE entry_id = ?"),
             )
             .await?,
             bucket_session: prepare(
@@ -530,20 +527,17 @@ impl CassandraDiaryReadModels {
                         ),
                     )
                     .await?;
-                self.session
-                    .execute_unpaged(
-                        &st.touch_entry,
-                        (version, e.user_id.to_string(), at, version, id),
-                    )
-                    .await?;
             }
         }
-        self.copy_entry_to_listing(id).await
+        self.copy_entry_to_listing(id, version).await
     }
 
     /// Makes the entry's row in `entries_by_user` match its by-id row, at the by-id row's
-    /// version: written while live, deleted once deleted, absent until created.
-    async fn copy_entry_to_listing(&self, id: &str) -> Result<(), ProjectionError> {
+    /// version: written while live, deleted once deleted, absent until created; then its
+    /// analytics bucket. The lists and analytics then reflect the entry at that version, or
+    /// at `applied`, the version of the event applied, when that is later: an analysis does
+    /// not change what lists show (nor their version), only what analytics count.
+    async fn copy_entry_to_listing(&self, id: &str, applied: i64) -> Result<(), ProjectionError> {
         let st = &self.statements;
         let row = self
             .session
@@ -591,7 +585,7 @@ impl CassandraDiaryReadModels {
                 )
                 .await?;
         }
-        self.mark_applied(id, version).await
+        self.mark_applied(id, version.max(applied)).await
     }
 
     async fn apply_session(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -813,7 +807,7 @@ impl CassandraDiaryReadModels {
     }
 
     /// A user switched analysis on or off. Off drops the summaries of every entry of theirs
-    /// (each at its row's version, where a deletion beats the write it ties with) and
+    /// (each at the time it was written, where a deletion beats the write it ties with) and
     /// recomputes their buckets; analyses recorded while it stays off are not kept.
     async fn apply_analysis_switch(
         &self,
@@ -841,18 +835,19 @@ impl CassandraDiaryReadModels {
             let mut buckets = std::collections::BTreeSet::new();
             for row in rows.rows::<(i64, String)>()? {
                 let (bucket, id) = row?;
-                // At the entry's version: no analysis it recorded is newer.
-                let at = self
+                // At the analysis's own write time, where the clearing wins.
+                let written = self
                     .session
-                    .execute_unpaged(&st.entry_by_id, (&id,))
+                    .execute_unpaged(&st.analysis_written, (&id,))
                     .await?
                     .into_rows_result()?
-                    .maybe_first_row::<EntryByIdRow>()?
-                    .and_then(|r| r.version)
-                    .unwrap_or(0);
-                self.session
-                    .execute_unpaged(&st.clear_analysis, (at, &id))
-                    .await?;
+                    .maybe_first_row::<(Option<i64>,)>()?
+                    .and_then(|(at,)| at);
+                if let Some(at) = written {
+                    self.session
+                        .execute_unpaged(&st.clear_analysis, (at, &id))
+                        .await?;
+                }
                 buckets.insert(bucket);
             }
             for bucket in buckets {

@@ -82,6 +82,7 @@ const SCHEMA: &[&str] = &[
         updated_at  INTEGER NOT NULL,
         version     INTEGER NOT NULL,
         content_version INTEGER NOT NULL DEFAULT 1,
+        seen_version INTEGER NOT NULL DEFAULT 0,
         word_count  INTEGER NOT NULL DEFAULT 0,
         analysis    TEXT
     )",
@@ -143,7 +144,7 @@ impl SqliteDiaryReadModels {
             sqlx::query_scalar("SELECT name FROM pragma_table_info('diary_entry_read_model')")
                 .fetch_all(&pool)
                 .await?;
-        if !columns.is_empty() && !columns.iter().any(|c| c == "analysis") {
+        if !columns.is_empty() && !columns.iter().any(|c| c == "seen_version") {
             let mut tx = pool.begin().await?;
             sqlx::query("DROP TABLE diary_entry_read_model")
                 .execute(&mut *tx)
@@ -229,22 +230,22 @@ impl SqliteDiaryReadModels {
             .bind(id.clone())
             .bind(version),
             // The analysis of the current content counts in analytics (unless the writer
-            // switched analysis off, or did so after it was made); it moves the entry's
-            // version, as reading it by id shows.
+            // switched analysis off, or did so after it was made). Lists do not show it (nor
+            // move their version); analytics reflect it from `seen_version` on.
             EntryEvent::DiaryEntryAnalyzed(e) => sqlx::query(
                 "UPDATE diary_entry_read_model SET \
                  analysis = CASE WHEN content_version = ? AND NOT EXISTS (SELECT 1 FROM \
                    diary_analysis_settings s WHERE s.user_id = diary_entry_read_model.user_id \
                    AND (s.enabled = 0 OR s.last_disabled > ?)) THEN ? ELSE analysis END, \
                  word_count = CASE WHEN content_version = ? THEN ? ELSE word_count END, \
-                 updated_at = ?, version = ? WHERE entry_id = ? AND version < ? AND deleted = 0",
+                 seen_version = ? WHERE entry_id = ? AND MAX(version, seen_version) < ? \
+                 AND deleted = 0",
             )
             .bind(e.entry_version as i64)
             .bind(e.setting_version as i64)
             .bind(serde_json::to_string(&AnalysisSummary::of(e))?)
             .bind(e.entry_version as i64)
             .bind(i64::from(e.word_count))
-            .bind(at)
             .bind(version)
             .bind(id.clone())
             .bind(version),
@@ -558,11 +559,13 @@ impl DiaryReadModels for SqliteDiaryReadModels {
 
     /// The `version` column of the entry's or session's row, which is also the row the lists
     /// read: each event changes the row and its version in one statement, and a deleted entry
-    /// stays as a tombstone with the deletion's version.
+    /// stays as a tombstone with the deletion's version. An entry's analysis, which lists do
+    /// not show, moves only its `seen_version` (with its analytics bucket, in one
+    /// transaction).
     async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError> {
         let id = id.hyphenated().to_string();
         let version: Option<i64> = sqlx::query_scalar(
-            "SELECT version FROM diary_entry_read_model WHERE entry_id = ? \
+            "SELECT MAX(version, seen_version) FROM diary_entry_read_model WHERE entry_id = ? \
              UNION ALL SELECT version FROM diary_session_read_model WHERE session_id = ? \
              UNION ALL SELECT version FROM diary_analysis_settings WHERE user_id = ?",
         )
