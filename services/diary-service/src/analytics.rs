@@ -541,7 +541,7 @@ mod tests {
             "Asia/Kolkata",
         );
         let b = bucket("2024-03-05T18:20:00Z", &[entry(10, 5, &[], None)]);
-        let a = compute(w.clone(), &[b.clone()], true);
+        let a = compute(w.clone(), std::slice::from_ref(&b), true);
         let day = a.days.iter().find(|d| d.entries == 1).unwrap();
         assert_eq!(day.date.to_string(), "2024-03-05");
         // 00:10 in Kolkata the next day is 18:40 UTC: the next local day, the same UTC one.
