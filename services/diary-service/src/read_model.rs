@@ -694,3 +694,45 @@ fn row_to_session(row: &SqliteRow) -> Result<Loaded<Session>, ProjectionError> {
         updated_at: Some(time(row.try_get("updated_at")?)?),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rows_written_before_the_analytics_totals_are_rebuilt_from_the_events() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        for statement in [
+            "CREATE TABLE diary_entry_read_model (entry_id TEXT PRIMARY KEY, user_id TEXT)",
+            "CREATE TABLE diary_session_read_model (session_id TEXT PRIMARY KEY)",
+            "CREATE TABLE checkpoints (name TEXT PRIMARY KEY, position INTEGER, updated_at INTEGER)",
+            "INSERT INTO diary_entry_read_model VALUES ('e', 'u')",
+            "INSERT INTO checkpoints VALUES ('diary-read-models', 42, 0), ('entry-analyzer', 42, 0)",
+        ] {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        SqliteDiaryReadModels::new(pool.clone()).await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM diary_entry_read_model")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "replayed from the events");
+        let left: Vec<String> = sqlx::query_scalar("SELECT name FROM checkpoints")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(left, ["entry-analyzer"]);
+        // Opening them again changes nothing.
+        SqliteDiaryReadModels::new(pool.clone()).await.unwrap();
+        let columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('diary_entry_read_model')")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert!(columns.iter().any(|c| c == "seen_version"));
+    }
+}
