@@ -174,8 +174,13 @@ fn close(actual: &Value, expected: f64, tolerance: f64, what: &str) {
 /// The analytics once every analysis is counted.
 async fn settled_analytics(app: &Platform, diary: &Diary, time_zone: &str) -> Reply {
     let expected = diary.entries.len() as u64;
+    // The analyses may be counted before the last session's end (they are appended
+    // concurrently with it): both are waited for.
+    let minutes = (diary.sessions as i64 * SESSION_MINUTES) as f64;
     app.eventually(&analytics_path(diary, time_zone), |r| {
-        r.status == StatusCode::OK && r.body["profile"]["entries"].as_u64() == Some(expected)
+        r.status == StatusCode::OK
+            && r.body["profile"]["entries"].as_u64() == Some(expected)
+            && r.body["totalSessionMinutes"].as_f64() == Some(minutes)
     })
     .await
 }
