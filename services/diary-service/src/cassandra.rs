@@ -701,6 +701,35 @@ impl CassandraDiaryReadModels {
         ))
     }
 
+    /// The ids of the entries (or sessions) a bucket lists.
+    async fn bucket_members(
+        &self,
+        statement: &PreparedStatement,
+        user_id: &str,
+        bucket: i64,
+    ) -> Result<Vec<String>, ProjectionError> {
+        let rows = self
+            .session
+            .execute_unpaged(statement, (user_id, bucket))
+            .await?
+            .into_rows_result()?;
+        let ids = rows.rows::<(String,)>()?.map(|r| r.map(|(id,)| id));
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
+    /// The by-id row of a bucket's member (it was listed after that row was written).
+    async fn by_id<R>(&self, statement: &PreparedStatement, id: &str) -> Result<R, ProjectionError>
+    where
+        R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        self.session
+            .execute_unpaged(statement, (id,))
+            .await?
+            .into_rows_result()?
+            .maybe_first_row::<R>()?
+            .ok_or_else(|| missing("by-id row of a bucket's member"))
+    }
+
     /// Recomputes a user's bucket from the by-id rows of its entries and sessions. The
     /// totals are written at a timestamp that grows with every change of what they are made
     /// of (see `cql/003_diary_analytics.cql`): the user's setting version plus the write
@@ -711,21 +740,11 @@ impl CassandraDiaryReadModels {
         let st = &self.statements;
         let mut stamp = self.setting(user_id).await?.version;
         let members = self
-            .session
-            .execute_unpaged(&st.bucket_entries, (user_id, bucket))
-            .await?
-            .into_rows_result()?
-            .rows::<(String,)>()?
-            .collect::<Result<Vec<_>, _>>()?;
+            .bucket_members(&st.bucket_entries, user_id, bucket)
+            .await?;
         let mut facts = Vec::new();
-        for (id,) in members {
-            let row = self
-                .session
-                .execute_unpaged(&st.bucket_entry, (&id,))
-                .await?
-                .into_rows_result()?
-                .maybe_first_row::<BucketEntryRow>()?
-                .ok_or_else(|| missing("diary_entry_read_model row"))?;
+        for id in members {
+            let row: BucketEntryRow = self.by_id(&st.bucket_entry, &id).await?;
             let kept = self
                 .session
                 .execute_unpaged(&st.bucket_entry_analysis, (&id,))
@@ -764,21 +783,11 @@ impl CassandraDiaryReadModels {
             });
         }
         let members = self
-            .session
-            .execute_unpaged(&st.bucket_sessions, (user_id, bucket))
-            .await?
-            .into_rows_result()?
-            .rows::<(String,)>()?
-            .collect::<Result<Vec<_>, _>>()?;
+            .bucket_members(&st.bucket_sessions, user_id, bucket)
+            .await?;
         let mut session_facts = Vec::new();
-        for (id,) in members {
-            let row = self
-                .session
-                .execute_unpaged(&st.bucket_session, (&id,))
-                .await?
-                .into_rows_result()?
-                .maybe_first_row::<BucketSessionRow>()?
-                .ok_or_else(|| missing("diary_session_read_model row"))?;
+        for id in members {
+            let row: BucketSessionRow = self.by_id(&st.bucket_session, &id).await?;
             for at in [row.start_at, row.end_at] {
                 stamp = stamp.saturating_add(at.unwrap_or(0));
             }

@@ -253,15 +253,12 @@ impl SqliteDiaryReadModels {
         query.execute(&mut *tx).await?;
         // Whether or not the row changed (a redelivered event changes nothing), its bucket is
         // recomputed from the rows: the same rows give the same totals.
-        let row: Option<(String, i64)> = sqlx::query_as(
+        recompute_bucket_of(
+            &mut tx,
             "SELECT user_id, created_at FROM diary_entry_read_model WHERE entry_id = ?",
+            id,
         )
-        .bind(id)
-        .fetch_optional(&mut *tx)
         .await?;
-        if let Some((user_id, created_at)) = row {
-            recompute_bucket(&mut tx, &user_id, bucket_of(created_at)).await?;
-        }
         tx.commit().await?;
         Ok(())
     }
@@ -304,15 +301,12 @@ impl SqliteDiaryReadModels {
         };
         query.execute(&mut *tx).await?;
         if !matches!(event, SessionEvent::DiarySessionEntryAdded(_)) {
-            let row: Option<(String, i64)> = sqlx::query_as(
+            recompute_bucket_of(
+                &mut tx,
                 "SELECT user_id, start_time FROM diary_session_read_model WHERE session_id = ?",
+                id,
             )
-            .bind(id)
-            .fetch_optional(&mut *tx)
             .await?;
-            if let Some((user_id, start_time)) = row {
-                recompute_bucket(&mut tx, &user_id, bucket_of(start_time)).await?;
-            }
         }
         tx.commit().await?;
         Ok(())
@@ -362,6 +356,23 @@ impl SqliteDiaryReadModels {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Recomputes the bucket of the entry or session `id`, whose owner and time `query` selects
+/// (nothing when it has no row yet).
+async fn recompute_bucket_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    query: &'static str,
+    id: String,
+) -> Result<(), ProjectionError> {
+    let row: Option<(String, i64)> = sqlx::query_as(query)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some((user_id, at)) = row {
+        recompute_bucket(tx, &user_id, bucket_of(at)).await?;
+    }
+    Ok(())
 }
 
 /// Recomputes a user's bucket from the rows of the entries created and sessions started in
