@@ -284,7 +284,7 @@ impl CassandraDiaryReadModels {
             bucket_entry: prepare(
                 s,
                 &format!(
-                    "SELECT token_count, tags, deleted, \
+                    "SELECT token_count, tags, content, deleted, \
                      WRITETIME(token_count) AS token_count_at, WRITETIME(tags) AS tags_at, \
                      WRITETIME(deleted) AS deleted_at, \
                      WRITETIME(created_at_micros) AS created_at_at \
@@ -295,7 +295,7 @@ impl CassandraDiaryReadModels {
             bucket_entry_analysis: prepare(
                 s,
                 &format!(
-                    "SELECT content_version, analysed_version, word_count, analysis, \
+                    "SELECT content_version, analysed_version, analysis, \
                      WRITETIME(content_version) AS content_version_at, \
                      WRITETIME(analysed_version) AS analysed_version_at \
                      FROM {entry_analysis} WHERE entry_id = ?"
@@ -751,6 +751,8 @@ impl CassandraDiaryReadModels {
                 .await?
                 .into_rows_result()?
                 .maybe_first_row::<BucketAnalysisRow>()?;
+            // Not the content's write time: a deletion nulls the content (lowering it), and
+            // every change of the content rewrites the token count at its version anyway.
             for at in [
                 row.token_count_at,
                 row.tags_at,
@@ -769,16 +771,15 @@ impl CassandraDiaryReadModels {
             }
             // The analysis counts while it is of the current content (the creation's until
             // an update changes it).
-            let (word_count, analysis) = match kept {
-                Some(k) if k.analysed_version == Some(k.content_version.unwrap_or(1)) => {
-                    (k.word_count, k.analysis)
-                }
-                _ => (None, None),
+            let analysis = match kept {
+                Some(k) if k.analysed_version == Some(k.content_version.unwrap_or(1)) => k.analysis,
+                _ => None,
             };
             facts.push(EntryFacts {
                 token_count: u32::try_from(row.token_count.unwrap_or_default())?,
                 tags: row.tags.unwrap_or_default(),
-                word_count: u32::try_from(word_count.unwrap_or_default())?,
+                // Counted from the text, so it counts also while analysis is off.
+                word_count: analysis::count_words(row.content.as_deref().unwrap_or_default()),
                 analysis: analysis.as_deref().map(serde_json::from_str).transpose()?,
             });
         }
@@ -919,6 +920,7 @@ struct EntryByIdRow {
 struct BucketEntryRow {
     token_count: Option<i32>,
     tags: Option<Vec<String>>,
+    content: Option<String>,
     deleted: Option<bool>,
     token_count_at: Option<i64>,
     tags_at: Option<i64>,
@@ -930,7 +932,6 @@ struct BucketEntryRow {
 struct BucketAnalysisRow {
     content_version: Option<i64>,
     analysed_version: Option<i64>,
-    word_count: Option<i32>,
     analysis: Option<String>,
     content_version_at: Option<i64>,
     analysed_version_at: Option<i64>,

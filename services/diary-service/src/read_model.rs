@@ -384,7 +384,7 @@ async fn recompute_bucket(
 ) -> Result<(), ProjectionError> {
     let end = bucket + BUCKET_MICROS;
     let rows = sqlx::query(
-        "SELECT token_count, tags, word_count, analysis FROM diary_entry_read_model \
+        "SELECT token_count, tags, content, analysis FROM diary_entry_read_model \
          WHERE user_id = ? AND deleted = 0 AND created_at >= ? AND created_at < ?",
     )
     .bind(user_id)
@@ -400,7 +400,8 @@ async fn recompute_bucket(
             Ok(EntryFacts {
                 token_count: u32::try_from(row.try_get::<i64, _>("token_count")?)?,
                 tags: serde_json::from_str(&tags)?,
-                word_count: u32::try_from(row.try_get::<i64, _>("word_count")?)?,
+                // Counted from the text, so it counts also while analysis is off.
+                word_count: analysis::count_words(row.try_get("content")?),
                 analysis: analysis.as_deref().map(serde_json::from_str).transpose()?,
             })
         })

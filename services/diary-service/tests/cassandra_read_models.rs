@@ -329,7 +329,8 @@ impl History {
     }
 
     /// A user's analytics buckets as their entries' and sessions' events say (user 2
-    /// switched analysis off: their analyses do not count, their word counts do).
+    /// switched analysis off: their analyses do not count, their words do, counted from
+    /// the text).
     fn expected_buckets(&self, owner: &UserId) -> BTreeMap<i64, BucketTotals> {
         let mut entries: BTreeMap<i64, Vec<EntryFacts>> = BTreeMap::new();
         for l in self.expected_entries(owner, TimeRange::default()) {
@@ -340,7 +341,7 @@ impl History {
                 .push(EntryFacts {
                     token_count: e.token_count,
                     tags: e.tags.iter().map(|t| t.as_str().to_owned()).collect(),
-                    word_count: e.analysis.as_ref().map_or(0, |a| a.word_count),
+                    word_count: analysis::count_words(&e.content),
                     analysis: e
                         .analysis
                         .as_ref()

@@ -1045,6 +1045,17 @@ async fn an_analysis_counts_once_awaited_and_goes_when_analysis_is_switched_off(
             .await
             .unwrap();
     assert_eq!(rows, [None], "the stored summary is gone");
+
+    // An entry written while analysis is off counts its words all the same.
+    let before = a.word_count;
+    let quiet = EntryDraft {
+        content: "Seven words written while analysis was off.".into(),
+        ..draft(None)
+    };
+    g.diary.write_entry(&user, quiet, &meta()).await.unwrap();
+    g.projection.catch_up().await.unwrap();
+    let a = g.diary.analytics(&user, &week(), "").await.unwrap();
+    assert_eq!((a.entry_count, a.word_count), (2, before + 7));
 }
 
 #[tokio::test]
