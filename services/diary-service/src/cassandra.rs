@@ -245,7 +245,7 @@ impl CassandraDiaryReadModels {
                 s,
                 &format!(
                     "UPDATE {entry_analysis} USING TIMESTAMP ? SET analysed_version = ?, \
-                     word_count = ?, analysis = ? WHERE entry_id = ?"
+                     analysis = ? WHERE entry_id = ?"
                 ),
             )
             .await?,
@@ -518,13 +518,7 @@ impl CassandraDiaryReadModels {
                 self.session
                     .execute_unpaged(
                         &st.put_analysis,
-                        (
-                            version,
-                            i64::try_from(e.entry_version)?,
-                            i32::try_from(e.word_count)?,
-                            summary,
-                            id,
-                        ),
+                        (version, i64::try_from(e.entry_version)?, summary, id),
                     )
                     .await?;
             }

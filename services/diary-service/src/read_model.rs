@@ -83,7 +83,6 @@ const SCHEMA: &[&str] = &[
         version     INTEGER NOT NULL,
         content_version INTEGER NOT NULL DEFAULT 1,
         seen_version INTEGER NOT NULL DEFAULT 0,
-        word_count  INTEGER NOT NULL DEFAULT 0,
         analysis    TEXT
     )",
     "CREATE INDEX IF NOT EXISTS diary_entry_by_user_time
@@ -199,16 +198,14 @@ impl SqliteDiaryReadModels {
             .bind(e.created_at.map_or(at, |t| t.timestamp_micros()))
             .bind(at)
             .bind(version),
-            // New content makes the analysis (and its word count) that of older content.
+            // New content makes the analysis that of older content.
             EntryEvent::DiaryEntryUpdated(e) => sqlx::query(
                 "UPDATE diary_entry_read_model SET \
                  analysis = CASE WHEN content = ? THEN analysis END, \
-                 word_count = CASE WHEN content = ? THEN word_count ELSE 0 END, \
                  content_version = CASE WHEN content = ? THEN content_version ELSE ? END, \
                  title = ?, content = ?, token_count = ?, tags = ?, \
                  updated_at = ?, version = ? WHERE entry_id = ? AND version < ?",
             )
-            .bind(e.content.clone())
             .bind(e.content.clone())
             .bind(e.content.clone())
             .bind(version)
@@ -237,15 +234,12 @@ impl SqliteDiaryReadModels {
                  analysis = CASE WHEN content_version = ? AND NOT EXISTS (SELECT 1 FROM \
                    diary_analysis_settings s WHERE s.user_id = diary_entry_read_model.user_id \
                    AND (s.enabled = 0 OR s.last_disabled > ?)) THEN ? ELSE analysis END, \
-                 word_count = CASE WHEN content_version = ? THEN ? ELSE word_count END, \
                  seen_version = ? WHERE entry_id = ? AND MAX(version, seen_version) < ? \
                  AND deleted = 0",
             )
             .bind(e.entry_version as i64)
             .bind(e.setting_version as i64)
             .bind(serde_json::to_string(&AnalysisSummary::of(e))?)
-            .bind(e.entry_version as i64)
-            .bind(i64::from(e.word_count))
             .bind(version)
             .bind(id.clone())
             .bind(version),
