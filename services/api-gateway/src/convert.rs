@@ -389,7 +389,10 @@ pub(crate) struct EntryAnalysisJson {
     /// Version of the analysis rules (tokens, language, keywords, sensory language, archetypes).
     #[schema(examples("1"))]
     analyzer_version: String,
-    sentiment: SentimentJson,
+    /// VADER scores; `null` for content detected as another language than English (VADER
+    /// reads English).
+    #[schema(required = true)]
+    sentiment: Option<SentimentJson>,
     /// o200k_base tokens of the content, measured (the entry's `tokenCount` may be the
     /// client's own figure).
     token_count: u32,
@@ -450,18 +453,17 @@ pub(crate) struct ArchetypeScoreJson {
 
 impl From<diary::EntryAnalysis> for EntryAnalysisJson {
     fn from(a: diary::EntryAnalysis) -> Self {
-        let sentiment = a.sentiment.unwrap_or_default();
         Self {
             entry_version: a.entry_version,
             analyzer_version: a.analyzer_version,
-            sentiment: SentimentJson {
+            sentiment: a.sentiment.map(|sentiment| SentimentJson {
                 neg: sentiment.neg,
                 neu: sentiment.neu,
                 pos: sentiment.pos,
                 compound: sentiment.compound,
                 analyzer_version: sentiment.analyzer_version,
                 lexicon: sentiment.lexicon,
-            },
+            }),
             token_count: a.token_count,
             language: a.language,
             keywords: a.keywords,

@@ -40,7 +40,8 @@ pub struct AnalysisSummary {
     /// The entry version whose content was analysed.
     pub entry_version: u64,
     pub analyzer_version: String,
-    pub compound: f64,
+    /// `None` for text in another language than English (not scored).
+    pub compound: Option<f64>,
     pub keywords: Vec<String>,
     pub features: Features,
 }
@@ -50,7 +51,7 @@ impl AnalysisSummary {
         Self {
             entry_version: analyzed.entry_version,
             analyzer_version: analyzed.analyzer_version.clone(),
-            compound: analyzed.sentiment.compound,
+            compound: analyzed.sentiment.as_ref().map(|s| s.compound),
             keywords: analyzed.keywords.clone(),
             features: analyzed.features.clone(),
         }
@@ -82,8 +83,10 @@ pub struct BucketTotals {
     pub entries: u32,
     pub words: u64,
     pub tokens: u64,
-    /// Entries with an analysis, and the sum of their VADER compounds.
+    /// Entries with an analysis.
     pub analysed: u32,
+    /// Of which scored for sentiment (English), and the sum of their VADER compounds.
+    pub scored: u32,
     pub sentiment_sum: f64,
     /// Lower-cased tag → entries carrying it.
     pub tags: BTreeMap<String, u32>,
@@ -116,7 +119,10 @@ impl BucketTotals {
             }
             if let Some(a) = &e.analysis {
                 t.analysed += 1;
-                compounds.push(a.compound);
+                if let Some(compound) = a.compound {
+                    t.scored += 1;
+                    compounds.push(compound);
+                }
                 for k in a.keywords.iter().collect::<BTreeSet<_>>() {
                     *t.keywords.entry(k.clone()).or_default() += 1;
                 }
@@ -149,6 +155,7 @@ impl BucketTotals {
         self.words += o.words;
         self.tokens += o.tokens;
         self.analysed += o.analysed;
+        self.scored += o.scored;
         self.sentiment_sum += o.sentiment_sum;
         for (k, n) in &o.tags {
             *self.tags.entry(k.clone()).or_default() += n;
@@ -426,8 +433,8 @@ pub fn compute(
             entries: t.entries,
             words: t.words,
             tokens: t.tokens,
-            mean_sentiment: (analysis_enabled && t.analysed > 0)
-                .then(|| t.sentiment_sum / f64::from(t.analysed)),
+            mean_sentiment: (analysis_enabled && t.scored > 0)
+                .then(|| t.sentiment_sum / f64::from(t.scored)),
         })
         .collect();
     let written: BTreeSet<NaiveDate> = days
@@ -470,8 +477,8 @@ pub fn compute(
         longest_streak: longest,
         days,
         analysis_enabled,
-        mean_sentiment: (analysis_enabled && total.analysed > 0)
-            .then(|| total.sentiment_sum / f64::from(total.analysed)),
+        mean_sentiment: (analysis_enabled && total.scored > 0)
+            .then(|| total.sentiment_sum / f64::from(total.scored)),
         top_keywords: if analysis_enabled {
             top_keywords
         } else {
@@ -512,7 +519,7 @@ mod tests {
             analysis: compound.map(|c| AnalysisSummary {
                 entry_version: 1,
                 analyzer_version: analysis::ANALYZER_VERSION.into(),
-                compound: c,
+                compound: Some(c),
                 keywords: vec!["garden".into()],
                 features: Features {
                     words: u64::from(words),
@@ -530,6 +537,23 @@ mod tests {
 
     fn window(from: &str, to: &str, zone: &str) -> Window {
         Window::parse("", Some(at(from)), Some(at(to)), zone, at(to)).unwrap()
+    }
+
+    #[test]
+    fn entries_in_another_language_count_but_do_not_move_the_mean_sentiment() {
+        let mut french = entry(30, 20, &[], Some(0.0));
+        if let Some(a) = &mut french.analysis {
+            a.compound = None;
+        }
+        let b = bucket(
+            "2024-03-05T10:00:00Z",
+            &[entry(10, 5, &[], Some(0.5)), french],
+        );
+        assert_eq!((b.1.analysed, b.1.scored), (2, 1));
+        let w = window("2024-03-01T00:00:00Z", "2024-03-08T00:00:00Z", "UTC");
+        let a = compute(w, &[b], true);
+        assert_eq!(a.mean_sentiment, Some(0.5));
+        assert_eq!(a.entry_count, 2);
     }
 
     #[test]

@@ -325,13 +325,13 @@ fn analysis_to_proto(a: &DiaryEntryAnalyzed) -> pb::EntryAnalysis {
     pb::EntryAnalysis {
         entry_version: a.entry_version,
         analyzer_version: a.analyzer_version.clone(),
-        sentiment: Some(pb::Sentiment {
-            neg: a.sentiment.neg,
-            neu: a.sentiment.neu,
-            pos: a.sentiment.pos,
-            compound: a.sentiment.compound,
-            analyzer_version: a.sentiment.analyzer_version.clone(),
-            lexicon: a.sentiment.lexicon.clone(),
+        sentiment: a.sentiment.as_ref().map(|s| pb::Sentiment {
+            neg: s.neg,
+            neu: s.neu,
+            pos: s.pos,
+            compound: s.compound,
+            analyzer_version: s.analyzer_version.clone(),
+            lexicon: s.lexicon.clone(),
         }),
         token_count: a.token_count,
         language: a.language.clone(),

@@ -15,19 +15,27 @@ pub fn analyze_content(
     content: &str,
 ) -> DiaryEntryAnalyzed {
     let measured = analysis::analyze(content);
-    let scores = sentiment::polarity_scores(content);
-    DiaryEntryAnalyzed {
-        user_id,
-        entry_version,
-        analyzer_version: measured.versions.analyzer,
-        sentiment: SentimentScores {
+    // English, or too short to tell (a line such as "Great day!" is scored).
+    let english = matches!(
+        measured.language.language,
+        None | Some(analysis::Language::En)
+    );
+    let sentiment = english.then(|| {
+        let scores = sentiment::polarity_scores(content);
+        SentimentScores {
             neg: scores.neg,
             neu: scores.neu,
             pos: scores.pos,
             compound: scores.compound,
             analyzer_version: sentiment::ANALYZER_VERSION.to_owned(),
             lexicon: sentiment::LEXICON.to_owned(),
-        },
+        }
+    });
+    DiaryEntryAnalyzed {
+        user_id,
+        entry_version,
+        analyzer_version: measured.versions.analyzer,
+        sentiment,
         token_count: measured.token_count,
         language: measured.language.language.map(|l| l.code().to_owned()),
         keywords: measured.keywords.into_iter().map(|k| k.phrase).collect(),
@@ -62,9 +70,12 @@ pub fn analyze_content(
 /// setting version joins it only once the user has switched analysis: ids of analyses made
 /// before any switch stay as they were.
 pub fn analyzer_key(analyzed: &DiaryEntryAnalyzed) -> String {
+    // The sentiment analyzer's version, also when it did not score (another language):
+    // whether it scores depends on this build too.
     let key = format!(
         "{}|{}",
-        analyzed.analyzer_version, analyzed.sentiment.analyzer_version
+        analyzed.analyzer_version,
+        sentiment::ANALYZER_VERSION
     );
     match analyzed.setting_version {
         0 => key,

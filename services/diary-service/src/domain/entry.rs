@@ -79,7 +79,9 @@ impl Entry {
                 a.entry_version != version
                     || a.setting_version != setting_version
                     || a.analyzer_version != analysis::ANALYZER_VERSION
-                    || a.sentiment.analyzer_version != sentiment::ANALYZER_VERSION
+                    || a.sentiment
+                        .as_ref()
+                        .is_some_and(|s| s.analyzer_version != sentiment::ANALYZER_VERSION)
             })
     }
 }

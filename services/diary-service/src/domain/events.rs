@@ -64,7 +64,9 @@ pub struct DiaryEntryAnalyzed {
     pub entry_version: u64,
     /// `analysis::ANALYZER_VERSION`: tokens, language, keywords, sensory and archetype rules.
     pub analyzer_version: String,
-    pub sentiment: SentimentScores,
+    /// `None` when the content was detected as another language than English: VADER reads
+    /// English, and a score of another language's words would be noise, not a mood.
+    pub sentiment: Option<SentimentScores>,
     /// o200k_base tokens of the content, measured (beside the entry's `tokenCount`, which may
     /// be the client's own figure).
     pub token_count: u32,

@@ -235,8 +235,9 @@ fn the_analysis_payload_is_measured_and_versioned() {
     );
     assert_eq!(a.entry_version, 4);
     assert_eq!(a.analyzer_version, ::analysis::ANALYZER_VERSION);
-    assert_eq!(a.sentiment.analyzer_version, sentiment::ANALYZER_VERSION);
-    assert!(a.sentiment.compound > 0.5, "{:?}", a.sentiment);
+    let scores = a.sentiment.as_ref().expect("English is scored");
+    assert_eq!(scores.analyzer_version, sentiment::ANALYZER_VERSION);
+    assert!(scores.compound > 0.5, "{scores:?}");
     assert!(a.token_count > 20);
     assert_eq!(a.language.as_deref(), Some("en"));
     assert!(!a.keywords.is_empty());
@@ -244,6 +245,23 @@ fn the_analysis_payload_is_measured_and_versioned() {
     let payload = serde_json::to_string(&a).unwrap();
     assert!(!payload.contains("I feel calm"), "{payload}");
     assert!(a.keywords.iter().all(|k| k.split(' ').count() <= 3));
+}
+
+#[test]
+fn only_english_or_too_short_to_tell_is_scored_for_sentiment() {
+    let french = analyze_content(
+        U1,
+        1,
+        0,
+        "Aujourd'hui j'ai marché longtemps au bord de la rivière avec ma sœur, et nous avons \
+         parlé de notre enfance, de la maison de nos grands-parents et de leurs voyages.",
+    );
+    assert_eq!(french.language.as_deref(), Some("fr"));
+    assert_eq!(french.sentiment, None, "VADER reads English");
+    assert!(!french.keywords.is_empty(), "keywords are per language");
+    let short = analyze_content(U1, 1, 0, "Great day!");
+    assert_eq!(short.language, None);
+    assert!(short.sentiment.unwrap().compound > 0.5);
 }
 
 #[test]
