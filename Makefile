@@ -10,7 +10,7 @@ PHASE := scripts/phase.sh
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
-	test-event-sourcing test-sentiment infra infra-stop lint fmt bench rebuild-read-models clean
+	test-event-sourcing test-sentiment infra infra-stop lint fmt bench rebuild-read-models reanalyze clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ bench: ## Event store throughput beside raw SQLite inserts; sentiment and conten
 
 rebuild-read-models: ## Rebuild the embedded read models from the event store (platform stopped)
 	$(CARGO) run --release --bin metachat -- rebuild-read-models
+
+reanalyze: ## Analyse every entry again with this build's analyzers (safe while the platform runs)
+	$(CARGO) run --release --bin metachat -- reanalyze
 
 clean: ## Remove build output (not ./data)
 	$(CARGO) clean
