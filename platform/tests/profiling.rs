@@ -330,6 +330,34 @@ fn check_analytics(body: &Value, diary: &Diary) {
     );
 }
 
+/// Runs `metachat reanalyze` against the platform's store, returning what it printed.
+fn reanalyze(app: &Platform) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_metachat"));
+    command
+        .arg("reanalyze")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOG_LEVEL", "warn");
+    match &app.wiring {
+        support::Wiring::Production(env) => {
+            for (key, value) in env.service_env("reanalyze") {
+                command.env(key, value);
+            }
+        }
+        _ => {
+            command.env("DATA_DIR", &app.data_dir);
+        }
+    }
+    let output = command.output().expect("run metachat reanalyze");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 #[tokio::test]
 async fn two_weeks_of_writing_give_exact_analytics_and_an_inferred_profile_beside_the_chosen_one() {
     let app = Platform::start().await;
@@ -415,6 +443,18 @@ async fn two_weeks_of_writing_give_exact_analytics_and_an_inferred_profile_besid
             .iter()
             .any(|e| e["eventType"] == "ModalitiesUpdated")
     );
+
+    // A re-analysis while the platform serves: every entry's analysis is current, so it
+    // records nothing, and the analytics stay exact.
+    let output = reanalyze(&app);
+    assert!(
+        output.contains(&format!(
+            "0 analyses recorded, {} entries already current",
+            diary.entries.len()
+        )),
+        "{output}"
+    );
+    check_analytics(&settled_analytics(&app, &diary, "UTC").await.body, &diary);
 
     // The catalogue names the inferred archetype.
     let catalogue = app.get("/archetypes").await;
