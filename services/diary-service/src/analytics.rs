@@ -248,12 +248,17 @@ impl Window {
                 )
             })?,
         };
+        // A period is checked also beside an explicit from and to (where it is not used).
+        let period = match period.trim() {
+            "" => None,
+            text => Some(Period::parse(text).ok_or_else(|| {
+                ApiError::invalid_field("period", "must be one of day, week, month, year")
+            })?),
+        };
         let (label, from, to) = match (from, to) {
             (Some(from), Some(to)) => ("custom".to_owned(), from, to),
             (from, to) => {
-                let period = Period::parse(period).ok_or_else(|| {
-                    ApiError::invalid_field("period", "must be one of day, week, month, year")
-                })?;
+                let period = period.unwrap_or(Period::Week);
                 let (from, to) = match (from, to) {
                     (Some(from), None) => (from, from + period.length()),
                     (None, Some(to)) => (to - period.length(), to),
@@ -271,10 +276,23 @@ impl Window {
                 format!("the window from..to must be at most {MAX_WINDOW_DAYS} days"),
             ));
         }
+        // Totals are kept per quarter hour: the window counted is the one asked, widened to
+        // whole quarter hours (and said so in its start and end).
+        let start = micros(bucket_of(from.timestamp_micros()));
+        let end = match bucket_of(to.timestamp_micros()) {
+            b if b == to.timestamp_micros() => to,
+            b => micros(b + BUCKET_MICROS),
+        };
+        if end > latest() {
+            return Err(ApiError::invalid_field(
+                "to",
+                "the window must end by 9999-12-30T00:00:00Z",
+            ));
+        }
         Ok(Self {
             period: label,
-            start: from,
-            end: to,
+            start,
+            end,
             zone,
         })
     }
@@ -322,6 +340,14 @@ impl Window {
 
 fn micros(m: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(m).unwrap_or_default()
+}
+
+/// The latest end of a window: its days, in any time zone, must print as four-digit-year
+/// dates.
+fn latest() -> DateTime<Utc> {
+    "9999-12-30T00:00:00Z"
+        .parse()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// One calendar day of the window.
@@ -632,9 +658,15 @@ mod tests {
     fn windows_default_from_the_period_and_are_checked() {
         let now = at("2024-03-10T12:07:00Z");
         let w = Window::parse("week", None, None, "", now).unwrap();
-        assert_eq!((w.start, w.end), (at("2024-03-03T12:07:00Z"), now));
-        assert_eq!(w.first_bucket(), at("2024-03-03T12:00:00Z"));
+        // Widened to whole quarter hours, as counted.
+        assert_eq!(
+            (w.start, w.end),
+            (at("2024-03-03T12:00:00Z"), at("2024-03-10T12:15:00Z"))
+        );
+        assert_eq!(w.first_bucket(), w.start);
         assert_eq!(w.period, "week");
+        let exact = Window::parse("", Some(at("2024-03-01T10:15:00Z")), Some(now), "", now);
+        assert_eq!(exact.unwrap().start, at("2024-03-01T10:15:00Z"));
         let w = Window::parse("day", Some(at("2024-01-01T00:00:00Z")), None, "", now).unwrap();
         assert_eq!(w.end, at("2024-01-02T00:00:00Z"));
         let field = |r: Result<Window, ApiError>| r.unwrap_err().details[0].field.clone();
@@ -652,6 +684,18 @@ mod tests {
         );
         let long = Window::parse("", Some(now - Duration::days(400)), Some(now), "", now);
         assert_eq!(field(long), "to");
+        // A period is checked also beside an explicit window.
+        let bogus = Window::parse(
+            "fortnight",
+            Some(now - Duration::days(1)),
+            Some(now),
+            "",
+            now,
+        );
+        assert_eq!(field(bogus), "period");
+        // The days of a window must print with four-digit years.
+        let far = at("9999-12-31T00:00:00Z");
+        assert_eq!(field(Window::parse("year", Some(far), None, "", now)), "to");
         // A year in any zone fits.
         assert!(Window::parse("year", None, None, "Pacific/Kiritimati", now).is_ok());
     }

@@ -486,13 +486,24 @@ impl Diary {
             .analysis_enabled(user_id)
             .await
             .map_err(query_error)?;
-        let written = analytics::writing_days(&window, &buckets);
+        let mut written = analytics::writing_days(&window, &buckets);
         let mut result = analytics::compute(window, &buckets, enabled);
         let (Some(first), Some(last)) = (result.days.first(), result.days.last()) else {
             return Ok(result);
         };
         let (first, last) = (first.date, last.date);
-        let (_, reached) = analytics::run_ending(&written, first, last);
+        // The window's first day may begin before the window: a streak counts whole days.
+        let head = result.window.start_of(first);
+        if head < result.window.start {
+            let before = self
+                .read_models
+                .buckets(user_id, head, result.window.start)
+                .await
+                .map_err(query_error)?;
+            written.extend(analytics::writing_days(&result.window, &before));
+        }
+        let (run, reached) = analytics::run_ending(&written, first, last);
+        result.current_streak = run;
         // A one-day window whose day has no entry yet: the streak may end the day before.
         let yesterday = first == last && !written.contains(&last);
         if reached || yesterday {

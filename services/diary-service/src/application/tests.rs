@@ -1257,3 +1257,33 @@ async fn a_reanalysis_records_what_an_older_analyzer_measured_again_and_only_tha
         .unwrap();
     assert_eq!((again.recorded, again.current), (0, 3));
 }
+
+#[tokio::test]
+async fn the_current_streak_counts_the_whole_first_day_of_a_window_that_starts_within_it() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let now = Utc::now();
+    // One entry a day for 20 days, each 20 minutes before this time of day: the week's
+    // window starts after that day's entry (its first day is partly outside it).
+    for day in 0..20 {
+        let entry = EntryDraft {
+            created_at: Some(now - Duration::days(day) - Duration::minutes(20)),
+            ..draft(None)
+        };
+        g.diary.write_entry(&user, entry, &meta()).await.unwrap();
+    }
+    g.projection.catch_up().await.unwrap();
+    for (period, days_in_window) in [("day", 1), ("week", 7), ("month", 20)] {
+        let query = AnalyticsQuery {
+            period: period.into(),
+            ..AnalyticsQuery::default()
+        };
+        let a = g.diary.analytics(&user, &query, "").await.unwrap();
+        assert_eq!(a.current_streak, 20, "{period}");
+        assert!(
+            a.entry_count >= days_in_window,
+            "{period}: {}",
+            a.entry_count
+        );
+    }
+}
