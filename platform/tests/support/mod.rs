@@ -533,10 +533,8 @@ impl Reply {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_else(|| panic!("no X-Consistency-Token on {}: {}", self.status, self.body))
             .to_owned();
-        // The written resource: its `id`, or the user's for a user's setting.
         let id = self.body["id"]
             .as_str()
-            .or(self.body["userId"].as_str())
             .unwrap_or_else(|| panic!("no id in {}", self.body));
         let expected = format!("{id}:{}", self.body["version"]);
         assert_eq!(token, expected, "the token names the write: {}", self.body);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{Json, Response};
 use metachat_proto::common::HistoryRequest;
 use metachat_proto::diary::{GetAnalysisSettingRequest, SetAnalysisSettingRequest};
 use metachat_proto::user::{
@@ -484,7 +484,9 @@ pub(crate) async fn get_analysis_setting(
 /// erased from every read: entry analyses (also in entry histories), the analytics'
 /// sentiment, keywords and profile, the inferred archetype and modalities. Explicit values a
 /// client set stay. On (`DiaryAnalysisEnabled`): every live entry is analysed again, and the
-/// profile is inferred again. Setting the current value changes nothing.
+/// profile is inferred again. Setting the current value changes nothing. The change shows
+/// on entries at once; in analytics and on the user within moments (no consistency token:
+/// poll `analysisEnabled` in the analytics).
 #[utoipa::path(put, path = "/users/{id}/analysis", tag = "Users",
     operation_id = "setAnalysisSetting", params(UserIdPath),
     request_body = AnalysisSettingBody,
@@ -495,22 +497,16 @@ pub(crate) async fn set_analysis_setting(
     context: RequestContext,
     PathId(id): PathId,
     JsonBody(body): JsonBody<AnalysisSettingBody>,
-) -> Result<Response, AppError> {
+) -> Result<Json<AnalysisSettingJson>, AppError> {
     let request = SetAnalysisSettingRequest {
         user_id: id,
         enabled: body.enabled,
     };
     let mut client = backends.diary.clone();
     let call = client.set_analysis_setting(context.request(request, backends.timeout));
-    let setting = unary(&context, backends.timeout, call).await?;
-    let (user_id, version) = (setting.user_id.clone(), setting.version);
-    let response = Json(AnalysisSettingJson::from(setting)).into_response();
-    // Version 0: never switched, nothing recorded, nothing to wait for.
-    Ok(if version == 0 {
-        response
-    } else {
-        with_token(response, &user_id, version)
-    })
+    // No consistency token: it would name the user, whose own stream (and the lists that
+    // wait on it) this write does not move. The effects follow within moments.
+    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
 }
 
 /// The archetype catalogue
