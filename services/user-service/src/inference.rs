@@ -39,6 +39,10 @@ pub const INFERENCE_NAME: &str = "profile-inference";
 /// long enough to hold more than a few entries.
 pub const WINDOW_DAYS: u32 = 90;
 
+/// How far past now the window reaches (more than the 5 minutes an entry may be dated
+/// ahead).
+const CLOCK_SKEW_MINUTES: i64 = 10;
+
 /// Evidence words kept per feature.
 const EVIDENCE_WORDS: usize = 5;
 
@@ -82,8 +86,11 @@ impl WritingProfiles for GrpcWritingProfiles {
         user_id: &UserId,
         consistency_token: &str,
     ) -> Result<Option<WritingProfile>, ApiError> {
-        let to = Utc::now();
-        let from = to - chrono::Duration::days(i64::from(WINDOW_DAYS));
+        // Up to a little ahead of now: an entry may be dated a few minutes into the future
+        // (a client's clock), and must count in the inference its analysis triggers.
+        let now = Utc::now();
+        let from = now - chrono::Duration::days(i64::from(WINDOW_DAYS));
+        let to = now + chrono::Duration::minutes(CLOCK_SKEW_MINUTES);
         let request = GetAnalyticsRequest {
             user_id: user_id.to_string(),
             period: String::new(),
@@ -251,7 +258,8 @@ pub fn inferred_profile(profile: &WritingProfile) -> InferredProfile {
             })
         });
     let modalities = match (&profile.sensory_state[..], &profile.sensory) {
-        ("measured", Some(shares)) => {
+        // Measured, but no sensory word at all: no split to infer.
+        ("measured", Some(shares)) if shares.coverage > 0.0 => {
             let weights = [
                 ("visual", shares.visual),
                 ("auditory", shares.auditory),
@@ -489,5 +497,13 @@ mod tests {
         let inferred = inferred_profile(&profile(0.0, 0.5));
         assert_eq!(inferred.archetype, None);
         assert!(inferred.modalities.is_some());
+        // Enough words, but not one sensory word: no modalities.
+        let mut senseless = profile(0.6, 0.0);
+        if let Some(s) = &mut senseless.sensory {
+            (s.visual, s.auditory, s.kinesthetic, s.coverage) = (0.0, 0.0, 0.0, 0.0);
+        }
+        let inferred = inferred_profile(&senseless);
+        assert!(inferred.archetype.is_some());
+        assert_eq!(inferred.modalities, None);
     }
 }
