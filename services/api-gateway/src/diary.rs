@@ -380,8 +380,10 @@ pub(crate) async fn start_session(
 /// `failed_precondition` when it already ended. The body may be empty: the session then ends
 /// now (never before its start), and no entry written in it can be created after that end,
 /// also when the end races with a write. An `endTime` the client gives is its own account of
-/// the session (a session entered after the fact), as `startTime` is: entries keep the time
-/// they were written (`createdAt`), which may then lie outside the session's times.
+/// the session (a session entered after the fact), as `startTime` is: entries written in it
+/// without a `createdAt` keep the time they were stored, which may then lie outside the
+/// session's times; an `endTime` before the `createdAt` a client gave an entry of the session
+/// is a 400.
 #[utoipa::path(put, path = "/diary/sessions/{id}/end", tag = "Diary sessions",
     operation_id = "endSession", params(SessionIdPath, IfMatchHeader),
     request_body = Option<EndSessionBody>,

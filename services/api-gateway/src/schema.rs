@@ -209,7 +209,8 @@ fields! {
     tags_or_null = tags(true);
     /// RFC 3339. Defaults to now; may not be more than 5 minutes in the future.
     start_time_or_null = formatted(KnownFormat::DateTime, true);
-    /// RFC 3339. Defaults to now; must not be before the session's startTime.
+    /// RFC 3339. Defaults to now; must not be before the session's startTime, nor before the
+    /// `createdAt` given to an entry written in the session.
     end_time_or_null = formatted(KnownFormat::DateTime, true);
     /// `active` until the session is ended.
     session_status = one_of(&SESSION_STATUSES, false);

@@ -1029,6 +1029,7 @@ fn session_from_row(row: SessionRow) -> Result<Loaded<DiarySession>, ProjectionE
                     .ok_or_else(|| missing("start_time_micros"))?,
             )?,
             end_time: row.end_time_micros.map(time).transpose()?,
+            last_entry_at: None,
         },
         version: Some(u64::try_from(
             row.version.ok_or_else(|| missing("version"))?,

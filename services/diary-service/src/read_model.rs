@@ -694,6 +694,7 @@ fn row_to_session(row: &SqliteRow) -> Result<Loaded<Session>, ProjectionError> {
                 .try_get::<Option<i64>, _>("end_time")?
                 .map(time)
                 .transpose()?,
+            last_entry_at: None,
         },
         version: Some(row.try_get::<i64, _>("version")? as u64),
         created_at: Some(time(row.try_get("created_at")?)?),

@@ -176,6 +176,11 @@ pub struct DiarySessionStarted {
 pub struct DiarySessionEntryAdded {
     pub entry_id: EntryId,
     pub user_id: UserId,
+    /// When the client said the entry was written (its `createdAt`): the session's end may
+    /// not be before it. Absent when the client gave no time (the entry's time is then when
+    /// it was stored, and the session's times are the client's own account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

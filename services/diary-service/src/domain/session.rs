@@ -18,6 +18,9 @@ pub struct Session {
     pub start_time: DateTime<Utc>,
     /// `None` while the session is active.
     pub end_time: Option<DateTime<Utc>>,
+    /// The latest `createdAt` a client gave to an entry written in it (not kept by the read
+    /// models).
+    pub last_entry_at: Option<DateTime<Utc>>,
 }
 
 impl Session {
@@ -137,12 +140,15 @@ impl Aggregate for SessionState {
                     user_id: e.user_id,
                     start_time: e.start_time,
                     end_time: None,
+                    last_entry_at: None,
                 });
             }
             (Self::Started(session), SessionEvent::DiarySessionEnded(e)) => {
                 session.end_time = Some(e.end_time);
             }
-            (Self::Started(_), SessionEvent::DiarySessionEntryAdded(_)) => {}
+            (Self::Started(session), SessionEvent::DiarySessionEntryAdded(e)) => {
+                session.last_entry_at = session.last_entry_at.max(e.written_at);
+            }
             // Events the rules never decide in this state change nothing.
             _ => {}
         }
@@ -202,12 +208,16 @@ impl Aggregate for SessionState {
             (
                 Self::Started(_),
                 SessionCommand::AddEntry {
-                    entry_id, user_id, ..
+                    entry_id,
+                    user_id,
+                    written_at,
+                    ..
                 },
             ) => Ok(vec![SessionEvent::DiarySessionEntryAdded(
                 DiarySessionEntryAdded {
                     entry_id: *entry_id,
                     user_id: *user_id,
+                    written_at: *written_at,
                 },
             )]),
             (Self::Started(session), SessionCommand::End { .. }) if !session.is_active() => {
@@ -228,6 +238,14 @@ impl Aggregate for SessionState {
                 not_in_future(&mut v, "endTime", end_time, *now);
                 if end_time < session.start_time {
                     v.add("endTime", "must not be before the session's startTime");
+                } else if let Some(last) = session.last_entry_at.filter(|t| end_time < *t) {
+                    v.add(
+                        "endTime",
+                        format!(
+                            "must not be before the last entry written in the session ({})",
+                            last.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                        ),
+                    );
                 }
                 v.finish(vec![SessionEvent::DiarySessionEnded(DiarySessionEnded {
                     user_id: session.user_id,

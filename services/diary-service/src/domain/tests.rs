@@ -407,6 +407,35 @@ fn a_session_ends_once_and_not_before_it_started() {
 }
 
 #[test]
+fn a_session_does_not_end_before_an_entry_written_in_it() {
+    let added = |at| {
+        SessionEvent::DiarySessionEntryAdded(DiarySessionEntryAdded {
+            entry_id: E1,
+            user_id: U1,
+            written_at: Some(at),
+        })
+    };
+    let end = |at| SessionCommand::End {
+        end_time: Some(at),
+        now: t(14),
+    };
+    let history = [started(t(10)), added(t(12)), added(t(11))];
+    let refused = session_when(&history, end(t(11))).unwrap_err();
+    let SessionError::Invalid(v) = refused else {
+        panic!("{refused:?}");
+    };
+    assert!(v.to_string().contains("last entry"), "{v}");
+    assert!(session_when(&history, end(t(12))).is_ok());
+    // An entry without a client's time: the session's times are the client's account.
+    let old = SessionEvent::DiarySessionEntryAdded(DiarySessionEntryAdded {
+        entry_id: E1,
+        user_id: U1,
+        written_at: None,
+    });
+    assert!(session_when(&[started(t(10)), old], end(t(10))).is_ok());
+}
+
+#[test]
 fn only_the_writer_adds_entries_to_an_active_session() {
     let add = |user_id| SessionCommand::AddEntry {
         entry_id: E1,
@@ -420,6 +449,7 @@ fn only_the_writer_adds_entries_to_an_active_session() {
             DiarySessionEntryAdded {
                 entry_id: E1,
                 user_id: U1,
+                written_at: None,
             }
         )])
     );
