@@ -107,7 +107,7 @@ async fn reanalyze(
         .await
         .map_err(|e| anyhow::anyhow!("re-analysis stopped: {e}"))?;
     println!(
-        "read {} events: {} analyses recorded, {} entries already current, {} outdated or switched off",
+        "read {} events: {} analyses recorded, {} entries already current, {} older contents or entries of writers with analysis off skipped",
         done.events, done.recorded, done.current, done.skipped
     );
     Ok(())

@@ -396,7 +396,9 @@ pub(crate) struct EntryAnalysisJson {
     /// o200k_base tokens of the content, measured (the entry's `tokenCount` may be the
     /// client's own figure).
     token_count: u32,
-    /// ISO 639-1 code of the language the content was analysed as; `null` when unknown.
+    /// ISO 639-1 code of the language the content was analysed as; `null` when it could not
+    /// be told (short text, under about 20 words, often cannot) or is none of en, de, fr,
+    /// es, it, pt, nl.
     #[schema(required = true, examples("en"))]
     language: Option<String>,
     /// Key phrases, most relevant first; empty for an unknown language.
@@ -644,11 +646,12 @@ pub(crate) struct AnalyticsJson {
     /// `day`, `week`, `month`, `year`, or `custom` for an explicit `from` and `to`.
     #[schema(schema_with = schema::analytics_period)]
     period: String,
-    /// Start of the window. Entries and sessions count by the UTC quarter hour they fall in:
-    /// the quarter hour holding the start counts whole.
+    /// Start of the window counted. Totals are kept per UTC quarter hour, so the window asked
+    /// for is widened to whole quarter hours: this is `from` (or now minus the period)
+    /// rounded down to one.
     #[schema(required = true, format = DateTime)]
     period_start: Option<String>,
-    /// End of the window (exclusive).
+    /// End of the window counted (exclusive): `to` (or now) rounded up to a quarter hour.
     #[schema(required = true, format = DateTime)]
     period_end: Option<String>,
     /// The IANA time zone of the days (`UTC` by default).
@@ -663,7 +666,8 @@ pub(crate) struct AnalyticsJson {
     #[schema(minimum = 0)]
     average_session_minutes: f64,
     total_tokens: u64,
-    /// Words of the entries whose content was analysed.
+    /// Words of the entries (runs of letters and digits), counted from their text, also
+    /// while analysis is off.
     word_count: u64,
     /// Most frequent first.
     tag_frequencies: Vec<TagCountJson>,
@@ -677,7 +681,8 @@ pub(crate) struct AnalyticsJson {
     current_streak: u32,
     /// The longest run of consecutive writing days inside the window.
     longest_streak: u32,
-    /// Every day of the window, oldest first, days without entries included.
+    /// Every calendar day (of `timeZone`) the window touches, oldest first, days without
+    /// entries included: a week ending now touches 8 days, the first and last in part.
     days: Vec<DayTotalsJson>,
     /// Mean VADER compound of the window's analysed entries; `null` when none was analysed,
     /// or analysis is off.

@@ -63,7 +63,7 @@ impl AnalysisSummary {
 pub struct EntryFacts {
     pub token_count: u32,
     pub tags: Vec<String>,
-    /// Words of the current content, once analysed (0 before).
+    /// Words of the current content, counted from the text.
     pub word_count: u32,
     /// The analysis of the current content; `None` before it, or with analysis switched off.
     pub analysis: Option<AnalysisSummary>,
