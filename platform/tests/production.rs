@@ -196,20 +196,30 @@ fn projected_ids(log: &str) -> Vec<String> {
 
 /// How many assignments and revocations a replica has logged.
 fn rebalance_count(log: &str) -> usize {
-    log.lines()
-        .filter(|l| {
-            l.contains("\"message\":\"partitions assigned\"")
-                || l.contains("\"message\":\"partitions revoked\"")
-        })
+    read_model_group_lines(log)
+        .filter(|v| v["message"] == "partitions assigned" || v["message"] == "partitions revoked")
         .count()
 }
 
-/// The partitions the last assignment in a replica's log gave it.
-fn assigned_partitions(log: &str) -> Vec<String> {
+/// The log records of a diary replica's read-model consumer group (not of its followers',
+/// such as the entry analyzer's, which get partitions of the same topic).
+fn read_model_group_lines(log: &str) -> impl DoubleEndedIterator<Item = serde_json::Value> + '_ {
+    let follower = format!("-{}", diary_service::analyzer::ANALYZER_NAME);
     log.lines()
+        .filter(|l| l.contains("\"message\":\"partitions "))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(move |v| {
+            v["fields"]["group"]
+                .as_str()
+                .is_some_and(|g| !g.ends_with(&follower))
+        })
+}
+
+/// The partitions the last assignment of its read-model group in a replica's log gave it.
+fn assigned_partitions(log: &str) -> Vec<String> {
+    read_model_group_lines(log)
         .rev()
-        .filter(|l| l.contains("\"message\":\"partitions assigned\""))
-        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "partitions assigned")
         .and_then(|v| v["fields"]["partitions"].as_str().map(str::to_owned))
         .map(|p| {
             p.split(',')
