@@ -375,6 +375,47 @@ async fn two_weeks_of_writing_give_exact_analytics_and_an_inferred_profile_besid
 
     let analytics = settled_analytics(&app, &diary, "UTC").await;
     check_analytics(&analytics.body, &diary);
+
+    // Each entry's analysis explains itself: states, sensory words, features and words.
+    let first = &diary.entries[0];
+    let entry = app.get(&format!("/diary/entries/{}", first.id)).await;
+    let explained = &entry.body["analysis"]["explanation"];
+    let single = analysis::profile(std::iter::once(&first.analysis));
+    assert_eq!(explained["entries"], 1, "{}", entry.body);
+    assert_eq!(explained["words"], single.features.lexicon_words);
+    let expected_state = |measured: bool| {
+        if measured {
+            "measured"
+        } else {
+            "insufficientText"
+        }
+    };
+    assert_eq!(
+        explained["archetypeState"],
+        expected_state(matches!(
+            single.archetype_signals,
+            analysis::ArchetypeSignals::Measured { .. }
+        ))
+    );
+    assert_eq!(
+        explained["sensoryState"],
+        expected_state(matches!(
+            single.sensory,
+            analysis::SensoryProfile::Measured(_)
+        ))
+    );
+    if let analysis::ArchetypeSignals::Measured { signals } = &single.archetype_signals {
+        assert_eq!(
+            explained["archetypeSignals"][0]["id"],
+            signals[0].id.as_str()
+        );
+        assert!(
+            !explained["archetypeSignals"][0]["evidence"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
     assert_eq!(analytics.body["analysisEnabled"], true);
     assert_eq!(analytics.body["timeZone"], "UTC");
 

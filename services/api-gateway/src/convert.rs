@@ -408,6 +408,10 @@ pub(crate) struct EntryAnalysisJson {
     sensory: Option<SensoryJson>,
     /// Strongest first; empty when there was too little English text to measure.
     archetype_signals: Vec<ArchetypeScoreJson>,
+    /// The same, explained: each measure's state (`measured`, `insufficientText` with the
+    /// words needed, `unsupportedLanguage`), the sensory words, and each archetype's features
+    /// and the words behind them.
+    explanation: WritingProfileJson,
 }
 
 /// VADER sentiment scores.
@@ -483,6 +487,7 @@ impl From<diary::EntryAnalysis> for EntryAnalysisJson {
                     confidence: s.confidence,
                 })
                 .collect(),
+            explanation: WritingProfileJson::from(a.explanation.unwrap_or_default()),
         }
     }
 }

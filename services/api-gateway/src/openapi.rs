@@ -625,6 +625,15 @@ mod tests {
             events: vec![common::StoredEvent::default()],
         });
         let history = serde_json::to_value(history).expect("serialisable");
+        let analysed = serde_json::to_value(EntryJson::from(d::Entry {
+            analysis: Some(d::EntryAnalysis {
+                sentiment: Some(d::Sentiment::default()),
+                explanation: Some(d::WritingProfile::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .expect("serialisable");
         let cases = [
             ("User", names(&user)),
             ("Archetype", names(&user["archetype"])),
@@ -647,6 +656,7 @@ mod tests {
                 keys(UserListJson::from(u::ListUsersResponse::default())),
             ),
             ("Entry", keys(EntryJson::from(d::Entry::default()))),
+            ("EntryAnalysis", names(&analysed["analysis"])),
             (
                 "EntryList",
                 keys(EntryListJson::from(d::ListEntriesResponse::default())),

@@ -350,6 +350,12 @@ fn analysis_to_proto(a: &DiaryEntryAnalyzed) -> pb::EntryAnalysis {
                 confidence: s.confidence,
             })
             .collect(),
+        explanation: Some(profile_to_proto(WindowProfile {
+            entries: 1,
+            words: a.features.lexicon_words,
+            sensory: analysis::SensoryProfile::from_features(&a.features),
+            archetypes: analysis::ArchetypeSignals::from_features(&a.features),
+        })),
     }
 }
 
