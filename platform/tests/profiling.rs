@@ -509,6 +509,7 @@ async fn two_weeks_of_writing_give_exact_analytics_and_an_inferred_profile_besid
     );
 
     // Switched off: everything derived disappears, what the user wrote and chose stays.
+    let before_off = rfc3339(Utc::now());
     let off = app
         .put(
             &format!("/users/{user}/analysis"),
@@ -523,6 +524,23 @@ async fn two_weeks_of_writing_give_exact_analytics_and_an_inferred_profile_besid
         })
         .await;
     assert_eq!(cleared.body["archetype"]["archetypeId"], "planner");
+    // Erased also from the user's past and history: no inferred value, no evidence word.
+    let past = app.get(&format!("/users/{user}?asOf={before_off}")).await;
+    assert_eq!(past.status, StatusCode::OK, "{}", past.body);
+    assert!(past.body["inferredArchetype"].is_null(), "{}", past.body);
+    assert_eq!(past.body["archetype"]["archetypeId"], "planner");
+    let history = app.get(&format!("/users/{user}/history")).await;
+    let events = history.body["events"].as_array().unwrap();
+    assert!(
+        events.iter().all(|e| e["data"]["inferred"].is_null()),
+        "{}",
+        history.body
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["eventType"] == "ArchetypeAssigned" && e["data"]["erased"].is_string())
+    );
     let entry = app
         .get(&format!("/diary/entries/{}", diary.entries[0].id))
         .await;

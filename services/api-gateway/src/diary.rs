@@ -383,7 +383,9 @@ pub(crate) async fn start_session(
 /// the session (a session entered after the fact), as `startTime` is: entries written in it
 /// without a `createdAt` keep the time they were stored, which may then lie outside the
 /// session's times; an `endTime` before the `createdAt` a client gave an entry of the session
-/// is a 400.
+/// is a 400 (also when that entry was deleted since: the session keeps the times it was
+/// given). Without an `endTime`, the session ends now, or at the latest such `createdAt` when
+/// an entry was dated a few minutes ahead.
 #[utoipa::path(put, path = "/diary/sessions/{id}/end", tag = "Diary sessions",
     operation_id = "endSession", params(SessionIdPath, IfMatchHeader),
     request_body = Option<EndSessionBody>,

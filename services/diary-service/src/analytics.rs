@@ -255,6 +255,9 @@ impl Window {
                 ApiError::invalid_field("period", "must be one of day, week, month, year")
             })?),
         };
+        // The parameter a window out of range is blamed on: the one the client sent.
+        let edge = if to.is_some() { "to" } else { "from" };
+        let from_given = from.is_some();
         let (label, from, to) = match (from, to) {
             (Some(from), Some(to)) => ("custom".to_owned(), from, to),
             (from, to) => {
@@ -285,8 +288,18 @@ impl Window {
         };
         if end > latest() {
             return Err(ApiError::invalid_field(
-                "to",
+                edge,
                 "the window must end by 9999-12-30T00:00:00Z",
+            ));
+        }
+        if start < earliest() {
+            return Err(ApiError::invalid_field(
+                if edge == "to" && from_given {
+                    "from"
+                } else {
+                    edge
+                },
+                "the window must start at 0001-01-02T00:00:00Z or later",
             ));
         }
         Ok(Self {
@@ -340,6 +353,13 @@ impl Window {
 
 fn micros(m: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(m).unwrap_or_default()
+}
+
+/// The earliest start of a window: its days, in any time zone, must be in year 1 or later.
+fn earliest() -> DateTime<Utc> {
+    "0001-01-02T00:00:00Z"
+        .parse()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// The latest end of a window: its days, in any time zone, must print as four-digit-year
@@ -693,9 +713,18 @@ mod tests {
             now,
         );
         assert_eq!(field(bogus), "period");
-        // The days of a window must print with four-digit years.
+        // The days of a window must print with four-digit years, and fall in year 1 or later.
         let far = at("9999-12-31T00:00:00Z");
-        assert_eq!(field(Window::parse("year", Some(far), None, "", now)), "to");
+        assert_eq!(
+            field(Window::parse("year", Some(far), None, "", now)),
+            "from"
+        );
+        let early = at("0001-01-01T00:10:00Z");
+        assert_eq!(
+            field(Window::parse("day", None, Some(early), "", now)),
+            "to"
+        );
+        assert!(Window::parse("day", None, Some(at("0001-01-03T00:00:00Z")), "", now).is_ok());
         // A year in any zone fits.
         assert!(Window::parse("year", None, None, "Pacific/Kiritimati", now).is_ok());
     }

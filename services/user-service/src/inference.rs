@@ -177,7 +177,7 @@ impl Projection for ProfileInference {
         };
         if recorded.event_type == "DiaryAnalysisDisabled" {
             let command = UserCommand::ClearInference {
-                reason: "analysisSwitchedOff".into(),
+                reason: crate::application::SWITCHED_OFF.into(),
             };
             return self.execute(&user_id, command, &metadata).await;
         }
@@ -195,7 +195,7 @@ impl Projection for ProfileInference {
             })?;
         let command = match profile {
             None => UserCommand::ClearInference {
-                reason: "analysisSwitchedOff".into(),
+                reason: crate::application::SWITCHED_OFF.into(),
             },
             Some(profile) => UserCommand::Infer(inferred_profile(&profile)),
         };

@@ -136,6 +136,11 @@ impl Diary {
         draft: EntryDraft,
         metadata: &EventMetadata,
     ) -> Result<Loaded<EntryState>, ApiError> {
+        // Times are kept to the microsecond, as the read models and lists keep them.
+        let draft = EntryDraft {
+            created_at: draft.created_at.map(micros),
+            ..draft
+        };
         if let Some(at) = draft.created_at {
             let mut v = Violations::new();
             not_in_future(&mut v, "createdAt", at, Utc::now());
@@ -365,6 +370,11 @@ impl Diary {
         check_range(range)?;
         self.registered("userId", user_id).await?;
         self.caught_up(token).await?;
+        // Entries' times are whole microseconds: a bound between two is the next one.
+        let range = TimeRange {
+            start: range.start.map(micros_up),
+            end: range.end.map(micros_up),
+        };
         self.read_models
             .entries_by_user(user_id, range, page)
             .await
@@ -383,8 +393,8 @@ impl Diary {
         let command = SessionCommand::Start {
             session_id: id,
             user_id: *user_id,
-            start_time,
-            now: Utc::now(),
+            start_time: start_time.map(micros),
+            now: micros(Utc::now()),
         };
         let executed = self
             .sessions
@@ -406,8 +416,8 @@ impl Diary {
         // "Now" is taken at each decision: an end decided again after a concurrent entry
         // ends after it.
         let command = || SessionCommand::End {
-            end_time,
-            now: Utc::now(),
+            end_time: end_time.map(micros),
+            now: micros(Utc::now()),
         };
         let executed = self
             .sessions
@@ -692,6 +702,20 @@ pub async fn record_analysis(
 /// How often recording an analysis is decided again after a concurrent change of its entry;
 /// past that the error makes the analyzer try the event again later (never skip it).
 const ANALYSIS_RETRIES: usize = 20;
+
+/// `time` to the microsecond: what every store and read model keeps of a time.
+fn micros(time: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    time.trunc_subsecs(6)
+}
+
+/// The first whole microsecond at or after `time`.
+fn micros_up(time: DateTime<Utc>) -> DateTime<Utc> {
+    match micros(time) {
+        t if t < time => t + chrono::Duration::microseconds(1),
+        t => t,
+    }
+}
 
 /// The time-range rule, the same at the gateway and here: the start may not be after the end.
 pub fn check_range(range: TimeRange) -> Result<(), ApiError> {

@@ -1287,3 +1287,36 @@ async fn the_current_streak_counts_the_whole_first_day_of_a_window_that_starts_w
         );
     }
 }
+
+#[tokio::test]
+async fn client_times_are_kept_to_the_microsecond_as_lists_keep_them() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let entry = EntryDraft {
+        created_at: Some(at("2023-01-01T10:00:00.000000900Z")),
+        ..draft(None)
+    };
+    let written = g.diary.write_entry(&user, entry, &meta()).await.unwrap();
+    let id = written.state.live().unwrap().id;
+    let history = g.diary.entry_history(&id).await.unwrap();
+    assert_eq!(history[0].payload["createdAt"], "2023-01-01T10:00:00Z");
+    g.projection.catch_up().await.unwrap();
+    // A range starting after the microsecond does not hold it.
+    let range = TimeRange {
+        start: Some(at("2023-01-01T10:00:00.000000500Z")),
+        end: Some(at("2023-01-01T10:00:01Z")),
+    };
+    let listed = g
+        .diary
+        .entries_by_user(&user, range, &first_page(), "")
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
+    let session = g
+        .diary
+        .start_session(&user, Some(at("2023-01-01T09:00:00.123456789Z")), &meta())
+        .await
+        .unwrap();
+    let started = session.state.session().unwrap().start_time;
+    assert_eq!(started, at("2023-01-01T09:00:00.123456Z"));
+}

@@ -233,7 +233,10 @@ impl Aggregate for SessionState {
                 },
             ) if *now < session.start_time => Err(SessionError::NotStarted(session.start_time)),
             (Self::Started(session), SessionCommand::End { end_time, now }) => {
-                let end_time = end_time.unwrap_or(*now);
+                // Without a time of the client's: now, or after the entry dated latest (a
+                // few minutes ahead of the server's clock at most).
+                let end_time =
+                    end_time.unwrap_or_else(|| session.last_entry_at.map_or(*now, |t| t.max(*now)));
                 let mut v = Violations::new();
                 not_in_future(&mut v, "endTime", end_time, *now);
                 if end_time < session.start_time {

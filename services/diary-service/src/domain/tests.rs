@@ -426,6 +426,17 @@ fn a_session_does_not_end_before_an_entry_written_in_it() {
     };
     assert!(v.to_string().contains("last entry"), "{v}");
     assert!(session_when(&history, end(t(12))).is_ok());
+    // Ended now, without a time: after the entry dated latest, also one dated a little ahead.
+    let ahead = [started(t(10)), added(t(14) + chrono::Duration::minutes(3))];
+    let now_end = SessionCommand::End {
+        end_time: None,
+        now: t(14),
+    };
+    let ended = session_when(&ahead, now_end).unwrap();
+    let [SessionEvent::DiarySessionEnded(e)] = ended.as_slice() else {
+        panic!("{ended:?}");
+    };
+    assert_eq!(e.end_time, t(14) + chrono::Duration::minutes(3));
     // An entry without a client's time: the session's times are the client's account.
     let old = SessionEvent::DiarySessionEntryAdded(DiarySessionEntryAdded {
         entry_id: E1,

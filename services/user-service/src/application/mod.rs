@@ -171,7 +171,8 @@ impl Users {
         UserView::from_loaded(loaded).ok_or_else(|| not_found(id))
     }
 
-    /// The user as they were at `as_of`.
+    /// The user as they were at `as_of`, without inferred values the user erased since (by
+    /// switching analysis off).
     pub async fn user_as_of(
         &self,
         id: &UserId,
@@ -182,8 +183,18 @@ impl Users {
             .load_as_of(id, as_of)
             .await
             .map_err(store_error)?;
-        UserView::from_loaded(loaded)
-            .ok_or_else(|| ApiError::not_found(format!("user {id} did not exist at {as_of}")))
+        let mut view = UserView::from_loaded(loaded)
+            .ok_or_else(|| ApiError::not_found(format!("user {id} did not exist at {as_of}")))?;
+        let erased_until = erased_until(&self.full_history(id).await?);
+        if view.version < erased_until {
+            let user = &mut view.user;
+            user.inferred_archetype = None;
+            user.inferred_modalities = None;
+            user.inferred_archetype_assigned_at = None;
+            user.inferred_archetype_updated_at = None;
+            user.inferred_modalities_updated_at = None;
+        }
+        Ok(view)
     }
 
     /// Changes a user: one stream read and one append, decided again on the newer state when
@@ -234,8 +245,22 @@ impl Users {
         Ok((found, total))
     }
 
-    /// Every event of a user, oldest first.
+    /// Every event of a user, oldest first. An inference the user erased since (by switching
+    /// analysis off) keeps its place and type, its payload replaced by a note saying so.
     pub async fn history(&self, id: &UserId) -> Result<Vec<RecordedEvent>, ApiError> {
+        let mut events = self.full_history(id).await?;
+        let erased_until = erased_until(&events);
+        for event in &mut events {
+            if event.stream_version < erased_until && event.payload.get("inferred").is_some() {
+                event.payload = serde_json::json!({
+                    "erased": "the user switched analysis off",
+                });
+            }
+        }
+        Ok(events)
+    }
+
+    async fn full_history(&self, id: &UserId) -> Result<Vec<RecordedEvent>, ApiError> {
         let events = read_full_stream(self.store.as_ref(), UserState::stream_name(id).as_str())
             .await
             .map_err(store_error)?;
@@ -245,6 +270,22 @@ impl Users {
         Ok(events)
     }
 }
+
+/// The stream version of the user's last `InferredProfileCleared` for switching analysis off
+/// (0 if none): every inference recorded before it is erased from reads.
+fn erased_until(events: &[RecordedEvent]) -> u64 {
+    events
+        .iter()
+        .rev()
+        .find(|e| {
+            e.event_type == "InferredProfileCleared"
+                && e.payload.get("reason").and_then(|r| r.as_str()) == Some(SWITCHED_OFF)
+        })
+        .map_or(0, |e| e.stream_version)
+}
+
+/// Why inferred values are cleared when the user switches analysis off.
+pub const SWITCHED_OFF: &str = "analysisSwitchedOff";
 
 fn not_found(id: &UserId) -> ApiError {
     ApiError::not_found(format!("user {id} not found"))
