@@ -97,6 +97,21 @@ pub fn execute_error<E: Into<ApiError>>(error: ExecuteError<E>) -> ApiError {
 
 pub use metachat_proto::time::timestamp;
 
+/// How long a service waits to connect to another.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A channel from one service to another at `uri` (a checked `http://host:port`), connected
+/// on first use, each call bounded by `call_timeout`.
+pub fn service_channel(
+    uri: String,
+    call_timeout: std::time::Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(uri)?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(call_timeout)
+        .connect_lazy())
+}
+
 /// A timestamp from the wire; `field` names it in the error. Years outside 1..=9999 are
 /// refused: no store keeps them, and they can only be mistakes.
 pub fn from_timestamp(field: &str, ts: &Timestamp) -> Result<DateTime<Utc>, ApiError> {

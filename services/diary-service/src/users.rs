@@ -7,7 +7,7 @@ use metachat_proto::error::ApiError;
 use metachat_proto::user::GetUserRequest;
 use metachat_proto::user::user_service_client::UserServiceClient;
 use metachat_validation::UserId;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 #[async_trait]
 pub trait UserDirectory: Send + Sync + 'static {
@@ -25,10 +25,7 @@ impl GrpcUserDirectory {
     /// `USER_SERVICE_ADDRESS`, where the address comes from).
     pub fn new(address: &str) -> anyhow::Result<Self> {
         let uri = metachat_runtime::grpc_uri("USER_SERVICE_ADDRESS", address)?;
-        let channel = Endpoint::from_shared(uri)?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let channel = metachat_grpc::service_channel(uri, Duration::from_secs(5))?;
         Ok(Self {
             client: UserServiceClient::new(channel),
         })

@@ -25,7 +25,7 @@ use metachat_proto::diary::diary_service_client::DiaryServiceClient;
 use metachat_proto::diary::{GetAnalyticsRequest, WritingProfile};
 use metachat_proto::error::ApiError;
 use metachat_validation::UserId;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::domain::{
     ArchetypeSet, Confidence, Evidence, Inference, InferenceBasis, InferredProfile,
@@ -69,10 +69,7 @@ impl GrpcWritingProfiles {
     /// `DIARY_SERVICE_ADDRESS`, where the address comes from).
     pub fn new(address: &str) -> anyhow::Result<Self> {
         let uri = metachat_runtime::grpc_uri("DIARY_SERVICE_ADDRESS", address)?;
-        let channel = Endpoint::from_shared(uri)?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .connect_lazy();
+        let channel = metachat_grpc::service_channel(uri, Duration::from_secs(10))?;
         Ok(Self {
             client: DiaryServiceClient::new(channel),
         })

@@ -94,12 +94,7 @@ impl History {
                 let mut view =
                     UserView::from_loaded(event_sourcing::replay::<UserState>(s).unwrap()).unwrap();
                 // Lists show what clients set; the inferred values are on the user alone.
-                let user = &mut view.user;
-                user.inferred_archetype = None;
-                user.inferred_modalities = None;
-                user.inferred_archetype_assigned_at = None;
-                user.inferred_archetype_updated_at = None;
-                user.inferred_modalities_updated_at = None;
+                view.user.clear_inferred();
                 view
             })
             .collect();

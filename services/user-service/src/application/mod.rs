@@ -187,12 +187,7 @@ impl Users {
             .ok_or_else(|| ApiError::not_found(format!("user {id} did not exist at {as_of}")))?;
         let erased_until = erased_until(&self.full_history(id).await?);
         if view.version < erased_until {
-            let user = &mut view.user;
-            user.inferred_archetype = None;
-            user.inferred_modalities = None;
-            user.inferred_archetype_assigned_at = None;
-            user.inferred_archetype_updated_at = None;
-            user.inferred_modalities_updated_at = None;
+            view.user.clear_inferred();
         }
         Ok(view)
     }

@@ -218,13 +218,7 @@ impl Aggregate for UserState {
                     user.modalities = Some(m.modalities.clone());
                 }
             }
-            UserEvent::InferredProfileCleared(_) => {
-                user.inferred_archetype = None;
-                user.inferred_modalities = None;
-                user.inferred_archetype_assigned_at = None;
-                user.inferred_archetype_updated_at = None;
-                user.inferred_modalities_updated_at = None;
-            }
+            UserEvent::InferredProfileCleared(_) => user.clear_inferred(),
         }
     }
 
@@ -377,6 +371,15 @@ impl User {
 }
 
 impl User {
+    /// Forgets what the platform inferred (explicit values stay).
+    pub fn clear_inferred(&mut self) {
+        self.inferred_archetype = None;
+        self.inferred_modalities = None;
+        self.inferred_archetype_assigned_at = None;
+        self.inferred_archetype_updated_at = None;
+        self.inferred_modalities_updated_at = None;
+    }
+
     fn update_profile(&self, changes: &ProfileChanges) -> Result<UserProfileUpdated, UserError> {
         let mut v = Violations::new();
         let first_name = match &changes.first_name {
