@@ -53,6 +53,7 @@ pub mod keywords;
 pub mod language;
 mod lexicon;
 pub mod sensory;
+pub mod terms;
 mod text;
 pub mod tokens;
 

@@ -51,6 +51,8 @@ use crate::domain::{
     Entry, EntryEvent, EntryState, Session as DiarySession, SessionEvent, SessionState, Tag,
 };
 use crate::read_model::stored_id;
+use crate::search::SearchIndex;
+use crate::search::cassandra::CassandraSearchIndex;
 use crate::read_model::{DiaryReadModels, TimeRange, analysis_switch};
 
 /// The migrations of the `diary` domain, in order.
@@ -126,6 +128,7 @@ pub struct CassandraDiaryReadModels {
     /// The keyspace the tables are in, as configured.
     keyspace: Arc<str>,
     statements: Arc<Statements>,
+    search: Arc<CassandraSearchIndex>,
 }
 
 impl CassandraDiaryReadModels {
@@ -430,10 +433,12 @@ impl CassandraDiaryReadModels {
             applied_version: prepare(s, &format!("SELECT version FROM {versions} WHERE id = ?"))
                 .await?,
         };
+        let search = Arc::new(CassandraSearchIndex::prepare(session.clone(), keyspace).await?);
         Ok(Self {
             session,
             keyspace: keyspace.into(),
             statements: Arc::new(statements),
+            search,
         })
     }
 
@@ -1133,6 +1138,10 @@ impl DiaryReadModels for CassandraDiaryReadModels {
 
     async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError> {
         version_by_id(&self.session, &self.statements.applied_version, id).await
+    }
+
+    fn search_index(&self) -> Arc<dyn SearchIndex> {
+        self.search.clone()
     }
 
     async fn buckets(

@@ -11,6 +11,7 @@ pub mod cassandra;
 pub mod domain;
 pub mod grpc;
 pub mod read_model;
+pub mod search;
 pub mod standalone;
 pub mod users;
 

@@ -3,6 +3,8 @@
 //! guarded by the stream version, and a deleted entry stays as a tombstone, so replaying any
 //! event (even an entry's creation after its deletion) changes nothing.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_sourcing::{Loaded, Projection, ProjectionError, RecordedEvent, decode_event};
@@ -18,6 +20,8 @@ use metachat_validation::UserId;
 use crate::analytics::{
     AnalysisSummary, BUCKET_MICROS, BucketTotals, EntryFacts, SessionFacts, bucket_of,
 };
+use crate::search::SearchIndex;
+use crate::search::sqlite::SqliteSearchIndex;
 use crate::domain::{
     AnalysisSettingEvent, AnalysisSettingState, Entry, EntryEvent, EntryState, Session,
     SessionEvent, SessionState,
@@ -66,6 +70,9 @@ pub trait DiaryReadModels: Send + Sync + 'static {
     /// when they have never seen it. A deleted entry keeps its version. Read-your-writes waits
     /// on it.
     async fn applied_version(&self, id: Uuid) -> Result<Option<u64>, QueryError>;
+
+    /// The search index kept beside these read models (see [`crate::search`]).
+    fn search_index(&self) -> Arc<dyn SearchIndex>;
 }
 
 const SCHEMA: &[&str] = &[
@@ -133,6 +140,7 @@ pub const PROJECTION_NAME: &str = "diary-read-models";
 #[derive(Clone)]
 pub struct SqliteDiaryReadModels {
     pool: SqlitePool,
+    search: Arc<SqliteSearchIndex>,
 }
 
 impl SqliteDiaryReadModels {
@@ -167,7 +175,8 @@ impl SqliteDiaryReadModels {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
-        Ok(Self { pool })
+        let search = Arc::new(SqliteSearchIndex::new(pool.clone()).await?);
+        Ok(Self { pool, search })
     }
 
     /// The database, for tests.
@@ -581,6 +590,10 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         .fetch_optional(&self.pool)
         .await?;
         Ok(version.and_then(|v| u64::try_from(v).ok()))
+    }
+
+    fn search_index(&self) -> Arc<dyn SearchIndex> {
+        self.search.clone()
     }
 
     async fn buckets(

@@ -1,0 +1,219 @@
+//! The entry indexer: follows the diary events and keeps each live entry's embeddings and
+//! search terms in the [`SearchIndex`], from the entry's current state (so a redelivered or
+//! replayed event indexes nothing twice, and never an old version): indexed after a creation
+//! or a change of its title or content, removed after its deletion, removed with all of its
+//! writer's entries when they switch analysis off, and indexed again when they switch it back
+//! on. It runs as a [`Projection`]: embedded, with its own checkpoint; in production, as its own
+//! Kafka consumer group on the diary topic. It runs only where the model is present.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use embeddings::{EmbeddingError, Embedder};
+use event_sourcing::{
+    Aggregate, EventStore, Projection, ProjectionError, RecordedEvent, Repository,
+};
+use metachat_read_model::PageRequest;
+use metachat_validation::{EntryId, UserId};
+
+use super::{IndexedEntry, SearchIndex, Semantic, fingerprint, indexed_text};
+use crate::domain::{AnalysisSettingState, Entry, EntryState};
+use crate::read_model::{DiaryReadModels, TimeRange, analysis_switch, stored_id};
+
+/// The indexer's name: its checkpoint, and the suffix of its consumer group.
+pub const INDEXER_NAME: &str = "entry-indexer";
+
+/// Chunks embedded in one batch: a long entry's chunks in batches, so its memory stays small.
+const BATCH: usize = 8;
+
+/// Keywords kept per entry to label themes.
+const KEYWORDS: usize = 5;
+
+/// What indexing an entry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indexed {
+    /// Its embeddings and terms were stored.
+    Stored,
+    /// The index already held its current text.
+    Current,
+    /// It was removed (deleted, or its writer switched analysis off).
+    Removed,
+    /// Nothing to index: it never existed, or its text could not be embedded.
+    Skipped,
+}
+
+/// Keeps the search index in step with the entries.
+pub struct EntryIndexer {
+    entries: Repository<EntryState>,
+    settings: Repository<AnalysisSettingState>,
+    read_models: Arc<dyn DiaryReadModels>,
+    semantic: Semantic,
+}
+
+/// Entries listed per page when a writer's entries are indexed again.
+const PAGE: u32 = 100;
+
+impl EntryIndexer {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        read_models: Arc<dyn DiaryReadModels>,
+        semantic: Semantic,
+    ) -> Self {
+        Self {
+            entries: Repository::new(store.clone()),
+            settings: Repository::new(store),
+            read_models,
+            semantic,
+        }
+    }
+
+    fn index(&self) -> &dyn SearchIndex {
+        self.semantic.index.as_ref()
+    }
+
+    /// Brings the index in step with entry `id`'s current state.
+    pub async fn index_entry(&self, id: &EntryId) -> Result<Indexed, ProjectionError> {
+        let loaded = self.entries.load(id).await?;
+        let entry = match &loaded.state {
+            EntryState::Absent => return Ok(Indexed::Skipped),
+            EntryState::Deleted(entry) => {
+                self.index().remove(&entry.user_id, id).await?;
+                return Ok(Indexed::Removed);
+            }
+            EntryState::Live(entry) => entry.clone(),
+        };
+        if !self.analysed(&entry.user_id).await? {
+            self.index().remove(&entry.user_id, id).await?;
+            return Ok(Indexed::Removed);
+        }
+        let text = indexed_text(&entry.title, &entry.content);
+        if self.index().fingerprint(id).await? == Some(fingerprint(&text)) {
+            return Ok(Indexed::Current);
+        }
+        let written_at = entry
+            .written_at
+            .or(loaded.created_at)
+            .unwrap_or_else(Utc::now);
+        let model = self.semantic.model.clone();
+        // Tens of milliseconds of CPU per chunk: off the async workers.
+        let computed = tokio::task::spawn_blocking(move || compute(&model, &entry, text, written_at))
+            .await
+            .map_err(|e| -> ProjectionError { format!("indexing failed: {e}").into() })?;
+        let indexed = match computed {
+            Ok(indexed) => indexed,
+            // The same text fails the same way every time: retrying would stop the indexer
+            // for good. The entry stays out of the index; ids only in the log.
+            Err(error) => {
+                tracing::error!(entry_id = %id, %error, "entry could not be embedded; not indexed");
+                return Ok(Indexed::Skipped);
+            }
+        };
+        self.index().put(&indexed).await?;
+        // A switch off recorded while this entry was embedded may have cleared the writer's
+        // index before the put: checked again after it.
+        if !self.analysed(&indexed.user_id).await? {
+            self.index().remove(&indexed.user_id, id).await?;
+            return Ok(Indexed::Removed);
+        }
+        tracing::debug!(entry_id = %id, chunks = indexed.vectors.len(), "entry indexed");
+        Ok(Indexed::Stored)
+    }
+
+    async fn analysed(&self, user_id: &UserId) -> Result<bool, ProjectionError> {
+        Ok(self.settings.load(user_id).await?.state.setting().enabled)
+    }
+
+    /// Indexes every live entry of `user_id` (after they switched analysis back on).
+    pub async fn index_all_of(&self, user_id: &UserId) -> Result<u64, ProjectionError> {
+        let mut page = PageRequest {
+            offset: 0,
+            limit: PAGE,
+            cursor: None,
+        };
+        let mut stored = 0;
+        loop {
+            let found = self
+                .read_models
+                .entries_by_user(user_id, TimeRange::default(), &page)
+                .await
+                .map_err(|e| -> ProjectionError { format!("listing entries: {e}").into() })?;
+            for listed in &found.items {
+                if self.index_entry(&listed.state.id).await? == Indexed::Stored {
+                    stored += 1;
+                }
+            }
+            match found.next_cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => return Ok(stored),
+            }
+        }
+    }
+}
+
+/// Embeds and extracts the terms of `entry`'s `text`.
+fn compute(
+    model: &Embedder,
+    entry: &Entry,
+    text: String,
+    written_at: DateTime<Utc>,
+) -> Result<IndexedEntry, EmbeddingError> {
+    let chunks = model.chunks(&text)?;
+    let mut vectors = Vec::with_capacity(chunks.len());
+    for batch in chunks.chunks(BATCH) {
+        vectors.extend(model.embed(batch)?);
+    }
+    let language = analysis::language::detect(&text).language;
+    let terms = analysis::terms::terms(&text, language);
+    let keywords = analysis::keywords::extract(&text, language, KEYWORDS)
+        .into_iter()
+        .map(|k| k.phrase)
+        .collect();
+    Ok(IndexedEntry {
+        entry_id: entry.id,
+        user_id: entry.user_id,
+        fingerprint: fingerprint(&text),
+        written_at,
+        vectors,
+        terms: terms.counts,
+        length: terms.length,
+        keywords,
+    })
+}
+
+#[async_trait]
+impl Projection for EntryIndexer {
+    fn name(&self) -> &str {
+        INDEXER_NAME
+    }
+
+    async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+        if let Some((user_id, enabled)) = analysis_switch(recorded)? {
+            if enabled {
+                let stored = self.index_all_of(&user_id).await?;
+                tracing::info!(user_id = %user_id, stored, "entries indexed again after analysis was switched on");
+            } else {
+                self.index().remove_user(&user_id).await?;
+            }
+            return Ok(());
+        }
+        let changes_entry = recorded.category() == EntryState::CATEGORY
+            && matches!(
+                recorded.event_type.as_str(),
+                "DiaryEntryCreated" | "DiaryEntryUpdated" | "DiaryEntryDeleted"
+            );
+        if changes_entry {
+            let id: EntryId = stored_id(recorded.aggregate_id())?;
+            self.index_entry(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Empties the index: a replay from position zero indexes every live entry again.
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        self.index()
+            .clear()
+            .await
+            .map_err(|e| -> ProjectionError { e.to_string().into() })
+    }
+}

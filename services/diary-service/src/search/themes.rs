@@ -1,0 +1,231 @@
+//! Themes of a period: its entries grouped by meaning into a few clusters (spherical k-means
+//! over each entry's mean embedding), each labelled with the keywords most particular to it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use metachat_validation::EntryId;
+
+use super::{StoredVectors, dot, mean_unit};
+
+/// At most this many themes per period.
+pub const MAX_THEMES: usize = 6;
+
+/// Fewer entries than this give no themes (too few to group).
+pub const MIN_ENTRIES: usize = 6;
+
+/// A theme is shown when it holds at least this many entries.
+pub const MIN_THEME_ENTRIES: usize = 2;
+
+/// Keywords given per theme; the label is made of the first three.
+const KEYWORDS: usize = 5;
+
+/// Entries named per theme: those closest to its centre.
+const EXAMPLES: usize = 3;
+
+/// Rounds of k-means at most.
+const ROUNDS: usize = 30;
+
+/// One theme of a period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Theme {
+    /// Its three most particular keywords, joined.
+    pub label: String,
+    pub keywords: Vec<String>,
+    pub entry_count: u32,
+    /// Its share of the period's entries that were grouped.
+    pub share: f64,
+    pub first_written_at: DateTime<Utc>,
+    pub last_written_at: DateTime<Utc>,
+    /// The entries closest to its centre, closest first.
+    pub examples: Vec<EntryId>,
+}
+
+/// How many clusters `n` entries are grouped into: about the square root of half of them.
+fn clusters_for(n: usize) -> usize {
+    (((n as f64) / 2.0).sqrt().round() as usize).clamp(2, MAX_THEMES)
+}
+
+/// Groups `entries` into themes, largest first; none for fewer than [`MIN_ENTRIES`].
+/// Deterministic: the same entries give the same themes.
+pub fn themes(entries: &[StoredVectors]) -> Vec<Theme> {
+    if entries.len() < MIN_ENTRIES {
+        return Vec::new();
+    }
+    let points: Vec<Vec<f32>> = entries.iter().map(StoredVectors::centroid).collect();
+    let k = clusters_for(points.len());
+    let assignment = k_means(&points, k);
+    // Keyword frequency over all entries, for how particular a keyword is to a cluster.
+    let mut everywhere: HashMap<&str, u32> = HashMap::new();
+    for e in entries {
+        for keyword in unique(&e.keywords) {
+            *everywhere.entry(keyword).or_default() += 1;
+        }
+    }
+    let mut themes = Vec::new();
+    for cluster in 0..k {
+        let members: Vec<usize> = (0..points.len())
+            .filter(|&i| assignment[i] == cluster)
+            .collect();
+        if members.len() < MIN_THEME_ENTRIES {
+            continue;
+        }
+        let mut here: HashMap<&str, u32> = HashMap::new();
+        for &i in &members {
+            for keyword in unique(&entries[i].keywords) {
+                *here.entry(keyword).or_default() += 1;
+            }
+        }
+        // c-TF-IDF: frequent in the cluster, rare elsewhere; a keyword of one entry only
+        // does not name a theme.
+        let total = entries.len() as f64;
+        let mut scored: Vec<(&str, f64)> = here
+            .iter()
+            .filter(|&(_, &n)| n >= 2 || members.len() == 1)
+            .map(|(&keyword, &n)| {
+                let weight = f64::from(n) * (1.0 + total / f64::from(everywhere[keyword])).ln();
+                (keyword, weight)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let keywords: Vec<String> = scored
+            .iter()
+            .take(KEYWORDS)
+            .map(|(k, _)| (*k).to_owned())
+            .collect();
+        if keywords.is_empty() {
+            continue;
+        }
+        let centre = mean_unit(&members.iter().map(|&i| points[i].clone()).collect::<Vec<_>>());
+        let mut closest = members.clone();
+        closest.sort_by(|&a, &b| dot(&points[b], &centre).total_cmp(&dot(&points[a], &centre)));
+        let written = members.iter().map(|&i| entries[i].written_at);
+        themes.push(Theme {
+            label: keywords.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            keywords,
+            entry_count: members.len() as u32,
+            share: members.len() as f64 / total,
+            first_written_at: written.clone().min().unwrap_or_default(),
+            last_written_at: written.max().unwrap_or_default(),
+            examples: closest
+                .iter()
+                .take(EXAMPLES)
+                .map(|&i| entries[i].entry_id)
+                .collect(),
+        });
+    }
+    themes.sort_by(|a, b| {
+        b.entry_count
+            .cmp(&a.entry_count)
+            .then_with(|| a.label.cmp(&b.label))
+    });
+    themes
+}
+
+/// Each keyword once, lower-cased as stored.
+fn unique(keywords: &[String]) -> impl Iterator<Item = &str> {
+    let mut seen = std::collections::HashSet::new();
+    keywords
+        .iter()
+        .map(String::as_str)
+        .filter(move |k| seen.insert(*k))
+}
+
+/// Spherical k-means: each point to the centre it is most similar to, `k` centres seeded
+/// farthest-first from the first point (deterministic). Returns each point's cluster.
+fn k_means(points: &[Vec<f32>], k: usize) -> Vec<usize> {
+    let mut centres = vec![points[0].clone()];
+    while centres.len() < k {
+        // The point least similar to every centre so far.
+        let far = (0..points.len())
+            .min_by(|&a, &b| {
+                let near = |i: usize| {
+                    centres
+                        .iter()
+                        .map(|c| dot(&points[i], c))
+                        .fold(f32::NEG_INFINITY, f32::max)
+                };
+                near(a).total_cmp(&near(b))
+            })
+            .unwrap_or(0);
+        centres.push(points[far].clone());
+    }
+    let mut assignment = vec![usize::MAX; points.len()];
+    for _ in 0..ROUNDS {
+        let next: Vec<usize> = points
+            .iter()
+            .map(|p| {
+                (0..centres.len())
+                    .max_by(|&a, &b| dot(p, &centres[a]).total_cmp(&dot(p, &centres[b])).then(b.cmp(&a)))
+                    .unwrap_or(0)
+            })
+            .collect();
+        if next == assignment {
+            break;
+        }
+        assignment = next;
+        for (c, centre) in centres.iter_mut().enumerate() {
+            let members: Vec<Vec<f32>> = points
+                .iter()
+                .zip(&assignment)
+                .filter(|&(_, &a)| a == c)
+                .map(|(p, _)| p.clone())
+                .collect();
+            if !members.is_empty() {
+                *centre = mean_unit(&members);
+            }
+        }
+    }
+    assignment
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit vector pointing mostly along axis `axis`, nudged by `nudge`.
+    fn point(axis: usize, nudge: f32) -> Vec<f32> {
+        let mut v = vec![0f32; embeddings::DIMENSIONS];
+        v[axis] = 1.0;
+        v[100] = nudge;
+        let norm = dot(&v, &v).sqrt();
+        v.iter().map(|x| x / norm).collect()
+    }
+
+    fn entry(axis: usize, nudge: f32, day: i64, keywords: &[&str]) -> StoredVectors {
+        StoredVectors {
+            entry_id: EntryId::new(),
+            written_at: DateTime::from_timestamp(1_700_000_000 + day * 86_400, 0).unwrap(),
+            vectors: vec![point(axis, nudge)],
+            keywords: keywords.iter().map(|k| (*k).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn entries_about_two_things_make_two_labelled_themes() {
+        let mut entries = Vec::new();
+        for i in 0..5 {
+            entries.push(entry(0, i as f32 * 0.1, i, &["hospital", "dad", "visit"]));
+            entries.push(entry(1, i as f32 * 0.1, i + 10, &["run", "race", "dad"]));
+        }
+        let found = themes(&entries);
+        assert_eq!(found.len(), 2, "{found:?}");
+        let labels: Vec<&str> = found.iter().map(|t| t.label.as_str()).collect();
+        assert!(labels.iter().any(|l| l.starts_with("hospital") || l.starts_with("visit")), "{labels:?}");
+        assert!(labels.iter().any(|l| l.starts_with("race") || l.starts_with("run")), "{labels:?}");
+        // A keyword shared by both themes is less particular than those of one.
+        assert!(found.iter().all(|t| t.keywords.last().map(String::as_str) == Some("dad")));
+        assert_eq!(found.iter().map(|t| t.entry_count).sum::<u32>(), 10);
+        assert!(found.iter().all(|t| t.examples.len() == 3 && (t.share - 0.5).abs() < 1e-9));
+        // Deterministic.
+        assert_eq!(themes(&entries), found);
+    }
+
+    #[test]
+    fn too_few_entries_give_no_themes() {
+        let entries: Vec<_> = (0..MIN_ENTRIES - 1)
+            .map(|i| entry(0, 0.0, i as i64, &["x"]))
+            .collect();
+        assert!(themes(&entries).is_empty());
+    }
+}
