@@ -34,6 +34,8 @@ pub struct EmbeddedConfig {
     /// `READ_YOUR_WRITES_TIMEOUT_MS` (default 3000): how long a list waits for the write its
     /// consistency token names.
     pub read_your_writes: Duration,
+    /// The sentence-embedding model's directory (`METACHAT_MODEL_DIR`).
+    pub model_dir: PathBuf,
 }
 
 impl EmbeddedConfig {
@@ -50,6 +52,7 @@ impl EmbeddedConfig {
             gateway: api_gateway::GatewayConfig::from_env()?,
             shutdown_timeout: metachat_bootstrap::shutdown_timeout(env)?,
             read_your_writes: metachat_bootstrap::read_your_writes_timeout(env)?,
+            model_dir: diary_service::search::model_dir(env),
         })
     }
 
@@ -133,6 +136,7 @@ pub async fn run(
     let diary_service = DiaryService {
         users: Arc::new(GrpcUserDirectory::new(&user_address)?),
         read_your_writes: config.read_your_writes,
+        model: diary_service::search::load_model(&config.model_dir),
     };
     let mut runners = embedded.read_model_runners();
     runners.extend(embedded.follower_runners(&user_service, &diary_service));

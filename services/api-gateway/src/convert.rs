@@ -701,6 +701,11 @@ pub(crate) struct AnalyticsJson {
     profile: Option<WritingProfileJson>,
     /// `false` when the user switched analysis off: nothing derived from the text is shown.
     analysis_enabled: bool,
+    /// The window's entries grouped by meaning, largest group first (at most 6 groups, from
+    /// the window's latest 2,000 entries; none under 6 entries). `null` when analysis is off
+    /// or the diary service runs without its sentence-embedding model.
+    #[schema(required = true)]
+    themes: Option<Vec<ThemeJson>>,
 }
 
 /// How many entries of the window carry a tag.
@@ -936,6 +941,103 @@ impl From<diary::Analytics> for AnalyticsJson {
                 .collect(),
             profile: a.profile.map(WritingProfileJson::from),
             analysis_enabled: a.analysis_enabled,
+            themes: a
+                .themes_available
+                .then(|| a.themes.into_iter().map(ThemeJson::from).collect()),
+        }
+    }
+}
+
+/// Entries of the window that are about the same thing, grouped by the meaning of their text
+/// (sentence embeddings) and labelled by their keywords.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Theme)]
+pub(crate) struct ThemeJson {
+    /// Its first three keywords.
+    #[schema(examples("hospital, chemo, oncologist"))]
+    label: String,
+    /// The keywords most particular to the theme (frequent in it, rare in the others), best
+    /// first.
+    keywords: Vec<String>,
+    #[schema(minimum = 2)]
+    entry_count: u32,
+    /// Its share of the window's grouped entries.
+    #[schema(minimum = 0, maximum = 1)]
+    share: f64,
+    #[schema(required = true, format = DateTime)]
+    first_written_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
+    last_written_at: Option<String>,
+    /// The entries closest to the theme's centre, closest first (at most three).
+    example_entry_ids: Vec<String>,
+}
+
+impl From<diary::Theme> for ThemeJson {
+    fn from(t: diary::Theme) -> Self {
+        Self {
+            label: t.label,
+            keywords: t.keywords,
+            entry_count: t.entry_count,
+            share: t.share,
+            first_written_at: format_optional(t.first_written_at.as_ref()),
+            last_written_at: format_optional(t.last_written_at.as_ref()),
+            example_entry_ids: t.example_entry_ids,
+        }
+    }
+}
+
+/// An entry found by a search, and how well it matched.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = SearchResult)]
+pub(crate) struct SearchResultJson {
+    /// The entry as it is now (`analysis` is `null`, as in lists).
+    entry: EntryJson,
+    /// What results are ranked by: `0.7 × similarity + 0.3 × keywordScore` for a search,
+    /// the similarity for related entries.
+    #[schema(minimum = 0, maximum = 1)]
+    score: f64,
+    /// Cosine similarity of the sentence embeddings of the query (or entry) and of the
+    /// entry's closest passage.
+    #[schema(minimum = -1, maximum = 1)]
+    similarity: f64,
+    /// BM25 of the query's stemmed words in the entry, over the most any entry could score:
+    /// 1 when it holds every word of the query, often. 0 for related entries.
+    #[schema(minimum = 0, maximum = 1)]
+    keyword_score: f64,
+}
+
+/// A page of ranked results, best first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = SearchResults)]
+pub(crate) struct SearchResultsJson {
+    results: Vec<SearchResultJson>,
+    #[schema(minimum = 1)]
+    page: u32,
+    #[schema(minimum = 1, maximum = 50)]
+    limit: u32,
+    /// Whether a next page exists (a search ranks at most 100 results).
+    has_more: bool,
+}
+
+impl From<diary::SearchResults> for SearchResultsJson {
+    fn from(r: diary::SearchResults) -> Self {
+        Self {
+            results: r
+                .results
+                .into_iter()
+                .map(|found| SearchResultJson {
+                    entry: EntryJson::from(found.entry.unwrap_or_default()),
+                    score: found.score,
+                    similarity: found.similarity,
+                    keyword_score: found.keyword_score,
+                })
+                .collect(),
+            page: r.page,
+            limit: r.limit,
+            has_more: r.has_more,
         }
     }
 }

@@ -9,15 +9,17 @@ use metachat_proto::Timestamp;
 use metachat_proto::common::HistoryRequest;
 use metachat_proto::diary::{
     CreateEntryRequest, DeleteEntryRequest, EndSessionRequest, Entry, GetAnalyticsRequest,
-    GetEntryRequest, GetSessionRequest, ListEntriesByUserRequest, ListSessionsByUserRequest,
-    Session, StartSessionRequest, UpdateEntryRequest,
+    GetEntryRequest, GetSessionRequest, ListEntriesByUserRequest, ListRelatedEntriesRequest,
+    ListSessionsByUserRequest, SearchEntriesRequest, Session, StartSessionRequest,
+    UpdateEntryRequest,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::consistency::{ReadAfter, with_token};
 use crate::convert::{
-    AnalyticsJson, DeletedJson, EntryJson, EntryListJson, HistoryJson, SessionJson, SessionListJson,
+    AnalyticsJson, DeletedJson, EntryJson, EntryListJson, HistoryJson, SearchResultsJson,
+    SessionJson, SessionListJson,
 };
 use crate::created;
 use crate::error::AppError;
@@ -30,7 +32,7 @@ use crate::openapi::{
 use crate::precondition::{IfMatch, tagged};
 use crate::schema::{
     self, AnalyticsQuery, AsOfQuery, ConsistencyTokenHeader, EntryIdPath, IfMatchHeader,
-    OwnerIdPath, PagingQuery, SessionIdPath, TimeRangeQuery,
+    OwnerIdPath, PagingQuery, RelatedQuery, SearchQuery, SessionIdPath, TimeRangeQuery,
 };
 use crate::time::{DateMeans, as_of, parse_instant, parse_timestamp, to_timestamp};
 use crate::validate::Checks;
@@ -528,6 +530,97 @@ pub(crate) async fn analytics(
     };
     let mut client = backends.diary.clone();
     let call = client.get_analytics(context.request(request, backends.timeout));
+    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+}
+
+/// `page` and `limit` of a ranked list: a page past the ranked results is empty.
+fn result_paging(query: &QueryParams) -> Result<(u32, u32), AppError> {
+    Ok((
+        query.number("page", 1, 1, u32::MAX)?,
+        query.number("limit", 10, 1, RESULTS_MAX)?,
+    ))
+}
+
+/// Results per page at most ([`diary_service`'s `MAX_RESULTS`]).
+const RESULTS_MAX: u32 = 50;
+
+/// The longest query, in characters.
+const QUERY_MAX_CHARS: usize = 1_000;
+
+/// The search request of `query`: `userId`, `q` (one line, 1 to 1,000 characters once
+/// trimmed), `page` and `limit`.
+pub(crate) fn search_request(query: &QueryParams) -> Result<SearchEntriesRequest, AppError> {
+    let user_id = query.uuid("userId")?;
+    let text = query.required("q")?;
+    let mut checks = Checks::default();
+    checks.single_line("q", Some(text));
+    checks.finish()?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(AppError::invalid("q", "must not be empty"));
+    }
+    if trimmed.chars().count() > QUERY_MAX_CHARS {
+        return Err(AppError::invalid(
+            "q",
+            format!("must be at most {QUERY_MAX_CHARS} characters"),
+        ));
+    }
+    let (page, limit) = result_paging(query)?;
+    Ok(SearchEntriesRequest {
+        user_id,
+        query: trimmed.to_owned(),
+        page,
+        limit,
+    })
+}
+
+/// Search a user's entries by meaning
+///
+/// The user's entries ranked by how well they answer `q`: the cosine similarity of the
+/// sentence embeddings (all-MiniLM-L6-v2, computed on the diary service) of `q` and of each
+/// entry's closest passage, blended with a keyword score (BM25 of `q`'s stemmed words). At
+/// most 100 results, best first, paged. Entries are indexed asynchronously after each write
+/// (tens of milliseconds each). 409 while the user's analysis is switched off (nothing of
+/// theirs is indexed then); 503 when the diary service runs without its model.
+#[utoipa::path(get, path = "/diary/search", tag = "Search", operation_id = "searchEntries",
+    params(SearchQuery),
+    responses((status = 200, description = "Ranked results.", body = SearchResultsJson),
+        BadRequest, NotFound,
+        (status = 409, description = "The user switched analysis off.", body = crate::error::Envelope),
+        Limits, Backend))]
+pub(crate) async fn search(
+    State(backends): State<Backends>,
+    context: RequestContext,
+    query: QueryParams,
+) -> Result<Json<SearchResultsJson>, AppError> {
+    let request = search_request(&query)?;
+    let mut client = backends.diary.clone();
+    let call = client.search_entries(context.request(request, backends.timeout));
+    Ok(Json(unary(&context, backends.timeout, call).await?.into()))
+}
+
+/// Entries related to an entry
+///
+/// The entries of the same writer closest in meaning to this one (itself left out): the
+/// cosine similarity of its sentence embedding (the mean of its passages') and each other
+/// entry's closest passage. At most 100, best first, paged. 404 for a deleted entry; 409
+/// while its writer's analysis is off; 503 when the diary service runs without its model.
+#[utoipa::path(get, path = "/diary/entries/{id}/related", tag = "Search",
+    operation_id = "listRelatedEntries", params(EntryIdPath, RelatedQuery),
+    responses((status = 200, description = "Ranked related entries.", body = SearchResultsJson),
+        BadRequest, NotFound,
+        (status = 409, description = "The writer switched analysis off.", body = crate::error::Envelope),
+        Limits, Backend))]
+pub(crate) async fn related_entries(
+    State(backends): State<Backends>,
+    context: RequestContext,
+    PathId(id): PathId,
+    query: QueryParams,
+) -> Result<Json<SearchResultsJson>, AppError> {
+    let (page, limit) = result_paging(&query)?;
+    let request = ListRelatedEntriesRequest { id, page, limit };
+    let mut client = backends.diary.clone();
+    let call = client.list_related_entries(context.request(request, backends.timeout));
     Ok(Json(unary(&context, backends.timeout, call).await?.into()))
 }
 

@@ -58,6 +58,8 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         diary::session_history,
         diary::list_sessions,
         diary::analytics,
+        diary::search,
+        diary::related_entries,
     ),
     components(schemas(crate::error::Envelope)),
     tags(
@@ -65,6 +67,7 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         (name = "Diary entries", description = "Diary entries (diary service)."),
         (name = "Diary sessions", description = "Writing sessions (diary service)."),
         (name = "Analytics", description = "Statistics over a user's diary (diary service)."),
+        (name = "Search", description = "Search by meaning and related entries, with a sentence-embedding model run by the diary service."),
         (name = "History", description = "Event-sourced audit history of each resource."),
         (name = "Operations", description = "Health probes and documentation."),
     ),

@@ -385,6 +385,24 @@ fn time_zone() -> Schema {
         .into()
 }
 
+fn search_text() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(1_000))
+        .examples(["when did I last feel like this: tight chest, can't sleep"])
+        .into()
+}
+
+fn result_limit() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(50))
+        .default(Some(10.into()))
+        .into()
+}
+
 fn query_period() -> Schema {
     one_of(&PERIODS, false)
         .default(Some(DEFAULT_PERIOD.into()))
@@ -453,6 +471,22 @@ query_params! {
         "endTime": moment(), false, "Only entries created before this moment (exclusive). RFC
             3339, or a date `YYYY-MM-DD` meaning the end of that day inclusive (00:00:00Z of
             the next day, exclusive).";
+    }
+    /// The query of a search ([`crate::diary::search`]).
+    SearchQuery {
+        "userId": query_uuid(), true, "Whose entries to search: a UUID in the canonical form,
+            any case.";
+        "q": search_text(), true, "What to look for, in words (1 to 1,000 characters, one
+            line): a question, a feeling, a topic or a name.";
+        "page": page(), false, "1-based page number. A search ranks at most 100 results: a page
+            past them is empty.";
+        "limit": result_limit(), false, "Results per page.";
+    }
+    /// The paging of related entries ([`crate::diary::related_entries`]).
+    RelatedQuery {
+        "page": page(), false, "1-based page number. At most 100 related entries are ranked: a
+            page past them is empty.";
+        "limit": result_limit(), false, "Results per page.";
     }
     /// The query of the analytics ([`crate::diary::analytics_request`]).
     AnalyticsQuery {

@@ -410,6 +410,9 @@ pub struct Analytics {
     pub mean_sentiment: Option<f64>,
     pub top_keywords: Vec<(String, u32)>,
     pub profile: Option<WindowProfile>,
+    /// The window's entries grouped by meaning ([`crate::search::themes`]); `None` without
+    /// the sentence-embedding model or while analysis is off.
+    pub themes: Option<Vec<crate::search::themes::Theme>>,
 }
 
 /// The days of the zone with at least one entry among `buckets`.
@@ -507,6 +510,7 @@ pub fn compute(
     top_keywords.truncate(TOP_KEYWORDS);
 
     Analytics {
+        themes: None,
         entry_count: total.entries,
         session_count: total.sessions,
         total_session_minutes: total.session_minutes,

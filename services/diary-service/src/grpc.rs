@@ -16,7 +16,8 @@ use metachat_validation::{EntryId, SessionId, UserId, Violations};
 use tonic::{Request, Response, Status};
 
 use crate::analytics::{Analytics, WindowProfile};
-use crate::application::{AnalyticsQuery, Diary, EntryDraft};
+use crate::application::{AnalyticsQuery, Diary, EntryDraft, Matches, SearchQuery};
+use crate::search::Semantic;
 use crate::domain::{
     AnalysisSettingState, DiaryEntryAnalyzed, Entry, EntryChanges, EntryState, Session,
     SessionState,
@@ -36,10 +37,12 @@ impl DiaryGrpc {
         read_models: Arc<dyn DiaryReadModels>,
         users: Arc<dyn UserDirectory>,
         read_your_writes: Duration,
+        semantic: Option<Semantic>,
     ) -> Self {
         Self {
             diary: Diary::new(store, read_models, users)
-                .with_read_your_writes_timeout(read_your_writes),
+                .with_read_your_writes_timeout(read_your_writes)
+                .with_semantic(semantic),
         }
     }
 }
@@ -282,6 +285,31 @@ impl DiaryService for DiaryGrpc {
             .await?;
         Ok(Response::new(setting_to_proto(&user_id, &loaded)))
     }
+
+    async fn search_entries(
+        &self,
+        request: Request<pb::SearchEntriesRequest>,
+    ) -> Result<Response<pb::SearchResults>, Status> {
+        let r = request.into_inner();
+        let user_id = parse(UserId::parse("userId", &r.user_id))?;
+        let query = SearchQuery {
+            text: r.query,
+            page: r.page,
+            limit: r.limit,
+        };
+        let found = self.diary.search(&user_id, &query).await?;
+        Ok(Response::new(matches_to_proto(found)?))
+    }
+
+    async fn list_related_entries(
+        &self,
+        request: Request<pb::ListRelatedEntriesRequest>,
+    ) -> Result<Response<pb::SearchResults>, Status> {
+        let r = request.into_inner();
+        let id = parse(EntryId::parse("id", &r.id))?;
+        let found = self.diary.related(&id, r.page, r.limit).await?;
+        Ok(Response::new(matches_to_proto(found)?))
+    }
 }
 
 fn setting_to_proto(
@@ -433,7 +461,43 @@ fn analytics_to_proto(user_id: &UserId, a: Analytics) -> pb::Analytics {
             .collect(),
         profile: a.profile.map(profile_to_proto),
         analysis_enabled: a.analysis_enabled,
+        themes_available: a.themes.is_some(),
+        themes: a
+            .themes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| pb::Theme {
+                label: t.label,
+                keywords: t.keywords,
+                entry_count: t.entry_count,
+                share: t.share,
+                first_written_at: Some(timestamp(t.first_written_at)),
+                last_written_at: Some(timestamp(t.last_written_at)),
+                example_entry_ids: t.examples.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
     }
+}
+
+fn matches_to_proto(m: Matches) -> Result<pb::SearchResults, ApiError> {
+    let results = m
+        .matches
+        .into_iter()
+        .map(|found| {
+            Ok(pb::SearchResult {
+                entry: Some(live_entry_to_proto(found.entry)?),
+                score: f64::from(found.ranked.score),
+                similarity: f64::from(found.ranked.similarity),
+                keyword_score: f64::from(found.ranked.keyword),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(pb::SearchResults {
+        results,
+        page: m.page,
+        limit: m.limit,
+        has_more: m.has_more,
+    })
 }
 
 fn profile_to_proto(p: WindowProfile) -> pb::WritingProfile {

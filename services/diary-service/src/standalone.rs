@@ -4,9 +4,11 @@
 //! service is [`DiaryService`].
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use embeddings::Embedder;
 use event_sourcing::{Aggregate, EventStore, Upcasters};
 use metachat_bootstrap::{Follower, ReadModels, Service, ServiceSettings, ServiceSpec, Topic};
 use metachat_cassandra::CassandraConfig;
@@ -19,6 +21,8 @@ use tokio::net::TcpListener;
 use metachat_proto::diary::diary_service_server::DiaryServiceServer;
 
 use crate::analyzer::EntryAnalyzer;
+use crate::search::Semantic;
+use crate::search::indexer::EntryIndexer;
 use crate::cassandra::CassandraDiaryReadModels;
 use crate::domain::{AnalysisSettingState, EntryState, SessionState};
 use crate::{DiaryGrpc, DiaryReadModels, GrpcUserDirectory, SqliteDiaryReadModels, UserDirectory};
@@ -28,6 +32,18 @@ pub struct DiaryService {
     pub users: Arc<dyn UserDirectory>,
     /// How long a list or analytics waits for the write its consistency token names.
     pub read_your_writes: Duration,
+    /// The sentence-embedding model ([`crate::search::load_model`]); without it the entry
+    /// indexer does not run and the semantic use cases answer 503.
+    pub model: Option<Arc<Embedder>>,
+}
+
+impl DiaryService {
+    fn semantic(&self, queries: &Arc<dyn DiaryReadModels>) -> Option<Semantic> {
+        self.model.clone().map(|model| Semantic {
+            model,
+            index: queries.search_index(),
+        })
+    }
 }
 
 impl Service for DiaryService {
@@ -50,12 +66,20 @@ impl Service for DiaryService {
         crate::upcasters()
     }
 
-    /// The entry analyzer ([`crate::analyzer`]).
+    /// The entry analyzer ([`crate::analyzer`]) and, with the model, the entry indexer
+    /// ([`crate::search::indexer`]).
     fn followers(&self, store: Arc<dyn EventStore>, queries: &Arc<Self::Queries>) -> Vec<Follower> {
-        vec![Follower::new(
-            Arc::new(EntryAnalyzer::new(store, queries.clone())),
+        let mut followers = vec![Follower::new(
+            Arc::new(EntryAnalyzer::new(store.clone(), queries.clone())),
             Topic::Own,
-        )]
+        )];
+        if let Some(semantic) = self.semantic(queries) {
+            followers.push(Follower::new(
+                Arc::new(EntryIndexer::new(store, queries.clone(), semantic)),
+                Topic::Own,
+            ));
+        }
+        followers
     }
 
     async fn sqlite_read_models(pool: SqlitePool) -> anyhow::Result<ReadModels<Self::Queries>> {
@@ -80,11 +104,13 @@ impl Service for DiaryService {
         shutdown: impl Future<Output = ()> + Send + 'static,
         shutdown_timeout: Duration,
     ) -> Result<(), tonic::transport::Error> {
+        let semantic = self.semantic(&queries);
         let service = DiaryServiceServer::new(DiaryGrpc::new(
             store,
             queries,
             self.users,
             self.read_your_writes,
+            semantic,
         ));
         metachat_grpc::serve::<DiaryServiceServer<DiaryGrpc>>(
             listener,
@@ -104,6 +130,8 @@ pub struct DiarySettings {
     pub service: ServiceSettings,
     /// `USER_SERVICE_ADDRESS` (default `localhost:50051`), as a `http://host:port` URI.
     pub user_service: String,
+    /// `METACHAT_MODEL_DIR` ([`crate::search::model_dir`]).
+    pub model_dir: PathBuf,
 }
 
 impl DiarySettings {
@@ -113,6 +141,7 @@ impl DiarySettings {
         Ok(Self {
             service,
             user_service: grpc_uri("USER_SERVICE_ADDRESS", &address)?,
+            model_dir: crate::search::model_dir(env),
         })
     }
 }
@@ -128,6 +157,7 @@ pub async fn run_from_env() -> anyhow::Result<()> {
     let service = DiaryService {
         users,
         read_your_writes: settings.service.read_your_writes,
+        model: crate::search::load_model(&settings.model_dir),
     };
     metachat_bootstrap::run(service, settings.service, shutdown_signal()).await
 }

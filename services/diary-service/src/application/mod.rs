@@ -28,6 +28,13 @@ use crate::domain::{
     analyze_content, analyzer_key, not_in_future,
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
+use crate::search::Semantic;
+
+mod search;
+
+pub use search::{
+    DEFAULT_RESULTS, MAX_QUERY_CHARS, MAX_RESULTS, MAX_THEME_ENTRIES, Match, Matches, SearchQuery,
+};
 use crate::users::UserDirectory;
 
 /// What a client sends to write an entry.
@@ -74,6 +81,8 @@ pub struct Diary {
     users: Arc<dyn UserDirectory>,
     /// How long a list waits for the write its consistency token names.
     read_your_writes: Duration,
+    /// The sentence-embedding model and the search index; `None` without the model.
+    semantic: Option<Semantic>,
 }
 
 impl Diary {
@@ -90,7 +99,13 @@ impl Diary {
             read_models,
             users,
             read_your_writes: DEFAULT_READ_YOUR_WRITES_TIMEOUT,
+            semantic: None,
         }
+    }
+
+    /// Searches by meaning with `semantic` (without it, the semantic use cases answer 503).
+    pub fn with_semantic(self, semantic: Option<Semantic>) -> Self {
+        Self { semantic, ..self }
     }
 
     /// Bounds the wait of a list for its consistency token (`READ_YOUR_WRITES_TIMEOUT_MS`).
@@ -519,6 +534,7 @@ impl Diary {
         if reached || yesterday {
             result.current_streak += self.streak_before(user_id, &result.window, first).await?;
         }
+        result.themes = self.themes(user_id, &result.window, enabled).await?;
         Ok(result)
     }
 

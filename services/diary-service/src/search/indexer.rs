@@ -28,7 +28,7 @@ pub const INDEXER_NAME: &str = "entry-indexer";
 const BATCH: usize = 8;
 
 /// Keywords kept per entry to label themes.
-const KEYWORDS: usize = 5;
+const KEYWORDS: usize = 10;
 
 /// What indexing an entry did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@ pub mod sqlite;
 pub mod themes;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -149,6 +150,46 @@ pub trait SearchIndex: Send + Sync + 'static {
 pub struct Semantic {
     pub model: Arc<Embedder>,
     pub index: Arc<dyn SearchIndex>,
+}
+
+/// The variable naming the model's directory.
+pub const MODEL_DIR_VARIABLE: &str = "METACHAT_MODEL_DIR";
+
+/// Where the model is read from: `METACHAT_MODEL_DIR`, else
+/// `~/.cache/metachat/models/all-MiniLM-L6-v2`, where `scripts/model.sh` puts it.
+pub fn model_dir(env: &metachat_runtime::Env) -> PathBuf {
+    match env.var(MODEL_DIR_VARIABLE) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let home = env.var("HOME").unwrap_or_else(|| ".".to_owned());
+            Path::new(&home).join(".cache/metachat/models/all-MiniLM-L6-v2")
+        }
+    }
+}
+
+/// Loads the model from `dir`, saying once at start-up whether search by meaning is on;
+/// `None` (and a warning naming the directory and the fix) when it cannot be loaded.
+pub fn load_model(dir: &Path) -> Option<Arc<Embedder>> {
+    let started = std::time::Instant::now();
+    match Embedder::load(dir) {
+        Ok(model) => {
+            tracing::info!(
+                model = embeddings::MODEL,
+                dir = %dir.display(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "sentence-embedding model loaded: search by meaning, related entries and themes are on"
+            );
+            Some(Arc::new(model))
+        }
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "search by meaning, related entries and themes are off (their routes answer 503): \
+                 run scripts/model.sh to install the model, or set METACHAT_MODEL_DIR"
+            );
+            None
+        }
+    }
 }
 
 /// The dot product: the cosine similarity of unit vectors.

@@ -55,13 +55,16 @@ pub fn themes(entries: &[StoredVectors]) -> Vec<Theme> {
     let points: Vec<Vec<f32>> = entries.iter().map(StoredVectors::centroid).collect();
     let k = clusters_for(points.len());
     let assignment = k_means(&points, k);
-    // Keyword frequency over all entries, for how particular a keyword is to a cluster.
+    // How many entries name each label (a keyword phrase, or a word of one), everywhere and
+    // in each cluster: a label frequent in a cluster and rare elsewhere names it (c-TF-IDF).
+    let labels: Vec<Vec<String>> = entries.iter().map(|e| labels_of(&e.keywords)).collect();
     let mut everywhere: HashMap<&str, u32> = HashMap::new();
-    for e in entries {
-        for keyword in unique(&e.keywords) {
-            *everywhere.entry(keyword).or_default() += 1;
+    for entry_labels in &labels {
+        for label in entry_labels {
+            *everywhere.entry(label.as_str()).or_default() += 1;
         }
     }
+    let total = entries.len() as f64;
     let mut themes = Vec::new();
     for cluster in 0..k {
         let members: Vec<usize> = (0..points.len())
@@ -72,27 +75,37 @@ pub fn themes(entries: &[StoredVectors]) -> Vec<Theme> {
         }
         let mut here: HashMap<&str, u32> = HashMap::new();
         for &i in &members {
-            for keyword in unique(&entries[i].keywords) {
-                *here.entry(keyword).or_default() += 1;
+            for label in &labels[i] {
+                *here.entry(label.as_str()).or_default() += 1;
             }
         }
-        // c-TF-IDF: frequent in the cluster, rare elsewhere; a keyword of one entry only
-        // does not name a theme.
-        let total = entries.len() as f64;
+        let score = |label: &str, n: u32| {
+            // A phrase that recurs says more than its words.
+            let phrase = if label.contains(' ') { 1.5 } else { 1.0 };
+            phrase * f64::from(n) * (1.0 + total / f64::from(everywhere[label])).ln()
+        };
+        // Labels shared by entries of the cluster; those of one entry only when none is.
+        let shared = here.values().any(|&n| n >= 2);
         let mut scored: Vec<(&str, f64)> = here
             .iter()
-            .filter(|&(_, &n)| n >= 2 || members.len() == 1)
-            .map(|(&keyword, &n)| {
-                let weight = f64::from(n) * (1.0 + total / f64::from(everywhere[keyword])).ln();
-                (keyword, weight)
-            })
+            .filter(|&(_, &n)| n >= 2 || !shared)
+            .map(|(&label, &n)| (label, score(label, n)))
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let keywords: Vec<String> = scored
-            .iter()
-            .take(KEYWORDS)
-            .map(|(k, _)| (*k).to_owned())
-            .collect();
+        let mut keywords: Vec<String> = Vec::new();
+        for (label, _) in scored {
+            // A word of a phrase already chosen, or a phrase holding a chosen word, adds
+            // nothing.
+            let overlaps = keywords.iter().any(|k| {
+                k.split(' ').any(|w| w == label) || label.split(' ').any(|w| w == k)
+            });
+            if !overlaps {
+                keywords.push(label.to_owned());
+            }
+            if keywords.len() == KEYWORDS {
+                break;
+            }
+        }
         if keywords.is_empty() {
             continue;
         }
@@ -122,13 +135,25 @@ pub fn themes(entries: &[StoredVectors]) -> Vec<Theme> {
     themes
 }
 
-/// Each keyword once, lower-cased as stored.
-fn unique(keywords: &[String]) -> impl Iterator<Item = &str> {
-    let mut seen = std::collections::HashSet::new();
-    keywords
-        .iter()
-        .map(String::as_str)
-        .filter(move |k| seen.insert(*k))
+/// What may label a theme from one entry's keywords: each phrase, and each word of three
+/// letters or more in a phrase of several, lower-cased, each once.
+fn labels_of(keywords: &[String]) -> Vec<String> {
+    let mut labels = std::collections::BTreeSet::new();
+    for phrase in keywords {
+        let phrase = phrase.to_lowercase();
+        let words: Vec<&str> = phrase.split_whitespace().collect();
+        if words.len() > 1 {
+            for word in &words {
+                if word.chars().count() >= 3 {
+                    labels.insert((*word).to_owned());
+                }
+            }
+        }
+        if !words.is_empty() {
+            labels.insert(words.join(" "));
+        }
+    }
+    labels.into_iter().collect()
 }
 
 /// Spherical k-means: each point to the centre it is most similar to, `k` centres seeded
