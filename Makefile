@@ -16,6 +16,7 @@ help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
 
 run: ## Run the whole platform embedded: gateway :8080, user :50051, diary :50052, data in ./data
+	@scripts/model.sh || echo "The sentence-embedding model could not be fetched: the platform runs without search by meaning."
 	$(CARGO) run --release --bin metachat
 
 build: ## Build every binary (release)
@@ -47,9 +48,10 @@ test-user-service: infra ## Run the user service's tests and the user API tests
 	$(CARGO) test --locked -p user-service
 	$(CARGO) test --locked -p metachat --test users
 
-test-diary-service: infra ## Run the diary service's tests and the diary API tests
+test-diary-service: infra ## Run the diary service's tests and the diary API tests (fetches the model)
+	scripts/model.sh
 	$(CARGO) test --locked -p diary-service
-	$(CARGO) test --locked -p metachat --test diary
+	$(CARGO) test --locked -p metachat --test diary --test search
 
 test-api-gateway: ## Run the gateway's tests
 	$(CARGO) test --locked -p api-gateway
