@@ -14,7 +14,7 @@ use crate::analytics::Window;
 use crate::domain::EntryState;
 use crate::search::themes::{self, Theme};
 use crate::search::{
-    CANDIDATES, Ranked, Semantic, StoredVectors, indexed_text, keyword_scores, mean_unit, rank,
+    CANDIDATES, Ranked, Semantic, StoredVectors, indexed_text, mean_unit, rank,
 };
 
 /// The longest query, in characters.
@@ -143,18 +143,17 @@ impl Diary {
             .collect();
         let mut keywords = HashMap::new();
         if !terms.is_empty() {
-            let postings = index.postings(user_id, &terms).await.map_err(query_error)?;
-            let stats = index.stats(user_id).await.map_err(query_error)?;
-            keywords = keyword_scores(&terms, &postings, stats);
+            let nearest_ids: Vec<EntryId> = nearest.iter().map(|h| h.entry_id).collect();
+            keywords = index
+                .keyword_matches(user_id, &terms, &nearest_ids, CANDIDATES)
+                .await
+                .map_err(query_error)?;
             // The best keyword matches that were not among the nearest: their similarity too.
-            let mut by_keyword: Vec<(EntryId, f32)> = keywords
-                .iter()
-                .filter(|(id, _)| !similarities.contains_key(id))
-                .map(|(id, score)| (*id, *score))
+            let ids: Vec<EntryId> = keywords
+                .keys()
+                .filter(|id| !similarities.contains_key(id))
+                .copied()
                 .collect();
-            by_keyword.sort_by(|a, b| b.1.total_cmp(&a.1));
-            by_keyword.truncate(CANDIDATES);
-            let ids: Vec<EntryId> = by_keyword.iter().map(|(id, _)| *id).collect();
             for stored in index.vectors(user_id, &ids).await.map_err(query_error)? {
                 similarities.insert(stored.entry_id, stored.similarity(&vector));
             }

@@ -131,6 +131,21 @@ pub trait SearchIndex: Send + Sync + 'static {
     /// How many entries of `user_id` are indexed, and their words.
     async fn stats(&self, user_id: &UserId) -> Result<IndexStats, QueryError>;
 
+    /// The keyword scores ([`keyword_scores`]) of `terms` in `user_id`'s entries: those of
+    /// the `limit` best entries, and of each of `also` that holds any of the terms. A store
+    /// may compute them where the postings are rather than read them all.
+    async fn keyword_matches(
+        &self,
+        user_id: &UserId,
+        terms: &[String],
+        also: &[EntryId],
+        limit: usize,
+    ) -> Result<HashMap<EntryId, f32>, QueryError> {
+        let postings = self.postings(user_id, terms).await?;
+        let stats = self.stats(user_id).await?;
+        Ok(best_and(keyword_scores(terms, &postings, stats), also, limit))
+    }
+
     /// The vectors of `user_id`'s entries written in `[start, end)`, newest first, at most
     /// `limit`.
     async fn written_between(
@@ -225,8 +240,21 @@ pub const MIN_SCORE: f32 = 0.2;
 pub const CANDIDATES: usize = 100;
 
 /// BM25's term-frequency saturation and length normalisation (the usual values).
-const BM25_K1: f32 = 1.2;
-const BM25_B: f32 = 0.75;
+pub const BM25_K1: f32 = 1.2;
+pub const BM25_B: f32 = 0.75;
+
+/// Each query term's weight in the keyword score: its IDF among the writer's entries (from
+/// `frequencies`, the entries holding each term), over the sum of all terms' IDFs, so a score
+/// is at most 1. `None` when no term can weigh anything.
+pub fn bm25_weights(frequencies: &[f32], stats: IndexStats) -> Option<Vec<f32>> {
+    let n = stats.entries as f32;
+    let idf: Vec<f32> = frequencies
+        .iter()
+        .map(|df| (1.0 + (n - df + 0.5) / (df + 0.5)).ln())
+        .collect();
+    let bound: f32 = idf.iter().sum();
+    (n > 0.0 && bound > 0.0).then(|| idf.iter().map(|i| i / bound).collect())
+}
 
 /// One ranked result.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -253,27 +281,51 @@ pub fn keyword_scores(
     if query_terms.is_empty() || stats.entries == 0 {
         return scores;
     }
-    let n = stats.entries as f32;
-    let average = (stats.words as f32 / n).max(1.0);
-    let mut frequency: HashMap<&str, f32> = HashMap::new();
-    for p in postings {
-        *frequency.entry(p.term.as_str()).or_default() += 1.0;
-    }
-    let idf = |term: &str| {
-        let df = frequency.get(term).copied().unwrap_or(0.0);
-        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
-    };
-    let bound: f32 = query_terms.iter().map(|t| idf(t)).sum();
-    if bound <= 0.0 {
+    let average = (stats.words as f32 / stats.entries as f32).max(1.0);
+    let frequencies: Vec<f32> = query_terms
+        .iter()
+        .map(|t| postings.iter().filter(|p| &p.term == t).count() as f32)
+        .collect();
+    let Some(weights) = bm25_weights(&frequencies, stats) else {
         return scores;
-    }
+    };
+    let weight: HashMap<&str, f32> = query_terms
+        .iter()
+        .map(String::as_str)
+        .zip(weights)
+        .collect();
     for p in postings {
         let tf = p.count as f32;
         let norm = 1.0 - BM25_B + BM25_B * p.length as f32 / average;
-        let saturated = tf * (BM25_K1 + 1.0) / (tf + BM25_K1 * norm) / (BM25_K1 + 1.0);
-        *scores.entry(p.entry_id).or_default() += idf(&p.term) * saturated.min(1.0) / bound;
+        // BM25's saturation over its bound (k1 + 1): in [0, 1).
+        let saturated = tf / (tf + BM25_K1 * norm);
+        *scores.entry(p.entry_id).or_default() +=
+            weight.get(p.term.as_str()).copied().unwrap_or(0.0) * saturated.min(1.0);
     }
     scores
+}
+
+/// The `limit` best of `scores`, and those of `also`.
+pub fn best_and(
+    mut scores: HashMap<EntryId, f32>,
+    also: &[EntryId],
+    limit: usize,
+) -> HashMap<EntryId, f32> {
+    if scores.len() <= limit {
+        return scores;
+    }
+    let mut ranked: Vec<(EntryId, f32)> = scores.iter().map(|(id, s)| (*id, *s)).collect();
+    ranked.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| a.0.as_uuid().cmp(b.0.as_uuid()))
+    });
+    let mut kept: HashMap<EntryId, f32> = ranked.into_iter().take(limit).collect();
+    for id in also {
+        if let Some(score) = scores.remove(id) {
+            kept.insert(*id, score);
+        }
+    }
+    kept
 }
 
 /// Blends each candidate's similarity and keyword score, keeps those reaching
