@@ -60,6 +60,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../cql/001_diary_read_models.cql")),
     (2, include_str!("../cql/002_diary_read_model_versions.cql")),
     (3, include_str!("../cql/003_diary_analytics.cql")),
+    (4, include_str!("../cql/004_search_index.cql")),
 ];
 
 /// The migration domain of these tables in `schema_migrations`.
