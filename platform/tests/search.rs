@@ -63,7 +63,9 @@ async fn entries_are_found_by_meaning_related_and_grouped_into_themes() {
     let path = format!("/diary/search?userId={user}&q=looking+after+my+sick+father&limit=4");
     let found = platform
         .eventually(&path, |r| {
-            r.status == StatusCode::OK && ids(r).len() == 4 && ids(r).iter().all(|id| hospital.contains(id))
+            r.status == StatusCode::OK
+                && ids(r).len() == 4
+                && ids(r).iter().all(|id| hospital.contains(id))
         })
         .await;
     let first = &found.body["results"][0];
@@ -71,10 +73,16 @@ async fn entries_are_found_by_meaning_related_and_grouped_into_themes() {
         assert!(first[field].is_number(), "{field}: {}", found.body);
     }
     assert!(first["score"].as_f64().unwrap() > 0.2, "{}", found.body);
-    assert_eq!(first["keywordScore"], 0.0, "no word of the query is in the entries");
+    assert_eq!(
+        first["keywordScore"], 0.0,
+        "no word of the query is in the entries"
+    );
     assert_eq!(first["entry"]["userId"], user.as_str());
     assert_eq!(first["entry"]["analysis"], Value::Null);
-    assert_eq!((found.body["page"].clone(), found.body["limit"].clone()), (json!(1), json!(4)));
+    assert_eq!(
+        (found.body["page"].clone(), found.body["limit"].clone()),
+        (json!(1), json!(4))
+    );
     // Scores never increase down the list.
     let scores: Vec<f64> = found.body["results"]
         .as_array()
@@ -86,19 +94,28 @@ async fn entries_are_found_by_meaning_related_and_grouped_into_themes() {
 
     // Wait for every entry to be indexed: the running entries are found too.
     platform
-        .eventually(&format!("/diary/search?userId={user}&q=training+for+a+race&limit=4"), |r| {
-            ids(r).len() == 4 && ids(r).iter().all(|id| running.contains(id))
-        })
+        .eventually(
+            &format!("/diary/search?userId={user}&q=training+for+a+race&limit=4"),
+            |r| ids(r).len() == 4 && ids(r).iter().all(|id| running.contains(id)),
+        )
         .await;
 
     // Every entry indexed, the hospital entries still come first, and paging goes on.
     let all = platform
-        .get(&format!("/diary/search?userId={user}&q=looking+after+my+sick+father&limit=10"))
+        .get(&format!(
+            "/diary/search?userId={user}&q=looking+after+my+sick+father&limit=10"
+        ))
         .await;
     let all_ids = ids(&all);
-    assert!(all_ids.len() >= 4 && all_ids[..4].iter().all(|id| hospital.contains(id)), "{}", all.body);
+    assert!(
+        all_ids.len() >= 4 && all_ids[..4].iter().all(|id| hospital.contains(id)),
+        "{}",
+        all.body
+    );
     let second = platform
-        .get(&format!("/diary/search?userId={user}&q=looking+after+my+sick+father&limit=2&page=2"))
+        .get(&format!(
+            "/diary/search?userId={user}&q=looking+after+my+sick+father&limit=2&page=2"
+        ))
         .await;
     assert_eq!(ids(&second), all_ids[2..4].to_vec(), "{}", second.body);
     assert_eq!(second.body["page"], 2);
@@ -110,7 +127,11 @@ async fn entries_are_found_by_meaning_related_and_grouped_into_themes() {
     assert_eq!(related.status, StatusCode::OK, "{}", related.body);
     let related_ids = ids(&related);
     assert_eq!(related_ids.len(), 3, "{}", related.body);
-    assert!(related_ids.iter().all(|id| hospital[1..].contains(id)), "{}", related.body);
+    assert!(
+        related_ids.iter().all(|id| hospital[1..].contains(id)),
+        "{}",
+        related.body
+    );
 
     // Themes: two, of four entries each.
     let analytics = platform
@@ -124,14 +145,26 @@ async fn entries_are_found_by_meaning_related_and_grouped_into_themes() {
     for theme in &themes {
         assert_eq!(theme["entryCount"], 4, "{theme}");
         assert!(!theme["label"].as_str().unwrap().is_empty(), "{theme}");
-        assert_eq!(theme["exampleEntryIds"].as_array().unwrap().len(), 3, "{theme}");
+        assert_eq!(
+            theme["exampleEntryIds"].as_array().unwrap().len(),
+            3,
+            "{theme}"
+        );
     }
 
     // A deleted entry leaves the results.
     let deleted = &hospital[0];
-    assert_eq!(platform.delete(&format!("/diary/entries/{deleted}")).await.status, StatusCode::OK);
+    assert_eq!(
+        platform
+            .delete(&format!("/diary/entries/{deleted}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
     platform
-        .eventually(&path, |r| r.status == StatusCode::OK && !ids(r).contains(deleted))
+        .eventually(&path, |r| {
+            r.status == StatusCode::OK && !ids(r).contains(deleted)
+        })
         .await;
     platform
         .get(&format!("/diary/entries/{deleted}/related"))
@@ -155,27 +188,40 @@ async fn entries_are_found_by_meaning_related_and_grouped_into_themes() {
             .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", Some(field));
     }
     platform
-        .get(&format!("/diary/search?userId={}&q=x", uuid::Uuid::new_v4()))
+        .get(&format!(
+            "/diary/search?userId={}&q=x",
+            uuid::Uuid::new_v4()
+        ))
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found", None);
     // Another writer finds nothing of this one's.
     let stranger = platform.create_user().await;
     let theirs = platform
-        .get(&format!("/diary/search?userId={stranger}&q=hospital+chemotherapy"))
+        .get(&format!(
+            "/diary/search?userId={stranger}&q=hospital+chemotherapy"
+        ))
         .await;
     assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.body);
     assert!(ids(&theirs).is_empty(), "{}", theirs.body);
 
     // Analysis off: searches are refused and themes are gone.
     let off = platform
-        .put(&format!("/users/{user}/analysis"), json!({"enabled": false}))
+        .put(
+            &format!("/users/{user}/analysis"),
+            json!({"enabled": false}),
+        )
         .await;
     assert_eq!(off.status, StatusCode::OK, "{}", off.body);
     let refused = platform
         .eventually(&path, |r| r.status == StatusCode::CONFLICT)
         .await;
     refused.assert_error(StatusCode::CONFLICT, "failed_precondition", None);
-    assert!(refused.body["error"]["message"].as_str().unwrap().contains("analysis"));
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("analysis")
+    );
     let analytics = platform
         .get(&format!("/diary/analytics?userId={user}&period=year"))
         .await;
@@ -189,26 +235,45 @@ async fn without_the_model_the_platform_runs_and_says_why_search_is_unavailable(
         return;
     }
     let missing = std::env::temp_dir().join("metachat-no-model-here");
-    let platform =
-        Platform::start_with_env(Wiring::Embedded, &[("METACHAT_MODEL_DIR", missing.display().to_string())])
-            .await;
+    let platform = Platform::start_with_env(
+        Wiring::Embedded,
+        &[("METACHAT_MODEL_DIR", missing.display().to_string())],
+    )
+    .await;
     let user = platform.create_user().await;
-    let entry = write(&platform, &user, 3, "Writing still works without the model.").await;
-    let reply = platform.get(&format!("/diary/search?userId={user}&q=anything")).await;
+    let entry = write(
+        &platform,
+        &user,
+        3,
+        "Writing still works without the model.",
+    )
+    .await;
+    let reply = platform
+        .get(&format!("/diary/search?userId={user}&q=anything"))
+        .await;
     reply.assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
     let message = reply.body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("model") && message.contains("scripts/model.sh"), "{message}");
+    assert!(
+        message.contains("model") && message.contains("scripts/model.sh"),
+        "{message}"
+    );
     platform
         .get(&format!("/diary/entries/{entry}/related"))
         .await
         .assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
     let analytics = platform
-        .eventually(&format!("/diary/analytics?userId={user}&period=year"), |r| {
-            r.body["entryCount"] == 1
-        })
+        .eventually(
+            &format!("/diary/analytics?userId={user}&period=year"),
+            |r| r.body["entryCount"] == 1,
+        )
         .await;
     assert_eq!(analytics.body["themes"], Value::Null, "{}", analytics.body);
     // Said once, at start-up.
     let logs = platform.logs();
-    assert_eq!(logs.matches("search by meaning, related entries and themes are off").count(), 1, "{logs}");
+    assert_eq!(
+        logs.matches("search by meaning, related entries and themes are off")
+            .count(),
+        1,
+        "{logs}"
+    );
 }

@@ -96,7 +96,11 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::PUT, "/diary/entries/{id}", diary::update_entry),
         endpoint(M::DELETE, "/diary/entries/{id}", diary::delete_entry),
         endpoint(M::GET, "/diary/entries/{id}/history", diary::entry_history),
-        endpoint(M::GET, "/diary/entries/{id}/related", diary::related_entries),
+        endpoint(
+            M::GET,
+            "/diary/entries/{id}/related",
+            diary::related_entries,
+        ),
         endpoint(M::GET, "/diary/search", diary::search),
         endpoint(M::GET, "/diary/entries/user/{userId}", diary::list_entries),
         endpoint(M::POST, "/diary/sessions", diary::start_session),

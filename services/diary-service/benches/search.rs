@@ -61,7 +61,12 @@ fn summary(mut times: Vec<Duration>) -> (f64, f64) {
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
-async fn fill(index: &SqliteSearchIndex, user: &UserId, n: usize, rng: &mut Rng) -> Vec<Vec<Vec<f32>>> {
+async fn fill(
+    index: &SqliteSearchIndex,
+    user: &UserId,
+    n: usize,
+    rng: &mut Rng,
+) -> Vec<Vec<Vec<f32>>> {
     let mut all = Vec::with_capacity(n);
     for i in 0..n {
         let chunks = if i % 10 == 0 { 2 + i % 2 } else { 1 };
@@ -102,10 +107,18 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("metachat-search-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("bench dir");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    println!("search latency, one writer, exact nearest neighbours over every chunk ({QUERIES} queries each)");
+    println!(
+        "search latency, one writer, exact nearest neighbours over every chunk ({QUERIES} queries each)"
+    );
     println!(
         "{:>8} {:>8} | {:>14} {:>14} | {:>14} | {:>16} {:>6}",
-        "entries", "chunks", "nearest p50/99", "keywords p50/99", "whole p50/p99", "in-memory p50", "ratio"
+        "entries",
+        "chunks",
+        "nearest p50/99",
+        "keywords p50/99",
+        "whole p50/p99",
+        "in-memory p50",
+        "ratio"
     );
     for n in SIZES {
         // The loading is not what is measured: no fsync per entry.
@@ -114,19 +127,27 @@ async fn main() {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Off);
-        let pool = SqlitePoolOptions::new().max_connections(2).connect_with(options).await.expect("pool");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .expect("pool");
         let index = Arc::new(SqliteSearchIndex::new(pool).await.expect("index"));
         let user = UserId::new();
         let started = Instant::now();
         let vectors = fill(&index, &user, n, &mut rng).await;
         let loaded = started.elapsed();
         let chunks: usize = vectors.iter().map(Vec::len).sum();
-        let (mut nearest, mut keywords, mut whole, mut memory) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut nearest, mut keywords, mut whole, mut memory) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for q in 0..QUERIES + 3 {
             let query = rng.vector();
             let terms: Vec<String> = (0..3).map(|_| rng.term()).collect();
             let t0 = Instant::now();
-            let hits = index.nearest(&user, &query, CANDIDATES).await.expect("nearest");
+            let hits = index
+                .nearest(&user, &query, CANDIDATES)
+                .await
+                .expect("nearest");
             let t1 = Instant::now();
             let postings = index.postings(&user, &terms).await.expect("postings");
             let stats = index.stats(&user).await.expect("stats");
@@ -138,7 +159,12 @@ async fn main() {
             // The ceiling: the same scan over vectors already in memory.
             let mut scan: Vec<f32> = vectors
                 .iter()
-                .map(|chunks| chunks.iter().map(|v| dot(v, &query)).fold(f32::MIN, f32::max))
+                .map(|chunks| {
+                    chunks
+                        .iter()
+                        .map(|v| dot(v, &query))
+                        .fold(f32::MIN, f32::max)
+                })
                 .collect();
             let nth = CANDIDATES.min(scan.len() - 1);
             scan.select_nth_unstable_by(nth, |a, b| b.total_cmp(a));
@@ -176,7 +202,10 @@ async fn main() {
                 }
             }
             let (p50, p99) = summary(times);
-            println!("query embedding (all-MiniLM-L6-v2, {} chars): p50 {p50:.1} ms, p99 {p99:.1} ms", query.len());
+            println!(
+                "query embedding (all-MiniLM-L6-v2, {} chars): p50 {p50:.1} ms, p99 {p99:.1} ms",
+                query.len()
+            );
         }
         Err(e) => println!("query embedding not measured: {e}"),
     }

@@ -51,9 +51,9 @@ use crate::domain::{
     Entry, EntryEvent, EntryState, Session as DiarySession, SessionEvent, SessionState, Tag,
 };
 use crate::read_model::stored_id;
+use crate::read_model::{DiaryReadModels, TimeRange, analysis_switch};
 use crate::search::SearchIndex;
 use crate::search::cassandra::CassandraSearchIndex;
-use crate::read_model::{DiaryReadModels, TimeRange, analysis_switch};
 
 /// The migrations of the `diary` domain, in order.
 pub const MIGRATIONS: &[(u32, &str)] = &[

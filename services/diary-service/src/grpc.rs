@@ -17,12 +17,12 @@ use tonic::{Request, Response, Status};
 
 use crate::analytics::{Analytics, WindowProfile};
 use crate::application::{AnalyticsQuery, Diary, EntryDraft, Matches, SearchQuery};
-use crate::search::Semantic;
 use crate::domain::{
     AnalysisSettingState, DiaryEntryAnalyzed, Entry, EntryChanges, EntryState, Session,
     SessionState,
 };
 use crate::read_model::{DiaryReadModels, TimeRange};
+use crate::search::Semantic;
 use crate::users::UserDirectory;
 
 /// The diary service over its use cases.

@@ -20,12 +20,12 @@ use metachat_validation::UserId;
 use crate::analytics::{
     AnalysisSummary, BUCKET_MICROS, BucketTotals, EntryFacts, SessionFacts, bucket_of,
 };
-use crate::search::SearchIndex;
-use crate::search::sqlite::SqliteSearchIndex;
 use crate::domain::{
     AnalysisSettingEvent, AnalysisSettingState, Entry, EntryEvent, EntryState, Session,
     SessionEvent, SessionState,
 };
+use crate::search::SearchIndex;
+use crate::search::sqlite::SqliteSearchIndex;
 
 /// A time window `[start, end)`; either side may be open.
 #[derive(Debug, Clone, Copy, Default)]

@@ -21,10 +21,10 @@ use tokio::net::TcpListener;
 use metachat_proto::diary::diary_service_server::DiaryServiceServer;
 
 use crate::analyzer::EntryAnalyzer;
-use crate::search::Semantic;
-use crate::search::indexer::EntryIndexer;
 use crate::cassandra::CassandraDiaryReadModels;
 use crate::domain::{AnalysisSettingState, EntryState, SessionState};
+use crate::search::Semantic;
+use crate::search::indexer::EntryIndexer;
 use crate::{DiaryGrpc, DiaryReadModels, GrpcUserDirectory, SqliteDiaryReadModels, UserDirectory};
 
 /// The diary service, as the bootstrap starts it: it asks `users` whether a user exists.

@@ -61,8 +61,13 @@ struct Platform {
 
 impl Platform {
     async fn new(with_model: bool) -> Self {
-        let store = Arc::new(scratch_sqlite_store(EventCodec::new(diary_service::upcasters())).await);
-        let read_models = Arc::new(SqliteDiaryReadModels::new(store.pool().clone()).await.unwrap());
+        let store =
+            Arc::new(scratch_sqlite_store(EventCodec::new(diary_service::upcasters())).await);
+        let read_models = Arc::new(
+            SqliteDiaryReadModels::new(store.pool().clone())
+                .await
+                .unwrap(),
+        );
         let queries: Arc<dyn DiaryReadModels> = read_models.clone();
         let index = queries.search_index();
         let semantic = Semantic {
@@ -76,7 +81,11 @@ impl Platform {
             ProjectionRunner::new(
                 events.clone(),
                 checkpoints,
-                Arc::new(EntryIndexer::new(events.clone(), queries.clone(), semantic.clone())),
+                Arc::new(EntryIndexer::new(
+                    events.clone(),
+                    queries.clone(),
+                    semantic.clone(),
+                )),
             ),
         ];
         let users = Arc::new(Registered::default());
@@ -102,18 +111,33 @@ impl Platform {
         }
     }
 
-    async fn write(&self, user: &UserId, title: &str, content: &str, at: Option<DateTime<Utc>>) -> EntryId {
+    async fn write(
+        &self,
+        user: &UserId,
+        title: &str,
+        content: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> EntryId {
         let draft = EntryDraft {
             title: title.into(),
             content: content.into(),
             created_at: at,
             ..EntryDraft::default()
         };
-        let written = self.diary.write_entry(user, draft, &EventMetadata::default()).await.unwrap();
+        let written = self
+            .diary
+            .write_entry(user, draft, &EventMetadata::default())
+            .await
+            .unwrap();
         written.state.live().unwrap().id
     }
 
-    async fn search(&self, user: &UserId, text: &str, limit: u32) -> Result<Vec<(EntryId, f32)>, ApiError> {
+    async fn search(
+        &self,
+        user: &UserId,
+        text: &str,
+        limit: u32,
+    ) -> Result<Vec<(EntryId, f32)>, ApiError> {
         let query = SearchQuery {
             text: text.into(),
             page: 1,
@@ -152,7 +176,11 @@ struct CorpusQuery {
 
 /// recall@5 and reciprocal rank of one ranking.
 fn measure(ranking: &[String], relevant: &[String]) -> (f64, f64) {
-    let found = ranking.iter().take(5).filter(|id| relevant.contains(id)).count();
+    let found = ranking
+        .iter()
+        .take(5)
+        .filter(|id| relevant.contains(id))
+        .count();
     let recall = found as f64 / relevant.len().min(5) as f64;
     let rank = ranking.iter().position(|id| relevant.contains(id));
     (recall, rank.map_or(0.0, |r| 1.0 / (r + 1) as f64))
@@ -166,15 +194,24 @@ async fn search_by_meaning_beats_keywords_on_a_diary_written_for_it() {
     let user = platform.user();
     let mut names: HashMap<EntryId, String> = HashMap::new();
     for e in &corpus.entries {
-        let id = platform.write(&user, &e.title, &e.content, Some(e.created_at)).await;
+        let id = platform
+            .write(&user, &e.title, &e.content, Some(e.created_at))
+            .await;
         names.insert(id, e.id.clone());
     }
     platform.catch_up().await;
     let stats = platform.index.stats(&user).await.unwrap();
-    assert_eq!(stats.entries, corpus.entries.len() as u64, "every entry is indexed");
+    assert_eq!(
+        stats.entries,
+        corpus.entries.len() as u64,
+        "every entry is indexed"
+    );
 
     let (mut blended, mut keyword, mut similarity) = ((0.0, 0.0), (0.0, 0.0), (0.0, 0.0));
-    println!("{:<4} {:>9} {:>9} {:>9}  query", "", "blended", "keywords", "meaning");
+    println!(
+        "{:<4} {:>9} {:>9} {:>9}  query",
+        "", "blended", "keywords", "meaning"
+    );
     for q in &corpus.queries {
         // The search as clients get it.
         let found = platform.search(&user, &q.query, 50).await.unwrap();
@@ -186,14 +223,20 @@ async fn search_by_meaning_beats_keywords_on_a_diary_written_for_it() {
             .map(|(t, _)| t)
             .collect();
         let postings = platform.index.postings(&user, &terms).await.unwrap();
-        let mut by_keyword: Vec<(EntryId, f32)> =
-            keyword_scores(&terms, &postings, stats).into_iter().collect();
-        by_keyword.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.as_uuid().cmp(b.0.as_uuid())));
-        let keyword_ranking: Vec<String> = by_keyword.iter().map(|(id, _)| names[id].clone()).collect();
+        let mut by_keyword: Vec<(EntryId, f32)> = keyword_scores(&terms, &postings, stats)
+            .into_iter()
+            .collect();
+        by_keyword.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| a.0.as_uuid().cmp(b.0.as_uuid()))
+        });
+        let keyword_ranking: Vec<String> =
+            by_keyword.iter().map(|(id, _)| names[id].clone()).collect();
         // Similarity alone.
         let vector = MODEL.embed(&[q.query.as_str()]).unwrap().remove(0);
         let nearest = platform.index.nearest(&user, &vector, 100).await.unwrap();
-        let meaning_ranking: Vec<String> = nearest.iter().map(|h| names[&h.entry_id].clone()).collect();
+        let meaning_ranking: Vec<String> =
+            nearest.iter().map(|h| names[&h.entry_id].clone()).collect();
 
         let b = measure(&ranking, &q.relevant);
         let k = measure(&keyword_ranking, &q.relevant);
@@ -202,16 +245,32 @@ async fn search_by_meaning_beats_keywords_on_a_diary_written_for_it() {
             total.0 += one.0;
             total.1 += one.1;
         }
-        println!("{:<4} {:>9.2} {:>9.2} {:>9.2}  {}", q.id, b.0, k.0, s.0, q.query);
+        println!(
+            "{:<4} {:>9.2} {:>9.2} {:>9.2}  {}",
+            q.id, b.0, k.0, s.0, q.query
+        );
     }
     let n = corpus.queries.len() as f64;
     let mean = |t: (f64, f64)| (t.0 / n, t.1 / n);
     let (blended, keyword, similarity) = (mean(blended), mean(keyword), mean(similarity));
-    println!("\n{} entries, {} queries", corpus.entries.len(), corpus.queries.len());
+    println!(
+        "\n{} entries, {} queries",
+        corpus.entries.len(),
+        corpus.queries.len()
+    );
     println!("{:<28} {:>9} {:>7}", "", "recall@5", "MRR");
-    println!("{:<28} {:>9.3} {:>7.3}", "search (meaning + keywords)", blended.0, blended.1);
-    println!("{:<28} {:>9.3} {:>7.3}", "keywords only (BM25)", keyword.0, keyword.1);
-    println!("{:<28} {:>9.3} {:>7.3}", "meaning only (cosine)", similarity.0, similarity.1);
+    println!(
+        "{:<28} {:>9.3} {:>7.3}",
+        "search (meaning + keywords)", blended.0, blended.1
+    );
+    println!(
+        "{:<28} {:>9.3} {:>7.3}",
+        "keywords only (BM25)", keyword.0, keyword.1
+    );
+    println!(
+        "{:<28} {:>9.3} {:>7.3}",
+        "meaning only (cosine)", similarity.0, similarity.1
+    );
     assert!(
         blended.0 > keyword.0 && blended.1 > keyword.1,
         "search must beat the keyword baseline: {blended:?} against {keyword:?}"
@@ -223,34 +282,75 @@ async fn the_index_follows_updates_deletions_and_the_analysis_switch() {
     let platform = Platform::new(true).await;
     let (user, other) = (platform.user(), platform.user());
     let hospital = platform
-        .write(&user, "Ward 4", "Sat with Dad at the hospital all afternoon while the nurses changed his drip.", None)
+        .write(
+            &user,
+            "Ward 4",
+            "Sat with Dad at the hospital all afternoon while the nurses changed his drip.",
+            None,
+        )
         .await;
     let garden = platform
-        .write(&user, "", "Planted tomatoes and basil in the raised bed; the soil was still cold.", None)
+        .write(
+            &user,
+            "",
+            "Planted tomatoes and basil in the raised bed; the soil was still cold.",
+            None,
+        )
         .await;
     let baking = platform
-        .write(&user, "Bread", "My sourdough finally rose properly. Crust crackled as it cooled.", None)
+        .write(
+            &user,
+            "Bread",
+            "My sourdough finally rose properly. Crust crackled as it cooled.",
+            None,
+        )
         .await;
     platform
-        .write(&other, "", "Visited my father in hospital; he is recovering from surgery.", None)
+        .write(
+            &other,
+            "",
+            "Visited my father in hospital; he is recovering from surgery.",
+            None,
+        )
         .await;
     platform.catch_up().await;
     assert_eq!(platform.index.stats(&user).await.unwrap().entries, 3);
 
     // Only the writer's own entries, the best first.
-    let found = platform.search(&user, "visiting my sick father", 10).await.unwrap();
+    let found = platform
+        .search(&user, "visiting my sick father", 10)
+        .await
+        .unwrap();
     assert_eq!(found.first().map(|f| f.0), Some(hospital), "{found:?}");
-    assert!(found.iter().all(|(id, _)| [hospital, garden, baking].contains(id)));
+    assert!(
+        found
+            .iter()
+            .all(|(id, _)| [hospital, garden, baking].contains(id))
+    );
     // Paged: a second page of one, and a page past the results is empty.
     let page_two = platform
         .diary
-        .search(&user, &SearchQuery { text: "food I made".into(), page: 2, limit: 1 })
+        .search(
+            &user,
+            &SearchQuery {
+                text: "food I made".into(),
+                page: 2,
+                limit: 1,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(page_two.page, 2);
     let far = platform
         .diary
-        .search(&user, &SearchQuery { text: "food I made".into(), page: 1000, limit: 50 })
+        .search(
+            &user,
+            &SearchQuery {
+                text: "food I made".into(),
+                page: 1000,
+                limit: 50,
+            },
+        )
         .await
         .unwrap();
     assert!(far.matches.is_empty() && !far.has_more);
@@ -261,7 +361,9 @@ async fn the_index_follows_updates_deletions_and_the_analysis_switch() {
         .change_entry(
             &garden,
             EntryChanges {
-                content: Some("Baked cinnamon buns and a sourdough loaf for the neighbours.".into()),
+                content: Some(
+                    "Baked cinnamon buns and a sourdough loaf for the neighbours.".into(),
+                ),
                 ..EntryChanges::default()
             },
             None,
@@ -276,22 +378,46 @@ async fn the_index_follows_updates_deletions_and_the_analysis_switch() {
 
     // Related entries: the other baking entry first, never itself.
     let related = platform.diary.related(&baking, 1, 10).await.unwrap();
-    let related_ids: Vec<EntryId> = related.matches.iter().map(|m| m.entry.state.live().unwrap().id).collect();
+    let related_ids: Vec<EntryId> = related
+        .matches
+        .iter()
+        .map(|m| m.entry.state.live().unwrap().id)
+        .collect();
     assert_eq!(related_ids.first(), Some(&garden), "{related_ids:?}");
     assert!(!related_ids.contains(&baking));
 
     // A deleted entry leaves the index and the results.
-    platform.diary.delete_entry(&baking, None, &EventMetadata::default()).await.unwrap();
+    platform
+        .diary
+        .delete_entry(&baking, None, &EventMetadata::default())
+        .await
+        .unwrap();
     platform.catch_up().await;
     assert_eq!(platform.index.fingerprint(&baking).await.unwrap(), None);
-    assert!(platform.search(&user, "sourdough", 10).await.unwrap().iter().all(|f| f.0 != baking));
+    assert!(
+        platform
+            .search(&user, "sourdough", 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|f| f.0 != baking)
+    );
     assert_eq!(
-        platform.diary.related(&baking, 1, 10).await.unwrap_err().code,
+        platform
+            .diary
+            .related(&baking, 1, 10)
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::NotFound
     );
 
     // Analysis off: the writer's index is emptied, searches are refused; others keep theirs.
-    platform.diary.set_analysis_setting(&user, false, &EventMetadata::default()).await.unwrap();
+    platform
+        .diary
+        .set_analysis_setting(&user, false, &EventMetadata::default())
+        .await
+        .unwrap();
     platform.catch_up().await;
     assert_eq!(platform.index.stats(&user).await.unwrap().entries, 0);
     assert_eq!(platform.index.stats(&other).await.unwrap().entries, 1);
@@ -299,16 +425,25 @@ async fn the_index_follows_updates_deletions_and_the_analysis_switch() {
     assert_eq!(refused.code, ErrorCode::FailedPrecondition, "{refused:?}");
     assert!(refused.message.contains("analysis is switched off"));
     // An entry written while it is off is not indexed.
-    let unindexed = platform.write(&user, "", "A quiet evening reading by the window.", None).await;
+    let unindexed = platform
+        .write(&user, "", "A quiet evening reading by the window.", None)
+        .await;
     platform.catch_up().await;
     assert_eq!(platform.index.fingerprint(&unindexed).await.unwrap(), None);
 
     // On again: every live entry is indexed again, the deleted one is not.
-    platform.diary.set_analysis_setting(&user, true, &EventMetadata::default()).await.unwrap();
+    platform
+        .diary
+        .set_analysis_setting(&user, true, &EventMetadata::default())
+        .await
+        .unwrap();
     platform.catch_up().await;
     assert_eq!(platform.index.stats(&user).await.unwrap().entries, 3);
     assert_eq!(platform.index.fingerprint(&baking).await.unwrap(), None);
-    let found = platform.search(&user, "father in hospital", 1).await.unwrap();
+    let found = platform
+        .search(&user, "father in hospital", 1)
+        .await
+        .unwrap();
     assert_eq!(found.first().map(|f| f.0), Some(hospital));
 
     // Replaying every event indexes nothing twice and nothing stale.
@@ -350,17 +485,45 @@ async fn analytics_group_a_period_into_labelled_themes() {
     };
     let analytics = platform.diary.analytics(&user, &query, "").await.unwrap();
     let themes = analytics.themes.expect("themes with the model");
-    println!("themes: {:?}", themes.iter().map(|t| (&t.label, t.entry_count)).collect::<Vec<_>>());
+    println!(
+        "themes: {:?}",
+        themes
+            .iter()
+            .map(|t| (&t.label, t.entry_count))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(themes.len(), 2, "{themes:#?}");
     assert!(themes.iter().all(|t| t.entry_count == 4), "{themes:#?}");
     let labels: Vec<&str> = themes.iter().map(|t| t.label.as_str()).collect();
-    assert!(labels.iter().any(|l| l.contains("chemotherapy") || l.contains("hospital") || l.contains("oncologist")), "{labels:?}");
-    assert!(labels.iter().any(|l| l.contains("run") || l.contains("marathon") || l.contains("pace")), "{labels:?}");
+    assert!(
+        labels.iter().any(|l| l.contains("chemotherapy")
+            || l.contains("hospital")
+            || l.contains("oncologist")),
+        "{labels:?}"
+    );
+    assert!(
+        labels
+            .iter()
+            .any(|l| l.contains("run") || l.contains("marathon") || l.contains("pace")),
+        "{labels:?}"
+    );
 
     // Analysis off: no themes.
-    platform.diary.set_analysis_setting(&user, false, &EventMetadata::default()).await.unwrap();
+    platform
+        .diary
+        .set_analysis_setting(&user, false, &EventMetadata::default())
+        .await
+        .unwrap();
     platform.catch_up().await;
-    assert!(platform.diary.analytics(&user, &query, "").await.unwrap().themes.is_none());
+    assert!(
+        platform
+            .diary
+            .analytics(&user, &query, "")
+            .await
+            .unwrap()
+            .themes
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,29 +533,68 @@ async fn without_the_model_or_with_bad_input_the_answers_say_why() {
     let entry = platform.write(&user, "", "Some words.", None).await;
     let unavailable = platform.search(&user, "words", 10).await.unwrap_err();
     assert_eq!(unavailable.code, ErrorCode::Unavailable);
-    assert!(unavailable.message.contains("model"), "{}", unavailable.message);
-    assert_eq!(platform.diary.related(&entry, 1, 10).await.unwrap_err().code, ErrorCode::Unavailable);
+    assert!(
+        unavailable.message.contains("model"),
+        "{}",
+        unavailable.message
+    );
+    assert_eq!(
+        platform
+            .diary
+            .related(&entry, 1, 10)
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::Unavailable
+    );
     let analytics = platform
         .diary
-        .analytics(&user, &AnalyticsQuery { period: "week".into(), ..AnalyticsQuery::default() }, "")
+        .analytics(
+            &user,
+            &AnalyticsQuery {
+                period: "week".into(),
+                ..AnalyticsQuery::default()
+            },
+            "",
+        )
         .await
         .unwrap();
     assert!(analytics.themes.is_none());
 
     let platform = Platform::new(true).await;
     let user = platform.user();
-    for (text, limit, field) in [("   ", 10, "q"), (&"a".repeat(1001) as &str, 10, "q"), ("ok", 51, "limit")] {
+    for (text, limit, field) in [
+        ("   ", 10, "q"),
+        (&"a".repeat(1001) as &str, 10, "q"),
+        ("ok", 51, "limit"),
+    ] {
         let error = platform
             .diary
-            .search(&user, &SearchQuery { text: text.into(), page: 1, limit })
+            .search(
+                &user,
+                &SearchQuery {
+                    text: text.into(),
+                    page: 1,
+                    limit,
+                },
+            )
             .await
             .unwrap_err();
         assert_eq!(error.code, ErrorCode::InvalidArgument);
         assert_eq!(error.details[0].field, field);
     }
     // A user nobody registered.
-    let error = platform.search(&UserId::new(), "anything", 10).await.unwrap_err();
+    let error = platform
+        .search(&UserId::new(), "anything", 10)
+        .await
+        .unwrap_err();
     assert_eq!(error.code, ErrorCode::NotFound);
     // No entries yet: nothing found, no error.
-    assert!(platform.search(&user, "anything at all", 10).await.unwrap().is_empty());
+    assert!(
+        platform
+            .search(&user, "anything at all", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

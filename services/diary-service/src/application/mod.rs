@@ -32,10 +32,10 @@ use crate::search::Semantic;
 
 mod search;
 
+use crate::users::UserDirectory;
 pub use search::{
     DEFAULT_RESULTS, MAX_QUERY_CHARS, MAX_RESULTS, MAX_THEME_ENTRIES, Match, Matches, SearchQuery,
 };
-use crate::users::UserDirectory;
 
 /// What a client sends to write an entry.
 #[derive(Debug, Clone, Default)]

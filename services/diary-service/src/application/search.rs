@@ -13,9 +13,7 @@ use super::{Diary, entry_not_found, live};
 use crate::analytics::Window;
 use crate::domain::EntryState;
 use crate::search::themes::{self, Theme};
-use crate::search::{
-    CANDIDATES, Ranked, Semantic, StoredVectors, indexed_text, mean_unit, rank,
-};
+use crate::search::{CANDIDATES, Ranked, Semantic, StoredVectors, indexed_text, mean_unit, rank};
 
 /// The longest query, in characters.
 pub const MAX_QUERY_CHARS: usize = 1_000;
@@ -249,7 +247,10 @@ impl Diary {
                 // Results show entries as lists do: without their analysis.
                 entry.analysis = None;
             }
-            matches.push(Match { entry: loaded, ranked: r });
+            matches.push(Match {
+                entry: loaded,
+                ranked: r,
+            });
         }
         Ok(Matches {
             matches,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use embeddings::{EmbeddingError, Embedder};
+use embeddings::{Embedder, EmbeddingError};
 use event_sourcing::{
     Aggregate, EventStore, Projection, ProjectionError, RecordedEvent, Repository,
 };
@@ -97,9 +97,10 @@ impl EntryIndexer {
             .unwrap_or_else(Utc::now);
         let model = self.semantic.model.clone();
         // Tens of milliseconds of CPU per chunk: off the async workers.
-        let computed = tokio::task::spawn_blocking(move || compute(&model, &entry, text, written_at))
-            .await
-            .map_err(|e| -> ProjectionError { format!("indexing failed: {e}").into() })?;
+        let computed =
+            tokio::task::spawn_blocking(move || compute(&model, &entry, text, written_at))
+                .await
+                .map_err(|e| -> ProjectionError { format!("indexing failed: {e}").into() })?;
         let indexed = match computed {
             Ok(indexed) => indexed,
             // The same text fails the same way every time: retrying would stop the indexer

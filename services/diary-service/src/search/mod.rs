@@ -125,8 +125,11 @@ pub trait SearchIndex: Send + Sync + 'static {
     ) -> Result<Vec<StoredVectors>, QueryError>;
 
     /// The postings of `terms` among `user_id`'s entries.
-    async fn postings(&self, user_id: &UserId, terms: &[String])
-    -> Result<Vec<Posting>, QueryError>;
+    async fn postings(
+        &self,
+        user_id: &UserId,
+        terms: &[String],
+    ) -> Result<Vec<Posting>, QueryError>;
 
     /// How many entries of `user_id` are indexed, and their words.
     async fn stats(&self, user_id: &UserId) -> Result<IndexStats, QueryError>;
@@ -143,7 +146,11 @@ pub trait SearchIndex: Send + Sync + 'static {
     ) -> Result<HashMap<EntryId, f32>, QueryError> {
         let postings = self.postings(user_id, terms).await?;
         let stats = self.stats(user_id).await?;
-        Ok(best_and(keyword_scores(terms, &postings, stats), also, limit))
+        Ok(best_and(
+            keyword_scores(terms, &postings, stats),
+            also,
+            limit,
+        ))
     }
 
     /// The vectors of `user_id`'s entries written in `[start, end)`, newest first, at most
@@ -385,7 +392,7 @@ pub fn vectors_to_bytes(vectors: &[Vec<f32>]) -> Vec<u8> {
 /// The vectors [`vectors_to_bytes`] stored; `None` when the bytes are not whole vectors.
 pub fn vectors_from_bytes(bytes: &[u8]) -> Option<Vec<Vec<f32>>> {
     let width = embeddings::DIMENSIONS * 4;
-    if bytes.is_empty() || bytes.len() % width != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(width) {
         return None;
     }
     Some(
@@ -436,7 +443,12 @@ mod tests {
 
     #[test]
     fn ranking_blends_filters_and_orders() {
-        let (a, b, c, d) = (EntryId::new(), EntryId::new(), EntryId::new(), EntryId::new());
+        let (a, b, c, d) = (
+            EntryId::new(),
+            EntryId::new(),
+            EntryId::new(),
+            EntryId::new(),
+        );
         let similarities = HashMap::from([(a, 0.6), (b, 0.5), (c, 0.05)]);
         let keywords = HashMap::from([(b, 1.0), (d, 0.7)]);
         let ranked = rank(&similarities, &keywords);
@@ -448,7 +460,10 @@ mod tests {
 
     #[test]
     fn vectors_round_trip_as_bytes() {
-        let v = vec![vec![0.5f32; embeddings::DIMENSIONS], vec![-1.0; embeddings::DIMENSIONS]];
+        let v = vec![
+            vec![0.5f32; embeddings::DIMENSIONS],
+            vec![-1.0; embeddings::DIMENSIONS],
+        ];
         assert_eq!(vectors_from_bytes(&vectors_to_bytes(&v)), Some(v));
         assert_eq!(vectors_from_bytes(&[0u8; 7]), None);
         assert_eq!(vectors_from_bytes(&[]), None);

@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use metachat_read_model::{QueryError, time_from_micros};
 use metachat_validation::{EntryId, UserId};
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::sqlite::SqlitePool;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{
-    BM25_B as B, BM25_K1 as K1, Hit, IndexStats, IndexedEntry, Posting, SearchIndex,
-    StoredVectors, bm25_weights, dot, vectors_from_bytes, vectors_to_bytes,
+    BM25_B as B, BM25_K1 as K1, Hit, IndexStats, IndexedEntry, Posting, SearchIndex, StoredVectors,
+    bm25_weights, dot, vectors_from_bytes, vectors_to_bytes,
 };
 
 const SCHEMA: &[&str] = &[
@@ -205,7 +205,12 @@ impl VectorCache {
 
     /// Keeps `vectors`, read at `generation`, unless written since or over the budget alone;
     /// drops the least recently used writers to stay within the budget.
-    fn keep(&mut self, user_id: &UserId, generation: (u64, u64), vectors: Arc<RwLock<UserVectors>>) {
+    fn keep(
+        &mut self,
+        user_id: &UserId,
+        generation: (u64, u64),
+        vectors: Arc<RwLock<UserVectors>>,
+    ) {
         let bytes = read(&vectors).bytes;
         if self.generation(user_id) != generation || bytes > self.budget {
             return;
@@ -258,7 +263,7 @@ fn read(vectors: &RwLock<UserVectors>) -> std::sync::RwLockReadGuard<'_, UserVec
 
 /// The vectors of `bytes` (as [`vectors_to_bytes`] wrote them) as one flat run of floats.
 fn flat_vectors(bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.is_empty() || bytes.len() % (embeddings::DIMENSIONS * 4) != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(embeddings::DIMENSIONS * 4) {
         return None;
     }
     Some(
@@ -274,7 +279,8 @@ fn corrupt(what: impl std::fmt::Display) -> QueryError {
 }
 
 fn entry_id(text: &str) -> Result<EntryId, QueryError> {
-    text.parse().map_err(|_| corrupt(format!("entry id {text:?}")))
+    text.parse()
+        .map_err(|_| corrupt(format!("entry id {text:?}")))
 }
 
 fn stored(row: &sqlx::sqlite::SqliteRow) -> Result<StoredVectors, QueryError> {
@@ -578,7 +584,10 @@ impl SearchIndex for SqliteSearchIndex {
 
     async fn clear(&self) -> Result<(), QueryError> {
         let mut tx = self.pool.begin().await?;
-        for statement in ["DELETE FROM entry_search_terms", "DELETE FROM entry_search_index"] {
+        for statement in [
+            "DELETE FROM entry_search_terms",
+            "DELETE FROM entry_search_index",
+        ] {
             sqlx::query(statement).execute(&mut *tx).await?;
         }
         tx.commit().await?;

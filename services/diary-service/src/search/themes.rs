@@ -96,9 +96,9 @@ pub fn themes(entries: &[StoredVectors]) -> Vec<Theme> {
         for (label, _) in scored {
             // A word of a phrase already chosen, or a phrase holding a chosen word, adds
             // nothing.
-            let overlaps = keywords.iter().any(|k| {
-                k.split(' ').any(|w| w == label) || label.split(' ').any(|w| w == k)
-            });
+            let overlaps = keywords
+                .iter()
+                .any(|k| k.split(' ').any(|w| w == label) || label.split(' ').any(|w| w == k));
             if !overlaps {
                 keywords.push(label.to_owned());
             }
@@ -109,12 +109,22 @@ pub fn themes(entries: &[StoredVectors]) -> Vec<Theme> {
         if keywords.is_empty() {
             continue;
         }
-        let centre = mean_unit(&members.iter().map(|&i| points[i].clone()).collect::<Vec<_>>());
+        let centre = mean_unit(
+            &members
+                .iter()
+                .map(|&i| points[i].clone())
+                .collect::<Vec<_>>(),
+        );
         let mut closest = members.clone();
         closest.sort_by(|&a, &b| dot(&points[b], &centre).total_cmp(&dot(&points[a], &centre)));
         let written = members.iter().map(|&i| entries[i].written_at);
         themes.push(Theme {
-            label: keywords.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            label: keywords
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
             keywords,
             entry_count: members.len() as u32,
             share: members.len() as f64 / total,
@@ -181,7 +191,11 @@ fn k_means(points: &[Vec<f32>], k: usize) -> Vec<usize> {
             .iter()
             .map(|p| {
                 (0..centres.len())
-                    .max_by(|&a, &b| dot(p, &centres[a]).total_cmp(&dot(p, &centres[b])).then(b.cmp(&a)))
+                    .max_by(|&a, &b| {
+                        dot(p, &centres[a])
+                            .total_cmp(&dot(p, &centres[b]))
+                            .then(b.cmp(&a))
+                    })
                     .unwrap_or(0)
             })
             .collect();
@@ -236,12 +250,30 @@ mod tests {
         let found = themes(&entries);
         assert_eq!(found.len(), 2, "{found:?}");
         let labels: Vec<&str> = found.iter().map(|t| t.label.as_str()).collect();
-        assert!(labels.iter().any(|l| l.starts_with("hospital") || l.starts_with("visit")), "{labels:?}");
-        assert!(labels.iter().any(|l| l.starts_with("race") || l.starts_with("run")), "{labels:?}");
+        assert!(
+            labels
+                .iter()
+                .any(|l| l.starts_with("hospital") || l.starts_with("visit")),
+            "{labels:?}"
+        );
+        assert!(
+            labels
+                .iter()
+                .any(|l| l.starts_with("race") || l.starts_with("run")),
+            "{labels:?}"
+        );
         // A keyword shared by both themes is less particular than those of one.
-        assert!(found.iter().all(|t| t.keywords.last().map(String::as_str) == Some("dad")));
+        assert!(
+            found
+                .iter()
+                .all(|t| t.keywords.last().map(String::as_str) == Some("dad"))
+        );
         assert_eq!(found.iter().map(|t| t.entry_count).sum::<u32>(), 10);
-        assert!(found.iter().all(|t| t.examples.len() == 3 && (t.share - 0.5).abs() < 1e-9));
+        assert!(
+            found
+                .iter()
+                .all(|t| t.examples.len() == 3 && (t.share - 0.5).abs() < 1e-9)
+        );
         // Deterministic.
         assert_eq!(themes(&entries), found);
     }
