@@ -10,7 +10,7 @@ PHASE := scripts/phase.sh
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
-	test-event-sourcing test-sentiment test-embeddings infra infra-stop lint fmt bench rebuild-read-models reanalyze clean
+	test-event-sourcing test-sentiment test-embeddings infra infra-stop lint fmt bench rebuild-read-models reanalyze reindex clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -92,6 +92,10 @@ rebuild-read-models: ## Rebuild the embedded read models from the event store (p
 
 reanalyze: ## Analyse every entry again with this build's analyzers (safe while the platform runs)
 	$(CARGO) run --release --bin metachat -- reanalyze
+
+reindex: ## Index every entry for search by meaning (embedded: platform stopped; production: any time)
+	scripts/model.sh
+	$(CARGO) run --release --bin metachat -- reindex
 
 clean: ## Remove build output (not ./data)
 	$(CARGO) clean

@@ -228,3 +228,15 @@ pub async fn reanalyze(config: &EmbeddedConfig) -> anyhow::Result<()> {
     embedded.store.close().await;
     Ok(())
 }
+
+/// Indexes every live entry for search by meaning (see
+/// [`diary_service::search::indexer::EntryIndexer::reindex_all`]), with the platform stopped:
+/// the running diary service keeps the index's vectors in memory and would not see these
+/// writes.
+pub async fn reindex(config: &EmbeddedConfig) -> anyhow::Result<()> {
+    let embedded = EmbeddedStore::open(config).await?;
+    let store: Arc<dyn EventStore> = embedded.store.clone();
+    crate::reindex(&config.model_dir, store, embedded.diary.queries.clone()).await?;
+    embedded.store.close().await;
+    Ok(())
+}

@@ -20,6 +20,10 @@ Commands:
   reanalyze             Analyse every entry's current content again with this build's analyzers
                         (after an analyzer's version changed), then exit; safe while the
                         platform runs. DATA_DIR, or with DB_HOST set the production wiring.
+  reindex               Index every live entry for search by meaning (after the model was
+                        installed or Kafka's retention dropped events the indexer never saw),
+                        then exit. With DB_HOST set (production) safe while the services run;
+                        embedded, with the platform stopped.
   help                  Show this text.
 
 Logging: LOG_LEVEL (info), LOG_FORMAT (json|text), LOG_OUTPUT (stdout|PATH), ENVIRONMENT (dev).";
@@ -74,6 +78,20 @@ fn main() -> std::process::ExitCode {
                     }
                 }
             }
+            "reindex" => {
+                let log = LogSettings::read(env, "metachat")?;
+                match metachat_production::ProductionConfig::from_env(env)? {
+                    Some(config) => {
+                        init_logging(&log)?;
+                        production::reindex(&config, env).await
+                    }
+                    None => {
+                        let config = embedded::EmbeddedConfig::from_env(env)?;
+                        init_logging(&log)?;
+                        embedded::reindex(&config).await
+                    }
+                }
+            }
             "user-service" => user_service::standalone::run_from_env().await,
             "diary-service" => diary_service::standalone::run_from_env().await,
             "api-gateway" => api_gateway::standalone::run_from_env().await,
@@ -109,6 +127,37 @@ async fn reanalyze(
     println!(
         "read {} events: {} analyses recorded, {} entries already current, {} older contents or entries of writers with analysis off skipped",
         done.events, done.recorded, done.current, done.skipped
+    );
+    Ok(())
+}
+
+/// Runs a re-indexing with the model in `model_dir`, printing its progress.
+async fn reindex(
+    model_dir: &std::path::Path,
+    store: std::sync::Arc<dyn event_sourcing::EventStore>,
+    queries: std::sync::Arc<dyn diary_service::DiaryReadModels>,
+) -> anyhow::Result<()> {
+    let model = diary_service::search::load_model(model_dir).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no sentence-embedding model in {}: run scripts/model.sh",
+            model_dir.display()
+        )
+    })?;
+    let semantic = diary_service::search::Semantic {
+        model,
+        index: queries.search_index(),
+    };
+    let indexer =
+        diary_service::search::indexer::EntryIndexer::new(store.clone(), queries, semantic);
+    let done = indexer
+        .reindex_all(store.as_ref(), |p| {
+            tracing::info!(events = p.events, stored = p.stored, "re-indexing in progress");
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("re-indexing stopped: {e}"))?;
+    println!(
+        "read {} events: {} entries indexed, {} already current, {} deleted or of writers with analysis off",
+        done.events, done.stored, done.current, done.skipped
     );
     Ok(())
 }

@@ -41,3 +41,16 @@ pub async fn reanalyze(config: &ProductionConfig) -> anyhow::Result<()> {
     store.close().await;
     Ok(())
 }
+
+/// Indexes every live entry of the PostgreSQL event store in the Cassandra search index; the
+/// services may be running.
+pub async fn reindex(config: &ProductionConfig, env: &metachat_runtime::Env) -> anyhow::Result<()> {
+    let codec = EventCodec::new(UserService::upcasters().merge(DiaryService::upcasters()));
+    let store = metachat_production::open_event_store(&config.postgres, codec).await?;
+    let (diary, _) = DiaryService::cassandra_read_models(&config.cassandra).await?;
+    let events: Arc<dyn EventStore> = Arc::new(store.clone());
+    let model_dir = diary_service::search::model_dir(env);
+    crate::reindex(&model_dir, events, diary.queries).await?;
+    store.close().await;
+    Ok(())
+}

@@ -609,6 +609,8 @@ mod tests {
             entries_per_day: vec![Default::default()],
             days: vec![Default::default()],
             top_keywords: vec![Default::default()],
+            themes: vec![Default::default()],
+            themes_available: true,
             profile: Some(d::WritingProfile {
                 sensory: Some(Default::default()),
                 sensory_evidence: vec![Default::default()],
@@ -624,6 +626,11 @@ mod tests {
             ..Default::default()
         };
         let analytics = serde_json::to_value(AnalyticsJson::from(analytics)).expect("JSON");
+        let results = serde_json::to_value(SearchResultsJson::from(d::SearchResults {
+            results: vec![d::SearchResult::default()],
+            ..Default::default()
+        }))
+        .expect("serialisable");
         let history = HistoryJson::new(common::EventHistory {
             events: vec![common::StoredEvent::default()],
         });
@@ -678,6 +685,9 @@ mod tests {
             ("DayCount", names(&analytics["entriesPerDay"][0])),
             ("DayTotals", names(&analytics["days"][0])),
             ("KeywordCount", names(&analytics["topKeywords"][0])),
+            ("Theme", names(&analytics["themes"][0])),
+            ("SearchResults", names(&results)),
+            ("SearchResult", names(&results["results"][0])),
             ("WritingProfile", names(&analytics["profile"])),
             (
                 "SensoryWord",

@@ -53,6 +53,9 @@ impl UserDirectory for Registered {
 
 struct Platform {
     diary: Diary,
+    store: Arc<dyn EventStore>,
+    queries: Arc<dyn DiaryReadModels>,
+    semantic: Semantic,
     index: Arc<dyn SearchIndex>,
     users: Arc<Registered>,
     /// The read models and the indexer, caught up when a test says so.
@@ -89,10 +92,13 @@ impl Platform {
             ),
         ];
         let users = Arc::new(Registered::default());
-        let diary = Diary::new(events, queries, users.clone())
-            .with_semantic(with_model.then_some(semantic));
+        let diary = Diary::new(events.clone(), queries.clone(), users.clone())
+            .with_semantic(with_model.then_some(semantic.clone()));
         Self {
             diary,
+            store: events,
+            queries,
+            semantic,
             index,
             users,
             runners,
@@ -445,6 +451,20 @@ async fn the_index_follows_updates_deletions_and_the_analysis_switch() {
         .await
         .unwrap();
     assert_eq!(found.first().map(|f| f.0), Some(hospital));
+
+    // Re-indexing an emptied index from the store: the live entries, not the deleted one.
+    platform.index.clear().await.unwrap();
+    let indexer = EntryIndexer::new(
+        platform.store.clone(),
+        platform.queries.clone(),
+        platform.semantic.clone(),
+    );
+    let done = indexer.reindex_all(platform.store.as_ref(), |_| {}).await.unwrap();
+    assert_eq!((done.stored, done.current), (4, 0), "{done:?}");
+    assert_eq!(platform.index.stats(&user).await.unwrap().entries, 3);
+    assert_eq!(platform.index.fingerprint(&baking).await.unwrap(), None);
+    let again = indexer.reindex_all(platform.store.as_ref(), |_| {}).await.unwrap();
+    assert_eq!((again.stored, again.current), (0, 4), "{again:?}");
 
     // Replaying every event indexes nothing twice and nothing stale.
     for runner in &platform.runners[1..] {

@@ -152,6 +152,61 @@ impl EntryIndexer {
     }
 }
 
+/// What a re-indexing did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reindexing {
+    /// Events read from the store.
+    pub events: u64,
+    /// Entries whose embeddings and terms were stored.
+    pub stored: u64,
+    /// Entries the index already held as they are.
+    pub current: u64,
+    /// Entries removed or left out (deleted, analysis off, or not embeddable).
+    pub skipped: u64,
+}
+
+/// Events read per batch by a re-indexing.
+const REINDEXING_BATCH: usize = 500;
+
+impl EntryIndexer {
+    /// Brings the index in step with every entry written up to the store's head when it
+    /// starts: what `metachat reindex` runs when the indexer could not follow every event
+    /// (the model was installed after Kafka's retention dropped the oldest ones). Each entry is
+    /// taken once, at its creation, and indexed from its current state.
+    pub async fn reindex_all(
+        &self,
+        store: &dyn EventStore,
+        mut progress: impl FnMut(&Reindexing),
+    ) -> Result<Reindexing, ProjectionError> {
+        let head = store.head_position().await?;
+        let mut done = Reindexing::default();
+        let mut after = 0;
+        while after < head {
+            let batch = store.read_all(after, REINDEXING_BATCH).await?;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            after = last.position;
+            for recorded in batch.iter().filter(|e| e.position <= head) {
+                done.events += 1;
+                if recorded.category() != EntryState::CATEGORY
+                    || recorded.event_type != "DiaryEntryCreated"
+                {
+                    continue;
+                }
+                let id: EntryId = stored_id(recorded.aggregate_id())?;
+                match self.index_entry(&id).await? {
+                    Indexed::Stored => done.stored += 1,
+                    Indexed::Current => done.current += 1,
+                    Indexed::Removed | Indexed::Skipped => done.skipped += 1,
+                }
+            }
+            progress(&done);
+        }
+        Ok(done)
+    }
+}
+
 /// Embeds and extracts the terms of `entry`'s `text`.
 fn compute(
     model: &Embedder,
