@@ -80,12 +80,13 @@ lint: ## Check formatting and clippy warnings
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-bench: ## Event store throughput beside raw SQLite inserts; sentiment, content analysis and embedding throughput
+bench: ## Event store throughput beside raw SQLite inserts; sentiment, content analysis and embedding throughput; search latency
 	$(CARGO) bench -p metachat-event-sourcing --bench event_store
 	$(CARGO) bench -p metachat-sentiment --bench throughput
 	$(CARGO) bench -p metachat-analysis --bench throughput
 	scripts/model.sh
 	$(CARGO) bench -p metachat-embeddings --bench throughput
+	$(CARGO) bench -p diary-service --bench search
 
 rebuild-read-models: ## Rebuild the embedded read models from the event store (platform stopped)
 	$(CARGO) run --release --bin metachat -- rebuild-read-models

@@ -151,7 +151,11 @@ async fn reindex(
         diary_service::search::indexer::EntryIndexer::new(store.clone(), queries, semantic);
     let done = indexer
         .reindex_all(store.as_ref(), |p| {
-            tracing::info!(events = p.events, stored = p.stored, "re-indexing in progress");
+            tracing::info!(
+                events = p.events,
+                stored = p.stored,
+                "re-indexing in progress"
+            );
         })
         .await
         .map_err(|e| anyhow::anyhow!("re-indexing stopped: {e}"))?;

@@ -459,11 +459,17 @@ async fn the_index_follows_updates_deletions_and_the_analysis_switch() {
         platform.queries.clone(),
         platform.semantic.clone(),
     );
-    let done = indexer.reindex_all(platform.store.as_ref(), |_| {}).await.unwrap();
+    let done = indexer
+        .reindex_all(platform.store.as_ref(), |_| {})
+        .await
+        .unwrap();
     assert_eq!((done.stored, done.current), (4, 0), "{done:?}");
     assert_eq!(platform.index.stats(&user).await.unwrap().entries, 3);
     assert_eq!(platform.index.fingerprint(&baking).await.unwrap(), None);
-    let again = indexer.reindex_all(platform.store.as_ref(), |_| {}).await.unwrap();
+    let again = indexer
+        .reindex_all(platform.store.as_ref(), |_| {})
+        .await
+        .unwrap();
     assert_eq!((again.stored, again.current), (0, 4), "{again:?}");
 
     // Replaying every event indexes nothing twice and nothing stale.
