@@ -6,7 +6,6 @@
 //! The rayon pool's size is fixed at start (`RAYON_NUM_THREADS`), so each thread count runs in
 //! a process of its own: this binary runs the measurement in a child process per count.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use embeddings::Embedder;
@@ -21,16 +20,6 @@ const ENTRIES: &[&str] = &[
     include_str!("../../analysis/tests/entries/06-sensory-city.txt"),
     include_str!("../../analysis/tests/entries/08-mixed-negation.txt"),
 ];
-
-fn model_dir() -> PathBuf {
-    std::env::var_os("METACHAT_MODEL_DIR").map_or_else(
-        || {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/metachat/models/all-MiniLM-L6-v2")
-        },
-        PathBuf::from,
-    )
-}
 
 fn measure(embedder: &Embedder, threads: &str) {
     let budget = Duration::from_secs(8);
@@ -58,7 +47,8 @@ fn measure(embedder: &Embedder, threads: &str) {
 fn main() {
     if let Ok(threads) = std::env::var("EMBEDDINGS_BENCH_CHILD") {
         let started = Instant::now();
-        let embedder = Embedder::load(&model_dir()).expect("load the model (scripts/model.sh)");
+        let embedder = Embedder::load(&embeddings::model_dir_from_env())
+            .expect("load the model (scripts/model.sh)");
         if threads == "1" {
             println!(
                 "model load: {:.0} ms",

@@ -56,6 +56,28 @@ fn inference(error: impl std::fmt::Display) -> EmbeddingError {
     EmbeddingError::Inference(error.to_string())
 }
 
+/// The variable naming the model's directory.
+pub const DIR_VARIABLE: &str = "METACHAT_MODEL_DIR";
+
+/// Where `scripts/model.sh` puts the model by default, under the home directory.
+pub const DIR_UNDER_HOME: &str = ".cache/metachat/models/all-MiniLM-L6-v2";
+
+/// The model's directory: `dir` (the value of [`DIR_VARIABLE`]) when set and not blank, else
+/// [`DIR_UNDER_HOME`] under `home` (the current directory without one).
+pub fn model_dir(dir: Option<&str>, home: Option<&str>) -> PathBuf {
+    match dir.filter(|d| !d.trim().is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(home.unwrap_or(".")).join(DIR_UNDER_HOME),
+    }
+}
+
+/// [`model_dir`] from this process's environment (for tests and benchmarks; the services read
+/// their configuration once, at start).
+pub fn model_dir_from_env() -> PathBuf {
+    let var = |name| std::env::var(name).ok();
+    model_dir(var(DIR_VARIABLE).as_deref(), var("HOME").as_deref())
+}
+
 /// The loaded model and its tokenizer.
 pub struct Embedder {
     model: BertModel,

@@ -2,7 +2,6 @@
 //! against sentence-transformers' vectors of the same sentences, committed in
 //! `reference.json` with the script that produced them (`scripts/embedding-reference.py`).
 
-use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use embeddings::{CHUNK_PIECES, DIMENSIONS, Embedder, MAX_PIECES, cosine};
@@ -13,16 +12,8 @@ struct Reference {
     vectors: Vec<Vec<f32>>,
 }
 
-fn model_dir() -> PathBuf {
-    match std::env::var_os("METACHAT_MODEL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-            .join(".cache/metachat/models/all-MiniLM-L6-v2"),
-    }
-}
-
 static EMBEDDER: LazyLock<Embedder> = LazyLock::new(|| {
-    Embedder::load(&model_dir())
+    Embedder::load(&embeddings::model_dir_from_env())
         .unwrap_or_else(|e| panic!("{e} (run scripts/model.sh, as make test does)"))
 });
 

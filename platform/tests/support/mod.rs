@@ -145,15 +145,6 @@ fn fresh_data_dir() -> PathBuf {
     dir
 }
 
-/// The sentence-embedding model's directory, as the services find it by default.
-fn model_dir() -> PathBuf {
-    match std::env::var_os("METACHAT_MODEL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/metachat/models/all-MiniLM-L6-v2"),
-    }
-}
-
 fn spawn(args: &[&str], envs: &[(&str, String)], log: &Path) -> Child {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -166,7 +157,7 @@ fn spawn(args: &[&str], envs: &[(&str, String)], log: &Path) -> Child {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         // Where scripts/model.sh put the sentence-embedding model (a test may point elsewhere).
-        .env("METACHAT_MODEL_DIR", model_dir())
+        .env("METACHAT_MODEL_DIR", embeddings::model_dir_from_env())
         .env("LOG_LEVEL", "info")
         .env("LOG_FORMAT", "json")
         .stdout(Stdio::from(log_file.try_clone().expect("log handle")))

@@ -9,7 +9,6 @@
 //! entry in ten has two or three chunks, as long entries do; each entry has 40 terms drawn from
 //! a 5,000-word vocabulary with a Zipf-like skew.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,16 +103,6 @@ async fn index_pool(dir: &std::path::Path, n: usize) -> sqlx::SqlitePool {
         .connect_with(options)
         .await
         .expect("pool")
-}
-
-fn model_dir() -> PathBuf {
-    std::env::var_os("METACHAT_MODEL_DIR").map_or_else(
-        || {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/metachat/models/all-MiniLM-L6-v2")
-        },
-        PathBuf::from,
-    )
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -214,7 +203,7 @@ async fn main() {
     }
     std::fs::remove_dir_all(&dir).ok();
 
-    match embeddings::Embedder::load(&model_dir()) {
+    match embeddings::Embedder::load(&embeddings::model_dir_from_env()) {
         Ok(model) => {
             let query = "when did I last feel like this: tight chest, can't switch off at night";
             let mut times = Vec::new();

@@ -142,9 +142,6 @@ pub struct Reanalysis {
     pub skipped: u64,
 }
 
-/// Events read per batch by a re-analysis.
-const REANALYSIS_BATCH: usize = 500;
-
 impl EntryAnalyzer {
     /// Analyses again, with this build's analyzers, the current content of every entry
     /// written up to the store's head when it starts: what `metachat reanalyze` runs after an
@@ -157,21 +154,16 @@ impl EntryAnalyzer {
         store: &dyn EventStore,
         mut progress: impl FnMut(&Reanalysis),
     ) -> Result<Reanalysis, ProjectionError> {
-        let head = store.head_position().await?;
         let mut done = Reanalysis::default();
-        let mut after = 0;
-        while after < head {
-            let batch = store.read_all(after, REANALYSIS_BATCH).await?;
-            let Some(last) = batch.last() else {
-                break;
-            };
-            after = last.position;
-            for recorded in batch.iter().filter(|e| e.position <= head) {
+        crate::walk::to_head(
+            store,
+            &mut done,
+            async |done: &mut Reanalysis, recorded: &RecordedEvent| {
                 done.events += 1;
                 // Only entry content: a switch back on is not replayed here (its writer's
                 // entries are among the events anyway).
                 if recorded.category() != EntryState::CATEGORY {
-                    continue;
+                    return Ok(());
                 }
                 match self.analyze(recorded).await? {
                     Some(AnalysisOutcome::Recorded) => done.recorded += 1,
@@ -181,9 +173,11 @@ impl EntryAnalyzer {
                     }
                     None => {}
                 }
-            }
-            progress(&done);
-        }
+                Ok(())
+            },
+            &mut progress,
+        )
+        .await?;
         Ok(done)
     }
 }

@@ -14,6 +14,7 @@ pub mod read_model;
 pub mod search;
 pub mod standalone;
 pub mod users;
+pub mod walk;
 
 use event_sourcing::Upcasters;
 

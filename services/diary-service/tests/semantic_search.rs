@@ -8,7 +8,6 @@
 //! - related entries, themes in analytics, and the errors (no model, analysis off, bad input).
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
@@ -26,17 +25,9 @@ use metachat_proto::error::{ApiError, ErrorCode};
 use metachat_validation::{EntryId, UserId};
 use serde::Deserialize;
 
-fn model_dir() -> PathBuf {
-    match std::env::var_os("METACHAT_MODEL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-            .join(".cache/metachat/models/all-MiniLM-L6-v2"),
-    }
-}
-
 static MODEL: LazyLock<Arc<Embedder>> = LazyLock::new(|| {
     Arc::new(
-        Embedder::load(&model_dir())
+        Embedder::load(&embeddings::model_dir_from_env())
             .unwrap_or_else(|e| panic!("{e} (run scripts/model.sh, as make test does)")),
     )
 });

@@ -165,9 +165,6 @@ pub struct Reindexing {
     pub skipped: u64,
 }
 
-/// Events read per batch by a re-indexing.
-const REINDEXING_BATCH: usize = 500;
-
 impl EntryIndexer {
     /// Brings the index in step with every entry written up to the store's head when it
     /// starts: what `metachat reindex` runs when the indexer could not follow every event
@@ -178,21 +175,16 @@ impl EntryIndexer {
         store: &dyn EventStore,
         mut progress: impl FnMut(&Reindexing),
     ) -> Result<Reindexing, ProjectionError> {
-        let head = store.head_position().await?;
         let mut done = Reindexing::default();
-        let mut after = 0;
-        while after < head {
-            let batch = store.read_all(after, REINDEXING_BATCH).await?;
-            let Some(last) = batch.last() else {
-                break;
-            };
-            after = last.position;
-            for recorded in batch.iter().filter(|e| e.position <= head) {
+        crate::walk::to_head(
+            store,
+            &mut done,
+            async |done: &mut Reindexing, recorded: &RecordedEvent| {
                 done.events += 1;
                 if recorded.category() != EntryState::CATEGORY
                     || recorded.event_type != "DiaryEntryCreated"
                 {
-                    continue;
+                    return Ok(());
                 }
                 let id: EntryId = stored_id(recorded.aggregate_id())?;
                 match self.index_entry(&id).await? {
@@ -200,9 +192,11 @@ impl EntryIndexer {
                     Indexed::Current => done.current += 1,
                     Indexed::Removed | Indexed::Skipped => done.skipped += 1,
                 }
-            }
-            progress(&done);
-        }
+                Ok(())
+            },
+            &mut progress,
+        )
+        .await?;
         Ok(done)
     }
 }

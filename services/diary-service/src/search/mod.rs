@@ -174,19 +174,13 @@ pub struct Semantic {
     pub index: Arc<dyn SearchIndex>,
 }
 
-/// The variable naming the model's directory.
-pub const MODEL_DIR_VARIABLE: &str = "METACHAT_MODEL_DIR";
-
 /// Where the model is read from: `METACHAT_MODEL_DIR`, else
 /// `~/.cache/metachat/models/all-MiniLM-L6-v2`, where `scripts/model.sh` puts it.
 pub fn model_dir(env: &metachat_runtime::Env) -> PathBuf {
-    match env.var(MODEL_DIR_VARIABLE) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => {
-            let home = env.var("HOME").unwrap_or_else(|| ".".to_owned());
-            Path::new(&home).join(".cache/metachat/models/all-MiniLM-L6-v2")
-        }
-    }
+    embeddings::model_dir(
+        env.var(embeddings::DIR_VARIABLE).as_deref(),
+        env.var("HOME").as_deref(),
+    )
 }
 
 /// Loads the model from `dir`, saying once at start-up whether search by meaning is on;
