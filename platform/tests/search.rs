@@ -179,6 +179,7 @@ async fn entries_are_found_by_meaning_related_and_grouped_into_themes() {
         (format!("userId={user}&q={}", "a".repeat(1001)), "q"),
         (format!("userId={user}&q=x&limit=51"), "limit"),
         (format!("userId={user}&q=x&page=0"), "page"),
+        (format!("userId={user}&q=%FF%FE"), "q"),
         ("userId=nope&q=x".to_owned(), "userId"),
         ("q=x".to_owned(), "userId"),
     ] {

@@ -65,6 +65,11 @@ pub(crate) fn is_stop_word(language: Language, word: &str) -> bool {
     STOP_WORDS[language as usize].contains(word)
 }
 
+/// Whether `word` (lower-cased) is a stop word in any supported language.
+pub fn is_stop_word_anywhere(word: &str) -> bool {
+    Language::ALL.iter().any(|l| is_stop_word(*l, word))
+}
+
 /// A term: a word as the extractor sees it.
 struct Term<'a> {
     /// The written form, lower-cased ("l'ami" becomes "ami" outside English).

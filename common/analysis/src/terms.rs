@@ -43,6 +43,56 @@ pub fn terms(text: &str, language: Option<Language>) -> Terms {
     }
 }
 
+/// One word of a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryWord {
+    /// The stems it may have been written with, English first.
+    pub stems: Vec<String>,
+    /// It is a stop word in one of the languages considered ("die", "war"): when no entry
+    /// holds any of its stems, it is better left out of the query than counted as missing.
+    pub stop_word_somewhere: bool,
+}
+
+/// A query's words, each with the stems it may have been written with: its stem in the
+/// query's language when that can be told; else (a query is often too short to tell) its stem
+/// in each language in which it is not a stop word, so the search can take the one the
+/// writer's entries use. A word that is a stop word in every language considered is left out.
+pub fn query_terms(text: &str) -> Vec<QueryWord> {
+    let detected = language::detect(text).language;
+    let languages: Vec<Language> = match detected {
+        Some(language) => vec![language],
+        None => Language::ALL.to_vec(),
+    };
+    let segmented = text::segment(text);
+    let mut words: Vec<QueryWord> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for word in segmented.words.iter().filter(|w| w.is_lexical()) {
+        let form = word.lower.as_str();
+        if form.chars().nth(1).is_none() || !seen.insert(form.to_owned()) {
+            continue;
+        }
+        let mut stems: Vec<String> = Vec::new();
+        let mut stop_word_somewhere = false;
+        for language in &languages {
+            if is_stop_word(*language, form) {
+                stop_word_somewhere = true;
+                continue;
+            }
+            let stem = language.stemmer().stem(form).into_owned();
+            if !stems.contains(&stem) {
+                stems.push(stem);
+            }
+        }
+        if !stems.is_empty() {
+            words.push(QueryWord {
+                stems,
+                stop_word_somewhere,
+            });
+        }
+    }
+    words
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +116,23 @@ mod tests {
         let query = terms("running", None);
         assert_eq!(query.counts, vec![("run".to_owned(), 1)]);
         assert!(entry.counts.iter().any(|(t, _)| t == "run"));
+    }
+
+    #[test]
+    fn a_short_query_offers_each_language_stem() {
+        let words = query_terms("Freunden");
+        assert_eq!(words.len(), 1);
+        assert!(words[0].stems.contains(&"freund".to_owned()), "{words:?}");
+        assert_eq!(words[0].stems[0], "freunden", "English first: {words:?}");
+        assert!(!words[0].stop_word_somewhere);
+        // A detected language gives one stem per word, its stop words left out.
+        let long = query_terms("Heute bin ich mit meinen Freunden in den Bergen gewandert");
+        assert!(long.iter().all(|w| w.stems.len() == 1), "{long:?}");
+        assert!(long.iter().any(|w| w.stems[0] == "freund"), "{long:?}");
+        assert!(!long.iter().any(|w| w.stems[0] == "mit"), "{long:?}");
+        // An English stop word of a short query is one somewhere.
+        let the = query_terms("the");
+        assert!(the.iter().all(|w| w.stop_word_somewhere), "{the:?}");
     }
 
     #[test]

@@ -319,7 +319,8 @@ impl From<user::ArchetypeCatalogue> for ArchetypeCatalogueJson {
 pub(crate) struct UserListJson {
     users: Vec<UserJson>,
     /// The page returned (1-based); 1 for a page reached by cursor (not numbered).
-    #[schema(minimum = 1)]
+    // Any page number a request may ask for: up to 2^32 - 1, beyond int32.
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64, format = Int64)]
     page: u32,
     /// The page size used.
     #[schema(minimum = 1)]
@@ -518,7 +519,8 @@ pub(crate) struct EntryListJson {
     /// Newest first.
     entries: Vec<EntryJson>,
     /// The page returned (1-based); 1 for a page reached by cursor (not numbered).
-    #[schema(minimum = 1)]
+    // Any page number a request may ask for: up to 2^32 - 1, beyond int32.
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64, format = Int64)]
     page: u32,
     /// The page size used.
     #[schema(minimum = 1)]
@@ -617,7 +619,8 @@ pub(crate) struct SessionListJson {
     /// Newest first.
     sessions: Vec<SessionJson>,
     /// The page returned (1-based); 1 for a page reached by cursor (not numbered).
-    #[schema(minimum = 1)]
+    // Any page number a request may ask for: up to 2^32 - 1, beyond int32.
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64, format = Int64)]
     page: u32,
     /// The page size used.
     #[schema(minimum = 1)]
@@ -962,7 +965,8 @@ pub(crate) struct ThemeJson {
     keywords: Vec<String>,
     #[schema(minimum = 2)]
     entry_count: u32,
-    /// Its share of the window's grouped entries.
+    /// Its share of the entries grouped (the window's, at most the latest 2,000), those in no
+    /// theme included: the shares add up to less than 1 when some entries fit no theme.
     #[schema(minimum = 0, maximum = 1)]
     share: f64,
     #[schema(required = true, format = DateTime)]
@@ -995,7 +999,8 @@ pub(crate) struct SearchResultJson {
     /// The entry as it is now (`analysis` is `null`, as in lists).
     entry: EntryJson,
     /// What results are ranked by: `0.7 × similarity + 0.3 × keywordScore` for a search,
-    /// the similarity for related entries.
+    /// the similarity for related entries. At least 0.2, or the entry holds a word of the
+    /// query.
     #[schema(minimum = 0, maximum = 1)]
     score: f64,
     /// Cosine similarity of the sentence embeddings of the query (or entry) and of the
@@ -1014,7 +1019,8 @@ pub(crate) struct SearchResultJson {
 #[schema(as = SearchResults)]
 pub(crate) struct SearchResultsJson {
     results: Vec<SearchResultJson>,
-    #[schema(minimum = 1)]
+    // Any page number a request may ask for: up to 2^32 - 1, beyond int32.
+    #[schema(minimum = 1, maximum = 4_294_967_295_i64, format = Int64)]
     page: u32,
     #[schema(minimum = 1, maximum = 50)]
     limit: u32,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
@@ -315,10 +315,50 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
-        Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-            .map(|Query(pairs)| Self::new(pairs))
-            .map_err(|_| AppError::invalid("query", "is not a valid query string"))
+        parse_query(parts.uri.query().unwrap_or_default()).map(Self::new)
     }
+}
+
+/// `application/x-www-form-urlencoded` pairs (`+` is a space, `%XX` a byte), each name and value
+/// strictly UTF-8 once decoded: a percent-encoded byte sequence that is not UTF-8 is 400 naming
+/// the parameter, rather than replaced by U+FFFD.
+fn parse_query(query: &str) -> Result<Vec<(String, String)>, AppError> {
+    let mut pairs = Vec::new();
+    for piece in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+        let name = form_decode(name)
+            .ok_or_else(|| AppError::invalid("query", "is not a valid query string"))?;
+        let value = form_decode(value)
+            .ok_or_else(|| AppError::invalid(&name, "must be UTF-8 once percent-decoded"))?;
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+/// One form-encoded component decoded; `None` when it is not UTF-8 once decoded.
+fn form_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len()
+                && hex(bytes[i + 1]).is_some()
+                && hex(bytes[i + 2]).is_some() =>
+            {
+                out.push(hex(bytes[i + 1])? * 16 + hex(bytes[i + 2])?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 impl QueryParams {
@@ -498,6 +538,26 @@ pub(crate) fn unique_map<'de, D: Deserializer<'de>>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn query_strings_decode_strictly() {
+        let pairs = parse_query("q=caf%C3%A9+au+lait&a=%2B1&&b&c=").unwrap();
+        let expected = [("q", "café au lait"), ("a", "+1"), ("b", ""), ("c", "")];
+        assert_eq!(
+            pairs,
+            expected.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec()
+        );
+        // A lone or short percent sign stays as written.
+        assert_eq!(parse_query("q=100%&r=%4").unwrap()[0].1, "100%");
+        for bad in ["q=%FF%FE", "q=dad%E2%82", "q=%ED%A0%80", "q=%C0%AF"] {
+            let error = parse_query(bad).unwrap_err().0;
+            assert_eq!(error.details[0].field, "q", "{bad}");
+        }
+        assert_eq!(
+            parse_query("%FF=1").unwrap_err().0.details[0].field,
+            "query"
+        );
+    }
+
     use serde::Deserialize;
 
     use super::*;

@@ -477,7 +477,9 @@ query_params! {
         "userId": query_uuid(), true, "Whose entries to search: a UUID in the canonical form,
             any case.";
         "q": search_text(), true, "What to look for, in words (1 to 1,000 characters, one
-            line): a question, a feeling, a topic or a name.";
+            line, UTF-8): a question, a feeling, a topic or a name. The whole URI is limited to
+            8 KiB (414 beyond), which a 1,000-character query of non-Latin letters, each three
+            or four bytes percent-encoded, can exceed.";
         "page": page(), false, "1-based page number. A search ranks at most 100 results: a page
             past them is empty.";
         "limit": result_limit(), false, "Results per page.";

@@ -472,6 +472,71 @@ async fn the_index_follows_updates_deletions_and_the_analysis_switch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_queries_match_the_writers_language_and_long_entries_stay_bounded() {
+    let platform = Platform::new(true).await;
+    let user = platform.user();
+    let german = platform
+        .write(
+            &user,
+            "",
+            "Heute bin ich mit meinen Freunden in den Bergen gewandert. Die Aussicht auf den \
+             Bodensee war wunderschön und wir haben viele Fotos gemacht.",
+            None,
+        )
+        .await;
+    // 15,000 words: far more than the chunks embedded; a rare word at its very end.
+    let long_text = format!(
+        "{} The last line names the xylophone.",
+        "We walked along the harbour and talked about nothing in particular. ".repeat(1_400)
+    );
+    let long = platform.write(&user, "", &long_text, None).await;
+    platform.catch_up().await;
+    // One word, too short to tell its language: stemmed as the writer's entries are.
+    let found = platform
+        .diary
+        .search(
+            &user,
+            &SearchQuery {
+                text: "Freunden".into(),
+                page: 1,
+                limit: 5,
+            },
+        )
+        .await
+        .unwrap();
+    let hit = found
+        .matches
+        .iter()
+        .find(|m| m.entry.state.live().unwrap().id == german)
+        .expect("the German entry is found");
+    assert!(hit.ranked.keyword > 0.3, "{:?}", hit.ranked);
+    // The long entry: at most MAX_CHUNKS vectors, and its last word still found by keyword.
+    let stored = platform.index.vectors(&user, &[long]).await.unwrap();
+    assert_eq!(
+        stored[0].vectors.len(),
+        diary_service::search::indexer::MAX_CHUNKS
+    );
+    let found = platform
+        .diary
+        .search(
+            &user,
+            &SearchQuery {
+                text: "xylophone".into(),
+                page: 1,
+                limit: 5,
+            },
+        )
+        .await
+        .unwrap();
+    let hit = found
+        .matches
+        .iter()
+        .find(|m| m.entry.state.live().unwrap().id == long)
+        .expect("the long entry is found by its last word");
+    assert!(hit.ranked.keyword > 0.3, "{:?}", hit.ranked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analytics_group_a_period_into_labelled_themes() {
     let platform = Platform::new(true).await;
     let user = platform.user();

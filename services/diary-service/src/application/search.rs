@@ -134,11 +134,7 @@ impl Diary {
             .map_err(query_error)?;
         let mut similarities: HashMap<EntryId, f32> =
             nearest.iter().map(|h| (h.entry_id, h.similarity)).collect();
-        let terms: Vec<String> = analysis::terms::terms(text, None)
-            .counts
-            .into_iter()
-            .map(|(term, _)| term)
-            .collect();
+        let terms = self.query_terms(semantic, user_id, text).await?;
         let mut keywords = HashMap::new();
         if !terms.is_empty() {
             let nearest_ids: Vec<EntryId> = nearest.iter().map(|h| h.entry_id).collect();
@@ -160,6 +156,54 @@ impl Diary {
         let mut ranked = rank(&similarities, &keywords);
         ranked.truncate(CANDIDATES);
         self.page_of(user_id, ranked, page, limit).await
+    }
+
+    /// The stems `text`'s words are searched by: for each word, of the stems it may have
+    /// been written with (several when the query's language cannot be told), the one most of
+    /// the writer's entries hold. A word none of them holds keeps its first stem (it counts as
+    /// missing), unless it is a stop word in some language (then it is left out).
+    async fn query_terms(
+        &self,
+        semantic: &Semantic,
+        user_id: &UserId,
+        text: &str,
+    ) -> Result<Vec<String>, ApiError> {
+        let words = analysis::terms::query_terms(text);
+        let candidates: Vec<String> = words
+            .iter()
+            .flat_map(|w| w.stems.iter().cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let frequencies: HashMap<String, u64> = if words.iter().any(|w| w.stems.len() > 1) {
+            let counted = semantic
+                .index
+                .document_frequencies(user_id, &candidates)
+                .await
+                .map_err(query_error)?;
+            candidates.into_iter().zip(counted).collect()
+        } else {
+            HashMap::new()
+        };
+        let mut terms: Vec<String> = Vec::new();
+        for word in words {
+            let df = |stem: &String| frequencies.get(stem).copied().unwrap_or(0);
+            let best = word
+                .stems
+                .iter()
+                .rev()
+                .max_by_key(|stem| df(stem))
+                .filter(|stem| df(stem) > 0);
+            let chosen = match best {
+                Some(stem) => stem.clone(),
+                None if word.stop_word_somewhere && word.stems.len() > 1 => continue,
+                None => word.stems[0].clone(),
+            };
+            if !terms.contains(&chosen) {
+                terms.push(chosen);
+            }
+        }
+        Ok(terms)
     }
 
     /// The entries of the same writer closest in meaning to entry `id` (itself left out),

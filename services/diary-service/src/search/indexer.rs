@@ -27,6 +27,11 @@ pub const INDEXER_NAME: &str = "entry-indexer";
 /// Chunks embedded in one batch: a long entry's chunks in batches, so its memory stays small.
 const BATCH: usize = 8;
 
+/// Chunks embedded at most per entry: the first 32 passages (about 5,000 words), a second or
+/// so of one core. Every entry's indexing then takes a bounded time, so one writer's very long
+/// entries cannot hold up everyone's for long; the whole text still counts for keywords.
+pub const MAX_CHUNKS: usize = 32;
+
 /// Keywords kept per entry to label themes.
 const KEYWORDS: usize = 10;
 
@@ -208,14 +213,18 @@ fn compute(
     text: String,
     written_at: DateTime<Utc>,
 ) -> Result<IndexedEntry, EmbeddingError> {
-    let chunks = model.chunks(&text)?;
+    let mut chunks = model.chunks(&text)?;
+    chunks.truncate(MAX_CHUNKS);
     let mut vectors = Vec::with_capacity(chunks.len());
     for batch in chunks.chunks(BATCH) {
         vectors.extend(model.embed(batch)?);
     }
-    let language = analysis::language::detect(&text).language;
-    let terms = analysis::terms::terms(&text, language);
-    let keywords = analysis::keywords::extract(&text, language, KEYWORDS)
+    // A text too short to tell its language is taken as English, as queries are.
+    let language = analysis::language::detect(&text)
+        .language
+        .unwrap_or(analysis::Language::En);
+    let terms = analysis::terms::terms(&text, Some(language));
+    let keywords = analysis::keywords::extract(&text, Some(language), KEYWORDS)
         .into_iter()
         .map(|k| k.phrase)
         .collect();

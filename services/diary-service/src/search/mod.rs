@@ -134,6 +134,19 @@ pub trait SearchIndex: Send + Sync + 'static {
     /// How many entries of `user_id` are indexed, and their words.
     async fn stats(&self, user_id: &UserId) -> Result<IndexStats, QueryError>;
 
+    /// How many of `user_id`'s entries hold each of `terms`.
+    async fn document_frequencies(
+        &self,
+        user_id: &UserId,
+        terms: &[String],
+    ) -> Result<Vec<u64>, QueryError> {
+        let postings = self.postings(user_id, terms).await?;
+        Ok(terms
+            .iter()
+            .map(|t| postings.iter().filter(|p| &p.term == t).count() as u64)
+            .collect())
+    }
+
     /// The keyword scores ([`keyword_scores`]) of `terms` in `user_id`'s entries: those of
     /// the `limit` best entries, and of each of `also` that holds any of the terms. A store
     /// may compute them where the postings are rather than read them all.
@@ -232,8 +245,8 @@ pub fn mean_unit(vectors: &[Vec<f32>]) -> Vec<f32> {
 /// (1 - SEMANTIC_WEIGHT) * keyword`.
 pub const SEMANTIC_WEIGHT: f32 = 0.7;
 
-/// An entry is a result when its blended score reaches this (unrelated text scores 0.0–0.15
-/// with this model; an entry holding every word of the query reaches it on keywords alone).
+/// An entry is a result when its blended score reaches this (unrelated English text scores
+/// 0.0–0.15 with this model), or when it holds a word of the query.
 pub const MIN_SCORE: f32 = 0.2;
 
 /// Candidates taken from each side (semantic, keyword) before blending: a search ranks at
@@ -329,8 +342,9 @@ pub fn best_and(
     kept
 }
 
-/// Blends each candidate's similarity and keyword score, keeps those reaching
-/// [`MIN_SCORE`], best first (ties by entry id, so pages are stable).
+/// Blends each candidate's similarity and keyword score, keeps those reaching [`MIN_SCORE`]
+/// and those holding a word of the query (a name written once in a long entry is a match,
+/// however low its score), best first (ties by entry id, so pages are stable).
 pub fn rank(similarities: &HashMap<EntryId, f32>, keywords: &HashMap<EntryId, f32>) -> Vec<Ranked> {
     let mut ranked: Vec<Ranked> = similarities
         .keys()
@@ -347,7 +361,7 @@ pub fn rank(similarities: &HashMap<EntryId, f32>, keywords: &HashMap<EntryId, f3
                 keyword,
             }
         })
-        .filter(|r| r.score >= MIN_SCORE)
+        .filter(|r| r.score >= MIN_SCORE || r.keyword > 0.0)
         .collect();
     ranked.sort_by(|a, b| {
         b.score
@@ -448,6 +462,10 @@ mod tests {
         let ranked = rank(&similarities, &keywords);
         let order: Vec<EntryId> = ranked.iter().map(|r| r.entry_id).collect();
         assert_eq!(order, vec![b, a, d]);
+        // A word of the query makes a result, however low the blend.
+        let faint = rank(&HashMap::from([(c, 0.05)]), &HashMap::from([(c, 0.1)]));
+        assert_eq!(faint.len(), 1);
+        assert!(faint[0].score < MIN_SCORE);
         assert!((ranked[0].score - (0.7 * 0.5 + 0.3)).abs() < 1e-6);
         assert_eq!(ranked[2].similarity, 0.0);
     }

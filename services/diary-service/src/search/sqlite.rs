@@ -353,13 +353,15 @@ impl SearchIndex for SqliteSearchIndex {
 
     async fn remove(&self, user_id: &UserId, entry_id: &EntryId) -> Result<(), QueryError> {
         let id = entry_id.to_string();
-        let mut tx = self.pool.begin().await?;
         // The writer the index holds the entry under (the caller's, unless it is corrupt).
+        // Read before the transaction: a deferred transaction that reads, then writes after
+        // another connection wrote, fails with "database is locked" instead of waiting.
         let owner: Option<String> =
             sqlx::query_scalar("SELECT user_id FROM entry_search_index WHERE entry_id = ?")
                 .bind(&id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await?;
+        let mut tx = self.pool.begin().await?;
         for statement in [
             "DELETE FROM entry_search_terms WHERE entry_id = ?",
             "DELETE FROM entry_search_index WHERE entry_id = ?",
@@ -466,6 +468,26 @@ impl SearchIndex for SqliteSearchIndex {
         })
     }
 
+    async fn document_frequencies(
+        &self,
+        user_id: &UserId,
+        terms: &[String],
+    ) -> Result<Vec<u64>, QueryError> {
+        let user = user_id.to_string();
+        let mut frequencies = Vec::with_capacity(terms.len());
+        for term in terms {
+            let df: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM entry_search_terms WHERE user_id = ? AND term = ?",
+            )
+            .bind(&user)
+            .bind(term)
+            .fetch_one(&self.pool)
+            .await?;
+            frequencies.push(df.max(0) as u64);
+        }
+        Ok(frequencies)
+    }
+
     /// BM25 summed where the postings are: SQLite returns the `limit` best entries and those
     /// of `also`, not every posting of a frequent term.
     async fn keyword_matches(
@@ -483,17 +505,12 @@ impl SearchIndex for SqliteSearchIndex {
             return Ok(HashMap::new());
         }
         let user = user_id.to_string();
-        let mut frequencies = Vec::with_capacity(terms.len());
-        for term in terms {
-            let df: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM entry_search_terms WHERE user_id = ? AND term = ?",
-            )
-            .bind(&user)
-            .bind(term)
-            .fetch_one(&self.pool)
-            .await?;
-            frequencies.push(df.max(0) as f32);
-        }
+        let frequencies: Vec<f32> = self
+            .document_frequencies(user_id, terms)
+            .await?
+            .into_iter()
+            .map(|df| df as f32)
+            .collect();
         let weights = bm25_weights(&frequencies, stats);
         let Some(weights) = weights else {
             return Ok(HashMap::new());

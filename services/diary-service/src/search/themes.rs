@@ -33,7 +33,8 @@ pub struct Theme {
     pub label: String,
     pub keywords: Vec<String>,
     pub entry_count: u32,
-    /// Its share of the period's entries that were grouped.
+    /// Its share of the entries grouped (the period's, at most the latest 2,000), those in
+    /// no theme included.
     pub share: f64,
     pub first_written_at: DateTime<Utc>,
     pub last_written_at: DateTime<Utc>,
@@ -142,7 +143,30 @@ pub fn themes(entries: &[StoredVectors]) -> Vec<Theme> {
             .cmp(&a.entry_count)
             .then_with(|| a.label.cmp(&b.label))
     });
-    themes
+    merge_same_labels(themes)
+}
+
+/// Groups that came out with the same label are one theme to a reader: merged into the
+/// largest of them (its keywords and examples kept), largest first again.
+fn merge_same_labels(themes: Vec<Theme>) -> Vec<Theme> {
+    let mut merged: Vec<Theme> = Vec::new();
+    for theme in themes {
+        match merged.iter_mut().find(|t| t.label == theme.label) {
+            Some(into) => {
+                into.entry_count += theme.entry_count;
+                into.share += theme.share;
+                into.first_written_at = into.first_written_at.min(theme.first_written_at);
+                into.last_written_at = into.last_written_at.max(theme.last_written_at);
+            }
+            None => merged.push(theme),
+        }
+    }
+    merged.sort_by(|a, b| {
+        b.entry_count
+            .cmp(&a.entry_count)
+            .then_with(|| a.label.cmp(&b.label))
+    });
+    merged
 }
 
 /// What may label a theme from one entry's keywords: each phrase, and each word of three
@@ -154,7 +178,7 @@ fn labels_of(keywords: &[String]) -> Vec<String> {
         let words: Vec<&str> = phrase.split_whitespace().collect();
         if words.len() > 1 {
             for word in &words {
-                if word.chars().count() >= 3 {
+                if word.chars().count() >= 3 && !analysis::keywords::is_stop_word_anywhere(word) {
                     labels.insert((*word).to_owned());
                 }
             }
@@ -276,6 +300,27 @@ mod tests {
         );
         // Deterministic.
         assert_eq!(themes(&entries), found);
+    }
+
+    #[test]
+    fn groups_with_the_same_label_are_one_theme() {
+        // Six near-identical entries in three directions, all with the same keywords.
+        let entries: Vec<_> = (0..9)
+            .map(|i| entry(i % 3, 0.05 * i as f32, i as i64, &["burst entry", "river"]))
+            .collect();
+        let found = themes(&entries);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].entry_count, 9);
+        assert!((found[0].share - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn labels_leave_out_stop_words() {
+        assert_eq!(
+            labels_of(&["dad was".to_owned(), "hospital".to_owned()]),
+            ["dad", "dad was", "hospital"].map(str::to_owned).to_vec(),
+            "\"was\" alone labels nothing"
+        );
     }
 
     #[test]
