@@ -183,13 +183,7 @@ fn projected_ids(log: &str) -> Vec<String> {
     log.lines()
         .filter(|l| l.contains("\"message\":\"projected\""))
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| {
-            v["fields"]["event_type"] == "DiaryEntryCreated"
-                && !v["fields"]["group"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .ends_with("-entry-analyzer")
-        })
+        .filter(|v| v["fields"]["event_type"] == "DiaryEntryCreated" && of_read_model_group(v))
         .filter_map(|v| v["fields"]["event_id"].as_str().map(str::to_owned))
         .collect()
 }
@@ -203,16 +197,25 @@ fn rebalance_count(log: &str) -> usize {
 
 /// The log records of a diary replica's read-model consumer group (not of its followers',
 /// such as the entry analyzer's, which get partitions of the same topic).
+/// Whether a log record is of the read-model consumer group, not of a follower's (the entry
+/// analyzer's and the entry indexer's groups consume the same topic).
+fn of_read_model_group(record: &serde_json::Value) -> bool {
+    let followers = [
+        diary_service::analyzer::ANALYZER_NAME,
+        diary_service::search::indexer::INDEXER_NAME,
+    ];
+    record["fields"]["group"].as_str().is_some_and(|g| {
+        !followers
+            .iter()
+            .any(|f| g.strip_suffix(f).is_some_and(|rest| rest.ends_with('-')))
+    })
+}
+
 fn read_model_group_lines(log: &str) -> impl DoubleEndedIterator<Item = serde_json::Value> + '_ {
-    let follower = format!("-{}", diary_service::analyzer::ANALYZER_NAME);
     log.lines()
         .filter(|l| l.contains("\"message\":\"partitions "))
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(move |v| {
-            v["fields"]["group"]
-                .as_str()
-                .is_some_and(|g| !g.ends_with(&follower))
-        })
+        .filter(of_read_model_group)
 }
 
 /// The partitions the last assignment of its read-model group in a replica's log gave it.
