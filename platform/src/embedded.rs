@@ -36,6 +36,8 @@ pub struct EmbeddedConfig {
     pub read_your_writes: Duration,
     /// The sentence-embedding model's directory (`METACHAT_MODEL_DIR`).
     pub model_dir: PathBuf,
+    /// `SERVICE_TOKEN`, between the gateway and the services of this process.
+    pub service_token: metachat_grpc::ServiceToken,
 }
 
 impl EmbeddedConfig {
@@ -53,6 +55,7 @@ impl EmbeddedConfig {
             shutdown_timeout: metachat_bootstrap::shutdown_timeout(env)?,
             read_your_writes: metachat_bootstrap::read_your_writes_timeout(env)?,
             model_dir: diary_service::search::model_dir(env),
+            service_token: metachat_bootstrap::service_token(env)?,
         })
     }
 
@@ -121,7 +124,12 @@ pub async fn run(
     config: EmbeddedConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    // The ports first: a port in use stops the start before anything is created on disk.
+    // Who may call, then the ports: a refusal stops the start before anything is created on
+    // disk.
+    config
+        .gateway
+        .auth
+        .check_exposure(SocketAddr::new(config.bind, config.gateway_port))?;
     let gateway = bind(config.bind, config.gateway_port, "API gateway").await?;
     let user = bind(config.bind, config.user_port, "user service").await?;
     let diary = bind(config.bind, config.diary_port, "diary service").await?;
@@ -131,10 +139,18 @@ pub async fn run(
 
     let user_service = UserService {
         read_your_writes: config.read_your_writes,
-        writing: Arc::new(GrpcWritingProfiles::new(&diary_address)?),
+        writing: Arc::new(GrpcWritingProfiles::new(
+            &diary_address,
+            config.service_token.clone(),
+        )?),
+        service_token: config.service_token.clone(),
     };
     let diary_service = DiaryService {
-        users: Arc::new(GrpcUserDirectory::new(&user_address)?),
+        service_token: config.service_token.clone(),
+        users: Arc::new(GrpcUserDirectory::new(
+            &user_address,
+            config.service_token.clone(),
+        )?),
         read_your_writes: config.read_your_writes,
         model: diary_service::search::load_model(&config.model_dir),
     };

@@ -24,6 +24,13 @@ Commands:
                         installed or Kafka's retention dropped events the indexer never saw),
                         then exit. With DB_HOST set (production) safe while the services run;
                         embedded, with the platform stopped.
+  token --user ID [--admin] [--ttl-secs N]
+                        Print an access token for user ID, signed with AUTH_TOKEN_SECRET (for
+                        development, and for operators who hold the secret); --admin adds the
+                        admin role. Valid for AUTH_ACCESS_TOKEN_TTL_SECS (900) or N seconds.
+  token --invite [--ttl-secs N]
+                        Print an invitation for REGISTRATION=invite (X-Invite-Token), valid 7
+                        days or N seconds.
   help                  Show this text.
 
 Logging: LOG_LEVEL (info), LOG_FORMAT (json|text), LOG_OUTPUT (stdout|PATH), ENVIRONMENT (dev).";
@@ -92,6 +99,12 @@ fn main() -> std::process::ExitCode {
                     }
                 }
             }
+            "token" => {
+                let args: Vec<String> = std::env::args().skip(2).collect();
+                let token = mint_token(env, &args)?;
+                println!("{token}");
+                Ok(())
+            }
             "user-service" => user_service::standalone::run_from_env().await,
             "diary-service" => diary_service::standalone::run_from_env().await,
             "api-gateway" => api_gateway::standalone::run_from_env().await,
@@ -107,6 +120,46 @@ fn main() -> std::process::ExitCode {
         }
     });
     metachat_runtime::exit_code("metachat", result)
+}
+
+/// `metachat token`: an access token or an invitation signed with `AUTH_TOKEN_SECRET`.
+fn mint_token(env: &Env, args: &[String]) -> anyhow::Result<String> {
+    let auth = api_gateway::auth::AuthConfig::read(env)?;
+    let issuer = auth.issuer.ok_or_else(|| {
+        anyhow::anyhow!("set AUTH_TOKEN_SECRET (at least 32 bytes) to sign tokens")
+    })?;
+    let (mut user, mut admin, mut invite, mut ttl) = (None, false, false, None);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--user" => user = args.next().cloned(),
+            "--admin" => admin = true,
+            "--invite" => invite = true,
+            "--ttl-secs" => {
+                let value = args.next().map(String::as_str).unwrap_or_default();
+                let secs: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=366 * 24 * 3600).contains(s))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--ttl-secs {value:?}: a whole number of seconds, at most a year"
+                        )
+                    })?;
+                ttl = Some(std::time::Duration::from_secs(secs));
+            }
+            other => anyhow::bail!("token: unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    if invite {
+        let ttl = ttl.unwrap_or(std::time::Duration::from_secs(7 * 24 * 3600));
+        return Ok(issuer.issue(api_gateway::auth::INVITE_SUBJECT, false, Some(ttl)));
+    }
+    let user =
+        user.ok_or_else(|| anyhow::anyhow!("token: --user <user id> or --invite is required"))?;
+    let id = uuid::Uuid::try_parse(&user)
+        .map_err(|_| anyhow::anyhow!("--user {user:?}: not a user id (a UUID)"))?;
+    Ok(issuer.issue(&id.hyphenated().to_string(), admin, ttl))
 }
 
 /// Runs a re-analysis, printing its progress.

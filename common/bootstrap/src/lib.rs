@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 pub use settings::{
     ProductionSettings, ServiceSettings, ServiceSpec, Wiring, data_dir, read_your_writes_timeout,
-    shutdown_timeout,
+    service_token, shutdown_timeout,
 };
 
 /// A service's read models: what its queries ask (`Q`, e.g. `dyn UserReadModels`), and the

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use metachat_grpc::ServiceToken;
+
 use metachat_production::ProductionConfig;
 use metachat_runtime::{ConfigError, Env, LogSettings};
 
@@ -37,6 +39,9 @@ pub struct ServiceSettings {
     /// token names.
     pub read_your_writes: Duration,
     pub wiring: Wiring,
+    /// `SERVICE_TOKEN`: the shared secret callers of the service's API must hold (required
+    /// with `ENVIRONMENT=prod`), also sent on its calls to the other service.
+    pub service_token: ServiceToken,
 }
 
 /// Where a service keeps its events and read models.
@@ -87,12 +92,14 @@ impl ServiceSettings {
                     .transpose()?,
             })),
         };
+        let service_token = service_token(env)?;
         Ok(Self {
             log,
             port,
             shutdown_timeout,
             read_your_writes,
             wiring,
+            service_token,
         })
     }
 }
@@ -110,6 +117,22 @@ pub fn shutdown_timeout(env: &Env) -> Result<Duration, ConfigError> {
 
 /// `READ_YOUR_WRITES_TIMEOUT_MS` (default 3000, at least 1): how long a list waits for the
 /// write its consistency token names before answering 503.
+/// `SERVICE_TOKEN`; required with `ENVIRONMENT=prod`, where the services must trust the caller
+/// the gateway forwards only from a caller that proves it is the gateway.
+pub fn service_token(env: &Env) -> anyhow::Result<ServiceToken> {
+    let token = env.var("SERVICE_TOKEN");
+    if token.is_none() && env.or("ENVIRONMENT", "dev") == "prod" {
+        anyhow::bail!(
+            "ENVIRONMENT=prod needs SERVICE_TOKEN: without it anyone who reaches the gRPC port \
+             could act for any user"
+        );
+    }
+    if token.as_ref().is_some_and(|t| t.len() < 16) {
+        anyhow::bail!("environment variable SERVICE_TOKEN is invalid: must be at least 16 bytes");
+    }
+    Ok(ServiceToken::new(token))
+}
+
 pub fn read_your_writes_timeout(env: &Env) -> Result<Duration, ConfigError> {
     let default = metachat_grpc::DEFAULT_READ_YOUR_WRITES_TIMEOUT.as_millis() as u64;
     Ok(Duration::from_millis(env.parse_within(

@@ -11,9 +11,11 @@ use metachat_read_model::{PageRequest, QueryError};
 
 use metachat_proto::metadata::{ACTOR, CORRELATION_ID, REQUEST_ID};
 
+mod caller;
 mod read_your_writes;
 mod server;
 
+pub use caller::{ACTOR_ROLES, Actor, SERVICE_TOKEN, ServiceToken};
 pub use read_your_writes::{
     DEFAULT_READ_YOUR_WRITES_TIMEOUT, READ_YOUR_WRITES_TIMEOUT_VAR, await_applied,
     consistency_token,

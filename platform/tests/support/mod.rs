@@ -145,6 +145,36 @@ fn fresh_data_dir() -> PathBuf {
     dir
 }
 
+/// Runs `metachat` (the embedded platform) with `env` on free ports and a fresh data directory,
+/// for a start that must be refused: its exit status and what it printed, once it exited
+/// (killed, and a panic, if it is still running after 10 s).
+pub async fn run_to_exit(env: &[(&str, String)]) -> (std::process::ExitStatus, String) {
+    let data_dir = fresh_data_dir();
+    let log = data_dir.join("refused.log");
+    let mut all = vec![
+        ("PORT", free_port().to_string()),
+        ("USER_SERVICE_PORT", free_port().to_string()),
+        ("DIARY_SERVICE_PORT", free_port().to_string()),
+        ("DATA_DIR", data_dir.display().to_string()),
+        ("LOG_FORMAT", "text".to_owned()),
+    ];
+    all.extend(env.iter().map(|(k, v)| (*k, v.clone())));
+    let mut child = spawn(&[], &all, &log);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for metachat") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("metachat with {env:?} started instead of refusing");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    (status, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
 fn spawn(args: &[&str], envs: &[(&str, String)], log: &Path) -> Child {
     let log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -249,8 +279,10 @@ impl Platform {
         self.spawn_process("user-service", "user-service", &user_env);
         let diary_env = self.service_env("diary-service", self.diary_port);
         self.spawn_process("diary-service", "diary-service", &diary_env);
-        let gateway_env = [
+        let mut gateway_env = vec![
             ("PORT", self.gateway_port.to_string()),
+            // Authentication is off unless a test turns it on: allowed on loopback only.
+            ("BIND_ADDRESS", "127.0.0.1".to_owned()),
             (
                 "USER_SERVICE_ADDRESS",
                 format!("127.0.0.1:{}", self.user_port),
@@ -260,6 +292,7 @@ impl Platform {
                 format!("127.0.0.1:{}", self.diary_port),
             ),
         ];
+        gateway_env.extend(self.extra_env.iter().cloned());
         self.spawn_process("api-gateway", "api-gateway", &gateway_env);
     }
 
@@ -390,6 +423,25 @@ impl Platform {
     pub async fn request(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.client.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Reply::from(request.send().await.expect("HTTP request")).await
+    }
+
+    /// As [`Platform::request`], with extra headers (an `Authorization`, an invitation).
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, String)],
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use metachat_runtime::{ConfigError, env_or, env_parse_within, grpc_uri};
+use metachat_runtime::{ConfigError, Env, env_or, env_parse_within, grpc_uri};
+
+use crate::auth::AuthConfig;
 
 /// The default per-call deadline for a backend call.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -17,7 +19,7 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The gateway's configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct GatewayConfig {
     /// The user service's gRPC address, `host:port` or `http://host:port`.
     pub user_service_address: String,
@@ -32,6 +34,8 @@ pub struct GatewayConfig {
     pub header_read_timeout: Duration,
     /// A request whose body has not arrived within this gets a 408.
     pub body_read_timeout: Duration,
+    /// Who may call what ([`crate::auth`]).
+    pub auth: AuthConfig,
 }
 
 impl Default for GatewayConfig {
@@ -43,13 +47,15 @@ impl Default for GatewayConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            auth: AuthConfig::default(),
         }
     }
 }
 
 impl GatewayConfig {
-    /// Reads `USER_SERVICE_ADDRESS`, `DIARY_SERVICE_ADDRESS`, `REQUEST_TIMEOUT_MS` and
-    /// `SHUTDOWN_TIMEOUT_SECS`; an unusable value is an error naming the variable.
+    /// Reads `USER_SERVICE_ADDRESS`, `DIARY_SERVICE_ADDRESS`, `REQUEST_TIMEOUT_MS`,
+    /// `SHUTDOWN_TIMEOUT_SECS` and the authentication variables ([`AuthConfig::read`]); an
+    /// unusable value is an error naming the variable.
     pub fn from_env() -> Result<Self, ConfigError> {
         let defaults = Self::default();
         // An hour bounds both: a gRPC deadline beyond about 10^17 ms cannot even be sent.
@@ -70,6 +76,7 @@ impl GatewayConfig {
             diary_service_address: env_or("DIARY_SERVICE_ADDRESS", &defaults.diary_service_address),
             request_timeout: Duration::from_millis(timeout_ms),
             shutdown_timeout: Duration::from_secs(shutdown_secs),
+            auth: AuthConfig::read(Env::process())?,
             ..defaults
         };
         grpc_uri("USER_SERVICE_ADDRESS", &config.user_service_address)?;

@@ -156,6 +156,7 @@ pub(crate) async fn create_entry(
         .created_at
         .and_then(|v| checks.absorb(parse_timestamp("createdAt", &v)));
     checks.finish()?;
+    context.caller.ensure_acts_for("userId", &user_id)?;
     let request = CreateEntryRequest {
         user_id,
         title: body.title,
@@ -360,6 +361,7 @@ pub(crate) async fn start_session(
         .start_time
         .and_then(|v| checks.absorb(parse_timestamp("startTime", &v)));
     checks.finish()?;
+    context.caller.ensure_acts_for("userId", &user_id)?;
     let request = StartSessionRequest {
         user_id,
         start_time: start_time.map(to_timestamp),

@@ -322,7 +322,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 /// `application/x-www-form-urlencoded` pairs (`+` is a space, `%XX` a byte), each name and value
 /// strictly UTF-8 once decoded: a percent-encoded byte sequence that is not UTF-8 is 400 naming
 /// the parameter, rather than replaced by U+FFFD.
-fn parse_query(query: &str) -> Result<Vec<(String, String)>, AppError> {
+pub(crate) fn parse_query(query: &str) -> Result<Vec<(String, String)>, AppError> {
     let mut pairs = Vec::new();
     for piece in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = piece.split_once('=').unwrap_or((piece, ""));

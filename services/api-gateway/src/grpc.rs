@@ -15,13 +15,17 @@ use tonic_health::pb::health_client::HealthClient;
 
 use metachat_runtime::grpc_uri;
 
+use crate::auth::Caller;
 use crate::config::GatewayConfig;
 use crate::error::AppError;
 
 pub(crate) use metachat_proto::metadata::{ACTOR, CORRELATION_ID, REQUEST_ID};
 
-/// Until authentication exists every caller is anonymous.
-const ANONYMOUS: &str = "anonymous";
+/// The roles of the caller (`admin`), beside `x-actor`.
+pub(crate) const ACTOR_ROLES: &str = "x-actor-roles";
+
+/// The shared secret that tells the services a call comes from the gateway.
+pub(crate) const SERVICE_TOKEN: &str = "x-service-token";
 
 /// A service that cannot be connected to within this is unavailable (503); one that connects
 /// but does not answer within the request timeout is a 504. When the request timeout is the
@@ -77,6 +81,9 @@ fn channel(name: &str, address: &str) -> anyhow::Result<Channel> {
 pub(crate) struct RequestContext {
     pub request_id: String,
     pub correlation_id: String,
+    /// Set by [`crate::auth::middleware`].
+    pub caller: Caller,
+    pub service_token: Option<String>,
 }
 
 impl RequestContext {
@@ -92,7 +99,20 @@ impl RequestContext {
         if let Ok(value) = MetadataValue::try_from(self.correlation_id.as_str()) {
             metadata.insert(CORRELATION_ID, value);
         }
-        metadata.insert(ACTOR, MetadataValue::from_static(ANONYMOUS));
+        let (actor, admin) = self.caller.actor();
+        if let Ok(value) = MetadataValue::try_from(actor) {
+            metadata.insert(ACTOR, value);
+        }
+        if admin {
+            metadata.insert(ACTOR_ROLES, MetadataValue::from_static("admin"));
+        }
+        if let Some(value) = self
+            .service_token
+            .as_deref()
+            .and_then(|t| MetadataValue::try_from(t).ok())
+        {
+            metadata.insert(SERVICE_TOKEN, value);
+        }
         request
     }
 }
@@ -106,6 +126,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
             Self {
                 request_id: id.clone(),
                 correlation_id: id,
+                caller: Caller::default(),
+                service_token: None,
             }
         }))
     }

@@ -6,6 +6,7 @@
 //! rendered as one JSON envelope with the request id:
 //! `{"error": {"code", "message", "details": [{"field", "message"}]}, "requestId"}`.
 
+pub mod auth;
 mod config;
 mod consistency;
 mod convert;
@@ -45,17 +46,20 @@ pub use docs::DOCS_HTML;
 pub use health::{DIARY_SERVICE_NAME, USER_SERVICE_NAME};
 pub use limits::{BODY_LIMIT_BYTES, MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 
+use crate::auth::{Access, Auth};
 use crate::error::AppError;
 use crate::grpc::Backends;
 
-/// One route: method, path template (OpenAPI syntax, which is also axum's) and handler.
+/// One route: method, path template (OpenAPI syntax, which is also axum's), who may call it
+/// and handler.
 struct Endpoint {
     method: Method,
     path: &'static str,
+    access: Access,
     handler: MethodRouter<Backends>,
 }
 
-fn endpoint<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
+fn endpoint<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> Endpoint
 where
     H: Handler<T, Backends>,
     T: 'static,
@@ -65,6 +69,7 @@ where
     Endpoint {
         method,
         path,
+        access,
         handler: on(filter, handler),
     }
 }
@@ -72,51 +77,129 @@ where
 /// Every route the gateway serves. The router is built from this list, so it is also the list
 /// the OpenAPI document must match.
 fn endpoints() -> Vec<Endpoint> {
+    use Access::{Admin, Authenticated, OwnerInPath, OwnerInQuery, Public, Registration};
     use Method as M;
+    let owner = OwnerInPath("id");
+    let writer = OwnerInPath("userId");
     vec![
-        endpoint(M::GET, "/", docs::root),
-        endpoint(M::GET, "/docs", docs::docs),
-        endpoint(M::GET, "/docs/{file}", docs::asset),
-        endpoint(M::GET, "/openapi.json", docs::openapi),
-        endpoint(M::GET, "/health/live", health::live),
-        endpoint(M::GET, "/health/ready", health::ready),
-        endpoint(M::POST, "/users", users::create_user),
-        endpoint(M::GET, "/users", users::list_users),
-        endpoint(M::GET, "/users/{id}", users::get_user),
-        endpoint(M::PUT, "/users/{id}", users::update_user),
-        endpoint(M::POST, "/users/{id}/archetype", users::assign_archetype),
-        endpoint(M::PUT, "/users/{id}/archetype", users::update_archetype),
-        endpoint(M::PUT, "/users/{id}/modalities", users::update_modalities),
-        endpoint(M::GET, "/users/{id}/history", users::user_history),
-        endpoint(M::GET, "/users/{id}/analysis", users::get_analysis_setting),
-        endpoint(M::PUT, "/users/{id}/analysis", users::set_analysis_setting),
-        endpoint(M::GET, "/archetypes", users::list_archetypes),
-        endpoint(M::POST, "/diary/entries", diary::create_entry),
-        endpoint(M::GET, "/diary/entries/{id}", diary::get_entry),
-        endpoint(M::PUT, "/diary/entries/{id}", diary::update_entry),
-        endpoint(M::DELETE, "/diary/entries/{id}", diary::delete_entry),
-        endpoint(M::GET, "/diary/entries/{id}/history", diary::entry_history),
+        endpoint(M::GET, "/", Public, docs::root),
+        endpoint(M::GET, "/docs", Public, docs::docs),
+        endpoint(M::GET, "/docs/{file}", Public, docs::asset),
+        endpoint(M::GET, "/openapi.json", Public, docs::openapi),
+        endpoint(M::GET, "/health/live", Public, health::live),
+        endpoint(M::GET, "/health/ready", Public, health::ready),
+        endpoint(M::POST, "/users", Registration, users::create_user),
+        endpoint(M::GET, "/users", Admin, users::list_users),
+        endpoint(M::GET, "/users/{id}", owner, users::get_user),
+        endpoint(M::PUT, "/users/{id}", owner, users::update_user),
+        endpoint(
+            M::POST,
+            "/users/{id}/archetype",
+            owner,
+            users::assign_archetype,
+        ),
+        endpoint(
+            M::PUT,
+            "/users/{id}/archetype",
+            owner,
+            users::update_archetype,
+        ),
+        endpoint(
+            M::PUT,
+            "/users/{id}/modalities",
+            owner,
+            users::update_modalities,
+        ),
+        endpoint(M::GET, "/users/{id}/history", owner, users::user_history),
+        endpoint(
+            M::GET,
+            "/users/{id}/analysis",
+            owner,
+            users::get_analysis_setting,
+        ),
+        endpoint(
+            M::PUT,
+            "/users/{id}/analysis",
+            owner,
+            users::set_analysis_setting,
+        ),
+        endpoint(M::GET, "/archetypes", Public, users::list_archetypes),
+        // The body names the writer: the handler checks it.
+        endpoint(
+            M::POST,
+            "/diary/entries",
+            Authenticated,
+            diary::create_entry,
+        ),
+        // By id: the diary service checks the owner.
+        endpoint(
+            M::GET,
+            "/diary/entries/{id}",
+            Authenticated,
+            diary::get_entry,
+        ),
+        endpoint(
+            M::PUT,
+            "/diary/entries/{id}",
+            Authenticated,
+            diary::update_entry,
+        ),
+        endpoint(
+            M::DELETE,
+            "/diary/entries/{id}",
+            Authenticated,
+            diary::delete_entry,
+        ),
+        endpoint(
+            M::GET,
+            "/diary/entries/{id}/history",
+            Authenticated,
+            diary::entry_history,
+        ),
         endpoint(
             M::GET,
             "/diary/entries/{id}/related",
+            Authenticated,
             diary::related_entries,
         ),
-        endpoint(M::GET, "/diary/search", diary::search),
-        endpoint(M::GET, "/diary/entries/user/{userId}", diary::list_entries),
-        endpoint(M::POST, "/diary/sessions", diary::start_session),
-        endpoint(M::GET, "/diary/sessions/{id}", diary::get_session),
-        endpoint(M::PUT, "/diary/sessions/{id}/end", diary::end_session),
+        endpoint(M::GET, "/diary/search", OwnerInQuery, diary::search),
+        endpoint(
+            M::GET,
+            "/diary/entries/user/{userId}",
+            writer,
+            diary::list_entries,
+        ),
+        endpoint(
+            M::POST,
+            "/diary/sessions",
+            Authenticated,
+            diary::start_session,
+        ),
+        endpoint(
+            M::GET,
+            "/diary/sessions/{id}",
+            Authenticated,
+            diary::get_session,
+        ),
+        endpoint(
+            M::PUT,
+            "/diary/sessions/{id}/end",
+            Authenticated,
+            diary::end_session,
+        ),
         endpoint(
             M::GET,
             "/diary/sessions/{id}/history",
+            Authenticated,
             diary::session_history,
         ),
         endpoint(
             M::GET,
             "/diary/sessions/user/{userId}",
+            writer,
             diary::list_sessions,
         ),
-        endpoint(M::GET, "/diary/analytics", diary::analytics),
+        endpoint(M::GET, "/diary/analytics", OwnerInQuery, diary::analytics),
     ]
 }
 
@@ -141,9 +224,14 @@ static ROUTES: LazyLock<Vec<(Method, &'static str)>> = LazyLock::new(|| {
 /// start later). Must be called inside a Tokio runtime.
 pub fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
     let backends = Backends::connect_lazy(config)?;
+    let auth = Auth::new(&config.auth)?;
     let mut router = Router::new();
     for endpoint in endpoints() {
-        router = router.route(endpoint.path, endpoint.handler);
+        let checked = endpoint.handler.layer(axum::middleware::from_fn_with_state(
+            (auth.clone(), endpoint.access),
+            auth::middleware,
+        ));
+        router = router.route(endpoint.path, checked);
     }
     Ok(router
         .method_not_allowed_fallback(method_not_allowed)

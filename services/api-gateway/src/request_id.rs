@@ -29,6 +29,8 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(RequestContext {
         request_id: request_id.clone(),
         correlation_id,
+        caller: Default::default(),
+        service_token: None,
     });
 
     let response = match over_limits(&request) {

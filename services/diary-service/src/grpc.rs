@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use event_sourcing::{EventStore, Loaded};
-use metachat_grpc::{event_metadata, from_timestamp, history, page_request, timestamp};
+use metachat_grpc::{Actor, event_metadata, from_timestamp, history, page_request, timestamp};
 use metachat_proto::Timestamp;
 use metachat_proto::common::{EventHistory, HistoryRequest};
 use metachat_proto::diary::diary_service_server::DiaryService;
@@ -16,7 +16,7 @@ use metachat_validation::{EntryId, SessionId, UserId, Violations};
 use tonic::{Request, Response, Status};
 
 use crate::analytics::{Analytics, WindowProfile};
-use crate::application::{AnalyticsQuery, Diary, EntryDraft, Matches, SearchQuery};
+use crate::application::{AnalyticsQuery, Diary, EntryDraft, Matches, SearchQuery, check_acts_for};
 use crate::domain::{
     AnalysisSettingState, DiaryEntryAnalyzed, Entry, EntryChanges, EntryState, Session,
     SessionState,
@@ -61,9 +61,11 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::CreateEntryRequest>,
     ) -> Result<Response<pb::Entry>, Status> {
+        let actor = Actor::of(&request);
         let metadata = event_metadata(&request);
         let r = request.into_inner();
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
+        check_acts_for(&actor, "userId", &user_id)?;
         let session_id = r
             .session_id
             .map(|id| parse(SessionId::parse("sessionId", &id)))
@@ -84,8 +86,10 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::GetEntryRequest>,
     ) -> Result<Response<pb::Entry>, Status> {
+        let actor = Actor::of(&request);
         let r = request.into_inner();
         let id = parse(EntryId::parse("id", &r.id))?;
+        self.diary.check_entry_access(&actor, &id).await?;
         let loaded = match optional_time("asOf", r.as_of)? {
             None => self.diary.entry(&id).await?,
             Some(as_of) => self.diary.entry_as_of(&id, as_of).await?,
@@ -98,8 +102,10 @@ impl DiaryService for DiaryGrpc {
         request: Request<pb::UpdateEntryRequest>,
     ) -> Result<Response<pb::Entry>, Status> {
         let metadata = event_metadata(&request);
+        let actor = Actor::of(&request);
         let r = request.into_inner();
         let id = parse(EntryId::parse("id", &r.id))?;
+        self.diary.check_entry_access(&actor, &id).await?;
         let changes = EntryChanges {
             title: r.title,
             content: r.content,
@@ -118,8 +124,10 @@ impl DiaryService for DiaryGrpc {
         request: Request<pb::DeleteEntryRequest>,
     ) -> Result<Response<pb::DeleteEntryResponse>, Status> {
         let metadata = event_metadata(&request);
+        let actor = Actor::of(&request);
         let r = request.into_inner();
         let id = parse(EntryId::parse("id", &r.id))?;
+        self.diary.check_entry_access(&actor, &id).await?;
         let deleted = self
             .diary
             .delete_entry(&id, r.expected_version, &metadata)
@@ -135,6 +143,7 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::ListEntriesByUserRequest>,
     ) -> Result<Response<pb::ListEntriesResponse>, Status> {
+        let actor = Actor::of(&request);
         let r = request.into_inner();
         let range = TimeRange {
             start: optional_time("startTime", r.start_time)?,
@@ -142,6 +151,7 @@ impl DiaryService for DiaryGrpc {
         };
         let (page, request) = page_request(r.page, r.limit, r.cursor)?;
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
+        check_acts_for(&actor, "userId", &user_id)?;
         let found = self
             .diary
             .entries_by_user(&user_id, range, &request, &r.consistency_token)
@@ -163,10 +173,12 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::StartSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
+        let actor = Actor::of(&request);
         let metadata = event_metadata(&request);
         let r = request.into_inner();
         let start_time = optional_time("startTime", r.start_time)?;
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
+        check_acts_for(&actor, "userId", &user_id)?;
         let loaded = self
             .diary
             .start_session(&user_id, start_time, &metadata)
@@ -179,8 +191,10 @@ impl DiaryService for DiaryGrpc {
         request: Request<pb::EndSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
         let metadata = event_metadata(&request);
+        let actor = Actor::of(&request);
         let r = request.into_inner();
         let id = parse(SessionId::parse("id", &r.id))?;
+        self.diary.check_session_access(&actor, &id).await?;
         let end_time = optional_time("endTime", r.end_time)?;
         let loaded = self
             .diary
@@ -193,8 +207,10 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::GetSessionRequest>,
     ) -> Result<Response<pb::Session>, Status> {
+        let actor = Actor::of(&request);
         let r = request.into_inner();
         let id = parse(SessionId::parse("id", &r.id))?;
+        self.diary.check_session_access(&actor, &id).await?;
         let loaded = match optional_time("asOf", r.as_of)? {
             None => self.diary.session(&id).await?,
             Some(as_of) => self.diary.session_as_of(&id, as_of).await?,
@@ -206,9 +222,11 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::ListSessionsByUserRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let actor = Actor::of(&request);
         let r = request.into_inner();
         let (page, request) = page_request(r.page, r.limit, r.cursor)?;
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
+        check_acts_for(&actor, "userId", &user_id)?;
         let found = self
             .diary
             .sessions_by_user(&user_id, &request, &r.consistency_token)
@@ -230,6 +248,7 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::GetAnalyticsRequest>,
     ) -> Result<Response<pb::Analytics>, Status> {
+        let actor = Actor::of(&request);
         let r = request.into_inner();
         let query = AnalyticsQuery {
             period: r.period,
@@ -238,6 +257,7 @@ impl DiaryService for DiaryGrpc {
             time_zone: r.time_zone,
         };
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
+        check_acts_for(&actor, "userId", &user_id)?;
         let a = self
             .diary
             .analytics(&user_id, &query, &r.consistency_token)
@@ -249,7 +269,9 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<EventHistory>, Status> {
+        let actor = Actor::of(&request);
         let id = parse(EntryId::parse("id", &request.into_inner().id))?;
+        self.diary.check_entry_access(&actor, &id).await?;
         Ok(Response::new(history(self.diary.entry_history(&id).await?)))
     }
 
@@ -257,7 +279,9 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<EventHistory>, Status> {
+        let actor = Actor::of(&request);
         let id = parse(SessionId::parse("id", &request.into_inner().id))?;
+        self.diary.check_session_access(&actor, &id).await?;
         Ok(Response::new(history(
             self.diary.session_history(&id).await?,
         )))
@@ -267,7 +291,9 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::GetAnalysisSettingRequest>,
     ) -> Result<Response<pb::AnalysisSetting>, Status> {
+        let actor = Actor::of(&request);
         let user_id = parse(UserId::parse("userId", &request.into_inner().user_id))?;
+        check_acts_for(&actor, "userId", &user_id)?;
         let loaded = self.diary.analysis_setting(&user_id).await?;
         Ok(Response::new(setting_to_proto(&user_id, &loaded)))
     }
@@ -276,9 +302,11 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::SetAnalysisSettingRequest>,
     ) -> Result<Response<pb::AnalysisSetting>, Status> {
+        let actor = Actor::of(&request);
         let metadata = event_metadata(&request);
         let r = request.into_inner();
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
+        check_acts_for(&actor, "userId", &user_id)?;
         let loaded = self
             .diary
             .set_analysis_setting(&user_id, r.enabled, &metadata)
@@ -290,8 +318,10 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::SearchEntriesRequest>,
     ) -> Result<Response<pb::SearchResults>, Status> {
+        let actor = Actor::of(&request);
         let r = request.into_inner();
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
+        check_acts_for(&actor, "userId", &user_id)?;
         let query = SearchQuery {
             text: r.query,
             page: r.page,
@@ -305,8 +335,10 @@ impl DiaryService for DiaryGrpc {
         &self,
         request: Request<pb::ListRelatedEntriesRequest>,
     ) -> Result<Response<pb::SearchResults>, Status> {
+        let actor = Actor::of(&request);
         let r = request.into_inner();
         let id = parse(EntryId::parse("id", &r.id))?;
+        self.diary.check_entry_access(&actor, &id).await?;
         let found = self.diary.related(&id, r.page, r.limit).await?;
         Ok(Response::new(matches_to_proto(found)?))
     }

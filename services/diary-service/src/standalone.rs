@@ -12,7 +12,7 @@ use embeddings::Embedder;
 use event_sourcing::{Aggregate, EventStore, Upcasters};
 use metachat_bootstrap::{Follower, ReadModels, Service, ServiceSettings, ServiceSpec, Topic};
 use metachat_cassandra::CassandraConfig;
-use metachat_grpc::Dependency;
+use metachat_grpc::{Dependency, ServiceToken};
 use metachat_runtime::{Env, grpc_uri, init_logging, shutdown_signal};
 use scylla::client::session::Session;
 use sqlx::SqlitePool;
@@ -35,6 +35,8 @@ pub struct DiaryService {
     /// The sentence-embedding model ([`crate::search::load_model`]); without it the entry
     /// indexer does not run and the semantic use cases answer 503.
     pub model: Option<Arc<Embedder>>,
+    /// Callers of the API must hold it (when set).
+    pub service_token: ServiceToken,
 }
 
 impl DiaryService {
@@ -105,13 +107,10 @@ impl Service for DiaryService {
         shutdown_timeout: Duration,
     ) -> Result<(), tonic::transport::Error> {
         let semantic = self.semantic(&queries);
-        let service = DiaryServiceServer::new(DiaryGrpc::new(
-            store,
-            queries,
-            self.users,
-            self.read_your_writes,
-            semantic,
-        ));
+        let service = DiaryServiceServer::with_interceptor(
+            DiaryGrpc::new(store, queries, self.users, self.read_your_writes, semantic),
+            self.service_token.check(),
+        );
         metachat_grpc::serve::<DiaryServiceServer<DiaryGrpc>>(
             listener,
             |router| router.add_service(service),
@@ -153,11 +152,15 @@ impl DiarySettings {
 pub async fn run_from_env() -> anyhow::Result<()> {
     let settings = DiarySettings::from_env(Env::process())?;
     init_logging(&settings.service.log)?;
-    let users = Arc::new(GrpcUserDirectory::new(&settings.user_service)?);
+    let users = Arc::new(GrpcUserDirectory::new(
+        &settings.user_service,
+        settings.service.service_token.clone(),
+    )?);
     let service = DiaryService {
         users,
         read_your_writes: settings.service.read_your_writes,
         model: crate::search::load_model(&settings.model_dir),
+        service_token: settings.service.service_token.clone(),
     };
     metachat_bootstrap::run(service, settings.service, shutdown_signal()).await
 }

@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use metachat_grpc::ServiceToken;
 use metachat_proto::error::ApiError;
 use metachat_proto::user::GetUserRequest;
 use metachat_proto::user::user_service_client::UserServiceClient;
 use metachat_validation::UserId;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 #[async_trait]
@@ -17,17 +19,18 @@ pub trait UserDirectory: Send + Sync + 'static {
 /// Asks the user service over gRPC.
 #[derive(Clone)]
 pub struct GrpcUserDirectory {
-    client: UserServiceClient<Channel>,
+    client: UserServiceClient<InterceptedService<Channel, ServiceToken>>,
 }
 
 impl GrpcUserDirectory {
     /// Connects lazily to `address` (`host:port`, with or without `http://`; an error names
     /// `USER_SERVICE_ADDRESS`, where the address comes from).
-    pub fn new(address: &str) -> anyhow::Result<Self> {
+    /// Each call carries `token` (`SERVICE_TOKEN`).
+    pub fn new(address: &str, token: ServiceToken) -> anyhow::Result<Self> {
         let uri = metachat_runtime::grpc_uri("USER_SERVICE_ADDRESS", address)?;
         let channel = metachat_grpc::service_channel(uri, Duration::from_secs(5))?;
         Ok(Self {
-            client: UserServiceClient::new(channel),
+            client: UserServiceClient::with_interceptor(channel, token),
         })
     }
 }

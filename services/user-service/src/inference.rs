@@ -21,10 +21,12 @@ use chrono::Utc;
 use event_sourcing::{
     EventMetadata, EventStore, ExecuteError, Projection, ProjectionError, RecordedEvent, Repository,
 };
+use metachat_grpc::ServiceToken;
 use metachat_proto::diary::diary_service_client::DiaryServiceClient;
 use metachat_proto::diary::{GetAnalyticsRequest, WritingProfile};
 use metachat_proto::error::ApiError;
 use metachat_validation::UserId;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::domain::{
@@ -61,17 +63,18 @@ pub trait WritingProfiles: Send + Sync + 'static {
 /// Asks the diary service's analytics over gRPC.
 #[derive(Clone)]
 pub struct GrpcWritingProfiles {
-    client: DiaryServiceClient<Channel>,
+    client: DiaryServiceClient<InterceptedService<Channel, ServiceToken>>,
 }
 
 impl GrpcWritingProfiles {
     /// Connects lazily to `address` (`host:port`, with or without `http://`; an error names
     /// `DIARY_SERVICE_ADDRESS`, where the address comes from).
-    pub fn new(address: &str) -> anyhow::Result<Self> {
+    /// Each call carries `token` (`SERVICE_TOKEN`).
+    pub fn new(address: &str, token: ServiceToken) -> anyhow::Result<Self> {
         let uri = metachat_runtime::grpc_uri("DIARY_SERVICE_ADDRESS", address)?;
         let channel = metachat_grpc::service_channel(uri, Duration::from_secs(10))?;
         Ok(Self {
-            client: DiaryServiceClient::new(channel),
+            client: DiaryServiceClient::with_interceptor(channel, token),
         })
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use event_sourcing::{Aggregate, EventStore, Upcasters};
 use metachat_bootstrap::{Follower, ReadModels, Service, ServiceSettings, ServiceSpec, Topic};
 use metachat_cassandra::CassandraConfig;
-use metachat_grpc::Dependency;
+use metachat_grpc::{Dependency, ServiceToken};
 use metachat_runtime::{Env, grpc_uri, init_logging, shutdown_signal};
 use scylla::client::session::Session;
 use sqlx::SqlitePool;
@@ -31,6 +31,8 @@ pub struct UserService {
     pub read_your_writes: Duration,
     /// Where profile inference reads a writer's analysed writing (the diary service).
     pub writing: Arc<dyn WritingProfiles>,
+    /// Callers of the API must hold it (when set).
+    pub service_token: ServiceToken,
 }
 
 impl Service for UserService {
@@ -83,7 +85,10 @@ impl Service for UserService {
         shutdown: impl Future<Output = ()> + Send + 'static,
         shutdown_timeout: Duration,
     ) -> Result<(), tonic::transport::Error> {
-        let service = UserServiceServer::new(UserGrpc::new(store, queries, self.read_your_writes));
+        let service = UserServiceServer::with_interceptor(
+            UserGrpc::new(store, queries, self.read_your_writes),
+            self.service_token.check(),
+        );
         metachat_grpc::serve::<UserServiceServer<UserGrpc>>(
             listener,
             |router| router.add_service(service),
@@ -108,7 +113,11 @@ pub async fn run_from_env() -> anyhow::Result<()> {
     init_logging(&settings.log)?;
     let service = UserService {
         read_your_writes: settings.read_your_writes,
-        writing: Arc::new(GrpcWritingProfiles::new(&diary)?),
+        writing: Arc::new(GrpcWritingProfiles::new(
+            &diary,
+            settings.service_token.clone(),
+        )?),
+        service_token: settings.service_token.clone(),
     };
     metachat_bootstrap::run(service, settings, shutdown_signal()).await
 }

@@ -14,7 +14,7 @@ use event_sourcing::{
     read_full_stream,
 };
 use metachat_grpc::{
-    DEFAULT_READ_YOUR_WRITES_TIMEOUT, append_error, await_applied, consistency_token,
+    Actor, DEFAULT_READ_YOUR_WRITES_TIMEOUT, append_error, await_applied, consistency_token,
     execute_error, query_error, store_error,
 };
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
@@ -750,6 +750,60 @@ fn live(loaded: Loaded<EntryState>) -> Option<Loaded<EntryState>> {
 
 fn started(loaded: Loaded<SessionState>) -> Option<Loaded<SessionState>> {
     loaded.state.session().is_some().then_some(loaded)
+}
+
+impl Diary {
+    /// Refuses an entry that is not the actor's as if it did not exist: another writer's entry
+    /// is not theirs to read or change, nor to learn exists. An entry that does not exist is
+    /// left to the use case to report.
+    pub async fn check_entry_access(&self, actor: &Actor, id: &EntryId) -> Result<(), ApiError> {
+        if matches!(actor, Actor::Unrestricted | Actor::User { admin: true, .. }) {
+            return Ok(());
+        }
+        let loaded = self.entries.load(id).await.map_err(store_error)?;
+        let owner = match &loaded.state {
+            EntryState::Live(entry) | EntryState::Deleted(entry) => entry.user_id,
+            EntryState::Absent => return Ok(()),
+        };
+        if actor.may_act_for(&owner) {
+            Ok(())
+        } else {
+            Err(entry_not_found(id))
+        }
+    }
+
+    /// As [`Self::check_entry_access`], for a session.
+    pub async fn check_session_access(
+        &self,
+        actor: &Actor,
+        id: &SessionId,
+    ) -> Result<(), ApiError> {
+        if matches!(actor, Actor::Unrestricted | Actor::User { admin: true, .. }) {
+            return Ok(());
+        }
+        let loaded = self.sessions.load(id).await.map_err(store_error)?;
+        match &loaded.state {
+            SessionState::Started(session) if !actor.may_act_for(&session.user_id) => {
+                Err(session_not_found(id))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Refuses unless `actor` may act for `user_id` (the writer a request names).
+pub fn check_acts_for(actor: &Actor, field: &str, user_id: &UserId) -> Result<(), ApiError> {
+    if actor.may_act_for(user_id) {
+        return Ok(());
+    }
+    let message = "a user may only act on their own diary";
+    Err(ApiError {
+        details: vec![FieldViolation {
+            field: field.to_owned(),
+            message: message.to_owned(),
+        }],
+        ..ApiError::new(ErrorCode::PermissionDenied, format!("{field}: {message}"))
+    })
 }
 
 fn entry_not_found(id: &EntryId) -> ApiError {

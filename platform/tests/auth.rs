@@ -1,0 +1,434 @@
+//! Authentication and authorisation end to end, with tokens the platform issues
+//! (`AUTH_TOKEN_SECRET`) and a service token between the gateway and the services:
+//! every route that is not public refuses a missing, forged, expired or other user's token,
+//! and accepts its owner's; admins may act for everyone; registration follows `REGISTRATION`;
+//! the services refuse gRPC callers without the service token; and a platform that would
+//! serve without authentication where others can reach it, or in production, does not start.
+//! Runs on the embedded platform, and with `METACHAT_TEST_WIRING=production` over
+//! PostgreSQL, Kafka and Cassandra.
+
+mod support;
+
+use std::time::Duration;
+
+use api_gateway::auth::{INVITE_SUBJECT, Issuer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Platform, Reply, Wiring, default_wiring};
+
+const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+const SERVICE_TOKEN: &str = "service-token-0123456789";
+
+fn issuer() -> Issuer {
+    Issuer::new(SECRET.as_bytes(), Duration::from_secs(600)).unwrap()
+}
+
+fn bearer(token: &str) -> Vec<(&'static str, String)> {
+    vec![("authorization", format!("Bearer {token}"))]
+}
+
+async fn start(extra: &[(&'static str, String)]) -> Platform {
+    let mut env = vec![
+        ("AUTH_TOKEN_SECRET", SECRET.to_owned()),
+        ("SERVICE_TOKEN", SERVICE_TOKEN.to_owned()),
+    ];
+    env.extend(extra.iter().cloned());
+    Platform::start_with_env(default_wiring().await, &env).await
+}
+
+async fn register(app: &Platform, name: &str, headers: &[(&str, String)]) -> Reply {
+    app.request_with(
+        "POST",
+        "/users",
+        Some(
+            json!({"username": name, "email": format!("{name}@example.com"),
+                    "firstName": "A", "lastName": "B"}),
+        ),
+        headers,
+    )
+    .await
+}
+
+/// A token signed like the platform's, with any claims.
+fn signed(claims: Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn every_route_wants_its_owners_token() {
+    let app = start(&[]).await;
+    let issuer = issuer();
+    let alice = register(&app, "alice", &[]).await;
+    assert_eq!(alice.status, StatusCode::CREATED, "{}", alice.body);
+    let alice = alice.id();
+    let bob = register(&app, "bob", &[]).await.id();
+    let (alice_token, bob_token) = (
+        issuer.issue(&alice, false, None),
+        issuer.issue(&bob, false, None),
+    );
+    let admin_token = issuer.issue(&bob, true, None);
+
+    // Alice writes an entry in a session, with her token.
+    let session = app
+        .request_with(
+            "POST",
+            "/diary/sessions",
+            Some(json!({"userId": alice})),
+            &bearer(&alice_token),
+        )
+        .await;
+    assert_eq!(session.status, StatusCode::CREATED, "{}", session.body);
+    let session = session.id();
+    let entry = app
+        .request_with(
+            "POST",
+            "/diary/entries",
+            Some(json!({"userId": alice, "title": "Mine", "content": "Only mine.", "sessionId": session})),
+            &bearer(&alice_token),
+        )
+        .await;
+    assert_eq!(entry.status, StatusCode::CREATED, "{}", entry.body);
+    let entry = entry.id();
+
+    // Every route that is not public, as Alice would call it.
+    let calls: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", "/users".into(), None),
+        ("GET", format!("/users/{alice}"), None),
+        (
+            "PUT",
+            format!("/users/{alice}"),
+            Some(json!({"bio": "hello"})),
+        ),
+        (
+            "POST",
+            format!("/users/{alice}/archetype"),
+            Some(
+                json!({"archetypeId": "thinker", "archetypeName": "The Thinker", "confidence": 0.5}),
+            ),
+        ),
+        (
+            "PUT",
+            format!("/users/{alice}/archetype"),
+            Some(
+                json!({"archetypeId": "thinker", "archetypeName": "The Thinker", "confidence": 0.6}),
+            ),
+        ),
+        (
+            "PUT",
+            format!("/users/{alice}/modalities"),
+            Some(json!({"modalities": {"visual": 0.5}})),
+        ),
+        ("GET", format!("/users/{alice}/history"), None),
+        ("GET", format!("/users/{alice}/analysis"), None),
+        (
+            "PUT",
+            format!("/users/{alice}/analysis"),
+            Some(json!({"enabled": true})),
+        ),
+        (
+            "POST",
+            "/diary/entries".into(),
+            Some(json!({"userId": alice, "title": "", "content": "More."})),
+        ),
+        ("GET", format!("/diary/entries/{entry}"), None),
+        (
+            "PUT",
+            format!("/diary/entries/{entry}"),
+            Some(json!({"title": "Still mine"})),
+        ),
+        ("GET", format!("/diary/entries/{entry}/history"), None),
+        ("GET", format!("/diary/entries/{entry}/related"), None),
+        ("GET", format!("/diary/search?userId={alice}&q=mine"), None),
+        ("GET", format!("/diary/entries/user/{alice}"), None),
+        (
+            "POST",
+            "/diary/sessions".into(),
+            Some(json!({"userId": alice})),
+        ),
+        ("GET", format!("/diary/sessions/{session}"), None),
+        ("GET", format!("/diary/sessions/{session}/history"), None),
+        ("GET", format!("/diary/sessions/user/{alice}"), None),
+        ("GET", format!("/diary/analytics?userId={alice}"), None),
+        ("PUT", format!("/diary/sessions/{session}/end"), None),
+        ("DELETE", format!("/diary/entries/{entry}"), None),
+    ];
+    // The table covers every route but the public ones.
+    let public = [
+        "/",
+        "/docs",
+        "/docs/{file}",
+        "/openapi.json",
+        "/health/live",
+        "/health/ready",
+        "/archetypes",
+        "/users",
+    ];
+    let covered: Vec<String> = calls
+        .iter()
+        .map(|(m, p, _)| format!("{m} {}", template(p, &alice, &entry, &session)))
+        .collect();
+    for (method, path) in api_gateway::routes() {
+        let route = format!("{method} {path}");
+        let is_public = public.contains(&path) && !(method == "GET" && path == "/users");
+        assert!(
+            is_public || covered.contains(&route),
+            "{route} is not covered"
+        );
+    }
+
+    let expired = signed(
+        json!({"sub": alice, "exp": now() - 120, "iss": "metachat", "aud": "metachat"}),
+        SECRET,
+    );
+    let forged = signed(
+        json!({"sub": alice, "exp": now() + 600, "iss": "metachat", "aud": "metachat", "roles": ["admin"]}),
+        "another secret entirely, 32+ bytes long",
+    );
+    let mut checked = 0;
+    for (method, path, body) in &calls {
+        let call = async |headers: Vec<(&'static str, String)>| {
+            app.request_with(method, path, body.clone(), &headers).await
+        };
+        for (what, headers) in [
+            ("no token", vec![]),
+            ("a forged token", bearer(&forged)),
+            ("an expired token", bearer(&expired)),
+            (
+                "a malformed header",
+                vec![("authorization", "Basic YWxpY2U6cHc=".to_owned())],
+            ),
+        ] {
+            let reply = call(headers).await;
+            reply.assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+            assert!(
+                reply
+                    .headers
+                    .get("www-authenticate")
+                    .is_some_and(|v| v.to_str().unwrap().starts_with("Bearer")),
+                "{method} {path} with {what}: {:?}",
+                reply.headers
+            );
+            checked += 1;
+        }
+        // Bob's token: forbidden where the id is Alice's, not found where an entry or session
+        // of hers is named (he may not learn it exists).
+        let reply = call(bearer(&bob_token)).await;
+        assert!(
+            matches!(reply.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+            "{method} {path} with Bob's token: {} {}",
+            reply.status,
+            reply.body
+        );
+        if path.starts_with("/diary/entries/") && !path.contains("/user/")
+            || path.starts_with("/diary/sessions/") && !path.contains("/user/")
+        {
+            reply.assert_error(StatusCode::NOT_FOUND, "not_found", None);
+        }
+        // Alice's own token passes authorisation (the admin listing aside).
+        let own = call(bearer(&alice_token)).await;
+        if path == "/users" {
+            own.assert_error(StatusCode::FORBIDDEN, "permission_denied", None);
+            let listed = call(bearer(&admin_token)).await;
+            assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+        } else {
+            assert!(
+                !matches!(
+                    own.status,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+                ),
+                "{method} {path} with Alice's token: {} {}",
+                own.status,
+                own.body
+            );
+        }
+    }
+    println!("{checked} refused calls, {} routes", calls.len());
+
+    // An admin acts for anyone.
+    let read = app
+        .request_with(
+            "GET",
+            &format!("/diary/entries/user/{alice}"),
+            None,
+            &bearer(&admin_token),
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    // Bob cannot write into Alice's diary by naming her in the body.
+    app.request_with(
+        "POST",
+        "/diary/entries",
+        Some(json!({"userId": alice, "title": "", "content": "Not mine."})),
+        &bearer(&bob_token),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "permission_denied", Some("userId"));
+    // Public routes need no token.
+    for path in ["/health/live", "/openapi.json", "/archetypes"] {
+        assert_eq!(app.get(path).await.status, StatusCode::OK, "{path}");
+    }
+    // The events record who acted.
+    let history = app
+        .request_with(
+            "GET",
+            &format!("/users/{alice}/history"),
+            None,
+            &bearer(&alice_token),
+        )
+        .await;
+    let actors: Vec<&str> = history.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["metadata"]["actor"].as_str())
+        .collect();
+    assert!(actors.contains(&alice.as_str()), "{actors:?}");
+}
+
+/// A concrete path back to its route template.
+fn template(path: &str, user: &str, entry: &str, session: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default();
+    path.replace(
+        &format!("/diary/entries/user/{user}"),
+        "/diary/entries/user/{userId}",
+    )
+    .replace(
+        &format!("/diary/sessions/user/{user}"),
+        "/diary/sessions/user/{userId}",
+    )
+    .replace(user, "{id}")
+    .replace(entry, "{id}")
+    .replace(session, "{id}")
+}
+
+#[tokio::test]
+async fn registration_is_open_by_invitation_or_closed() {
+    let issuer = issuer();
+    let admin = issuer.issue(&uuid::Uuid::new_v4().to_string(), true, None);
+
+    let closed = start(&[("REGISTRATION", "closed".to_owned())]).await;
+    register(&closed, "carol", &[]).await.assert_error(
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        None,
+    );
+    assert_eq!(
+        register(&closed, "carol", &bearer(&admin)).await.status,
+        StatusCode::CREATED
+    );
+    drop(closed);
+
+    let invite = start(&[("REGISTRATION", "invite".to_owned())]).await;
+    register(&invite, "dave", &[]).await.assert_error(
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        None,
+    );
+    let invitation = issuer.issue(INVITE_SUBJECT, false, Some(Duration::from_secs(600)));
+    let joined = register(&invite, "dave", &[("x-invite-token", invitation.clone())]).await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    // An invitation is no access token.
+    invite
+        .request_with(
+            "GET",
+            &format!("/users/{}", joined.id()),
+            None,
+            &bearer(&invitation),
+        )
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+}
+
+#[tokio::test]
+async fn the_services_answer_only_callers_with_the_service_token() {
+    let app = start(&[]).await;
+    let user = register(&app, "erin", &[]).await.id();
+    let mut client =
+        metachat_proto::user::user_service_client::UserServiceClient::connect(app.user_grpc())
+            .await
+            .unwrap();
+    let request = || metachat_proto::user::GetUserRequest {
+        id: user.clone(),
+        as_of: None,
+    };
+    let refused = client.get_user(request()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    let mut with_token = tonic::Request::new(request());
+    with_token
+        .metadata_mut()
+        .insert("x-service-token", SERVICE_TOKEN.parse().unwrap());
+    assert!(client.get_user(with_token).await.is_ok());
+    // Health stays open for probes.
+    let channel = tonic::transport::Endpoint::from_shared(app.user_grpc())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    assert!(
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new()
+            })
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn without_authentication_it_serves_only_on_loopback_and_never_in_production() {
+    if default_wiring().await != Wiring::Embedded {
+        return;
+    }
+    for (env, says) in [
+        (
+            vec![("BIND_ADDRESS", "0.0.0.0".to_owned())],
+            "authentication is off",
+        ),
+        (
+            vec![
+                ("ENVIRONMENT", "prod".to_owned()),
+                ("SERVICE_TOKEN", SERVICE_TOKEN.to_owned()),
+            ],
+            "ENVIRONMENT=prod needs authentication",
+        ),
+        (
+            vec![
+                ("ENVIRONMENT", "prod".to_owned()),
+                ("AUTH_TOKEN_SECRET", SECRET.to_owned()),
+            ],
+            "ENVIRONMENT=prod needs SERVICE_TOKEN",
+        ),
+        (
+            vec![("AUTH_TOKEN_SECRET", "short".to_owned())],
+            "AUTH_TOKEN_SECRET",
+        ),
+    ] {
+        let (status, output) = support::run_to_exit(&env).await;
+        assert!(!status.success(), "{env:?} started: {output}");
+        assert!(output.contains(says), "{env:?}: {output}");
+        assert!(
+            !output.contains(SECRET),
+            "the secret is never printed: {output}"
+        );
+    }
+    // On loopback it starts, and says loudly that it is open.
+    let app = Platform::start_wired(Wiring::Embedded).await;
+    assert!(
+        app.logs().contains("AUTHENTICATION IS OFF"),
+        "{}",
+        app.logs()
+    );
+}
