@@ -174,6 +174,9 @@ async fn every_route_wants_its_owners_token() {
         "/health/ready",
         "/archetypes",
         "/users",
+        "/auth/token",
+        "/auth/refresh",
+        "/auth/signout",
     ];
     let covered: Vec<String> = calls
         .iter()
@@ -430,5 +433,91 @@ async fn without_authentication_it_serves_only_on_loopback_and_never_in_producti
         app.logs().contains("AUTHENTICATION IS OFF"),
         "{}",
         app.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_password_signs_in_and_tokens_refresh_once_and_sign_out() {
+    let app = start(&[]).await;
+    let created = app
+        .post(
+            "/users",
+            json!({"username": "frank", "email": "frank@example.com", "firstName": "F",
+                   "lastName": "G", "password": "a long enough password"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert!(created.body.get("password").is_none(), "{}", created.body);
+    let id = created.id();
+
+    // Wrong password and unknown login: one answer.
+    for (login, password) in [
+        ("frank", "the wrong password"),
+        ("nobody", "a long enough password"),
+    ] {
+        app.post("/auth/token", json!({"login": login, "password": password}))
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    }
+    let tokens = app
+        .post(
+            "/auth/token",
+            json!({"login": "FRANK@example.com", "password": "a long enough password"}),
+        )
+        .await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    assert_eq!(tokens.body["userId"], id.as_str());
+    assert_eq!(tokens.body["tokenType"], "Bearer");
+    assert_eq!(tokens.body["expiresIn"], 900);
+    let access = tokens.body["accessToken"].as_str().unwrap().to_owned();
+    let refresh = tokens.body["refreshToken"].as_str().unwrap().to_owned();
+    let me = app
+        .request_with("GET", &format!("/users/{id}"), None, &bearer(&access))
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+
+    // A refresh gives new tokens; the spent refresh token ends the sign-in.
+    let renewed = app
+        .post("/auth/refresh", json!({"refreshToken": refresh}))
+        .await;
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.body);
+    let renewed_refresh = renewed.body["refreshToken"].as_str().unwrap().to_owned();
+    assert_ne!(renewed_refresh, refresh);
+    app.post("/auth/refresh", json!({"refreshToken": refresh}))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    app.post("/auth/refresh", json!({"refreshToken": renewed_refresh}))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+
+    // Sign out: the refresh token refreshes no more.
+    let again = app
+        .post(
+            "/auth/token",
+            json!({"login": "frank", "password": "a long enough password"}),
+        )
+        .await;
+    let refresh = again.body["refreshToken"].as_str().unwrap().to_owned();
+    let out = app
+        .post("/auth/signout", json!({"refreshToken": refresh}))
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    app.post("/auth/refresh", json!({"refreshToken": refresh}))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    // Bad bodies name the field.
+    app.post("/auth/token", json!({"login": "frank"}))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_argument", None);
+    app.post(
+        "/users",
+        json!({"username": "gina", "email": "gina@example.com", "firstName": "G",
+               "lastName": "H", "password": "short"}),
+    )
+    .await
+    .assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("password"),
     );
 }

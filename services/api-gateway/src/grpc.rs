@@ -43,12 +43,17 @@ pub(crate) struct Backends {
     pub user_health: HealthClient<Channel>,
     pub diary_health: HealthClient<Channel>,
     pub timeout: Duration,
+    /// Who may call what; `/auth` issues tokens with it.
+    pub auth: crate::auth::Auth,
 }
 
 impl Backends {
     /// Creates the channels without connecting: the gateway may start before the services.
     /// Must run inside a Tokio runtime (the channels spawn their workers).
-    pub(crate) fn connect_lazy(config: &GatewayConfig) -> anyhow::Result<Self> {
+    pub(crate) fn connect_lazy(
+        config: &GatewayConfig,
+        auth: crate::auth::Auth,
+    ) -> anyhow::Result<Self> {
         if tokio::runtime::Handle::try_current().is_err() {
             anyhow::bail!("the gateway's router must be built inside a Tokio runtime");
         }
@@ -62,6 +67,7 @@ impl Backends {
             user_health: HealthClient::new(users),
             diary_health: HealthClient::new(diary),
             timeout: config.request_timeout,
+            auth,
         })
     }
 }

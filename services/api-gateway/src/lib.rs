@@ -22,6 +22,7 @@ mod precondition;
 mod request_id;
 mod schema;
 mod server;
+mod signin;
 pub mod standalone;
 mod time;
 mod users;
@@ -124,6 +125,9 @@ fn endpoints() -> Vec<Endpoint> {
             users::set_analysis_setting,
         ),
         endpoint(M::GET, "/archetypes", Public, users::list_archetypes),
+        endpoint(M::POST, "/auth/token", Public, signin::sign_in),
+        endpoint(M::POST, "/auth/refresh", Public, signin::refresh),
+        endpoint(M::POST, "/auth/signout", Public, signin::sign_out),
         // The body names the writer: the handler checks it.
         endpoint(
             M::POST,
@@ -208,6 +212,14 @@ pub fn openapi_json() -> &'static str {
     openapi::OPENAPI_JSON.as_str()
 }
 
+/// Who may call each `(method, path template)`.
+pub(crate) fn accesses() -> Vec<(Method, &'static str, Access)> {
+    endpoints()
+        .into_iter()
+        .map(|e| (e.method, e.path, e.access))
+        .collect()
+}
+
 /// Every `(method, path template)` the router serves, in OpenAPI path syntax.
 pub fn routes() -> Vec<(Method, &'static str)> {
     ROUTES.clone()
@@ -223,8 +235,8 @@ static ROUTES: LazyLock<Vec<(Method, &'static str)>> = LazyLock::new(|| {
 /// The gateway's routes and middleware, with lazily connected gRPC channels (the services may
 /// start later). Must be called inside a Tokio runtime.
 pub fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
-    let backends = Backends::connect_lazy(config)?;
     let auth = Auth::new(&config.auth)?;
+    let backends = Backends::connect_lazy(config, auth.clone())?;
     let mut router = Router::new();
     for endpoint in endpoints() {
         let checked = endpoint.handler.layer(axum::middleware::from_fn_with_state(

@@ -9,7 +9,10 @@ use metachat_proto::error::ErrorCode;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response, ServerBuilder};
+
+use crate::auth::Access;
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use crate::config::{
@@ -17,7 +20,7 @@ use crate::config::{
 };
 use crate::grpc::REQUEST_ID;
 use crate::limits::*;
-use crate::{diary, docs, health, users};
+use crate::{diary, docs, health, signin, users};
 
 /// The document as served at `/openapi.json`.
 pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
@@ -60,6 +63,9 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         diary::analytics,
         diary::search,
         diary::related_entries,
+        signin::sign_in,
+        signin::refresh,
+        signin::sign_out,
     ),
     components(schemas(crate::error::Envelope)),
     tags(
@@ -67,6 +73,7 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         (name = "Diary entries", description = "Diary entries (diary service)."),
         (name = "Diary sessions", description = "Writing sessions (diary service)."),
         (name = "Analytics", description = "Statistics over a user's diary (diary service)."),
+        (name = "Authentication", description = "Signing in with a password for tokens the platform issues; refreshing them; signing out."),
         (name = "Search", description = "Search by meaning and related entries, with a sentence-embedding model run by the diary service."),
         (name = "History", description = "Event-sourced audit history of each resource."),
         (name = "Operations", description = "Health probes and documentation."),
@@ -90,21 +97,43 @@ impl Modify for Finish {
                 .description(Some("This gateway"))
                 .build(),
         ]);
-        for item in openapi.paths.paths.values_mut() {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token: from `POST /auth/token` (tokens the platform issues \
+                         with `AUTH_TOKEN_SECRET`), or from the identity provider that \
+                         `AUTH_JWKS_URL` names. Its subject is the caller's user id. Without \
+                         authentication configured (loopback only), no token is needed.",
+                    ))
+                    .build(),
+            ),
+        );
+        let accesses = crate::accesses();
+        for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
-                (&mut item.get, false),
-                (&mut item.put, true),
-                (&mut item.post, true),
-                (&mut item.delete, true),
-                (&mut item.patch, true),
-                (&mut item.head, false),
-                (&mut item.options, false),
-                (&mut item.trace, false),
+                (&mut item.get, false, "GET"),
+                (&mut item.put, true, "PUT"),
+                (&mut item.post, true, "POST"),
+                (&mut item.delete, true, "DELETE"),
+                (&mut item.patch, true, "PATCH"),
+                (&mut item.head, false, "HEAD"),
+                (&mut item.options, false, "OPTIONS"),
+                (&mut item.trace, false, "TRACE"),
             ];
-            for (operation, writes) in operations {
+            for (operation, writes, method) in operations {
                 let Some(operation) = operation.as_mut() else {
                     continue;
                 };
+                let access = accesses
+                    .iter()
+                    .find(|(m, p, _)| m.as_str() == method && p == path)
+                    .map(|(_, _, a)| *a);
+                secure(operation, access);
                 if let Some(RefOr::T(body)) = operation.request_body.as_mut() {
                     optional_not_null(body);
                 }
@@ -128,6 +157,36 @@ impl Modify for Finish {
                 }
             }
         }
+    }
+}
+
+/// The name of the bearer-token security scheme.
+const BEARER: &str = "bearerAuth";
+
+/// Says who may call an operation: a bearer token where the route wants one (with 401, and
+/// 403 where it checks an owner or a role), optional where it does not.
+fn secure(operation: &mut utoipa::openapi::path::Operation, access: Option<Access>) {
+    let bearer = || SecurityRequirement::new(BEARER, Vec::<String>::new());
+    let (security, forbidden) = match access {
+        None | Some(Access::Public) => (vec![SecurityRequirement::default()], false),
+        Some(Access::Registration) => (vec![SecurityRequirement::default(), bearer()], true),
+        Some(Access::Authenticated) => (vec![bearer()], true),
+        Some(Access::OwnerInPath(_) | Access::OwnerInQuery | Access::Admin) => {
+            (vec![bearer()], true)
+        }
+    };
+    let needs_token = security
+        .iter()
+        .all(|s| *s != SecurityRequirement::default());
+    operation.security = Some(security);
+    let responses = &mut operation.responses.responses;
+    if needs_token {
+        let (status, response) = error_response(401);
+        responses.entry(status).or_insert(response);
+    }
+    if forbidden {
+        let (status, response) = error_response(403);
+        responses.entry(status).or_insert(response);
     }
 }
 
@@ -439,8 +498,11 @@ mod tests {
                 }
                 for (status, response) in operation["responses"].as_object().expect("responses") {
                     let header = &response["headers"]["X-Consistency-Token"];
-                    // The analysis setting's stream is not one a list waits on.
-                    let tokened = path != "/health/ready" && path != "/users/{id}/analysis";
+                    // The analysis setting's stream is not one a list waits on; signing in
+                    // writes no resource a list shows.
+                    let tokened = path != "/health/ready"
+                        && path != "/users/{id}/analysis"
+                        && !path.starts_with("/auth/");
                     if method != "get" && status.starts_with('2') && tokened {
                         assert_eq!(header["schema"]["pattern"], pattern, "{method} {path}");
                         writes += 1;

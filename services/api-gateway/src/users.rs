@@ -49,6 +49,10 @@ pub(crate) struct CreateUserBody {
     last_name: String,
     #[schema(schema_with = schema::date_of_birth_or_null)]
     date_of_birth: Option<String>,
+    /// To sign in with (`POST /auth/token`): 10 to 256 characters, kept only as an argon2id
+    /// hash, never shown.
+    #[schema(write_only, min_length = 10, max_length = 256, nullable)]
+    password: Option<String>,
 }
 
 impl CreateUserBody {
@@ -166,6 +170,7 @@ pub(crate) async fn create_user(
         first_name: body.first_name,
         last_name: body.last_name,
         date_of_birth: body.date_of_birth,
+        password: body.password,
     };
     let mut client = backends.users.clone();
     let call = client.create_user(context.request(request, backends.timeout));

@@ -79,6 +79,7 @@ impl UserService for UserGrpc {
             first_name: r.first_name,
             last_name: r.last_name,
             date_of_birth: r.date_of_birth,
+            password: r.password,
         };
         let view = self.users.register(registration, &metadata).await?;
         Ok(Response::new(to_proto(view)))
@@ -191,6 +192,36 @@ impl UserService for UserGrpc {
         _request: Request<pb::ListArchetypesRequest>,
     ) -> Result<Response<pb::ArchetypeCatalogue>, Status> {
         Ok(Response::new(archetype_catalogue()))
+    }
+
+    async fn sign_in(
+        &self,
+        request: Request<pb::SignInRequest>,
+    ) -> Result<Response<pb::SignedIn>, Status> {
+        let metadata = event_metadata(&request);
+        let r = request.into_inner();
+        let signed_in = self.users.sign_in(&r.login, &r.password, &metadata).await?;
+        Ok(Response::new(signed_in_to_proto(signed_in)))
+    }
+
+    async fn refresh_sign_in(
+        &self,
+        request: Request<pb::RefreshSignInRequest>,
+    ) -> Result<Response<pb::SignedIn>, Status> {
+        let metadata = event_metadata(&request);
+        let r = request.into_inner();
+        let signed_in = self.users.refresh(&r.refresh_token, &metadata).await?;
+        Ok(Response::new(signed_in_to_proto(signed_in)))
+    }
+
+    async fn sign_out(
+        &self,
+        request: Request<pb::RefreshSignInRequest>,
+    ) -> Result<Response<pb::SignedOut>, Status> {
+        let metadata = event_metadata(&request);
+        let r = request.into_inner();
+        self.users.sign_out(&r.refresh_token, &metadata).await?;
+        Ok(Response::new(pb::SignedOut {}))
     }
 }
 
@@ -306,4 +337,12 @@ fn inference_to_proto(
         analyzer_version: inference.basis.analyzer_version,
     };
     (evidence, Some(basis))
+}
+
+fn signed_in_to_proto(s: crate::application::SignedIn) -> pb::SignedIn {
+    pb::SignedIn {
+        user_id: s.user_id.to_string(),
+        refresh_token: s.refresh_token,
+        refresh_expires_at: Some(metachat_grpc::timestamp(s.refresh_expires_at)),
+    }
 }

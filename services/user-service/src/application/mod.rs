@@ -34,7 +34,13 @@ pub struct Registration {
     pub first_name: String,
     pub last_name: String,
     pub date_of_birth: Option<String>,
+    /// To sign in with (`POST /auth/token`); kept only as an argon2id hash.
+    pub password: Option<String>,
 }
+
+mod auth;
+
+pub use auth::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, REFRESH_DAYS, SignedIn, check_password};
 
 /// A change to one user, applied only at `expected_version` when one is given (`If-Match`).
 #[derive(Debug, Clone)]
@@ -62,7 +68,7 @@ impl Claim {
         }
     }
 
-    fn stream(self, key: &str) -> StreamName {
+    pub(crate) fn stream(self, key: &str) -> StreamName {
         StreamName::new(self.field(), key)
     }
 }
@@ -102,6 +108,13 @@ impl Users {
         metadata: &EventMetadata,
     ) -> Result<UserView, ApiError> {
         let id = UserId::new();
+        let password_hash = match input.password {
+            Some(password) => {
+                check_password(&password)?;
+                Some(auth::hash_password(password).await?)
+            }
+            None => None,
+        };
         let command = UserCommand::Create(NewUser {
             user_id: id,
             username: input.username,
@@ -139,6 +152,10 @@ impl Users {
                 ExpectedVersion::NoStream,
                 new_events(std::slice::from_ref(event), metadata).map_err(store_error)?,
             ));
+        }
+        // After the claims: a refused write names its claim by index.
+        if let Some(hash) = password_hash {
+            writes.push(auth::password_write(&id, hash, metadata)?);
         }
         let mut results = match append_settled(self.store.as_ref(), writes).await {
             Ok(results) => results,

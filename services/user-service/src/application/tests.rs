@@ -59,6 +59,7 @@ fn john() -> Registration {
         first_name: "John".into(),
         last_name: "Doe".into(),
         date_of_birth: Some("1990-01-01".into()),
+        password: None,
     }
 }
 
@@ -149,6 +150,7 @@ async fn every_invalid_field_is_reported_at_once() {
         first_name: "".into(),
         last_name: "Doe".into(),
         date_of_birth: Some("1990-02-30".into()),
+        password: None,
     };
     let error = g.users.register(bad, &meta()).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::InvalidArgument);
@@ -362,4 +364,137 @@ async fn a_malformed_token_is_invalid_at_once() {
         assert_eq!(error.code, ErrorCode::InvalidArgument, "{token}");
         assert_eq!(error.details[0].field, "consistencyToken");
     }
+}
+
+#[tokio::test]
+async fn a_password_signs_in_and_refresh_tokens_rotate_once_each() {
+    let g = given_a_store().await;
+    let user = g
+        .users
+        .register(
+            Registration {
+                password: Some("correct horse battery".into()),
+                ..john()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let id = user.user.id;
+    // The hash is in no event of the user's stream, nor anywhere as the password itself.
+    let history = g.users.history(&id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .all(|e| !e.payload.to_string().contains("argon2"))
+    );
+    let everything = g.store.read_all(0, 1000).await.unwrap();
+    assert!(
+        everything
+            .iter()
+            .all(|e| !e.payload.to_string().contains("correct horse"))
+    );
+    assert!(everything.iter().any(|e| {
+        e.event_type == "PasswordSet"
+            && e.payload["passwordHash"]
+                .as_str()
+                .unwrap()
+                .starts_with("$argon2id$")
+    }));
+
+    // By username or e-mail, any case; wrong password and unknown login alike.
+    let signed_in = g
+        .users
+        .sign_in("JohnDoe", "correct horse battery", &meta())
+        .await
+        .unwrap();
+    assert_eq!(signed_in.user_id, id);
+    assert!(
+        g.users
+            .sign_in("john@example.com", "correct horse battery", &meta())
+            .await
+            .is_ok()
+    );
+    for (login, password) in [
+        ("johndoe", "wrong horse battery"),
+        ("nobody", "correct horse battery"),
+        ("", ""),
+    ] {
+        let error = g.users.sign_in(login, password, &meta()).await.unwrap_err();
+        assert_eq!(error.code, ErrorCode::Unauthenticated, "{login}");
+        assert_eq!(error.message, "the login or the password is wrong");
+    }
+
+    // A refresh gives a new token; the old one, presented again, ends the sign-in.
+    let refreshed = g
+        .users
+        .refresh(&signed_in.refresh_token, &meta())
+        .await
+        .unwrap();
+    assert_ne!(refreshed.refresh_token, signed_in.refresh_token);
+    let replayed = g
+        .users
+        .refresh(&signed_in.refresh_token, &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(replayed.code, ErrorCode::Unauthenticated);
+    assert!(
+        replayed.message.contains("already used"),
+        "{}",
+        replayed.message
+    );
+    let after = g
+        .users
+        .refresh(&refreshed.refresh_token, &meta())
+        .await
+        .unwrap_err();
+    assert!(after.message.contains("ended"), "{}", after.message);
+
+    // Signing out ends a sign-in; its token refreshes no more.
+    let other = g
+        .users
+        .sign_in("johndoe", "correct horse battery", &meta())
+        .await
+        .unwrap();
+    g.users
+        .sign_out(&other.refresh_token, &meta())
+        .await
+        .unwrap();
+    g.users
+        .sign_out(&other.refresh_token, &meta())
+        .await
+        .unwrap();
+    assert_eq!(
+        g.users
+            .refresh(&other.refresh_token, &meta())
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::Unauthenticated
+    );
+    for bad in [
+        "",
+        "garbage",
+        &format!("{}.{}", uuid::Uuid::new_v4(), "0".repeat(64)),
+    ] {
+        assert_eq!(
+            g.users.refresh(bad, &meta()).await.unwrap_err().code,
+            ErrorCode::Unauthenticated
+        );
+    }
+    // A password too short is refused before anything is stored.
+    let error = g
+        .users
+        .register(
+            Registration {
+                username: "shorty".into(),
+                email: "shorty@example.com".into(),
+                password: Some("short".into()),
+                ..john()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.details[0].field, "password");
 }

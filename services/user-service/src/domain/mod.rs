@@ -1,5 +1,6 @@
 //! The user domain: pure rules, no I/O.
 
+pub mod credentials;
 mod events;
 mod user;
 mod values;
