@@ -521,3 +521,176 @@ async fn a_password_signs_in_and_tokens_refresh_once_and_sign_out() {
         Some("password"),
     );
 }
+
+/// Two Ed25519 test keys (PKCS#8 DER, generated for this test only) and their public halves.
+const IDP_KEYS: [(&str, &str, &str); 2] = [
+    (
+        "key-2026-1",
+        "302e020100300506032b6570042204208861a8195f89f9973fa45b3be56ade42fc52b96b97455b46ea3ac3c8a2529ab0",
+        "sGwniA65Uu4RbcqntEAcUSIBj-c-X9DTQ3b_7HYxTkc",
+    ),
+    (
+        "key-2026-2",
+        "302e020100300506032b657004220420df42faec9be61c4cd3f9cc1908df3484273d1e2034245af0c72c039235d09627",
+        "zmrqbwzEULmEv4ga_pcs2O-y7apgUXzs8qCO1ZQWL10",
+    ),
+];
+
+const IDP_ISSUER: &str = "https://idp.example.test/";
+const IDP_AUDIENCE: &str = "metachat-api";
+
+fn jwks(keys: &[usize]) -> String {
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|&k| {
+            let (kid, _, x) = IDP_KEYS[k];
+            json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"})
+        })
+        .collect();
+    json!({ "keys": keys }).to_string()
+}
+
+/// A token of the identity provider, signed with key `key` but naming `kid`.
+fn idp_token(key: usize, kid: &str, claims: Value) -> String {
+    let der: Vec<u8> = (0..IDP_KEYS[key].1.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&IDP_KEYS[key].1[i..i + 2], 16).unwrap())
+        .collect();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(&der),
+    )
+    .unwrap()
+}
+
+/// Serves whatever `body` holds as the JWKS, counting the fetches.
+async fn serve_jwks(
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.lock().unwrap().clone();
+            fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn an_identity_providers_tokens_are_verified_with_its_rotating_keys() {
+    let body = std::sync::Arc::new(std::sync::Mutex::new(jwks(&[0])));
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let port = serve_jwks(body.clone(), fetches.clone()).await;
+    let env = vec![
+        (
+            "AUTH_JWKS_URL",
+            format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
+        ),
+        ("AUTH_ISSUER", IDP_ISSUER.to_owned()),
+        ("AUTH_AUDIENCE", IDP_AUDIENCE.to_owned()),
+        ("AUTH_JWKS_REFETCH_SECS", "1".to_owned()),
+        ("SERVICE_TOKEN", SERVICE_TOKEN.to_owned()),
+    ];
+    let app = Platform::start_with_env(default_wiring().await, &env).await;
+    let user = register(&app, "hana", &[]).await.id();
+    let claims = |sub: &str, iss: &str, aud: &str, roles: &[&str]| json!({"sub": sub, "iss": iss, "aud": aud, "exp": now() + 600, "roles": roles});
+    let me = format!("/users/{user}");
+    let get = async |token: String, path: &str| {
+        app.request_with("GET", path, None, &bearer(&token)).await
+    };
+
+    let good = idp_token(
+        0,
+        IDP_KEYS[0].0,
+        claims(&user, IDP_ISSUER, IDP_AUDIENCE, &[]),
+    );
+    assert_eq!(get(good.clone(), &me).await.status, StatusCode::OK);
+    // Another audience, another issuer, a key the set lacks, a signature by another key.
+    for token in [
+        idp_token(
+            0,
+            IDP_KEYS[0].0,
+            claims(&user, IDP_ISSUER, "someone-else", &[]),
+        ),
+        idp_token(
+            0,
+            IDP_KEYS[0].0,
+            claims(&user, "https://evil.example/", IDP_AUDIENCE, &[]),
+        ),
+        idp_token(
+            1,
+            IDP_KEYS[0].0,
+            claims(&user, IDP_ISSUER, IDP_AUDIENCE, &[]),
+        ),
+        issuer().issue(&user, true, None),
+    ] {
+        get(token, &me)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    }
+    // The provider's admin role.
+    let admin = idp_token(
+        0,
+        IDP_KEYS[0].0,
+        claims(
+            &uuid::Uuid::new_v4().to_string(),
+            IDP_ISSUER,
+            IDP_AUDIENCE,
+            &["admin"],
+        ),
+    );
+    assert_eq!(get(admin, "/users").await.status, StatusCode::OK);
+
+    // The provider rotates: the new key is fetched when a token names it, the old one is gone.
+    *body.lock().unwrap() = jwks(&[1]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    let rotated = idp_token(
+        1,
+        IDP_KEYS[1].0,
+        claims(&user, IDP_ISSUER, IDP_AUDIENCE, &[]),
+    );
+    assert_eq!(get(rotated, &me).await.status, StatusCode::OK);
+    assert!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst) > before,
+        "the set was fetched again"
+    );
+    get(good, &me)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    // Unknown key ids do not make the gateway fetch on every request.
+    let burst_start = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..20 {
+        let unknown = idp_token(
+            1,
+            "no-such-key",
+            claims(&user, IDP_ISSUER, IDP_AUDIENCE, &[]),
+        );
+        get(unknown, &me)
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    }
+    assert!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst) - burst_start <= 2,
+        "fetched on every unknown key"
+    );
+}

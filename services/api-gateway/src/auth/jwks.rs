@@ -1,6 +1,7 @@
 //! An external identity provider's signing keys, from its JWKS URL: fetched at start, kept,
 //! and fetched again when a token names a key id the set does not hold (the provider rotated
-//! its keys), at most once per [`REFETCH_AFTER`], and in any case after [`MAX_AGE`].
+//! its keys), at most once per [`ProviderConfig::refetch_after`] (`AUTH_JWKS_REFETCH_SECS`, 30 s
+//! by default), and in any case after [`MAX_AGE`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +12,8 @@ use tokio::sync::Mutex;
 
 use super::tokens::{Subject, TokenError, validate};
 
-/// An unknown key id fetches the set again at most this often.
-pub const REFETCH_AFTER: Duration = Duration::from_secs(30);
+/// An unknown key id fetches the set again at most this often, by default.
+pub const DEFAULT_REFETCH_AFTER: Duration = Duration::from_secs(30);
 
 /// The set is fetched again when older than this.
 pub const MAX_AGE: Duration = Duration::from_secs(600);
@@ -40,6 +41,8 @@ pub struct ProviderConfig {
     pub audience: String,
     /// The claim listing the caller's roles (default `roles`); the admin role is `admin`.
     pub admin_role: String,
+    /// A token naming an unknown key fetches the set again at most this often.
+    pub refetch_after: Duration,
 }
 
 struct Fetched {
@@ -105,7 +108,7 @@ impl Jwks {
         let refetch = match (&found, age) {
             (_, None) => true,
             (Some(_), Some(age)) => age > MAX_AGE,
-            (None, Some(age)) => age > REFETCH_AFTER,
+            (None, Some(age)) => age > self.config.refetch_after,
         };
         if refetch {
             if let Err(error) = self.fetch_into(&mut state).await {

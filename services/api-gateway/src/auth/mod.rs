@@ -68,7 +68,8 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     /// Reads `AUTH_TOKEN_SECRET`, `AUTH_ACCESS_TOKEN_TTL_SECS`, `AUTH_JWKS_URL`,
-    /// `AUTH_ISSUER`, `AUTH_AUDIENCE`, `REGISTRATION`, `SERVICE_TOKEN` and `ENVIRONMENT`.
+    /// `AUTH_ISSUER`, `AUTH_AUDIENCE`, `AUTH_JWKS_REFETCH_SECS`, `REGISTRATION`,
+    /// `SERVICE_TOKEN` and `ENVIRONMENT`.
     pub fn read(env: &Env) -> Result<Self, ConfigError> {
         let ttl = env.parse_within::<u64>(
             "AUTH_ACCESS_TOKEN_TTL_SECS",
@@ -104,11 +105,18 @@ impl AuthConfig {
                     env.var(name)
                         .ok_or_else(|| ConfigError::new(name, "", "is required with AUTH_JWKS_URL"))
                 };
+                let refetch = env.parse_within::<u64>(
+                    "AUTH_JWKS_REFETCH_SECS",
+                    jwks::DEFAULT_REFETCH_AFTER.as_secs(),
+                    1,
+                    3600,
+                )?;
                 Some(ProviderConfig {
                     jwks_url: url,
                     issuer: required("AUTH_ISSUER")?,
                     audience: required("AUTH_AUDIENCE")?,
                     admin_role: tokens::ADMIN_ROLE.to_owned(),
+                    refetch_after: Duration::from_secs(refetch),
                 })
             }
             None => None,
