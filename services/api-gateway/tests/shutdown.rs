@@ -21,6 +21,8 @@ async fn sigterm_stops_the_process_within_the_drain_timeout_despite_stalled_clie
     let mut child = Command::new(env!("CARGO_BIN_EXE_api-gateway"))
         .env_clear()
         .env("PORT", port.to_string())
+        // Without authentication the gateway serves only on loopback.
+        .env("BIND_ADDRESS", "127.0.0.1")
         .env("USER_SERVICE_ADDRESS", &dead)
         .env("DIARY_SERVICE_ADDRESS", &dead)
         .env("SHUTDOWN_TIMEOUT_SECS", "2")
