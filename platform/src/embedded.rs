@@ -130,6 +130,17 @@ pub async fn run(
         .gateway
         .auth
         .check_exposure(SocketAddr::new(config.bind, config.gateway_port))?;
+    // With tokens checked at the gateway, the services' own ports must not let anyone else
+    // claim to be a user.
+    if config.gateway.auth.enabled() && !config.bind.is_loopback() && !config.service_token.is_set()
+    {
+        anyhow::bail!(
+            "the services would listen on {} without SERVICE_TOKEN: anyone reaching their gRPC \
+             ports could act for any user past the gateway's authentication; set SERVICE_TOKEN \
+             (at least 16 bytes) or listen on 127.0.0.1",
+            config.bind
+        );
+    }
     let gateway = bind(config.bind, config.gateway_port, "API gateway").await?;
     let user = bind(config.bind, config.user_port, "user service").await?;
     let diary = bind(config.bind, config.diary_port, "diary service").await?;

@@ -212,6 +212,13 @@ async fn every_route_wants_its_owners_token() {
                 "a malformed header",
                 vec![("authorization", "Basic YWxpY2U6cHc=".to_owned())],
             ),
+            (
+                "two tokens",
+                vec![
+                    ("authorization", format!("Bearer {alice_token}")),
+                    ("authorization", format!("Bearer {admin_token}")),
+                ],
+            ),
         ] {
             let reply = call(headers).await;
             reply.assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
@@ -257,6 +264,7 @@ async fn every_route_wants_its_owners_token() {
             );
         }
     }
+    assert_eq!(checked, 5 * calls.len());
     println!("{checked} refused calls, {} routes", calls.len());
 
     // An admin acts for anyone.
@@ -418,6 +426,13 @@ async fn without_authentication_it_serves_only_on_loopback_and_never_in_producti
             vec![("AUTH_TOKEN_SECRET", "short".to_owned())],
             "AUTH_TOKEN_SECRET",
         ),
+        (
+            vec![
+                ("AUTH_TOKEN_SECRET", SECRET.to_owned()),
+                ("BIND_ADDRESS", "0.0.0.0".to_owned()),
+            ],
+            "without SERVICE_TOKEN",
+        ),
     ] {
         let (status, output) = support::run_to_exit(&env).await;
         assert!(!status.success(), "{env:?} started: {output}");
@@ -505,6 +520,17 @@ async fn a_password_signs_in_and_tokens_refresh_once_and_sign_out() {
     app.post("/auth/refresh", json!({"refreshToken": refresh}))
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    // Over-long credentials are refused before any hashing.
+    app.post(
+        "/auth/token",
+        json!({"login": "frank", "password": "x".repeat(100_000)}),
+    )
+    .await
+    .assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("password"),
+    );
     // Bad bodies name the field.
     app.post("/auth/token", json!({"login": "frank"}))
         .await
@@ -692,5 +718,67 @@ async fn an_identity_providers_tokens_are_verified_with_its_rotating_keys() {
     assert!(
         fetches.load(std::sync::atomic::Ordering::SeqCst) - burst_start <= 2,
         "fetched on every unknown key"
+    );
+}
+
+#[tokio::test]
+async fn callers_and_sign_ins_are_rate_limited_with_retry_after() {
+    let app = start(&[
+        ("RATE_LIMIT_PER_MINUTE", "30".to_owned()),
+        ("SIGN_IN_RATE_LIMIT_PER_MINUTE", "3".to_owned()),
+    ])
+    .await;
+    let user = register(&app, "ivan", &[]).await.id();
+    let token = issuer().issue(&user, false, None);
+    let me = format!("/users/{user}");
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        statuses.push(app.request_with("GET", &me, None, &bearer(&token)).await);
+    }
+    let limited = statuses
+        .iter()
+        .position(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .expect("the 31st request of a minute is refused");
+    assert!(
+        (29..=31).contains(&limited),
+        "refused from request {limited}"
+    );
+    let refused = &statuses[limited];
+    refused.assert_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", None);
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    // Another user has a rate of their own; probes are never limited.
+    let other = issuer().issue(&uuid::Uuid::new_v4().to_string(), true, None);
+    assert_eq!(
+        app.request_with("GET", "/users", None, &bearer(&other))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for _ in 0..40 {
+        assert_eq!(app.get("/health/live").await.status, StatusCode::OK);
+    }
+    // Sign-ins: 3 a minute from one address, right or wrong.
+    let attempts: Vec<StatusCode> = futures::future::join_all((0..5).map(|_| {
+        app.post(
+            "/auth/token",
+            json!({"login": "ivan", "password": "not the password"}),
+        )
+    }))
+    .await
+    .into_iter()
+    .map(|r| r.status)
+    .collect();
+    assert_eq!(
+        attempts
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count(),
+        2,
+        "{attempts:?}"
     );
 }

@@ -52,10 +52,12 @@ pub enum ErrorCode {
     DeadlineExceeded,
     /// A bug: nothing the client did can cause it.
     Internal,
+    /// The caller sent more requests than its rate allows; retry after `Retry-After`.
+    TooManyRequests,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         Self::InvalidArgument,
         Self::NotFound,
         Self::AlreadyExists,
@@ -73,6 +75,7 @@ impl ErrorCode {
         Self::Unavailable,
         Self::DeadlineExceeded,
         Self::Internal,
+        Self::TooManyRequests,
     ];
 
     /// The one table: each code's name, gRPC status and HTTP status. An exhaustive match, so
@@ -98,6 +101,7 @@ impl ErrorCode {
             Self::Unavailable => ("unavailable", Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
             Self::DeadlineExceeded => ("deadline_exceeded", Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
             Self::Internal => ("internal", Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+            Self::TooManyRequests => ("too_many_requests", Code::ResourceExhausted, StatusCode::TOO_MANY_REQUESTS),
         }
     }
 
@@ -357,6 +361,7 @@ mod tests {
             ErrorCode::Unavailable => 14,
             ErrorCode::DeadlineExceeded => 15,
             ErrorCode::Internal => 16,
+            ErrorCode::TooManyRequests => 17,
         };
         for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
             assert_eq!(position(code), i, "{code:?}");

@@ -142,6 +142,16 @@ pub async fn run<S: Service>(
         S::SPEC.name,
     )
     .await?;
+    if !settings.service_token.is_set() {
+        tracing::warn!(
+            service = S::SPEC.name,
+            port = settings.port,
+            "SERVICE_TOKEN IS NOT SET: this service listens on every interface and answers \
+             anyone who reaches its gRPC port, as whatever user they claim to be. Set \
+             SERVICE_TOKEN (the same on the gateway and both services) unless the port is \
+             reachable from this machine only"
+        );
+    }
     let timeout = settings.shutdown_timeout;
     match settings.wiring {
         Wiring::Embedded { data_dir } => {

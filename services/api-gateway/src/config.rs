@@ -5,6 +5,7 @@ use std::time::Duration;
 use metachat_runtime::{ConfigError, Env, env_or, env_parse_within, grpc_uri};
 
 use crate::auth::AuthConfig;
+use crate::ratelimit::RateLimitConfig;
 
 /// The default per-call deadline for a backend call.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,6 +37,8 @@ pub struct GatewayConfig {
     pub body_read_timeout: Duration,
     /// Who may call what ([`crate::auth`]).
     pub auth: AuthConfig,
+    /// How often ([`crate::ratelimit`]).
+    pub rate_limits: RateLimitConfig,
 }
 
 impl Default for GatewayConfig {
@@ -48,6 +51,7 @@ impl Default for GatewayConfig {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             auth: AuthConfig::default(),
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ impl GatewayConfig {
             request_timeout: Duration::from_millis(timeout_ms),
             shutdown_timeout: Duration::from_secs(shutdown_secs),
             auth: AuthConfig::read(Env::process())?,
+            rate_limits: RateLimitConfig::read(Env::process())?,
             ..defaults
         };
         grpc_uri("USER_SERVICE_ADDRESS", &config.user_service_address)?;

@@ -169,6 +169,7 @@ fn default_message(code: ErrorCode) -> String {
         ErrorCode::Unavailable => "a backend service is unavailable; retry later",
         ErrorCode::DeadlineExceeded => "a backend service did not answer in time",
         ErrorCode::Internal => "internal error",
+        ErrorCode::TooManyRequests => "too many requests; retry after the Retry-After delay",
     };
     message.to_owned()
 }

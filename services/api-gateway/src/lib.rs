@@ -19,6 +19,7 @@ mod health;
 pub mod limits;
 mod openapi;
 mod precondition;
+pub mod ratelimit;
 mod request_id;
 mod schema;
 mod server;
@@ -235,7 +236,7 @@ static ROUTES: LazyLock<Vec<(Method, &'static str)>> = LazyLock::new(|| {
 /// The gateway's routes and middleware, with lazily connected gRPC channels (the services may
 /// start later). Must be called inside a Tokio runtime.
 pub fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
-    let auth = Auth::new(&config.auth)?;
+    let auth = Auth::new(&config.auth, config.rate_limits)?;
     let backends = Backends::connect_lazy(config, auth.clone())?;
     let mut router = Router::new();
     for endpoint in endpoints() {

@@ -133,7 +133,7 @@ impl Modify for Finish {
                     .iter()
                     .find(|(m, p, _)| m.as_str() == method && p == path)
                     .map(|(_, _, a)| *a);
-                secure(operation, access);
+                secure(operation, access, path.starts_with("/health/"));
                 if let Some(RefOr::T(body)) = operation.request_body.as_mut() {
                     optional_not_null(body);
                 }
@@ -165,7 +165,7 @@ const BEARER: &str = "bearerAuth";
 
 /// Says who may call an operation: a bearer token where the route wants one (with 401, and
 /// 403 where it checks an owner or a role), optional where it does not.
-fn secure(operation: &mut utoipa::openapi::path::Operation, access: Option<Access>) {
+fn secure(operation: &mut utoipa::openapi::path::Operation, access: Option<Access>, probe: bool) {
     let bearer = || SecurityRequirement::new(BEARER, Vec::<String>::new());
     let (security, forbidden) = match access {
         None | Some(Access::Public) => (vec![SecurityRequirement::default()], false),
@@ -186,6 +186,11 @@ fn secure(operation: &mut utoipa::openapi::path::Operation, access: Option<Acces
     }
     if forbidden {
         let (status, response) = error_response(403);
+        responses.entry(status).or_insert(response);
+    }
+    // Rate limits (with authentication on) spare only the probes.
+    if !probe {
+        let (status, response) = error_response(429);
         responses.entry(status).or_insert(response);
     }
 }
@@ -314,6 +319,11 @@ fn meaning(code: ErrorCode) -> String {
             DEFAULT_REQUEST_TIMEOUT.as_secs()
         ),
         ErrorCode::Internal => "a bug; never caused by client input".into(),
+        ErrorCode::TooManyRequests => {
+            "more requests than the caller's rate allows (per user, or per address without a \
+             token; sign-ins per address): retry after `Retry-After` seconds"
+                .into()
+        }
     }
 }
 

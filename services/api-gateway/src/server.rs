@@ -43,8 +43,8 @@ pub(crate) async fn serve(
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(error) => {
                         // Out of file descriptors and the like: wait instead of spinning.
                         tracing::warn!(error = %error, "accepting a connection failed");
@@ -53,7 +53,11 @@ pub(crate) async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                // Who is on the other end, for the per-address rate limits.
+                let app = app
+                    .clone()
+                    .layer(axum::Extension(crate::ratelimit::PeerAddr(peer.ip())));
+                let service = TowerToHyperService::new(app);
                 let connection = http.serve_connection(EnvelopeIo::new(stream), service);
                 let connection = graceful.watch(connection);
                 connections.spawn(async move {

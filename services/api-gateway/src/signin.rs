@@ -17,6 +17,10 @@ use crate::grpc::{Backends, RequestContext, unary};
 use crate::openapi::{Backend, BadRequest, BodyErrors, Limits};
 use crate::time::format_optional;
 
+/// The longest login (an e-mail address) and password accepted.
+const LOGIN_MAX: usize = 254;
+const PASSWORD_MAX: usize = 256;
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = SignInRequest, examples(json!({"login": "johndoe", "password": "correct horse battery"})))]
@@ -98,6 +102,19 @@ pub(crate) async fn sign_in(
 ) -> Result<Json<TokensJson>, AppError> {
     if backends.auth.config.issuer.is_none() {
         return Err(not_issuing());
+    }
+    // Refused before any hashing: an over-long password costs nothing.
+    if body.login.chars().count() > LOGIN_MAX {
+        return Err(AppError::invalid(
+            "login",
+            format!("must be at most {LOGIN_MAX} characters"),
+        ));
+    }
+    if body.password.chars().count() > PASSWORD_MAX {
+        return Err(AppError::invalid(
+            "password",
+            format!("must be at most {PASSWORD_MAX} characters"),
+        ));
     }
     let request = SignInRequest {
         login: body.login,

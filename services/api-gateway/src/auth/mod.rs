@@ -29,6 +29,7 @@ pub use tokens::{Issuer, Subject, TokenError};
 
 use crate::error::AppError;
 use crate::grpc::RequestContext;
+use crate::ratelimit::{self, Buckets, PeerAddr, RateLimitConfig};
 
 /// How registration (`POST /users`) is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -186,10 +187,13 @@ impl AuthConfig {
 pub(crate) struct Auth {
     pub config: Arc<AuthConfig>,
     jwks: Option<Jwks>,
+    /// Requests per caller, and sign-ins per address ([`crate::ratelimit`]).
+    requests: Buckets,
+    sign_ins: Buckets,
 }
 
 impl Auth {
-    pub(crate) fn new(config: &AuthConfig) -> anyhow::Result<Self> {
+    pub(crate) fn new(config: &AuthConfig, limits: RateLimitConfig) -> anyhow::Result<Self> {
         let jwks = config.provider.clone().map(Jwks::new).transpose()?;
         if let Some(jwks) = &jwks {
             let jwks = jwks.clone();
@@ -198,6 +202,8 @@ impl Auth {
         Ok(Self {
             config: Arc::new(config.clone()),
             jwks,
+            requests: Buckets::new(limits.per_minute),
+            sign_ins: Buckets::new(limits.sign_ins_per_minute),
         })
     }
 
@@ -206,9 +212,14 @@ impl Auth {
         if !self.config.enabled() {
             return Ok(Caller::Unrestricted);
         }
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
             return Ok(Caller::Anonymous);
         };
+        // Two credentials: which one is meant cannot be told.
+        if values.next().is_some() {
+            return Err(Refusal::Token(TokenError::Invalid));
+        }
         let token = value
             .to_str()
             .ok()
@@ -237,6 +248,31 @@ impl Auth {
             return Err(TokenError::Invalid);
         }
         Ok(subject)
+    }
+
+    /// Counts the request against its caller's rate, and a sign-in against its address's.
+    fn within_limits(&self, caller: &Caller, request: &Request) -> Result<(), ApiError> {
+        let path = request.uri().path();
+        // Open on loopback (development), nobody to tell apart; probes are never limited.
+        if !self.config.enabled() || path.starts_with("/health/") {
+            return Ok(());
+        }
+        let address = request
+            .extensions()
+            .get::<PeerAddr>()
+            .map_or_else(|| "unknown".to_owned(), |p| p.0.to_string());
+        if matches!(path, "/auth/token" | "/auth/refresh") {
+            self.sign_ins
+                .take(&address)
+                .map_err(|wait| ratelimit::too_many(wait, "sign-in attempts from this address"))?;
+        }
+        let key = match caller {
+            Caller::User(s) => format!("user {}", s.user_id),
+            _ => format!("address {address}"),
+        };
+        self.requests
+            .take(&key)
+            .map_err(|wait| ratelimit::too_many(wait, "requests"))
     }
 
     /// Whether `headers` carry a valid invitation.
@@ -461,6 +497,9 @@ pub(crate) async fn middleware(
     };
     if let Err(refusal) = access.check(&auth, &caller, &request, path_id) {
         return refused(refusal);
+    }
+    if let Err(error) = auth.within_limits(&caller, &request) {
+        return AppError(error).into_response();
     }
     if let Some(context) = request.extensions_mut().get_mut::<RequestContext>() {
         context.caller = caller.clone();

@@ -136,7 +136,9 @@ pub(crate) fn validate(
     admin_role: &str,
 ) -> Result<Subject, TokenError> {
     validation.leeway = LEEWAY_SECS;
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    // Issuer and audience must be present, not only right when present: a provider's token
+    // minted for another client, without an audience, is no token for MetaChat.
+    validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
     validation.validate_nbf = true;
     let data =
         jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e.kind() {
@@ -150,9 +152,9 @@ pub(crate) fn validate(
     })
 }
 
-/// The subject as a canonical UUID, lower-case, hyphenated.
+/// The subject as a UUID in the hyphenated form (any case), lower-cased; never the nil UUID.
 fn canonical_user_id(sub: &str) -> Option<String> {
-    let parsed = uuid::Uuid::try_parse(sub).ok()?;
+    let parsed = uuid::Uuid::try_parse(sub).ok().filter(|u| !u.is_nil())?;
     let canonical = parsed.hyphenated().to_string();
     (canonical == sub.to_ascii_lowercase()).then_some(canonical)
 }
@@ -223,11 +225,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(issuer.verify(&expired), Err(TokenError::Expired));
-        // Another audience, another issuer, a subject that is no user id.
+        // Another audience, another issuer, a subject that is no user id, or the nil one.
         for (iss, aud, sub) in [
             ("metachat", "someone-else", USER),
             ("evil", "metachat", USER),
             ("metachat", "metachat", "root"),
+            (
+                "metachat",
+                "metachat",
+                "00000000-0000-0000-0000-000000000000",
+            ),
         ] {
             let claims = Claims {
                 sub: sub.to_owned(),
@@ -244,6 +251,19 @@ mod tests {
             )
             .unwrap();
             assert!(issuer.verify(&token).is_err(), "{iss} {aud} {sub}");
+        }
+        // No issuer, or no audience: refused, not merely unchecked.
+        for claims in [
+            serde_json::json!({"sub": USER, "exp": now_secs() + 600, "aud": "metachat"}),
+            serde_json::json!({"sub": USER, "exp": now_secs() + 600, "iss": "metachat"}),
+        ] {
+            let token = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(SECRET).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(issuer.verify(&token), Err(TokenError::Invalid), "{claims}");
         }
         assert_eq!(issuer.verify("not a token"), Err(TokenError::Invalid));
     }

@@ -264,6 +264,10 @@ impl Users {
         metadata: &EventMetadata,
     ) -> Result<SignedIn, ApiError> {
         let (id, presented, state, version) = self.sign_in_of(token).await?;
+        // Nothing about the sign-in is told to whoever does not hold one of its tokens.
+        if state.current != presented && !state.spent.contains(&presented) {
+            return Err(refresh_refused("is not valid"));
+        }
         if state.ended.is_some() {
             return Err(refresh_refused("belongs to a sign-in that ended"));
         }
@@ -274,9 +278,6 @@ impl Users {
             return Err(refresh_refused(
                 "was already used: the sign-in is ended, sign in again",
             ));
-        }
-        if state.current != presented {
-            return Err(refresh_refused("is not valid"));
         }
         if state.expires_at <= Utc::now() {
             return Err(refresh_refused("has expired"));
