@@ -833,3 +833,72 @@ async fn a_written_entry_is_analysed_and_an_update_is_analysed_again() {
     assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
     assert_eq!(app.get(&path).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_post_retried_with_its_idempotency_key_gets_the_first_answer() {
+    let app = Platform::start().await;
+    let key = |k: &str| vec![("idempotency-key", k.to_owned())];
+    let user_body = json!({"username": "retrier", "email": "retrier@example.com",
+                           "firstName": "R", "lastName": "T"});
+    let first = app
+        .request_with("POST", "/users", Some(user_body.clone()), &key("u-1"))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    // The answer was lost; the client sends the same request again.
+    let again = app
+        .request_with("POST", "/users", Some(user_body.clone()), &key("u-1"))
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(again.body, first.body);
+    // Without the key it is a second registration: taken.
+    app.post("/users", user_body).await.assert_error(
+        StatusCode::CONFLICT,
+        "already_exists",
+        Some("username"),
+    );
+    let user = first.id();
+
+    let entry = json!({"userId": user, "title": "Once", "content": "Written once, sent twice."});
+    let written = app
+        .request_with("POST", "/diary/entries", Some(entry.clone()), &key("e-1"))
+        .await;
+    let retried = app
+        .request_with("POST", "/diary/entries", Some(entry.clone()), &key("e-1"))
+        .await;
+    assert_eq!(written.status, StatusCode::CREATED, "{}", written.body);
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.body);
+    assert_eq!(retried.id(), written.id());
+    let session = json!({"userId": user, "startTime": "2026-01-01T10:00:00Z"});
+    let s1 = app
+        .request_with(
+            "POST",
+            "/diary/sessions",
+            Some(session.clone()),
+            &key("s-1"),
+        )
+        .await;
+    let s2 = app
+        .request_with("POST", "/diary/sessions", Some(session), &key("s-1"))
+        .await;
+    assert_eq!(s1.id(), s2.id());
+    // One entry stored, not two.
+    let list = app
+        .get_after(&format!("/diary/entries/user/{user}"), &written.token())
+        .await;
+    assert_eq!(
+        list.body["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        list.body
+    );
+    // A key that is not one.
+    for bad in ["", &"k".repeat(256), "with space"] {
+        app.request_with("POST", "/diary/entries", Some(entry.clone()), &key(bad))
+            .await
+            .assert_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_argument",
+                Some("Idempotency-Key"),
+            );
+    }
+}

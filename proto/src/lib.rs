@@ -9,6 +9,8 @@ pub mod metadata {
     pub const REQUEST_ID: &str = "x-request-id";
     pub const CORRELATION_ID: &str = "x-correlation-id";
     pub const ACTOR: &str = "x-actor";
+    /// A creating call's `Idempotency-Key`.
+    pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 }
 
 /// Generated code, nested like the protobuf packages so cross-package references resolve.

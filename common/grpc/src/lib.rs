@@ -44,6 +44,26 @@ pub fn event_metadata<T>(request: &tonic::Request<T>) -> EventMetadata {
     }
 }
 
+pub use metachat_proto::metadata::IDEMPOTENCY_KEY;
+
+/// The `Idempotency-Key` a creating call carries (validated by the gateway).
+pub fn idempotency_key<T>(request: &tonic::Request<T>) -> Option<String> {
+    request
+        .metadata()
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 255)
+        .map(str::to_owned)
+}
+
+/// The id a creation retried under `key` gets again: derived from the key and everything the
+/// request asks (`request`, in a fixed form), so a retry finds what its first attempt made,
+/// and a different request under the same key makes its own.
+pub fn idempotent_id(kind: &str, key: &str, request: &str) -> uuid::Uuid {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6d65_7461_6368_6174_2d69_6465_6d70_6f74);
+    uuid::Uuid::new_v5(&NAMESPACE, format!("{kind}\n{key}\n{request}").as_bytes())
+}
+
 /// A store failure as the API reports it, when nothing was stored: a conflict the client may
 /// retry, storage that is down (retry later), or a problem that is ours (logged here, never
 /// shown in detail).

@@ -90,6 +90,8 @@ pub(crate) struct RequestContext {
     /// Set by [`crate::auth::middleware`].
     pub caller: Caller,
     pub service_token: Option<String>,
+    /// A POST's `Idempotency-Key`, forwarded to the service.
+    pub idempotency_key: Option<String>,
 }
 
 impl RequestContext {
@@ -119,6 +121,13 @@ impl RequestContext {
         {
             metadata.insert(SERVICE_TOKEN, value);
         }
+        if let Some(value) = self
+            .idempotency_key
+            .as_deref()
+            .and_then(|k| MetadataValue::try_from(k).ok())
+        {
+            metadata.insert(metachat_proto::metadata::IDEMPOTENCY_KEY, value);
+        }
         request
     }
 }
@@ -134,6 +143,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 correlation_id: id,
                 caller: Caller::default(),
                 service_token: None,
+                idempotency_key: None,
             }
         }))
     }

@@ -134,6 +134,9 @@ impl Modify for Finish {
                     .find(|(m, p, _)| m.as_str() == method && p == path)
                     .map(|(_, _, a)| *a);
                 secure(operation, access, path.starts_with("/health/"));
+                if method == "POST" {
+                    idempotent(operation);
+                }
                 if let Some(RefOr::T(body)) = operation.request_body.as_mut() {
                     optional_not_null(body);
                 }
@@ -158,6 +161,32 @@ impl Modify for Finish {
             }
         }
     }
+}
+
+/// The `Idempotency-Key` header a POST accepts.
+fn idempotent(operation: &mut utoipa::openapi::path::Operation) {
+    let parameter = utoipa::openapi::path::ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(utoipa::openapi::path::ParameterIn::Header)
+        .required(utoipa::openapi::Required::False)
+        .description(Some(
+            "Any string of 1 to 255 visible ASCII characters the client chooses for this \
+             request. A retry with the same key and the same body (after a lost answer) gets \
+             the resource the first attempt created (a user, an entry, a session), not a second \
+             one nor a 409. Other POSTs accept it and act as without it.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(crate::request_id::IDEMPOTENCY_KEY_MAX))
+                .pattern(Some("^[!-~]+$")),
+        ))
+        .build();
+    operation
+        .parameters
+        .get_or_insert_with(Vec::new)
+        .push(RefOr::T(parameter));
 }
 
 /// The name of the bearer-token security scheme.

@@ -26,16 +26,18 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
         .map(|path| path.as_str().to_owned())
         .filter(|path| !path.contains("__private__"))
         .unwrap_or_else(|| "unmatched".to_owned());
+    let idempotency_key = idempotency_key(&request);
     request.extensions_mut().insert(RequestContext {
         request_id: request_id.clone(),
         correlation_id,
         caller: Default::default(),
         service_token: None,
+        idempotency_key: idempotency_key.clone().ok().flatten(),
     });
 
-    let response = match over_limits(&request) {
-        Some(error) => AppError(error).into_response(),
-        None => next.run(request).await,
+    let response = match (over_limits(&request), idempotency_key) {
+        (Some(error), _) | (None, Err(error)) => AppError(error).into_response(),
+        (None, Ok(_)) => next.run(request).await,
     };
     let mut response = error::render(response, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -51,6 +53,32 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
         "request"
     );
     response
+}
+
+/// The longest `Idempotency-Key` accepted.
+pub(crate) const IDEMPOTENCY_KEY_MAX: usize = 255;
+
+/// A POST's `Idempotency-Key`: 1 to 255 visible ASCII characters, once; else 400 naming it.
+/// A retry carrying the key of a creation that was answered gets that answer (a user, entry
+/// or session made once), not a second resource or a 409.
+fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
+    if request.method() != axum::http::Method::POST {
+        return Ok(None);
+    }
+    let mut values = request.headers().get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let valid = values.next().is_none()
+        && (1..=IDEMPOTENCY_KEY_MAX).contains(&value.len())
+        && value.as_bytes().iter().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            format!("must be one header of 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
+        ));
+    }
+    Ok(value.to_str().ok().map(str::to_owned))
 }
 
 /// 414 for a URI over [`MAX_URI_BYTES`], 431 for more than [`MAX_HEADERS`] header fields or

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use event_sourcing::{EventStore, Loaded};
-use metachat_grpc::{Actor, event_metadata, from_timestamp, history, page_request, timestamp};
+use metachat_grpc::{
+    Actor, event_metadata, from_timestamp, history, idempotency_key, page_request, timestamp,
+};
 use metachat_proto::Timestamp;
 use metachat_proto::common::{EventHistory, HistoryRequest};
 use metachat_proto::diary::diary_service_server::DiaryService;
@@ -63,6 +65,7 @@ impl DiaryService for DiaryGrpc {
     ) -> Result<Response<pb::Entry>, Status> {
         let actor = Actor::of(&request);
         let metadata = event_metadata(&request);
+        let key = idempotency_key(&request);
         let r = request.into_inner();
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
         check_acts_for(&actor, "userId", &user_id)?;
@@ -77,6 +80,7 @@ impl DiaryService for DiaryGrpc {
             session_id,
             tags: r.tags,
             created_at: optional_time("createdAt", r.created_at)?,
+            idempotency_key: key,
         };
         let loaded = self.diary.write_entry(&user_id, draft, &metadata).await?;
         Ok(Response::new(live_entry_to_proto(loaded)?))
@@ -175,13 +179,14 @@ impl DiaryService for DiaryGrpc {
     ) -> Result<Response<pb::Session>, Status> {
         let actor = Actor::of(&request);
         let metadata = event_metadata(&request);
+        let key = idempotency_key(&request);
         let r = request.into_inner();
         let start_time = optional_time("startTime", r.start_time)?;
         let user_id = parse(UserId::parse("userId", &r.user_id))?;
         check_acts_for(&actor, "userId", &user_id)?;
         let loaded = self
             .diary
-            .start_session(&user_id, start_time, &metadata)
+            .start_session(&user_id, start_time, key.as_deref(), &metadata)
             .await?;
         Ok(Response::new(started_session_to_proto(loaded)?))
     }

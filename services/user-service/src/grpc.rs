@@ -72,6 +72,7 @@ impl UserService for UserGrpc {
         request: Request<CreateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
         let metadata = event_metadata(&request);
+        let idempotency_key = metachat_grpc::idempotency_key(&request);
         let r = request.into_inner();
         let registration = Registration {
             username: r.username,
@@ -80,6 +81,7 @@ impl UserService for UserGrpc {
             last_name: r.last_name,
             date_of_birth: r.date_of_birth,
             password: r.password,
+            idempotency_key,
         };
         let view = self.users.register(registration, &metadata).await?;
         Ok(Response::new(to_proto(view)))

@@ -48,6 +48,9 @@ pub struct EntryDraft {
     /// When the entry was written (`createdAt`): now when absent; may be earlier, never later
     /// than now plus the tolerated clock skew, nor before the start of its session.
     pub created_at: Option<DateTime<Utc>>,
+    /// The client's `Idempotency-Key`: a retry of the same draft under it answers the entry
+    /// its first attempt wrote instead of writing a second.
+    pub idempotency_key: Option<String>,
 }
 
 /// What a client asks analytics for: a `period` (day, week, month, year) ending `to` or now,
@@ -162,7 +165,26 @@ impl Diary {
             v.finish(()).map_err(ApiError::from)?;
         }
         self.registered("userId", user_id).await?;
-        let id = EntryId::new();
+        let id = match &draft.idempotency_key {
+            Some(key) => {
+                let request = format!(
+                    "{user_id}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+                    draft.title,
+                    draft.content,
+                    draft.token_count,
+                    draft.session_id.map(|s| s.to_string()),
+                    draft.tags,
+                    draft.created_at,
+                );
+                let id = EntryId::from(metachat_grpc::idempotent_id("entry", key, &request));
+                if let Some(first) = self.written_before(&id).await? {
+                    return Ok(first);
+                }
+                id
+            }
+            None => EntryId::new(),
+        };
+        let idempotent = draft.idempotency_key.is_some();
         let command = EntryCommand::Create(NewEntry {
             entry_id: id,
             user_id: *user_id,
@@ -214,8 +236,32 @@ impl Diary {
                         "the session keeps changing while the entry is written; retry",
                     ));
                 }
+                // The same retry, at the same time: the first one wrote it.
+                Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
+                    write: 0,
+                    ..
+                })) if idempotent => {
+                    if let Some(first) = self.written_before(&id).await? {
+                        return Ok(first);
+                    }
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "the entry was changed concurrently; retry",
+                    ));
+                }
                 Err(e) => return Err(append_error(e)),
             }
+        }
+    }
+
+    /// The entry an earlier attempt of an idempotent write created, as it is now; `None` when
+    /// there was none. One deleted since is gone, as for any other read.
+    async fn written_before(&self, id: &EntryId) -> Result<Option<Loaded<EntryState>>, ApiError> {
+        let loaded = self.entries.load(id).await.map_err(store_error)?;
+        match &loaded.state {
+            EntryState::Absent => Ok(None),
+            EntryState::Live(_) => Ok(Some(loaded)),
+            EntryState::Deleted(_) => Err(entry_not_found(id)),
         }
     }
 
@@ -401,21 +447,41 @@ impl Diary {
         &self,
         user_id: &UserId,
         start_time: Option<DateTime<Utc>>,
+        idempotency_key: Option<&str>,
         metadata: &EventMetadata,
     ) -> Result<Loaded<SessionState>, ApiError> {
         self.registered("userId", user_id).await?;
-        let id = SessionId::new();
+        let id = match idempotency_key {
+            Some(key) => {
+                let request = format!("{user_id}\n{start_time:?}");
+                SessionId::from(metachat_grpc::idempotent_id("session", key, &request))
+            }
+            None => SessionId::new(),
+        };
+        if idempotency_key.is_some() {
+            let first = self.sessions.load(&id).await.map_err(store_error)?;
+            if first.exists() {
+                return Ok(first);
+            }
+        }
         let command = SessionCommand::Start {
             session_id: id,
             user_id: *user_id,
             start_time: start_time.map(micros),
             now: micros(Utc::now()),
         };
-        let executed = self
-            .sessions
-            .execute(&id, &command, metadata, None)
-            .await
-            .map_err(execute_error)?;
+        let executed = match self.sessions.execute(&id, &command, metadata, None).await {
+            Ok(executed) => executed,
+            Err(error) if idempotency_key.is_some() => {
+                // The same retry, at the same time: the first one started it.
+                let first = self.sessions.load(&id).await.map_err(store_error)?;
+                if first.exists() {
+                    return Ok(first);
+                }
+                return Err(execute_error(error));
+            }
+            Err(error) => return Err(execute_error(error)),
+        };
         tracing::info!(session_id = %id, user_id = %user_id, "diary session started");
         Ok(executed.loaded)
     }

@@ -100,6 +100,7 @@ fn draft(session_id: Option<SessionId>) -> EntryDraft {
         session_id,
         tags: vec!["reflection".into()],
         created_at: None,
+        idempotency_key: None,
     }
 }
 
@@ -121,7 +122,11 @@ fn retitle(title: &str) -> EntryChanges {
 async fn an_entry_written_in_an_active_session_costs_one_read_and_one_append() {
     let g = given_a_store().await;
     let user = g.user();
-    let session = g.diary.start_session(&user, None, &meta()).await.unwrap();
+    let session = g
+        .diary
+        .start_session(&user, None, None, &meta())
+        .await
+        .unwrap();
     let session_id = session.state.session().unwrap().id;
     g.store.take();
     let written = g
@@ -149,7 +154,11 @@ async fn an_entry_written_in_an_active_session_costs_one_read_and_one_append() {
 async fn only_the_writers_own_active_session_takes_entries() {
     let g = given_a_store().await;
     let (alice, bob) = (g.user(), g.user());
-    let bobs = g.diary.start_session(&bob, None, &meta()).await.unwrap();
+    let bobs = g
+        .diary
+        .start_session(&bob, None, None, &meta())
+        .await
+        .unwrap();
     let bobs = bobs.state.session().unwrap().id;
     let error = g
         .diary
@@ -198,7 +207,7 @@ async fn an_unregistered_user_writes_nothing() {
     assert_eq!(error.details[0].field, "userId");
     let error = g
         .diary
-        .start_session(&UserId::new(), None, &meta())
+        .start_session(&UserId::new(), None, None, &meta())
         .await
         .unwrap_err();
     assert_eq!(error.details[0].field, "userId");
@@ -383,7 +392,7 @@ async fn a_session_ends_once_and_not_before_it_started() {
     let start = Utc::now() - Duration::hours(2);
     let session = g
         .diary
-        .start_session(&user, Some(start), &meta())
+        .start_session(&user, Some(start), None, &meta())
         .await
         .unwrap();
     let id = session.state.session().unwrap().id;
@@ -407,7 +416,7 @@ async fn a_session_ends_once_and_not_before_it_started() {
     assert_eq!(again.code, ErrorCode::FailedPrecondition);
     let future = g
         .diary
-        .start_session(&user, Some(Utc::now() + Duration::hours(1)), &meta())
+        .start_session(&user, Some(Utc::now() + Duration::hours(1)), None, &meta())
         .await
         .unwrap_err();
     assert_eq!(future.details[0].field, "startTime");
@@ -447,7 +456,10 @@ async fn no_entry_is_created_after_its_sessions_end() {
     let writer = UserId::new();
     users.0.lock().unwrap().insert(writer);
     let diary = Arc::new(Diary::new(store.clone(), read_models, users));
-    let session = diary.start_session(&writer, None, &meta()).await.unwrap();
+    let session = diary
+        .start_session(&writer, None, None, &meta())
+        .await
+        .unwrap();
     let session_id = session.state.session().unwrap().id;
 
     // The end is decided now (its time is now) and held before it is stored ...
@@ -523,7 +535,11 @@ async fn a_list_read_with_the_token_of_a_deletion_no_longer_shows_the_entry() {
 async fn sessions_and_analytics_wait_for_the_token_of_a_session_or_an_entry() {
     let g = given_a_store().await;
     let user = g.user();
-    let started = g.diary.start_session(&user, None, &meta()).await.unwrap();
+    let started = g
+        .diary
+        .start_session(&user, None, None, &meta())
+        .await
+        .unwrap();
     let session_id = started.state.session().unwrap().id;
     let ended = g
         .diary
@@ -784,7 +800,7 @@ async fn an_entry_may_be_backdated_but_not_dated_ahead_nor_before_its_session() 
 
     let session = g
         .diary
-        .start_session(&user, Some(at("2024-03-05T10:00:00Z")), &meta())
+        .start_session(&user, Some(at("2024-03-05T10:00:00Z")), None, &meta())
         .await
         .unwrap();
     let session_id = session.state.session().unwrap().id;
@@ -829,7 +845,7 @@ async fn analytics_count_what_was_written_on_the_days_of_the_zone() {
     }
     let session = g
         .diary
-        .start_session(&user, Some(at("2024-03-06T03:00:00Z")), &meta())
+        .start_session(&user, Some(at("2024-03-06T03:00:00Z")), None, &meta())
         .await
         .unwrap();
     let session_id = session.state.session().unwrap().id;
@@ -1314,9 +1330,96 @@ async fn client_times_are_kept_to_the_microsecond_as_lists_keep_them() {
     assert!(listed.items.is_empty());
     let session = g
         .diary
-        .start_session(&user, Some(at("2023-01-01T09:00:00.123456789Z")), &meta())
+        .start_session(
+            &user,
+            Some(at("2023-01-01T09:00:00.123456789Z")),
+            None,
+            &meta(),
+        )
         .await
         .unwrap();
     let started = session.state.session().unwrap().start_time;
     assert_eq!(started, at("2023-01-01T09:00:00.123456Z"));
+}
+
+#[tokio::test]
+async fn a_retried_write_under_its_idempotency_key_answers_the_first_one() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let keyed = |key: &str| EntryDraft {
+        idempotency_key: Some(key.into()),
+        ..draft(None)
+    };
+    let first = g
+        .diary
+        .write_entry(&user, keyed("k-1"), &meta())
+        .await
+        .unwrap();
+    let again = g
+        .diary
+        .write_entry(&user, keyed("k-1"), &meta())
+        .await
+        .unwrap();
+    let id = first.state.live().unwrap().id;
+    assert_eq!(again.state.live().unwrap().id, id);
+    assert_eq!(again.version, first.version);
+    // Retried at the same time: one entry still.
+    let metadata = meta();
+    let (a, b) = tokio::join!(
+        g.diary.write_entry(&user, keyed("k-2"), &metadata),
+        g.diary.write_entry(&user, keyed("k-2"), &metadata)
+    );
+    assert_eq!(
+        a.unwrap().state.live().unwrap().id,
+        b.unwrap().state.live().unwrap().id
+    );
+    // Another key, or another draft under the same key, is another entry.
+    let other = g
+        .diary
+        .write_entry(&user, keyed("k-3"), &meta())
+        .await
+        .unwrap();
+    assert_ne!(other.state.live().unwrap().id, id);
+    let changed = EntryDraft {
+        content: "Something else".into(),
+        ..keyed("k-1")
+    };
+    let changed = g.diary.write_entry(&user, changed, &meta()).await.unwrap();
+    assert_ne!(changed.state.live().unwrap().id, id);
+    // Four entries: k-1 and k-2 once each, k-3, and the changed draft.
+    g.projection.catch_up().await.unwrap();
+    let listed = g
+        .read_models
+        .entries_by_user(&user, TimeRange::default(), &first_page())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 4);
+    // Another writer's key of the same text is theirs.
+    let other_user = g.user();
+    let theirs = g
+        .diary
+        .write_entry(&other_user, keyed("k-1"), &meta())
+        .await
+        .unwrap();
+    assert_ne!(theirs.state.live().unwrap().id, id);
+    // Sessions too.
+    let s1 = g
+        .diary
+        .start_session(&user, None, Some("s-1"), &meta())
+        .await
+        .unwrap();
+    let s2 = g
+        .diary
+        .start_session(&user, None, Some("s-1"), &meta())
+        .await
+        .unwrap();
+    assert_eq!(s1.state, s2.state);
+    // A deleted entry is not answered again.
+    g.diary.delete_entry(&id, None, &meta()).await.unwrap();
+    let error = g
+        .diary
+        .write_entry(&user, keyed("k-1"), &meta())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::NotFound);
 }

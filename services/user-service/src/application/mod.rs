@@ -36,6 +36,9 @@ pub struct Registration {
     pub date_of_birth: Option<String>,
     /// To sign in with (`POST /auth/token`); kept only as an argon2id hash.
     pub password: Option<String>,
+    /// The client's `Idempotency-Key`: a retry of the same registration under it answers the
+    /// user its first attempt registered instead of "already taken".
+    pub idempotency_key: Option<String>,
 }
 
 mod auth;
@@ -107,7 +110,25 @@ impl Users {
         input: Registration,
         metadata: &EventMetadata,
     ) -> Result<UserView, ApiError> {
-        let id = UserId::new();
+        let id = match &input.idempotency_key {
+            Some(key) => {
+                let request = format!(
+                    "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+                    input.username.trim().to_lowercase(),
+                    input.email.trim().to_lowercase(),
+                    input.first_name,
+                    input.last_name,
+                    input.date_of_birth,
+                );
+                let id = UserId::from(metachat_grpc::idempotent_id("user", key, &request));
+                if let Ok(first) = self.user(&id).await {
+                    return Ok(first);
+                }
+                id
+            }
+            None => UserId::new(),
+        };
+        let idempotent = input.idempotency_key.is_some();
         let password_hash = match input.password {
             Some(password) => {
                 check_password(&password)?;
@@ -159,6 +180,12 @@ impl Users {
         }
         let mut results = match append_settled(self.store.as_ref(), writes).await {
             Ok(results) => results,
+            // The same retry, at the same time: the first one registered the user.
+            Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
+                write: 0, ..
+            })) if idempotent => {
+                return self.user(&id).await;
+            }
             Err(AppendError::Refused(EventStoreError::WrongExpectedVersion { write, .. })) => {
                 // Write 0 is the new user's own stream (a fresh id); 1 and 2 are the claims.
                 let field = claims

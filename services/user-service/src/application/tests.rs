@@ -60,6 +60,7 @@ fn john() -> Registration {
         last_name: "Doe".into(),
         date_of_birth: Some("1990-01-01".into()),
         password: None,
+        idempotency_key: None,
     }
 }
 
@@ -151,6 +152,7 @@ async fn every_invalid_field_is_reported_at_once() {
         last_name: "Doe".into(),
         date_of_birth: Some("1990-02-30".into()),
         password: None,
+        idempotency_key: None,
     };
     let error = g.users.register(bad, &meta()).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::InvalidArgument);
@@ -497,4 +499,34 @@ async fn a_password_signs_in_and_refresh_tokens_rotate_once_each() {
         .await
         .unwrap_err();
     assert_eq!(error.details[0].field, "password");
+}
+
+#[tokio::test]
+async fn a_retried_registration_under_its_idempotency_key_answers_the_first_one() {
+    let g = given_a_store().await;
+    let keyed = Registration {
+        idempotency_key: Some("register-1".into()),
+        ..john()
+    };
+    let first = g.users.register(keyed.clone(), &meta()).await.unwrap();
+    let again = g.users.register(keyed.clone(), &meta()).await.unwrap();
+    assert_eq!(again.user.id, first.user.id);
+    assert_eq!(again.version, first.version);
+    // Without the key, the same registration is "already taken".
+    let error = g.users.register(john(), &meta()).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::AlreadyExists);
+    // The same key with another username registers another user.
+    let other = g
+        .users
+        .register(
+            Registration {
+                username: "janedoe".into(),
+                email: "jane@example.com".into(),
+                ..keyed
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    assert_ne!(other.user.id, first.user.id);
 }
