@@ -131,6 +131,8 @@ async fn every_route_wants_its_owners_token() {
             Some(json!({"modalities": {"visual": 0.5}})),
         ),
         ("GET", format!("/users/{alice}/history"), None),
+        ("GET", format!("/users/{alice}/export"), None),
+        ("GET", format!("/users/{alice}/export.md"), None),
         ("GET", format!("/users/{alice}/analysis"), None),
         (
             "PUT",

@@ -902,3 +902,109 @@ async fn a_post_retried_with_its_idempotency_key_gets_the_first_answer() {
             );
     }
 }
+
+#[tokio::test]
+async fn a_user_takes_everything_away_as_json_and_their_diary_as_markdown() {
+    let app = Platform::start().await;
+    let user = app.create_user().await;
+    let first = app
+        .post(
+            "/diary/entries",
+            json!({"userId": user, "title": "Morning", "content": "Coffee by the window.",
+                   "tags": ["calm"], "createdAt": "2026-03-01T08:00:00Z"}),
+        )
+        .await;
+    let first_id = first.id();
+    let changed = app
+        .put(
+            &format!("/diary/entries/{first_id}"),
+            json!({"content": "Coffee by the open window."}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let second = app
+        .post(
+            "/diary/entries",
+            json!({"userId": user, "title": "", "content": "Rain all afternoon.",
+                   "createdAt": "2026-03-02T15:00:00Z"}),
+        )
+        .await;
+    let gone = app
+        .post(
+            "/diary/entries",
+            json!({"userId": user, "title": "Gone", "content": "Deleted."}),
+        )
+        .await
+        .id();
+    let deleted = app.delete(&format!("/diary/entries/{gone}")).await;
+    let session = app.post("/diary/sessions", json!({"userId": user})).await;
+    app.get_after(&format!("/diary/entries/user/{user}"), &second.token())
+        .await;
+    app.get_after(&format!("/diary/sessions/user/{user}"), &session.token())
+        .await;
+    let listed = app
+        .get_after(&format!("/diary/entries/user/{user}"), &deleted.token())
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+
+    let export = app.get(&format!("/users/{user}/export")).await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.body);
+    assert!(
+        export.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(".json")
+    );
+    let body = &export.body;
+    assert_eq!(body["format"], "metachat-export-1");
+    assert_eq!(body["user"]["id"], user.as_str());
+    assert_eq!(body["userHistory"]["events"][0]["eventType"], "UserCreated");
+    assert_eq!(body["analysis"]["enabled"], true);
+    let entries = body["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "the deleted entry is not listed: {body}");
+    let morning = entries
+        .iter()
+        .find(|e| e["entry"]["id"] == first_id.as_str())
+        .expect("the first entry");
+    assert_eq!(morning["entry"]["content"], "Coffee by the open window.");
+    // Its earlier version is in its history.
+    let types: Vec<&str> = morning["history"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.starts_with(&["DiaryEntryCreated", "DiaryEntryUpdated"]),
+        "{types:?}"
+    );
+    assert_eq!(
+        morning["history"]["events"][0]["data"]["content"],
+        "Coffee by the window."
+    );
+    assert_eq!(body["sessions"].as_array().unwrap().len(), 1);
+
+    let markdown = app.get(&format!("/users/{user}/export.md")).await;
+    assert_eq!(markdown.status, StatusCode::OK);
+    assert!(
+        markdown.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    let text = markdown.body.as_str().expect("text");
+    let (morning_at, rain_at) = (
+        text.find("Coffee by the open window.").unwrap(),
+        text.find("Rain all afternoon.").unwrap(),
+    );
+    assert!(morning_at < rain_at, "oldest first: {text}");
+    assert!(
+        text.contains("## 2026-03-01T08:00:00Z · Morning") && text.contains("*Tags: calm*"),
+        "{text}"
+    );
+    assert!(!text.contains("Deleted."), "{text}");
+    // Another user's export is theirs only: an unknown id is 404.
+    app.get(&format!("/users/{}/export", uuid::Uuid::new_v4()))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found", None);
+}

@@ -276,10 +276,20 @@ async fn diary_replicas_share_the_partitions_and_take_over_from_each_other() {
     let user = app.create_user().await;
     let mut written = write_entries(&app, &user, 20).await;
     wait_for_entries(&app, &user, &written).await;
-    let (by_first, by_second) = (
-        projected_ids(&read("diary-service")),
-        projected_ids(&read("diary-replica")),
-    );
+    // The list shows an entry as soon as its row is written; the replica logs "projected"
+    // right after: read the logs until they caught up too.
+    let logged = Instant::now() + Duration::from_secs(10);
+    let (by_first, by_second) = loop {
+        let (first, second) = (
+            projected_ids(&read("diary-service")),
+            projected_ids(&read("diary-replica")),
+        );
+        let all: HashSet<_> = first.iter().chain(&second).collect();
+        if all.len() >= 20 || Instant::now() > logged {
+            break (first, second);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(
         !by_first.is_empty() && !by_second.is_empty(),
         "both replicas must do work"

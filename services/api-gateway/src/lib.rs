@@ -13,6 +13,7 @@ mod convert;
 mod diary;
 mod docs;
 mod error;
+mod export;
 mod extract;
 mod grpc;
 mod health;
@@ -124,6 +125,13 @@ fn endpoints() -> Vec<Endpoint> {
             "/users/{id}/analysis",
             owner,
             users::set_analysis_setting,
+        ),
+        endpoint(M::GET, "/users/{id}/export", owner, export::export_json),
+        endpoint(
+            M::GET,
+            "/users/{id}/export.md",
+            owner,
+            export::export_markdown,
         ),
         endpoint(M::GET, "/archetypes", Public, users::list_archetypes),
         endpoint(M::POST, "/auth/token", Public, signin::sign_in),

@@ -20,7 +20,7 @@ use crate::config::{
 };
 use crate::grpc::REQUEST_ID;
 use crate::limits::*;
-use crate::{diary, docs, health, signin, users};
+use crate::{diary, docs, export, health, signin, users};
 
 /// The document as served at `/openapi.json`.
 pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
@@ -49,6 +49,8 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         users::get_analysis_setting,
         users::set_analysis_setting,
         users::list_archetypes,
+        export::export_json,
+        export::export_markdown,
         diary::create_entry,
         diary::get_entry,
         diary::update_entry,
