@@ -270,6 +270,15 @@ impl<A: Aggregate> Repository<A> {
         replay(&events)
     }
 
+    /// The aggregate as its first event made it (what a creation answered).
+    pub async fn load_created(&self, id: &A::Id) -> Result<Loaded<A>> {
+        let events = self
+            .store
+            .read_stream(A::stream_name(id).as_str(), 1, 1)
+            .await?;
+        replay(&events)
+    }
+
     /// The aggregate as it was at `as_of`.
     pub async fn load_as_of(&self, id: &A::Id, as_of: DateTime<Utc>) -> Result<Loaded<A>> {
         let events = self

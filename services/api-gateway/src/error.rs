@@ -109,7 +109,10 @@ pub(crate) fn render(response: Response, request_id: &str) -> Response {
     // Only a failure that changed nothing invites a retry; a write whose outcome is unknown
     // carries no delay (repeating a create could store it twice).
     if let Some(delay) = error.retry_after {
-        let seconds = delay.as_secs().max(1).to_string();
+        // Rounded up: waiting that long is enough.
+        let seconds = (delay.as_secs() + u64::from(delay.subsec_nanos() > 0))
+            .max(1)
+            .to_string();
         if let Ok(value) = HeaderValue::from_str(&seconds) {
             parts.headers.insert(header::RETRY_AFTER, value);
         }

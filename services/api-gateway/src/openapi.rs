@@ -459,6 +459,21 @@ fn error_response(status: u16) -> (String, RefOr<Response>) {
                 .example(example)
                 .build(),
         );
+    if status == ErrorCode::TooManyRequests.http_status().as_u16() {
+        response = response.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1)),
+                ))
+                .description(Some(
+                    "Seconds until the caller's allowance holds a request again (rounded up).",
+                ))
+                .build(),
+        );
+    }
     if status == ErrorCode::Unavailable.http_status().as_u16() {
         response = response.header(
             "Retry-After",

@@ -88,11 +88,19 @@ impl Buckets {
         let per_second = capacity / 60.0;
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_BUCKETS {
-            // Full buckets say nothing: forget them.
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
+            // Full buckets say nothing: forget them. Should a flood of distinct callers leave
+            // it full still, start afresh rather than scan on every new caller.
             buckets.retain(|_, b| {
                 b.tokens + now.duration_since(b.at).as_secs_f64() * per_second < capacity
             });
+            if buckets.len() >= MAX_BUCKETS / 2 {
+                tracing::warn!(
+                    buckets = buckets.len(),
+                    "rate-limit buckets reset: too many distinct callers"
+                );
+                buckets.clear();
+            }
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: capacity,
@@ -112,11 +120,13 @@ impl Buckets {
 
 /// The answer to a request over its limit.
 pub(crate) fn too_many(wait: Duration, what: &str) -> ApiError {
+    // Whole seconds, rounded up: waiting that long is enough.
+    let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
     ApiError {
-        retry_after: Some(wait.max(Duration::from_secs(1))),
+        retry_after: Some(Duration::from_secs(seconds)),
         ..ApiError::new(
             ErrorCode::TooManyRequests,
-            format!("too many {what}; retry after {} s", wait.as_secs().max(1)),
+            format!("too many {what}; retry after {seconds} s"),
         )
     }
 }

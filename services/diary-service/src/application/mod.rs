@@ -254,13 +254,16 @@ impl Diary {
         }
     }
 
-    /// The entry an earlier attempt of an idempotent write created, as it is now; `None` when
-    /// there was none. One deleted since is gone, as for any other read.
+    /// The entry an earlier attempt of an idempotent write created, as that attempt answered
+    /// it (its creation: nothing changed since is told); `None` when there was none. One
+    /// deleted since is gone, as for any other read.
     async fn written_before(&self, id: &EntryId) -> Result<Option<Loaded<EntryState>>, ApiError> {
-        let loaded = self.entries.load(id).await.map_err(store_error)?;
-        match &loaded.state {
+        let now = self.entries.load(id).await.map_err(store_error)?;
+        match &now.state {
             EntryState::Absent => Ok(None),
-            EntryState::Live(_) => Ok(Some(loaded)),
+            EntryState::Live(_) => Ok(Some(
+                self.entries.load_created(id).await.map_err(store_error)?,
+            )),
             EntryState::Deleted(_) => Err(entry_not_found(id)),
         }
     }
@@ -459,7 +462,7 @@ impl Diary {
             None => SessionId::new(),
         };
         if idempotency_key.is_some() {
-            let first = self.sessions.load(&id).await.map_err(store_error)?;
+            let first = self.sessions.load_created(&id).await.map_err(store_error)?;
             if first.exists() {
                 return Ok(first);
             }
@@ -474,7 +477,7 @@ impl Diary {
             Ok(executed) => executed,
             Err(error) if idempotency_key.is_some() => {
                 // The same retry, at the same time: the first one started it.
-                let first = self.sessions.load(&id).await.map_err(store_error)?;
+                let first = self.sessions.load_created(&id).await.map_err(store_error)?;
                 if first.exists() {
                     return Ok(first);
                 }

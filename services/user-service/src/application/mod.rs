@@ -112,16 +112,19 @@ impl Users {
     ) -> Result<UserView, ApiError> {
         let id = match &input.idempotency_key {
             Some(key) => {
+                // The password is part of the request: a replay without it is another
+                // registration (refused as taken), not a way in.
                 let request = format!(
-                    "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+                    "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
                     input.username.trim().to_lowercase(),
                     input.email.trim().to_lowercase(),
                     input.first_name,
                     input.last_name,
                     input.date_of_birth,
+                    input.password,
                 );
                 let id = UserId::from(metachat_grpc::idempotent_id("user", key, &request));
-                if let Ok(first) = self.user(&id).await {
+                if let Some(first) = self.registered_before(&id).await? {
                     return Ok(first);
                 }
                 id
@@ -184,7 +187,10 @@ impl Users {
             Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
                 write: 0, ..
             })) if idempotent => {
-                return self.user(&id).await;
+                return self
+                    .registered_before(&id)
+                    .await?
+                    .ok_or_else(|| not_found(&id));
             }
             Err(AppendError::Refused(EventStoreError::WrongExpectedVersion { write, .. })) => {
                 // Write 0 is the new user's own stream (a fresh id); 1 and 2 are the claims.
@@ -207,6 +213,13 @@ impl Users {
         loaded.stored(&events, &results.remove(0));
         tracing::info!(user_id = %id, "user created");
         answer(loaded)
+    }
+
+    /// The user an earlier attempt of an idempotent registration registered, as that attempt
+    /// answered (nothing changed since is told); `None` when there was none.
+    async fn registered_before(&self, id: &UserId) -> Result<Option<UserView>, ApiError> {
+        let loaded = self.users.load_created(id).await.map_err(store_error)?;
+        Ok(UserView::from_loaded(loaded))
     }
 
     /// The user as they are now, replayed from the event store (so a write is visible at once).

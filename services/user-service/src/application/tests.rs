@@ -512,6 +512,35 @@ async fn a_retried_registration_under_its_idempotency_key_answers_the_first_one(
     let again = g.users.register(keyed.clone(), &meta()).await.unwrap();
     assert_eq!(again.user.id, first.user.id);
     assert_eq!(again.version, first.version);
+    // A replay answers what the first attempt answered, not what changed since.
+    g.users
+        .change(
+            &first.user.id,
+            UserChange::Profile(ProfileChanges {
+                bio: Some("private".into()),
+                ..ProfileChanges::default()
+            }),
+            None,
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let replayed = g.users.register(keyed.clone(), &meta()).await.unwrap();
+    assert_eq!(replayed.version, first.version);
+    assert_eq!(replayed.user.bio, None);
+    // The password is part of the request: the same key without it is another registration.
+    let guessed = g
+        .users
+        .register(
+            Registration {
+                password: Some("a guessed password".into()),
+                ..keyed.clone()
+            },
+            &meta(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(guessed.code, ErrorCode::AlreadyExists);
     // Without the key, the same registration is "already taken".
     let error = g.users.register(john(), &meta()).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::AlreadyExists);
