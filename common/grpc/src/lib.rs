@@ -18,7 +18,7 @@ mod server;
 pub use caller::{ACTOR_ROLES, Actor, SERVICE_TOKEN, ServiceToken};
 pub use read_your_writes::{
     DEFAULT_READ_YOUR_WRITES_TIMEOUT, READ_YOUR_WRITES_TIMEOUT_VAR, await_applied,
-    consistency_token,
+    consistency_token, unknown_write,
 };
 pub use server::{
     DEFAULT_SHUTDOWN_TIMEOUT, DEPENDENCY_PREFIX, Dependency, GrpcRouter, Probe,

@@ -71,6 +71,30 @@ where
     }
 }
 
+/// After a wait that timed out: a token naming a write that never happened (no stream of
+/// `streams` holds that version) is the client's mistake, 400 naming `field`, not a reason
+/// to retry. `streams` are the stream names the token's id may be the id of.
+pub async fn unknown_write(
+    store: &dyn event_sourcing::EventStore,
+    token: &ConsistencyToken,
+    streams: &[String],
+    field: &str,
+    waited: ApiError,
+) -> ApiError {
+    for stream in streams {
+        match store.read_stream(stream, token.version, 1).await {
+            Ok(events) if !events.is_empty() => return waited,
+            Ok(_) => {}
+            // The store cannot tell: the wait's answer stands.
+            Err(_) => return waited,
+        }
+    }
+    ApiError::invalid_field(
+        field,
+        format!("names no write that was made ({token}): send the token a write answered"),
+    )
+}
+
 fn not_caught_up(token: &ConsistencyToken, timeout: Duration) -> ApiError {
     ApiError::unavailable(format!(
         "the lists have not caught up with write {token} yet (waited {} ms); retry shortly",

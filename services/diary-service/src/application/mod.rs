@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use event_sourcing::{
     Aggregate, AppendError, EventMetadata, EventStore, EventStoreError, ExpectedVersion, Loaded,
-    RecordedEvent, Repository, StreamWrite, append_settled, conflict_backoff, new_events,
-    read_full_stream,
+    RecordedEvent, Repository, StreamName, StreamWrite, append_settled, conflict_backoff,
+    new_events, read_full_stream,
 };
 use metachat_grpc::{
     Actor, DEFAULT_READ_YOUR_WRITES_TIMEOUT, append_error, await_applied, consistency_token,
-    execute_error, query_error, store_error,
+    execute_error, query_error, store_error, unknown_write,
 };
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
 use metachat_read_model::{Page, PageRequest};
@@ -122,10 +122,29 @@ impl Diary {
     /// Waits until the lists reflect the entry or session write that `token` names
     /// (`<id>:<version>`; nothing to wait for when `None`), within the read-your-writes bound.
     async fn caught_up(&self, token: Option<ConsistencyToken>) -> Result<(), ApiError> {
-        await_applied(token, self.read_your_writes, |id| {
+        let waited = await_applied(token, self.read_your_writes, |id| {
             self.read_models.applied_version(id)
         })
-        .await
+        .await;
+        match (waited, token) {
+            (Err(error), Some(token)) if error.code == ErrorCode::Unavailable => {
+                let streams = [
+                    EntryState::CATEGORY,
+                    SessionState::CATEGORY,
+                    AnalysisSettingState::CATEGORY,
+                ]
+                .map(|category| StreamName::new(category, token.id).to_string());
+                Err(unknown_write(
+                    self.store.as_ref(),
+                    &token,
+                    &streams,
+                    "consistencyToken",
+                    error,
+                )
+                .await)
+            }
+            (waited, _) => waited,
+        }
     }
 
     /// Checks the user is registered; `field` names the id in the error.

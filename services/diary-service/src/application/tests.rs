@@ -1423,3 +1423,37 @@ async fn a_retried_write_under_its_idempotency_key_answers_the_first_one() {
         .unwrap_err();
     assert_eq!(error.code, ErrorCode::NotFound);
 }
+
+#[tokio::test]
+async fn a_token_naming_no_write_is_refused_rather_than_waited_for_again() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let written = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let id = written.state.live().unwrap().id;
+    // A write that was made, not yet projected: retry later.
+    let pending = g
+        .diary
+        .entries_by_user(
+            &user,
+            TimeRange::default(),
+            &first_page(),
+            &token_of(id, &written),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(pending.code, ErrorCode::Unavailable);
+    // Made up: an id nobody wrote, or a version the entry never reached.
+    for token in [format!("{}:1", uuid::Uuid::new_v4()), format!("{id}:9")] {
+        let error = g
+            .diary
+            .entries_by_user(&user, TimeRange::default(), &first_page(), &token)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, ErrorCode::InvalidArgument, "{token}");
+        assert_eq!(error.details[0].field, "consistencyToken");
+    }
+}

@@ -14,7 +14,7 @@ use event_sourcing::{
 };
 use metachat_grpc::{
     DEFAULT_READ_YOUR_WRITES_TIMEOUT, append_error, await_applied, consistency_token,
-    execute_error, query_error, store_error,
+    execute_error, query_error, store_error, unknown_write,
 };
 use metachat_proto::error::{ApiError, ErrorCode, FieldViolation};
 use metachat_read_model::{Page, PageRequest};
@@ -284,10 +284,24 @@ impl Users {
         token: &str,
     ) -> Result<(Page<UserView>, u64), ApiError> {
         let token = consistency_token("consistencyToken", token)?;
-        await_applied(token, self.read_your_writes, |id| {
+        let waited = await_applied(token, self.read_your_writes, |id| {
             self.read_models.applied_version(id)
         })
-        .await?;
+        .await;
+        match (waited, token) {
+            (Err(error), Some(token)) if error.code == ErrorCode::Unavailable => {
+                let streams = [StreamName::new(UserState::CATEGORY, token.id).to_string()];
+                return Err(unknown_write(
+                    self.store.as_ref(),
+                    &token,
+                    &streams,
+                    "consistencyToken",
+                    error,
+                )
+                .await);
+            }
+            (waited, _) => waited?,
+        }
         let found = self
             .read_models
             .list_users(page)
