@@ -165,6 +165,18 @@ impl Modify for Finish {
     }
 }
 
+/// A `Retry-After` response header: whole seconds, at least 1.
+fn retry_after(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1)),
+        ))
+        .description(Some(description))
+        .build()
+}
+
 /// The `Idempotency-Key` header a POST accepts.
 fn idempotent(operation: &mut utoipa::openapi::path::Operation) {
     let parameter = utoipa::openapi::path::ParameterBuilder::new()
@@ -462,32 +474,16 @@ fn error_response(status: u16) -> (String, RefOr<Response>) {
     if status == ErrorCode::TooManyRequests.http_status().as_u16() {
         response = response.header(
             "Retry-After",
-            HeaderBuilder::new()
-                .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(Type::Integer)
-                        .minimum(Some(1)),
-                ))
-                .description(Some(
-                    "Seconds until the caller's allowance holds a request again (rounded up).",
-                ))
-                .build(),
+            retry_after("Seconds until the caller's allowance holds a request again (rounded up)."),
         );
     }
     if status == ErrorCode::Unavailable.http_status().as_u16() {
         response = response.header(
             "Retry-After",
-            HeaderBuilder::new()
-                .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(Type::Integer)
-                        .minimum(Some(1)),
-                ))
-                .description(Some(
-                    "Seconds to wait before retrying; sent only when the request changed \
+            retry_after(
+                "Seconds to wait before retrying; sent only when the request changed \
                      nothing (a write whose outcome is unknown has none).",
-                ))
-                .build(),
+            ),
         );
     }
     (status.to_string(), response.build().into())
