@@ -158,7 +158,19 @@ pub(crate) async fn unary<R>(
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(response)) => Ok(response.into_inner()),
         Ok(Err(status)) => {
-            let error = ApiError::from(status.clone());
+            let mut error = ApiError::from(status.clone());
+            // The services name the request field; HTTP clients sent it as a header.
+            for detail in &mut error.details {
+                if detail.field == "consistencyToken" {
+                    detail.field = crate::consistency::HEADER_NAME.to_owned();
+                }
+            }
+            if error.code == ErrorCode::InvalidArgument {
+                error.message = error.message.replace(
+                    "consistencyToken:",
+                    &format!("{}:", crate::consistency::HEADER_NAME),
+                );
+            }
             if matches!(
                 error.code,
                 ErrorCode::Unavailable | ErrorCode::DeadlineExceeded | ErrorCode::Internal

@@ -576,7 +576,7 @@ async fn sessions_and_analytics_wait_for_the_token_of_a_session_or_an_entry() {
 }
 
 #[tokio::test]
-async fn a_token_the_lists_do_not_reach_in_time_is_unavailable() {
+async fn a_token_the_lists_do_not_reach_in_time_is_unavailable_or_names_no_write() {
     let g = given_a_store().await;
     let user = g.user();
     let written = g
@@ -598,9 +598,11 @@ async fn a_token_the_lists_do_not_reach_in_time_is_unavailable() {
             .entries_by_user(&user, TimeRange::default(), &first_page(), &token)
             .await
             .unwrap_err();
+        // Waited, then found in the store that no such write was made: the client's
+        // mistake, not worth a retry.
         assert!(started.elapsed() >= READ_YOUR_WRITES, "{token}");
-        assert_eq!(error.code, ErrorCode::Unavailable, "{token}");
-        assert!(error.retry_after.is_some(), "a read may be retried");
+        assert_eq!(error.code, ErrorCode::InvalidArgument, "{token}");
+        assert_eq!(error.retry_after, None);
         assert!(error.message.contains(&token), "{}", error.message);
     }
     let error = g
@@ -608,7 +610,21 @@ async fn a_token_the_lists_do_not_reach_in_time_is_unavailable() {
         .sessions_by_user(&user, &first_page(), &format!("{id}:9"))
         .await
         .unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidArgument);
+    // A write that was made and is not in the lists yet: unavailable, retry.
+    let pending = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let token = token_of(pending.state.live().unwrap().id, &pending);
+    let error = g
+        .diary
+        .entries_by_user(&user, TimeRange::default(), &first_page(), &token)
+        .await
+        .unwrap_err();
     assert_eq!(error.code, ErrorCode::Unavailable);
+    assert!(error.retry_after.is_some(), "a read may be retried");
 }
 
 #[tokio::test]

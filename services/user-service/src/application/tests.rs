@@ -331,9 +331,17 @@ async fn a_list_with_the_token_of_a_write_waits_until_it_shows_that_write() {
 }
 
 #[tokio::test]
-async fn a_token_the_lists_do_not_reach_in_time_is_unavailable() {
+async fn a_token_the_lists_do_not_reach_in_time_is_unavailable_or_names_no_write() {
     let g = given_a_store().await;
     let created = g.users.register(john(), &meta()).await.unwrap();
+    // Made, not in the list yet: unavailable, retry.
+    let error = g
+        .users
+        .list(&first_page(), &format!("{}:1", created.user.id))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+    assert!(error.retry_after.is_some(), "a read may be retried");
     g.projection.catch_up().await.unwrap();
     for token in [
         // A version the user never reaches.
@@ -343,9 +351,10 @@ async fn a_token_the_lists_do_not_reach_in_time_is_unavailable() {
     ] {
         let started = Instant::now();
         let error = g.users.list(&first_page(), &token).await.unwrap_err();
+        // Waited, then found in the store that no such write was made.
         assert!(started.elapsed() >= READ_YOUR_WRITES, "{token}");
-        assert_eq!(error.code, ErrorCode::Unavailable, "{token}");
-        assert!(error.retry_after.is_some(), "a read may be retried");
+        assert_eq!(error.code, ErrorCode::InvalidArgument, "{token}");
+        assert_eq!(error.retry_after, None);
         assert!(error.message.contains(&token), "{}", error.message);
     }
 }
