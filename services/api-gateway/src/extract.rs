@@ -538,6 +538,45 @@ pub(crate) fn unique_map<'de, D: Deserializer<'de>>(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    /// Every byte percent-encoded, as a browser may send it.
+    fn percent_encoded(text: &str) -> String {
+        text.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_survives_the_query_string(name in "[a-zA-Z]{1,12}", value in any::<String>()) {
+            let query = format!("{name}={}", percent_encoded(&value));
+            let pairs = parse_query(&query).unwrap();
+            prop_assert_eq!(pairs, vec![(name, value)]);
+        }
+
+        #[test]
+        fn any_query_string_decodes_or_names_what_is_wrong(bytes in proptest::collection::vec(any::<u8>(), 0..60)) {
+            // Any ASCII the URI may carry, with percent escapes of any byte.
+            let query: String = bytes
+                .iter()
+                .map(|b| if b.is_ascii_alphanumeric() || b"=&+".contains(b) { (*b as char).to_string() } else { format!("%{b:02X}") })
+                .collect();
+            match parse_query(&query) {
+                // One pair per non-empty piece between `&`s.
+                Ok(pairs) => prop_assert_eq!(pairs.len(), query.split('&').filter(|p| !p.is_empty()).count()),
+                // Only bytes that are not UTF-8 once decoded are refused, naming what carries them.
+                Err(error) => prop_assert!(!error.0.details.is_empty() && error.0.message.contains("UTF-8") || error.0.message.contains("query")),
+            }
+        }
+
+        #[test]
+        fn token_counts_are_exactly_the_whole_numbers_in_range(n in -10_000_000i64..10_000_000, fraction in any::<bool>()) {
+            let text = if fraction { format!("{n}.5") } else { format!("{n}.0") };
+            let parsed = parse_json::<crate::diary::UpdateEntryBody>(format!(r#"{{"tokenCount": {text}}}"#).as_bytes());
+            let valid = !fraction && (0..=1_000_000).contains(&n);
+            prop_assert_eq!(parsed.is_ok(), valid, "{}", text);
+        }
+    }
+
     #[test]
     fn query_strings_decode_strictly() {
         let pairs = parse_query("q=caf%C3%A9+au+lait&a=%2B1&&b&c=").unwrap();

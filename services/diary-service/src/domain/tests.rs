@@ -523,3 +523,55 @@ fn a_session_that_has_not_started_yet_takes_no_entry_and_does_not_end_now() {
     };
     assert!(session_when(&[started(ahead)], later).is_ok());
 }
+
+mod properties {
+    use event_sourcing::Aggregate;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever tags a writer sends, an entry is created with them trimmed, each once
+        /// regardless of case (the first spelling kept, in order), or refused naming the
+        /// offending tag; its content is stored exactly as sent.
+        #[test]
+        fn an_entry_keeps_its_text_and_each_tag_once(
+            sent in proptest::collection::vec("[ a-zA-Z]{0,6}", 0..25),
+            content in "\\PC{1,200}",
+        ) {
+            let command = EntryCommand::Create(NewEntry {
+                tags: sent.clone(),
+                content: content.clone(),
+                session_id: None,
+                ..new_entry()
+            });
+            let decided = EntryState::Absent.decide(&command);
+            let mut expected: Vec<String> = Vec::new();
+            for tag in &sent {
+                let tag = tag.trim();
+                if !tag.is_empty() && !expected.iter().any(|k| k.to_lowercase() == tag.to_lowercase()) {
+                    expected.push(tag.to_owned());
+                }
+            }
+            let empty = sent.iter().position(|t| t.trim().is_empty());
+            match decided {
+                Ok(events) => {
+                    prop_assert!(empty.is_none() && expected.len() <= 20);
+                    let [EntryEvent::DiaryEntryCreated(created)] = events.as_slice() else {
+                        return Err(TestCaseError::fail("one creation"));
+                    };
+                    let kept: Vec<&str> = created.tags.iter().map(Tag::as_str).collect();
+                    prop_assert_eq!(kept, expected.iter().map(String::as_str).collect::<Vec<_>>());
+                    prop_assert_eq!(&created.content, &content);
+                }
+                Err(error) => {
+                    let message = format!("{error:?}");
+                    match empty {
+                        Some(i) => prop_assert!(message.contains(&format!("tags[{i}]")), "{}", message),
+                        None => prop_assert!(expected.len() > 20, "{}", message),
+                    }
+                }
+            }
+        }
+    }
+}
