@@ -52,6 +52,8 @@ done
 admin=$(env -i AUTH_TOKEN_SECRET="${secret}" "${binary}" token --user 5c4e0b8e-0000-4000-8000-000000000001 --admin)
 
 status=0
+# From the scratch directory: hypothesis keeps its example database in ./.hypothesis.
+cd "${data}"
 "${venv}/bin/st" run "http://127.0.0.1:${gateway}/openapi.json" \
     --experimental=openapi-3.1 \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
