@@ -665,3 +665,85 @@ async fn readiness_follows_the_event_store_through_a_postgresql_outage() {
         .await;
     app.create_user().await;
 }
+
+/// Fault: the diary service is killed (SIGKILL) while a client writes entries, then started
+/// again. The client behaves as a careful one does: it retries a write whose answer it did not
+/// get, with the same `Idempotency-Key`. Afterwards every acknowledged write is in the event
+/// store and listed exactly once, and nothing else is.
+#[tokio::test]
+async fn a_diary_service_killed_during_writes_loses_and_doubles_nothing() {
+    const WRITES: usize = 60;
+    let env = production().await;
+    let mut app = Platform::start_wired(Wiring::Production(env)).await;
+    let user = app.create_user().await;
+    let base = app.url("");
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let writer = {
+        let (user, sent, acknowledged) = (user.clone(), sent.clone(), acknowledged.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            for i in 0..WRITES {
+                loop {
+                    sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let reply = client
+                        .post(format!("{base}/diary/entries"))
+                        .header("idempotency-key", format!("write-{i}"))
+                        .json(&json!({"userId": user, "title": format!("entry {i}"), "content": "words"}))
+                        .send()
+                        .await;
+                    match reply {
+                        Ok(r) if r.status() == StatusCode::CREATED => {
+                            let body: serde_json::Value = r.json().await.unwrap();
+                            acknowledged
+                                .lock()
+                                .unwrap()
+                                .push(body["id"].as_str().unwrap().to_owned());
+                            break;
+                        }
+                        // 503 while the service is down, or no answer: the same request again.
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+            }
+        })
+    };
+    // Let some writes land, then kill the diary service mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.lock().unwrap().len() < WRITES / 3 {
+        assert!(Instant::now() < deadline, "no writes landed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop_service("diary-service");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let diary_env = app.service_env("diary-service", app.diary_port);
+    app.spawn_process("diary-service", "diary-service", &diary_env);
+    tokio::time::timeout(Duration::from_secs(120), writer)
+        .await
+        .expect("the writes completed after the restart")
+        .unwrap();
+
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let unique: HashSet<&String> = acknowledged.iter().collect();
+    assert_eq!(
+        unique.len(),
+        WRITES,
+        "one entry per write, retries included"
+    );
+    // In the event store: each readable by id.
+    for id in &acknowledged {
+        let reply = app.get(&format!("/diary/entries/{id}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{id}: {}", reply.body);
+    }
+    // In the read models: each listed once, nothing else.
+    wait_for_entries(&app, &user, &acknowledged).await;
+    println!(
+        "kill -9 under writes: {} requests sent, 1 fault injected, {} writes acknowledged, {} found in the store and listed once",
+        sent.load(std::sync::atomic::Ordering::SeqCst),
+        acknowledged.len(),
+        unique.len()
+    );
+}
