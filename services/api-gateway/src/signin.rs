@@ -116,6 +116,10 @@ pub(crate) async fn sign_in(
             format!("must be at most {PASSWORD_MAX} characters"),
         ));
     }
+    backends
+        .auth
+        .sign_in_attempt(&body.login)
+        .map_err(AppError)?;
     let request = SignInRequest {
         login: body.login,
         password: body.password,

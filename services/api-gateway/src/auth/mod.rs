@@ -275,6 +275,17 @@ impl Auth {
             .map_err(|wait| ratelimit::too_many(wait, "requests"))
     }
 
+    /// Counts a sign-in attempt for `login` (any case), wherever it comes from: guessing one
+    /// account's password from many addresses meets the same limit as from one.
+    pub(crate) fn sign_in_attempt(&self, login: &str) -> Result<(), ApiError> {
+        if !self.config.enabled() {
+            return Ok(());
+        }
+        self.sign_ins
+            .take(&format!("login {}", login.trim().to_lowercase()))
+            .map_err(|wait| ratelimit::too_many(wait, "sign-in attempts for this login"))
+    }
+
     /// Whether `headers` carry a valid invitation.
     fn invited(&self, headers: &HeaderMap) -> bool {
         let Some(issuer) = &self.config.issuer else {
@@ -507,4 +518,34 @@ pub(crate) async fn middleware(
     }
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sign_in_attempts_are_counted_per_login_whatever_the_address() {
+        let config = AuthConfig {
+            issuer: Issuer::new(b"0123456789abcdef0123456789abcdef", DEFAULT_ACCESS_TTL),
+            ..AuthConfig::default()
+        };
+        let limits = RateLimitConfig {
+            per_minute: 0,
+            sign_ins_per_minute: 2,
+        };
+        let auth = Auth::new(&config, limits).unwrap();
+        assert!(auth.sign_in_attempt("Frank").is_ok());
+        assert!(auth.sign_in_attempt(" frank ").is_ok());
+        let refused = auth.sign_in_attempt("FRANK").unwrap_err();
+        assert_eq!(refused.code, ErrorCode::TooManyRequests);
+        assert!(refused.retry_after.is_some());
+        assert!(
+            auth.sign_in_attempt("grace").is_ok(),
+            "another login has its own"
+        );
+        // Without authentication nothing is counted.
+        let open = Auth::new(&AuthConfig::default(), limits).unwrap();
+        assert!((0..10).all(|_| open.sign_in_attempt("frank").is_ok()));
+    }
 }
