@@ -131,6 +131,11 @@ async fn every_route_wants_its_owners_token() {
             Some(json!({"modalities": {"visual": 0.5}})),
         ),
         ("GET", format!("/users/{alice}/history"), None),
+        (
+            "PUT",
+            format!("/users/{alice}/password"),
+            Some(json!({"newPassword": "a brand new password"})),
+        ),
         ("GET", format!("/users/{alice}/export"), None),
         ("GET", format!("/users/{alice}/export.md"), None),
         ("GET", format!("/users/{alice}/analysis"), None),
@@ -783,4 +788,92 @@ async fn callers_and_sign_ins_are_rate_limited_with_retry_after() {
         2,
         "{attempts:?}"
     );
+}
+
+#[tokio::test]
+async fn a_changed_password_ends_the_sign_ins_made_before() {
+    let app = start(&[]).await;
+    let created = app
+        .post(
+            "/users",
+            json!({"username": "judy", "email": "judy@example.com", "firstName": "J",
+                   "lastName": "K", "password": "the first password"}),
+        )
+        .await;
+    let id = created.id();
+    let signed_in = app
+        .post(
+            "/auth/token",
+            json!({"login": "judy", "password": "the first password"}),
+        )
+        .await;
+    let access = signed_in.body["accessToken"].as_str().unwrap().to_owned();
+    let refresh = signed_in.body["refreshToken"].as_str().unwrap().to_owned();
+    let path = format!("/users/{id}/password");
+    // The current password is required, and must be right.
+    for current in [None, Some("not the first one")] {
+        let mut body = json!({"newPassword": "the second password"});
+        if let Some(current) = current {
+            body["currentPassword"] = json!(current);
+        }
+        app.request_with("PUT", &path, Some(body), &bearer(&access))
+            .await
+            .assert_error(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                Some("currentPassword"),
+            );
+    }
+    app.request_with(
+        "PUT",
+        &path,
+        Some(json!({"currentPassword": "the first password", "newPassword": "short"})),
+        &bearer(&access),
+    )
+    .await
+    .assert_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        Some("newPassword"),
+    );
+    let changed = app
+        .request_with(
+            "PUT",
+            &path,
+            Some(json!({"currentPassword": "the first password", "newPassword": "the second password"})),
+            &bearer(&access),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.body);
+    // The old password no longer signs in; the new one does; the old sign-in refreshes no more.
+    app.post(
+        "/auth/token",
+        json!({"login": "judy", "password": "the first password"}),
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    let again = app
+        .post(
+            "/auth/token",
+            json!({"login": "judy", "password": "the second password"}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let refused = app
+        .post("/auth/refresh", json!({"refreshToken": refresh}))
+        .await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password changed")
+    );
+    let fresh = app
+        .post(
+            "/auth/refresh",
+            json!({"refreshToken": again.body["refreshToken"]}),
+        )
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
 }

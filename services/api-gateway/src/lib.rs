@@ -126,6 +126,12 @@ fn endpoints() -> Vec<Endpoint> {
             owner,
             users::set_analysis_setting,
         ),
+        endpoint(
+            M::PUT,
+            "/users/{id}/password",
+            owner,
+            signin::change_password,
+        ),
         endpoint(M::GET, "/users/{id}/export", owner, export::export_json),
         endpoint(
             M::GET,

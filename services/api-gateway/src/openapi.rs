@@ -68,6 +68,7 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         signin::sign_in,
         signin::refresh,
         signin::sign_out,
+        signin::change_password,
     ),
     components(schemas(crate::error::Envelope)),
     tags(
@@ -554,6 +555,7 @@ mod tests {
                     // writes no resource a list shows.
                     let tokened = path != "/health/ready"
                         && path != "/users/{id}/analysis"
+                        && path != "/users/{id}/password"
                         && !path.starts_with("/auth/");
                     if method != "get" && status.starts_with('2') && tokened {
                         assert_eq!(header["schema"]["pattern"], pattern, "{method} {path}");

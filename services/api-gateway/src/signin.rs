@@ -7,14 +7,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use metachat_proto::error::{ApiError, ErrorCode};
-use metachat_proto::user::{RefreshSignInRequest, SignInRequest, SignedIn};
+use metachat_proto::user::{ChangePasswordRequest, RefreshSignInRequest, SignInRequest, SignedIn};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::AppError;
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, PathId};
 use crate::grpc::{Backends, RequestContext, unary};
-use crate::openapi::{Backend, BadRequest, BodyErrors, Limits};
+use crate::openapi::{Backend, BadRequest, BodyErrors, Limits, NotFound};
+use crate::schema::UserIdPath;
 use crate::time::format_optional;
 
 /// The longest login (an e-mail address) and password accepted.
@@ -173,6 +174,58 @@ pub(crate) async fn sign_out(
     };
     let mut client = backends.users.clone();
     let call = client.sign_out(context.request(request, backends.timeout));
+    unary(&context, backends.timeout, call).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ChangePasswordRequest)]
+pub(crate) struct ChangePasswordBody {
+    /// Required when the user has a password.
+    #[schema(max_length = 256, write_only, nullable)]
+    current_password: Option<String>,
+    #[schema(min_length = 10, max_length = 256, write_only)]
+    new_password: String,
+}
+
+/// Change a password
+///
+/// Sets the user's password (10 to 256 characters), kept as an argon2id hash. When the user has
+/// one, `currentPassword` must be it (403 otherwise). Sign-ins made before refresh no more:
+/// every device signs in again.
+#[utoipa::path(put, path = "/users/{id}/password", tag = "Authentication",
+    operation_id = "changePassword", params(UserIdPath), request_body = ChangePasswordBody,
+    responses((status = 204, description = "Changed."),
+        BadRequest, NotFound, BodyErrors, Limits, Backend))]
+pub(crate) async fn change_password(
+    State(backends): State<Backends>,
+    context: RequestContext,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<ChangePasswordBody>,
+) -> Result<Response, AppError> {
+    // Refused before any hashing: an over-long password costs nothing.
+    for (field, value) in [
+        (
+            "currentPassword",
+            body.current_password.as_deref().unwrap_or_default(),
+        ),
+        ("newPassword", body.new_password.as_str()),
+    ] {
+        if value.chars().count() > PASSWORD_MAX {
+            return Err(AppError::invalid(
+                field,
+                format!("must be at most {PASSWORD_MAX} characters"),
+            ));
+        }
+    }
+    let request = ChangePasswordRequest {
+        user_id: id,
+        current_password: body.current_password,
+        new_password: body.new_password,
+    };
+    let mut client = backends.users.clone();
+    let call = client.change_password(context.request(request, backends.timeout));
     unary(&context, backends.timeout, call).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

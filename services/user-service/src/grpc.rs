@@ -216,6 +216,24 @@ impl UserService for UserGrpc {
         Ok(Response::new(signed_in_to_proto(signed_in)))
     }
 
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::PasswordChanged>, Status> {
+        let metadata = event_metadata(&request);
+        let r = request.into_inner();
+        let user_id = UserId::parse("userId", &r.user_id).map_err(ApiError::from)?;
+        self.users
+            .change_password(
+                &user_id,
+                r.current_password.as_deref(),
+                &r.new_password,
+                &metadata,
+            )
+            .await?;
+        Ok(Response::new(pb::PasswordChanged {}))
+    }
+
     async fn sign_out(
         &self,
         request: Request<pb::RefreshSignInRequest>,

@@ -220,6 +220,69 @@ impl Users {
         })
     }
 
+    /// When `user_id`'s password was last set; `None` when never.
+    async fn password_set_at(&self, user_id: &UserId) -> Result<Option<DateTime<Utc>>, ApiError> {
+        let stream = StreamName::new(CREDENTIALS_CATEGORY, user_id).to_string();
+        let events = read_full_stream(self.store.as_ref(), &stream)
+            .await
+            .map_err(store_error)?;
+        Ok(events.last().map(|e| e.recorded_at))
+    }
+
+    /// Sets `user_id`'s password to `new`. When one is set, `current` must be it (403 naming
+    /// `currentPassword` otherwise). Every sign-in made before refreshes no more.
+    pub async fn change_password(
+        &self,
+        user_id: &UserId,
+        current: Option<&str>,
+        new: &str,
+        metadata: &EventMetadata,
+    ) -> Result<(), ApiError> {
+        check_password(new).map_err(|e| ApiError {
+            details: e
+                .details
+                .into_iter()
+                .map(|mut d| {
+                    d.field = "newPassword".into();
+                    d
+                })
+                .collect(),
+            message: e.message.replace("password", "newPassword"),
+            ..e
+        })?;
+        self.user(user_id).await?;
+        if let Some(hash) = self.password_hash(user_id).await? {
+            let given = current.unwrap_or_default().to_owned();
+            if !verify_password(given, Some(hash)).await {
+                return Err(ApiError {
+                    details: vec![metachat_proto::error::FieldViolation {
+                        field: "currentPassword".into(),
+                        message: "is not the current password".into(),
+                    }],
+                    ..ApiError::new(
+                        ErrorCode::PermissionDenied,
+                        "currentPassword: is not the current password",
+                    )
+                });
+            }
+        }
+        let hash = hash_password(new.to_owned()).await?;
+        let event = CredentialEvent::PasswordSet {
+            user_id: *user_id,
+            password_hash: hash,
+        };
+        let write = StreamWrite::new(
+            StreamName::new(CREDENTIALS_CATEGORY, user_id),
+            ExpectedVersion::Any,
+            new_events(&[event], metadata).map_err(store_error)?,
+        );
+        append_settled(self.store.as_ref(), vec![write])
+            .await
+            .map_err(append_error)?;
+        tracing::info!(user_id = %user_id, "password changed");
+        Ok(())
+    }
+
     /// The sign-in a refresh token names, with its stream's version.
     async fn sign_in_of(&self, token: &str) -> Result<(uuid::Uuid, String, SignIn, u64), ApiError> {
         let (id, secret) = parse_refresh(token).ok_or_else(|| refresh_refused("is not valid"))?;
@@ -232,7 +295,10 @@ impl Users {
             .filter_map(|e| decode_event(e).ok())
             .collect();
         let version = recorded.last().map_or(0, |e| e.stream_version);
-        let state = SignIn::replay(&events).ok_or_else(|| refresh_refused("is not valid"))?;
+        let mut state = SignIn::replay(&events).ok_or_else(|| refresh_refused("is not valid"))?;
+        state.signed_in_at = recorded
+            .first()
+            .map_or(state.signed_in_at, |e| e.recorded_at);
         Ok((id, digest(secret), state, version))
     }
 
@@ -281,6 +347,17 @@ impl Users {
         }
         if state.expires_at <= Utc::now() {
             return Err(refresh_refused("has expired"));
+        }
+        // A password changed since the sign-in ends it.
+        if self
+            .password_set_at(&state.user_id)
+            .await?
+            .is_some_and(|set| set > state.signed_in_at)
+        {
+            self.end(id, "the password changed", metadata).await?;
+            return Err(refresh_refused(
+                "belongs to a sign-in made before the password changed",
+            ));
         }
         let secret = new_secret();
         let expires_at = Utc::now() + Days::days(REFRESH_DAYS);

@@ -60,6 +60,8 @@ pub struct SignIn {
     pub spent: Vec<String>,
     pub expires_at: DateTime<Utc>,
     pub ended: Option<String>,
+    /// When the sign-in was recorded (set from the store; the events do not carry it).
+    pub signed_in_at: DateTime<Utc>,
 }
 
 impl SignIn {
@@ -80,6 +82,7 @@ impl SignIn {
             spent: Vec::new(),
             expires_at: *expires_at,
             ended: None,
+            signed_in_at: DateTime::<Utc>::MIN_UTC,
         };
         for event in events {
             match event {
