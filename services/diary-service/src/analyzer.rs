@@ -12,12 +12,11 @@ use async_trait::async_trait;
 use event_sourcing::{
     Aggregate, EventMetadata, EventStore, Projection, ProjectionError, RecordedEvent, Repository,
 };
-use metachat_read_model::PageRequest;
 use metachat_validation::{EntryId, UserId};
 
 use crate::application::{self, AnalysisOutcome};
 use crate::domain::{AnalysisSettingState, EntryState};
-use crate::read_model::{DiaryReadModels, TimeRange, stored_id};
+use crate::read_model::{DiaryReadModels, live_entry_ids, stored_id};
 
 /// The analyzer's name: its checkpoint, and the suffix of its consumer group.
 pub const ANALYZER_NAME: &str = "entry-analyzer";
@@ -29,9 +28,6 @@ pub struct EntryAnalyzer {
     /// Where a writer's entries are listed when they switch analysis back on.
     read_models: Arc<dyn DiaryReadModels>,
 }
-
-/// Entries listed per page when a writer's entries are analysed again.
-const PAGE: u32 = 100;
 
 impl EntryAnalyzer {
     pub fn new(store: Arc<dyn EventStore>, read_models: Arc<dyn DiaryReadModels>) -> Self {
@@ -49,40 +45,25 @@ impl EntryAnalyzer {
         user_id: &UserId,
         metadata: &EventMetadata,
     ) -> Result<u64, ProjectionError> {
-        let mut page = PageRequest {
-            offset: 0,
-            limit: PAGE,
-            cursor: None,
-        };
         let mut recorded = 0;
-        loop {
-            let found = self
-                .read_models
-                .entries_by_user(user_id, TimeRange::default(), &page)
-                .await
-                .map_err(|e| -> ProjectionError { format!("listing entries: {e}").into() })?;
-            for listed in &found.items {
-                let loaded = self.entries.load(&listed.state.id).await?;
-                let Some(entry) = loaded.state.live() else {
-                    continue;
-                };
-                let outcome = application::record_analysis(
-                    &self.entries,
-                    &self.settings,
-                    &entry.id,
-                    entry.content_version,
-                    metadata,
-                )
-                .await?;
-                if outcome == AnalysisOutcome::Recorded {
-                    recorded += 1;
-                }
-            }
-            match found.next_cursor {
-                Some(cursor) => page.cursor = Some(cursor),
-                None => return Ok(recorded),
+        for id in live_entry_ids(self.read_models.as_ref(), user_id).await? {
+            let loaded = self.entries.load(&id).await?;
+            let Some(entry) = loaded.state.live() else {
+                continue;
+            };
+            let outcome = application::record_analysis(
+                &self.entries,
+                &self.settings,
+                &entry.id,
+                entry.content_version,
+                metadata,
+            )
+            .await?;
+            if outcome == AnalysisOutcome::Recorded {
+                recorded += 1;
             }
         }
+        Ok(recorded)
     }
 
     /// Analyses the entry version `recorded` wrote, if it wrote content; `None` for any other

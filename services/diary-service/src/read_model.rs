@@ -15,7 +15,7 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 use uuid::Uuid;
 
 use event_sourcing::Aggregate;
-use metachat_validation::UserId;
+use metachat_validation::{EntryId, UserId};
 
 use crate::analytics::{
     AnalysisSummary, BUCKET_MICROS, BucketTotals, EntryFacts, SessionFacts, bucket_of,
@@ -118,6 +118,31 @@ const SCHEMA: &[&str] = &[
         last_disabled INTEGER NOT NULL
     )",
 ];
+
+/// The ids of every live entry of `user_id` the lists hold, newest first, read page by page:
+/// what a follower walks when a writer switches analysis back on.
+pub(crate) async fn live_entry_ids(
+    read_models: &dyn DiaryReadModels,
+    user_id: &UserId,
+) -> Result<Vec<EntryId>, ProjectionError> {
+    let mut page = PageRequest {
+        offset: 0,
+        limit: 100,
+        cursor: None,
+    };
+    let mut ids = Vec::new();
+    loop {
+        let found = read_models
+            .entries_by_user(user_id, TimeRange::default(), &page)
+            .await
+            .map_err(|e| -> ProjectionError { format!("listing entries: {e}").into() })?;
+        ids.extend(found.items.iter().map(|listed| listed.state.id));
+        match found.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => return Ok(ids),
+        }
+    }
+}
 
 /// Whether `recorded` switches a user's analysis on or off: `(user, enabled)`; `None` for
 /// any other event.

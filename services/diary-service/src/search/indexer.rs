@@ -14,12 +14,11 @@ use embeddings::{Embedder, EmbeddingError};
 use event_sourcing::{
     Aggregate, EventStore, Projection, ProjectionError, RecordedEvent, Repository,
 };
-use metachat_read_model::PageRequest;
 use metachat_validation::{EntryId, UserId};
 
 use super::{IndexedEntry, SearchIndex, Semantic, fingerprint, indexed_text};
 use crate::domain::{AnalysisSettingState, Entry, EntryState};
-use crate::read_model::{DiaryReadModels, TimeRange, analysis_switch, stored_id};
+use crate::read_model::{DiaryReadModels, analysis_switch, live_entry_ids, stored_id};
 
 /// The indexer's name: its checkpoint, and the suffix of its consumer group.
 pub const INDEXER_NAME: &str = "entry-indexer";
@@ -55,9 +54,6 @@ pub struct EntryIndexer {
     read_models: Arc<dyn DiaryReadModels>,
     semantic: Semantic,
 }
-
-/// Entries listed per page when a writer's entries are indexed again.
-const PAGE: u32 = 100;
 
 impl EntryIndexer {
     pub fn new(
@@ -132,28 +128,13 @@ impl EntryIndexer {
 
     /// Indexes every live entry of `user_id` (after they switched analysis back on).
     pub async fn index_all_of(&self, user_id: &UserId) -> Result<u64, ProjectionError> {
-        let mut page = PageRequest {
-            offset: 0,
-            limit: PAGE,
-            cursor: None,
-        };
         let mut stored = 0;
-        loop {
-            let found = self
-                .read_models
-                .entries_by_user(user_id, TimeRange::default(), &page)
-                .await
-                .map_err(|e| -> ProjectionError { format!("listing entries: {e}").into() })?;
-            for listed in &found.items {
-                if self.index_entry(&listed.state.id).await? == Indexed::Stored {
-                    stored += 1;
-                }
-            }
-            match found.next_cursor {
-                Some(cursor) => page.cursor = Some(cursor),
-                None => return Ok(stored),
+        for id in live_entry_ids(self.read_models.as_ref(), user_id).await? {
+            if self.index_entry(&id).await? == Indexed::Stored {
+                stored += 1;
             }
         }
+        Ok(stored)
     }
 }
 
