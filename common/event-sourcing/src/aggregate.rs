@@ -112,6 +112,9 @@ pub struct Loaded<A> {
     pub updated_at: Option<DateTime<Utc>>,
     /// When the first event was recorded.
     pub created_at: Option<DateTime<Utc>>,
+    /// Some events of the stream belong to an erased subject and were not replayed
+    /// ([`crate::personal`]).
+    pub erased: bool,
 }
 
 impl<A> Loaded<A> {
@@ -406,10 +409,16 @@ pub fn fold<A: Aggregate>(events: &[A::Event]) -> A {
     state
 }
 
-/// Folds recorded events into an aggregate.
+/// Folds recorded events into an aggregate. Events of an erased subject are skipped: what
+/// they said can no longer be read ([`crate::personal`]).
 pub fn replay<A: Aggregate>(events: &[RecordedEvent]) -> Result<Loaded<A>> {
     let mut state = A::default();
+    let mut erased = false;
     for event in events {
+        if event.erased {
+            erased = true;
+            continue;
+        }
         state.apply_recorded(&decode_event::<A::Event>(event)?, event.recorded_at);
     }
     Ok(Loaded {
@@ -417,5 +426,6 @@ pub fn replay<A: Aggregate>(events: &[RecordedEvent]) -> Result<Loaded<A>> {
         version: events.last().map(|e| e.stream_version),
         updated_at: events.last().map(|e| e.recorded_at),
         created_at: events.first().map(|e| e.recorded_at),
+        erased,
     })
 }

@@ -1,11 +1,13 @@
-//! The one place where payloads become stored bytes and back. Every backend calls it, so
-//! payload encryption (crypto-shredding) can later sit here without touching the backends.
+//! The one place where payloads become stored bytes and back. Every backend calls it: it
+//! seals personal data on the way in and opens it on the way out ([`crate::personal`]), and
+//! upcasts old payload shapes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::error::{EventStoreError, Result};
-use crate::event::EventMetadata;
+use crate::event::{EventMetadata, NewEvent, RecordedEvent, StreamWrite};
+use crate::personal::{DataKey, KeyCache, KeyTable, PersonalData};
 
 /// Turns a payload of one schema version into the next version's shape.
 pub type UpcastFn = Arc<dyn Fn(serde_json::Value) -> serde_json::Value + Send + Sync>;
@@ -64,40 +66,141 @@ impl std::fmt::Debug for Upcasters {
     }
 }
 
-/// Encodes payloads and metadata for storage and decodes (and upcasts) them when read.
+/// Encodes payloads and metadata for storage (sealing personal data) and decodes them when
+/// read (opening and upcasting).
 #[derive(Debug, Clone, Default)]
 pub struct EventCodec {
     upcasters: Upcasters,
+    personal: PersonalData,
+    keys: KeyCache,
 }
 
 impl EventCodec {
     pub fn new(upcasters: Upcasters) -> Self {
-        Self { upcasters }
+        Self {
+            upcasters,
+            ..Self::default()
+        }
     }
 
-    pub fn encode_payload(&self, payload: &serde_json::Value) -> Result<String> {
+    /// Seals the personal data `personal` describes.
+    pub fn with_personal_data(mut self, personal: PersonalData) -> Self {
+        self.personal = personal;
+        self
+    }
+
+    pub fn personal_data(&self) -> &PersonalData {
+        &self.personal
+    }
+
+    /// The keys this process has read.
+    pub fn key_cache(&self) -> &KeyCache {
+        &self.keys
+    }
+
+    /// The subjects whose keys the events of `writes` are sealed with.
+    pub fn write_subjects(&self, writes: &[StreamWrite]) -> BTreeSet<String> {
+        writes
+            .iter()
+            .flat_map(|w| {
+                w.events.iter().filter_map(|e| {
+                    self.personal
+                        .subject(&e.event_type, &w.stream_id, &e.payload)
+                })
+            })
+            .collect()
+    }
+
+    /// The payload of `event` in `stream_id` as stored: its personal data sealed with its
+    /// subject's key (one of `keys`, which [`Self::write_subjects`] named).
+    pub fn encode_payload(
+        &self,
+        stream_id: &str,
+        event: &NewEvent,
+        keys: &HashMap<String, DataKey>,
+    ) -> Result<String> {
+        let sealed;
+        let payload = match self
+            .personal
+            .subject(&event.event_type, stream_id, &event.payload)
+        {
+            Some(subject) => {
+                let key = keys.get(&subject).ok_or_else(|| {
+                    EventStoreError::InvalidWrite(format!("no data key for {}", event.event_type))
+                })?;
+                sealed = self.personal.seal(
+                    &event.event_type,
+                    event.event_id,
+                    &subject,
+                    key,
+                    &event.payload,
+                )?;
+                &sealed
+            }
+            None => &event.payload,
+        };
         serde_json::to_string(payload).map_err(|e| EventStoreError::Codec(e.to_string()))
     }
 
-    pub fn encode_metadata(&self, metadata: &EventMetadata) -> Result<String> {
-        serde_json::to_string(metadata).map_err(|e| EventStoreError::Codec(e.to_string()))
-    }
-
-    /// Decodes a stored payload and upcasts it to the newest registered version.
-    pub fn decode_payload(
-        &self,
-        event_type: &str,
-        schema_version: u32,
-        stored: &str,
-    ) -> Result<(serde_json::Value, u32)> {
-        let payload: serde_json::Value = serde_json::from_str(stored).map_err(|e| {
+    /// A stored payload as JSON, still sealed and at its stored schema version.
+    pub fn parse_payload(&self, event_type: &str, stored: &str) -> Result<serde_json::Value> {
+        serde_json::from_str(stored).map_err(|e| {
             EventStoreError::Codec(format!(
                 "{event_type} payload is not JSON (line {}, column {})",
                 e.line(),
                 e.column()
             ))
-        })?;
-        Ok(self.upcasters.upcast(event_type, schema_version, payload))
+        })
+    }
+
+    /// Opens the personal data of events read as stored (from the store, or from a topic the
+    /// relay published them to) with their subjects' keys, read from `table`, and upcasts
+    /// them. The events of an erased subject keep only their readable fields and are marked
+    /// [`RecordedEvent::erased`]. Opening an opened event changes nothing.
+    pub async fn open(
+        &self,
+        mut events: Vec<RecordedEvent>,
+        table: &dyn KeyTable,
+    ) -> Result<Vec<RecordedEvent>> {
+        let subjects: Vec<Option<String>> = events
+            .iter()
+            .map(|e| {
+                self.personal
+                    .subject(&e.event_type, &e.stream_id, &e.payload)
+            })
+            .collect();
+        let wanted: BTreeSet<String> = subjects.iter().flatten().cloned().collect();
+        let keys = if wanted.is_empty() {
+            None
+        } else {
+            Some(self.keys.keys(wanted, table).await?)
+        };
+        for (event, subject) in events.iter_mut().zip(subjects) {
+            if let (Some(keys), Some(subject)) = (&keys, subject.as_deref()) {
+                let payload = std::mem::take(&mut event.payload);
+                let (payload, erased) = self.personal.open(
+                    &event.event_type,
+                    event.event_id,
+                    keys.state(Some(subject)),
+                    payload,
+                )?;
+                event.payload = payload;
+                event.erased |= erased;
+            }
+            if !event.erased {
+                let payload = std::mem::take(&mut event.payload);
+                let (payload, version) =
+                    self.upcasters
+                        .upcast(&event.event_type, event.schema_version, payload);
+                event.payload = payload;
+                event.schema_version = version;
+            }
+        }
+        Ok(events)
+    }
+
+    pub fn encode_metadata(&self, metadata: &EventMetadata) -> Result<String> {
+        serde_json::to_string(metadata).map_err(|e| EventStoreError::Codec(e.to_string()))
     }
 
     pub fn decode_metadata(&self, stored: &str) -> Result<EventMetadata> {

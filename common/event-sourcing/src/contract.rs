@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::personal::{PersonalData, SEALED_FIELD, Subject};
 use crate::{
     Aggregate, CheckpointStore, DomainEvent, EventCodec, EventMetadata, EventStore,
     EventStoreError, ExecuteError, ExpectedVersion, NewEvent, Projection, ProjectionError,
@@ -55,6 +56,7 @@ macro_rules! event_store_contract_tests {
             subscriber_is_woken_by_append,
             projection_resumes_from_checkpoint_after_restart,
             rebuild_equals_incremental,
+            personal_data_is_sealed_and_erasure_shreds_it,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
@@ -933,4 +935,154 @@ pub async fn rebuild_equals_incremental(backend: &impl TestBackend) {
     assert_eq!(rebuilder.rebuild().await.unwrap(), head);
     assert_eq!(rebuilt.snapshot(), incremental.snapshot());
     assert_eq!(rebuilt.snapshot().len(), 4);
+}
+
+/// The personal data rules of the erasure case: a diary line's text is Ada's or Bob's.
+fn diary_codec() -> EventCodec {
+    let personal = PersonalData::new()
+        .register("LineWritten", Subject::Field("userId"), &["userId"])
+        .register("Renamed", Subject::Stream, &[]);
+    let upcasters = Upcasters::new().register("LineWritten", 1, |mut payload| {
+        payload["words"] = json!(payload["text"].as_str().map_or(0, |t| t.split(' ').count()));
+        payload
+    });
+    EventCodec::new(upcasters).with_personal_data(personal)
+}
+
+pub async fn personal_data_is_sealed_and_erasure_shreds_it(backend: &impl TestBackend) {
+    let place = location();
+    let Opened { store, checkpoints } = backend.open(&place, diary_codec()).await;
+    let line = |user: &str, text: &str| event("LineWritten", json!({"userId": user, "text": text}));
+    store
+        .append_streams(vec![
+            StreamWrite::new(
+                "line-1",
+                ExpectedVersion::NoStream,
+                vec![line("ada", "ada's secret garden")],
+            ),
+            StreamWrite::new(
+                "line-2",
+                ExpectedVersion::NoStream,
+                vec![line("bob", "bob's open book")],
+            ),
+            StreamWrite::new(
+                "person-ada",
+                ExpectedVersion::NoStream,
+                vec![event("Renamed", json!({"name": "Ada King"}))],
+            ),
+        ])
+        .await
+        .unwrap();
+
+    // Readers see the data; what is stored (and published) holds none of it.
+    let read = store.read_stream("line-1", 1, 10).await.unwrap();
+    assert_eq!(
+        read[0].payload,
+        json!({"userId": "ada", "text": "ada's secret garden", "words": 3}),
+        "a sealed payload opens and is upcast when read"
+    );
+    assert!(!read[0].erased);
+    let sealed = store.read_all_sealed(0, 10).await.unwrap();
+    assert_eq!(sealed.len(), 3);
+    for event in &sealed {
+        let text = event.payload.to_string();
+        assert!(
+            !text.contains("secret") && !text.contains("open book") && !text.contains("King"),
+            "personal data is stored sealed: {text}"
+        );
+        assert!(event.payload.get(SEALED_FIELD).is_some());
+    }
+    assert_eq!(
+        sealed[0].payload["userId"], "ada",
+        "kept fields stay readable"
+    );
+    assert_eq!(sealed[0].schema_version, 1, "sealed events are as stored");
+    let opened = store.open(sealed.clone()).await.unwrap();
+    assert_eq!(
+        opened,
+        store.read_all(0, 10).await.unwrap(),
+        "open(sealed) = read_all"
+    );
+
+    store.erase_subject("ada").await.unwrap();
+    store.erase_subject("ada").await.unwrap();
+
+    // Every read path: Ada's data is gone, Bob's is not.
+    let after = store.read_all(0, 10).await.unwrap();
+    assert_eq!(after[0].payload, json!({"userId": "ada"}));
+    assert!(after[0].erased, "an erased subject's event is marked");
+    assert_eq!(after[1].payload["text"], "bob's open book");
+    assert!(!after[1].erased);
+    assert_eq!(after[2].payload, json!({}));
+    assert!(after[2].erased);
+    let reopened = store.open(sealed.clone()).await.unwrap();
+    assert!(
+        reopened[0].erased && reopened[0].payload.get("text").is_none(),
+        "copies published before the erasure no longer open"
+    );
+    let restarted = backend.open(&place, diary_codec()).await;
+    let line_1 = restarted.store.read_stream("line-1", 1, 10).await.unwrap();
+    assert!(line_1[0].erased && line_1[0].payload.get("text").is_none());
+
+    // Nothing more of Ada is stored; others still are.
+    let refused = restarted
+        .store
+        .append(
+            "line-3",
+            ExpectedVersion::NoStream,
+            vec![line("ada", "again")],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(EventStoreError::SubjectErased { ref subject }) if subject == "ada"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        restarted.store.stream_version("line-3").await.unwrap(),
+        None
+    );
+    restarted
+        .store
+        .append(
+            "line-4",
+            ExpectedVersion::NoStream,
+            vec![line("cy", "fine")],
+        )
+        .await
+        .unwrap();
+
+    // Projections and replays skip what was erased.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let runner = ProjectionRunner::new(
+        Arc::clone(&store),
+        checkpoints,
+        Arc::new(Recording {
+            seen: Arc::clone(&seen),
+        }),
+    );
+    runner.rebuild().await.unwrap();
+    let seen: Vec<String> = seen.lock().unwrap().clone();
+    assert_eq!(seen, vec!["line-2".to_owned(), "line-4".to_owned()]);
+}
+
+/// Records the streams of the events it is given.
+struct Recording {
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl Projection for Recording {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    async fn apply(&self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        self.seen.lock().unwrap().push(event.stream_id.clone());
+        Ok(())
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        self.seen.lock().unwrap().clear();
+        Ok(())
+    }
 }

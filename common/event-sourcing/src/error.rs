@@ -25,6 +25,10 @@ pub enum EventStoreError {
     /// The write itself is malformed (for example an empty stream id).
     #[error("invalid write: {0}")]
     InvalidWrite(String),
+    /// The data subject of an event to append was erased ([`crate::personal`]): nothing more
+    /// is stored of them.
+    #[error("the data subject {subject} was erased")]
+    SubjectErased { subject: String },
     /// A stored payload could not be encoded or decoded.
     #[error("event payload codec: {0}")]
     Codec(String),

@@ -72,6 +72,10 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
     pub payload: serde_json::Value,
     pub metadata: EventMetadata,
+    /// The event's subject was erased ([`crate::personal`]): the payload holds only the fields
+    /// that are not personal data. Replays and projections skip such events.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
 }
 
 impl RecordedEvent {

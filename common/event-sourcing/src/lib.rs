@@ -36,8 +36,10 @@
 //! **Temporal.** [`EventStore::read_stream_as_of`] returns a stream as it was at a moment, and
 //! [`Repository::load_as_of`] replays it: the state of any aggregate at any time.
 //!
-//! Payloads and metadata pass through one [`EventCodec`] on their way in and out of every
-//! backend, the place where per-user encryption can sit.
+//! **Erasable.** Payloads pass through one [`EventCodec`] on their way in and out of every
+//! backend. It seals each event's personal data with a key of its subject (a user), and
+//! [`EventStore::erase_subject`] deletes that key: the data can no longer be read from the
+//! store or from any copy of its events ([`personal`]).
 //!
 //! # Backends
 //!
@@ -50,6 +52,7 @@ mod aggregate;
 mod codec;
 mod error;
 mod event;
+pub mod personal;
 pub mod postgres;
 mod projection;
 pub mod sqlite;

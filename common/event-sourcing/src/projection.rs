@@ -23,6 +23,7 @@ pub struct Subscription {
     head: watch::Receiver<Position>,
     batch_size: usize,
     fallback_poll: Duration,
+    sealed: bool,
 }
 
 impl Subscription {
@@ -34,7 +35,15 @@ impl Subscription {
             head,
             batch_size: batch_size.max(1),
             fallback_poll: FALLBACK_POLL,
+            sealed: false,
         }
+    }
+
+    /// Returns events as stored, their personal data still sealed
+    /// ([`EventStore::read_all_sealed`]): for publishing them.
+    pub fn sealed(mut self) -> Self {
+        self.sealed = true;
+        self
     }
 
     /// Changes how long to wait for a wake-up before re-reading anyway.
@@ -54,7 +63,13 @@ impl Subscription {
             // Mark the current head as seen before reading, so an append that lands between the
             // read and the wait still wakes us.
             self.head.borrow_and_update();
-            let batch = self.store.read_all(self.position, self.batch_size).await?;
+            let batch = if self.sealed {
+                self.store
+                    .read_all_sealed(self.position, self.batch_size)
+                    .await?
+            } else {
+                self.store.read_all(self.position, self.batch_size).await?
+            };
             if let Some(last) = batch.last() {
                 self.position = last.position;
                 return Ok(batch);
@@ -176,7 +191,8 @@ impl ProjectionRunner {
         &self,
         batch: &[RecordedEvent],
     ) -> std::result::Result<(), ProjectionError> {
-        for event in batch {
+        // An erased subject's events are not applied: nothing of them is kept.
+        for event in batch.iter().filter(|e| !e.erased) {
             self.projection.apply(event).await?;
         }
         if let Some(last) = batch.last() {

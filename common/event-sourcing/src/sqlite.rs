@@ -18,9 +18,12 @@ use sqlx::{Connection, Row};
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
+use std::collections::HashMap;
+
 use crate::codec::EventCodec;
 use crate::error::{EventStoreError, Result};
 use crate::event::{AppendResult, ExpectedVersion, Position, RecordedEvent, StreamWrite};
+use crate::personal::{DataKey, KeyTable, StoredKey};
 use crate::projection::CheckpointStore;
 use crate::store::{EventStore, validate_writes};
 
@@ -41,6 +44,14 @@ const SCHEMA: &[&str] = &[
         name       TEXT    PRIMARY KEY,
         position   INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
+    )",
+    // Each subject's data key ([`crate::personal`]); `key` is NULL once the subject is erased.
+    "CREATE TABLE IF NOT EXISTS data_keys (
+        subject    TEXT    PRIMARY KEY,
+        key        BLOB,
+        created_at INTEGER NOT NULL,
+        erased_at  INTEGER,
+        CHECK ((key IS NULL) = (erased_at IS NOT NULL))
     )",
 ];
 
@@ -178,7 +189,7 @@ impl EventStore for SqliteEventStore {
             .bind(limit as i64)
             .fetch_all(&self.inner.pool)
             .await?;
-        rows.iter().map(|r| self.inner.decode(r)).collect()
+        self.inner.decode_all(&rows).await
     }
 
     async fn read_stream_as_of(
@@ -194,7 +205,7 @@ impl EventStore for SqliteEventStore {
             .bind(as_of.timestamp_micros())
             .fetch_all(&self.inner.pool)
             .await?;
-        rows.iter().map(|r| self.inner.decode(r)).collect()
+        self.inner.decode_all(&rows).await
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>> {
@@ -207,13 +218,30 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let events = self.read_all_sealed(after, limit).await?;
+        self.open(events).await
+    }
+
+    async fn read_all_sealed(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
         let sql = format!("{SELECT_EVENT} WHERE position > ? ORDER BY position LIMIT ?");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after as i64)
             .bind(limit as i64)
             .fetch_all(&self.inner.pool)
             .await?;
-        rows.iter().map(|r| self.inner.decode(r)).collect()
+        rows.iter().map(|r| self.inner.decode_sealed(r)).collect()
+    }
+
+    async fn open(&self, events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>> {
+        self.inner.codec.open(events, &*self.inner).await
+    }
+
+    async fn erase_subject(&self, subject: &str) -> Result<()> {
+        let inner = Arc::clone(&self.inner);
+        let subject = subject.to_owned();
+        tokio::spawn(async move { inner.erase(&subject).await })
+            .await
+            .map_err(|e| EventStoreError::InvalidWrite(format!("erase task failed: {e}")))?
     }
 
     async fn head_position(&self) -> Result<Position> {
@@ -241,6 +269,7 @@ impl Inner {
         let recorded_at = Utc::now().timestamp_micros().max(last.unwrap_or(i64::MIN));
         // What the results report: the very value stored, so it equals what reads return.
         let recorded_time = micros_to_time(recorded_at)?;
+        let keys = write_keys(&mut tx, self.codec.write_subjects(&writes), recorded_at).await?;
         let mut results = Vec::with_capacity(writes.len());
         let mut wrote_any = false;
         for (index, write) in writes.iter().enumerate() {
@@ -281,7 +310,7 @@ impl Inner {
                 .bind(version as i64)
                 .bind(event.event_type.clone())
                 .bind(i64::from(event.schema_version))
-                .bind(self.codec.encode_payload(&event.payload)?)
+                .bind(self.codec.encode_payload(&write.stream_id, event, &keys)?)
                 .bind(self.codec.encode_metadata(&event.metadata)?)
                 .bind(recorded_at)
                 .fetch_one(&mut *tx)
@@ -306,6 +335,9 @@ impl Inner {
             });
         }
         tx.commit().await?;
+        for (subject, key) in &keys {
+            self.codec.key_cache().remember(subject, key);
+        }
         if wrote_any {
             let head = results.iter().map(|r| r.last_position).max().unwrap_or(0);
             self.head.send_if_modified(|h| {
@@ -319,13 +351,20 @@ impl Inner {
         Ok(results)
     }
 
-    fn decode(&self, row: &SqliteRow) -> Result<RecordedEvent> {
+    async fn decode_all(&self, rows: &[SqliteRow]) -> Result<Vec<RecordedEvent>> {
+        let events = rows
+            .iter()
+            .map(|r| self.decode_sealed(r))
+            .collect::<Result<Vec<_>>>()?;
+        self.codec.open(events, self).await
+    }
+
+    /// A stored row as an event, its payload still sealed and at its stored version.
+    fn decode_sealed(&self, row: &SqliteRow) -> Result<RecordedEvent> {
         let event_type: String = row.try_get("event_type")?;
-        let stored_version: i64 = row.try_get("schema_version")?;
+        let schema_version = row.try_get::<i64, _>("schema_version")? as u32;
         let payload: String = row.try_get("payload")?;
-        let (payload, schema_version) =
-            self.codec
-                .decode_payload(&event_type, stored_version as u32, &payload)?;
+        let payload = self.codec.parse_payload(&event_type, &payload)?;
         let metadata: String = row.try_get("metadata")?;
         let event_id: String = row.try_get("event_id")?;
         let micros: i64 = row.try_get("recorded_at")?;
@@ -340,8 +379,92 @@ impl Inner {
             recorded_at: micros_to_time(micros)?,
             payload,
             metadata: self.codec.decode_metadata(&metadata)?,
+            erased: false,
         })
     }
+
+    /// Deletes the subject's key (leaving a row that says it was erased), in a write
+    /// transaction like an append's, so no append can seal with it afterwards; then overwrites
+    /// the freed bytes (`secure_delete`) and checkpoints the write-ahead log, so the key is
+    /// not left in the file or the log.
+    async fn erase(&self, subject: &str) -> Result<()> {
+        let mut conn = self.writer.lock().await;
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *conn)
+            .await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let now = Utc::now().timestamp_micros();
+        sqlx::query(
+            "INSERT INTO data_keys (subject, key, created_at, erased_at) VALUES (?, NULL, ?, ?) \
+             ON CONFLICT (subject) DO UPDATE SET key = NULL, \
+             erased_at = COALESCE(data_keys.erased_at, excluded.erased_at)",
+        )
+        .bind(subject.to_owned())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.codec.key_cache().erased(subject);
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .await
+        {
+            tracing::warn!(%error, "checkpointing the log after an erasure failed");
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl KeyTable for Inner {
+    async fn read_keys(&self, subjects: &[String]) -> Result<HashMap<String, StoredKey>> {
+        let mut keys = HashMap::with_capacity(subjects.len());
+        for subject in subjects {
+            let row: Option<StoredKey> =
+                sqlx::query_scalar("SELECT key FROM data_keys WHERE subject = ?")
+                    .bind(subject.clone())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(key) = row {
+                keys.insert(subject.clone(), key);
+            }
+        }
+        Ok(keys)
+    }
+}
+
+/// The keys of `subjects`, inside an append's transaction: read, or created for a subject that
+/// has none. A subject that was erased is refused: nothing more is stored of them.
+async fn write_keys(
+    conn: &mut SqliteConnection,
+    subjects: std::collections::BTreeSet<String>,
+    now: i64,
+) -> Result<HashMap<String, DataKey>> {
+    let mut keys = HashMap::with_capacity(subjects.len());
+    for subject in subjects {
+        let row: Option<StoredKey> =
+            sqlx::query_scalar("SELECT key FROM data_keys WHERE subject = ?")
+                .bind(subject.clone())
+                .fetch_optional(&mut *conn)
+                .await?;
+        let bytes = match row {
+            Some(Some(bytes)) => bytes,
+            Some(None) => return Err(EventStoreError::SubjectErased { subject }),
+            None => {
+                let bytes = DataKey::generate()?.to_vec();
+                sqlx::query("INSERT INTO data_keys (subject, key, created_at) VALUES (?, ?, ?)")
+                    .bind(subject.clone())
+                    .bind(bytes.clone())
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                bytes
+            }
+        };
+        keys.insert(subject, DataKey::from_bytes(&bytes)?);
+    }
+    Ok(keys)
 }
 
 /// When the write's events are all stored already (a retry), what the first attempt did.

@@ -63,6 +63,27 @@ pub trait EventStore: Send + Sync + 'static {
     /// for why a reader that resumes from its last position never skips an event.
     async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>>;
 
+    /// As [`Self::read_all`], with personal data still sealed and payloads at their stored
+    /// schema version: what the relay publishes, so that erasing a subject also makes the
+    /// published copies unreadable. [`Self::open`] turns them into what `read_all` returns.
+    async fn read_all_sealed(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
+        self.read_all(after, limit).await
+    }
+
+    /// Opens events read sealed (from a topic) with the subjects' keys, and upcasts them.
+    async fn open(&self, events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>> {
+        Ok(events)
+    }
+
+    /// Erases a data subject: deletes their key, so the personal data of their events cannot
+    /// be read again, from this store or any copy of its events; later appends of their
+    /// personal data are refused. Erasing again does nothing.
+    async fn erase_subject(&self, _subject: &str) -> Result<()> {
+        Err(crate::EventStoreError::InvalidWrite(
+            "this store cannot erase personal data".into(),
+        ))
+    }
+
     /// The highest settled position (0 for an empty store).
     async fn head_position(&self) -> Result<Position>;
 

@@ -102,6 +102,25 @@ impl crate::EventStore for CountingStore {
         self.inner.read_stream_as_of(stream_id, as_of).await
     }
 
+    async fn read_all_sealed(
+        &self,
+        after: crate::Position,
+        limit: usize,
+    ) -> crate::Result<Vec<crate::RecordedEvent>> {
+        self.inner.read_all_sealed(after, limit).await
+    }
+
+    async fn open(
+        &self,
+        events: Vec<crate::RecordedEvent>,
+    ) -> crate::Result<Vec<crate::RecordedEvent>> {
+        self.inner.open(events).await
+    }
+
+    async fn erase_subject(&self, subject: &str) -> crate::Result<()> {
+        self.inner.erase_subject(subject).await
+    }
+
     async fn stream_version(&self, stream_id: &str) -> crate::Result<Option<u64>> {
         self.count(|c| c.stream_reads += 1);
         self.inner.stream_version(stream_id).await
@@ -189,6 +208,25 @@ impl crate::EventStore for InterceptedStore {
         self.inner.read_stream_as_of(stream_id, as_of).await
     }
 
+    async fn read_all_sealed(
+        &self,
+        after: crate::Position,
+        limit: usize,
+    ) -> crate::Result<Vec<crate::RecordedEvent>> {
+        self.inner.read_all_sealed(after, limit).await
+    }
+
+    async fn open(
+        &self,
+        events: Vec<crate::RecordedEvent>,
+    ) -> crate::Result<Vec<crate::RecordedEvent>> {
+        self.inner.open(events).await
+    }
+
+    async fn erase_subject(&self, subject: &str) -> crate::Result<()> {
+        self.inner.erase_subject(subject).await
+    }
+
     async fn stream_version(&self, stream_id: &str) -> crate::Result<Option<u64>> {
         self.inner.stream_version(stream_id).await
     }
@@ -236,6 +274,7 @@ pub fn assert_stored_payloads_unchanged(
             recorded_at: chrono::Utc::now(),
             payload: parsed,
             metadata: crate::EventMetadata::default(),
+            erased: false,
         };
         let (written_type, written) = match reencode(&recorded) {
             Ok(pair) => pair,

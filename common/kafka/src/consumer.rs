@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_sourcing::Projection;
+use event_sourcing::{EventStore, Projection, ProjectionError, RecordedEvent};
 use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, TopicPartitionList};
@@ -55,6 +55,8 @@ fn describe(partitions: &TopicPartitionList) -> String {
 pub struct ProjectionConsumer {
     consumer: StreamConsumer<GroupContext>,
     projection: Arc<dyn Projection>,
+    /// Opens the events' sealed personal data ([`EventStore::open`]).
+    store: Arc<dyn EventStore>,
     group: String,
 }
 
@@ -66,6 +68,7 @@ impl ProjectionConsumer {
         group: &str,
         topics: &[&str],
         projection: Arc<dyn Projection>,
+        store: Arc<dyn EventStore>,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         let consumer: StreamConsumer<GroupContext> = kafka
             .client(&format!("metachat-{group}"))
@@ -85,6 +88,7 @@ impl ProjectionConsumer {
         Ok(Self {
             consumer,
             projection,
+            store,
             group: group.to_owned(),
         })
     }
@@ -154,7 +158,7 @@ impl ProjectionConsumer {
         };
         let mut pause = Duration::from_millis(100);
         loop {
-            match self.projection.apply(&event).await {
+            match self.open_and_apply(&event).await {
                 Ok(()) => break,
                 Err(error) => {
                     tracing::warn!(
@@ -177,6 +181,15 @@ impl ProjectionConsumer {
             "projected"
         );
         self.store_offset(message);
+    }
+
+    /// Opens the event's personal data and applies it, unless its subject was erased.
+    async fn open_and_apply(&self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let opened = self.store.open(vec![event.clone()]).await?;
+        for event in opened.iter().filter(|e| !e.erased) {
+            self.projection.apply(event).await?;
+        }
+        Ok(())
     }
 
     fn store_offset(&self, message: &BorrowedMessage<'_>) {

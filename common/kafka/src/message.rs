@@ -69,6 +69,7 @@ mod tests {
                 request_id: Some("r".into()),
                 ..EventMetadata::default()
             },
+            erased: false,
         };
         assert_eq!(decode(&encode(&event).unwrap()).unwrap(), event);
         let headers = headers(&event);

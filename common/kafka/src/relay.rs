@@ -103,7 +103,9 @@ impl Relay {
             .load(&self.name)
             .await
             .map_err(|e| format!("loading the checkpoint: {e}"))?;
-        let mut subscription = Subscription::new(Arc::clone(&self.store), from, BATCH);
+        // Published as stored: personal data stays sealed on the topic, so erasing a user's key
+        // makes the published copies unreadable too.
+        let mut subscription = Subscription::new(Arc::clone(&self.store), from, BATCH).sealed();
         loop {
             let batch = subscription
                 .next_batch()

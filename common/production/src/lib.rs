@@ -171,19 +171,25 @@ impl Pipeline {
         let relay = Relay::new(
             spec.service,
             kafka,
-            events,
+            events.clone(),
             Arc::new(PostgresCheckpoints::new(store)),
             PgLeadership::new(store.pool().clone(), store.schema()),
             Arc::new(route),
         )
         .context("cannot create the Kafka producer")?;
-        let consumer = ProjectionConsumer::new(kafka, &spec.group, &[&spec.topic], projection)
-            .context("cannot create the Kafka consumer")?;
+        let consumer = ProjectionConsumer::new(
+            kafka,
+            &spec.group,
+            &[&spec.topic],
+            projection,
+            events.clone(),
+        )
+        .context("cannot create the Kafka consumer")?;
         let mut followers_consumers = Vec::new();
         for (follower, topic) in followers {
             let group = format!("{}-{}", spec.group, follower.name());
             followers_consumers.push(
-                ProjectionConsumer::new(kafka, &group, &[&topic], follower)
+                ProjectionConsumer::new(kafka, &group, &[&topic], follower, events.clone())
                     .with_context(|| format!("cannot create the Kafka consumer {group}"))?,
             );
         }

@@ -1019,6 +1019,7 @@ fn entry_from_row(row: EntryRow) -> Result<Loaded<Entry>, ProjectionError> {
             row.updated_at_micros
                 .ok_or_else(|| missing("updated_at_micros"))?,
         )?),
+        erased: false,
     })
 }
 
@@ -1042,6 +1043,7 @@ fn session_from_row(row: SessionRow) -> Result<Loaded<DiarySession>, ProjectionE
         )?),
         created_at: Some(time(created_at)?),
         updated_at: Some(time(row.updated_at_micros.unwrap_or(created_at))?),
+        erased: false,
     })
 }
 

@@ -719,6 +719,7 @@ fn row_to_entry(row: &SqliteRow) -> Result<Loaded<Entry>, ProjectionError> {
         version: Some(version),
         created_at: Some(time(row.try_get("created_at")?)?),
         updated_at: Some(time(row.try_get("updated_at")?)?),
+        erased: false,
     })
 }
 
@@ -737,6 +738,7 @@ fn row_to_session(row: &SqliteRow) -> Result<Loaded<Session>, ProjectionError> {
         version: Some(row.try_get::<i64, _>("version")? as u64),
         created_at: Some(time(row.try_get("created_at")?)?),
         updated_at: Some(time(row.try_get("updated_at")?)?),
+        erased: false,
     })
 }
 

@@ -73,6 +73,7 @@ fn recorded<E: DomainEvent>(
         recorded_at: at,
         payload,
         metadata: Default::default(),
+        erased: false,
     }
 }
 
@@ -98,6 +99,7 @@ fn listed_entry(l: Loaded<EntryState>) -> Option<Loaded<Entry>> {
         version: l.version,
         created_at,
         updated_at: l.updated_at,
+        erased: false,
     })
 }
 
@@ -108,6 +110,7 @@ fn listed_session(l: Loaded<SessionState>) -> Option<Loaded<Session>> {
         version: l.version,
         created_at: l.created_at,
         updated_at: l.updated_at,
+        erased: false,
     })
 }
 

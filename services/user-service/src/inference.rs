@@ -380,6 +380,7 @@ mod tests {
             recorded_at: Utc::now(),
             payload: serde_json::json!({ "userId": user_id }),
             metadata: EventMetadata::default(),
+            erased: false,
         }
     }
 

@@ -69,6 +69,7 @@ fn recorded<E: DomainEvent>(
         recorded_at: at,
         payload,
         metadata: Default::default(),
+        erased: false,
     }
 }
 

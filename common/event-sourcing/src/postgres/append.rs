@@ -23,7 +23,6 @@ struct EncodedWrite {
     event_ids: Vec<Uuid>,
     event_types: Vec<String>,
     schema_versions: Vec<i32>,
-    payloads: Vec<String>,
     metadata: Vec<String>,
 }
 
@@ -103,7 +102,6 @@ impl Inner {
             event_ids: Vec::with_capacity(write.events.len()),
             event_types: Vec::with_capacity(write.events.len()),
             schema_versions: Vec::with_capacity(write.events.len()),
-            payloads: Vec::with_capacity(write.events.len()),
             metadata: Vec::with_capacity(write.events.len()),
         };
         for event in &write.events {
@@ -117,9 +115,6 @@ impl Inner {
                         event.schema_version, event.event_type
                     ))
                 })?);
-            encoded
-                .payloads
-                .push(self.codec.encode_payload(&event.payload)?);
             encoded
                 .metadata
                 .push(self.codec.encode_metadata(&event.metadata)?);
@@ -176,6 +171,20 @@ impl Inner {
             }
         }
 
+        // Payloads are sealed here, with keys read under the lock (see `write_keys`).
+        let keys = self
+            .write_keys(&mut tx, self.codec.write_subjects(writes))
+            .await?;
+        let payloads = writes
+            .iter()
+            .map(|w| {
+                w.events
+                    .iter()
+                    .map(|e| self.codec.encode_payload(&w.stream_id, e, &keys))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+
         let mut results = Vec::with_capacity(writes.len());
         for (index, (write, events)) in writes.iter().zip(encoded).enumerate() {
             if let Some(done) = already_stored(write, &stored)? {
@@ -222,7 +231,7 @@ impl Inner {
                     .bind(to_i64(base))
                     .bind(&events.event_types)
                     .bind(&events.schema_versions)
-                    .bind(&events.payloads)
+                    .bind(&payloads[index])
                     .bind(&events.metadata)
                     .bind(&self.channel)
                     .fetch_one(&mut *tx)
@@ -251,6 +260,9 @@ impl Inner {
         self.wait_if_held(results.iter().map(|r| r.last_position).max().unwrap_or(0))
             .await;
         tx.commit().await?;
+        for (subject, key) in &keys {
+            self.codec.key_cache().remember(subject, key);
+        }
         Ok(results)
     }
     /// The typed error for a write that kept racing an outside writer.

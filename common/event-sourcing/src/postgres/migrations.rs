@@ -26,6 +26,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "checkpoints",
         sql: include_str!("../../migrations/postgres/0002_checkpoints.sql"),
     },
+    Migration {
+        version: 3,
+        description: "data keys",
+        sql: include_str!("../../migrations/postgres/0003_data_keys.sql"),
+    },
 ];
 
 /// Applies the migrations the schema lacks (module docs).

@@ -133,6 +133,7 @@ mod checkpoints;
 #[cfg(feature = "contract-tests")]
 mod commit_hold;
 mod health;
+mod keys;
 mod listen;
 mod migrations;
 mod options;
@@ -385,7 +386,24 @@ impl EventStore for PostgresEventStore {
     }
 
     async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
+        let events = self.inner.read_all(after, limit).await?;
+        self.inner.codec.open(events, &*self.inner).await
+    }
+
+    async fn read_all_sealed(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
         self.inner.read_all(after, limit).await
+    }
+
+    async fn open(&self, events: Vec<RecordedEvent>) -> Result<Vec<RecordedEvent>> {
+        self.inner.codec.open(events, &*self.inner).await
+    }
+
+    async fn erase_subject(&self, subject: &str) -> Result<()> {
+        let inner = Arc::clone(&self.inner);
+        let subject = subject.to_owned();
+        tokio::spawn(async move { inner.erase(&subject).await })
+            .await
+            .map_err(|e| EventStoreError::InvalidWrite(format!("erase task failed: {e}")))?
     }
 
     async fn head_position(&self) -> Result<Position> {

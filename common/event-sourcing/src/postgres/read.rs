@@ -27,7 +27,8 @@ impl Inner {
                 .fetch_all(&mut *conn)
                 .await,
         )?;
-        rows.iter().map(|r| self.decode(r)).collect()
+        drop(conn);
+        self.decode_all(&rows).await
     }
 
     pub(super) async fn read_stream_as_of(
@@ -43,9 +44,11 @@ impl Inner {
                 .fetch_all(&mut *conn)
                 .await,
         )?;
-        rows.iter().map(|r| self.decode(r)).collect()
+        drop(conn);
+        self.decode_all(&rows).await
     }
 
+    /// Events after `after`, their payloads still sealed (the store opens them).
     pub(super) async fn read_all(
         &self,
         after: Position,
@@ -61,7 +64,7 @@ impl Inner {
                 .fetch_all(&mut *conn)
                 .await,
         )?;
-        rows.iter().map(|r| self.decode(r)).collect()
+        rows.iter().map(|r| self.decode_sealed(r)).collect()
     }
 
     pub(super) async fn head_position(&self) -> Result<Position> {
@@ -85,13 +88,20 @@ impl Inner {
         Ok(version.map(|v| v as u64))
     }
 
-    fn decode(&self, row: &PgRow) -> Result<RecordedEvent> {
+    async fn decode_all(&self, rows: &[PgRow]) -> Result<Vec<RecordedEvent>> {
+        let events = rows
+            .iter()
+            .map(|r| self.decode_sealed(r))
+            .collect::<Result<Vec<_>>>()?;
+        self.codec.open(events, self).await
+    }
+
+    /// A stored row as an event, its payload still sealed and at its stored version.
+    fn decode_sealed(&self, row: &PgRow) -> Result<RecordedEvent> {
         let event_type: String = row.try_get("event_type")?;
-        let stored_version: i32 = row.try_get("schema_version")?;
+        let schema_version = row.try_get::<i32, _>("schema_version")? as u32;
         let payload: String = row.try_get("payload")?;
-        let (payload, schema_version) =
-            self.codec
-                .decode_payload(&event_type, stored_version as u32, &payload)?;
+        let payload = self.codec.parse_payload(&event_type, &payload)?;
         let metadata: String = row.try_get("metadata")?;
         Ok(RecordedEvent {
             event_id: row.try_get("event_id")?,
@@ -103,6 +113,7 @@ impl Inner {
             recorded_at: row.try_get("recorded_at")?,
             payload,
             metadata: self.codec.decode_metadata(&metadata)?,
+            erased: false,
         })
     }
 }

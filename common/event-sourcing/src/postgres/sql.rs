@@ -23,12 +23,17 @@ pub(super) struct Sql {
     pub(super) head: Arc<str>,
     pub(super) checkpoint_load: Arc<str>,
     pub(super) checkpoint_save: Arc<str>,
+    pub(super) keys_read: Arc<str>,
+    pub(super) keys_create: Arc<str>,
+    pub(super) keys_erase: Arc<str>,
+    pub(super) keys_vacuum: Arc<str>,
 }
 
 impl Sql {
     pub(super) fn new(schema: &str, options: &PostgresOptions) -> Self {
         let events = format!("{}.events", quote_ident(schema));
         let checkpoints = format!("{}.checkpoints", quote_ident(schema));
+        let data_keys = format!("{}.data_keys", quote_ident(schema));
         let select = format!("SELECT {EVENT_COLUMNS} FROM {events}");
         // The time stored with new events: the statement's clock, but never earlier than the
         // last stored event (module docs), so "as of" a time always selects a stream prefix.
@@ -104,6 +109,19 @@ impl Sql {
                  ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, \
                  updated_at = EXCLUDED.updated_at"
             )),
+            keys_read: s(format!(
+                "SELECT subject, key FROM {data_keys} WHERE subject = ANY($1)"
+            )),
+            keys_create: s(format!(
+                "INSERT INTO {data_keys} (subject, key) \
+                 SELECT * FROM UNNEST($1::text[], $2::bytea[]) ON CONFLICT (subject) DO NOTHING"
+            )),
+            keys_erase: s(format!(
+                "INSERT INTO {data_keys} (subject, key, erased_at) VALUES ($1, NULL, now()) \
+                 ON CONFLICT (subject) DO UPDATE SET key = NULL, \
+                 erased_at = COALESCE({data_keys}.erased_at, EXCLUDED.erased_at)"
+            )),
+            keys_vacuum: s(format!("VACUUM {data_keys}")),
         }
     }
 }
