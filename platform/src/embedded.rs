@@ -73,8 +73,7 @@ pub struct EmbeddedStore {
 
 impl EmbeddedStore {
     pub async fn open(config: &EmbeddedConfig) -> anyhow::Result<Self> {
-        let upcasters = UserService::upcasters().merge(DiaryService::upcasters());
-        let store = open_sqlite(&config.database(), upcasters).await?;
+        let store = open_sqlite(&config.database(), crate::codec()).await?;
         let users = UserService::sqlite_read_models(store.pool().clone()).await?;
         let diary = DiaryService::sqlite_read_models(store.pool().clone()).await?;
         Ok(Self {

@@ -235,3 +235,13 @@ async fn rebuild(runners: Vec<event_sourcing::ProjectionRunner>) -> anyhow::Resu
     }
     Ok(())
 }
+
+/// How the platform's events are stored: both services' upcasters and personal data, so one
+/// store (embedded) or one tool (rebuild, reanalyze, reindex) reads and writes them all.
+fn codec() -> event_sourcing::EventCodec {
+    use metachat_bootstrap::Service;
+    use user_service::standalone::UserService;
+    use diary_service::standalone::DiaryService;
+    event_sourcing::EventCodec::new(UserService::upcasters().merge(DiaryService::upcasters()))
+        .with_personal_data(UserService::personal_data().merge(DiaryService::personal_data()))
+}

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
+use event_sourcing::personal::PersonalData;
 use event_sourcing::{EventCodec, EventStore, Projection, ProjectionRunner, Upcasters};
 use metachat_cassandra::CassandraConfig;
 use metachat_grpc::Dependency;
@@ -94,6 +95,14 @@ pub trait Service: Send + 'static {
 
     /// Upcasters of the service's old event payloads.
     fn upcasters() -> Upcasters;
+
+    /// The personal data in the service's events ([`event_sourcing::personal`]).
+    fn personal_data() -> PersonalData;
+
+    /// How the service's events are stored: its upcasters and personal data.
+    fn codec() -> EventCodec {
+        EventCodec::new(Self::upcasters()).with_personal_data(Self::personal_data())
+    }
 
     /// Followers of events that act on them (not read models): embedded, each runs as a
     /// checkpointed projection over the whole store; in production, as its own Kafka consumer
@@ -173,7 +182,7 @@ async fn run_embedded<S: Service>(
 ) -> anyhow::Result<()> {
     let name = S::SPEC.name;
     let path = data_dir.join(format!("{name}.db"));
-    let store = Arc::new(open_sqlite(&path, S::upcasters()).await?);
+    let store = Arc::new(open_sqlite(&path, S::codec()).await?);
     let read_models = S::sqlite_read_models(store.pool().clone()).await?;
     let followers = service.followers(store.clone(), &read_models.queries);
     let projections = Projections::start(sqlite_runners(
@@ -219,8 +228,7 @@ async fn run_production<S: Service>(
         followed_topic,
     } = settings;
     let store =
-        metachat_production::open_event_store(&config.postgres, EventCodec::new(S::upcasters()))
-            .await?;
+        metachat_production::open_event_store(&config.postgres, S::codec()).await?;
     let (read_models, session) = S::cassandra_read_models(&config.cassandra).await?;
     let spec = PipelineSpec {
         service: name,
@@ -282,8 +290,8 @@ pub async fn bind(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<TcpListen
 }
 
 /// Opens (creating if missing) the embedded event store at `path`.
-pub async fn open_sqlite(path: &Path, upcasters: Upcasters) -> anyhow::Result<SqliteEventStore> {
-    SqliteEventStore::open(path, EventCodec::new(upcasters))
+pub async fn open_sqlite(path: &Path, codec: EventCodec) -> anyhow::Result<SqliteEventStore> {
+    SqliteEventStore::open(path, codec)
         .await
         .with_context(|| format!("opening the event store {}", path.display()))
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use embeddings::Embedder;
+use event_sourcing::personal::PersonalData;
 use event_sourcing::{Aggregate, EventStore, Upcasters};
 use metachat_bootstrap::{Follower, ReadModels, Service, ServiceSettings, ServiceSpec, Topic};
 use metachat_cassandra::CassandraConfig;
@@ -66,6 +67,10 @@ impl Service for DiaryService {
 
     fn upcasters() -> Upcasters {
         crate::upcasters()
+    }
+
+    fn personal_data() -> PersonalData {
+        crate::personal_data()
     }
 
     /// The entry analyzer ([`crate::analyzer`]) and, with the model, the entry indexer

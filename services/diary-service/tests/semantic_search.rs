@@ -20,7 +20,7 @@ use diary_service::{DiaryReadModels, SqliteDiaryReadModels, UserDirectory};
 use embeddings::Embedder;
 use event_sourcing::sqlite::SqliteCheckpoints;
 use event_sourcing::testing::scratch_sqlite_store;
-use event_sourcing::{EventCodec, EventMetadata, EventStore, ProjectionRunner};
+use event_sourcing::{EventMetadata, EventStore, ProjectionRunner};
 use metachat_proto::error::{ApiError, ErrorCode};
 use metachat_validation::{EntryId, UserId};
 use serde::Deserialize;
@@ -56,7 +56,7 @@ struct Platform {
 impl Platform {
     async fn new(with_model: bool) -> Self {
         let store =
-            Arc::new(scratch_sqlite_store(EventCodec::new(diary_service::upcasters())).await);
+            Arc::new(scratch_sqlite_store(diary_service::codec()).await);
         let read_models = Arc::new(
             SqliteDiaryReadModels::new(store.pool().clone())
                 .await

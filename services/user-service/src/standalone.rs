@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use event_sourcing::personal::PersonalData;
 use event_sourcing::{Aggregate, EventStore, Upcasters};
 use metachat_bootstrap::{Follower, ReadModels, Service, ServiceSettings, ServiceSpec, Topic};
 use metachat_cassandra::CassandraConfig;
@@ -49,6 +50,10 @@ impl Service for UserService {
 
     fn upcasters() -> Upcasters {
         crate::upcasters()
+    }
+
+    fn personal_data() -> PersonalData {
+        crate::personal_data()
     }
 
     /// Profile inference ([`crate::inference`]), on the diary topic.

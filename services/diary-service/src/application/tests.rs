@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::Duration;
 use event_sourcing::sqlite::SqliteCheckpoints;
 use event_sourcing::testing::{CountingStore, InterceptedStore, StoreCalls, scratch_sqlite_store};
-use event_sourcing::{EventCodec, EventMetadata, EventStore, ProjectionRunner};
+use event_sourcing::{EventMetadata, EventStore, ProjectionRunner};
 use metachat_proto::error::ErrorCode;
 
 use super::*;
@@ -53,7 +53,7 @@ impl Given {
 }
 
 async fn given_a_store() -> Given {
-    let sqlite = Arc::new(scratch_sqlite_store(EventCodec::new(crate::upcasters())).await);
+    let sqlite = Arc::new(scratch_sqlite_store(crate::codec()).await);
     let read_models = Arc::new(
         SqliteDiaryReadModels::new(sqlite.pool().clone())
             .await
@@ -424,7 +424,7 @@ async fn a_session_ends_once_and_not_before_it_started() {
 
 #[tokio::test]
 async fn no_entry_is_created_after_its_sessions_end() {
-    let sqlite = scratch_sqlite_store(EventCodec::new(crate::upcasters())).await;
+    let sqlite = scratch_sqlite_store(crate::codec()).await;
     let read_models = Arc::new(
         SqliteDiaryReadModels::new(sqlite.pool().clone())
             .await

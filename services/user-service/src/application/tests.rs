@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use event_sourcing::sqlite::SqliteCheckpoints;
 use event_sourcing::testing::{CountingStore, StoreCalls, scratch_sqlite_store};
-use event_sourcing::{EventCodec, EventMetadata, EventStore, ProjectionRunner, read_full_stream};
+use event_sourcing::{EventMetadata, EventStore, ProjectionRunner, read_full_stream};
 use metachat_proto::error::ErrorCode;
 
 use super::*;
@@ -24,7 +24,7 @@ struct Given {
 const READ_YOUR_WRITES: Duration = Duration::from_millis(300);
 
 async fn given_a_store() -> Given {
-    let sqlite = Arc::new(scratch_sqlite_store(EventCodec::new(crate::upcasters())).await);
+    let sqlite = Arc::new(scratch_sqlite_store(crate::codec()).await);
     let read_models = Arc::new(
         SqliteUserReadModels::new(sqlite.pool().clone())
             .await
