@@ -39,13 +39,13 @@ test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka
 	$(PHASE) "retrieval quality: search by meaning beside keywords" $(CARGO) test --locked -p diary-service --test semantic_search search_by_meaning -- --nocapture
 	$(PHASE) "schemathesis against /openapi.json (PyPI)" scripts/schemathesis.sh
 	$(PHASE) "fault tests on the production wiring (figures)" $(CARGO) test --locked -p metachat --test production -- a_diary_service_killed a_kafka_outage --nocapture
-	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test readme --test platform --test grpc
+	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test readme --test platform --test grpc
 
 test-embedded: ## Only the tests that need no servers: the end-to-end suite on the embedded store
-	$(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test readme --test platform --test grpc
+	$(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test readme --test platform --test grpc
 
 test-production: infra ## The end-to-end suite against PostgreSQL, Kafka and Cassandra
-	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test readme --test platform --test grpc
+	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test readme --test platform --test grpc
 
 test-user-service: infra ## Run the user service's tests and the user API tests
 	$(CARGO) test --locked -p user-service

@@ -239,9 +239,9 @@ async fn rebuild(runners: Vec<event_sourcing::ProjectionRunner>) -> anyhow::Resu
 /// How the platform's events are stored: both services' upcasters and personal data, so one
 /// store (embedded) or one tool (rebuild, reanalyze, reindex) reads and writes them all.
 fn codec() -> event_sourcing::EventCodec {
+    use diary_service::standalone::DiaryService;
     use metachat_bootstrap::Service;
     use user_service::standalone::UserService;
-    use diary_service::standalone::DiaryService;
     event_sourcing::EventCodec::new(UserService::upcasters().merge(DiaryService::upcasters()))
         .with_personal_data(UserService::personal_data().merge(DiaryService::personal_data()))
 }

@@ -170,6 +170,8 @@ async fn every_route_wants_its_owners_token() {
         ("GET", format!("/diary/analytics?userId={alice}"), None),
         ("PUT", format!("/diary/sessions/{session}/end"), None),
         ("DELETE", format!("/diary/entries/{entry}"), None),
+        // Alice's own call of this one comes last (it erases her).
+        ("DELETE", format!("/users/{alice}"), None),
     ];
     // The table covers every route but the public ones.
     let public = [
@@ -253,6 +255,9 @@ async fn every_route_wants_its_owners_token() {
         {
             reply.assert_error(StatusCode::NOT_FOUND, "not_found", None);
         }
+        if *method == "DELETE" && path.starts_with("/users/") {
+            continue;
+        }
         // Alice's own token passes authorisation (the admin listing aside).
         let own = call(bearer(&alice_token)).await;
         if path == "/users" {
@@ -313,6 +318,25 @@ async fn every_route_wants_its_owners_token() {
         .filter_map(|e| e["metadata"]["actor"].as_str())
         .collect();
     assert!(actors.contains(&alice.as_str()), "{actors:?}");
+
+    // Alice erases herself; her token then finds nothing.
+    let erased = app
+        .request_with(
+            "DELETE",
+            &format!("/users/{alice}"),
+            None,
+            &bearer(&alice_token),
+        )
+        .await;
+    assert_eq!(erased.status, StatusCode::NO_CONTENT, "{}", erased.body);
+    app.request_with(
+        "GET",
+        &format!("/users/{alice}"),
+        None,
+        &bearer(&alice_token),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found", None);
 }
 
 /// A concrete path back to its route template.

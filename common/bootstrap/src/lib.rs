@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
 use event_sourcing::personal::PersonalData;
+use event_sourcing::sqlite::{SqliteCheckpoints, SqliteEventStore};
 use event_sourcing::{EventCodec, EventStore, Projection, ProjectionRunner, Upcasters};
 use metachat_cassandra::CassandraConfig;
 use metachat_grpc::Dependency;
@@ -227,8 +227,7 @@ async fn run_production<S: Service>(
         group,
         followed_topic,
     } = settings;
-    let store =
-        metachat_production::open_event_store(&config.postgres, S::codec()).await?;
+    let store = metachat_production::open_event_store(&config.postgres, S::codec()).await?;
     let (read_models, session) = S::cassandra_read_models(&config.cassandra).await?;
     let spec = PipelineSpec {
         service: name,

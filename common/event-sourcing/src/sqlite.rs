@@ -159,7 +159,10 @@ pub fn connect_options(path: &Path, options: &SqliteOptions) -> Result<SqliteCon
             SqliteSynchronous::Off
         })
         .busy_timeout(options.busy_timeout)
-        .foreign_keys(true))
+        .foreign_keys(true)
+        // Deleted rows are overwritten with zeros, not left in free pages: an erased user's
+        // read-model rows and key must not be recoverable from the file.
+        .pragma("secure_delete", "on"))
 }
 
 #[async_trait]
@@ -389,9 +392,6 @@ impl Inner {
     /// not left in the file or the log.
     async fn erase(&self, subject: &str) -> Result<()> {
         let mut conn = self.writer.lock().await;
-        sqlx::query("PRAGMA secure_delete = ON")
-            .execute(&mut *conn)
-            .await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let now = Utc::now().timestamp_micros();
         sqlx::query(
@@ -406,12 +406,7 @@ impl Inner {
         .await?;
         tx.commit().await?;
         self.codec.key_cache().erased(subject);
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut *conn)
-            .await
-        {
-            tracing::warn!(%error, "checkpointing the log after an erasure failed");
-        }
+        checkpoint_log(&mut conn).await;
         Ok(())
     }
 }
@@ -465,6 +460,17 @@ async fn write_keys(
         keys.insert(subject, DataKey::from_bytes(&bytes)?);
     }
     Ok(keys)
+}
+
+/// Copies the write-ahead log into the file and empties it, so deleted data (an erasure's)
+/// does not linger in the log. Best effort: readers holding old snapshots can keep it busy.
+pub async fn checkpoint_log(conn: &mut SqliteConnection) {
+    if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(conn)
+        .await
+    {
+        tracing::warn!(%error, "checkpointing the log after an erasure failed");
+    }
 }
 
 /// When the write's events are all stored already (a retry), what the first attempt did.

@@ -73,6 +73,8 @@ pub fn store_error(error: EventStoreError) -> ApiError {
             ErrorCode::Conflict,
             "the resource was changed concurrently; retry the request",
         ),
+        // A write for a user erased meanwhile: there is no such user any more.
+        EventStoreError::SubjectErased { .. } => ApiError::not_found("the user was erased"),
         ref e if e.is_unavailable() => {
             tracing::warn!(error = %error, "event store unavailable");
             ApiError::unavailable("storage is unavailable; retry later")

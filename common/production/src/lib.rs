@@ -156,6 +156,8 @@ impl Pipeline {
     ) -> anyhow::Result<Self> {
         let mut topics: Vec<&str> = vec![&spec.topic];
         topics.extend(followers.iter().map(|(_, topic)| topic.as_str()));
+        // Each once: a topic named twice in one creation request fails it.
+        topics.sort_unstable();
         topics.dedup();
         metachat_kafka::topics::ensure_topics(kafka, &topics)
             .await

@@ -224,7 +224,12 @@ impl Platform {
             diary_port: free_port(),
             wiring,
             extra_env: env.to_vec(),
-            client: reqwest::Client::new(),
+            // Idle connections are dropped before the gateway's 10 s header read timeout would
+            // close them under a request that is being sent.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(5))
+                .build()
+                .expect("an HTTP client"),
         };
         platform.launch().await;
         platform

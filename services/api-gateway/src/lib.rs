@@ -95,6 +95,7 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/users", Admin, users::list_users),
         endpoint(M::GET, "/users/{id}", owner, users::get_user),
         endpoint(M::PUT, "/users/{id}", owner, users::update_user),
+        endpoint(M::DELETE, "/users/{id}", owner, users::erase_user),
         endpoint(
             M::POST,
             "/users/{id}/archetype",

@@ -42,6 +42,7 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         users::list_users,
         users::get_user,
         users::update_user,
+        users::erase_user,
         users::assign_archetype,
         users::update_archetype,
         users::update_modalities,

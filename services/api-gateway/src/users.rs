@@ -8,8 +8,8 @@ use axum::response::{Json, Response};
 use metachat_proto::common::HistoryRequest;
 use metachat_proto::diary::{GetAnalysisSettingRequest, SetAnalysisSettingRequest};
 use metachat_proto::user::{
-    ArchetypeRequest, CreateUserRequest, GetUserRequest, ListArchetypesRequest, ListUsersRequest,
-    UpdateModalitiesRequest, UpdateProfileRequest, User,
+    ArchetypeRequest, CreateUserRequest, EraseUserRequest, GetUserRequest, ListArchetypesRequest,
+    ListUsersRequest, UpdateModalitiesRequest, UpdateProfileRequest, User,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -373,6 +373,29 @@ pub(crate) async fn user_history(
     let call = client.get_user_history(context.request(HistoryRequest { id }, backends.timeout));
     let history = unary(&context, backends.timeout, call).await?;
     Ok(Json(HistoryJson::new(history)))
+}
+
+/// Erase a user
+///
+/// Erases the user and everything they wrote: their key is deleted, so their profile, password
+/// and diary (entries, sessions' writing, analyses) can no longer be read from the event
+/// store, from Kafka or from any backup; the read models and the search index drop them;
+/// their username and e-mail address are free again. What remains are ids, times and event
+/// types (see docs/security.md). It cannot be undone: export first (`/users/{id}/export`).
+/// Erasing an erased user again answers 204 too.
+#[utoipa::path(delete, path = "/users/{id}", tag = "Users", operation_id = "eraseUser",
+    params(UserIdPath),
+    responses((status = 204, description = "The user is erased."),
+        BadRequest, NotFound, Limits, Backend))]
+pub(crate) async fn erase_user(
+    State(backends): State<Backends>,
+    context: RequestContext,
+    PathId(id): PathId,
+) -> Result<StatusCode, AppError> {
+    let mut client = backends.users.clone();
+    let call = client.erase_user(context.request(EraseUserRequest { id }, backends.timeout));
+    unary(&context, backends.timeout, call).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ use crate::domain::{
     Entry, EntryEvent, EntryState, Session as DiarySession, SessionEvent, SessionState, Tag,
 };
 use crate::read_model::stored_id;
-use crate::read_model::{DiaryReadModels, TimeRange, analysis_switch};
+use crate::read_model::{DiaryReadModels, TimeRange, analysis_switch, diary_erasure};
 use crate::search::SearchIndex;
 use crate::search::cassandra::CassandraSearchIndex;
 
@@ -867,6 +867,71 @@ impl CassandraDiaryReadModels {
         self.mark_applied(&user_id, version).await
     }
 
+    /// Deletes every row of an erased writer. The tombstones carry the time of the erasure,
+    /// far above the stream versions the rows were written at, so no event redelivered later
+    /// can bring a row back. Cassandra drops the deleted cells from its files at compaction
+    /// (`nodetool garbagecollect` forces it; see docs/security.md).
+    async fn erase_writer(&self, user_id: &str) -> Result<(), ProjectionError> {
+        let table = |name: &str| qualified(&self.keyspace, name);
+        let at = chrono::Utc::now().timestamp_micros();
+        let ids = |name: &str, column: &str| {
+            format!("SELECT {column} FROM {} WHERE user_id = ?", table(name))
+        };
+        let mut entries = std::collections::BTreeSet::new();
+        for (name, column) in [
+            ("entries_by_user", "entry_id"),
+            ("analytics_entries", "entry_id"),
+        ] {
+            let rows = self
+                .session
+                .query_unpaged(ids(name, column), (user_id,))
+                .await?
+                .into_rows_result()?;
+            for row in rows.rows::<(String,)>()? {
+                entries.insert(row?.0);
+            }
+        }
+        let sessions = self
+            .session
+            .query_unpaged(ids("sessions_by_user", "session_id"), (user_id,))
+            .await?
+            .into_rows_result()?
+            .rows::<(String,)>()?
+            .map(|row| row.map(|(id,)| id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let by_id = |name: &str, column: &str| {
+            format!(
+                "DELETE FROM {} USING TIMESTAMP ? WHERE {column} = ?",
+                table(name)
+            )
+        };
+        for id in &entries {
+            for name in ["diary_entry_read_model", "diary_entry_analysis"] {
+                self.session
+                    .query_unpaged(by_id(name, "entry_id"), (at, id))
+                    .await?;
+            }
+        }
+        for id in &sessions {
+            self.session
+                .query_unpaged(by_id("diary_session_read_model", "session_id"), (at, id))
+                .await?;
+        }
+        for name in [
+            "entries_by_user",
+            "sessions_by_user",
+            "analytics_entries",
+            "analytics_sessions",
+            "analytics_buckets",
+            "diary_analysis_settings",
+        ] {
+            self.session
+                .query_unpaged(by_id(name, "user_id"), (at, user_id))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The last write of every event that reached a listing: the lists now reflect the entry
     /// or session at `version`.
     async fn mark_applied(&self, id: &str, version: i64) -> Result<(), ProjectionError> {
@@ -1057,12 +1122,17 @@ impl Projection for CassandraDiaryReadModels {
         match recorded.category() {
             EntryState::CATEGORY => self.apply_entry(recorded).await,
             SessionState::CATEGORY => self.apply_session(recorded).await,
-            _ => match analysis_switch(recorded)? {
-                Some((user_id, enabled)) => {
-                    self.apply_analysis_switch(recorded, user_id, enabled).await
+            _ => {
+                if let Some(user_id) = diary_erasure(recorded)? {
+                    return self.erase_writer(&user_id.to_string()).await;
                 }
-                None => Ok(()),
-            },
+                match analysis_switch(recorded)? {
+                    Some((user_id, enabled)) => {
+                        self.apply_analysis_switch(recorded, user_id, enabled).await
+                    }
+                    None => Ok(()),
+                }
+            }
         }
     }
 

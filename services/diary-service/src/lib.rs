@@ -9,6 +9,7 @@ pub mod analyzer;
 pub mod application;
 pub mod cassandra;
 pub mod domain;
+pub mod eraser;
 pub mod grpc;
 pub mod read_model;
 pub mod search;
@@ -43,12 +44,20 @@ pub fn personal_data() -> PersonalData {
         ("DiaryEntryDeleted", &["userId"]),
         (
             "DiaryEntryAnalyzed",
-            &["userId", "entryVersion", "analyzerVersion", "settingVersion"],
+            &[
+                "userId",
+                "entryVersion",
+                "analyzerVersion",
+                "settingVersion",
+            ],
         ),
         ("DiaryAnalysisDisabled", &["userId"]),
         ("DiaryAnalysisEnabled", &["userId"]),
         ("DiarySessionStarted", &["sessionId", "userId", "startTime"]),
-        ("DiarySessionEntryAdded", &["entryId", "userId", "writtenAt"]),
+        (
+            "DiarySessionEntryAdded",
+            &["entryId", "userId", "writtenAt"],
+        ),
         ("DiarySessionEnded", &["userId", "endTime"]),
     ];
     rules

@@ -145,7 +145,7 @@ pub(crate) async fn live_entry_ids(
 }
 
 /// Whether `recorded` switches a user's analysis on or off: `(user, enabled)`; `None` for
-/// any other event.
+/// any other event. An erasure switches it off for good.
 pub(crate) fn analysis_switch(
     recorded: &RecordedEvent,
 ) -> Result<Option<(UserId, bool)>, ProjectionError> {
@@ -154,8 +154,22 @@ pub(crate) fn analysis_switch(
     }
     Ok(Some(match decode_event(recorded)? {
         AnalysisSettingEvent::DiaryAnalysisEnabled(e) => (e.user_id, true),
-        AnalysisSettingEvent::DiaryAnalysisDisabled(e) => (e.user_id, false),
+        AnalysisSettingEvent::DiaryAnalysisDisabled(e) | AnalysisSettingEvent::DiaryErased(e) => {
+            (e.user_id, false)
+        }
     }))
+}
+
+/// The user whose diary `recorded` erases (`DiaryErased`); `None` for any other event.
+pub(crate) fn diary_erasure(recorded: &RecordedEvent) -> Result<Option<UserId>, ProjectionError> {
+    if recorded.category() != AnalysisSettingState::CATEGORY || recorded.event_type != "DiaryErased"
+    {
+        return Ok(None);
+    }
+    match decode_event(recorded)? {
+        AnalysisSettingEvent::DiaryErased(e) => Ok(Some(e.user_id)),
+        _ => Ok(None),
+    }
 }
 
 /// The projection's name (and checkpoint).
@@ -344,6 +358,28 @@ impl SqliteDiaryReadModels {
     /// so the buckets' sentiment, keywords and features): an analysis made before a switch
     /// off stays void, and none is kept while it stays off. On brings nothing back: entries
     /// count again as the analyzer analyses them again.
+    /// Drops every row of an erased writer; their setting stays, off.
+    async fn erase_writer(&self, user_id: &UserId) -> Result<(), ProjectionError> {
+        let user_id = user_id.to_string();
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "diary_entry_read_model",
+            "diary_session_read_model",
+            "diary_analytics_buckets",
+            "diary_analysis_settings",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE user_id = ?"
+            )))
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        event_sourcing::sqlite::checkpoint_log(&mut *self.pool.acquire().await?).await;
+        Ok(())
+    }
+
     async fn apply_analysis_switch(
         &self,
         recorded: &RecordedEvent,
@@ -483,12 +519,17 @@ impl Projection for SqliteDiaryReadModels {
         match recorded.category() {
             EntryState::CATEGORY => self.apply_entry(recorded).await,
             SessionState::CATEGORY => self.apply_session(recorded).await,
-            _ => match analysis_switch(recorded)? {
-                Some((user_id, enabled)) => {
-                    self.apply_analysis_switch(recorded, user_id, enabled).await
+            _ => {
+                if let Some(user_id) = diary_erasure(recorded)? {
+                    return self.erase_writer(&user_id).await;
                 }
-                None => Ok(()),
-            },
+                match analysis_switch(recorded)? {
+                    Some((user_id, enabled)) => {
+                        self.apply_analysis_switch(recorded, user_id, enabled).await
+                    }
+                    None => Ok(()),
+                }
+            }
         }
     }
 

@@ -24,6 +24,7 @@ use metachat_proto::diary::diary_service_server::DiaryServiceServer;
 use crate::analyzer::EntryAnalyzer;
 use crate::cassandra::CassandraDiaryReadModels;
 use crate::domain::{AnalysisSettingState, EntryState, SessionState};
+use crate::eraser::DiaryEraser;
 use crate::search::Semantic;
 use crate::search::indexer::EntryIndexer;
 use crate::{DiaryGrpc, DiaryReadModels, GrpcUserDirectory, SqliteDiaryReadModels, UserDirectory};
@@ -62,7 +63,8 @@ impl Service for DiaryService {
             SessionState::CATEGORY,
             AnalysisSettingState::CATEGORY,
         ],
-        follows: None,
+        // The diary eraser follows the user topic.
+        follows: Some(("KAFKA_USER_EVENTS_TOPIC", "user-events")),
     };
 
     fn upcasters() -> Upcasters {
@@ -73,13 +75,16 @@ impl Service for DiaryService {
         crate::personal_data()
     }
 
-    /// The entry analyzer ([`crate::analyzer`]) and, with the model, the entry indexer
-    /// ([`crate::search::indexer`]).
+    /// The entry analyzer ([`crate::analyzer`]), the diary eraser ([`crate::eraser`], on the
+    /// user topic) and, with the model, the entry indexer ([`crate::search::indexer`]).
     fn followers(&self, store: Arc<dyn EventStore>, queries: &Arc<Self::Queries>) -> Vec<Follower> {
-        let mut followers = vec![Follower::new(
-            Arc::new(EntryAnalyzer::new(store.clone(), queries.clone())),
-            Topic::Own,
-        )];
+        let mut followers = vec![
+            Follower::new(
+                Arc::new(EntryAnalyzer::new(store.clone(), queries.clone())),
+                Topic::Own,
+            ),
+            Follower::new(Arc::new(DiaryEraser::new(store.clone())), Topic::Followed),
+        ];
         if let Some(semantic) = self.semantic(queries) {
             followers.push(Follower::new(
                 Arc::new(EntryIndexer::new(store, queries.clone(), semantic)),

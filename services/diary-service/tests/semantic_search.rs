@@ -55,8 +55,7 @@ struct Platform {
 
 impl Platform {
     async fn new(with_model: bool) -> Self {
-        let store =
-            Arc::new(scratch_sqlite_store(diary_service::codec()).await);
+        let store = Arc::new(scratch_sqlite_store(diary_service::codec()).await);
         let read_models = Arc::new(
             SqliteDiaryReadModels::new(store.pool().clone())
                 .await

@@ -85,6 +85,11 @@ struct Statements {
     modalities_by_id: PreparedStatement,
     mark_applied: PreparedStatement,
     applied_version: PreparedStatement,
+    created_at_by_id: PreparedStatement,
+    erase_listing: PreparedStatement,
+    erase_user: PreparedStatement,
+    erase_archetype: PreparedStatement,
+    erase_modalities: PreparedStatement,
 }
 
 /// The user read models in Cassandra.
@@ -225,6 +230,40 @@ impl CassandraUserReadModels {
                 s,
                 &format!(
                     "INSERT INTO {versions} (user_id, version) VALUES (?, ?) USING TIMESTAMP ?"
+                ),
+            )
+            .await?,
+            created_at_by_id: prepare(
+                s,
+                &format!("SELECT created_at_micros FROM {user_read_model} WHERE user_id = ?"),
+            )
+            .await?,
+            // Erasure deletes at the erasure's version: the tombstones shadow every earlier
+            // write, also one an older event redelivered later would make.
+            erase_listing: prepare(
+                s,
+                &format!(
+                    "DELETE FROM {users_by_creation} USING TIMESTAMP ? \
+                     WHERE bucket = ? AND created_at_micros = ? AND user_id = ?"
+                ),
+            )
+            .await?,
+            erase_user: prepare(
+                s,
+                &format!("DELETE FROM {user_read_model} USING TIMESTAMP ? WHERE user_id = ?"),
+            )
+            .await?,
+            erase_archetype: prepare(
+                s,
+                &format!(
+                    "DELETE FROM {user_archetype_read_model} USING TIMESTAMP ? WHERE user_id = ?"
+                ),
+            )
+            .await?,
+            erase_modalities: prepare(
+                s,
+                &format!(
+                    "DELETE FROM {user_modality_read_model} USING TIMESTAMP ? WHERE user_id = ?"
                 ),
             )
             .await?,
@@ -482,6 +521,23 @@ impl Projection for CassandraUserReadModels {
                         (version, &m.modalities, at, version, id),
                     )
                     .await?;
+            }
+            UserEvent::UserErased(_) => {
+                let created: Option<(Option<i64>,)> = session
+                    .execute_unpaged(&st.created_at_by_id, (id,))
+                    .await?
+                    .into_rows_result()?
+                    .maybe_first_row()?;
+                // The listing first: it is found through the row.
+                if let Some((Some(created_at),)) = created {
+                    session
+                        .execute_unpaged(&st.erase_listing, (version, BUCKET, created_at, id))
+                        .await?;
+                }
+                for statement in [&st.erase_user, &st.erase_archetype, &st.erase_modalities] {
+                    session.execute_unpaged(statement, (version, id)).await?;
+                }
+                return self.mark_applied(id, version).await;
             }
         }
         // Every event moves the user's version and last change.

@@ -216,6 +216,16 @@ impl UserService for UserGrpc {
         Ok(Response::new(signed_in_to_proto(signed_in)))
     }
 
+    async fn erase_user(
+        &self,
+        request: Request<pb::EraseUserRequest>,
+    ) -> Result<Response<pb::UserErased>, Status> {
+        let metadata = event_metadata(&request);
+        let id = UserId::parse("id", &request.into_inner().id).map_err(ApiError::from)?;
+        self.users.erase(&id, &metadata).await?;
+        Ok(Response::new(pb::UserErased {}))
+    }
+
     async fn change_password(
         &self,
         request: Request<pb::ChangePasswordRequest>,

@@ -305,8 +305,8 @@ pub fn inferred_profile(profile: &WritingProfile) -> InferredProfile {
 mod tests {
     use std::sync::Mutex;
 
-    use event_sourcing::testing::scratch_sqlite_store;
     use event_sourcing::Loaded;
+    use event_sourcing::testing::scratch_sqlite_store;
     use metachat_proto::diary::{
         ArchetypeSignal, FeatureEvidence, SensoryShares, SensoryWord, WordCount,
     };
@@ -412,8 +412,7 @@ mod tests {
 
     #[tokio::test]
     async fn inference_follows_analyses_keeps_explicit_values_and_clears_when_switched_off() {
-        let store: Arc<dyn EventStore> =
-            Arc::new(scratch_sqlite_store(crate::codec()).await);
+        let store: Arc<dyn EventStore> = Arc::new(scratch_sqlite_store(crate::codec()).await);
         let users = Repository::<UserState>::new(store.clone());
         let loaded = user(&users).await;
         let id = loaded.state.user().unwrap().id;

@@ -146,6 +146,20 @@ impl Projection for SqliteUserReadModels {
             UserEvent::ArchetypeAssigned(a) | UserEvent::ArchetypeUpdated(a) => {
                 upsert_archetype(&mut tx, &user_id, a, at, version).await?;
             }
+            UserEvent::UserErased(_) => {
+                for table in [
+                    "user_read_model",
+                    "user_archetype_read_model",
+                    "user_modality_read_model",
+                ] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE user_id = ?"
+                    )))
+                    .bind(user_id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
             UserEvent::ModalitiesUpdated(m) => {
                 sqlx::query(
                     "INSERT INTO user_modality_read_model (user_id, modalities, updated_at, version) \
@@ -172,6 +186,9 @@ impl Projection for SqliteUserReadModels {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if let UserEvent::UserErased(_) = event {
+            event_sourcing::sqlite::checkpoint_log(&mut *self.pool.acquire().await?).await;
+        }
         Ok(())
     }
 

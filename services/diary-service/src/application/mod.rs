@@ -702,11 +702,13 @@ impl Diary {
             .ok_or_else(|| session_not_found(id))
     }
 
+    /// Every event of a stream; `None` for a stream that does not exist or whose writer was
+    /// erased.
     async fn history(&self, stream: &str) -> Result<Option<Vec<RecordedEvent>>, ApiError> {
         let events = read_full_stream(self.store.as_ref(), stream)
             .await
             .map_err(store_error)?;
-        Ok((!events.is_empty()).then_some(events))
+        Ok((!events.is_empty() && !events.iter().any(|e| e.erased)).then_some(events))
     }
 }
 

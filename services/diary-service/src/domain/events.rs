@@ -105,6 +105,9 @@ pub enum AnalysisSettingEvent {
     DiaryAnalysisDisabled(DiaryAnalysisSwitched),
     /// The user switched analysis back on: their entries are analysed again.
     DiaryAnalysisEnabled(DiaryAnalysisSwitched),
+    /// The user was erased (`UserErased`): the read models and the search index drop their
+    /// diary, and nothing of it is analysed again.
+    DiaryErased(DiaryAnalysisSwitched),
 }
 
 impl DomainEvent for AnalysisSettingEvent {}

@@ -154,13 +154,12 @@ impl Users {
         let events = read_full_stream(self.store.as_ref(), &stream.to_string())
             .await
             .map_err(store_error)?;
+        // The claim's last event says who holds it now (nobody after a release); a claim of
+        // an erased user is unreadable, and names nobody.
         Ok(events
-            .first()
-            .and_then(|e| match decode_event::<ClaimEvent>(e).ok()? {
-                ClaimEvent::UsernameClaimed { user_id } | ClaimEvent::EmailClaimed { user_id } => {
-                    Some(user_id)
-                }
-            }))
+            .last()
+            .filter(|e| !e.erased)
+            .and_then(|e| decode_event::<ClaimEvent>(e).ok()?.holder()))
     }
 
     async fn password_hash(&self, user_id: &UserId) -> Result<Option<String>, ApiError> {
@@ -168,12 +167,11 @@ impl Users {
         let events = read_full_stream(self.store.as_ref(), &stream)
             .await
             .map_err(store_error)?;
-        Ok(events
-            .iter()
-            .rev()
-            .find_map(|e| match decode_event::<CredentialEvent>(e).ok()? {
+        Ok(events.iter().rev().filter(|e| !e.erased).find_map(|e| {
+            match decode_event::<CredentialEvent>(e).ok()? {
                 CredentialEvent::PasswordSet { password_hash, .. } => Some(password_hash),
-            }))
+            }
+        }))
     }
 
     /// Signs in with a login and a password: a new sign-in with its refresh token. An unknown
@@ -290,8 +288,10 @@ impl Users {
         let recorded = read_full_stream(self.store.as_ref(), &stream)
             .await
             .map_err(store_error)?;
+        // A sign-in of an erased user is unreadable: no `SignedIn`, no sign-in.
         let events: Vec<SignInEvent> = recorded
             .iter()
+            .filter(|e| !e.erased)
             .filter_map(|e| decode_event(e).ok())
             .collect();
         let version = recorded.last().map_or(0, |e| e.stream_version);

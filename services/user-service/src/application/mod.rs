@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use event_sourcing::{
     Aggregate, AppendError, EventMetadata, EventStore, EventStoreError, ExpectedVersion, Loaded,
-    RecordedEvent, Repository, StreamName, StreamWrite, append_settled, new_events,
-    read_full_stream,
+    NewEvent, RecordedEvent, Repository, StreamName, StreamWrite, append_settled, decode_event,
+    encode_event, new_events, read_full_stream,
 };
 use metachat_grpc::{
     DEFAULT_READ_YOUR_WRITES_TIMEOUT, append_error, await_applied, consistency_token,
@@ -21,7 +21,8 @@ use metachat_read_model::{Page, PageRequest};
 use metachat_validation::UserId;
 
 use crate::domain::{
-    ArchetypeInput, ClaimEvent, NewUser, ProfileChanges, UserCommand, UserEvent, UserState,
+    ArchetypeInput, ClaimEvent, NewUser, ProfileChanges, UserCommand, UserErased, UserEvent,
+    UserState,
 };
 use crate::read_model::UserReadModels;
 use crate::view::UserView;
@@ -171,9 +172,10 @@ impl Users {
             new_events(&events, metadata).map_err(store_error)?,
         )];
         for (claim, key, event) in &claims {
+            let stream = claim.stream(key);
             writes.push(StreamWrite::new(
-                claim.stream(key),
-                ExpectedVersion::NoStream,
+                stream.clone(),
+                self.claim_expectation(&stream).await?,
                 new_events(std::slice::from_ref(event), metadata).map_err(store_error)?,
             ));
         }
@@ -213,6 +215,88 @@ impl Users {
         loaded.stored(&events, &results.remove(0));
         tracing::info!(user_id = %id, "user created");
         answer(loaded)
+    }
+
+    /// What a new claim of `stream` may expect: no stream, or the version of its release (the
+    /// claimant was erased). A held claim also expects "no stream", so the append conflicts
+    /// and the value is reported taken.
+    async fn claim_expectation(&self, stream: &StreamName) -> Result<ExpectedVersion, ApiError> {
+        let Some(version) = self
+            .store
+            .stream_version(stream.as_str())
+            .await
+            .map_err(store_error)?
+        else {
+            return Ok(ExpectedVersion::NoStream);
+        };
+        let last = self
+            .store
+            .read_stream(stream.as_str(), version, 1)
+            .await
+            .map_err(store_error)?;
+        let released = last.first().is_some_and(|e| {
+            !e.erased && decode_event::<ClaimEvent>(e).is_ok_and(|c| c.holder().is_none())
+        });
+        Ok(if released {
+            ExpectedVersion::Exact(version)
+        } else {
+            ExpectedVersion::NoStream
+        })
+    }
+
+    /// Erases a user: deletes their key, so their personal data (profile, password hash, and
+    /// everything they wrote in the diary) can no longer be read from the event store, from
+    /// Kafka, or from any backup; records `UserErased` (the read models drop the user, and
+    /// the diary service erases their diary); frees their username and e-mail address.
+    /// Erasing an erased user again succeeds and does nothing; an unknown user is 404.
+    pub async fn erase(&self, id: &UserId, metadata: &EventMetadata) -> Result<(), ApiError> {
+        let loaded = self.users.load(id).await.map_err(store_error)?;
+        match &loaded.state {
+            UserState::Erased => return Ok(()),
+            // Unregistered but with unreadable events: a first attempt deleted the key and
+            // stopped before recording the erasure; finish it.
+            UserState::Unregistered if !loaded.erased => return Err(not_found(id)),
+            UserState::Unregistered | UserState::Registered(_) => {}
+        }
+        // The claims are found through the user's own data: read before the key goes.
+        let claims = loaded.state.user().map(|user| {
+            [
+                (
+                    Claim::Username,
+                    user.username.claim_key(),
+                    ClaimEvent::UsernameReleased { user_id: *id },
+                ),
+                (
+                    Claim::Email,
+                    user.email.claim_key(),
+                    ClaimEvent::EmailReleased { user_id: *id },
+                ),
+            ]
+        });
+        self.store
+            .erase_subject(&id.to_string())
+            .await
+            .map_err(store_error)?;
+        // Ids derived from the user, so a retried erasure stores nothing twice.
+        let derived = |what: &str| metachat_grpc::idempotent_id("erase", &id.to_string(), what);
+        let erased = UserEvent::UserErased(UserErased { user_id: *id });
+        let mut writes = vec![StreamWrite::new(
+            UserState::stream_name(id),
+            ExpectedVersion::Any,
+            vec![erasure_event(&erased, derived("user"), metadata)?],
+        )];
+        for (claim, key, release) in claims.into_iter().flatten() {
+            writes.push(StreamWrite::new(
+                claim.stream(&key),
+                ExpectedVersion::Any,
+                vec![erasure_event(&release, derived(claim.field()), metadata)?],
+            ));
+        }
+        append_settled(self.store.as_ref(), writes)
+            .await
+            .map_err(append_error)?;
+        tracing::info!(user_id = %id, "user erased");
+        Ok(())
     }
 
     /// The user an earlier attempt of an idempotent registration registered, as that attempt
@@ -326,11 +410,12 @@ impl Users {
         Ok(events)
     }
 
+    /// Every event of the user; 404 for an unknown or erased user.
     async fn full_history(&self, id: &UserId) -> Result<Vec<RecordedEvent>, ApiError> {
         let events = read_full_stream(self.store.as_ref(), UserState::stream_name(id).as_str())
             .await
             .map_err(store_error)?;
-        if events.is_empty() {
+        if events.is_empty() || events.iter().any(|e| e.erased) {
             return Err(not_found(id));
         }
         Ok(events)
@@ -363,3 +448,19 @@ fn answer(loaded: Loaded<UserState>) -> Result<UserView, ApiError> {
 
 #[cfg(test)]
 mod tests;
+
+/// An event of an erasure, with an id derived from the erasure.
+fn erasure_event<E: event_sourcing::DomainEvent>(
+    event: &E,
+    event_id: uuid::Uuid,
+    metadata: &EventMetadata,
+) -> Result<NewEvent, ApiError> {
+    let (event_type, payload) = encode_event(event).map_err(store_error)?;
+    Ok(NewEvent {
+        event_id,
+        schema_version: E::schema_version(&event_type),
+        event_type,
+        payload,
+        metadata: metadata.clone(),
+    })
+}

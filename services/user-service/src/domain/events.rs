@@ -20,9 +20,19 @@ pub enum UserEvent {
     /// The inferred archetype and modalities were removed (the user switched analysis off,
     /// or too little writing is left to infer from). Explicit values stay.
     InferredProfileCleared(InferredProfileCleared),
+    /// The user was erased: their key is deleted, so nothing they wrote or said about
+    /// themselves can be read again, and the read models drop them. Nothing is stored of
+    /// them after it.
+    UserErased(UserErased),
 }
 
 impl DomainEvent for UserEvent {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserErased {
+    pub user_id: UserId,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -124,6 +134,26 @@ pub enum ClaimEvent {
         #[serde(rename = "userId")]
         user_id: UserId,
     },
+    /// The claimant was erased: the username is free again.
+    UsernameReleased {
+        #[serde(rename = "userId")]
+        user_id: UserId,
+    },
+    /// The claimant was erased: the e-mail address is free again.
+    EmailReleased {
+        #[serde(rename = "userId")]
+        user_id: UserId,
+    },
+}
+
+impl ClaimEvent {
+    /// The user holding the claim after this event: `None` after a release.
+    pub fn holder(&self) -> Option<UserId> {
+        match self {
+            Self::UsernameClaimed { user_id } | Self::EmailClaimed { user_id } => Some(*user_id),
+            Self::UsernameReleased { .. } | Self::EmailReleased { .. } => None,
+        }
+    }
 }
 
 impl DomainEvent for ClaimEvent {}

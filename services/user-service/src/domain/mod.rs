@@ -7,7 +7,7 @@ mod values;
 
 pub use events::{
     ArchetypeSet, ClaimEvent, Evidence, Inference, InferenceBasis, InferredProfileCleared,
-    ModalitiesUpdated, UserCreated, UserEvent, UserProfileUpdated,
+    ModalitiesUpdated, UserCreated, UserErased, UserEvent, UserProfileUpdated,
 };
 pub use user::{
     ArchetypeInput, INFERENCE_STEP, InferredProfile, MODALITIES, NewUser, ProfileChanges, User,

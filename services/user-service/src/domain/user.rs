@@ -74,12 +74,14 @@ pub enum UserState {
     #[default]
     Unregistered,
     Registered(User),
+    /// Erased: nothing of the user can be read, and nothing more is stored of them.
+    Erased,
 }
 
 impl UserState {
     pub fn user(&self) -> Option<&User> {
         match self {
-            Self::Unregistered => None,
+            Self::Unregistered | Self::Erased => None,
             Self::Registered(user) => Some(user),
         }
     }
@@ -169,6 +171,10 @@ impl Aggregate for UserState {
     type Error = UserError;
 
     fn apply(&mut self, event: &UserEvent) {
+        if let UserEvent::UserErased(_) = event {
+            *self = Self::Erased;
+            return;
+        }
         let Self::Registered(user) = self else {
             if let UserEvent::UserCreated(e) = event {
                 *self = Self::Registered(User {
@@ -219,6 +225,7 @@ impl Aggregate for UserState {
                 }
             }
             UserEvent::InferredProfileCleared(_) => user.clear_inferred(),
+            UserEvent::UserErased(_) => {}
         }
     }
 
@@ -246,7 +253,8 @@ impl Aggregate for UserState {
             UserEvent::ModalitiesUpdated(_) => user.modalities_updated_at = Some(recorded_at),
             UserEvent::UserCreated(_)
             | UserEvent::UserProfileUpdated(_)
-            | UserEvent::InferredProfileCleared(_) => {}
+            | UserEvent::InferredProfileCleared(_)
+            | UserEvent::UserErased(_) => {}
         }
     }
 
@@ -258,7 +266,7 @@ impl Aggregate for UserState {
             (Self::Registered(_), UserCommand::Create(_)) => {
                 return Err(UserError::AlreadyExists);
             }
-            (Self::Unregistered, _) => return Err(UserError::NotFound),
+            (Self::Unregistered | Self::Erased, _) => return Err(UserError::NotFound),
             (Self::Registered(user), _) => user,
         };
         match command {
