@@ -2,6 +2,7 @@
 
 use metachat_runtime::{Env, LogSettings, init_logging, shutdown_signal};
 
+mod dead_letters;
 mod embedded;
 mod production;
 
@@ -24,6 +25,11 @@ Commands:
                         installed or Kafka's retention dropped events the indexer never saw),
                         then exit. With DB_HOST set (production) safe while the services run;
                         embedded, with the platform stopped.
+  dead-letters [list|retry|drop] [--projection NAME] [--event ID]
+                        The events projections could not apply (parked so that they go on):
+                        list them; ask the running platform to apply them again (within 5 s;
+                        each is also retried when a service starts); or drop them. DATA_DIR, or
+                        with DB_HOST set PostgreSQL.
   token --user ID [--admin] [--ttl-secs N]
                         Print an access token for user ID, signed with AUTH_TOKEN_SECRET (for
                         development, and for operators who hold the secret); --admin adds the
@@ -98,6 +104,10 @@ fn main() -> std::process::ExitCode {
                         embedded::reindex(&config).await
                     }
                 }
+            }
+            "dead-letters" => {
+                let args: Vec<String> = std::env::args().skip(2).collect();
+                dead_letters::run(env, &args).await
             }
             "token" => {
                 let args: Vec<String> = std::env::args().skip(2).collect();

@@ -57,6 +57,7 @@ macro_rules! event_store_contract_tests {
             projection_resumes_from_checkpoint_after_restart,
             rebuild_equals_incremental,
             personal_data_is_sealed_and_erasure_shreds_it,
+            poison_events_are_parked_and_applied_again,
         );
     };
     (@cases $backend:expr; $($case:ident),* $(,)?) => {
@@ -1085,4 +1086,151 @@ impl Projection for Recording {
         self.seen.lock().unwrap().clear();
         Ok(())
     }
+}
+
+/// A projection that does not know `Newer` events (until told), and whose store is busy for
+/// the first `busy` `Flaky` events.
+struct Picky {
+    knows_newer: std::sync::atomic::AtomicBool,
+    busy: AtomicUsize,
+    seen: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Projection for Picky {
+    fn name(&self) -> &str {
+        "picky"
+    }
+
+    async fn apply(&self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        match event.event_type.as_str() {
+            "Newer" if !self.knows_newer.load(Ordering::SeqCst) => {
+                return Err(
+                    EventStoreError::Codec("Newer is not a known event type".into()).into(),
+                );
+            }
+            "Flaky"
+                if self
+                    .busy
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok() =>
+            {
+                return Err("the read store is busy".into());
+            }
+            _ => {}
+        }
+        self.seen.lock().unwrap().push(event.stream_id.clone());
+        Ok(())
+    }
+
+    async fn reset(&self) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+pub async fn poison_events_are_parked_and_applied_again(backend: &impl TestBackend) {
+    use crate::dead_letter::{LetterFilter, retry_dead_letters};
+    let Opened { store, checkpoints } = open(backend).await;
+    for (stream, event_type) in [
+        ("s-1", "Known"),
+        ("s-2", "Newer"),
+        ("s-3", "Flaky"),
+        ("s-4", "Known"),
+    ] {
+        store
+            .append(
+                stream,
+                ExpectedVersion::NoStream,
+                vec![event(event_type, json!({}))],
+            )
+            .await
+            .unwrap();
+    }
+    let picky = Arc::new(Picky {
+        knows_newer: false.into(),
+        busy: AtomicUsize::new(1),
+        seen: Mutex::new(Vec::new()),
+    });
+    let runner = ProjectionRunner::new(Arc::clone(&store), Arc::clone(&checkpoints), picky.clone());
+    // A transient failure stops the batch, to be retried; nothing is parked for it.
+    assert!(runner.catch_up().await.is_err(), "a busy store is an error");
+    assert_eq!(runner.catch_up().await.unwrap(), 4);
+    // At least once: the failed batch is applied again from its start.
+    let mut seen = picky.seen.lock().unwrap().clone();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        ["s-1", "s-3", "s-4"],
+        "the projection went on past the event it cannot apply"
+    );
+    let all = LetterFilter::default();
+    let parked = checkpoints.dead_letters(&all).await.unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    let letter = &parked[0];
+    assert_eq!(
+        (
+            letter.projection.as_str(),
+            letter.stream_id.as_str(),
+            letter.event_type.as_str()
+        ),
+        ("picky", "s-2", "Newer")
+    );
+    // Met twice: in the batch that failed, and again when it was applied again.
+    assert_eq!(
+        (letter.position, letter.stream_version, letter.attempts),
+        (2, 1, 2)
+    );
+    assert!(
+        letter.error.contains("not a known event type"),
+        "{}",
+        letter.error
+    );
+    assert!(!letter.retry_requested);
+
+    // Still unknown: a retry fails again and counts the attempt.
+    let requested = checkpoints.request_retry(&all).await.unwrap();
+    assert_eq!(requested, 1);
+    let applied = retry_dead_letters(picky.as_ref(), checkpoints.as_ref(), store.as_ref(), false)
+        .await
+        .unwrap();
+    assert_eq!(applied, 0);
+    let parked = checkpoints.dead_letters(&all).await.unwrap();
+    assert_eq!((parked[0].attempts, parked[0].retry_requested), (3, false));
+
+    // A build that knows it: applied when asked (not before), and no longer parked.
+    picky.knows_newer.store(true, Ordering::SeqCst);
+    let other = LetterFilter {
+        projection: Some("another".into()),
+        event_id: None,
+    };
+    assert_eq!(checkpoints.request_retry(&other).await.unwrap(), 0);
+    assert_eq!(
+        retry_dead_letters(picky.as_ref(), checkpoints.as_ref(), store.as_ref(), false)
+            .await
+            .unwrap(),
+        0,
+        "nothing was asked for"
+    );
+    let this_one = LetterFilter {
+        projection: None,
+        event_id: Some(letter.event_id),
+    };
+    assert_eq!(checkpoints.request_retry(&this_one).await.unwrap(), 1);
+    assert_eq!(
+        retry_dead_letters(picky.as_ref(), checkpoints.as_ref(), store.as_ref(), false)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(checkpoints.dead_letters(&all).await.unwrap().is_empty());
+    assert_eq!(
+        picky.seen.lock().unwrap().last().map(String::as_str),
+        Some("s-2")
+    );
+
+    // Dropping removes for good.
+    let again = store.read_all(1, 1).await.unwrap();
+    checkpoints.park("picky", &again[0], "again").await.unwrap();
+    assert_eq!(checkpoints.drop_letters(&this_one).await.unwrap(), 1);
+    assert!(checkpoints.dead_letters(&all).await.unwrap().is_empty());
 }

@@ -50,6 +50,7 @@
 
 mod aggregate;
 mod codec;
+pub mod dead_letter;
 mod error;
 mod event;
 pub mod personal;

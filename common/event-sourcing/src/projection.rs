@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use crate::dead_letter::{DeadLetters, RETRY_POLL, apply_or_park, retry_dead_letters};
 use crate::error::Result;
 use crate::event::{Position, RecordedEvent};
 use crate::store::EventStore;
@@ -96,9 +97,9 @@ pub trait Projection: Send + Sync + 'static {
     async fn reset(&self) -> std::result::Result<(), ProjectionError>;
 }
 
-/// Where projections remember how far they got.
+/// Where projections remember how far they got, and park what they cannot apply.
 #[async_trait]
-pub trait CheckpointStore: Send + Sync + 'static {
+pub trait CheckpointStore: DeadLetters {
     async fn load(&self, name: &str) -> Result<Position>;
     async fn save(&self, name: &str, position: Position) -> Result<()>;
 }
@@ -158,7 +159,8 @@ impl ProjectionRunner {
     }
 
     /// Follows the store until `shutdown` completes. Failures are logged and retried after a
-    /// growing pause (never skipped): a read model must not silently miss an event.
+    /// growing pause (never skipped): a read model must not silently miss an event. An event
+    /// that can never be applied is parked as a dead letter ([`crate::dead_letter`]).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut pause = Duration::from_millis(100);
@@ -179,11 +181,31 @@ impl ProjectionRunner {
     }
 
     async fn follow(&self) -> std::result::Result<(), ProjectionError> {
+        // What was parked may apply with this build.
+        retry_dead_letters(
+            self.projection.as_ref(),
+            self.checkpoints.as_ref(),
+            self.store.as_ref(),
+            true,
+        )
+        .await?;
         let from = self.catch_up().await?;
         let mut subscription = Subscription::new(Arc::clone(&self.store), from, self.batch_size);
+        let mut retries = tokio::time::interval(RETRY_POLL);
+        retries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let batch = subscription.next_batch().await?;
-            self.apply_batch(&batch).await?;
+            tokio::select! {
+                batch = subscription.next_batch() => self.apply_batch(&batch?).await?,
+                _ = retries.tick() => {
+                    retry_dead_letters(
+                        self.projection.as_ref(),
+                        self.checkpoints.as_ref(),
+                        self.store.as_ref(),
+                        false,
+                    )
+                    .await?;
+                }
+            }
         }
     }
 
@@ -193,7 +215,7 @@ impl ProjectionRunner {
     ) -> std::result::Result<(), ProjectionError> {
         // An erased subject's events are not applied: nothing of them is kept.
         for event in batch.iter().filter(|e| !e.erased) {
-            self.projection.apply(event).await?;
+            apply_or_park(self.projection.as_ref(), self.checkpoints.as_ref(), event).await?;
         }
         if let Some(last) = batch.last() {
             self.checkpoints.save(self.name(), last.position).await?;

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use crate::codec::EventCodec;
+use crate::dead_letter::{DeadLetter, DeadLetters, LetterFilter};
 use crate::error::{EventStoreError, Result};
 use crate::event::{AppendResult, ExpectedVersion, Position, RecordedEvent, StreamWrite};
 use crate::personal::{DataKey, KeyTable, StoredKey};
@@ -44,6 +45,20 @@ const SCHEMA: &[&str] = &[
         name       TEXT    PRIMARY KEY,
         position   INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
+    )",
+    // Events a projection could not apply ([`crate::dead_letter`]).
+    "CREATE TABLE IF NOT EXISTS dead_letters (
+        projection      TEXT    NOT NULL,
+        event_id        TEXT    NOT NULL,
+        position        INTEGER NOT NULL,
+        stream_id       TEXT    NOT NULL,
+        stream_version  INTEGER NOT NULL,
+        event_type      TEXT    NOT NULL,
+        error           TEXT    NOT NULL,
+        parked_at       INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL,
+        retry_requested INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (projection, event_id)
     )",
     // Each subject's data key ([`crate::personal`]); `key` is NULL once the subject is erased.
     "CREATE TABLE IF NOT EXISTS data_keys (
@@ -592,6 +607,92 @@ impl CheckpointStore for SqliteCheckpoints {
         .bind(Utc::now().timestamp_micros())
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+}
+
+/// `WHERE` of a [`LetterFilter`]: `?` for the projection and the event id, each `NULL` for any.
+const LETTER_FILTER: &str = "(?1 IS NULL OR projection = ?1) AND (?2 IS NULL OR event_id = ?2)";
+
+#[async_trait]
+impl DeadLetters for SqliteCheckpoints {
+    async fn park(&self, projection: &str, event: &RecordedEvent, error: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO dead_letters (projection, event_id, position, stream_id, stream_version, \
+             event_type, error, parked_at, attempts, retry_requested) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 0) ON CONFLICT (projection, event_id) DO UPDATE \
+             SET error = excluded.error, attempts = dead_letters.attempts + 1, retry_requested = 0",
+        )
+        .bind(projection.to_owned())
+        .bind(event.event_id.to_string())
+        .bind(event.position as i64)
+        .bind(event.stream_id.clone())
+        .bind(event.stream_version as i64)
+        .bind(event.event_type.clone())
+        .bind(error.to_owned())
+        .bind(Utc::now().timestamp_micros())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, filter: &LetterFilter) -> Result<Vec<DeadLetter>> {
+        let sql = format!(
+            "SELECT projection, event_id, position, stream_id, stream_version, event_type, error, \
+             parked_at, attempts, retry_requested FROM dead_letters WHERE {LETTER_FILTER} \
+             ORDER BY position, projection"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.projection.clone())
+            .bind(filter.event_id.map(|id| id.to_string()))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let event_id: String = r.try_get(1)?;
+                Ok(DeadLetter {
+                    projection: r.try_get(0)?,
+                    event_id: Uuid::parse_str(&event_id)
+                        .map_err(|e| EventStoreError::Codec(format!("event id {event_id}: {e}")))?,
+                    position: r.try_get::<i64, _>(2)? as Position,
+                    stream_id: r.try_get(3)?,
+                    stream_version: r.try_get::<i64, _>(4)? as u64,
+                    event_type: r.try_get(5)?,
+                    error: r.try_get(6)?,
+                    parked_at: micros_to_time(r.try_get(7)?)?,
+                    attempts: r.try_get::<i64, _>(8)? as u32,
+                    retry_requested: r.try_get(9)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn request_retry(&self, filter: &LetterFilter) -> Result<u64> {
+        let sql = format!("UPDATE dead_letters SET retry_requested = 1 WHERE {LETTER_FILTER}");
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.projection.clone())
+            .bind(filter.event_id.map(|id| id.to_string()))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn drop_letters(&self, filter: &LetterFilter) -> Result<u64> {
+        let sql = format!("DELETE FROM dead_letters WHERE {LETTER_FILTER}");
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.projection.clone())
+            .bind(filter.event_id.map(|id| id.to_string()))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn resolve(&self, projection: &str, event_id: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM dead_letters WHERE projection = ? AND event_id = ?")
+            .bind(projection.to_owned())
+            .bind(event_id.to_string())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

@@ -634,7 +634,7 @@ async fn concurrent_starts_migrate_once() {
     .fetch_all(&mut admin)
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     let reopened = open_store(&schema).await;
     assert_eq!(reopened.stream_version("m-1").await.unwrap(), Some(1));
 }

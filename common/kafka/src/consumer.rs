@@ -3,6 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use event_sourcing::dead_letter::{
+    DeadLetters, RETRY_POLL, apply_or_park, poison, retry_dead_letters,
+};
 use event_sourcing::{EventStore, Projection, ProjectionError, RecordedEvent};
 use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -55,8 +58,11 @@ fn describe(partitions: &TopicPartitionList) -> String {
 pub struct ProjectionConsumer {
     consumer: StreamConsumer<GroupContext>,
     projection: Arc<dyn Projection>,
-    /// Opens the events' sealed personal data ([`EventStore::open`]).
+    /// Opens the events' sealed personal data ([`EventStore::open`]), and holds the events
+    /// of dead letters to apply again.
     store: Arc<dyn EventStore>,
+    /// Where events that can never be applied are parked ([`event_sourcing::dead_letter`]).
+    letters: Arc<dyn DeadLetters>,
     group: String,
 }
 
@@ -69,6 +75,7 @@ impl ProjectionConsumer {
         topics: &[&str],
         projection: Arc<dyn Projection>,
         store: Arc<dyn EventStore>,
+        letters: Arc<dyn DeadLetters>,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         let consumer: StreamConsumer<GroupContext> = kafka
             .client(&format!("metachat-{group}"))
@@ -89,19 +96,40 @@ impl ProjectionConsumer {
             consumer,
             projection,
             store,
+            letters,
             group: group.to_owned(),
         })
     }
 
-    /// Consumes until `shutdown` completes, then commits what it applied.
+    /// Consumes until `shutdown` completes, then commits what it applied. Dead letters are
+    /// applied again when it starts, and when an operator asks.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         // While brokers are down librdkafka reports every failed connection attempt; they are
         // queued, so they must be drained at once (not slept on), and logged now and then.
         let mut last_warning: Option<std::time::Instant> = None;
+        let mut retries = tokio::time::interval(RETRY_POLL);
+        retries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut all = true;
         loop {
             let message = tokio::select! {
                 _ = &mut shutdown => break,
+                _ = retries.tick() => {
+                    match retry_dead_letters(
+                        self.projection.as_ref(),
+                        self.letters.as_ref(),
+                        self.store.as_ref(),
+                        all,
+                    )
+                    .await
+                    {
+                        Ok(_) => all = false,
+                        Err(error) => {
+                            tracing::warn!(group = %self.group, %error, "retrying dead letters failed; retrying later");
+                        }
+                    }
+                    continue;
+                }
                 message = self.consumer.recv() => message,
             };
             match message {
@@ -143,15 +171,32 @@ impl ProjectionConsumer {
         let event = match message::decode(value) {
             Ok(event) => event,
             Err(error) => {
-                // Not an event this code can read: no retry can help. Log its place and skip.
+                // Not an event this code can read: no retry can help. Parked when its headers
+                // say which event it is (a retry reads it from the store), else skipped.
+                let reason = format!(
+                    "the message does not decode ({:?} error at line {}, column {})",
+                    error.classify(),
+                    error.line(),
+                    error.column()
+                );
                 tracing::error!(
                     group = %self.group,
                     topic = message.topic(),
                     partition = message.partition(),
                     offset = message.offset(),
-                    %error,
-                    "undecodable message skipped"
+                    error = %reason,
+                    "undecodable message"
                 );
+                if let Some(event) = message.headers().and_then(message::event_from_headers) {
+                    while let Err(error) = self
+                        .letters
+                        .park(self.projection.name(), &event, &reason)
+                        .await
+                    {
+                        tracing::warn!(group = %self.group, %error, "parking failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
                 self.store_offset(message);
                 return;
             }
@@ -183,11 +228,24 @@ impl ProjectionConsumer {
         self.store_offset(message);
     }
 
-    /// Opens the event's personal data and applies it, unless its subject was erased.
+    /// Opens the event's personal data and applies it, unless its subject was erased; an
+    /// event that can never be applied is parked.
     async fn open_and_apply(&self, event: &RecordedEvent) -> Result<(), ProjectionError> {
-        let opened = self.store.open(vec![event.clone()]).await?;
+        let opened = match self.store.open(vec![event.clone()]).await {
+            Ok(opened) => opened,
+            Err(error) => {
+                let error: ProjectionError = error.into();
+                let Some(reason) = poison(&error) else {
+                    return Err(error);
+                };
+                self.letters
+                    .park(self.projection.name(), event, &reason)
+                    .await?;
+                return Ok(());
+            }
+        };
         for event in opened.iter().filter(|e| !e.erased) {
-            self.projection.apply(event).await?;
+            apply_or_park(self.projection.as_ref(), self.letters.as_ref(), event).await?;
         }
         Ok(())
     }

@@ -40,6 +40,22 @@ pub fn headers(event: &RecordedEvent) -> OwnedHeaders {
         })
 }
 
+/// The event a message's headers name, without its payload: enough to find it in the store.
+pub fn event_from_headers(headers: &impl Headers) -> Option<RecordedEvent> {
+    Some(RecordedEvent {
+        event_id: header(headers, "event-id")?.parse().ok()?,
+        event_type: header(headers, "event-type")?.to_owned(),
+        schema_version: header(headers, "schema-version")?.parse().ok()?,
+        stream_id: header(headers, "stream-id")?.to_owned(),
+        stream_version: header(headers, "stream-version")?.parse().ok()?,
+        position: header(headers, "position")?.parse().ok()?,
+        recorded_at: Default::default(),
+        payload: serde_json::Value::Null,
+        metadata: Default::default(),
+        erased: false,
+    })
+}
+
 /// A header's text value.
 pub fn header<'a>(headers: &'a impl Headers, key: &str) -> Option<&'a str> {
     headers

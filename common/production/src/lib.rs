@@ -179,20 +179,29 @@ impl Pipeline {
             Arc::new(route),
         )
         .context("cannot create the Kafka producer")?;
+        let letters = Arc::new(PostgresCheckpoints::new(store));
         let consumer = ProjectionConsumer::new(
             kafka,
             &spec.group,
             &[&spec.topic],
             projection,
             events.clone(),
+            letters.clone(),
         )
         .context("cannot create the Kafka consumer")?;
         let mut followers_consumers = Vec::new();
         for (follower, topic) in followers {
             let group = format!("{}-{}", spec.group, follower.name());
             followers_consumers.push(
-                ProjectionConsumer::new(kafka, &group, &[&topic], follower, events.clone())
-                    .with_context(|| format!("cannot create the Kafka consumer {group}"))?,
+                ProjectionConsumer::new(
+                    kafka,
+                    &group,
+                    &[&topic],
+                    follower,
+                    events.clone(),
+                    letters.clone(),
+                )
+                .with_context(|| format!("cannot create the Kafka consumer {group}"))?,
             );
         }
         let stop = Stop::new();

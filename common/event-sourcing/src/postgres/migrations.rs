@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "data keys",
         sql: include_str!("../../migrations/postgres/0003_data_keys.sql"),
     },
+    Migration {
+        version: 4,
+        description: "dead letters",
+        sql: include_str!("../../migrations/postgres/0004_dead_letters.sql"),
+    },
 ];
 
 /// Applies the migrations the schema lacks (module docs).

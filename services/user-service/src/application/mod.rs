@@ -172,10 +172,9 @@ impl Users {
             new_events(&events, metadata).map_err(store_error)?,
         )];
         for (claim, key, event) in &claims {
-            let stream = claim.stream(key);
             writes.push(StreamWrite::new(
-                stream.clone(),
-                self.claim_expectation(&stream).await?,
+                claim.stream(key),
+                ExpectedVersion::NoStream,
                 new_events(std::slice::from_ref(event), metadata).map_err(store_error)?,
             ));
         }
@@ -183,7 +182,35 @@ impl Users {
         if let Some(hash) = password_hash {
             writes.push(auth::password_write(&id, hash, metadata)?);
         }
-        let mut results = match append_settled(self.store.as_ref(), writes).await {
+        // A claim's stream exists once its value was claimed. When that claimant was erased
+        // since (the claim released), the append is made again at the release's version.
+        let mut attempt = 0;
+        let appended = loop {
+            let refused = match append_settled(self.store.as_ref(), writes.clone()).await {
+                Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
+                    write, ..
+                })) if (1..=claims.len()).contains(&write) && attempt < 2 => write,
+                other => break other,
+            };
+            match self
+                .released_claim(writes[refused].stream_id.as_str())
+                .await?
+            {
+                Some(version) => writes[refused].expected = ExpectedVersion::Exact(version),
+                None => {
+                    break Err(AppendError::Refused(
+                        EventStoreError::WrongExpectedVersion {
+                            write: refused,
+                            stream_id: writes[refused].stream_id.clone(),
+                            expected: writes[refused].expected,
+                            actual: None,
+                        },
+                    ));
+                }
+            }
+            attempt += 1;
+        };
+        let mut results = match appended {
             Ok(results) => results,
             // The same retry, at the same time: the first one registered the user.
             Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
@@ -217,31 +244,26 @@ impl Users {
         answer(loaded)
     }
 
-    /// What a new claim of `stream` may expect: no stream, or the version of its release (the
-    /// claimant was erased). A held claim also expects "no stream", so the append conflicts
-    /// and the value is reported taken.
-    async fn claim_expectation(&self, stream: &StreamName) -> Result<ExpectedVersion, ApiError> {
+    /// The version of a claim stream whose value is free again (its claimant was erased),
+    /// `None` when the value is held.
+    async fn released_claim(&self, stream: &str) -> Result<Option<u64>, ApiError> {
         let Some(version) = self
             .store
-            .stream_version(stream.as_str())
+            .stream_version(stream)
             .await
             .map_err(store_error)?
         else {
-            return Ok(ExpectedVersion::NoStream);
+            return Ok(None);
         };
         let last = self
             .store
-            .read_stream(stream.as_str(), version, 1)
+            .read_stream(stream, version, 1)
             .await
             .map_err(store_error)?;
         let released = last.first().is_some_and(|e| {
             !e.erased && decode_event::<ClaimEvent>(e).is_ok_and(|c| c.holder().is_none())
         });
-        Ok(if released {
-            ExpectedVersion::Exact(version)
-        } else {
-            ExpectedVersion::NoStream
-        })
+        Ok(released.then_some(version))
     }
 
     /// Erases a user: deletes their key, so their personal data (profile, password hash, and
