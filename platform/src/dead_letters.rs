@@ -42,6 +42,7 @@ fn parse(args: &[String]) -> anyhow::Result<Request> {
                 let name = args
                     .next()
                     .ok_or_else(|| anyhow::anyhow!("--projection needs a name\n\n{USAGE}"))?;
+                anyhow::ensure!(filter.projection.is_none(), "--projection is given twice");
                 filter.projection = Some(name.clone());
             }
             "--event" => {
@@ -50,6 +51,7 @@ fn parse(args: &[String]) -> anyhow::Result<Request> {
                     .ok_or_else(|| anyhow::anyhow!("--event needs an event id\n\n{USAGE}"))?;
                 let id = uuid::Uuid::try_parse(id)
                     .map_err(|_| anyhow::anyhow!("--event {id:?}: not an event id (a UUID)"))?;
+                anyhow::ensure!(filter.event_id.is_none(), "--event is given twice");
                 filter.event_id = Some(id);
             }
             other => anyhow::bail!("unknown argument {other:?}\n\n{USAGE}"),
@@ -71,7 +73,13 @@ pub async fn run(env: &Env, args: &[String]) -> anyhow::Result<()> {
         }
         None => {
             let config = crate::embedded::EmbeddedConfig::from_env(env)?;
-            let store = metachat_bootstrap::open_sqlite(&config.database(), crate::codec()).await?;
+            let database = config.database();
+            anyhow::ensure!(
+                database.exists(),
+                "no MetaChat database at {} (set DATA_DIR to the platform's data directory)",
+                database.display()
+            );
+            let store = metachat_bootstrap::open_sqlite(&database, crate::codec()).await?;
             Arc::new(SqliteCheckpoints::new(&store))
         }
     };
@@ -137,5 +145,7 @@ mod tests {
         assert!(parse(&args("drop --event nope")).is_err());
         assert!(parse(&args("--projection")).is_err());
         assert!(parse(&args("explode")).is_err());
+        let twice = format!("retry --event {id} --event {id}");
+        assert!(parse(&args(&twice)).is_err());
     }
 }

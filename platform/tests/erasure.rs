@@ -299,16 +299,8 @@ impl StoredBytes {
     async fn read(&self) -> Vec<String> {
         match self {
             Self::Sqlite(path) => {
-                // Moves the log into the file (as the platform does after an erasure) so both
-                // are read as they settle.
-                let url = format!("sqlite://{}", path.display());
-                if let Ok(mut conn) =
-                    <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await
-                {
-                    let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .execute(&mut conn)
-                        .await;
-                }
+                // The file and its log as they are: the platform checkpoints the log itself
+                // after an erasure, so that deleted pages do not linger in either.
                 let mut found = Vec::new();
                 for file in [path.clone(), path.with_extension("db-wal")] {
                     let bytes = std::fs::read(&file).unwrap_or_default();

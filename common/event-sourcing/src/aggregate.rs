@@ -43,6 +43,12 @@ pub fn encode_event<E: DomainEvent>(event: &E) -> Result<(String, serde_json::Va
 
 /// Rebuilds a domain event from a stored event.
 pub fn decode_event<E: DomainEvent>(event: &RecordedEvent) -> Result<E> {
+    if let Some(reason) = &event.undecodable {
+        return Err(EventStoreError::Codec(format!(
+            "{} at {}@{}: {reason}",
+            event.event_type, event.stream_id, event.stream_version
+        )));
+    }
     let tagged = serde_json::json!({ "type": event.event_type, "data": event.payload });
     // serde's message can quote a payload value (diary text): report only where it failed.
     serde_json::from_value(tagged).map_err(|e| {

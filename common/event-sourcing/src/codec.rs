@@ -142,14 +142,19 @@ impl EventCodec {
         serde_json::to_string(payload).map_err(|e| EventStoreError::Codec(e.to_string()))
     }
 
-    /// A stored payload as JSON, still sealed and at its stored schema version.
-    pub fn parse_payload(&self, event_type: &str, stored: &str) -> Result<serde_json::Value> {
+    /// A stored payload as JSON, still sealed and at its stored schema version; `Err` with
+    /// the reason (never quoting the payload) when it is not JSON.
+    pub fn parse_payload(
+        &self,
+        event_type: &str,
+        stored: &str,
+    ) -> std::result::Result<serde_json::Value, String> {
         serde_json::from_str(stored).map_err(|e| {
-            EventStoreError::Codec(format!(
+            format!(
                 "{event_type} payload is not JSON (line {}, column {})",
                 e.line(),
                 e.column()
-            ))
+            )
         })
     }
 
@@ -176,16 +181,28 @@ impl EventCodec {
             Some(self.keys.keys(wanted, table).await?)
         };
         for (event, subject) in events.iter_mut().zip(subjects) {
+            if event.undecodable.is_some() {
+                continue;
+            }
             if let (Some(keys), Some(subject)) = (&keys, subject.as_deref()) {
                 let payload = std::mem::take(&mut event.payload);
-                let (payload, erased) = self.personal.open(
+                match self.personal.open(
                     &event.event_type,
                     event.event_id,
                     keys.state(Some(subject)),
                     payload,
-                )?;
-                event.payload = payload;
-                event.erased |= erased;
+                ) {
+                    Ok((payload, erased)) => {
+                        event.payload = payload;
+                        event.erased |= erased;
+                    }
+                    // One event that does not open does not fail the others: it is marked.
+                    Err(EventStoreError::Codec(reason)) => {
+                        event.undecodable = Some(reason);
+                        continue;
+                    }
+                    Err(other) => return Err(other),
+                }
             }
             if !event.erased {
                 let payload = std::mem::take(&mut event.payload);
@@ -203,7 +220,58 @@ impl EventCodec {
         serde_json::to_string(metadata).map_err(|e| EventStoreError::Codec(e.to_string()))
     }
 
-    pub fn decode_metadata(&self, stored: &str) -> Result<EventMetadata> {
-        serde_json::from_str(stored).map_err(|e| EventStoreError::Codec(format!("metadata: {e}")))
+    /// Stored metadata; `Err` with the reason when it does not decode.
+    pub fn decode_metadata(&self, stored: &str) -> std::result::Result<EventMetadata, String> {
+        serde_json::from_str(stored).map_err(|e| {
+            format!(
+                "the metadata do not decode ({:?} error at line {}, column {})",
+                e.classify(),
+                e.line(),
+                e.column()
+            )
+        })
     }
+
+    /// An event from a stored row's parts: a payload or metadata that does not decode makes
+    /// it an [undecodable](RecordedEvent::undecodable) event rather than an error, so one bad
+    /// row never stops a reader of the others.
+    pub fn stored_event(&self, row: StoredRow<'_>) -> RecordedEvent {
+        let mut undecodable = None;
+        let payload = self
+            .parse_payload(&row.event_type, row.payload)
+            .unwrap_or_else(|reason| {
+                undecodable = Some(reason);
+                serde_json::Value::Null
+            });
+        let metadata = self.decode_metadata(row.metadata).unwrap_or_else(|reason| {
+            undecodable.get_or_insert(reason);
+            EventMetadata::default()
+        });
+        RecordedEvent {
+            event_id: row.event_id,
+            event_type: row.event_type,
+            schema_version: row.schema_version,
+            stream_id: row.stream_id,
+            stream_version: row.stream_version,
+            position: row.position,
+            recorded_at: row.recorded_at,
+            payload,
+            metadata,
+            erased: false,
+            undecodable,
+        }
+    }
+}
+
+/// The columns of a stored event, as a backend read them.
+pub struct StoredRow<'a> {
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub position: crate::event::Position,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub payload: &'a str,
+    pub metadata: &'a str,
 }

@@ -76,6 +76,11 @@ pub struct RecordedEvent {
     /// that are not personal data. Replays and projections skip such events.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub erased: bool,
+    /// Why the stored event could not be read (a payload that is not JSON, sealed fields that
+    /// do not open): its payload is then `null`. Decoding it fails with this reason, so a
+    /// projection parks it as a dead letter instead of stopping on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undecodable: Option<String>,
 }
 
 impl RecordedEvent {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use crate::codec::EventCodec;
+use crate::codec::{EventCodec, StoredRow};
 use crate::dead_letter::{DeadLetter, DeadLetters, LetterFilter};
 use crate::error::{EventStoreError, Result};
 use crate::event::{AppendResult, ExpectedVersion, Position, RecordedEvent, StreamWrite};
@@ -379,26 +379,21 @@ impl Inner {
 
     /// A stored row as an event, its payload still sealed and at its stored version.
     fn decode_sealed(&self, row: &SqliteRow) -> Result<RecordedEvent> {
-        let event_type: String = row.try_get("event_type")?;
-        let schema_version = row.try_get::<i64, _>("schema_version")? as u32;
-        let payload: String = row.try_get("payload")?;
-        let payload = self.codec.parse_payload(&event_type, &payload)?;
-        let metadata: String = row.try_get("metadata")?;
         let event_id: String = row.try_get("event_id")?;
-        let micros: i64 = row.try_get("recorded_at")?;
-        Ok(RecordedEvent {
+        let payload: String = row.try_get("payload")?;
+        let metadata: String = row.try_get("metadata")?;
+        Ok(self.codec.stored_event(StoredRow {
             event_id: Uuid::parse_str(&event_id)
                 .map_err(|e| EventStoreError::Codec(format!("event id {event_id}: {e}")))?,
-            event_type,
-            schema_version,
+            event_type: row.try_get("event_type")?,
+            schema_version: row.try_get::<i64, _>("schema_version")? as u32,
             stream_id: row.try_get("stream_id")?,
             stream_version: row.try_get::<i64, _>("stream_version")? as u64,
             position: row.try_get::<i64, _>("position")? as Position,
-            recorded_at: micros_to_time(micros)?,
-            payload,
-            metadata: self.codec.decode_metadata(&metadata)?,
-            erased: false,
-        })
+            recorded_at: micros_to_time(row.try_get("recorded_at")?)?,
+            payload: &payload,
+            metadata: &metadata,
+        }))
     }
 
     /// Deletes the subject's key (leaving a row that says it was erased), in a write
@@ -421,7 +416,8 @@ impl Inner {
         .await?;
         tx.commit().await?;
         self.codec.key_cache().erased(subject);
-        checkpoint_log(&mut conn).await;
+        drop(conn);
+        checkpoint_soon(&self.pool);
         Ok(())
     }
 }
@@ -477,15 +473,38 @@ async fn write_keys(
     Ok(keys)
 }
 
-/// Copies the write-ahead log into the file and empties it, so deleted data (an erasure's)
-/// does not linger in the log. Best effort: readers holding old snapshots can keep it busy.
-pub async fn checkpoint_log(conn: &mut SqliteConnection) {
-    if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(conn)
-        .await
-    {
-        tracing::warn!(%error, "checkpointing the log after an erasure failed");
-    }
+/// Soon copies the write-ahead log into the database file and empties it, so that data just
+/// deleted (an erasure's) lingers neither in the log nor in the file's older pages. Runs in
+/// the background on a connection of its own that waits at most 100 ms for readers holding
+/// older snapshots (a checkpoint holds writers back meanwhile), and tries again every half
+/// second until one completes, 20 times at most.
+pub fn checkpoint_soon(pool: &SqlitePool) {
+    let options = (*pool.connect_options())
+        .clone()
+        .busy_timeout(Duration::from_millis(100));
+    tokio::spawn(async move {
+        for _ in 0..20 {
+            let done: std::result::Result<(i64, i64, i64), sqlx::Error> = async {
+                let mut conn = SqliteConnection::connect_with(&options).await?;
+                let result = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+                result
+            }
+            .await;
+            match done {
+                // (busy, log frames, checkpointed frames): 0 = every frame is in the file.
+                Ok((0, _, _)) => return,
+                Ok(_) => {}
+                Err(error) => tracing::debug!(%error, "checkpoint after an erasure deferred"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        tracing::warn!(
+            "the log could not be checkpointed after an erasure; the next checkpoint will"
+        );
+    });
 }
 
 /// When the write's events are all stored already (a retry), what the first attempt did.

@@ -275,6 +275,7 @@ pub fn assert_stored_payloads_unchanged(
             payload: parsed,
             metadata: crate::EventMetadata::default(),
             erased: false,
+            undecodable: None,
         };
         let (written_type, written) = match reencode(&recorded) {
             Ok(pair) => pair,

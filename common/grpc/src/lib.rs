@@ -75,6 +75,14 @@ pub fn store_error(error: EventStoreError) -> ApiError {
         ),
         // A write for a user erased meanwhile: there is no such user any more.
         EventStoreError::SubjectErased { .. } => ApiError::not_found("the user was erased"),
+        // An event this build cannot read (a newer version's, during a rolling deploy).
+        EventStoreError::Codec(reason) => {
+            tracing::error!(%reason, "an event does not decode");
+            ApiError::unavailable(
+                "this resource has an event this version of the service cannot read; retry \
+                 later (a newer version may)",
+            )
+        }
         ref e if e.is_unavailable() => {
             tracing::warn!(error = %error, "event store unavailable");
             ApiError::unavailable("storage is unavailable; retry later")

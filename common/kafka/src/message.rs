@@ -53,6 +53,7 @@ pub fn event_from_headers(headers: &impl Headers) -> Option<RecordedEvent> {
         payload: serde_json::Value::Null,
         metadata: Default::default(),
         erased: false,
+        undecodable: None,
     })
 }
 
@@ -86,6 +87,7 @@ mod tests {
                 ..EventMetadata::default()
             },
             erased: false,
+            undecodable: None,
         };
         assert_eq!(decode(&encode(&event).unwrap()).unwrap(), event);
         let headers = headers(&event);

@@ -376,7 +376,7 @@ impl SqliteDiaryReadModels {
             .await?;
         }
         tx.commit().await?;
-        event_sourcing::sqlite::checkpoint_log(&mut *self.pool.acquire().await?).await;
+        event_sourcing::sqlite::checkpoint_soon(&self.pool);
         Ok(())
     }
 

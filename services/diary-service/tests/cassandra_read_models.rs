@@ -74,6 +74,7 @@ fn recorded<E: DomainEvent>(
         payload,
         metadata: Default::default(),
         erased: false,
+        undecodable: None,
     }
 }
 

@@ -381,6 +381,7 @@ mod tests {
             payload: serde_json::json!({ "userId": user_id }),
             metadata: EventMetadata::default(),
             erased: false,
+            undecodable: None,
         }
     }
 

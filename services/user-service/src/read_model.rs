@@ -187,7 +187,7 @@ impl Projection for SqliteUserReadModels {
         .await?;
         tx.commit().await?;
         if let UserEvent::UserErased(_) = event {
-            event_sourcing::sqlite::checkpoint_log(&mut *self.pool.acquire().await?).await;
+            event_sourcing::sqlite::checkpoint_soon(&self.pool);
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::Inner;
 use super::sql::to_i64;
+use crate::codec::StoredRow;
 use crate::error::Result;
 use crate::event::{Position, RecordedEvent};
 
@@ -98,22 +99,18 @@ impl Inner {
 
     /// A stored row as an event, its payload still sealed and at its stored version.
     fn decode_sealed(&self, row: &PgRow) -> Result<RecordedEvent> {
-        let event_type: String = row.try_get("event_type")?;
-        let schema_version = row.try_get::<i32, _>("schema_version")? as u32;
         let payload: String = row.try_get("payload")?;
-        let payload = self.codec.parse_payload(&event_type, &payload)?;
         let metadata: String = row.try_get("metadata")?;
-        Ok(RecordedEvent {
+        Ok(self.codec.stored_event(StoredRow {
             event_id: row.try_get("event_id")?,
-            event_type,
-            schema_version,
+            event_type: row.try_get("event_type")?,
+            schema_version: row.try_get::<i32, _>("schema_version")? as u32,
             stream_id: row.try_get("stream_id")?,
             stream_version: row.try_get::<i64, _>("stream_version")? as u64,
             position: row.try_get::<i64, _>("position")? as Position,
             recorded_at: row.try_get("recorded_at")?,
-            payload,
-            metadata: self.codec.decode_metadata(&metadata)?,
-            erased: false,
-        })
+            payload: &payload,
+            metadata: &metadata,
+        }))
     }
 }

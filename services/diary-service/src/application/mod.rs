@@ -788,6 +788,10 @@ pub async fn record_analysis(
                 return Ok(AnalysisOutcome::AlreadyRecorded);
             }
             Ok(_) => return Ok(AnalysisOutcome::Recorded),
+            // The writer was erased since the entry was read: nothing of them is stored.
+            Err(AppendError::Refused(EventStoreError::SubjectErased { .. })) => {
+                return Ok(AnalysisOutcome::Outdated);
+            }
             // Changed since it was read (retitled, updated, deleted, or analysed by another
             // replica): decided again on the newer state.
             Err(AppendError::Refused(e)) if e.is_conflict() && attempt < ANALYSIS_RETRIES => {

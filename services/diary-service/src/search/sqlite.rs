@@ -390,6 +390,8 @@ impl SearchIndex for SqliteSearchIndex {
         }
         tx.commit().await?;
         self.cache().forget(user_id);
+        // What was deleted (terms and keywords of the writing) leaves the file soon.
+        event_sourcing::sqlite::checkpoint_soon(&self.pool);
         Ok(())
     }
 

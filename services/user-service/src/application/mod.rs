@@ -266,57 +266,73 @@ impl Users {
         Ok(released.then_some(version))
     }
 
-    /// Erases a user: deletes their key, so their personal data (profile, password hash, and
-    /// everything they wrote in the diary) can no longer be read from the event store, from
-    /// Kafka, or from any backup; records `UserErased` (the read models drop the user, and
-    /// the diary service erases their diary); frees their username and e-mail address.
-    /// Erasing an erased user again succeeds and does nothing; an unknown user is 404.
+    /// Erases a user: records `UserErased` (the read models drop the user, the diary service
+    /// erases their diary) and releases their username and e-mail claims, in one append; then
+    /// deletes their key, so their personal data (profile, password hash, and everything they
+    /// wrote in the diary) can no longer be read from the event store, from Kafka, or from
+    /// any backup. Erasing an erased user again deletes the key again (a first attempt may
+    /// have stopped in between; the diary eraser deletes it too) and succeeds; an unknown user
+    /// is 404. The stream is read event by event, so an event this build cannot read (a newer
+    /// version's) does not keep a user from being erased.
     pub async fn erase(&self, id: &UserId, metadata: &EventMetadata) -> Result<(), ApiError> {
-        let loaded = self.users.load(id).await.map_err(store_error)?;
-        match &loaded.state {
-            UserState::Erased => return Ok(()),
-            // Unregistered but with unreadable events: a first attempt deleted the key and
-            // stopped before recording the erasure; finish it.
-            UserState::Unregistered if !loaded.erased => return Err(not_found(id)),
-            UserState::Unregistered | UserState::Registered(_) => {}
+        let stream = UserState::stream_name(id);
+        let events = read_full_stream(self.store.as_ref(), stream.as_str())
+            .await
+            .map_err(store_error)?;
+        let decoded: Vec<UserEvent> = events
+            .iter()
+            .filter(|e| !e.erased)
+            .filter_map(|e| decode_event(e).ok())
+            .collect();
+        let recorded = decoded
+            .iter()
+            .any(|e| matches!(e, UserEvent::UserErased(_)));
+        if events.is_empty() {
+            return Err(not_found(id));
         }
-        // The claims are found through the user's own data: read before the key goes.
-        let claims = loaded.state.user().map(|user| {
-            [
-                (
-                    Claim::Username,
-                    user.username.claim_key(),
-                    ClaimEvent::UsernameReleased { user_id: *id },
-                ),
-                (
-                    Claim::Email,
-                    user.email.claim_key(),
-                    ClaimEvent::EmailReleased { user_id: *id },
-                ),
-            ]
-        });
+        if !recorded {
+            // The claims are found through the user's own data: read while the key is there.
+            let created = decoded.iter().find_map(|e| match e {
+                UserEvent::UserCreated(created) => Some(created),
+                _ => None,
+            });
+            let releases = created.map(|created| {
+                [
+                    (
+                        Claim::Username,
+                        created.username.claim_key(),
+                        ClaimEvent::UsernameReleased { user_id: *id },
+                    ),
+                    (
+                        Claim::Email,
+                        created.email.claim_key(),
+                        ClaimEvent::EmailReleased { user_id: *id },
+                    ),
+                ]
+            });
+            // Ids derived from the user, so a retried erasure stores nothing twice.
+            let derived = |what: &str| metachat_grpc::idempotent_id("erase", &id.to_string(), what);
+            let erased = UserEvent::UserErased(UserErased { user_id: *id });
+            let mut writes = vec![StreamWrite::new(
+                stream.clone(),
+                ExpectedVersion::Any,
+                vec![erasure_event(&erased, derived("user"), metadata)?],
+            )];
+            for (claim, key, release) in releases.into_iter().flatten() {
+                writes.push(StreamWrite::new(
+                    claim.stream(&key),
+                    ExpectedVersion::Any,
+                    vec![erasure_event(&release, derived(claim.field()), metadata)?],
+                ));
+            }
+            append_settled(self.store.as_ref(), writes)
+                .await
+                .map_err(append_error)?;
+        }
         self.store
             .erase_subject(&id.to_string())
             .await
             .map_err(store_error)?;
-        // Ids derived from the user, so a retried erasure stores nothing twice.
-        let derived = |what: &str| metachat_grpc::idempotent_id("erase", &id.to_string(), what);
-        let erased = UserEvent::UserErased(UserErased { user_id: *id });
-        let mut writes = vec![StreamWrite::new(
-            UserState::stream_name(id),
-            ExpectedVersion::Any,
-            vec![erasure_event(&erased, derived("user"), metadata)?],
-        )];
-        for (claim, key, release) in claims.into_iter().flatten() {
-            writes.push(StreamWrite::new(
-                claim.stream(&key),
-                ExpectedVersion::Any,
-                vec![erasure_event(&release, derived(claim.field()), metadata)?],
-            ));
-        }
-        append_settled(self.store.as_ref(), writes)
-            .await
-            .map_err(append_error)?;
         tracing::info!(user_id = %id, "user erased");
         Ok(())
     }

@@ -568,3 +568,104 @@ async fn a_retried_registration_under_its_idempotency_key_answers_the_first_one(
         .unwrap();
     assert_ne!(other.user.id, first.user.id);
 }
+
+#[tokio::test]
+async fn erasing_a_user_leaves_nothing_readable_and_frees_their_name() {
+    let given = given_a_store().await;
+    let meta = EventMetadata::default();
+    let mut registration = john();
+    registration.password = Some("a long enough password".into());
+    let john = given.users.register(registration, &meta).await.unwrap();
+    let id = john.user.id;
+    given.projection.catch_up().await.unwrap();
+
+    given.users.erase(&id, &meta).await.unwrap();
+    given.projection.catch_up().await.unwrap();
+
+    let gone = given.users.user(&id).await.unwrap_err();
+    assert_eq!(gone.code, ErrorCode::NotFound);
+    assert_eq!(
+        given.users.history(&id).await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    let refused = given
+        .users
+        .sign_in("johndoe", "a long enough password", &meta)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Unauthenticated);
+    let (listed, total) = given.users.list(&first_page(), "").await.unwrap();
+    assert!(listed.items.is_empty() && total == 0, "{total}");
+    // Stored, nothing of John can be read; what remains are ids and times.
+    let stored = given.store.read_all_sealed(0, 100).await.unwrap();
+    let text =
+        serde_json::to_string(&stored.iter().map(|e| &e.payload).collect::<Vec<_>>()).unwrap();
+    for word in ["johndoe", "john@example.com", "John", "Doe", "argon2"] {
+        assert!(!text.contains(word), "{word} in {text}");
+    }
+    let read = given.store.read_all(0, 100).await.unwrap();
+    assert!(
+        read.iter().any(|e| e.erased),
+        "the erased events are marked"
+    );
+    assert!(
+        !serde_json::to_string(&read.iter().map(|e| &e.payload).collect::<Vec<_>>())
+            .unwrap()
+            .contains("johndoe")
+    );
+
+    // Again: nothing more to do, and it says so by succeeding.
+    given.users.erase(&id, &meta).await.unwrap();
+    let unknown = given.users.erase(&UserId::new(), &meta).await.unwrap_err();
+    assert_eq!(unknown.code, ErrorCode::NotFound);
+    // The name and address are free; taken again, they are taken.
+    let again = given.users.register(self::john(), &meta).await.unwrap();
+    assert_ne!(again.user.id, id);
+    let taken = given.users.register(self::john(), &meta).await.unwrap_err();
+    assert_eq!(taken.code, ErrorCode::AlreadyExists);
+}
+
+#[tokio::test]
+async fn an_erasure_stopped_before_the_key_went_is_finished_by_erasing_again() {
+    let given = given_a_store().await;
+    let meta = EventMetadata::default();
+    let john = given.users.register(john(), &meta).await.unwrap();
+    let id = john.user.id;
+    // The erasure was recorded, but the process stopped before deleting the key: the user
+    // is gone from every read already, and the data is still sealed under a live key.
+    let erased = UserEvent::UserErased(UserErased { user_id: id });
+    given
+        .store
+        .append(
+            UserState::stream_name(&id).as_str(),
+            ExpectedVersion::Any,
+            new_events(&[erased], &meta).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        given.users.user(&id).await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
+    assert!(
+        !given
+            .store
+            .read_all(0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.erased)
+    );
+
+    given.users.erase(&id, &meta).await.unwrap();
+    let read = given.store.read_all(0, 100).await.unwrap();
+    assert!(
+        read.iter()
+            .filter(|e| e.stream_id == UserState::stream_name(&id).as_str())
+            .filter(|e| e.event_type != "UserErased")
+            .all(|e| e.erased),
+        "the key is deleted on the second attempt"
+    );
+    let recorded = read.iter().filter(|e| e.event_type == "UserErased").count();
+    assert_eq!(recorded, 1, "the erasure is recorded once");
+}
