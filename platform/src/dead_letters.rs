@@ -27,6 +27,7 @@ enum Action {
     List,
     Retry,
     Drop,
+    Help,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Request> {
@@ -38,6 +39,7 @@ fn parse(args: &[String]) -> anyhow::Result<Request> {
             "list" => action = Action::List,
             "retry" => action = Action::Retry,
             "drop" => action = Action::Drop,
+            "help" | "--help" | "-h" => action = Action::Help,
             "--projection" => {
                 let name = args
                     .next()
@@ -64,6 +66,10 @@ fn parse(args: &[String]) -> anyhow::Result<Request> {
 /// PostgreSQL.
 pub async fn run(env: &Env, args: &[String]) -> anyhow::Result<()> {
     let request = parse(args)?;
+    if request.action == Action::Help {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let letters: Arc<dyn DeadLetters> = match metachat_production::ProductionConfig::from_env(env)?
     {
         Some(config) => {
@@ -90,14 +96,32 @@ pub async fn run(env: &Env, args: &[String]) -> anyhow::Result<()> {
         }
         Action::Retry => {
             let asked = letters.request_retry(&request.filter).await?;
-            println!("{asked} dead letters will be applied again within 5 seconds");
+            println!(
+                "{asked} dead letters will be applied again within 5 seconds{}",
+                none_matched(asked, &request.filter)
+            );
         }
         Action::Drop => {
             let dropped = letters.drop_letters(&request.filter).await?;
-            println!("{dropped} dead letters dropped");
+            println!(
+                "{dropped} dead letters dropped{}",
+                none_matched(dropped, &request.filter)
+            );
         }
+        Action::Help => {}
     }
     Ok(())
+}
+
+/// Why nothing matched a filter, when it named something.
+fn none_matched(count: u64, filter: &LetterFilter) -> String {
+    match (count, &filter.projection, filter.event_id) {
+        (0, Some(name), _) => {
+            format!(" (none is parked for projection {name:?}; `metachat dead-letters` lists them)")
+        }
+        (0, None, Some(id)) => format!(" (event {id} is not parked)"),
+        _ => String::new(),
+    }
 }
 
 fn table(letters: &[event_sourcing::dead_letter::DeadLetter]) -> String {
@@ -145,6 +169,7 @@ mod tests {
         assert!(parse(&args("drop --event nope")).is_err());
         assert!(parse(&args("--projection")).is_err());
         assert!(parse(&args("explode")).is_err());
+        assert_eq!(parse(&args("--help")).unwrap().action, Action::Help);
         let twice = format!("retry --event {id} --event {id}");
         assert!(parse(&args(&twice)).is_err());
     }

@@ -901,3 +901,61 @@ async fn a_changed_password_ends_the_sign_ins_made_before() {
         .await;
     assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
 }
+
+/// Answers every request with a redirect to `location`.
+async fn serve_redirect(location: String) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let location = location.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn keys_are_taken_from_the_configured_url_only_never_from_a_redirect() {
+    let body = std::sync::Arc::new(std::sync::Mutex::new(jwks(&[0])));
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let keys_port = serve_jwks(body, fetches.clone()).await;
+    let redirect_port = serve_redirect(format!(
+        "http://127.0.0.1:{keys_port}/.well-known/jwks.json"
+    ))
+    .await;
+    let env = vec![
+        (
+            "AUTH_JWKS_URL",
+            format!("http://127.0.0.1:{redirect_port}/jwks"),
+        ),
+        ("AUTH_ISSUER", IDP_ISSUER.to_owned()),
+        ("AUTH_AUDIENCE", IDP_AUDIENCE.to_owned()),
+        ("SERVICE_TOKEN", SERVICE_TOKEN.to_owned()),
+    ];
+    let app = Platform::start_with_env(default_wiring().await, &env).await;
+    let user = register(&app, "ines", &[]).await.id();
+    let token = idp_token(
+        0,
+        IDP_KEYS[0].0,
+        json!({"sub": user, "iss": IDP_ISSUER, "aud": IDP_AUDIENCE, "exp": now() + 600}),
+    );
+    // The configured URL answers no keys: the provider's keys are unavailable (503), and
+    // the token is not accepted on keys from elsewhere.
+    app.request_with("GET", &format!("/users/{user}"), None, &bearer(&token))
+        .await
+        .assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the redirect was not followed"
+    );
+}

@@ -101,6 +101,12 @@ pub trait Aggregate: Default + Send + Sync + 'static {
     fn decide(&self, command: &Self::Command)
     -> std::result::Result<Vec<Self::Event>, Self::Error>;
 
+    /// True once nothing before can matter any more (an erased user): a replay that reaches
+    /// such a state does not fail on an earlier event it cannot decode (a newer version's).
+    fn is_final(&self) -> bool {
+        false
+    }
+
     /// The stream of the aggregate `id`: the one place stream names are made.
     fn stream_name(id: &Self::Id) -> StreamName {
         StreamName::new(Self::CATEGORY, id)
@@ -420,12 +426,23 @@ pub fn fold<A: Aggregate>(events: &[A::Event]) -> A {
 pub fn replay<A: Aggregate>(events: &[RecordedEvent]) -> Result<Loaded<A>> {
     let mut state = A::default();
     let mut erased = false;
+    let mut undecoded = None;
     for event in events {
         if event.erased {
             erased = true;
             continue;
         }
-        state.apply_recorded(&decode_event::<A::Event>(event)?, event.recorded_at);
+        match decode_event::<A::Event>(event) {
+            Ok(decoded) => state.apply_recorded(&decoded, event.recorded_at),
+            Err(error) => {
+                undecoded.get_or_insert(error);
+            }
+        }
+    }
+    if let Some(error) = undecoded
+        && !state.is_final()
+    {
+        return Err(error);
     }
     Ok(Loaded {
         state,

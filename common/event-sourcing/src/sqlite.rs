@@ -148,8 +148,18 @@ impl SqliteEventStore {
         &self.inner.pool
     }
 
-    /// Closes every connection; later calls fail.
+    /// Checkpoints the log into the file (what was deleted leaves both), then closes every
+    /// connection; later calls fail.
     pub async fn close(&self) {
+        {
+            let mut writer = self.inner.writer.lock().await;
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut *writer)
+                .await
+            {
+                tracing::debug!(%error, "checkpoint on close skipped");
+            }
+        }
         self.inner.pool.close().await;
     }
 }
@@ -476,14 +486,17 @@ async fn write_keys(
 /// Soon copies the write-ahead log into the database file and empties it, so that data just
 /// deleted (an erasure's) lingers neither in the log nor in the file's older pages. Runs in
 /// the background on a connection of its own that waits at most 100 ms for readers holding
-/// older snapshots (a checkpoint holds writers back meanwhile), and tries again every half
-/// second until one completes, 20 times at most.
+/// older snapshots (a checkpoint holds writers back meanwhile), and tries again until one
+/// completes: every half second for a minute, then every 10 seconds for an hour. The store
+/// also checkpoints when it is closed.
 pub fn checkpoint_soon(pool: &SqlitePool) {
     let options = (*pool.connect_options())
         .clone()
         .busy_timeout(Duration::from_millis(100));
     tokio::spawn(async move {
-        for _ in 0..20 {
+        let pauses = std::iter::repeat_n(Duration::from_millis(500), 120)
+            .chain(std::iter::repeat_n(Duration::from_secs(10), 360));
+        for pause in pauses {
             let done: std::result::Result<(i64, i64, i64), sqlx::Error> = async {
                 let mut conn = SqliteConnection::connect_with(&options).await?;
                 let result = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -499,10 +512,10 @@ pub fn checkpoint_soon(pool: &SqlitePool) {
                 Ok(_) => {}
                 Err(error) => tracing::debug!(%error, "checkpoint after an erasure deferred"),
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(pause).await;
         }
         tracing::warn!(
-            "the log could not be checkpointed after an erasure; the next checkpoint will"
+            "for an hour, readers kept the log from being checkpointed after an erasure; the next checkpoint will"
         );
     });
 }

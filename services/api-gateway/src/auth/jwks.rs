@@ -60,7 +60,11 @@ pub struct Jwks {
 
 impl Jwks {
     pub fn new(config: ProviderConfig) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?;
+        // No redirects: the keys come from the configured URL, never from wherever it points.
+        let client = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         Ok(Self {
             config: Arc::new(config),
             client,

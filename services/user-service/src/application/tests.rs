@@ -669,3 +669,42 @@ async fn an_erasure_stopped_before_the_key_went_is_finished_by_erasing_again() {
     let recorded = read.iter().filter(|e| e.event_type == "UserErased").count();
     assert_eq!(recorded, 1, "the erasure is recorded once");
 }
+
+#[tokio::test]
+async fn a_user_with_an_event_this_build_cannot_read_is_unavailable_until_erased() {
+    let given = given_a_store().await;
+    let meta = EventMetadata::default();
+    let john = given.users.register(john(), &meta).await.unwrap();
+    let id = john.user.id;
+    // A newer version's event, which this build does not know.
+    given
+        .store
+        .append(
+            UserState::stream_name(&id).as_str(),
+            ExpectedVersion::Any,
+            vec![NewEvent::new(
+                "UserTeleported",
+                1,
+                serde_json::json!({"to": "Mars"}),
+                EventMetadata::default(),
+            )],
+        )
+        .await
+        .unwrap();
+    let unreadable = given.users.user(&id).await.unwrap_err();
+    assert_eq!(unreadable.code, ErrorCode::Unavailable);
+    assert!(
+        unreadable.message.contains("cannot read"),
+        "{}",
+        unreadable.message
+    );
+
+    given.users.erase(&id, &meta).await.unwrap();
+    assert_eq!(
+        given.users.user(&id).await.unwrap_err().code,
+        ErrorCode::NotFound,
+        "an erased user is gone, whatever came before"
+    );
+    // Their name is free again.
+    given.users.register(self::john(), &meta).await.unwrap();
+}

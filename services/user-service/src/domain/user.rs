@@ -170,6 +170,10 @@ impl Aggregate for UserState {
     type Command = UserCommand;
     type Error = UserError;
 
+    fn is_final(&self) -> bool {
+        matches!(self, Self::Erased)
+    }
+
     fn apply(&mut self, event: &UserEvent) {
         if let UserEvent::UserErased(_) = event {
             *self = Self::Erased;
