@@ -181,6 +181,7 @@ async fn every_route_wants_its_owners_token() {
         "/openapi.json",
         "/health/live",
         "/health/ready",
+        "/metrics",
         "/archetypes",
         "/users",
         "/auth/token",

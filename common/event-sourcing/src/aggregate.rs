@@ -204,6 +204,30 @@ pub async fn append_settled(
     store: &dyn EventStore,
     writes: Vec<StreamWrite>,
 ) -> std::result::Result<Vec<AppendResult>, AppendError> {
+    let started = std::time::Instant::now();
+    let events: usize = writes.iter().map(|w| w.events.len()).sum();
+    let outcome = append_settled_unmeasured(store, writes).await;
+    crate::metrics::APPEND_DURATION.observe(&[], started.elapsed().as_secs_f64());
+    let label = match &outcome {
+        Ok(results) if results.iter().all(|r| r.already_stored) => "already_stored",
+        Ok(results) => {
+            crate::metrics::EVENTS_APPENDED.add(&[], events as u64);
+            if let Some(head) = results.iter().map(|r| r.last_position).max() {
+                crate::metrics::seen(head);
+            }
+            "stored"
+        }
+        Err(AppendError::Refused(e)) if e.is_conflict() => "conflict",
+        Err(_) => "error",
+    };
+    crate::metrics::APPENDS.inc(&[label]);
+    outcome
+}
+
+async fn append_settled_unmeasured(
+    store: &dyn EventStore,
+    writes: Vec<StreamWrite>,
+) -> std::result::Result<Vec<AppendResult>, AppendError> {
     let mut last = match store.append_streams(writes.clone()).await {
         Ok(results) => return Ok(results),
         // Refused, or never sent (no connection): certainly not stored.

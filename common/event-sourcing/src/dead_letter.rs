@@ -114,6 +114,7 @@ pub async fn apply_or_park(
         "event parked as a dead letter; see `metachat dead-letters`"
     );
     letters.park(projection.name(), event, &reason).await?;
+    crate::metrics::DEAD_LETTERS.inc(&[projection.name()]);
     Ok(())
 }
 

@@ -53,6 +53,7 @@ mod codec;
 pub mod dead_letter;
 mod error;
 mod event;
+pub mod metrics;
 pub mod personal;
 pub mod postgres;
 mod projection;

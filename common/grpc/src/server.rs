@@ -4,6 +4,7 @@
 
 mod decode;
 mod drain;
+pub mod metrics;
 mod reflection;
 
 use std::future::Future;
@@ -48,7 +49,7 @@ const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// The router [`serve`] hands to the service to add itself to.
-pub type GrpcRouter = Router<Stack<DecodeErrorLayer, Identity>>;
+pub type GrpcRouter = Router<Stack<DecodeErrorLayer, Stack<metrics::MetricsLayer, Identity>>>;
 
 /// A probe: resolves to whether the dependency answered.
 pub type Probe = Box<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
@@ -114,6 +115,7 @@ pub async fn serve<S>(
 where
     S: NamedService,
 {
+    metrics::describe();
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status(S::NAME, tonic_health::ServingStatus::Serving)
@@ -133,9 +135,12 @@ where
     });
 
     let mut server = tonic::transport::Server::builder()
+        // HTTP/1.1 too, for `GET /metrics` (gRPC itself stays HTTP/2).
+        .accept_http1(true)
         .timeout(HANDLER_TIMEOUT)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .layer(metrics::MetricsLayer)
         .layer(DecodeErrorLayer);
     let base = server.add_service(health);
     let base = match reflection {

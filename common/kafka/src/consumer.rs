@@ -225,6 +225,8 @@ impl ProjectionConsumer {
             offset = message.offset(),
             "projected"
         );
+        crate::metrics::CONSUMED.inc(&[&self.group, message.topic()]);
+        event_sourcing::metrics::applied(self.projection.name(), event.position);
         self.store_offset(message);
     }
 

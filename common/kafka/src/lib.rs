@@ -15,6 +15,7 @@ pub mod config;
 pub mod consumer;
 pub mod leader;
 pub mod message;
+pub mod metrics;
 pub mod relay;
 pub mod topics;
 

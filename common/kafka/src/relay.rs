@@ -140,11 +140,11 @@ impl Relay {
                 tracing::error!(relay = %self.name, event_id = %event.event_id, error = %e, "Kafka refused an event");
                 format!("enqueueing event {}: {e}", event.event_id)
             })?;
-            deliveries.push((event.position, delivery));
+            deliveries.push((event.position, topic, delivery));
         }
-        for (position, delivery) in deliveries {
+        for (position, topic, delivery) in deliveries {
             match delivery.await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => crate::metrics::PRODUCED.inc(&[&topic]),
                 Ok(Err((e, _))) => return Err(format!("delivering position {position}: {e}")),
                 Err(_) => return Err(format!("delivery of position {position} was cancelled")),
             }

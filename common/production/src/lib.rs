@@ -154,6 +154,7 @@ impl Pipeline {
         projection: Arc<dyn Projection>,
         followers: Vec<(Arc<dyn Projection>, String)>,
     ) -> anyhow::Result<Self> {
+        metachat_kafka::metrics::describe();
         let mut topics: Vec<&str> = vec![&spec.topic];
         topics.extend(followers.iter().map(|(_, topic)| topic.as_str()));
         // Each once: a topic named twice in one creation request fails it.

@@ -18,6 +18,7 @@ mod extract;
 mod grpc;
 mod health;
 pub mod limits;
+pub mod metrics;
 mod openapi;
 mod precondition;
 pub mod ratelimit;
@@ -91,6 +92,7 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/openapi.json", Public, docs::openapi),
         endpoint(M::GET, "/health/live", Public, health::live),
         endpoint(M::GET, "/health/ready", Public, health::ready),
+        endpoint(M::GET, "/metrics", Public, metrics::metrics),
         endpoint(M::POST, "/users", Registration, users::create_user),
         endpoint(M::GET, "/users", Admin, users::list_users),
         endpoint(M::GET, "/users/{id}", owner, users::get_user),
@@ -251,6 +253,7 @@ static ROUTES: LazyLock<Vec<(Method, &'static str)>> = LazyLock::new(|| {
 /// The gateway's routes and middleware, with lazily connected gRPC channels (the services may
 /// start later). Must be called inside a Tokio runtime.
 pub fn router(config: &GatewayConfig) -> anyhow::Result<Router> {
+    metrics::describe();
     let auth = Auth::new(&config.auth, config.rate_limits)?;
     let backends = Backends::connect_lazy(config, auth.clone())?;
     let mut router = Router::new();

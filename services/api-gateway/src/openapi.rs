@@ -20,7 +20,7 @@ use crate::config::{
 };
 use crate::grpc::REQUEST_ID;
 use crate::limits::*;
-use crate::{diary, docs, export, health, signin, users};
+use crate::{diary, docs, export, health, metrics, signin, users};
 
 /// The document as served at `/openapi.json`.
 pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
@@ -38,6 +38,7 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         docs::openapi,
         health::live,
         health::ready,
+        metrics::metrics,
         users::create_user,
         users::list_users,
         users::get_user,

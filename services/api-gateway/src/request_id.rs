@@ -43,6 +43,12 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    crate::metrics::observe(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     tracing::info!(
         target: "api_gateway::access",
         method = %method,

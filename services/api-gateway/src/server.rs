@@ -215,6 +215,7 @@ fn envelope_response(status: u16) -> Vec<u8> {
         ),
     };
     let request_id = uuid::Uuid::new_v4().to_string();
+    crate::metrics::observe("unparsed", "unparsed", status, std::time::Duration::ZERO);
     tracing::info!(
         target: "api_gateway::access",
         status,

@@ -11,6 +11,7 @@ pub mod cassandra;
 pub mod domain;
 pub mod eraser;
 pub mod grpc;
+pub mod metrics;
 pub mod read_model;
 pub mod search;
 pub mod standalone;

@@ -116,6 +116,8 @@ impl Service for DiaryService {
         shutdown: impl Future<Output = ()> + Send + 'static,
         shutdown_timeout: Duration,
     ) -> Result<(), tonic::transport::Error> {
+        crate::metrics::describe();
+        event_sourcing::metrics::describe();
         let semantic = self.semantic(&queries);
         let service = DiaryServiceServer::with_interceptor(
             DiaryGrpc::new(store, queries, self.users, self.read_your_writes, semantic),

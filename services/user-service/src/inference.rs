@@ -134,7 +134,10 @@ impl ProfileInference {
         metadata: &EventMetadata,
     ) -> Result<(), ProjectionError> {
         match self.users.execute(user_id, &command, metadata, None).await {
-            Ok(_) => Ok(()),
+            Ok(executed) => {
+                crate::metrics::changed(&executed.events);
+                Ok(())
+            }
             // A user the diary knows but this store does not (an id from before a reset):
             // nothing to infer on.
             Err(ExecuteError::Rejected(UserError::NotFound)) => Ok(()),

@@ -9,6 +9,7 @@ pub mod cassandra;
 pub mod domain;
 pub mod grpc;
 pub mod inference;
+pub mod metrics;
 pub mod read_model;
 pub mod standalone;
 pub mod view;

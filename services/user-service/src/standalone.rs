@@ -90,6 +90,8 @@ impl Service for UserService {
         shutdown: impl Future<Output = ()> + Send + 'static,
         shutdown_timeout: Duration,
     ) -> Result<(), tonic::transport::Error> {
+        crate::metrics::describe();
+        event_sourcing::metrics::describe();
         let service = UserServiceServer::with_interceptor(
             UserGrpc::new(store, queries, self.read_your_writes),
             self.service_token.check(),

@@ -253,8 +253,9 @@ impl Auth {
     /// Counts the request against its caller's rate, and a sign-in against its address's.
     fn within_limits(&self, caller: &Caller, request: &Request) -> Result<(), ApiError> {
         let path = request.uri().path();
-        // Open on loopback (development), nobody to tell apart; probes are never limited.
-        if !self.config.enabled() || path.starts_with("/health/") {
+        // Open on loopback (development), nobody to tell apart; probes and scrapes are never
+        // limited.
+        if !self.config.enabled() || path.starts_with("/health/") || path == "/metrics" {
             return Ok(());
         }
         let address = request

@@ -237,6 +237,7 @@ impl Diary {
                     };
                     loaded.stored(&events, result);
                     tracing::info!(entry_id = %id, user_id = %user_id, "diary entry created");
+                    crate::metrics::count(&crate::metrics::ENTRIES_CREATED, true);
                     return Ok(loaded);
                 }
                 Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {
@@ -418,6 +419,7 @@ impl Diary {
             )
             .await
             .map_err(execute_error)?;
+        crate::metrics::count(&crate::metrics::ENTRIES_UPDATED, executed.append.is_some());
         Ok(executed.loaded)
     }
 
@@ -435,6 +437,7 @@ impl Diary {
             .await
             .map_err(execute_error)?;
         tracing::info!(entry_id = %id, "diary entry deleted");
+        crate::metrics::count(&crate::metrics::ENTRIES_DELETED, executed.append.is_some());
         Ok(executed.loaded)
     }
 
@@ -505,6 +508,7 @@ impl Diary {
             Err(error) => return Err(execute_error(error)),
         };
         tracing::info!(session_id = %id, user_id = %user_id, "diary session started");
+        crate::metrics::count(&crate::metrics::SESSIONS_STARTED, executed.append.is_some());
         Ok(executed.loaded)
     }
 
@@ -527,6 +531,7 @@ impl Diary {
             .execute_with(id, command, metadata, expected_version)
             .await
             .map_err(execute_error)?;
+        crate::metrics::count(&crate::metrics::SESSIONS_ENDED, executed.append.is_some());
         Ok(executed.loaded)
     }
 
@@ -787,7 +792,10 @@ pub async fn record_analysis(
             Ok(results) if results.iter().all(|r| r.already_stored) => {
                 return Ok(AnalysisOutcome::AlreadyRecorded);
             }
-            Ok(_) => return Ok(AnalysisOutcome::Recorded),
+            Ok(_) => {
+                crate::metrics::count(&crate::metrics::ENTRIES_ANALYSED, true);
+                return Ok(AnalysisOutcome::Recorded);
+            }
             // The writer was erased since the entry was read: nothing of them is stored.
             Err(AppendError::Refused(EventStoreError::SubjectErased { .. })) => {
                 return Ok(AnalysisOutcome::Outdated);

@@ -241,6 +241,7 @@ impl Users {
         };
         loaded.stored(&events, &results.remove(0));
         tracing::info!(user_id = %id, "user created");
+        crate::metrics::USERS_CREATED.inc(&[]);
         answer(loaded)
     }
 
@@ -334,6 +335,7 @@ impl Users {
             .await
             .map_err(store_error)?;
         tracing::info!(user_id = %id, "user erased");
+        crate::metrics::USERS_ERASED.inc(&[]);
         Ok(())
     }
 
@@ -394,6 +396,7 @@ impl Users {
             .execute(id, &command, metadata, expected_version)
             .await
             .map_err(execute_error)?;
+        crate::metrics::changed(&executed.events);
         answer(executed.loaded)
     }
 

@@ -1,0 +1,81 @@
+//! The event store's and the projections' metrics (the catalogue is docs/metrics.md).
+
+use std::sync::LazyLock;
+
+use metrics::{CounterVec, GaugeVec, HistogramVec, LATENCY_BUCKETS};
+
+/// Appends by outcome: `stored`, `already_stored` (a retry), `conflict`, `error`.
+pub static APPENDS: LazyLock<CounterVec> = LazyLock::new(|| {
+    CounterVec::new(
+        "metachat_event_store_appends_total",
+        "Appends to the event store, by outcome: stored, already_stored (a retried append), conflict (a stale expected version), error.",
+        &["outcome"],
+    )
+});
+
+/// Events stored by appends.
+pub static EVENTS_APPENDED: LazyLock<CounterVec> = LazyLock::new(|| {
+    CounterVec::new(
+        "metachat_event_store_events_appended_total",
+        "Events stored in the event store by this process.",
+        &[],
+    )
+});
+
+/// How long appends took.
+pub static APPEND_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    HistogramVec::new(
+        "metachat_event_store_append_duration_seconds",
+        "Time an append to the event store took, retries of a lost connection included.",
+        &[],
+        LATENCY_BUCKETS,
+    )
+});
+
+/// The position each projection has applied up to.
+pub static PROJECTION_POSITION: LazyLock<GaugeVec> = LazyLock::new(|| {
+    GaugeVec::new(
+        "metachat_projection_position",
+        "The global position of the last event a projection or follower applied (compare with metachat_event_store_head_position for its lag in events).",
+        &["projection"],
+    )
+});
+
+/// The newest position this process knows of.
+pub static HEAD_POSITION: LazyLock<GaugeVec> = LazyLock::new(|| {
+    GaugeVec::new(
+        "metachat_event_store_head_position",
+        "The global position of the newest event this process has seen appended or applied.",
+        &[],
+    )
+});
+
+/// Events parked as dead letters.
+pub static DEAD_LETTERS: LazyLock<CounterVec> = LazyLock::new(|| {
+    CounterVec::new(
+        "metachat_dead_letters_total",
+        "Events a projection or follower could not apply and parked as dead letters (see metachat dead-letters).",
+        &["projection"],
+    )
+});
+
+/// Creates the families, so that they are shown before the first use.
+pub fn describe() {
+    LazyLock::force(&APPENDS);
+    LazyLock::force(&EVENTS_APPENDED);
+    LazyLock::force(&APPEND_DURATION);
+    LazyLock::force(&PROJECTION_POSITION);
+    LazyLock::force(&HEAD_POSITION);
+    LazyLock::force(&DEAD_LETTERS);
+}
+
+/// Records that a projection applied up to `position`.
+pub fn applied(projection: &str, position: u64) {
+    PROJECTION_POSITION.set(&[projection], position as f64);
+    seen(position);
+}
+
+/// Records a position seen, keeping the head the highest.
+pub fn seen(position: u64) {
+    HEAD_POSITION.update_max(&[], position as f64);
+}

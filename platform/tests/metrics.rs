@@ -1,0 +1,152 @@
+//! `/metrics` on every process, scraped as Prometheus would: the gateway's HTTP port, and
+//! each service's gRPC port over HTTP/1.1. The text parses in the exposition format, every
+//! family has its help and type, no label holds an id, and the counters count what the
+//! requests did. Runs on the embedded platform (one process: one scrape shows everything), on
+//! three separate processes, and with `METACHAT_TEST_WIRING=production` over PostgreSQL, Kafka
+//! and Cassandra.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use support::{Platform, Wiring, default_wiring};
+
+/// One scrape: the samples by series (`name{labels}`), after checking the text.
+struct Scrape {
+    samples: BTreeMap<String, f64>,
+    text: String,
+}
+
+impl Scrape {
+    async fn of(url: &str) -> Self {
+        let reply = reqwest::get(url).await.expect("scrape");
+        assert_eq!(reply.status(), StatusCode::OK, "{url}");
+        assert_eq!(
+            reply.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        let text = reply.text().await.unwrap();
+        let mut samples = BTreeMap::new();
+        let mut typed = BTreeSet::new();
+        let mut helped = BTreeSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                helped.insert(rest.split(' ').next().unwrap().to_owned());
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+                assert!(name.starts_with("metachat_"), "{line}");
+                typed.insert(name.to_owned());
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("{line}"));
+            let name = series.split('{').next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+                .unwrap_or(name);
+            assert!(typed.contains(family) && helped.contains(family), "{line}");
+            // Label values are bounded: never an id.
+            assert!(
+                !series.split('"').any(|v| uuid::Uuid::try_parse(v).is_ok()),
+                "{line}"
+            );
+            samples.insert(series.to_owned(), value);
+        }
+        Self { samples, text }
+    }
+
+    fn value(&self, series: &str) -> f64 {
+        *self
+            .samples
+            .get(series)
+            .unwrap_or_else(|| panic!("no {series} in:\n{}", self.text))
+    }
+}
+
+#[tokio::test]
+async fn every_process_serves_its_metrics() {
+    scrape_after_requests(default_wiring().await).await;
+}
+
+#[tokio::test]
+async fn separate_service_processes_serve_their_metrics_on_their_grpc_ports() {
+    scrape_after_requests(Wiring::Separate).await;
+}
+
+async fn scrape_after_requests(wiring: Wiring) {
+    let app = Platform::start_wired(wiring).await;
+    let user = app.create_user().await;
+    let entry = app
+        .post(
+            "/diary/entries",
+            json!({"userId": user, "title": "t", "content": "A good day."}),
+        )
+        .await;
+    assert_eq!(entry.status, StatusCode::CREATED, "{}", entry.body);
+    let missing = app.get(&format!("/users/{}", uuid::Uuid::new_v4())).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let gateway = Scrape::of(&app.url("/metrics")).await;
+    assert_eq!(
+        gateway.value(r#"metachat_http_requests_total{method="POST",route="/users",status="201"}"#),
+        1.0
+    );
+    assert_eq!(
+        gateway.value(
+            r#"metachat_http_requests_total{method="GET",route="/users/{id}",status="404"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        gateway.value(
+            r#"metachat_http_request_duration_seconds_count{method="POST",route="/diary/entries"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        gateway.value(
+            r#"metachat_http_request_duration_seconds_bucket{method="POST",route="/diary/entries",le="+Inf"}"#
+        ),
+        1.0
+    );
+
+    // The services' own: the gateway's process in the embedded platform, else each
+    // service's gRPC port.
+    let (users, diary) = if app.wiring == Wiring::Embedded {
+        let again = Scrape::of(&app.url("/metrics")).await;
+        (again, Scrape::of(&app.url("/metrics")).await)
+    } else {
+        (
+            Scrape::of(&format!("{}/metrics", app.user_grpc())).await,
+            Scrape::of(&format!("{}/metrics", app.diary_grpc())).await,
+        )
+    };
+    assert_eq!(users.value("metachat_users_created_total"), 1.0);
+    assert_eq!(
+        users.value(
+            r#"metachat_grpc_requests_total{service="metachat.user.v1.UserService",method="CreateUser",code="OK"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        users.value(
+            r#"metachat_grpc_requests_total{service="metachat.user.v1.UserService",method="GetUser",code="NOT_FOUND"}"#
+        ),
+        1.0
+    );
+    assert!(users.value(r#"metachat_event_store_appends_total{outcome="stored"}"#) >= 1.0);
+    assert_eq!(diary.value("metachat_diary_entries_created_total"), 1.0);
+    assert_eq!(diary.value("metachat_diary_sessions_started_total"), 0.0);
+    assert_eq!(
+        diary.value(
+            r#"metachat_grpc_requests_total{service="metachat.diary.v1.DiaryService",method="CreateEntry",code="OK"}"#
+        ),
+        1.0
+    );
+}
