@@ -13,7 +13,7 @@ FAULT_TESTS := a_diary_service_killed a_kafka_outage a_postgresql_restart a_cass
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
-	test-event-sourcing test-sentiment test-embeddings test-schemathesis infra infra-stop lint fmt bench rebuild-read-models reanalyze reindex clean
+	test-event-sourcing test-sentiment test-embeddings test-schemathesis test-monitoring infra infra-stop lint fmt bench rebuild-read-models reanalyze reindex clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -41,6 +41,7 @@ test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka
 	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked -- $(FAULT_TESTS:%=--skip %)
 	$(PHASE) "retrieval quality: search by meaning beside keywords" $(CARGO) test --locked -p diary-service --test semantic_search search_by_meaning -- --nocapture
 	$(PHASE) "schemathesis against /openapi.json (PyPI)" scripts/schemathesis.sh
+	$(PHASE) "monitoring configuration: promtool check config, check rules, test rules" scripts/check-monitoring.sh
 	$(PHASE) "fault tests on the production wiring (figures)" $(CARGO) test --locked -p metachat --test production -- $(FAULT_TESTS) --nocapture
 	@# Every test leaves its keyspace behind; a node with thousands of tables takes seconds per
 	@# schema change, past the suite's start-up deadlines. A new node process starts empty.
@@ -75,6 +76,9 @@ test-embeddings: ## The sentence-embedding model against sentence-transformers' 
 test-schemathesis: ## Fuzz the HTTP API from its OpenAPI document with schemathesis (installs it from PyPI)
 	$(CARGO) build --locked --bin metachat
 	scripts/schemathesis.sh
+
+test-monitoring: ## Check the Prometheus configuration and alert rules, and unit-test every alert, with promtool
+	scripts/check-monitoring.sh
 
 test-sentiment: ## The sentiment crate's tests, conformance with the PyPI reference VADER included
 	scripts/vader-reference.sh

@@ -16,6 +16,8 @@ use support::{Platform, Wiring, default_wiring};
 /// One scrape: the samples by series (`name{labels}`), after checking the text.
 struct Scrape {
     samples: BTreeMap<String, f64>,
+    /// The families, by `# TYPE`.
+    families: BTreeSet<String>,
     text: String,
 }
 
@@ -58,7 +60,11 @@ impl Scrape {
             );
             samples.insert(series.to_owned(), value);
         }
-        Self { samples, text }
+        Self {
+            samples,
+            families: typed,
+            text,
+        }
     }
 
     fn value(&self, series: &str) -> f64 {
@@ -149,4 +155,72 @@ async fn scrape_after_requests(wiring: Wiring) {
         ),
         1.0
     );
+
+    // Every metric the alert rules query is one these processes expose.
+    let exposed: BTreeSet<&String> = [&gateway, &users, &diary]
+        .iter()
+        .flat_map(|s| s.families.iter())
+        .collect();
+    let rules = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/prometheus/rules/metachat.yml"
+    ))
+    .unwrap();
+    let queried = queried_metrics(&expressions(&rules));
+    assert!(queried.len() >= 5, "{queried:?}");
+    for name in queried {
+        // Kafka's relay and consumers run in the production wiring only.
+        let kafka = name.starts_with("metachat_kafka_") || name.starts_with("metachat_relay_");
+        if kafka && !app.is_production() {
+            continue;
+        }
+        assert!(
+            exposed.contains(&name),
+            "the rules query {name}, which no process exposes"
+        );
+    }
+}
+
+/// The text of every `expr:` of a rules file (one line, or the block under `expr: |`).
+fn expressions(rules: &str) -> String {
+    let mut out = String::new();
+    let mut block: Option<usize> = None;
+    for line in rules.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(key_indent) = block {
+            if indent > key_indent || line.trim().is_empty() {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            block = None;
+        }
+        if let Some(expr) = line.trim_start().strip_prefix("expr:") {
+            out.push_str(expr);
+            out.push('\n');
+            block = Some(indent);
+        }
+    }
+    out
+}
+
+/// The `metachat_*` metric families an expression text names (a histogram's `_bucket`,
+/// `_sum` and `_count` series as their family).
+fn queried_metrics(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("metachat_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        names.insert(family.to_owned());
+        rest = &tail[end..];
+    }
+    names
 }

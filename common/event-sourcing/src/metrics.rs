@@ -41,6 +41,15 @@ pub static PROJECTION_POSITION: LazyLock<GaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// How long after its recording the last applied event was applied.
+pub static PROJECTION_DELAY: LazyLock<GaugeVec> = LazyLock::new(|| {
+    GaugeVec::new(
+        "metachat_projection_lag_seconds",
+        "How long after it was recorded a projection or follower applied the last event it applied: its lag in seconds.",
+        &["projection"],
+    )
+});
+
 /// The newest position this process knows of.
 pub static HEAD_POSITION: LazyLock<GaugeVec> = LazyLock::new(|| {
     GaugeVec::new(
@@ -65,14 +74,20 @@ pub fn describe() {
     LazyLock::force(&EVENTS_APPENDED);
     LazyLock::force(&APPEND_DURATION);
     LazyLock::force(&PROJECTION_POSITION);
+    LazyLock::force(&PROJECTION_DELAY);
     LazyLock::force(&HEAD_POSITION);
     LazyLock::force(&DEAD_LETTERS);
 }
 
-/// Records that a projection applied up to `position`.
-pub fn applied(projection: &str, position: u64) {
-    PROJECTION_POSITION.set(&[projection], position as f64);
-    seen(position);
+/// Records that a projection applied `event`, the last of a batch.
+pub fn applied(projection: &str, event: &crate::RecordedEvent) {
+    PROJECTION_POSITION.set(&[projection], event.position as f64);
+    let delay = chrono::Utc::now() - event.recorded_at;
+    PROJECTION_DELAY.set(
+        &[projection],
+        delay.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6,
+    );
+    seen(event.position);
 }
 
 /// Records a position seen, keeping the head the highest.

@@ -220,7 +220,7 @@ impl ProjectionRunner {
         if let Some(last) = batch.last() {
             self.checkpoints.save(self.name(), last.position).await?;
             self.progress.send_replace(last.position);
-            crate::metrics::applied(self.name(), last.position);
+            crate::metrics::applied(self.name(), last);
         }
         Ok(())
     }

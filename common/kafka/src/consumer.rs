@@ -226,7 +226,7 @@ impl ProjectionConsumer {
             "projected"
         );
         crate::metrics::CONSUMED.inc(&[&self.group, message.topic()]);
-        event_sourcing::metrics::applied(self.projection.name(), event.position);
+        event_sourcing::metrics::applied(self.projection.name(), &event);
         self.store_offset(message);
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use metrics::CounterVec;
+use metrics::{CounterVec, GaugeVec};
 
 /// Events the relay published, acknowledged by the brokers.
 pub static PRODUCED: LazyLock<CounterVec> = LazyLock::new(|| {
@@ -10,6 +10,15 @@ pub static PRODUCED: LazyLock<CounterVec> = LazyLock::new(|| {
         "metachat_kafka_messages_produced_total",
         "Events the relay published to Kafka and the brokers acknowledged, by topic.",
         &["topic"],
+    )
+});
+
+/// How far the relay has published.
+pub static RELAY_POSITION: LazyLock<GaugeVec> = LazyLock::new(|| {
+    GaugeVec::new(
+        "metachat_relay_position",
+        "The global position of the last event the relay published (compare with metachat_event_store_head_position for its lag in events); shown by the replica that leads.",
+        &["relay"],
     )
 });
 
@@ -26,4 +35,5 @@ pub static CONSUMED: LazyLock<CounterVec> = LazyLock::new(|| {
 pub fn describe() {
     LazyLock::force(&PRODUCED);
     LazyLock::force(&CONSUMED);
+    LazyLock::force(&RELAY_POSITION);
 }

@@ -116,6 +116,8 @@ impl Relay {
                 .save(&self.name, last)
                 .await
                 .map_err(|e| format!("saving the checkpoint: {e}"))?;
+            crate::metrics::RELAY_POSITION.set(&[&self.name], last as f64);
+            event_sourcing::metrics::seen(last);
         }
     }
 

@@ -7,6 +7,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use metrics::{CounterVec, HistogramVec, LATENCY_BUCKETS};
 
+use crate::openapi::Limits;
+
 /// Requests answered, by method, route template and status.
 pub static HTTP_REQUESTS: LazyLock<CounterVec> = LazyLock::new(|| {
     CounterVec::new(
@@ -43,9 +45,9 @@ pub fn describe() {
 /// Every metric of this process in the Prometheus text exposition format (version 0.0.4): the
 /// gateway's, and in the embedded platform the services' too. The catalogue is in
 /// docs/metrics.md.
-#[utoipa::path(get, path = "/metrics", tag = "Health", operation_id = "metrics",
+#[utoipa::path(get, path = "/metrics", tag = "Operations", operation_id = "metrics",
     responses((status = 200, description = "The metrics, in the Prometheus text format.",
-        content_type = "text/plain", body = String)))]
+        content_type = "text/plain", body = String), Limits))]
 pub(crate) async fn metrics() -> Response {
     (
         [(
