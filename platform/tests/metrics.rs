@@ -156,7 +156,7 @@ async fn scrape_after_requests(wiring: Wiring) {
         1.0
     );
 
-    // Every metric the alert rules query is one these processes expose.
+    // Every metric the alert rules and the dashboards query is one these processes expose.
     let exposed: BTreeSet<&String> = [&gateway, &users, &diary]
         .iter()
         .flat_map(|s| s.families.iter())
@@ -166,8 +166,25 @@ async fn scrape_after_requests(wiring: Wiring) {
         "/../config/prometheus/rules/metachat.yml"
     ))
     .unwrap();
-    let queried = queried_metrics(&expressions(&rules));
+    let mut queried = queried_metrics(&expressions(&rules));
     assert!(queried.len() >= 5, "{queried:?}");
+    let dashboards = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/grafana/dashboards"
+    ))
+    .unwrap();
+    let mut panels = 0;
+    for file in dashboards {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(file.unwrap().path()).unwrap()).unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            panels += 1;
+            for target in panel["targets"].as_array().unwrap() {
+                queried.extend(queried_metrics(target["expr"].as_str().unwrap()));
+            }
+        }
+    }
+    assert!(panels >= 20, "{panels} dashboard panels");
     for name in queried {
         // Kafka's relay and consumers run in the production wiring only.
         let kafka = name.starts_with("metachat_kafka_") || name.starts_with("metachat_relay_");

@@ -28,10 +28,32 @@ pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 
-/// Counts one answered request. `route` is a route template (bounded), never a raw path.
+/// Counts one answered request. `route` is a route template (bounded), never a raw path; a
+/// method outside HTTP's standard ones (a client may send any token) counts as `other`.
 pub(crate) fn observe(method: &str, route: &str, status: u16, took: Duration) {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    let method = if STANDARD.contains(&method) || method == "unparsed" {
+        method
+    } else {
+        "other"
+    };
     HTTP_REQUESTS.inc(&[method, route, &status.to_string()]);
     HTTP_DURATION.observe(&[method, route], took.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_ones_share_one_label() {
+        observe("BREW", "unmatched", 405, Duration::ZERO);
+        observe("PROPFIND", "unmatched", 405, Duration::ZERO);
+        assert_eq!(HTTP_REQUESTS.get(&["other", "unmatched", "405"]), 2);
+        assert_eq!(HTTP_REQUESTS.get(&["BREW", "unmatched", "405"]), 0);
+    }
 }
 
 /// Creates the families, so that they are shown (at zero) before the first request.
