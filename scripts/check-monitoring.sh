@@ -6,7 +6,8 @@
 #   amtool check-config     config/alertmanager/alertmanager.yml.tmpl, rendered with envsubst
 #   amtool config routes test: where a critical and a warning alert go
 # promtool, amtool and envsubst come from Debian's `prometheus`, `prometheus-alertmanager` and
-# `gettext-base` packages, installed here when missing (root only); no service is started.
+# `gettext-base` packages, installed here when missing (root only); no service is started. The
+# `prometheus` server binary of the same package is what platform/tests/prometheus.rs runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=infra/lib.sh
