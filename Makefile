@@ -13,7 +13,7 @@ FAULT_TESTS := a_diary_service_killed a_kafka_outage a_postgresql_restart a_cass
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
-	test-event-sourcing test-sentiment test-embeddings test-schemathesis test-monitoring infra infra-stop lint fmt bench rebuild-read-models reanalyze reindex clean
+	test-event-sourcing test-sentiment test-embeddings test-schemathesis test-monitoring test-coverage infra infra-stop lint fmt bench rebuild-read-models reanalyze reindex clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -78,6 +78,11 @@ test-embeddings: ## The sentence-embedding model against sentence-transformers' 
 test-schemathesis: ## Fuzz the HTTP API from its OpenAPI document with schemathesis (installs it from PyPI)
 	$(CARGO) build --locked --bin metachat
 	scripts/schemathesis.sh
+
+test-coverage: infra ## Line coverage of every test (the end-to-end suites too), printed and written as HTML
+	scripts/check-monitoring.sh >/dev/null
+	scripts/model.sh
+	scripts/coverage.sh
 
 test-monitoring: ## Check the Prometheus configuration and alert rules, and unit-test every alert, with promtool
 	scripts/check-monitoring.sh

@@ -197,6 +197,8 @@ fn spawn(args: &[&str], envs: &[(&str, String)], log: &Path) -> Child {
         .env("METACHAT_MODEL_DIR", embeddings::model_dir_from_env())
         .env("LOG_LEVEL", "info")
         .env("LOG_FORMAT", "json")
+        // Under `make test-coverage`, where the started binary writes its coverage profile.
+        .envs(std::env::var("LLVM_PROFILE_FILE").map(|v| ("LLVM_PROFILE_FILE", v)))
         .stdout(Stdio::from(log_file.try_clone().expect("log handle")))
         .stderr(Stdio::from(log_file))
         .stdin(Stdio::null());
