@@ -62,6 +62,23 @@ pub fn decode_event<E: DomainEvent>(event: &RecordedEvent) -> Result<E> {
     })
 }
 
+/// A domain event to append under an id the caller chose (derived from what caused it, so a
+/// retry stores it once).
+pub fn new_event_with_id<E: DomainEvent>(
+    event: &E,
+    event_id: uuid::Uuid,
+    metadata: &EventMetadata,
+) -> Result<NewEvent> {
+    let (event_type, payload) = encode_event(event)?;
+    Ok(NewEvent {
+        event_id,
+        schema_version: E::schema_version(&event_type),
+        event_type,
+        payload,
+        metadata: metadata.clone(),
+    })
+}
+
 /// Turns domain events into events to append, all with the same metadata.
 pub fn new_events<E: DomainEvent>(events: &[E], metadata: &EventMetadata) -> Result<Vec<NewEvent>> {
     events

@@ -26,7 +26,7 @@ use crate::error::{EventStoreError, Result};
 use crate::event::{AppendResult, ExpectedVersion, Position, RecordedEvent, StreamWrite};
 use crate::personal::{DataKey, KeyTable, StoredKey};
 use crate::projection::CheckpointStore;
-use crate::store::{EventStore, validate_writes};
+use crate::store::{EventStore, detached, validate_writes};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS events (
@@ -194,12 +194,8 @@ pub fn connect_options(path: &Path, options: &SqliteOptions) -> Result<SqliteCon
 impl EventStore for SqliteEventStore {
     async fn append_streams(&self, writes: Vec<StreamWrite>) -> Result<Vec<AppendResult>> {
         validate_writes(&writes)?;
-        // The transaction runs in its own task so that a caller giving up (a cancelled request)
-        // cannot abandon it half-way; it commits or rolls back on its own.
         let inner = Arc::clone(&self.inner);
-        tokio::spawn(async move { inner.append(writes).await })
-            .await
-            .map_err(|e| EventStoreError::InvalidWrite(format!("append task failed: {e}")))?
+        detached("append", async move { inner.append(writes).await }).await
     }
 
     async fn read_stream(
@@ -267,9 +263,7 @@ impl EventStore for SqliteEventStore {
     async fn erase_subject(&self, subject: &str) -> Result<()> {
         let inner = Arc::clone(&self.inner);
         let subject = subject.to_owned();
-        tokio::spawn(async move { inner.erase(&subject).await })
-            .await
-            .map_err(|e| EventStoreError::InvalidWrite(format!("erase task failed: {e}")))?
+        detached("erase", async move { inner.erase(&subject).await }).await
     }
 
     async fn head_position(&self) -> Result<Position> {
@@ -643,6 +637,20 @@ impl CheckpointStore for SqliteCheckpoints {
     }
 }
 
+impl SqliteCheckpoints {
+    /// Runs `statement` (an `UPDATE` or `DELETE` of `dead_letters`) on the letters `filter`
+    /// names; returns how many.
+    async fn update_letters(&self, statement: &str, filter: &LetterFilter) -> Result<u64> {
+        let sql = format!("{statement} WHERE {LETTER_FILTER}");
+        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.projection.clone())
+            .bind(filter.event_id.map(|id| id.to_string()))
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+}
+
 /// `WHERE` of a [`LetterFilter`]: `?` for the projection and the event id, each `NULL` for any.
 const LETTER_FILTER: &str = "(?1 IS NULL OR projection = ?1) AND (?2 IS NULL OR event_id = ?2)";
 
@@ -700,23 +708,13 @@ impl DeadLetters for SqliteCheckpoints {
     }
 
     async fn request_retry(&self, filter: &LetterFilter) -> Result<u64> {
-        let sql = format!("UPDATE dead_letters SET retry_requested = 1 WHERE {LETTER_FILTER}");
-        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(filter.projection.clone())
-            .bind(filter.event_id.map(|id| id.to_string()))
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        self.update_letters("UPDATE dead_letters SET retry_requested = 1", filter)
+            .await
     }
 
     async fn drop_letters(&self, filter: &LetterFilter) -> Result<u64> {
-        let sql = format!("DELETE FROM dead_letters WHERE {LETTER_FILTER}");
-        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(filter.projection.clone())
-            .bind(filter.event_id.map(|id| id.to_string()))
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        self.update_letters("DELETE FROM dead_letters", filter)
+            .await
     }
 
     async fn resolve(&self, projection: &str, event_id: Uuid) -> Result<()> {

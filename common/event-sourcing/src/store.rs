@@ -112,6 +112,17 @@ pub async fn read_full_stream<S: EventStore + ?Sized>(
     }
 }
 
+/// Runs a backend's write in a task of its own, so that a caller giving up (a cancelled
+/// request) cannot abandon its transaction half-way: it commits or rolls back on its own.
+pub(crate) async fn detached<T: Send + 'static>(
+    what: &str,
+    write: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(write)
+        .await
+        .map_err(|e| crate::EventStoreError::InvalidWrite(format!("{what} task failed: {e}")))?
+}
+
 /// Validates what every backend checks before touching storage.
 pub(crate) fn validate_writes(writes: &[StreamWrite]) -> Result<()> {
     use crate::error::EventStoreError::InvalidWrite;

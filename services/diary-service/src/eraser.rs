@@ -11,8 +11,8 @@
 
 use async_trait::async_trait;
 use event_sourcing::{
-    Aggregate, EventMetadata, EventStore, ExpectedVersion, NewEvent, Projection, ProjectionError,
-    RecordedEvent, StreamWrite, append_settled, encode_event,
+    Aggregate, EventMetadata, EventStore, ExpectedVersion, Projection, ProjectionError,
+    RecordedEvent, StreamWrite, append_settled, new_event_with_id,
 };
 use metachat_validation::UserId;
 use std::sync::Arc;
@@ -52,19 +52,14 @@ impl Projection for DiaryEraser {
         // a diary kept in a store of its own has its own key, deleted here.
         self.store.erase_subject(&user_id.to_string()).await?;
         let event = AnalysisSettingEvent::DiaryErased(DiaryAnalysisSwitched { user_id });
-        let (event_type, payload) = encode_event(&event)?;
-        let new = NewEvent {
-            event_id: uuid::Uuid::new_v5(&ERASURE_ID_NAMESPACE, user_id.to_string().as_bytes()),
-            event_type,
-            schema_version: 1,
-            payload,
-            metadata: EventMetadata {
-                correlation_id: recorded.metadata.correlation_id.clone(),
-                causation_id: Some(recorded.event_id.to_string()),
-                request_id: None,
-                actor: Some(ERASER_NAME.to_owned()),
-            },
+        let metadata = EventMetadata {
+            correlation_id: recorded.metadata.correlation_id.clone(),
+            causation_id: Some(recorded.event_id.to_string()),
+            request_id: None,
+            actor: Some(ERASER_NAME.to_owned()),
         };
+        let id = uuid::Uuid::new_v5(&ERASURE_ID_NAMESPACE, user_id.to_string().as_bytes());
+        let new = new_event_with_id(&event, id, &metadata)?;
         let write = StreamWrite::new(
             AnalysisSettingState::stream_name(&user_id),
             ExpectedVersion::Any,

@@ -153,7 +153,7 @@ use tokio::task::JoinHandle;
 use crate::codec::EventCodec;
 use crate::error::{EventStoreError, Result};
 use crate::event::{AppendResult, Position, RecordedEvent, StreamWrite};
-use crate::store::{EventStore, validate_writes};
+use crate::store::{EventStore, detached, validate_writes};
 
 pub use checkpoints::PostgresCheckpoints;
 #[cfg(feature = "contract-tests")]
@@ -356,12 +356,8 @@ impl PostgresEventStore {
 impl EventStore for PostgresEventStore {
     async fn append_streams(&self, writes: Vec<StreamWrite>) -> Result<Vec<AppendResult>> {
         validate_writes(&writes)?;
-        // The transaction runs in its own task so that a caller giving up (a cancelled request)
-        // cannot abandon it half-way; it commits or rolls back on its own.
         let inner = Arc::clone(&self.inner);
-        tokio::spawn(async move { inner.append(writes).await })
-            .await
-            .map_err(|e| EventStoreError::InvalidWrite(format!("append task failed: {e}")))?
+        detached("append", async move { inner.append(writes).await }).await
     }
 
     async fn read_stream(
@@ -387,7 +383,7 @@ impl EventStore for PostgresEventStore {
 
     async fn read_all(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
         let events = self.inner.read_all(after, limit).await?;
-        self.inner.codec.open(events, &*self.inner).await
+        self.open(events).await
     }
 
     async fn read_all_sealed(&self, after: Position, limit: usize) -> Result<Vec<RecordedEvent>> {
@@ -401,9 +397,7 @@ impl EventStore for PostgresEventStore {
     async fn erase_subject(&self, subject: &str) -> Result<()> {
         let inner = Arc::clone(&self.inner);
         let subject = subject.to_owned();
-        tokio::spawn(async move { inner.erase(&subject).await })
-            .await
-            .map_err(|e| EventStoreError::InvalidWrite(format!("erase task failed: {e}")))?
+        detached("erase", async move { inner.erase(&subject).await }).await
     }
 
     async fn head_position(&self) -> Result<Position> {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use event_sourcing::{
     Aggregate, AppendError, EventMetadata, EventStore, EventStoreError, ExpectedVersion, Loaded,
-    NewEvent, RecordedEvent, Repository, StreamName, StreamWrite, append_settled, decode_event,
-    encode_event, new_events, read_full_stream,
+    RecordedEvent, Repository, StreamName, StreamWrite, append_settled, decode_event,
+    new_event_with_id, new_events, read_full_stream,
 };
 use metachat_grpc::{
     DEFAULT_READ_YOUR_WRITES_TIMEOUT, append_error, await_applied, consistency_token,
@@ -317,13 +317,16 @@ impl Users {
             let mut writes = vec![StreamWrite::new(
                 stream.clone(),
                 ExpectedVersion::Any,
-                vec![erasure_event(&erased, derived("user"), metadata)?],
+                vec![new_event_with_id(&erased, derived("user"), metadata).map_err(store_error)?],
             )];
             for (claim, key, release) in releases.into_iter().flatten() {
                 writes.push(StreamWrite::new(
                     claim.stream(&key),
                     ExpectedVersion::Any,
-                    vec![erasure_event(&release, derived(claim.field()), metadata)?],
+                    vec![
+                        new_event_with_id(&release, derived(claim.field()), metadata)
+                            .map_err(store_error)?,
+                    ],
                 ));
             }
             append_settled(self.store.as_ref(), writes)
@@ -489,19 +492,3 @@ fn answer(loaded: Loaded<UserState>) -> Result<UserView, ApiError> {
 
 #[cfg(test)]
 mod tests;
-
-/// An event of an erasure, with an id derived from the erasure.
-fn erasure_event<E: event_sourcing::DomainEvent>(
-    event: &E,
-    event_id: uuid::Uuid,
-    metadata: &EventMetadata,
-) -> Result<NewEvent, ApiError> {
-    let (event_type, payload) = encode_event(event).map_err(store_error)?;
-    Ok(NewEvent {
-        event_id,
-        schema_version: E::schema_version(&event_type),
-        event_type,
-        payload,
-        metadata: metadata.clone(),
-    })
-}

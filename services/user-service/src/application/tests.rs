@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use event_sourcing::sqlite::SqliteCheckpoints;
 use event_sourcing::testing::{CountingStore, StoreCalls, scratch_sqlite_store};
-use event_sourcing::{EventMetadata, EventStore, ProjectionRunner, read_full_stream};
+use event_sourcing::{EventMetadata, EventStore, NewEvent, ProjectionRunner, read_full_stream};
 use metachat_proto::error::ErrorCode;
 
 use super::*;
