@@ -8,7 +8,9 @@ INFRA := scripts/infra/all.sh
 # Runs a step and prints its time, so a CI log shows where the time goes.
 PHASE := scripts/phase.sh
 # The fault tests (platform/tests/production.rs): run once, in their own phase, printing
-# their figures (requests sent, faults injected, writes acknowledged, writes found).
+# their figures (requests sent, faults injected, writes acknowledged, writes found). One at a
+# time: each starts and stops servers of its own, and on two cores a broker restarted beside
+# another outage test once left a consumer group unrejoined past the test's deadline.
 FAULT_TESTS := a_diary_service_killed a_kafka_outage a_postgresql_restart a_cassandra_outage
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
@@ -42,7 +44,7 @@ test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka
 	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked -- $(FAULT_TESTS:%=--skip %)
 	$(PHASE) "retrieval quality: search by meaning beside keywords" $(CARGO) test --locked -p diary-service --test semantic_search search_by_meaning -- --nocapture
 	$(PHASE) "schemathesis against /openapi.json (PyPI)" scripts/schemathesis.sh
-	$(PHASE) "fault tests on the production wiring (figures)" $(CARGO) test --locked -p metachat --test production -- $(FAULT_TESTS) --nocapture
+	$(PHASE) "fault tests on the production wiring (figures)" $(CARGO) test --locked -p metachat --test production -- $(FAULT_TESTS) --nocapture --test-threads=1
 	@# Every test leaves its keyspace behind; a node with thousands of tables takes seconds per
 	@# schema change, past the suite's start-up deadlines. A new node process starts empty.
 	$(PHASE) "fresh Cassandra node for the end-to-end suite" sh -c 'scripts/infra/cassandra.sh stop && scripts/infra/cassandra.sh start'
