@@ -196,6 +196,8 @@ async fn an_erased_user_cannot_be_read_anywhere() {
         format!("/diary/entries/{}", entries[0]),
         format!("/diary/entries/{}/history", entries[0]),
         format!("/diary/sessions/{session}/history"),
+        format!("/diary/sessions/{session}"),
+        format!("/diary/entries/user/{erin}"),
     ] {
         call(&app, "GET", &path, None, &token).await.assert_error(
             StatusCode::NOT_FOUND,

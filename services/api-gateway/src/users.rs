@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Json, Response};
 use metachat_proto::common::HistoryRequest;
-use metachat_proto::diary::{GetAnalysisSettingRequest, SetAnalysisSettingRequest};
+use metachat_proto::diary::{
+    EraseDiaryRequest, GetAnalysisSettingRequest, SetAnalysisSettingRequest,
+};
 use metachat_proto::user::{
     ArchetypeRequest, CreateUserRequest, EraseUserRequest, GetUserRequest, ListArchetypesRequest,
     ListUsersRequest, UpdateModalitiesRequest, UpdateProfileRequest, User,
@@ -392,8 +394,16 @@ pub(crate) async fn erase_user(
     context: RequestContext,
     PathId(id): PathId,
 ) -> Result<StatusCode, AppError> {
-    let mut client = backends.users.clone();
-    let call = client.erase_user(context.request(EraseUserRequest { id }, backends.timeout));
+    let mut users = backends.users.clone();
+    let request = EraseUserRequest { id: id.clone() };
+    let call = users.erase_user(context.request(request, backends.timeout));
+    unary(&context, backends.timeout, call).await?;
+    // The diary service would also learn of it from the user topic, but only an erasure that
+    // is complete is answered: its own key cache forgets the user now, not in 30 s. If this
+    // fails, the client's retry (erasing again answers 204) finishes it.
+    let mut diary = backends.diary.clone();
+    let request = EraseDiaryRequest { user_id: id };
+    let call = diary.erase_diary(context.request(request, backends.timeout));
     unary(&context, backends.timeout, call).await?;
     Ok(StatusCode::NO_CONTENT)
 }

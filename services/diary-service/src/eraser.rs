@@ -11,7 +11,7 @@
 
 use async_trait::async_trait;
 use event_sourcing::{
-    Aggregate, EventMetadata, EventStore, ExpectedVersion, Projection, ProjectionError,
+    Aggregate, AppendError, EventMetadata, EventStore, ExpectedVersion, Projection, ProjectionError,
     RecordedEvent, StreamWrite, append_settled, new_event_with_id,
 };
 use metachat_validation::UserId;
@@ -26,6 +26,34 @@ pub const ERASER_NAME: &str = "diary-eraser";
 /// Namespace of the `DiaryErased` event ids (UUID v5 of the user id).
 const ERASURE_ID_NAMESPACE: uuid::Uuid =
     uuid::Uuid::from_u128(0x6d65_7461_6368_6174_2d65_7261_7365_0001);
+
+/// Erases a user's diary: deletes their key in the diary's store (the user service deleted it
+/// already when both share a store, as they do; a diary kept in a store of its own has its own
+/// key) and records `DiaryErased` under an id derived from the user, so that the eraser and the
+/// gateway's direct call (`EraseDiary`) record it once between them.
+pub async fn erase_diary(
+    store: &dyn EventStore,
+    user_id: &UserId,
+    metadata: &EventMetadata,
+) -> Result<(), AppendError> {
+    store
+        .erase_subject(&user_id.to_string())
+        .await
+        .map_err(AppendError::Refused)?;
+    let event = AnalysisSettingEvent::DiaryErased(DiaryAnalysisSwitched { user_id: *user_id });
+    let id = uuid::Uuid::new_v5(&ERASURE_ID_NAMESPACE, user_id.to_string().as_bytes());
+    let new = new_event_with_id(&event, id, metadata).map_err(AppendError::Refused)?;
+    let write = StreamWrite::new(
+        AnalysisSettingState::stream_name(user_id),
+        ExpectedVersion::Any,
+        vec![new],
+    );
+    let results = append_settled(store, vec![write]).await?;
+    if results.iter().any(|r| !r.already_stored) {
+        tracing::info!(user_id = %user_id, "diary erased");
+    }
+    Ok(())
+}
 
 pub struct DiaryEraser {
     store: Arc<dyn EventStore>,
@@ -48,25 +76,13 @@ impl Projection for DiaryEraser {
             return Ok(());
         }
         let user_id: UserId = stored_id(recorded.aggregate_id())?;
-        // The user service deleted the key already when both share a store (as they do);
-        // a diary kept in a store of its own has its own key, deleted here.
-        self.store.erase_subject(&user_id.to_string()).await?;
-        let event = AnalysisSettingEvent::DiaryErased(DiaryAnalysisSwitched { user_id });
         let metadata = EventMetadata {
             correlation_id: recorded.metadata.correlation_id.clone(),
             causation_id: Some(recorded.event_id.to_string()),
             request_id: None,
             actor: Some(ERASER_NAME.to_owned()),
         };
-        let id = uuid::Uuid::new_v5(&ERASURE_ID_NAMESPACE, user_id.to_string().as_bytes());
-        let new = new_event_with_id(&event, id, &metadata)?;
-        let write = StreamWrite::new(
-            AnalysisSettingState::stream_name(&user_id),
-            ExpectedVersion::Any,
-            vec![new],
-        );
-        append_settled(self.store.as_ref(), vec![write]).await?;
-        tracing::info!(user_id = %user_id, "diary erased");
+        erase_diary(self.store.as_ref(), &user_id, &metadata).await?;
         Ok(())
     }
 

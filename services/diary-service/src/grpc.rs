@@ -319,6 +319,19 @@ impl DiaryService for DiaryGrpc {
         Ok(Response::new(setting_to_proto(&user_id, &loaded)))
     }
 
+    async fn erase_diary(
+        &self,
+        request: Request<pb::EraseDiaryRequest>,
+    ) -> Result<Response<pb::EraseDiaryResponse>, Status> {
+        let actor = Actor::of(&request);
+        let metadata = event_metadata(&request);
+        let r = request.into_inner();
+        let user_id = parse(UserId::parse("userId", &r.user_id))?;
+        check_acts_for(&actor, "userId", &user_id)?;
+        self.diary.erase_diary(&user_id, &metadata).await?;
+        Ok(Response::new(pb::EraseDiaryResponse {}))
+    }
+
     async fn search_entries(
         &self,
         request: Request<pb::SearchEntriesRequest>,

@@ -147,6 +147,30 @@ impl Diary {
         }
     }
 
+    /// Erases the diary of a user the user service has erased (see [`crate::eraser`]); a
+    /// user who is still registered keeps theirs.
+    pub async fn erase_diary(
+        &self,
+        user_id: &UserId,
+        metadata: &EventMetadata,
+    ) -> Result<(), ApiError> {
+        if self.users.user_exists(user_id).await? {
+            return Err(ApiError {
+                details: vec![FieldViolation {
+                    field: "userId".into(),
+                    message: "the user is not erased".into(),
+                }],
+                ..ApiError::new(
+                    ErrorCode::FailedPrecondition,
+                    format!("user {user_id} is not erased; a diary is erased with its user"),
+                )
+            });
+        }
+        crate::eraser::erase_diary(self.store.as_ref(), user_id, metadata)
+            .await
+            .map_err(append_error)
+    }
+
     /// Checks the user is registered; `field` names the id in the error.
     async fn registered(&self, field: &str, user_id: &UserId) -> Result<(), ApiError> {
         if self.users.user_exists(user_id).await? {

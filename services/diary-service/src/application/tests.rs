@@ -1473,3 +1473,36 @@ async fn a_token_naming_no_write_is_refused_rather_than_waited_for_again() {
         assert_eq!(error.details[0].field, "consistencyToken");
     }
 }
+
+#[tokio::test]
+async fn a_diary_is_erased_only_with_its_user_and_then_reads_as_gone() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let written = g
+        .diary
+        .write_entry(&user, draft(None), &meta())
+        .await
+        .unwrap();
+    let id = written.state.live().unwrap().id;
+
+    let refused = g.diary.erase_diary(&user, &meta()).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::FailedPrecondition, "{refused:?}");
+    assert_eq!(refused.details[0].field, "userId");
+    assert!(g.diary.entry(&id).await.is_ok(), "a living user keeps their diary");
+
+    g.users.0.lock().unwrap().remove(&user);
+    g.diary.erase_diary(&user, &meta()).await.unwrap();
+    g.diary.erase_diary(&user, &meta()).await.unwrap();
+    let gone = g.diary.entry(&id).await.unwrap_err();
+    assert_eq!(gone.code, ErrorCode::NotFound, "{gone:?}");
+    let erasures = read_full_stream(
+        g.store.as_ref(),
+        AnalysisSettingState::stream_name(&user).as_str(),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .filter(|e| e.event_type == "DiaryErased")
+    .count();
+    assert_eq!(erasures, 1, "erasing twice records one DiaryErased");
+}
