@@ -48,15 +48,15 @@ test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka
 	@# Every test leaves its keyspace behind; a node with thousands of tables takes seconds per
 	@# schema change, past the suite's start-up deadlines. A new node process starts empty.
 	$(PHASE) "fresh Cassandra node for the end-to-end suite" sh -c 'scripts/infra/cassandra.sh stop && scripts/infra/cassandra.sh start'
-	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test prometheus --test readme --test platform --test grpc
+	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test prometheus --test readme --test platform --test grpc --test tracing
 
 test-embedded: ## Only the tests that need no servers: the end-to-end suite on the embedded store
 	scripts/check-monitoring.sh >/dev/null
-	$(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test prometheus --test readme --test platform --test grpc
+	$(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test prometheus --test readme --test platform --test grpc --test tracing
 
 test-production: infra ## The end-to-end suite against PostgreSQL, Kafka and Cassandra
 	scripts/check-monitoring.sh >/dev/null
-	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test prometheus --test readme --test platform --test grpc
+	METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test prometheus --test readme --test platform --test grpc --test tracing
 
 test-user-service: infra ## Run the user service's tests and the user API tests
 	$(CARGO) test --locked -p user-service

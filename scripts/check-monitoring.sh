@@ -60,3 +60,14 @@ route() {
 }
 route "on-call,team" severity=critical alertname=ServiceDown
 route "team" severity=warning alertname=HighLatency
+
+# Every alert has a unit test: an `alertname:` in config/prometheus/tests for each `alert:`.
+untested=()
+for alert in $(sed -n 's/^ *- alert: *//p' config/prometheus/rules/*.yml); do
+  grep -q "alertname: *$alert\$" config/prometheus/tests/*.yml || untested+=("$alert")
+done
+if [ "${#untested[@]}" -gt 0 ]; then
+  echo "alerts without a unit test in config/prometheus/tests: ${untested[*]}" >&2
+  exit 1
+fi
+echo "every alert has a unit test: $(sed -n 's/^ *- alert: *//p' config/prometheus/rules/*.yml | wc -l) alerts"

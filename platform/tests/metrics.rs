@@ -156,18 +156,23 @@ async fn scrape_after_requests(wiring: Wiring) {
         1.0
     );
 
-    // Every metric the alert rules and the dashboards query is one these processes expose.
+    // Every metric the alert rules and the dashboards query is one these processes expose, or
+    // (in the production wiring) the JMX exporters of the Kafka broker and Cassandra node.
     let exposed: BTreeSet<&String> = [&gateway, &users, &diary]
         .iter()
         .flat_map(|s| s.families.iter())
         .collect();
-    let rules = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../config/prometheus/rules/metachat.yml"
-    ))
-    .unwrap();
-    let mut queried = queried_metrics(&expressions(&rules));
-    assert!(queried.len() >= 5, "{queried:?}");
+    let mut queried = BTreeSet::new();
+    for file in ["metachat.yml", "infrastructure.yml"] {
+        let path = format!(
+            "{}/../config/prometheus/rules/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        queried.extend(queried_metrics(&expressions(
+            &std::fs::read_to_string(path).unwrap(),
+        )));
+    }
+    assert!(queried.len() >= 10, "{queried:?}");
     let dashboards = std::fs::read_dir(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../config/grafana/dashboards"
@@ -185,7 +190,22 @@ async fn scrape_after_requests(wiring: Wiring) {
         }
     }
     assert!(panels >= 20, "{panels} dashboard panels");
+    let exporters = if app.is_production() {
+        exporter_metrics().await
+    } else {
+        BTreeSet::new()
+    };
     for name in queried {
+        if !name.starts_with("metachat_") {
+            // Kafka and Cassandra run in the production wiring only.
+            if app.is_production() {
+                assert!(
+                    exporters.contains(&name),
+                    "the rules query {name}, which the JMX exporters do not expose"
+                );
+            }
+            continue;
+        }
         // Kafka's relay and consumers run in the production wiring only.
         let kafka = name.starts_with("metachat_kafka_") || name.starts_with("metachat_relay_");
         if kafka && !app.is_production() {
@@ -196,6 +216,37 @@ async fn scrape_after_requests(wiring: Wiring) {
             "the rules query {name}, which no process exposes"
         );
     }
+}
+
+/// The metric names the JMX exporter agents of the Kafka broker and the Cassandra node that
+/// `scripts/infra` starts expose (their ports as those scripts take them).
+async fn exporter_metrics() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (variable, default, prefix) in [
+        ("METACHAT_KAFKA_METRICS_PORT", "19071", "kafka_"),
+        ("METACHAT_CASSANDRA_METRICS_PORT", "19070", "cassandra_"),
+    ] {
+        let port = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let reply = reqwest::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("the JMX exporter at {url} ({variable}): {e}"));
+        assert_eq!(reply.status(), StatusCode::OK, "{url}");
+        let text = reply.text().await.unwrap();
+        let before = names.len();
+        names.extend(
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split(['{', ' ']).next())
+                .filter(|n| n.starts_with(prefix))
+                .map(str::to_owned),
+        );
+        assert!(
+            names.len() > before,
+            "no {prefix}* metric at {url}:\n{text}"
+        );
+    }
+    names
 }
 
 /// The text of every `expr:` of a rules file (one line, or the block under `expr: |`).
@@ -221,23 +272,21 @@ fn expressions(rules: &str) -> String {
     out
 }
 
-/// The `metachat_*` metric families an expression text names (a histogram's `_bucket`,
-/// `_sum` and `_count` series as their family).
+/// The metric families (`metachat_*`, and the exporters' `kafka_*` and `cassandra_*`) an
+/// expression text names; a histogram's `_bucket`, `_sum` and `_count` series as their family.
 fn queried_metrics(text: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut rest = text;
-    while let Some(at) = rest.find("metachat_") {
-        let tail = &rest[at..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(tail.len());
-        let name = &tail[..end];
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| name.strip_suffix(s))
-            .unwrap_or(name);
-        names.insert(family.to_owned());
-        rest = &tail[end..];
-    }
-    names
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|word| {
+            ["metachat_", "kafka_", "cassandra_"]
+                .iter()
+                .any(|p| word.starts_with(p))
+        })
+        .map(|name| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name)
+                .to_owned()
+        })
+        .collect()
 }

@@ -95,6 +95,7 @@ async fn a_kafka_outage_delays_the_read_models_but_loses_and_duplicates_nothing(
             ("METACHAT_INFRA_DIR", own_state_dir("kafka")),
             ("METACHAT_KAFKA_PORT", free_port()),
             ("METACHAT_KAFKA_CONTROLLER_PORT", free_port()),
+            ("METACHAT_KAFKA_METRICS_PORT", free_port()),
         ],
     );
     let mut env = production().await;
@@ -899,6 +900,7 @@ async fn a_cassandra_outage_fails_lists_with_retry_after_while_writes_go_on_and_
             ("METACHAT_CASSANDRA_PORT", free_port()),
             ("METACHAT_CASSANDRA_STORAGE_PORT", free_port()),
             ("METACHAT_CASSANDRA_SSL_STORAGE_PORT", free_port()),
+            ("METACHAT_CASSANDRA_METRICS_PORT", free_port()),
             ("METACHAT_CASSANDRA_KEEP_DATA", "1".into()),
             ("METACHAT_CASSANDRA_HEAP", "512M".into()),
         ],

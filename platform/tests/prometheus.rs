@@ -1,5 +1,7 @@
 //! A real Prometheus (Debian's, installed by `scripts/check-monitoring.sh`) scrapes the
-//! running platform with the project's alert rules: it sees the gateway and both services up,
+//! running platform with the project's alert rules: it sees the gateway and both services up
+//! (and in the production wiring the JMX exporters of the Kafka broker and Cassandra node, with
+//! what the infrastructure alerts watch),
 //! records the requests, and fires `ServiceDown` when the diary service is killed, all read
 //! through the Prometheus HTTP API. The rules are the ones in `config/prometheus/rules`, with
 //! their `for:` durations shortened so the test takes seconds, not minutes. Runs on the
@@ -44,6 +46,21 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The JMX exporter agents of the Kafka broker and the Cassandra node `scripts/infra` starts,
+/// by job, with their ports as those scripts take them.
+fn exporters() -> [(&'static str, u16); 2] {
+    let port = |variable: &str, default: u16| {
+        std::env::var(variable)
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(default)
+    };
+    [
+        ("kafka", port("METACHAT_KAFKA_METRICS_PORT", 19071)),
+        ("cassandra", port("METACHAT_CASSANDRA_METRICS_PORT", 19070)),
+    ]
+}
+
 impl Prometheus {
     /// Starts Prometheus scraping the platform's three processes every second, with the
     /// project's rules evaluated every second.
@@ -53,24 +70,33 @@ impl Prometheus {
             uuid::Uuid::new_v4().simple()
         )));
         std::fs::create_dir_all(&dir.0).unwrap();
-        let rules = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../config/prometheus/rules/metachat.yml"
-        ))
-        .unwrap()
-        .replace("for: 1m", "for: 2s")
-        .replace("for: 5m", "for: 2s");
-        std::fs::write(dir.0.join("rules.yml"), rules).unwrap();
+        for file in ["metachat.yml", "infrastructure.yml"] {
+            let rules = std::fs::read_to_string(format!(
+                "{}/../config/prometheus/rules/{file}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+            .replace("for: 15m", "for: 2s")
+            .replace("for: 1m", "for: 2s")
+            .replace("for: 5m", "for: 2s");
+            std::fs::write(dir.0.join(file), rules).unwrap();
+        }
         let job = |name: &str, port: u16| {
             format!(
                 "  - job_name: {name}\n    metrics_path: /metrics\n    static_configs:\n      - targets: [\"127.0.0.1:{port}\"]\n"
             )
         };
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - rules.yml\nscrape_configs:\n{}{}{}",
+        let mut jobs = vec![
             job("api-gateway", app.gateway_port),
             job("user-service", app.user_port),
-            job("diary-service", app.diary_port)
+            job("diary-service", app.diary_port),
+        ];
+        if app.is_production() {
+            jobs.extend(exporters().iter().map(|(name, port)| job(name, *port)));
+        }
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - metachat.yml\n  - infrastructure.yml\nscrape_configs:\n{}",
+            jobs.concat()
         );
         std::fs::write(dir.0.join("prometheus.yml"), config).unwrap();
         let port = free_port();
@@ -178,12 +204,44 @@ impl Prometheus {
 async fn prometheus_scrapes_every_process_and_fires_service_down_when_one_is_killed() {
     let mut app = Platform::start().await;
     let prometheus = Prometheus::scraping(&app).await;
+    // The platform's three, and in the production wiring the broker's and node's exporters.
+    let expected = if app.is_production() { 5 } else { 3 };
     prometheus
-        .until("saw all three targets up", async |p| {
+        .until("saw every target up", async |p| {
             let targets = p.targets().await;
-            targets.len() == 3 && targets.iter().all(|(_, health)| health == "up")
+            targets.len() == expected && targets.iter().all(|(_, health)| health == "up")
         })
         .await;
+    if app.is_production() {
+        // What the infrastructure alerts watch is scraped, and healthy.
+        for (series, healthy) in [
+            (
+                "max(kafka_server_replicamanager_underreplicatedpartitions)",
+                0.0,
+            ),
+            (
+                "max(kafka_controller_kafkacontroller_activecontrollercount)",
+                1.0,
+            ),
+            (
+                "max(kafka_controller_kafkacontroller_offlinepartitionscount)",
+                0.0,
+            ),
+        ] {
+            prometheus
+                .until(&format!("read {series}"), async |p| {
+                    p.query(series).await == Some(healthy)
+                })
+                .await;
+        }
+        prometheus
+            .until("read cassandra_compaction_pending_tasks", async |p| {
+                p.query("max(cassandra_compaction_pending_tasks)")
+                    .await
+                    .is_some()
+            })
+            .await;
+    }
 
     let user = app.create_user().await;
     let written = app
@@ -202,7 +260,19 @@ async fn prometheus_scrapes_every_process_and_fires_service_down_when_one_is_kil
                 && p.query("max(metachat_diary_entries_created_total)").await == Some(1.0)
         })
         .await;
-    assert_eq!(prometheus.firing("ServiceDown").await, Vec::<String>::new());
+    for alert in [
+        "ServiceDown",
+        "KafkaDown",
+        "CassandraDown",
+        "KafkaUnderReplicatedPartitions",
+        "KafkaOfflinePartitions",
+    ] {
+        assert_eq!(
+            prometheus.firing(alert).await,
+            Vec::<String>::new(),
+            "{alert}"
+        );
+    }
 
     let started = Instant::now();
     let killed = if app.wiring == Wiring::Embedded {
@@ -220,7 +290,7 @@ async fn prometheus_scrapes_every_process_and_fires_service_down_when_one_is_kil
         })
         .await;
     println!(
-        "Prometheus: 3 targets up, requests recorded; ServiceDown fired for {killed:?} {:?} after the kill",
+        "Prometheus: {expected} targets up, requests recorded; ServiceDown fired for {killed:?} {:?} after the kill",
         started.elapsed()
     );
 }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod time;
+pub mod trace;
 
 /// gRPC metadata keys the gateway sets on every call and the services record in event metadata.
 pub mod metadata {
@@ -11,6 +12,8 @@ pub mod metadata {
     pub const ACTOR: &str = "x-actor";
     /// A creating call's `Idempotency-Key`.
     pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+    /// The W3C trace context of the call ([`crate::trace`]).
+    pub const TRACEPARENT: &str = crate::trace::TRACEPARENT;
 }
 
 /// Generated code, nested like the protobuf packages so cross-package references resolve.

@@ -14,6 +14,7 @@ PORT="${METACHAT_CASSANDRA_PORT:-19042}"
 SPORT="${METACHAT_CASSANDRA_STORAGE_PORT:-17000}"
 SSLPORT="${METACHAT_CASSANDRA_SSL_STORAGE_PORT:-17001}"
 HEAP="${METACHAT_CASSANDRA_HEAP:-1G}"
+METRICS_PORT="${METACHAT_CASSANDRA_METRICS_PORT:-19070}"   # the JMX exporter's /metrics
 TIMEOUT="${METACHAT_CASSANDRA_START_TIMEOUT:-240}"
 D="$(svc_dir cassandra)"
 DATA="$D/data"
@@ -35,6 +36,7 @@ healthy() {
 
 do_start() {
   local t0; t0=$(now_ms)
+  restart_without_metrics cassandra "$PIDFILE" "$MARKER" "${METACHAT_CASSANDRA_STOP_TIMEOUT:-90}"
   if healthy; then log "already running: CQL 127.0.0.1:$PORT"; return 0; fi
   find_java17
   fetch_jars cassandra "$INFRA_SRC_DIR/cassandra/pom.xml"
@@ -44,8 +46,8 @@ do_start() {
     log "process $(cat "$PIDFILE") exists but CQL does not answer yet; waiting"
   else
     rm -f "$PIDFILE"
-    for p in "$PORT" "$SPORT"; do
-      port_busy "$p" && die "port 127.0.0.1:$p is taken by another process (set METACHAT_CASSANDRA_PORT / METACHAT_CASSANDRA_STORAGE_PORT)"
+    for p in "$PORT" "$SPORT" "$METRICS_PORT"; do
+      port_busy "$p" && die "port 127.0.0.1:$p is taken by another process (set METACHAT_CASSANDRA_PORT / METACHAT_CASSANDRA_STORAGE_PORT / METACHAT_CASSANDRA_METRICS_PORT)"
     done
     sed -e "s#@NATIVE_PORT@#$PORT#g" -e "s#@STORAGE_PORT@#$SPORT#g" -e "s#@SSL_STORAGE_PORT@#$SSLPORT#g" \
       "$INFRA_SRC_DIR/cassandra/cassandra.yaml" >"$CONF"
@@ -60,16 +62,17 @@ do_start() {
       log "new data dir $DATA (test keyspaces are not kept from one node start to the next)"
     fi
 
-    local jamm
+    local jamm agent
     jamm=$(find "$D/jars" -name 'jamm-*.jar' | head -1)
+    agent=$(jmx_exporter_agent cassandra "$METRICS_PORT")
     rotate_log "$LOGFILE"
-    log "starting on 127.0.0.1:$PORT (storage port $SPORT, heap $HEAP)"
+    log "starting on 127.0.0.1:$PORT (storage port $SPORT, heap $HEAP, metrics http://127.0.0.1:$METRICS_PORT/metrics)"
     # setsid: own session, outlives this shell; cwd = run dir (so no stray hs_err file lands in
     # the caller's cwd, e.g. the git clone). fds 8/9 (our locks) are not passed on.
     # shellcheck disable=SC2016  # $0/$$/$@ expand in the child bash, on purpose
     setsid bash -c 'cd "${0%/*}" && echo $$ >"$0" && exec "$@"' "$PIDFILE" \
       "$JAVA" @"$D/conf/jvm17.opts" -Xms"$HEAP" -Xmx"$HEAP" \
-        ${jamm:+-javaagent:"$jamm"} \
+        ${jamm:+-javaagent:"$jamm"} "$agent" \
         "$MARKER" \
         -Dcassandra.storagedir="$DATA" -Dcassandra.logdir="$D/logs" \
         -Dlogback.configurationFile="$D/conf/logback.xml" \
@@ -99,7 +102,7 @@ do_stop() {
 
 do_status() {
   if healthy; then
-    echo "cassandra: up   CQL 127.0.0.1:$PORT pid $(cat "$PIDFILE") $(probe cql "$PORT" 2>/dev/null || true) (log: $LOGFILE)"
+    echo "cassandra: up   CQL 127.0.0.1:$PORT pid $(cat "$PIDFILE") $(probe cql "$PORT" 2>/dev/null || true) metrics http://127.0.0.1:$METRICS_PORT/metrics (log: $LOGFILE)"
   else
     echo "cassandra: down (log: $LOGFILE)"
     return 1
@@ -107,7 +110,7 @@ do_status() {
 }
 
 case "${1:-}" in
-  start)  if healthy; then log "already running: CQL 127.0.0.1:$PORT"; exit 0; fi
+  start)  if healthy && with_metrics_agent "$PIDFILE"; then log "already running: CQL 127.0.0.1:$PORT"; exit 0; fi
           with_lock cassandra do_start ;;
   stop)   with_lock cassandra do_stop ;;
   status) do_status ;;

@@ -18,6 +18,7 @@ LOGFILE="$D/logs/kafka.log"
 PIDFILE="$D/run/kafka.pid"
 MARKER="$CONF"   # in the broker's command line: identifies our process behind the pid
 HEAP="${METACHAT_KAFKA_HEAP:-512m}"
+METRICS_PORT="${METACHAT_KAFKA_METRICS_PORT:-19071}"   # the JMX exporter's /metrics
 
 healthy() {
   pid_alive "$PIDFILE" "$MARKER" || return 1
@@ -40,6 +41,7 @@ new_cluster_id() {  # what `kafka-storage.sh random-uuid` prints: 16 random byte
 
 do_start() {
   local t0; t0=$(now_ms)
+  restart_without_metrics kafka "$PIDFILE" "$MARKER" "${METACHAT_KAFKA_STOP_TIMEOUT:-60}"
   if healthy; then log "already running: bootstrap 127.0.0.1:$PORT"; return 0; fi
   find_java17
   fetch_jars kafka "$INFRA_SRC_DIR/kafka/pom.xml"
@@ -49,8 +51,8 @@ do_start() {
     log "broker process $(cat "$PIDFILE") exists but is not ready yet; waiting"
   else
     rm -f "$PIDFILE"
-    for p in "$PORT" "$CPORT"; do
-      port_busy "$p" && die "port 127.0.0.1:$p is taken by another process (set METACHAT_KAFKA_PORT / METACHAT_KAFKA_CONTROLLER_PORT)"
+    for p in "$PORT" "$CPORT" "$METRICS_PORT"; do
+      port_busy "$p" && die "port 127.0.0.1:$p is taken by another process (set METACHAT_KAFKA_PORT / METACHAT_KAFKA_CONTROLLER_PORT / METACHAT_KAFKA_METRICS_PORT)"
     done
     sed -e "s#@PORT@#$PORT#g" -e "s#@CONTROLLER_PORT@#$CPORT#g" -e "s#@DATA_DIR@#$DATA#g" \
         -e "s#@PARTITIONS@#$PARTITIONS#g" "$INFRA_SRC_DIR/kafka/server.properties" >"$CONF"
@@ -71,8 +73,9 @@ do_start() {
       echo "$stamp" >"$D/run/format.stamp"
     fi
 
+    local agent; agent=$(jmx_exporter_agent kafka "$METRICS_PORT")
     rotate_log "$LOGFILE"
-    log "starting broker on 127.0.0.1:$PORT (controller 127.0.0.1:$CPORT, heap $HEAP)"
+    log "starting broker on 127.0.0.1:$PORT (controller 127.0.0.1:$CPORT, heap $HEAP, metrics http://127.0.0.1:$METRICS_PORT/metrics)"
     # setsid: own session, so the broker outlives this shell and ignores its terminal's signals;
     # cwd = run dir, so no stray hs_err file lands in the caller's cwd (e.g. the git clone).
     # fds 8/9 (our locks) are closed so the broker doesn't hold them.
@@ -80,7 +83,7 @@ do_start() {
     setsid bash -c 'cd "${0%/*}" && echo $$ >"$0" && exec "$@"' "$PIDFILE" \
       "$JAVA" -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -XX:ErrorFile="$D/logs/hs_err_pid%p.log" \
-        -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true \
+        -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true "$agent" \
         -Dorg.slf4j.simpleLogger.logFile=System.out -Dorg.slf4j.simpleLogger.showDateTime=true \
         -Dorg.slf4j.simpleLogger.dateTimeFormat="yyyy-MM-dd'T'HH:mm:ss.SSS" \
         -Dorg.slf4j.simpleLogger.defaultLogLevel="${METACHAT_KAFKA_LOG_LEVEL:-info}" \
@@ -105,7 +108,7 @@ do_stop() {
 
 do_status() {
   if healthy; then
-    echo "kafka: up   bootstrap 127.0.0.1:$PORT pid $(cat "$PIDFILE") $(probe kafka "$PORT" 2>/dev/null || true) (log: $LOGFILE)"
+    echo "kafka: up   bootstrap 127.0.0.1:$PORT pid $(cat "$PIDFILE") $(probe kafka "$PORT" 2>/dev/null || true) metrics http://127.0.0.1:$METRICS_PORT/metrics (log: $LOGFILE)"
   else
     echo "kafka: down (log: $LOGFILE)"
     return 1
@@ -113,7 +116,7 @@ do_status() {
 }
 
 case "${1:-}" in
-  start)  if healthy; then log "already running: bootstrap 127.0.0.1:$PORT"; exit 0; fi
+  start)  if healthy && with_metrics_agent "$PIDFILE"; then log "already running: bootstrap 127.0.0.1:$PORT"; exit 0; fi
           with_lock kafka do_start ;;
   stop)   with_lock kafka do_stop ;;
   status) do_status ;;

@@ -177,4 +177,38 @@ kafka_tool() {
   "$JAVA" "${KAFKA_TOOL_OPTS[@]}" -cp "$(svc_dir kafka)/jars/*" "$cls" "$@"
 }
 
+# metrics_up PORT: true if the JMX exporter agent answers /metrics on 127.0.0.1:PORT.
+metrics_up() {
+  curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$1/metrics"
+}
+
+# jmx_exporter_agent SVC PORT: the -javaagent flag that attaches the Prometheus JMX exporter
+# (fetched with the service's jars) to SVC's JVM, serving 127.0.0.1:PORT/metrics with the rules
+# in scripts/infra/SVC/jmx-exporter.yml.
+jmx_exporter_agent() {
+  local svc=$1 port=$2 dir jar
+  dir="$(svc_dir "$svc")"
+  jar=$(find "$dir/jars" -name 'jmx_prometheus_javaagent-*.jar' | head -1)
+  [ -n "$jar" ] || die "no jmx_prometheus_javaagent jar in $dir/jars"
+  cp "$INFRA_SRC_DIR/$svc/jmx-exporter.yml" "$dir/conf/jmx-exporter.yml"
+  printf -- '-javaagent:%s=127.0.0.1:%s:%s' "$jar" "$port" "$dir/conf/jmx-exporter.yml"
+}
+
+# with_metrics_agent PIDFILE: true if the process behind PIDFILE runs with the JMX exporter.
+with_metrics_agent() {
+  tr '\0' ' ' <"/proc/$(cat "$1" 2>/dev/null)/cmdline" 2>/dev/null | grep -q jmx_prometheus_javaagent
+}
+
+# restart_without_metrics SVC PIDFILE MARKER STOP_TIMEOUT: a process started before the
+# exporter was attached (by an older version of these scripts) is stopped, so that it restarts
+# with it.
+restart_without_metrics() {
+  local svc=$1 pidfile=$2 marker=$3 timeout=$4
+  if pid_alive "$pidfile" "$marker" && ! with_metrics_agent "$pidfile"; then
+    log "the running $svc has no metrics exporter (started by an older version of this script); restarting it"
+    stop_pid "$pidfile" "$marker" "$timeout"
+  fi
+  return 0
+}
+
 kafka_bootstrap() { printf '127.0.0.1:%s' "${METACHAT_KAFKA_PORT:-19092}"; }

@@ -301,6 +301,19 @@ impl<A> Clone for Repository<A> {
     }
 }
 
+/// Commands on one stream in one process take turns (a stripe of these locks per stream
+/// name), so that concurrent writers of one entry queue instead of colliding: each is decided
+/// once, on the state its predecessor left. Writers in other processes still collide, and are
+/// decided again (below).
+static STREAM_TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
+    std::sync::LazyLock::new(|| (0..1024).map(|_| tokio::sync::Mutex::new(())).collect());
+
+fn stream_turn(stream: &StreamName) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(stream.as_str());
+    &STREAM_TURNS[(hash % STREAM_TURNS.len() as u64) as usize]
+}
+
 /// How long, and how often at most, a command without a version precondition is decided again
 /// after a concurrent writer changed its stream first. Each retry re-reads the stream, so the
 /// command is decided on the newest state: the client asked for "this change", not "this
@@ -386,7 +399,9 @@ impl<A: Aggregate> Repository<A> {
     ) -> std::result::Result<Executed<A>, ExecuteError<A::Error>> {
         let mut attempt = 0;
         let started = std::time::Instant::now();
+        let turn = stream_turn(&A::stream_name(id));
         loop {
+            let _turn = turn.lock().await;
             let mut loaded = self.load(id).await?;
             if let Some(expected) = expected
                 && loaded.version != Some(expected)
@@ -435,6 +450,7 @@ impl<A: Aggregate> Repository<A> {
                             && started.elapsed() < CONFLICT_RETRY_FOR =>
                     {
                         attempt += 1;
+                        drop(_turn);
                         conflict_backoff(attempt).await;
                     }
                     (e, _) => return Err(e.into()),

@@ -104,6 +104,7 @@ pub async fn append_and_read_stream(backend: &impl TestBackend) {
         causation_id: Some("cause".into()),
         request_id: Some("req".into()),
         actor: Some("tester".into()),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
     };
     let mut batch = events(3);
     batch[0].metadata = metadata.clone();

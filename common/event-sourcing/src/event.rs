@@ -25,6 +25,24 @@ pub struct EventMetadata {
     /// Who issued the command: a user id, a service name, or an operator tool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// The W3C `traceparent` of the span that recorded the event: the trace of the request
+    /// (from the client, else started by the gateway) and the service's span in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl EventMetadata {
+    /// The metadata of an event that a follower (a process manager reacting to events) records
+    /// because of `cause`: in the same correlation and trace, caused by it, by `actor`.
+    pub fn caused_by(cause: &RecordedEvent, actor: &str) -> Self {
+        Self {
+            correlation_id: cause.metadata.correlation_id.clone(),
+            causation_id: Some(cause.event_id.to_string()),
+            request_id: None,
+            actor: Some(actor.to_owned()),
+            traceparent: cause.metadata.traceparent.clone(),
+        }
+    }
 }
 
 /// An event to append. Its `event_id` makes appends idempotent: storing the same id twice is a

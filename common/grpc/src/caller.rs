@@ -8,7 +8,7 @@
 //! the services add it to their own calls to each other ([`ServiceToken`] as an interceptor).
 
 use metachat_proto::error::{ApiError, ErrorCode};
-use metachat_proto::metadata::ACTOR;
+use metachat_proto::metadata::{ACTOR, REQUEST_ID, TRACEPARENT};
 use metachat_validation::UserId;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -58,7 +58,8 @@ impl Actor {
     }
 }
 
-/// The shared service token: checks incoming calls, and adds itself to outgoing ones.
+/// The shared service token: checks incoming calls, and adds itself to outgoing ones (with the
+/// `traceparent` and request id of the call being served, if any).
 #[derive(Debug, Clone, Default)]
 pub struct ServiceToken(Option<String>);
 
@@ -107,6 +108,19 @@ impl Interceptor for ServiceToken {
             .and_then(|t| MetadataValue::try_from(t).ok())
         {
             request.metadata_mut().insert(SERVICE_TOKEN, value);
+        }
+        // A call made while serving one continues its trace, under this service's span, with
+        // its request id.
+        if let Some(current) = crate::server::current_call() {
+            if let Ok(value) = MetadataValue::try_from(current.trace.traceparent()) {
+                request.metadata_mut().insert(TRACEPARENT, value);
+            }
+            if let Some(value) = current
+                .request_id
+                .and_then(|id| MetadataValue::try_from(id).ok())
+            {
+                request.metadata_mut().insert(REQUEST_ID, value);
+            }
         }
         Ok(request)
     }

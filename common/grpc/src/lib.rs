@@ -10,6 +10,7 @@ use metachat_proto::error::{ApiError, ErrorCode};
 use metachat_read_model::{PageRequest, QueryError};
 
 use metachat_proto::metadata::{ACTOR, CORRELATION_ID, REQUEST_ID};
+use metachat_proto::trace::TraceContext;
 
 mod caller;
 mod read_your_writes;
@@ -21,8 +22,8 @@ pub use read_your_writes::{
     consistency_token, unknown_write,
 };
 pub use server::{
-    DEFAULT_SHUTDOWN_TIMEOUT, DEPENDENCY_PREFIX, Dependency, GrpcRouter, Probe,
-    SHUTDOWN_TIMEOUT_VAR, serve,
+    CurrentCall, DEFAULT_SHUTDOWN_TIMEOUT, DEPENDENCY_PREFIX, Dependency, GrpcRouter, Probe,
+    SHUTDOWN_TIMEOUT_VAR, current_call, serve,
 };
 
 /// The event metadata for a command carried by `request`.
@@ -41,6 +42,10 @@ pub fn event_metadata<T>(request: &tonic::Request<T>) -> EventMetadata {
         causation_id: request_id.clone(),
         request_id,
         actor: get(ACTOR),
+        traceparent: request
+            .extensions()
+            .get::<TraceContext>()
+            .map(TraceContext::traceparent),
     }
 }
 
@@ -171,6 +176,7 @@ pub fn history(events: Vec<RecordedEvent>) -> EventHistory {
                     causation_id: e.metadata.causation_id,
                     request_id: e.metadata.request_id,
                     actor: e.metadata.actor,
+                    traceparent: e.metadata.traceparent,
                 }),
             })
             .collect(),

@@ -6,6 +6,7 @@ mod decode;
 mod drain;
 pub mod metrics;
 mod reflection;
+mod trace;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ use tonic::transport::server::{Router, TcpIncoming};
 use tower_layer::{Identity, Stack};
 
 pub use decode::DecodeErrorLayer;
+pub use trace::{CurrentCall, TraceLayer, current_call};
 
 /// The health-service name under which a service reports one of its dependencies.
 pub const DEPENDENCY_PREFIX: &str = "metachat.dependency.";
@@ -49,7 +51,8 @@ const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// The router [`serve`] hands to the service to add itself to.
-pub type GrpcRouter = Router<Stack<DecodeErrorLayer, Stack<metrics::MetricsLayer, Identity>>>;
+pub type GrpcRouter =
+    Router<Stack<DecodeErrorLayer, Stack<metrics::MetricsLayer, Stack<TraceLayer, Identity>>>>;
 
 /// A probe: resolves to whether the dependency answered.
 pub type Probe = Box<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
@@ -140,6 +143,8 @@ where
         .timeout(HANDLER_TIMEOUT)
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        // Outermost, so that the call's log line and every line of its handling are in its span.
+        .layer(TraceLayer)
         .layer(metrics::MetricsLayer)
         .layer(DecodeErrorLayer);
     let base = server.add_service(health);

@@ -1,7 +1,9 @@
 //! Structured logging configured by `LOG_LEVEL`, `LOG_FORMAT`, `LOG_OUTPUT` and `ENVIRONMENT`.
 //!
 //! The JSON format has exactly the seed's fields, one object per line:
-//! `{"timestamp", "level", "service", "environment", "message", "fields"}`.
+//! `{"timestamp", "level", "service", "environment", "message", "fields"}`. `fields` holds the
+//! event's own fields and those of the spans it was written in: a line written while serving a
+//! request names its `request_id`, `trace_id` and `span_id`.
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -11,8 +13,9 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{ConfigError, Env};
@@ -122,6 +125,7 @@ pub fn init_logging(settings: &LogSettings) -> Result<(), ConfigError> {
         .with_ansi(false);
     let result = match settings.format {
         LogFormat::Json => builder
+            .fmt_fields(JsonFields)
             .event_format(SeedJson {
                 service: settings.service.clone(),
                 environment: settings.environment.clone(),
@@ -192,11 +196,23 @@ where
 {
     fn format_event(
         &self,
-        _ctx: &FmtContext<'_, S, N>,
+        ctx: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
         let mut fields = FieldCollector::default();
+        // The spans' fields, outermost first, then the event's own over them.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                if let Some(formatted) = extensions.get::<FormattedFields<N>>()
+                    && let Ok(Value::Object(span_fields)) =
+                        serde_json::from_str::<Value>(&formatted.fields)
+                {
+                    fields.fields.extend(span_fields);
+                }
+            }
+        }
         event.record(&mut fields);
         let level = match *event.metadata().level() {
             Level::ERROR => "error",
@@ -214,6 +230,36 @@ where
             "fields": Value::Object(fields.fields),
         });
         writeln!(writer, "{record}")
+    }
+}
+
+/// Keeps a span's fields as a JSON object (the text [`FormattedFields`] holds), so that
+/// [`SeedJson`] can merge them into the records written in the span.
+struct JsonFields;
+
+impl<'writer> FormatFields<'writer> for JsonFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut collector = FieldCollector::default();
+        fields.record(&mut collector);
+        write!(writer, "{}", Value::Object(collector.fields))
+    }
+
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let mut collector = FieldCollector::default();
+        if let Ok(Value::Object(known)) = serde_json::from_str::<Value>(&current.fields) {
+            collector.fields = known;
+        }
+        fields.record(&mut collector);
+        current.fields = Value::Object(collector.fields).to_string();
+        Ok(())
     }
 }
 
@@ -260,7 +306,70 @@ impl Visit for FieldCollector {
 
 #[cfg(test)]
 mod tests {
-    use super::service_of;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_record_carries_the_fields_of_its_spans_under_its_own() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .fmt_fields(JsonFields)
+            .event_format(SeedJson {
+                service: "metachat".into(),
+                environment: "dev".into(),
+            })
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!(
+                "request",
+                request_id = "r-1",
+                trace_id = tracing::field::Empty
+            );
+            let _outer = outer.enter();
+            outer.record("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
+            let inner = tracing::info_span!("call", span_id = "00f067aa0ba902b7", method = "A");
+            let _inner = inner.enter();
+            tracing::info!(target: "user_service::access", method = "GetUser", code = "OK", "call");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let records: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 1, "{text}");
+        let record = &records[0];
+        assert_eq!(record["service"], "user-service");
+        assert_eq!(record["message"], "call");
+        assert_eq!(
+            record["fields"],
+            serde_json::json!({
+                "request_id": "r-1",
+                "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                "span_id": "00f067aa0ba902b7",
+                "method": "GetUser",
+                "code": "OK",
+            }),
+            "the event's own method wins over the span's: {text}"
+        );
+    }
 
     #[test]
     fn events_are_attributed_to_the_crate_that_emitted_them() {

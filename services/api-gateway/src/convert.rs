@@ -1102,9 +1102,13 @@ pub(crate) struct EventMetadataJson {
     /// The `x-request-id` of the request that caused the event.
     #[schema(required = true)]
     request_id: Option<String>,
-    /// Who caused it; `anonymous` until authentication exists.
+    /// Who caused it: a user id, or the name of the service's follower that recorded it.
     #[schema(required = true)]
     actor: Option<String>,
+    /// The W3C `traceparent` of the service's span that recorded the event: its trace id is
+    /// the one of the request (the client's `traceparent`, else one the gateway started).
+    #[schema(required = true)]
+    traceparent: Option<String>,
 }
 
 impl HistoryJson {
@@ -1145,6 +1149,7 @@ impl From<StoredEvent> for EventJson {
                 causation_id: metadata.causation_id,
                 request_id: metadata.request_id,
                 actor: metadata.actor,
+                traceparent: metadata.traceparent,
             },
         }
     }

@@ -20,6 +20,7 @@ use crate::config::GatewayConfig;
 use crate::error::AppError;
 
 pub(crate) use metachat_proto::metadata::{ACTOR, CORRELATION_ID, REQUEST_ID};
+use metachat_proto::trace::{TRACEPARENT, TraceContext};
 
 /// The roles of the caller (`admin`), beside `x-actor`.
 pub(crate) const ACTOR_ROLES: &str = "x-actor-roles";
@@ -92,6 +93,8 @@ pub(crate) struct RequestContext {
     pub service_token: Option<String>,
     /// A POST's `Idempotency-Key`, forwarded to the service.
     pub idempotency_key: Option<String>,
+    /// The gateway's span in the request's trace, passed on as `traceparent`.
+    pub trace: TraceContext,
 }
 
 impl RequestContext {
@@ -106,6 +109,9 @@ impl RequestContext {
         }
         if let Ok(value) = MetadataValue::try_from(self.correlation_id.as_str()) {
             metadata.insert(CORRELATION_ID, value);
+        }
+        if let Ok(value) = MetadataValue::try_from(self.trace.traceparent()) {
+            metadata.insert(TRACEPARENT, value);
         }
         let (actor, admin) = self.caller.actor();
         if let Ok(value) = MetadataValue::try_from(actor) {
@@ -144,6 +150,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 caller: Caller::default(),
                 service_token: None,
                 idempotency_key: None,
+                trace: TraceContext::start(),
             }
         }))
     }

@@ -1,5 +1,7 @@
 //! Per-request plumbing: the request id (taken from `x-request-id` or generated), the
-//! correlation id, error rendering, the echoed header, and one access-log line.
+//! correlation id, the W3C trace context (the client's `traceparent` continued, else a new
+//! trace), error rendering, the echoed header, and one access-log line; the request is served
+//! in a span naming its request id and trace, so every log line written meanwhile does too.
 
 use std::time::Instant;
 
@@ -8,6 +10,8 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metachat_proto::error::{ApiError, ErrorCode};
+use metachat_proto::trace::{TRACEPARENT, TraceContext};
+use tracing::Instrument;
 
 use crate::error::{self, AppError};
 use crate::grpc::{CORRELATION_ID, REQUEST_ID, RequestContext};
@@ -27,17 +31,31 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
         .filter(|path| !path.contains("__private__"))
         .unwrap_or_else(|| "unmatched".to_owned());
     let idempotency_key = idempotency_key(&request);
+    let trace = TraceContext::continue_from(
+        request
+            .headers()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    // Every log line written while serving the request names it and its trace.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+    );
     request.extensions_mut().insert(RequestContext {
         request_id: request_id.clone(),
         correlation_id,
         caller: Default::default(),
         service_token: None,
         idempotency_key: idempotency_key.clone().ok().flatten(),
+        trace,
     });
 
     let response = match (over_limits(&request), idempotency_key) {
         (Some(error), _) | (None, Err(error)) => AppError(error).into_response(),
-        (None, Ok(_)) => next.run(request).await,
+        (None, Ok(_)) => next.run(request).instrument(span.clone()).await,
     };
     let mut response = error::render(response, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -49,15 +67,16 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
         response.status().as_u16(),
         started.elapsed(),
     );
-    tracing::info!(
-        target: "api_gateway::access",
-        method = %method,
-        route = %route,
-        status = response.status().as_u16(),
-        duration_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-        request_id = %request_id,
-        "request"
-    );
+    span.in_scope(|| {
+        tracing::info!(
+            target: "api_gateway::access",
+            method = %method,
+            route = %route,
+            status = response.status().as_u16(),
+            duration_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            "request"
+        );
+    });
     response
 }
 

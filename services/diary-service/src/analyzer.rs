@@ -72,12 +72,7 @@ impl EntryAnalyzer {
         &self,
         recorded: &RecordedEvent,
     ) -> Result<Option<AnalysisOutcome>, ProjectionError> {
-        let metadata = EventMetadata {
-            correlation_id: recorded.metadata.correlation_id.clone(),
-            causation_id: Some(recorded.event_id.to_string()),
-            request_id: None,
-            actor: Some(ANALYZER_NAME.to_owned()),
-        };
+        let metadata = EventMetadata::caused_by(recorded, ANALYZER_NAME);
         if recorded.category() == AnalysisSettingState::CATEGORY
             && recorded.event_type == "DiaryAnalysisEnabled"
         {

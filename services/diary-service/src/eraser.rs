@@ -11,8 +11,8 @@
 
 use async_trait::async_trait;
 use event_sourcing::{
-    Aggregate, AppendError, EventMetadata, EventStore, ExpectedVersion, Projection, ProjectionError,
-    RecordedEvent, StreamWrite, append_settled, new_event_with_id,
+    Aggregate, AppendError, EventMetadata, EventStore, ExpectedVersion, Projection,
+    ProjectionError, RecordedEvent, StreamWrite, append_settled, new_event_with_id,
 };
 use metachat_validation::UserId;
 use std::sync::Arc;
@@ -76,12 +76,7 @@ impl Projection for DiaryEraser {
             return Ok(());
         }
         let user_id: UserId = stored_id(recorded.aggregate_id())?;
-        let metadata = EventMetadata {
-            correlation_id: recorded.metadata.correlation_id.clone(),
-            causation_id: Some(recorded.event_id.to_string()),
-            request_id: None,
-            actor: Some(ERASER_NAME.to_owned()),
-        };
+        let metadata = EventMetadata::caused_by(recorded, ERASER_NAME);
         erase_diary(self.store.as_ref(), &user_id, &metadata).await?;
         Ok(())
     }

@@ -172,12 +172,7 @@ impl Projection for ProfileInference {
         else {
             return Err(format!("event {} names no user", recorded.event_id).into());
         };
-        let metadata = EventMetadata {
-            correlation_id: recorded.metadata.correlation_id.clone(),
-            causation_id: Some(recorded.event_id.to_string()),
-            request_id: None,
-            actor: Some(INFERENCE_NAME.to_owned()),
-        };
+        let metadata = EventMetadata::caused_by(recorded, INFERENCE_NAME);
         if recorded.event_type == "DiaryAnalysisDisabled" {
             let command = UserCommand::ClearInference {
                 reason: crate::application::SWITCHED_OFF.into(),

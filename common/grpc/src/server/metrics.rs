@@ -86,9 +86,28 @@ where
             };
             let (service, method) = name(&path, code);
             GRPC_REQUESTS.inc(&[service, method, code_name(code)]);
-            GRPC_DURATION.observe(&[service, method], started.elapsed().as_secs_f64());
+            let elapsed = started.elapsed();
+            GRPC_DURATION.observe(&[service, method], elapsed.as_secs_f64());
+            log_call(service, method, code, elapsed);
             Ok(response)
         })
+    }
+}
+
+/// One line for each call of a MetaChat service (not health checks nor reflection), in the
+/// call's span (its request id and trace: see `trace.rs`), attributed to the service that
+/// answered it, also when both run in one process.
+fn log_call(service: &str, method: &str, code: tonic::Code, elapsed: std::time::Duration) {
+    let duration_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    let code = code_name(code);
+    match service {
+        "metachat.user.v1.UserService" => {
+            tracing::info!(target: "user_service::access", method, code, duration_ms, "call");
+        }
+        "metachat.diary.v1.DiaryService" => {
+            tracing::info!(target: "diary_service::access", method, code, duration_ms, "call");
+        }
+        _ => {}
     }
 }
 

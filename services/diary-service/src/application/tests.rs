@@ -1488,7 +1488,10 @@ async fn a_diary_is_erased_only_with_its_user_and_then_reads_as_gone() {
     let refused = g.diary.erase_diary(&user, &meta()).await.unwrap_err();
     assert_eq!(refused.code, ErrorCode::FailedPrecondition, "{refused:?}");
     assert_eq!(refused.details[0].field, "userId");
-    assert!(g.diary.entry(&id).await.is_ok(), "a living user keeps their diary");
+    assert!(
+        g.diary.entry(&id).await.is_ok(),
+        "a living user keeps their diary"
+    );
 
     g.users.0.lock().unwrap().remove(&user);
     g.diary.erase_diary(&user, &meta()).await.unwrap();
