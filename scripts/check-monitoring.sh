@@ -32,7 +32,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 promtool --version 2>&1 | head -1
 
-promtool check config config/prometheus/prometheus.yml
+promtool check config config/prometheus/prometheus.yml config/prometheus/prometheus-embedded.yml
 promtool check rules config/prometheus/rules/*.yml
 promtool test rules config/prometheus/tests/*.yml
 

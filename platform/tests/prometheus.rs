@@ -46,6 +46,38 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A query string value, percent-encoded.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every panel query of the provisioned Grafana dashboards, with its panel's title.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/grafana/dashboards");
+    let mut queries = Vec::new();
+    for file in std::fs::read_dir(dir).unwrap() {
+        let dashboard: Value =
+            serde_json::from_str(&std::fs::read_to_string(file.unwrap().path()).unwrap()).unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                queries.push((
+                    panel["title"].as_str().unwrap_or_default().to_owned(),
+                    target["expr"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    }
+    queries
+}
+
 /// The JMX exporter agents of the Kafka broker and the Cassandra node `scripts/infra` starts,
 /// by job, with their ports as those scripts take them.
 fn exporters() -> [(&'static str, u16); 2] {
@@ -169,18 +201,19 @@ impl Prometheus {
             .collect()
     }
 
+    /// The series an instant query gives (failing the test on a query Prometheus refuses).
+    async fn evaluate(&self, promql: &str) -> Vec<Value> {
+        let data = self
+            .api(&format!("/api/v1/query?query={}", encode(promql)))
+            .await;
+        data["result"].as_array().cloned().unwrap_or_default()
+    }
+
     /// The value of an instant query's first series, if any.
     async fn query(&self, promql: &str) -> Option<f64> {
-        let encoded: String = promql
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let data = self.api(&format!("/api/v1/query?query={encoded}")).await;
+        let data = self
+            .api(&format!("/api/v1/query?query={}", encode(promql)))
+            .await;
         data["result"].as_array()?.first()?["value"][1]
             .as_str()?
             .parse()
@@ -260,6 +293,24 @@ async fn prometheus_scrapes_every_process_and_fires_service_down_when_one_is_kil
                 && p.query("max(metachat_diary_entries_created_total)").await == Some(1.0)
         })
         .await;
+    // Every query of the dashboards is one this Prometheus evaluates (Grafana itself cannot be
+    // installed here: this is what stands in for seeing its panels), and those about the
+    // requests just made show them.
+    let (mut evaluated, mut with_data) = (0, 0);
+    for (panel, expr) in dashboard_queries() {
+        let result = prometheus.evaluate(&expr).await;
+        evaluated += 1;
+        if !result.is_empty() {
+            with_data += 1;
+        }
+        let about_requests = expr.contains("metachat_http_requests_total")
+            || expr.contains("metachat_diary_entries_created_total");
+        assert!(
+            !about_requests || !result.is_empty(),
+            "the panel {panel:?} shows nothing for the requests made: {expr}"
+        );
+    }
+    assert!(evaluated >= 24, "{evaluated} queries");
     for alert in [
         "ServiceDown",
         "KafkaDown",
@@ -290,7 +341,7 @@ async fn prometheus_scrapes_every_process_and_fires_service_down_when_one_is_kil
         })
         .await;
     println!(
-        "Prometheus: {expected} targets up, requests recorded; ServiceDown fired for {killed:?} {:?} after the kill",
+        "Prometheus: {expected} targets up, requests recorded, {evaluated} dashboard queries evaluated ({with_data} with data); ServiceDown fired for {killed:?} {:?} after the kill",
         started.elapsed()
     );
 }
