@@ -25,6 +25,7 @@ async fn data_survives_a_restart_and_read_models_resume() {
     let listed = app
         .get_after(&format!("/diary/entries/user/{user}"), &entry.token())
         .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
     assert_eq!(listed.body["entries"].as_array().unwrap().len(), 1);
     // The entry as it settles: its analysis is recorded asynchronously.
     let analysed = app

@@ -83,14 +83,23 @@ async fn the_readme_walkthrough_works_as_written() {
         .iter()
         .map(|e| e["eventType"].as_str().unwrap().to_owned())
         .collect();
+    // The analyses are recorded asynchronously: one lands wherever the analyzer got to it
+    // before the deletion, or none did.
+    let written: Vec<_> = types
+        .iter()
+        .filter(|t| *t != "DiaryEntryAnalyzed")
+        .collect();
     assert_eq!(
-        types,
+        written,
         [
             "DiaryEntryCreated",
             "DiaryEntryUpdated",
             "DiaryEntryDeleted"
-        ]
+        ],
+        "{types:?}"
     );
+    assert_eq!(types.first().map(String::as_str), Some("DiaryEntryCreated"));
+    assert_eq!(types.last().map(String::as_str), Some("DiaryEntryDeleted"));
     let last_list = stdout
         .lines()
         .rev()

@@ -488,15 +488,32 @@ impl Platform {
 
     /// A GET of a list that must reflect the write `token` names (the `X-Consistency-Token`
     /// of its answer): the first answer is the one to check, no polling.
+    /// Reads `path` with a write's consistency token. Never a stale answer: either one that
+    /// reflects the write, or `503` with `Retry-After` when the read models had not caught up
+    /// within the service's wait, which a client retries, as this does for up to 20 s (a
+    /// loaded machine starting many platforms at once can be that slow to join Kafka).
     pub async fn get_after(&self, path: &str, token: &str) -> Reply {
-        let response = self
-            .client
-            .get(self.url(path))
-            .header("x-consistency-token", token)
-            .send()
-            .await
-            .expect("HTTP request");
-        Reply::from(response).await
+        let started = Instant::now();
+        loop {
+            let response = self
+                .client
+                .get(self.url(path))
+                .header("x-consistency-token", token)
+                .send()
+                .await
+                .expect("HTTP request");
+            let reply = Reply::from(response).await;
+            let retry = reply.status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                && reply.headers.contains_key("retry-after");
+            if !retry || started.elapsed() > Duration::from_secs(20) {
+                return reply;
+            }
+            eprintln!(
+                "{path}: the read models had not caught up with {token} after {:?}; retrying",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
