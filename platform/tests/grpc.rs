@@ -139,6 +139,41 @@ fn fresh_dir() -> std::path::PathBuf {
         .join(uuid::Uuid::new_v4().simple().to_string())
 }
 
+/// A connection that sends nothing is closed after 10 s (so that silent connections cannot
+/// exhaust the process's file descriptors); one that sent its first bytes is kept.
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let dir = fresh_dir();
+    let port = free_port();
+    let mut child = spawn_metachat(&["user-service"], &[("PORT", port.to_string())], &dir);
+    wait_serving(port, &mut child, &dir).await;
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut talking = tokio::net::TcpStream::connect(address).await.unwrap();
+    talking
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buf)).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the silent connection is still open after {waited:?}: {closed:?}"
+    );
+    assert!(
+        waited >= Duration::from_secs(8),
+        "closed too early: {waited:?}"
+    );
+    // The other one got the server's SETTINGS and is still open.
+    let read = tokio::time::timeout(Duration::from_secs(1), talking.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(n)) if n > 0), "{read:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[tokio::test]
 async fn a_standalone_service_stops_in_time_despite_stalled_connections() {
     let dir = fresh_dir();

@@ -156,6 +156,49 @@ async fn scrape_after_requests(wiring: Wiring) {
         1.0
     );
 
+    // Over HTTP/1.1 a gRPC port serves its metrics and nothing else.
+    let client = reqwest::Client::new();
+    let stray = client
+        .get(format!("{}/anything", app.user_grpc()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stray.status(), StatusCode::NOT_FOUND);
+    let posted = client
+        .post(format!("{}/metrics", app.diary_grpc()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    // Caught up, the read-model projections have nothing left to apply and are not late (the
+    // Kafka consumers report it from their client's statistics, every 5 s).
+    let projection = if app.is_production() {
+        "diary-read-models-cassandra"
+    } else {
+        "diary-read-models"
+    };
+    let url = if app.wiring == Wiring::Embedded {
+        app.url("/metrics")
+    } else {
+        format!("{}/metrics", app.diary_grpc())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let scrape = Scrape::of(&url).await;
+        let events = format!(r#"metachat_projection_lag_events{{projection="{projection}"}}"#);
+        let seconds = format!(r#"metachat_projection_lag_seconds{{projection="{projection}"}}"#);
+        if scrape.samples.get(&events) == Some(&0.0) && scrape.samples.get(&seconds) == Some(&0.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{projection} never reported itself caught up:\n{}",
+            scrape.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+
     // Every metric the alert rules and the dashboards query is one these processes expose, or
     // (in the production wiring) the JMX exporters of the Kafka broker and Cassandra node.
     let exposed: BTreeSet<&String> = [&gateway, &users, &diary]

@@ -79,6 +79,29 @@ async fn trace_through(wiring: Wiring) {
     assert_eq!(other.len(), 55, "{}", history.body);
     assert!(!other.contains(TRACE_ID) && !other.contains("not-a-trace"));
 
+    // Two traceparent headers: neither is taken (W3C), a new trace starts.
+    let twice = app
+        .request_with(
+            "POST",
+            "/diary/entries",
+            Some(json!({"userId": user, "title": "", "content": "A third day."})),
+            &[
+                ("traceparent", traceparent.clone()),
+                ("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-00")),
+            ],
+        )
+        .await;
+    assert_eq!(twice.status, StatusCode::CREATED, "{}", twice.body);
+    let history = app
+        .get(&format!("/diary/entries/{}/history", twice.id()))
+        .await;
+    let third = history.body["events"][0]["metadata"]["traceparent"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(third.len(), 55, "{}", history.body);
+    assert!(!third.contains(TRACE_ID), "{third}");
+
     app.stop();
     let records: Vec<Value> = app
         .logs()

@@ -14,6 +14,15 @@ pub mod metadata {
     pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
     /// The W3C trace context of the call ([`crate::trace`]).
     pub const TRACEPARENT: &str = crate::trace::TRACEPARENT;
+
+    /// The longest request, correlation or actor id taken from a caller.
+    pub const ID_MAX: usize = 128;
+
+    /// Whether a caller's id (`x-request-id`, `x-correlation-id`, `x-actor`) is usable as
+    /// sent: 1 to [`ID_MAX`] visible ASCII characters. Anything else is not logged nor stored.
+    pub fn usable_id(value: &str) -> bool {
+        (1..=ID_MAX).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
+    }
 }
 
 /// Generated code, nested like the protobuf packages so cross-package references resolve.

@@ -17,7 +17,7 @@ CONF="$D/conf/server.properties"
 LOGFILE="$D/logs/kafka.log"
 PIDFILE="$D/run/kafka.pid"
 MARKER="$CONF"   # in the broker's command line: identifies our process behind the pid
-HEAP="${METACHAT_KAFKA_HEAP:-512m}"
+HEAP="${METACHAT_KAFKA_HEAP:-1g}"
 METRICS_PORT="${METACHAT_KAFKA_METRICS_PORT:-19071}"   # the JMX exporter's /metrics
 
 healthy() {

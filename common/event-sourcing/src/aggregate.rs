@@ -308,7 +308,10 @@ impl<A> Clone for Repository<A> {
 static STREAM_TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
     std::sync::LazyLock::new(|| (0..1024).map(|_| tokio::sync::Mutex::new(())).collect());
 
-fn stream_turn(stream: &StreamName) -> &'static tokio::sync::Mutex<()> {
+/// The turn of `stream`'s writers in this process: hold it from reading the stream to
+/// appending to it, as [`Repository::execute`] does, and writers of one stream queue instead of
+/// colliding.
+pub fn stream_turn(stream: &StreamName) -> &'static tokio::sync::Mutex<()> {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(stream.as_str());
     &STREAM_TURNS[(hash % STREAM_TURNS.len() as u64) as usize]

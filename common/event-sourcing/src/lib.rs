@@ -67,7 +67,7 @@ pub mod contract;
 pub use aggregate::{
     Aggregate, AppendError, DomainEvent, ExecuteError, Executed, Loaded, Repository,
     append_settled, conflict_backoff, decode_event, encode_event, fold, new_event_with_id,
-    new_events, replay,
+    new_events, replay, stream_turn,
 };
 pub use codec::{EventCodec, UpcastFn, Upcasters};
 pub use error::{EventStoreError, Result};

@@ -41,11 +41,20 @@ pub static PROJECTION_POSITION: LazyLock<GaugeVec> = LazyLock::new(|| {
     )
 });
 
-/// How long after its recording the last applied event was applied.
+/// How long after its recording the last applied event was applied; 0 once caught up.
 pub static PROJECTION_DELAY: LazyLock<GaugeVec> = LazyLock::new(|| {
     GaugeVec::new(
         "metachat_projection_lag_seconds",
-        "How long after it was recorded a projection or follower applied the last event it applied: its lag in seconds.",
+        "How long after it was recorded a projection or follower applied the last event it applied, while it has more to apply; 0 once it has applied everything there is: its lag in seconds.",
+        &["projection"],
+    )
+});
+
+/// How many events a projection has yet to apply.
+pub static PROJECTION_BEHIND: LazyLock<GaugeVec> = LazyLock::new(|| {
+    GaugeVec::new(
+        "metachat_projection_lag_events",
+        "Events a projection or follower has yet to apply: up to the event store's head (embedded), or its consumer group's lag on its topic's partitions (Kafka).",
         &["projection"],
     )
 });
@@ -75,6 +84,7 @@ pub fn describe() {
     LazyLock::force(&APPEND_DURATION);
     LazyLock::force(&PROJECTION_POSITION);
     LazyLock::force(&PROJECTION_DELAY);
+    LazyLock::force(&PROJECTION_BEHIND);
     LazyLock::force(&HEAD_POSITION);
     LazyLock::force(&DEAD_LETTERS);
 }
@@ -88,6 +98,14 @@ pub fn applied(projection: &str, event: &crate::RecordedEvent) {
         delay.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6,
     );
     seen(event.position);
+}
+
+/// Records how many events a projection has yet to apply; none left, it is not late either.
+pub fn behind(projection: &str, events: u64) {
+    PROJECTION_BEHIND.set(&[projection], events as f64);
+    if events == 0 {
+        PROJECTION_DELAY.set(&[projection], 0.0);
+    }
 }
 
 /// Records a position seen, keeping the head the highest.

@@ -144,6 +144,7 @@ impl ProjectionRunner {
         loop {
             let batch = self.store.read_all(position, self.batch_size).await?;
             let Some(last) = batch.last().map(|e| e.position) else {
+                crate::metrics::behind(self.name(), 0);
                 return Ok(position);
             };
             self.apply_batch(&batch).await?;
@@ -221,6 +222,8 @@ impl ProjectionRunner {
             self.checkpoints.save(self.name(), last.position).await?;
             self.progress.send_replace(last.position);
             crate::metrics::applied(self.name(), last);
+            let head = *self.store.watch_head().borrow();
+            crate::metrics::behind(self.name(), head.saturating_sub(last.position));
         }
         Ok(())
     }

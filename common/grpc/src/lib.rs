@@ -28,13 +28,14 @@ pub use server::{
 
 /// The event metadata for a command carried by `request`.
 pub fn event_metadata<T>(request: &tonic::Request<T>) -> EventMetadata {
+    // As the gateway sends them; from any other caller, what is not is left out.
     let get = |key: &str| {
         request
             .metadata()
             .get(key)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(128).collect::<String>())
-            .filter(|v| !v.is_empty())
+            .filter(|v| metachat_proto::metadata::usable_id(v))
+            .map(str::to_owned)
     };
     let request_id = get(REQUEST_ID);
     EventMetadata {
@@ -234,6 +235,26 @@ mod tests {
             std::io::ErrorKind::ConnectionReset,
             "reset",
         ))
+    }
+
+    #[test]
+    fn event_metadata_keeps_only_usable_ids_and_the_calls_trace() {
+        let mut request = tonic::Request::new(());
+        let metadata = request.metadata_mut();
+        metadata.insert(REQUEST_ID, "req-1".parse().unwrap());
+        metadata.insert(CORRELATION_ID, "has spaces in it".parse().unwrap());
+        metadata.insert(ACTOR, "x".repeat(129).parse().unwrap());
+        let trace = TraceContext::start();
+        request.extensions_mut().insert(trace);
+        let stored = event_metadata(&request);
+        assert_eq!(stored.request_id.as_deref(), Some("req-1"));
+        // An unusable correlation id falls back to the request id; an unusable actor is none.
+        assert_eq!(stored.correlation_id.as_deref(), Some("req-1"));
+        assert_eq!(stored.actor, None);
+        assert_eq!(stored.traceparent, Some(trace.traceparent()));
+
+        let bare = event_metadata(&tonic::Request::new(()));
+        assert_eq!(bare, EventMetadata::default());
     }
 
     #[test]

@@ -13,12 +13,37 @@ use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::{KafkaConfig, message};
 
-/// Logs partition assignments, so operators (and tests) can see how a group split the work.
+/// Logs partition assignments, so operators (and tests) can see how a group split the work,
+/// and reports how far behind its partitions the projection is, from the client's statistics.
 struct GroupContext {
     group: String,
+    projection: String,
 }
 
-impl ClientContext for GroupContext {}
+/// How often the client reports its statistics (and so the projection's lag in events).
+const STATISTICS_EVERY: &str = "5000";
+
+impl ClientContext for GroupContext {
+    /// The messages of this replica's partitions not yet applied: each partition's high
+    /// watermark less the offset stored after applying (or, before the first, the one
+    /// consumed). Partitions of other replicas report no lag and count for nothing.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let behind: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.values())
+            .filter(|p| p.partition >= 0)
+            .map(|p| {
+                if p.consumer_lag_stored >= 0 {
+                    p.consumer_lag_stored
+                } else {
+                    p.consumer_lag.max(0)
+                }
+            })
+            .sum();
+        event_sourcing::metrics::behind(&self.projection, behind.max(0) as u64);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(
@@ -88,8 +113,10 @@ impl ProjectionConsumer {
             .set("auto.commit.interval.ms", "1000")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            .set("statistics.interval.ms", STATISTICS_EVERY)
             .create_with_context(GroupContext {
                 group: group.to_owned(),
+                projection: projection.name().to_owned(),
             })?;
         consumer.subscribe(topics)?;
         Ok(Self {

@@ -93,6 +93,8 @@ impl Relay {
             result = self.publish() => result,
         };
         leader.release().await;
+        // Only the leader publishes: a replica that is not shows no position to fall behind.
+        crate::metrics::RELAY_POSITION.remove(&[&self.name]);
         result
     }
 

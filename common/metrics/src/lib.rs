@@ -180,6 +180,12 @@ impl GaugeVec {
     pub fn update_max(&self, values: &[&str], value: f64) {
         self.0.update(values, |v| *v = v.max(value));
     }
+
+    /// Stops exposing the series (what it measured no longer happens in this process).
+    pub fn remove(&self, values: &[&str]) {
+        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        lock(&self.0.series).remove(&key);
+    }
 }
 
 impl Family for Inner<f64> {

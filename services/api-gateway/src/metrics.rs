@@ -28,17 +28,23 @@ pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 
-/// Counts one answered request. `route` is a route template (bounded), never a raw path; a
-/// method outside HTTP's standard ones (a client may send any token) counts as `other`.
-pub(crate) fn observe(method: &str, route: &str, status: u16, took: Duration) {
+/// The method as labels and logs name it: one of HTTP's standard ones, else `other` (a client
+/// may send any token, of any length).
+pub(crate) fn method_label(method: &str) -> &str {
     const STANDARD: [&str; 9] = [
         "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
     ];
-    let method = if STANDARD.contains(&method) || method == "unparsed" {
+    if STANDARD.contains(&method) || method == "unparsed" {
         method
     } else {
         "other"
-    };
+    }
+}
+
+/// Counts one answered request. `route` is a route template (bounded), never a raw path; a
+/// method outside HTTP's standard ones (a client may send any token) counts as `other`.
+pub(crate) fn observe(method: &str, route: &str, status: u16, took: Duration) {
+    let method = method_label(method);
     HTTP_REQUESTS.inc(&[method, route, &status.to_string()]);
     HTTP_DURATION.observe(&[method, route], took.as_secs_f64());
 }

@@ -31,12 +31,7 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
         .filter(|path| !path.contains("__private__"))
         .unwrap_or_else(|| "unmatched".to_owned());
     let idempotency_key = idempotency_key(&request);
-    let trace = TraceContext::continue_from(
-        request
-            .headers()
-            .get(TRACEPARENT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let trace = TraceContext::continue_from(single(request.headers(), TRACEPARENT));
     // Every log line written while serving the request names it and its trace.
     let span = tracing::info_span!(
         "request",
@@ -70,7 +65,7 @@ pub(crate) async fn middleware(mut request: Request, next: Next) -> Response {
     span.in_scope(|| {
         tracing::info!(
             target: "api_gateway::access",
-            method = %method,
+            method = crate::metrics::method_label(method.as_str()),
             route = %route,
             status = response.status().as_u16(),
             duration_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
@@ -138,13 +133,20 @@ fn over_limits(request: &Request) -> Option<ApiError> {
     None
 }
 
+/// The header's value when it is sent once (twice, which one would be meant?).
+fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => value.to_str().ok(),
+        _ => None,
+    }
+}
+
 /// The header's value when it is usable as an id: 1..=128 visible ASCII characters.
 fn client_id(headers: &HeaderMap, name: &str) -> Option<String> {
-    let value = headers.get(name)?.to_str().ok()?.trim();
-    let usable = !value.is_empty()
-        && value.len() <= REQUEST_ID_MAX
-        && value.bytes().all(|b| b.is_ascii_graphic());
-    usable.then(|| value.to_owned())
+    let value = single(headers, name)?.trim();
+    debug_assert_eq!(REQUEST_ID_MAX, metachat_proto::metadata::ID_MAX);
+    metachat_proto::metadata::usable_id(value).then(|| value.to_owned())
 }
 
 #[cfg(test)]

@@ -18,6 +18,11 @@ use tonic::transport::server::Connected;
 /// How long the server may take to notice the closed connections once they are closed.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+/// A connection that has sent nothing this long after it was accepted is closed, so that
+/// silent connections cannot pile up until the process runs out of file descriptors (the
+/// gateway gives a request's headers as long).
+pub(super) const FIRST_BYTES_WITHIN: Duration = Duration::from_secs(10);
+
 /// The connections of one server, closable all at once.
 #[derive(Clone)]
 pub(super) struct Connections(Arc<watch::Sender<bool>>);
@@ -37,6 +42,7 @@ impl Connections {
                 let _ = closed.wait_for(|closed| *closed).await;
             }),
             is_closed: false,
+            silent_until: Some(Box::pin(tokio::time::sleep(FIRST_BYTES_WITHIN))),
         }
     }
 
@@ -84,11 +90,14 @@ pub(super) async fn bounded<E>(
     }
 }
 
-/// A connection that fails its reads and writes once its server closes it.
+/// A connection that fails its reads and writes once its server closes it, and its reads if
+/// it sent nothing within [`FIRST_BYTES_WITHIN`].
 pub(super) struct Closable<IO> {
     io: IO,
     closed: Pin<Box<dyn Future<Output = ()> + Send>>,
     is_closed: bool,
+    /// Until the first bytes arrive.
+    silent_until: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<IO> Closable<IO> {
@@ -115,7 +124,20 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Closable<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         self.check(cx)?;
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        if let Some(deadline) = self.silent_until.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the connection sent nothing in time",
+            )));
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.silent_until = None;
+        }
+        read
     }
 }
 

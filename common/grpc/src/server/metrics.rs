@@ -69,8 +69,17 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        if request.method() == http::Method::GET && request.uri().path() == "/metrics" {
-            return Box::pin(async { Ok(scrape()) });
+        // gRPC is HTTP/2: over HTTP/1 this port serves its metrics and nothing else.
+        if request.version() < http::Version::HTTP_2 {
+            let answer = match (request.method(), request.uri().path()) {
+                (&http::Method::GET | &http::Method::HEAD, "/metrics") => scrape(),
+                (_, "/metrics") => plain(http::StatusCode::METHOD_NOT_ALLOWED, "GET /metrics\n"),
+                _ => plain(
+                    http::StatusCode::NOT_FOUND,
+                    "this is a gRPC port; over HTTP/1.1 it serves GET /metrics only\n",
+                ),
+            };
+            return Box::pin(async { Ok(answer) });
         }
         let started = Instant::now();
         let path = request.uri().path().to_owned();
@@ -109,6 +118,24 @@ fn log_call(service: &str, method: &str, code: tonic::Code, elapsed: std::time::
         }
         _ => {}
     }
+}
+
+/// A short plain-text answer to an HTTP/1 request this port does not serve.
+fn plain(status: http::StatusCode, text: &'static str) -> http::Response<tonic::body::Body> {
+    let body = http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes()));
+    let mut response = http::Response::new(tonic::body::Body::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == http::StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static("GET, HEAD"),
+        );
+    }
+    response
 }
 
 /// The answer to `GET /metrics`: every metric of this process.

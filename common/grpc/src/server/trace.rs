@@ -64,18 +64,18 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        // A header sent twice is no header: which one would be meant?
         let header = |name: &str| {
-            request
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
+            let mut values = request.headers().get_all(name).iter();
+            match (values.next(), values.next()) {
+                (Some(value), None) => value.to_str().ok().map(str::to_owned),
+                _ => None,
+            }
         };
         let context = TraceContext::continue_from(header(TRACEPARENT).as_deref());
         // The gateway's id, bounded as it bounds them; a direct client's is taken as sent
         // only when it is as short and plain.
-        let request_id = header(REQUEST_ID)
-            .filter(|id| id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()));
+        let request_id = header(REQUEST_ID).filter(|id| metachat_proto::metadata::usable_id(id));
         let span = tracing::info_span!(
             "call",
             request_id = tracing::field::Empty,

@@ -242,7 +242,17 @@ impl Diary {
         let events = loaded.state.decide(&command)?;
         let started = Instant::now();
         let mut attempt = 0;
+        let session_turn = draft
+            .session_id
+            .as_ref()
+            .map(|session| event_sourcing::stream_turn(&SessionState::stream_name(session)));
         loop {
+            // Writers into one session take turns in this process (other processes' writers
+            // may still collide, and are retried below).
+            let turn = match session_turn {
+                Some(turn) => Some(turn.lock().await),
+                None => None,
+            };
             let mut writes = vec![StreamWrite::new(
                 EntryState::stream_name(&id),
                 ExpectedVersion::NoStream,
@@ -269,6 +279,7 @@ impl Diary {
                     ..
                 })) if attempt < SESSION_RETRIES && started.elapsed() < SESSION_RETRY_FOR => {
                     attempt += 1;
+                    drop(turn);
                     conflict_backoff(attempt).await;
                 }
                 Err(AppendError::Refused(EventStoreError::WrongExpectedVersion {

@@ -319,6 +319,35 @@ async fn fifty_concurrent_updates_without_a_version_all_land() {
     assert_eq!(diary.entry(&id).await.unwrap().version, Some(51));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_writers_into_one_session_all_land() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let session = g
+        .diary
+        .start_session(&user, None, None, &meta())
+        .await
+        .unwrap();
+    let session_id = session.state.session().unwrap().id;
+    let diary = Arc::new(g.diary);
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let diary = Arc::clone(&diary);
+            tokio::spawn(async move {
+                diary
+                    .write_entry(&user, draft(Some(session_id)), &meta())
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let session = diary.session(&session_id).await.unwrap();
+    // Started, then one DiarySessionEntryAdded per entry.
+    assert_eq!(session.version, Some(201));
+}
+
 #[tokio::test]
 async fn a_deleted_entry_is_gone_but_its_history_stays() {
     let g = given_a_store().await;
