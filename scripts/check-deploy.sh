@@ -8,10 +8,16 @@
 #   3  docker compose config   every supported combination resolved by Compose itself (the
 #                              standalone v2 binary): interpolation, merging, references; and
 #                              each required variable stops it with its message when unset
-#   4  cross-file facts        Dockerfile stages and binaries, the build context, mounts, ports,
-#                              variables against README.md, Prometheus targets, Grafana and
-#                              Alertmanager wiring, the JMX agents, the log pipeline, the
-#                              Kubernetes references and probes, the kustomization
+#   4  cross-file facts        Dockerfile stages and binaries, the build context, the base
+#                              images (Debian release, glibc), mounts, ports, variables against
+#                              README.md, the addresses each process is given (right service,
+#                              right port), bind addresses, stop grace periods against
+#                              SHUTDOWN_TIMEOUT_SECS, Prometheus targets, every scrape job watched
+#                              by an up{job} alert, Grafana and Alertmanager wiring, the JMX
+#                              agents, the log pipeline, the Kubernetes references and probes,
+#                              the kustomization, the Kubernetes scrape configuration
+#                              (deploy/k8s/prometheus-scrape.yml: its relabelling applied to each
+#                              pod; promtool check config when installed)
 #   5  Alertmanager            its template rendered as the container renders it, compared with
 #                              envsubst, and checked by amtool when installed
 #   6  setup scripts           elasticsearch-setup.sh and deploy/k8s/deploy.sh against stub

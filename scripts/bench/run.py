@@ -185,14 +185,19 @@ def seed(base, args, work):
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         entries = list(pool.map(entry, range(args.entries)))
     seeded = time.monotonic() - started
-    # The read models have every entry before anything is measured.
+    # The read models have every entry before anything is measured: the analytics of the
+    # past year and a day count them all.
+    start = (now - datetime.timedelta(days=366)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (now + datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     deadline = time.monotonic() + 300
     while True:
-        _, _, page = http("GET", f"{base}/diary/entries/user/{writer}?limit=1")
-        if page and page.get("total") == args.entries:
+        _, _, analytics = http(
+            "GET", f"{base}/diary/analytics?userId={writer}&from={start}&to={end}")
+        if analytics and analytics.get("entryCount") == args.entries:
             break
         if time.monotonic() > deadline:
-            sys.exit(f"the read models did not catch up with {args.entries} entries: {page}")
+            sys.exit(f"the read models did not catch up with {args.entries} entries: "
+                     f"{analytics and analytics.get('entryCount')}")
         time.sleep(0.2)
     return users, writer, entries, seeded
 

@@ -3,11 +3,14 @@ root and a directory holding the resolved compose projects (docker-compose confi
 json) as <combination>.json. Prints one line per fact checked; exits 1 if any is false."""
 
 import fnmatch
+import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 
 import yaml
@@ -105,6 +108,103 @@ def readme_variables():
 
 
 EMBEDDED_VARS, SERVICE_VARS = readme_variables()
+
+
+def readme_defaults():
+    """{process: {variable: default}}: the default column of README's two tables, for the
+    variables each process reads ("unset", "none", "as above" and prose give none)."""
+    defaults = {p: {} for p in ["metachat", *SERVICES]}
+    table = None
+    for line in read("README.md").splitlines():
+        if re.match(r"^\| variable \| default \|", line):
+            table = "embedded"
+            continue
+        if re.match(r"^\| variable \| used by \| default \|", line):
+            table = "separate"
+            continue
+        if not line.startswith("|"):
+            table = None
+            continue
+        if table is None or re.match(r"^\|\s*-", line):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])
+        cell = cells[1] if table == "embedded" else cells[2]
+        values = [v.strip().strip("`") for v in cell.split(",")] if len(names) > 1 else [cell.strip("`")]
+        if len(values) != len(names):
+            continue
+        for name, value in zip(names, values):
+            if not value or value in ("unset", "none", "as above") or re.search(r"[`\s]", value):
+                continue
+            for process in (["metachat"] if table == "embedded" else sorted(SERVICE_VARS.get(name, ()))):
+                defaults[process][name] = value
+    return defaults
+
+
+DEFAULTS = readme_defaults()
+
+
+def reads(process, name):
+    """Whether README says `process` reads the variable `name`."""
+    return name in EMBEDDED_VARS if process == "metachat" else process in SERVICE_VARS.get(name, set())
+
+
+def effective_env(process, *layers):
+    """(environment, {variable: where it comes from}) of a process: README's defaults for the
+    variables it reads, then each (where, mapping) layer in order, the last one winning."""
+    env = dict(DEFAULTS.get(process, {}))
+    origin = {k: "README's default" for k in env}
+    for where, layer in layers:
+        for k, v in (layer or {}).items():
+            env[k], origin[k] = str(v), where
+    return env, origin
+
+
+# Addresses a process binds: the unspecified ones (every interface of the container or pod).
+UNSPECIFIED = {"0.0.0.0", "::", "[::]"}
+# How much longer than SHUTDOWN_TIMEOUT_SECS a process may take to stop: after the drain it closes
+# the connections still open and flushes what it holds (platform/tests/grpc.rs: SHUTDOWN_MARGIN).
+SHUTDOWN_MARGIN = 5
+
+
+def duration_secs(text):
+    """A Go duration (what Compose writes: 20s, 1m0s, 1m30s, 500ms) in seconds, or None."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)", str(text))
+    if not parts or "".join(n + u for n, u in parts) != str(text):
+        return None
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def split_address(value, default_port=None):
+    """host:port, http://host:port or host (with default_port) -> (host, port or None)."""
+    value = re.sub(r"^[a-z]+://", "", value.strip()).rstrip("/")
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        return value, default_port
+    return host, int(port)
+
+
+def check_bind(where, process, env, origin, group):
+    """A process that reads BIND_ADDRESS listens on every interface of its container or pod."""
+    if not reads(process, "BIND_ADDRESS"):
+        return
+    value = env.get("BIND_ADDRESS")
+    why = ("unset, and README gives no default" if value is None else
+           "a loopback address: nothing outside the container or pod reaches it"
+           if value == "localhost" or value.startswith("127.") or value in ("::1", "[::1]") else
+           "a particular address: a container's or pod's own address is not known in advance")
+    check(value in UNSPECIFIED, f"{where}: BIND_ADDRESS={value} ({origin.get('BIND_ADDRESS', 'nowhere')})"
+          + ("" if value in UNSPECIFIED else f" is {why}; it must be 0.0.0.0"), group)
+
+
+def shutdown_secs(where, env, origin):
+    value = env.get("SHUTDOWN_TIMEOUT_SECS")
+    if value is None or not value.isdigit():
+        fail(f"{where}: SHUTDOWN_TIMEOUT_SECS={value} ({origin.get('SHUTDOWN_TIMEOUT_SECS', 'README gives no default')})"
+             " is not a number of seconds")
+        return None
+    return int(value)
 
 
 def check_variables(where, target, names, group=None):
@@ -276,7 +376,92 @@ def check_dockerfile():
         if target == "metachat":
             want |= {int(STAGES[target]["env"][k]) for k in ("USER_SERVICE_PORT", "DIARY_SERVICE_PORT")}
         check(STAGES[target]["expose"] == want, f"{target}: EXPOSE {sorted(STAGES[target]['expose'])} = its ports")
+    check_base_images()
+    for target in sorted(OUR_TARGETS):
+        env, origin = effective_env(target, ("the image's ENV", STAGES[target]["env"]))
+        check_bind(f"Dockerfile target {target}", target, env, origin,
+                   "every image whose process reads BIND_ADDRESS sets it to 0.0.0.0 (or README's default is)")
+    for name, stage in STAGES.items():
+        if "BIND_ADDRESS" in stage["env"] and name not in OUR_TARGETS:
+            check(stage["env"]["BIND_ADDRESS"] in UNSPECIFIED,
+                  f"Dockerfile stage {name}: ENV BIND_ADDRESS={stage['env']['BIND_ADDRESS']} is 0.0.0.0")
     return ports
+
+
+# Debian's releases, by code name, as the images' tags name them.
+DEBIAN = {"buster": 10, "bullseye": 11, "bookworm": 12, "trixie": 13, "forky": 14}
+
+
+def debian_release(image):
+    """The Debian release an image's name or tag says it is built on (rust:1.95-slim-bookworm,
+    debian:bookworm-slim, debian:12, gcr.io/distroless/cc-debian12:nonroot), or None."""
+    name, _, tag = image.partition("@")[0].rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+    m = re.search(r"-debian(\d+)$", name)
+    if m:
+        return int(m.group(1))
+    for codename, number in DEBIAN.items():
+        if re.search(rf"(^|[-_.]){codename}($|[-_.])", tag):
+            return number
+    if name.rsplit("/", 1)[-1] == "debian" and re.match(r"\d+($|[-.])", tag):
+        return int(re.match(r"\d+", tag).group(0))
+    return None
+
+
+def external_base(stage):
+    """The image a stage starts from, following the stages it is built on."""
+    seen = set()
+    while stage in STAGES and stage not in seen:
+        seen.add(stage)
+        stage = STAGES[stage]["base"]
+    return stage
+
+
+def check_base_images():
+    section("Dockerfile: base images (Debian release, C library), bind address")
+    runtime = {external_base(t) for t in OUR_TARGETS}
+    check(len(runtime) == 1, f"the four images share one runtime base ({', '.join(sorted(runtime))})")
+    runtime = sorted(runtime)[0]
+    # The binaries link glibc, libm and libgcc_s (docs/deployment.md): distroless/cc has the three;
+    # distroless/base has no libgcc_s, distroless/static no C library at all.
+    m = re.match(r"gcr\.io/distroless/([a-z0-9-]+?)-debian\d+(?::|@|$)", runtime)
+    variant = m.group(1) if m else None
+    check(variant == "cc", f"the runtime base {runtime} provides glibc and libgcc_s, which the binaries link"
+          + ("" if variant == "cc" else
+             f": distroless/{variant} has no C library" if variant == "static" else
+             f": distroless/{variant} has no libgcc_s" if variant and variant.startswith("base") else
+             ": not gcr.io/distroless/cc-debianN, the glibc runtime the binaries are built for"))
+    label = re.search(r'org\.opencontainers\.image\.base\.name="([^"]+)"', read("Dockerfile"))
+    check(label and label.group(1) == runtime, f"the image label base.name is the runtime base ({label.group(1) if label else None})")
+    release = debian_release(runtime)
+    check(release is not None, f"the runtime base {runtime} names its Debian release (Debian {release})")
+    # The stage that compiles: its glibc must be no newer than the runtime's, so the same release.
+    builders = [n for n, s in STAGES.items() if any("cargo build" in r for r in s["runs"])]
+    for name in builders:
+        base = external_base(name)
+        got = debian_release(base)
+        check(got is not None and got == release,
+              f"the {name} stage's base {base} is on the runtime's Debian release ({release})"
+              + ("" if got == release else
+                 ": it names no Debian release (a floating tag follows Debian's newest, whose glibc may be newer)"
+                 if got is None else
+                 f": it is Debian {got}; binaries linked against its glibc may need symbols the runtime's lacks"
+                 if got > (release or 0) else f": it is Debian {got}"))
+    # The stages copied into the images that only provide files (the model, the data directory):
+    # their release does not reach the images' code, but is pinned, not a floating tag.
+    copied = {c["from"] for t in OUR_TARGETS | {"runtime"} if t in STAGES for c in STAGES[t]["copies"] if c["from"]}
+    for name in sorted(copied - set(builders) - set(OUR_TARGETS)):
+        if name not in STAGES:
+            continue
+        base = external_base(name)
+        got = debian_release(base)
+        runs_binaries = any(re.match(r"/(usr/(local/)?)?(s?bin|lib(64|exec)?)(/|$)", src) for t in OUR_TARGETS | {"runtime"}
+                            if t in STAGES for c in STAGES[t]["copies"] if c["from"] == name for src in c["src"])
+        if runs_binaries:
+            check(got == release, f"the {name} stage's base {base} is Debian {got}, the runtime's Debian {release}"
+                  " (it provides programs or libraries to the images)")
+        else:
+            check(got is not None, f"the {name} stage (files only) is built on a named Debian release ({base}"
+                  + (f": Debian {got})" if got else "): it names none, a floating tag"))
 
 
 # --- Compose ----------------------------------------------------------------------------------
@@ -329,6 +514,92 @@ def names_of(project):
     return names
 
 
+def image_repo(service):
+    """postgres:15-bookworm -> postgres, apache/kafka:4.4.0 -> kafka."""
+    image = (service.get("image") or "").split("@")[0]
+    last = image.rsplit("/", 1)[-1]
+    return last.split(":")[0]
+
+
+def kafka_listeners(env):
+    """({port: listener name}, {listener name: (advertised host, port)}) of a Kafka container."""
+    def parse(value):
+        out = {}
+        for item in (value or "").split(","):
+            m = re.match(r"\s*([A-Za-z0-9_]+)://([^:]*):(\d+)\s*$", item)
+            if m:
+                out[m.group(1)] = (m.group(2), int(m.group(3)))
+        return out
+    listeners = parse(env.get("KAFKA_LISTENERS"))
+    return {port: name for name, (_, port) in listeners.items()}, parse(env.get("KAFKA_ADVERTISED_LISTENERS"))
+
+
+def compose_endpoints(combo, project, name, process, env, origin):
+    """Each address a MetaChat process is given names the right service of the project, on the
+    port that service listens on."""
+    names = names_of(project)
+    services = project["services"]
+    by_target = {(s.get("build") or {}).get("target"): n for n, s in services.items() if s.get("build")}
+    where = f"{combo}: {name}"
+    for var in sorted(v for v in env if v.endswith("_SERVICE_ADDRESS")):
+        want = var[: -len("_SERVICE_ADDRESS")].lower().replace("_", "-") + "-service"
+        value = env[var]
+        host, port = split_address(value)
+        owner = names.get(host)
+        peer = by_target.get(want)
+        peer_port = None
+        if peer:
+            peer_env, _ = effective_env(want, ("image", STAGES.get(want, {}).get("env")), ("compose", services[peer].get("environment")))
+            peer_port = int(peer_env["PORT"]) if peer_env.get("PORT", "").isdigit() else None
+        why = ("" if owner == peer and peer and port == peer_port else
+               f": no {want} in the project" if peer is None else
+               f": {host} is no service of the project" if owner is None else
+               f": {host} is the service {owner}, not {peer} ({want})" if owner != peer else
+               f": no port (the {want} listens on {peer_port})" if port is None else
+               f": the {want} listens on {peer_port}, not {port}")
+        check(not why, f"{where}: {var}={value} ({origin.get(var)}) is {peer}:{peer_port}{why}",
+              "every *_SERVICE_ADDRESS names the service it is for, on the port it listens on")
+    if env.get("DB_HOST"):
+        for needed in ("KAFKA_BOOTSTRAP_SERVERS", "CASSANDRA_HOSTS"):
+            check(bool(env.get(needed)), f"{where}: DB_HOST is set (the production wiring), so is {needed}",
+                  "every process on the production wiring (DB_HOST) has KAFKA_BOOTSTRAP_SERVERS and CASSANDRA_HOSTS")
+        host, port = env["DB_HOST"], env.get("DB_PORT", "")
+        owner = names.get(host)
+        pg_port = int((services[owner].get("environment") or {}).get("PGPORT", 5432)) if owner else None
+        ok_ = owner is not None and image_repo(services[owner]) == "postgres" and port == str(pg_port)
+        check(ok_, f"{where}: DB_HOST={host} DB_PORT={port} ({origin.get('DB_PORT')}) is the PostgreSQL service on {pg_port}"
+              + ("" if ok_ else f": {host} is no service of the project" if owner is None else
+                 f": {owner} runs {services[owner].get('image')}, not postgres" if image_repo(services[owner]) != "postgres" else
+                 f": PostgreSQL listens on {pg_port}, not {port}"),
+              "DB_HOST and DB_PORT name the PostgreSQL service and the port it listens on")
+    for server in filter(None, (env.get("KAFKA_BOOTSTRAP_SERVERS") or "").split(",")):
+        host, port = split_address(server)
+        owner = names.get(host)
+        kenv = (services[owner].get("environment") or {}) if owner else {}
+        listeners, advertised = kafka_listeners(kenv)
+        listener = listeners.get(port)
+        adv = advertised.get(listener)
+        ok_ = owner is not None and image_repo(services[owner]) == "kafka" and listener is not None \
+            and adv is not None and names.get(adv[0]) == owner and adv[1] == port
+        check(ok_, f"{where}: KAFKA_BOOTSTRAP_SERVERS {server} is Kafka's {listener} listener, advertised as "
+              f"{adv[0] + ':' + str(adv[1]) if adv else None}"
+              + ("" if ok_ else f": {host} is no service of the project" if owner is None else
+                 f": {owner} runs {services[owner].get('image')}, not Kafka" if image_repo(services[owner]) != "kafka" else
+                 f": Kafka listens on {', '.join(str(p) for p in sorted(listeners))}, not {port}" if listener is None else
+                 f": the broker tells clients to reconnect to {adv[0]}:{adv[1]}, which the containers cannot reach"
+                 if adv else f": the listener {listener} is not advertised"),
+              "KAFKA_BOOTSTRAP_SERVERS names a Kafka listener of the project that advertises that same address")
+    for contact in filter(None, (env.get("CASSANDRA_HOSTS") or "").split(",")):
+        host, port = split_address(contact, 9042)
+        owner = names.get(host)
+        ok_ = owner is not None and image_repo(services[owner]) == "cassandra" and port == 9042
+        check(ok_, f"{where}: CASSANDRA_HOSTS {contact} is the Cassandra service's CQL port 9042"
+              + ("" if ok_ else f": {host} is no service of the project" if owner is None else
+                 f": {owner} runs {services[owner].get('image')}, not Cassandra" if image_repo(services[owner]) != "cassandra" else
+                 f": its CQL port is 9042, not {port}"),
+              "CASSANDRA_HOSTS names the Cassandra service and its CQL port (9042)")
+
+
 def check_compose(ports):
     section("Compose files: images, variables, mounts, ports (every combination)")
     for combo, project in COMBINATIONS.items():
@@ -353,9 +624,21 @@ def check_compose(ports):
                 port = int(env.get("PORT") or ports[target])
                 check(port == ports[target], f"{combo}: {name} listens on {port}, the image's port",
                       "every MetaChat container listens on its image's port")
+                env, origin = effective_env(target, ("the image's ENV", STAGES[target]["env"]), ("compose", env))
+                check_bind(f"{combo}: {name}", target, env, origin,
+                           "every MetaChat container that reads BIND_ADDRESS listens on 0.0.0.0")
+                compose_endpoints(combo, project, name, target, env, origin)
+                shutdown = shutdown_secs(f"{combo}: {name}", env, origin)
                 grace = service.get("stop_grace_period", "10s")
-                check(int(grace.rstrip("s")) > 10, f"{combo}: {name} stop_grace_period {grace} > SHUTDOWN_TIMEOUT_SECS",
-                      "every MetaChat container may stop longer than SHUTDOWN_TIMEOUT_SECS (10 s)")
+                secs = duration_secs(grace)
+                if shutdown is not None:
+                    good = secs is not None and secs >= shutdown + SHUTDOWN_MARGIN
+                    check(good,
+                          f"{combo}: {name} stop_grace_period {grace} {'>=' if good else 'is less than'} SHUTDOWN_TIMEOUT_SECS "
+                          f"{shutdown} s ({origin.get('SHUTDOWN_TIMEOUT_SECS')}) + {SHUTDOWN_MARGIN} s"
+                          + ("" if good else ": Docker sends SIGKILL before the drain ends"),
+                          f"every MetaChat container's stop_grace_period exceeds its SHUTDOWN_TIMEOUT_SECS by "
+                          f"{SHUTDOWN_MARGIN} s at least")
             for volume in service.get("volumes", []):
                 if volume["type"] != "bind":
                     continue
@@ -529,12 +812,101 @@ def check_logging():
 # --- Kubernetes -------------------------------------------------------------------------------
 
 
+def pod_env(container, docs):
+    """The environment the container's spec gives it, in order (envFrom ConfigMaps, then env),
+    with where each value comes from; a secret is a placeholder."""
+    env, origin = {}, {}
+    for src in container.get("envFrom", []):
+        name = src.get("configMapRef", {}).get("name")
+        for k, v in (docs.get(("ConfigMap", name)) or {}).get("data", {}).items():
+            env[k], origin[k] = str(v), f"ConfigMap {name}"
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]], origin[e["name"]] = str(e["value"]), "the Deployment's env"
+        else:
+            env[e["name"]], origin[e["name"]] = "<secret>", "a Secret"
+    return env, origin
+
+
+def service_target(svc_port, container):
+    """The container port a Service port forwards to (by number or by name)."""
+    target = svc_port.get("targetPort", svc_port["port"])
+    for p in container.get("ports", []):
+        if target in (p["containerPort"], p.get("name")):
+            return p["containerPort"]
+    return None
+
+
+def k8s_endpoints(service, env, origin, docs, namespace):
+    """Each *_SERVICE_ADDRESS of a pod names the Service of the right Deployment, on the Service
+    port that forwards to the port that Deployment's process listens on."""
+    for var in sorted(v for v in env if v.endswith("_SERVICE_ADDRESS")):
+        want = var[: -len("_SERVICE_ADDRESS")].lower().replace("_", "-") + "-service"
+        value = env[var]
+        host, port = split_address(value)
+        labels = host.split(".")
+        name = labels[0]
+        svc = docs.get(("Service", name))
+        peer = docs.get(("Deployment", want))
+        why = ""
+        if len(labels) > 1 and (labels[1] != namespace or labels[2:] not in ([], ["svc"], ["svc", "cluster", "local"])):
+            why = f": {host} is not a Service of the namespace {namespace}"
+        elif svc is None:
+            why = f": no Service {name} in deploy/k8s"
+        elif peer is None:
+            why = f": no Deployment {want}"
+        else:
+            pod_labels = peer["spec"]["template"]["metadata"]["labels"]
+            container = peer["spec"]["template"]["spec"]["containers"][0]
+            peer_env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            listens = int(peer_env.get("PORT") or STAGES.get(want, {}).get("env", {}).get("PORT", 0))
+            svc_port = next((p for p in svc["spec"]["ports"] if p["port"] == port), None)
+            if not svc["spec"].get("selector") or not svc["spec"]["selector"].items() <= pod_labels.items():
+                why = f": the Service {name} does not select the {want} pods"
+            elif svc_port is None:
+                why = f": the Service {name} has no port {port} (it has {', '.join(str(p['port']) for p in svc['spec']['ports'])})"
+            elif service_target(svc_port, container) != listens:
+                why = f": the Service's port {port} forwards to {service_target(svc_port, container)}, the {want} listens on {listens}"
+        check(not why, f"{service} Deployment: {var}={value} ({origin.get(var)}) is the Service of the {want} pods, on their port{why}",
+              "every *_SERVICE_ADDRESS of a pod is the Service of the right Deployment, on the port its process listens on")
+
+
+def check_k8s_stores(data):
+    """PostgreSQL, Kafka and Cassandra are not in deploy/k8s: their addresses follow the Service
+    names and ports that CloudNativePG, Strimzi and K8ssandra give a cluster (docs/deployment.md)."""
+    db_host, db_port = data.get("DB_HOST", ""), data.get("DB_PORT", DEFAULTS["user-service"].get("DB_PORT"))
+    good = re.fullmatch(r"[a-z0-9-]+-rw", db_host) is not None and db_port == "5432"
+    check(good, f"ConfigMap DB_HOST={db_host} DB_PORT={db_port}: CloudNativePG's read-write Service <cluster>-rw, port 5432"
+          + ("" if good else ": not the primary's Service, or not its port"))
+    for server in filter(None, data.get("KAFKA_BOOTSTRAP_SERVERS", "").split(",")):
+        host, port = split_address(server)
+        good = re.fullmatch(r"[a-z0-9-]+-kafka-bootstrap", host) is not None and port == 9092
+        check(good, f"ConfigMap KAFKA_BOOTSTRAP_SERVERS {server}: Strimzi's bootstrap Service <cluster>-kafka-bootstrap, "
+              "its plain listener 9092" + ("" if good else ": not that Service, or not that port"))
+    dcs = set(re.findall(r"'([A-Za-z0-9_-]+)'\s*:\s*\d+", data.get("CASSANDRA_REPLICATION", ""))) - {"replication_factor"}
+    for contact in filter(None, data.get("CASSANDRA_HOSTS", "").split(",")):
+        host, port = split_address(contact, 9042)
+        m = re.fullmatch(r"[a-z0-9-]+-([a-z0-9]+)-service", host)
+        good = m is not None and port == 9042 and m.group(1) in dcs
+        check(good, f"ConfigMap CASSANDRA_HOSTS {contact}: K8ssandra's Service <cluster>-<dc>-service of a datacenter "
+              f"CASSANDRA_REPLICATION replicates to ({', '.join(sorted(dcs))}), CQL port 9042"
+              + ("" if good else f": {host}:{port} is not"))
+    deployment_md = read("docs/deployment.md")
+    for key in ("DB_HOST", "KAFKA_BOOTSTRAP_SERVERS", "CASSANDRA_HOSTS"):
+        check(f"`{data.get(key)}`" in deployment_md, f"docs/deployment.md states the ConfigMap's {key} ({data.get(key)})")
+
+
+# Files of deploy/k8s that are not Kubernetes manifests: the Prometheus scrape configuration.
+NOT_MANIFESTS = {"prometheus-scrape.yml"}
+
+
 def check_kubernetes(ports):
     section("Kubernetes manifests: kustomization, references, probes, variables")
     base = "deploy/k8s"
     kustomization = yaml.safe_load(read(f"{base}/kustomization.yaml"))
     listed = kustomization["resources"]
-    present = sorted(f for f in os.listdir(base) if f.endswith((".yaml", ".yml")) and f != "kustomization.yaml")
+    present = sorted(f for f in os.listdir(base) if f.endswith((".yaml", ".yml")) and f != "kustomization.yaml"
+                     and f not in NOT_MANIFESTS)
     for resource in listed:
         check(os.path.exists(f"{base}/{resource}"), f"kustomization lists {resource}, which exists")
     unlisted = sorted(set(present) - set(listed))
@@ -558,6 +930,7 @@ def check_kubernetes(ports):
         text = read(f"proto/metachat/{name}.proto")
         protos[f"{name}-service"] = re.search(r"^package\s+([\w.]+);", text, re.M).group(1) + "." + \
             re.search(r"^service\s+(\w+)", text, re.M).group(1)
+    pod_envs = {}
     for service in SERVICES:
         deployment = docs.get(("Deployment", service))
         if not check(deployment is not None, f"a Deployment {service}"):
@@ -574,10 +947,24 @@ def check_kubernetes(ports):
               and csc.get("readOnlyRootFilesystem") and csc.get("allowPrivilegeEscalation") is False
               and csc.get("capabilities", {}).get("drop") == ["ALL"],
               f"{service}: non-root 65532, read-only root, no privilege escalation, no capabilities, RuntimeDefault seccomp")
-        shutdown = int(config["data"].get("SHUTDOWN_TIMEOUT_SECS", "10"))
-        pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
-        check(pod.get("terminationGracePeriodSeconds", 30) > shutdown + pre_stop,
-              f"{service}: terminationGracePeriodSeconds {pod.get('terminationGracePeriodSeconds')} > preStop {pre_stop} s + SHUTDOWN_TIMEOUT_SECS {shutdown} s")
+        # The process's environment: README's defaults, the image's ENV, then the pod spec's.
+        env_k8s, origin = effective_env(service, ("the image's ENV", STAGES.get(image.rsplit("/", 1)[-1], {}).get("env")))
+        spec_env, spec_origin = pod_env(container, docs)
+        env_k8s.update(spec_env)
+        origin.update(spec_origin)
+        shutdown = shutdown_secs(f"{service} Deployment", env_k8s, origin)
+        pre_stop_hook = container.get("lifecycle", {}).get("preStop")
+        pre_stop = (pre_stop_hook or {}).get("sleep", {}).get("seconds", 0 if not pre_stop_hook else None)
+        check(pre_stop is not None, f"{service}: the preStop hook's duration is known ({pre_stop} s: a sleep action, or none)")
+        tgps = pod.get("terminationGracePeriodSeconds", 30)
+        if shutdown is not None and pre_stop is not None:
+            good = tgps >= pre_stop + shutdown + SHUTDOWN_MARGIN
+            check(good, f"{service}: terminationGracePeriodSeconds {tgps} {'>=' if good else 'is less than'} preStop {pre_stop} s"
+                  f" + SHUTDOWN_TIMEOUT_SECS {shutdown} s ({origin.get('SHUTDOWN_TIMEOUT_SECS')}) + {SHUTDOWN_MARGIN} s"
+                  + ("" if good else ": the kubelet sends SIGKILL before the drain ends"))
+        check_bind(f"{service} Deployment", service, env_k8s, origin,
+                   "every Deployment whose process reads BIND_ADDRESS listens on 0.0.0.0")
+        pod_envs[service] = (env_k8s, origin)
         check(all(k in container.get("resources", {}).get("requests", {}) for k in ("cpu", "memory"))
               and "memory" in container.get("resources", {}).get("limits", {}),
               f"{service}: CPU and memory requests, a memory limit")
@@ -613,11 +1000,10 @@ def check_kubernetes(ports):
                   and svc["spec"]["ports"][0]["port"] == port
                   and svc["spec"]["ports"][0]["targetPort"] in (port, container["ports"][0]["name"]),
                   f"{service}: the ClusterIP Service selects its pods and forwards {port}")
-        addresses = {k: v for k, v in config["data"].items() if k.endswith("_SERVICE_ADDRESS")}
-    for key, address in addresses.items():
-        host, port = address.rsplit(":", 1)
-        check(("Service", host) in docs and docs[("Service", host)]["spec"]["ports"][0]["port"] == int(port),
-              f"ConfigMap {key}={address} is a Service of the namespace")
+    namespace = kustomization.get("namespace")
+    for service, (env_k8s, origin) in pod_envs.items():
+        k8s_endpoints(service, env_k8s, origin, docs, namespace)
+    check_k8s_stores(config["data"])
     check(used_secret_keys == secret_keys, f"deploy.sh creates exactly the Secret keys the Deployments read ({', '.join(sorted(secret_keys))})")
     hpa = docs.get(("HorizontalPodAutoscaler", "api-gateway"))
     check(hpa is not None and hpa["apiVersion"] == "autoscaling/v2" and hpa["spec"]["scaleTargetRef"]["name"] == "api-gateway"
@@ -632,12 +1018,310 @@ def check_kubernetes(ports):
     check(kustomization.get("namespace") == "metachat" and ("Namespace", "metachat") in docs, "namespace metachat")
 
 
+# --- Prometheus: relabelling, the Kubernetes scrape configuration, the alerts' jobs ----------------
+
+
+class RelabelError(Exception):
+    pass
+
+
+def go_expand(template, match):
+    """Go's regexp Expand, as Prometheus applies `replacement`: $1, ${1}, $name, ${name}, $$; a
+    name is the longest run of letters, digits and _ ($1x is the group "1x": empty)."""
+    out, i = "", 0
+    while i < len(template):
+        c = template[i]
+        if c != "$" or i + 1 == len(template):
+            out += c
+            i += 1
+            continue
+        if template[i + 1] == "$":
+            out += "$"
+            i += 2
+            continue
+        m = re.match(r"\{(\w+)\}|(\w+)", template[i + 1:])
+        if not m:
+            out += c
+            i += 1
+            continue
+        name = m.group(1) or m.group(2)
+        i += 1 + m.end()
+        try:
+            out += (match.group(int(name)) if name.isdigit() else match.group(name)) or ""
+        except (IndexError, re.error):
+            pass
+    return out
+
+
+def relabel(labels, configs):
+    """Prometheus's relabelling of one target (the actions the configurations here use); None when
+    the target is dropped."""
+    labels = dict(labels)
+    for cfg in configs or []:
+        action = cfg.get("action", "replace").lower()
+        regex = re.compile(r"(?:" + str(cfg.get("regex", "(.*)")) + r")\Z")
+        value = cfg.get("separator", ";").join(labels.get(n, "") for n in cfg.get("source_labels", []))
+        if action in ("keep", "drop"):
+            if (regex.match(value) is not None) != (action == "keep"):
+                return None
+        elif action == "replace":
+            m = regex.match(value)
+            if m:
+                target = go_expand(cfg["target_label"], m)
+                result = go_expand(str(cfg.get("replacement", "$1")), m)
+                if result:
+                    labels[target] = result
+                else:
+                    labels.pop(target, None)
+        elif action in ("lowercase", "uppercase"):
+            labels[cfg["target_label"]] = value.lower() if action == "lowercase" else value.upper()
+        elif action == "labelmap":
+            for name, v in list(labels.items()):
+                m = regex.match(name)
+                if m:
+                    labels[go_expand(str(cfg.get("replacement", "$1")), m)] = v
+        elif action in ("labeldrop", "labelkeep"):
+            labels = {n: v for n, v in labels.items() if (regex.match(n) is not None) == (action == "labelkeep")}
+        else:
+            raise RelabelError(f"the action {action} is not simulated here")
+    return labels
+
+
+def scrape_target(job, labels):
+    """The target's final labels (job, instance, __address__, __metrics_path__), or None."""
+    base = dict(labels)
+    for name, value in (("job", job["job_name"]), ("__metrics_path__", job.get("metrics_path", "/metrics")),
+                        ("__scheme__", job.get("scheme", "http"))):
+        base.setdefault(name, value)
+    out = relabel(base, job.get("relabel_configs"))
+    if out is None or not out.get("__address__"):
+        return None
+    out.setdefault("instance", out["__address__"])
+    return out
+
+
+def static_jobs(config):
+    """The job of each static target of a Prometheus configuration, after relabelling."""
+    jobs = set()
+    for job in config.get("scrape_configs", []):
+        for static in job.get("static_configs", []):
+            for target in static.get("targets", []):
+                out = scrape_target(job, {"__address__": target, **static.get("labels", {})})
+                if out:
+                    jobs.add(out["job"])
+    return jobs
+
+
+def sanitize(name):
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
+
+POD_IP = "10.244.1.7"
+
+
+def pod_targets(deployment, namespace):
+    """The targets Prometheus's pod discovery makes of one pod of a Deployment: one per declared
+    container port, with the meta labels of Prometheus's documentation."""
+    meta = deployment["spec"]["template"]["metadata"]
+    spec = deployment["spec"]["template"]["spec"]
+    pod = {"__meta_kubernetes_namespace": namespace,
+           "__meta_kubernetes_pod_name": f"{deployment['metadata']['name']}-5d4f8b7c9-x2x7q",
+           "__meta_kubernetes_pod_ip": POD_IP, "__meta_kubernetes_pod_ready": "true",
+           "__meta_kubernetes_pod_phase": "Running",
+           "__meta_kubernetes_pod_controller_kind": "ReplicaSet"}
+    for kind, values in (("label", meta.get("labels", {})), ("annotation", meta.get("annotations", {}))):
+        for k, v in values.items():
+            pod[f"__meta_kubernetes_pod_{kind}_{sanitize(k)}"] = str(v)
+            pod[f"__meta_kubernetes_pod_{kind}present_{sanitize(k)}"] = "true"
+    targets = []
+    for c in spec["containers"]:
+        for p in c.get("ports", []) or [None]:
+            t = dict(pod, __meta_kubernetes_pod_container_name=c["name"], __meta_kubernetes_pod_container_init="false")
+            if p:
+                t.update(__address__=f"{POD_IP}:{p['containerPort']}",
+                         __meta_kubernetes_pod_container_port_number=str(p["containerPort"]),
+                         __meta_kubernetes_pod_container_port_name=p.get("name", ""),
+                         __meta_kubernetes_pod_container_port_protocol=p.get("protocol", "TCP"))
+            else:
+                t["__address__"] = POD_IP
+            targets.append(t)
+    return targets
+
+
+K8S_SCRAPE = "deploy/k8s/prometheus-scrape.yml"
+
+
+def k8s_docs():
+    docs = {}
+    for f in sorted(os.listdir("deploy/k8s")):
+        if f.endswith((".yaml", ".yml")) and f not in NOT_MANIFESTS and f != "kustomization.yaml":
+            for doc in yaml.safe_load_all(read(f"deploy/k8s/{f}")):
+                if doc:
+                    docs[(doc["kind"], doc["metadata"]["name"])] = doc
+    return docs
+
+
+def check_k8s_scrape():
+    """The scrape configuration docs/deployment.md gives for Kubernetes: its targets are the
+    Deployments' pods, under the jobs the alert rules select. Returns those jobs."""
+    section(f"Kubernetes: Prometheus's scrape configuration ({K8S_SCRAPE})")
+    jobs = yaml.safe_load(read(K8S_SCRAPE))
+    if not check(isinstance(jobs, list) and all(isinstance(j, dict) and "job_name" in j for j in jobs),
+                 f"{K8S_SCRAPE} is a list of scrape configurations"):
+        return set()
+    # docs/deployment.md shows it, as is.
+    blocks = re.findall(r"```yaml\n(.*?)```", read("docs/deployment.md"), re.S)
+    shown = [b for b in (yaml.safe_load(b) for b in blocks if "kubernetes_sd_configs" in b)]
+    shown = [b["scrape_configs"] if isinstance(b, dict) else b for b in shown]
+    check(jobs in shown, f"docs/deployment.md shows {K8S_SCRAPE} as it is ({len(shown)} such block)")
+    # promtool, where installed: Debian's is built without Kubernetes discovery, so the discovery is
+    # replaced by a static target there, and promtool checks the rest (the relabelling above all).
+    promtool = shutil.which("promtool")
+    if promtool:
+        version = subprocess.run([promtool, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        version = re.sub(r"^promtool, version (\S+).*", r"promtool \1", version)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "prometheus.yml")
+            with open(path, "w") as f:
+                yaml.safe_dump({"scrape_configs": jobs}, f)
+            run = subprocess.run([promtool, "check", "config", path], capture_output=True, text=True)
+            how = "as it is"
+            if run.returncode != 0 and "field kubernetes_sd_configs not found" in run.stdout + run.stderr:
+                how = "with its Kubernetes discovery replaced by a static target (this promtool is built without it)"
+                static = [{**{k: v for k, v in j.items() if k != "kubernetes_sd_configs"},
+                           "static_configs": [{"targets": ["pod:1"]}]} for j in jobs]
+                with open(path, "w") as f:
+                    yaml.safe_dump({"scrape_configs": static}, f)
+                run = subprocess.run([promtool, "check", "config", path], capture_output=True, text=True)
+            check(run.returncode == 0, f"promtool check config accepts it {how} ({version})"
+                  + ("" if run.returncode == 0 else f": {(run.stdout + run.stderr).strip()[-400:]}"))
+    else:
+        print(f"  --    promtool not installed: {K8S_SCRAPE} is checked by the facts below only "
+              "(apt-get install prometheus provides promtool)")
+    kustomization = yaml.safe_load(read("deploy/k8s/kustomization.yaml"))
+    namespace = kustomization.get("namespace")
+    check(K8S_SCRAPE.rsplit("/", 1)[-1] not in kustomization["resources"], f"kustomization does not list it (not a manifest)")
+    docs = k8s_docs()
+    for job in jobs:
+        sd = job.get("kubernetes_sd_configs", [])
+        check(len(sd) == 1 and sd[0].get("role") == "pod" and sd[0].get("namespaces", {}).get("names") == [namespace],
+              f"job {job['job_name']}: discovers the pods of the namespace {namespace} (kubernetes_sd_configs, role pod)")
+    found = {}
+    for service in SERVICES:
+        deployment = docs.get(("Deployment", service))
+        if deployment is None:
+            continue
+        meta = deployment["spec"]["template"]["metadata"]
+        annotations = meta.get("annotations", {})
+        targets = []
+        try:
+            for job in jobs:
+                for labels in pod_targets(deployment, namespace):
+                    out = scrape_target(job, labels)
+                    if out:
+                        targets.append(out)
+            unannotated = dict(deployment, spec=dict(deployment["spec"], template=dict(
+                deployment["spec"]["template"], metadata=dict(meta, annotations={}))))
+            stray = [o for job in jobs for labels in pod_targets(unannotated, namespace) if (o := scrape_target(job, labels))]
+        except (RelabelError, re.error, KeyError) as e:
+            fail(f"{service}: the relabelling cannot be applied: {e}")
+            continue
+        port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+        want = {"job": service, "__address__": f"{POD_IP}:{annotations.get('prometheus.io/port')}",
+                "__metrics_path__": annotations.get("prometheus.io/path")}
+        got = [{k: t.get(k) for k in want} for t in targets]
+        check(got == [want] and str(port) == annotations.get("prometheus.io/port"),
+              f"{service}: a pod is one target, job {service}, pod-ip:{port}{want['__metrics_path__']}"
+              + ("" if got == [want] else f"; the configuration makes {got or 'no target'}"),
+              "each Deployment's pod is one target, on its prometheus.io port and path, whose job is the Deployment's name")
+        check(not stray, f"{service}: a pod without the prometheus.io annotations is not scraped"
+              + ("" if not stray else f" (it is: {[t.get('job') for t in stray]})"),
+              "a pod without prometheus.io/scrape is not scraped")
+        for t in targets:
+            found[t["job"]] = service
+    # The job comes from a pod label that every Deployment's pods carry, with exactly the jobs'
+    # values (those of prometheus.yml): which label, from the configuration itself.
+    for job in jobs:
+        sources = [c.get("source_labels", []) for c in job.get("relabel_configs", [])
+                   if c.get("action", "replace") == "replace" and c.get("target_label") == "job"]
+        check(len(sources) == 1 and len(sources[0]) == 1, f"job {job['job_name']}: one relabelling sets job, from one label"
+              f" ({'; '.join(', '.join(x) for x in sources) or 'none'})")
+        if not sources or len(sources[0]) != 1:
+            continue
+        source = sources[0][0]
+        pod_labels = {s: d["spec"]["template"]["metadata"].get("labels", {}) for s in SERVICES
+                      if (d := docs.get(("Deployment", s)))}
+        names = {k for labels in pod_labels.values() for k in labels if f"__meta_kubernetes_pod_label_{sanitize(k)}" == source}
+        label = sorted(names)[0] if names else None
+        values = {s: labels.get(label) for s, labels in pod_labels.items()}
+        check(label is not None and all(values[s] == s for s in values) and set(values) == set(SERVICES),
+              f"job {job['job_name']}: job is the pod label {label or source} ({source}), which every Deployment's pods "
+              f"carry with their process's name: {', '.join(f'{s}={v}' for s, v in values.items())}")
+    return set(found)
+
+
+def up_selectors(config_path):
+    """The alert rules a Prometheus configuration loads that test `up{job...}`:
+    [(alert, rules file, operator, value)]."""
+    config = yaml.safe_load(read(config_path))
+    out = []
+    for pattern in config.get("rule_files", []):
+        for path in sorted(glob.glob(os.path.join(os.path.dirname(config_path), pattern))):
+            for group in (yaml.safe_load(read(path)) or {}).get("groups", []):
+                for rule in group.get("rules", []):
+                    if "alert" not in rule:
+                        continue
+                    for m in re.finditer(r"\bup\s*\{([^}]*)\}", rule["expr"]):
+                        for op, value in re.findall(r'\bjob\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"', m.group(1)):
+                            out.append((rule["alert"], os.path.relpath(path), op, value.encode().decode("unicode_escape")))
+    return out
+
+
+def selects(op, value, job):
+    return {"=": job == value, "!=": job != value, "=~": re.fullmatch(value, job) is not None,
+            "!~": re.fullmatch(value, job) is None}[op]
+
+
+def check_alert_jobs(k8s_jobs):
+    """Every scrape job is watched by an up{job...} alert, and every job those alerts name is one
+    of a configuration, so that renaming a job on either side cannot silence an alert."""
+    section("Alert rules: every scrape job watched by an up{job} alert, every job they name scraped")
+    wirings = []
+    for path in ("config/prometheus/prometheus.yml", "config/prometheus/prometheus-embedded.yml"):
+        wirings.append((os.path.basename(path), static_jobs(yaml.safe_load(read(path))), up_selectors(path)))
+    # In Kubernetes, the rules are config/prometheus's (those prometheus.yml loads).
+    wirings.append((K8S_SCRAPE, k8s_jobs, up_selectors("config/prometheus/prometheus.yml")))
+    every_job = set().union(*(jobs for _, jobs, _ in wirings))
+    for where, jobs, selectors in wirings:
+        check(bool(selectors), f"{where}: its rules test up{{job...}} ({', '.join(sorted({a for a, *_ in selectors}))})")
+        check(bool(jobs), f"{where}: its jobs are {', '.join(sorted(jobs)) or 'none'}")
+        for job in sorted(jobs):
+            watching = sorted({f"{a} ({op}\"{v}\")" for a, _, op, v in selectors if selects(op, v, job)})
+            check(len(watching) == 1, f"{where}: job {job} is watched by " + (", ".join(watching) if watching else
+                  "no alert: its selectors are " + "; ".join(sorted({f'{a} up{{job{op}"{v}"}}' for a, _, op, v in selectors}))
+                  + f"; {job} could stop without an alert"),
+                  "every scrape job is watched by exactly one up{job} alert (ServiceDown, KafkaDown, CassandraDown)")
+    for alert, rules, op, value in sorted({s for _, _, selectors in wirings for s in selectors}):
+        if op not in ("=", "=~"):
+            fail(f"{rules}: {alert} selects up{{job{op}\"{value}\"}}: only = and =~ are checked here")
+            continue
+        names = [value] if op == "=" else value.split("|") if re.fullmatch(r"[\w.-]+(\|[\w.-]+)*", value) else []
+        if not names:
+            check(any(selects(op, value, j) for j in every_job), f"{rules}: {alert}'s up{{job=~\"{value}\"}} matches a scraped job")
+        for name in names:
+            check(name in every_job, f"{rules}: {alert} names the job {name}, which "
+                  + ("a configuration scrapes" if name in every_job else
+                     f"no configuration scrapes (jobs: {', '.join(sorted(every_job))})"),
+                  "every job an up{job} alert names is one a configuration scrapes")
+
 ports = check_dockerfile()
 check_compose(ports)
 check_prometheus()
 check_jmx()
 check_logging()
 check_kubernetes(ports)
+k8s_jobs = check_k8s_scrape()
+check_alert_jobs(k8s_jobs)
 flush()
 print(f"  {len(failures)} failed" if failures else "  all facts hold")
 sys.exit(1 if failures else 0)
