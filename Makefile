@@ -20,7 +20,7 @@ DOCKER_TARGETS := metachat api-gateway user-service diary-service
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
 	test-event-sourcing test-sentiment test-embeddings test-schemathesis test-monitoring test-coverage \
-	test-deploy docker-build deploy infra infra-stop lint fmt bench rebuild-read-models reanalyze reindex clean
+	test-deploy docker-build deploy infra infra-stop lint fmt bench bench-platform rebuild-read-models reanalyze reindex clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -125,6 +125,9 @@ lint: ## Check formatting and clippy warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
+
+bench-platform: ## The platform through HTTP beside same-run baselines (bare axum, raw SQLite and PostgreSQL inserts): a table and JSON (BENCHMARKS.md)
+	scripts/bench.sh
 
 bench: ## Event store throughput beside raw SQLite inserts; sentiment, content analysis and embedding throughput; search latency
 	$(CARGO) bench -p metachat-event-sourcing --bench event_store

@@ -333,8 +333,10 @@ def main():
         run(name, base, "paths.lua", {"PATHS": file}, results["scenarios"])
     run("create entry (durable)", base, "write.lua",
         {"BODY": entry_body, "PATH_TO": "/diary/entries"}, results["scenarios"])
+    # Each user changes their own profile (users[1] to users[3] are the writers above).
     run("update profile", base, "write.lua",
-        {"BODY": profile_body, "PATH_TO": f"/users/{users[2]}", "METHOD": "PUT"},
+        {"BODY": profile_body, "METHOD": "PUT",
+         "PATHS": paths("profiles.txt", [f"/users/{u}" for u in users[4:]])},
         results["scenarios"])
     run("mixed: 90% reads, 10% writes", base, "mixed.lua",
         {"PATHS": mixed_paths, "BODY": entry_body, "PATH_TO": "/diary/entries"},

@@ -301,19 +301,23 @@ impl<A> Clone for Repository<A> {
     }
 }
 
-/// Commands on one stream in one process take turns (a stripe of these locks per stream
-/// name), so that concurrent writers of one entry queue instead of colliding: each is decided
-/// once, on the state its predecessor left. Writers in other processes still collide, and are
-/// decided again (below).
+/// Commands on one stream through one store in one process take turns (a stripe of these
+/// locks per store and stream name), so that concurrent writers of one entry queue instead of
+/// colliding: each is decided once, on the state its predecessor left. Writers in other
+/// processes (or through another store object) still collide, and are decided again (below).
 static STREAM_TURNS: std::sync::LazyLock<Vec<tokio::sync::Mutex<()>>> =
     std::sync::LazyLock::new(|| (0..1024).map(|_| tokio::sync::Mutex::new(())).collect());
 
-/// The turn of `stream`'s writers in this process: hold it from reading the stream to
-/// appending to it, as [`Repository::execute`] does, and writers of one stream queue instead of
-/// colliding.
-pub fn stream_turn(stream: &StreamName) -> &'static tokio::sync::Mutex<()> {
+/// The turn of `stream`'s writers through `store` in this process: hold it from reading the
+/// stream to appending to it, as [`Repository::execute`] does, and writers of one stream queue
+/// instead of colliding.
+pub fn stream_turn(
+    store: &Arc<dyn EventStore>,
+    stream: &StreamName,
+) -> &'static tokio::sync::Mutex<()> {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(stream.as_str());
+    let store = Arc::as_ptr(store).cast::<()>() as usize;
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one((store, stream.as_str()));
     &STREAM_TURNS[(hash % STREAM_TURNS.len() as u64) as usize]
 }
 
@@ -402,7 +406,7 @@ impl<A: Aggregate> Repository<A> {
     ) -> std::result::Result<Executed<A>, ExecuteError<A::Error>> {
         let mut attempt = 0;
         let started = std::time::Instant::now();
-        let turn = stream_turn(&A::stream_name(id));
+        let turn = stream_turn(&self.store, &A::stream_name(id));
         loop {
             let _turn = turn.lock().await;
             let mut loaded = self.load(id).await?;

@@ -124,9 +124,19 @@ impl SqliteEventStore {
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&mut writer).await?;
         }
+        // What the pool writes (checkpoints, read models, dead letters, the search index) is
+        // derived from the events, so its commits need not wait for the disk: with the log,
+        // `NORMAL` keeps the file consistent, and a power cut loses at most the last commits,
+        // checkpoints with the rows they cover, which the projections then apply again. The
+        // events and the data keys are written by the writer connection, with `FULL`.
+        let derived = if options.durable {
+            connect.synchronous(SqliteSynchronous::Normal)
+        } else {
+            connect
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
-            .connect_with(connect)
+            .connect_with(derived)
             .await?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
             .fetch_one(&mut writer)

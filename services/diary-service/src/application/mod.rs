@@ -242,10 +242,9 @@ impl Diary {
         let events = loaded.state.decide(&command)?;
         let started = Instant::now();
         let mut attempt = 0;
-        let session_turn = draft
-            .session_id
-            .as_ref()
-            .map(|session| event_sourcing::stream_turn(&SessionState::stream_name(session)));
+        let session_turn = draft.session_id.as_ref().map(|session| {
+            event_sourcing::stream_turn(&self.store, &SessionState::stream_name(session))
+        });
         loop {
             // Writers into one session take turns in this process (other processes' writers
             // may still collide, and are retried below).

@@ -459,6 +459,9 @@ async fn no_entry_is_created_after_its_sessions_end() {
             .await
             .unwrap(),
     );
+    // The entry's writer is another process (its own store object): in one process, writers
+    // of one session take turns and could not race like this.
+    let elsewhere: Arc<dyn EventStore> = Arc::new(sqlite.clone());
     // The store holds back the first append of the session's end until told to go on: the
     // end has been decided (its time chosen) but not stored yet.
     let (go_on, held) = tokio::sync::oneshot::channel::<()>();
@@ -484,7 +487,12 @@ async fn no_entry_is_created_after_its_sessions_end() {
     let users = Arc::new(Registered::default());
     let writer = UserId::new();
     users.0.lock().unwrap().insert(writer);
-    let diary = Arc::new(Diary::new(store.clone(), read_models, users));
+    let diary = Arc::new(Diary::new(
+        store.clone(),
+        read_models.clone(),
+        users.clone(),
+    ));
+    let other_process = Diary::new(elsewhere, read_models, users);
     let session = diary
         .start_session(&writer, None, None, &meta())
         .await
@@ -499,7 +507,7 @@ async fn no_entry_is_created_after_its_sessions_end() {
     reached.notified().await;
     // ... while an entry is written in the session, and stored first.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let entry = diary
+    let entry = other_process
         .write_entry(&writer, draft(Some(session_id)), &meta())
         .await
         .unwrap();
