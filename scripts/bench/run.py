@@ -202,6 +202,25 @@ def seed(base, args, work):
     return users, writer, entries, seeded
 
 
+def settle(base, limit=900, fatal=True):
+    """Waits until every projection and follower (the read models, the entry analyzer, the
+    search indexer embedding text, profile inference) has applied every event, as /metrics
+    reports, so that one scenario's background work does not run into the next: the seconds
+    it took, or None when it had not after `limit` seconds and that is not `fatal`."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        behind = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line.startswith("metachat_projection_lag_events{")]
+        if behind and max(behind) == 0:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    if fatal:
+        sys.exit(f"the projections did not catch up in {limit} s")
+    return None
+
+
 def projection_lag(base, writer_id, samples):
     """Write, then read the first page until it shows the write: p50 and p99 in ms (at rest,
     one write at a time)."""
@@ -225,11 +244,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--out", default="bench-results.json")
-    parser.add_argument("--entries", type=int, default=5000)
+    parser.add_argument("--entries", type=int, default=2000)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--settle", type=int, default=60,
+                        help="how long to wait after a write scenario for the followers")
     parser.add_argument("--postgres", default=os.environ.get(
         "BENCH_POSTGRES", "postgres://metachat:metachat@127.0.0.1:55432/metachat"))
     parser.add_argument("--quick", action="store_true",
@@ -264,8 +285,11 @@ def main():
     time.sleep(1)
     results["idle_rss_mb"] = app.status("VmRSS")
     users, writer, entries, seeded = seed(base, args, work)
-    results["seeded"] = {"users": len(users), "entries": len(entries), "seconds": seeded}
-    print(f"seeded {len(users)} users and {len(entries)} entries in {seeded:.1f} s", flush=True)
+    settled = settle(base)
+    results["seeded"] = {"users": len(users), "entries": len(entries), "seconds": seeded,
+                         "followers_caught_up_after_s": settled}
+    print(f"seeded {len(users)} users and {len(entries)} entries in {seeded:.1f} s; the "
+          f"followers (analysis, search index) caught up {settled:.1f} s later", flush=True)
 
     # The baselines answer the body MetaChat answers for an entry.
     _, _, one = http("GET", f"{base}/diary/entries/{entries[0]}")
@@ -313,12 +337,20 @@ def main():
                            f"/diary/analytics?userId={writer}&period=week"] * 5)
     profile_body = write_file(work, "profile.json", json.dumps({"bio": "Bench bio {n}"}))
 
-    def run(name, url, script, extra, into):
+    def run(name, url, script, extra, into, writes=False):
         print(f"  {name} ...", end=" ", flush=True)
         figure = measure(url, script, extra, args)
         into[name] = figure
         print(f"{figure['rps']:,.0f}/s p99 {figure['p99_ms']:.1f} ms"
-              + (f" ({figure['errors']} failed)" if figure["errors"] else ""), flush=True)
+              + (f" ({figure['errors']} failed)" if figure["errors"] else ""), end="", flush=True)
+        if writes:
+            # The analyses and embeddings of what was written, before the next scenario.
+            caught_up = settle(base, limit=args.settle, fatal=False)
+            figure["followers_caught_up_after_s"] = caught_up
+            print("; followers " + (f"caught up {caught_up:.1f} s later" if caught_up is not None
+                                    else f"still behind {args.settle} s later"),
+                  end="", flush=True)
+        print(flush=True)
 
     print("baselines", flush=True)
     run("bare axum, JSON from memory", f"{bl}/json", "paths.lua",
@@ -332,15 +364,15 @@ def main():
     for name, file in read_paths.items():
         run(name, base, "paths.lua", {"PATHS": file}, results["scenarios"])
     run("create entry (durable)", base, "write.lua",
-        {"BODY": entry_body, "PATH_TO": "/diary/entries"}, results["scenarios"])
+        {"BODY": entry_body, "PATH_TO": "/diary/entries"}, results["scenarios"], writes=True)
     # Each user changes their own profile (users[1] to users[3] are the writers above).
     run("update profile", base, "write.lua",
         {"BODY": profile_body, "METHOD": "PUT",
          "PATHS": paths("profiles.txt", [f"/users/{u}" for u in users[4:]])},
-        results["scenarios"])
+        results["scenarios"], writes=True)
     run("mixed: 90% reads, 10% writes", base, "mixed.lua",
         {"PATHS": mixed_paths, "BODY": entry_body, "PATH_TO": "/diary/entries"},
-        results["scenarios"])
+        results["scenarios"], writes=True)
     print("  peak memory at 64 connections ...", end=" ", flush=True)
     wrk(base, "paths.lua", {"PATHS": read_paths["get entry by id"]}, 64, args.seconds)
     results["peak_rss_mb"] = app.status("VmHWM")
