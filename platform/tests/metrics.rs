@@ -265,15 +265,12 @@ async fn scrape_after_requests(wiring: Wiring) {
 /// `scripts/infra` starts expose (their ports as those scripts take them).
 async fn exporter_metrics() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for (variable, default, prefix) in [
-        ("METACHAT_KAFKA_METRICS_PORT", "19071", "kafka_"),
-        ("METACHAT_CASSANDRA_METRICS_PORT", "19070", "cassandra_"),
-    ] {
-        let port = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
+    for (job, port) in support::jmx_exporters() {
+        let prefix = format!("{job}_");
         let url = format!("http://127.0.0.1:{port}/metrics");
         let reply = reqwest::get(&url)
             .await
-            .unwrap_or_else(|e| panic!("the JMX exporter at {url} ({variable}): {e}"));
+            .unwrap_or_else(|e| panic!("the {job} JMX exporter at {url}: {e}"));
         assert_eq!(reply.status(), StatusCode::OK, "{url}");
         let text = reply.text().await.unwrap();
         let before = names.len();
@@ -281,7 +278,7 @@ async fn exporter_metrics() -> BTreeSet<String> {
             text.lines()
                 .filter(|l| !l.starts_with('#'))
                 .filter_map(|l| l.split(['{', ' ']).next())
-                .filter(|n| n.starts_with(prefix))
+                .filter(|n| n.starts_with(&prefix))
                 .map(str::to_owned),
         );
         assert!(

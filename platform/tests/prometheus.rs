@@ -78,21 +78,6 @@ fn dashboard_queries() -> Vec<(String, String)> {
     queries
 }
 
-/// The JMX exporter agents of the Kafka broker and the Cassandra node `scripts/infra` starts,
-/// by job, with their ports as those scripts take them.
-fn exporters() -> [(&'static str, u16); 2] {
-    let port = |variable: &str, default: u16| {
-        std::env::var(variable)
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(default)
-    };
-    [
-        ("kafka", port("METACHAT_KAFKA_METRICS_PORT", 19071)),
-        ("cassandra", port("METACHAT_CASSANDRA_METRICS_PORT", 19070)),
-    ]
-}
-
 impl Prometheus {
     /// Starts Prometheus scraping the platform's three processes every second, with the
     /// project's rules evaluated every second.
@@ -124,7 +109,11 @@ impl Prometheus {
             job("diary-service", app.diary_port),
         ];
         if app.is_production() {
-            jobs.extend(exporters().iter().map(|(name, port)| job(name, *port)));
+            jobs.extend(
+                support::jmx_exporters()
+                    .iter()
+                    .map(|(name, port)| job(name, *port)),
+            );
         }
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - metachat.yml\n  - infrastructure.yml\nscrape_configs:\n{}",

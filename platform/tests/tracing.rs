@@ -22,28 +22,38 @@ async fn the_trace_crosses_process_boundaries() {
     trace_through(Wiring::Separate).await;
 }
 
-async fn trace_through(wiring: Wiring) {
-    let mut app = Platform::start_wired(wiring).await;
-    let user = app.create_user().await;
-    let traceparent = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
+/// Writes an entry with `headers`; the metadata of the event recorded.
+async fn write_traced(app: &Platform, user: &str, headers: &[(&str, String)]) -> Value {
     let written = app
         .request_with(
             "POST",
             "/diary/entries",
             Some(json!({"userId": user, "title": "Traced", "content": "A traced day."})),
-            &[
-                ("traceparent", traceparent.clone()),
-                ("x-request-id", "trace-test-1".to_owned()),
-            ],
+            headers,
         )
         .await;
     assert_eq!(written.status, StatusCode::CREATED, "{}", written.body);
-    let entry = written.id();
-
-    // The event the diary service recorded: the client's trace, under the service's span.
-    let history = app.get(&format!("/diary/entries/{entry}/history")).await;
+    let history = app
+        .get(&format!("/diary/entries/{}/history", written.id()))
+        .await;
     assert_eq!(history.status, StatusCode::OK, "{}", history.body);
-    let metadata = &history.body["events"][0]["metadata"];
+    history.body["events"][0]["metadata"].clone()
+}
+
+async fn trace_through(wiring: Wiring) {
+    let mut app = Platform::start_wired(wiring).await;
+    let user = app.create_user().await;
+    let traceparent = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
+    // The event the diary service recorded: the client's trace, under the service's span.
+    let metadata = write_traced(
+        &app,
+        &user,
+        &[
+            ("traceparent", traceparent.clone()),
+            ("x-request-id", "trace-test-1".to_owned()),
+        ],
+    )
+    .await;
     assert_eq!(metadata["requestId"], "trace-test-1", "{metadata}");
     let recorded = metadata["traceparent"].as_str().unwrap_or_default();
     let parts: Vec<&str> = recorded.split('-').collect();
@@ -53,53 +63,31 @@ async fn trace_through(wiring: Wiring) {
         ("00", TRACE_ID, "01"),
         "{metadata}"
     );
-    let service_span = parts[2];
+    let service_span = parts[2].to_owned();
     assert_ne!(
         service_span, CLIENT_SPAN,
         "the service records its own span"
     );
+    let service_span = service_span.as_str();
 
-    // A request without a trace gets one of its own; a malformed one is replaced.
-    let fresh = app
-        .request_with(
-            "POST",
-            "/diary/entries",
-            Some(json!({"userId": user, "title": "", "content": "Another day."})),
-            &[("traceparent", "00-not-a-trace".to_owned())],
-        )
-        .await;
-    assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.body);
-    let history = app
-        .get(&format!("/diary/entries/{}/history", fresh.id()))
-        .await;
-    let other = history.body["events"][0]["metadata"]["traceparent"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert_eq!(other.len(), 55, "{}", history.body);
+    // A request with a malformed trace gets one of its own.
+    let other = write_traced(&app, &user, &[("traceparent", "00-not-a-trace".to_owned())]).await;
+    let other = other["traceparent"].as_str().unwrap_or_default();
+    assert_eq!(other.len(), 55, "{other}");
     assert!(!other.contains(TRACE_ID) && !other.contains("not-a-trace"));
 
     // Two traceparent headers: neither is taken (W3C), a new trace starts.
-    let twice = app
-        .request_with(
-            "POST",
-            "/diary/entries",
-            Some(json!({"userId": user, "title": "", "content": "A third day."})),
-            &[
-                ("traceparent", traceparent.clone()),
-                ("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-00")),
-            ],
-        )
-        .await;
-    assert_eq!(twice.status, StatusCode::CREATED, "{}", twice.body);
-    let history = app
-        .get(&format!("/diary/entries/{}/history", twice.id()))
-        .await;
-    let third = history.body["events"][0]["metadata"]["traceparent"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert_eq!(third.len(), 55, "{}", history.body);
+    let third = write_traced(
+        &app,
+        &user,
+        &[
+            ("traceparent", traceparent.clone()),
+            ("traceparent", format!("00-{TRACE_ID}-{CLIENT_SPAN}-00")),
+        ],
+    )
+    .await;
+    let third = third["traceparent"].as_str().unwrap_or_default();
+    assert_eq!(third.len(), 55, "{third}");
     assert!(!third.contains(TRACE_ID), "{third}");
 
     app.stop();

@@ -68,15 +68,15 @@ SERVICES = ["api-gateway", "user-service", "diary-service"]
 # --- README: the documented variables ----------------------------------------------------------
 
 
-def readme_variables():
-    """(embedded: set, separate: {var: set of services that read it})."""
-    embedded, separate = set(), {}
+def readme_variable_rows():
+    """The rows of README's two variable tables: ("embedded" or "separate", the cells, the
+    variable names of the first cell)."""
     table = None
     for line in read("README.md").splitlines():
         if re.match(r"^\| variable \| default \|", line):
             table = "embedded"
             continue
-        if re.match(r"^\| variable \| used by \|", line):
+        if re.match(r"^\| variable \| used by \| default \|", line):
             table = "separate"
             continue
         if not line.startswith("|"):
@@ -85,7 +85,13 @@ def readme_variables():
         if table is None or re.match(r"^\|\s*-", line):
             continue
         cells = [c.strip() for c in line.strip("|").split("|")]
-        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])
+        yield table, cells, re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])
+
+
+def readme_variables():
+    """(embedded: set, separate: {var: set of services that read it})."""
+    embedded, separate = set(), {}
+    for table, cells, names in readme_variable_rows():
         if table == "embedded":
             embedded.update(names)
         else:
@@ -114,21 +120,7 @@ def readme_defaults():
     """{process: {variable: default}}: the default column of README's two tables, for the
     variables each process reads ("unset", "none", "as above" and prose give none)."""
     defaults = {p: {} for p in ["metachat", *SERVICES]}
-    table = None
-    for line in read("README.md").splitlines():
-        if re.match(r"^\| variable \| default \|", line):
-            table = "embedded"
-            continue
-        if re.match(r"^\| variable \| used by \| default \|", line):
-            table = "separate"
-            continue
-        if not line.startswith("|"):
-            table = None
-            continue
-        if table is None or re.match(r"^\|\s*-", line):
-            continue
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])
+    for table, cells, names in readme_variable_rows():
         cell = cells[1] if table == "embedded" else cells[2]
         values = [v.strip().strip("`") for v in cell.split(",")] if len(names) > 1 else [cell.strip("`")]
         if len(values) != len(names):

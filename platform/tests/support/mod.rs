@@ -651,3 +651,19 @@ impl Reply {
         }
     }
 }
+
+/// The JMX exporter agents of the Kafka broker and the Cassandra node `scripts/infra` starts,
+/// by job (`kafka`, `cassandra`: also their metrics' prefix), with their ports as those scripts
+/// take them.
+pub fn jmx_exporters() -> [(&'static str, u16); 2] {
+    let port = |variable: &str, default: u16| {
+        std::env::var(variable)
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(default)
+    };
+    [
+        ("kafka", port("METACHAT_KAFKA_METRICS_PORT", 19071)),
+        ("cassandra", port("METACHAT_CASSANDRA_METRICS_PORT", 19070)),
+    ]
+}
