@@ -177,6 +177,45 @@ impl Features {
         }
     }
 
+    /// Takes back counts [`Features::add`] added (another text's, or a sum of texts' that
+    /// these include): what was added and then subtracted leaves no trace, not even a word
+    /// counted zero times. Counts never go below zero.
+    pub fn subtract(&mut self, other: &Features) {
+        self.words = self.words.saturating_sub(other.words);
+        self.lexicon_words = self.lexicon_words.saturating_sub(other.lexicon_words);
+        self.lexicon_sentences = self
+            .lexicon_sentences
+            .saturating_sub(other.lexicon_sentences);
+        self.lexicon_questions = self
+            .lexicon_questions
+            .saturating_sub(other.lexicon_questions);
+        for (word, t) in &other.sensory {
+            if let Some(mine) = self.sensory.get_mut(word) {
+                mine.count = mine.count.saturating_sub(t.count);
+                mine.negated = mine.negated.saturating_sub(t.negated);
+                if mine.count == 0 && mine.negated == 0 {
+                    self.sensory.remove(word);
+                }
+            }
+        }
+        for (feature, words) in &other.word_lists {
+            let Some(mine) = self.word_lists.get_mut(feature) else {
+                continue;
+            };
+            for (word, n) in words {
+                if let Some(c) = mine.get_mut(word) {
+                    *c = c.saturating_sub(*n);
+                    if *c == 0 {
+                        mine.remove(word);
+                    }
+                }
+            }
+            if mine.is_empty() {
+                self.word_lists.remove(feature);
+            }
+        }
+    }
+
     /// Occurrences of a word-list feature's words.
     pub fn count(&self, feature: Feature) -> u64 {
         self.word_lists
@@ -327,6 +366,22 @@ mod tests {
         };
         tally_english(&seg, &mut f);
         f
+    }
+
+    #[test]
+    fn subtracting_what_was_added_leaves_no_trace() {
+        let a = tally("I think I saw the bright light and never heard the bells.");
+        let b = tally("We will plan; I felt the cold, not the warmth. Why?");
+        let mut sum = a.clone();
+        sum.add(&b);
+        assert_ne!(sum, a);
+        sum.subtract(&b);
+        assert_eq!(sum, a);
+        sum.subtract(&a);
+        assert_eq!(sum, Features::default());
+        // Never below zero.
+        sum.subtract(&b);
+        assert_eq!(sum, Features::default());
     }
 
     #[test]

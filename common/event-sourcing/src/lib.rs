@@ -77,6 +77,6 @@ pub use event::{
 };
 pub use projection::{
     CheckpointStore, FALLBACK_POLL, Projection, ProjectionError, ProjectionRunner, Subscription,
-    wait_for_position,
+    to_apply, wait_for_position,
 };
 pub use store::{EventStore, read_full_stream};

@@ -95,6 +95,37 @@ pub trait Projection: Send + Sync + 'static {
 
     /// Deletes everything the projection built, before a rebuild from position zero.
     async fn reset(&self) -> std::result::Result<(), ProjectionError>;
+
+    /// For a projection whose result of an event depends only on the last event of a kind
+    /// (a follower that recomputes something per user, say): the key of that kind. Of the
+    /// events of one batch sharing a key, only the last is applied, which must leave the
+    /// same state as applying each in turn. A follower that has fallen behind then does its
+    /// work once per key and batch instead of once per event. `None` (the default): every
+    /// event is applied.
+    fn coalescing_key(&self, _event: &RecordedEvent) -> Option<String> {
+        None
+    }
+}
+
+/// The events of `batch` to apply: those not erased and not followed, in the batch, by an
+/// event with the same [`Projection::coalescing_key`].
+pub fn to_apply<'a>(
+    projection: &dyn Projection,
+    batch: &'a [RecordedEvent],
+) -> Vec<&'a RecordedEvent> {
+    let keys: Vec<Option<String>> = batch.iter().map(|e| projection.coalescing_key(e)).collect();
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(key) = key {
+            last.insert(key, i);
+        }
+    }
+    batch
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| !e.erased && keys[*i].as_deref().is_none_or(|k| last.get(k) == Some(i)))
+        .map(|(_, e)| e)
+        .collect()
 }
 
 /// Where projections remember how far they got, and park what they cannot apply.
@@ -215,7 +246,7 @@ impl ProjectionRunner {
         batch: &[RecordedEvent],
     ) -> std::result::Result<(), ProjectionError> {
         // An erased subject's events are not applied: nothing of them is kept.
-        for event in batch.iter().filter(|e| !e.erased) {
+        for event in to_apply(self.projection.as_ref(), batch) {
             apply_or_park(self.projection.as_ref(), self.checkpoints.as_ref(), event).await?;
         }
         if let Some(last) = batch.last() {

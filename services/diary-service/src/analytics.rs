@@ -121,7 +121,7 @@ impl BucketTotals {
                 t.analysed += 1;
                 if let Some(compound) = a.compound {
                     t.scored += 1;
-                    compounds.push(compound);
+                    compounds.push(on_grid(compound));
                 }
                 for k in a.keywords.iter().collect::<BTreeSet<_>>() {
                     *t.keywords.entry(k.clone()).or_default() += 1;
@@ -138,7 +138,9 @@ impl BucketTotals {
             t.sessions += 1;
             if let Some(end) = s.end_time {
                 t.ended_sessions += 1;
-                minutes.push((end - s.start_time).num_milliseconds() as f64 / 60_000.0);
+                minutes.push(on_grid(
+                    (end - s.start_time).num_milliseconds() as f64 / 60_000.0,
+                ));
             }
         }
         t.session_minutes = sorted_sum(minutes);
@@ -150,13 +152,16 @@ impl BucketTotals {
         self.entries == 0 && self.sessions == 0
     }
 
-    fn add(&mut self, o: &BucketTotals) {
+    /// Adds another bucket's totals (or an entry's or session's share of one). Sums of
+    /// floats are kept on a grid of 10⁻⁹, so that they do not depend on the order they were
+    /// added and subtracted in.
+    pub fn add(&mut self, o: &BucketTotals) {
         self.entries += o.entries;
         self.words += o.words;
         self.tokens += o.tokens;
         self.analysed += o.analysed;
         self.scored += o.scored;
-        self.sentiment_sum += o.sentiment_sum;
+        self.sentiment_sum = on_grid(self.sentiment_sum + o.sentiment_sum);
         for (k, n) in &o.tags {
             *self.tags.entry(k.clone()).or_default() += n;
         }
@@ -167,12 +172,144 @@ impl BucketTotals {
         self.features.add(&o.features);
         self.sessions += o.sessions;
         self.ended_sessions += o.ended_sessions;
-        self.session_minutes += o.session_minutes;
+        self.session_minutes = on_grid(self.session_minutes + o.session_minutes);
+    }
+
+    /// Takes back totals [`BucketTotals::add`] added: what was added and subtracted leaves
+    /// no trace (no tag or keyword counted zero times).
+    pub fn subtract(&mut self, o: &BucketTotals) {
+        self.entries = self.entries.saturating_sub(o.entries);
+        self.words = self.words.saturating_sub(o.words);
+        self.tokens = self.tokens.saturating_sub(o.tokens);
+        self.analysed = self.analysed.saturating_sub(o.analysed);
+        self.scored = self.scored.saturating_sub(o.scored);
+        self.sentiment_sum = on_grid(self.sentiment_sum - o.sentiment_sum);
+        for (counts, taken) in [(&mut self.tags, &o.tags), (&mut self.keywords, &o.keywords)] {
+            for (k, n) in taken {
+                if let Some(c) = counts.get_mut(k) {
+                    *c = c.saturating_sub(*n);
+                    if *c == 0 {
+                        counts.remove(k);
+                    }
+                }
+            }
+        }
+        self.profile_entries = self.profile_entries.saturating_sub(o.profile_entries);
+        self.features.subtract(&o.features);
+        self.sessions = self.sessions.saturating_sub(o.sessions);
+        self.ended_sessions = self.ended_sessions.saturating_sub(o.ended_sessions);
+        self.session_minutes = on_grid(self.session_minutes - o.session_minutes);
+        if self.scored == 0 {
+            self.sentiment_sum = 0.0;
+        }
+        if self.ended_sessions == 0 {
+            self.session_minutes = 0.0;
+        }
+    }
+
+    /// The counts a calendar day of any zone needs of this quarter hour.
+    pub fn counts(&self) -> QuarterCounts {
+        QuarterCounts {
+            entries: self.entries,
+            words: self.words,
+            tokens: self.tokens,
+            scored: self.scored,
+            sentiment_sum: self.sentiment_sum,
+        }
     }
 }
 
+/// `x` on the grid of 10⁻⁹ that sums of the totals' floats are kept on.
+fn on_grid(x: f64) -> f64 {
+    (x * 1e9).round() / 1e9
+}
+
+/// What the days of a window need of one quarter hour: the counts that make a day's line
+/// (the window's totals come from [`BucketTotals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct QuarterCounts {
+    pub entries: u32,
+    pub words: u64,
+    pub tokens: u64,
+    pub scored: u32,
+    pub sentiment_sum: f64,
+}
+
+impl QuarterCounts {
+    fn add(&mut self, o: &QuarterCounts) {
+        self.entries += o.entries;
+        self.words += o.words;
+        self.tokens += o.tokens;
+        self.scored += o.scored;
+        self.sentiment_sum = on_grid(self.sentiment_sum + o.sentiment_sum);
+    }
+}
+
+/// What analytics reads for a window: the totals of every quarter hour in it, and the
+/// counts of each of those quarter hours with an entry (`(bucket start, counts)`, oldest
+/// first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WindowTotals {
+    pub total: BucketTotals,
+    pub quarters: Vec<(i64, QuarterCounts)>,
+}
+
+impl WindowTotals {
+    /// The totals of `buckets` (each `(bucket start, totals)`, oldest first).
+    pub fn of(buckets: &[(i64, BucketTotals)]) -> Self {
+        let mut w = Self::default();
+        for (bucket, t) in buckets {
+            w.total.add(t);
+            if t.entries > 0 {
+                w.quarters.push((*bucket, t.counts()));
+            }
+        }
+        w
+    }
+}
+
+/// The analytics totals of one user's UTC day, kept beside its buckets so that a window
+/// reads a row per day instead of one per quarter hour: the day's totals, and the counts of
+/// its quarter hours with an entry, for the days of other zones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DayRollup {
+    pub totals: BucketTotals,
+    /// Bucket start → counts; only quarter hours with an entry.
+    pub quarters: BTreeMap<i64, QuarterCounts>,
+}
+
+impl DayRollup {
+    /// Moves a quarter hour `bucket` of this day from totals `before` to `after`.
+    pub fn change(&mut self, bucket: i64, before: &BucketTotals, after: &BucketTotals) {
+        self.totals.subtract(before);
+        self.totals.add(after);
+        let counts = after.counts();
+        if counts.entries == 0 {
+            self.quarters.remove(&bucket);
+        } else {
+            self.quarters.insert(bucket, counts);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.totals.is_empty()
+    }
+}
+
+/// Length of a UTC day.
+pub const DAY_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
+
+/// The start of the UTC day holding `micros`.
+pub fn day_of_micros(micros: i64) -> i64 {
+    micros.div_euclid(DAY_MICROS) * DAY_MICROS
+}
+
 /// A sum of floats that does not depend on the order the rows were read in, rounded to nine
-/// decimals (values read back from JSON may differ from those written in the last bit).
+/// decimals (values read back from JSON may differ from those written in the last bit). The
+/// values are on that grid already, so this is the sum [`BucketTotals::add`] reaches one
+/// value at a time.
 fn sorted_sum(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let sum: f64 = values.into_iter().sum();
@@ -415,9 +552,9 @@ pub struct Analytics {
     pub themes: Option<Vec<crate::search::themes::Theme>>,
 }
 
-/// The days of the zone with at least one entry among `buckets`.
-pub fn writing_days(window: &Window, buckets: &[(i64, BucketTotals)]) -> BTreeSet<NaiveDate> {
-    buckets
+/// The days of the zone with at least one entry among `quarters`.
+pub fn writing_days(window: &Window, quarters: &[(i64, QuarterCounts)]) -> BTreeSet<NaiveDate> {
+    quarters
         .iter()
         .filter(|(_, t)| t.entries > 0)
         .map(|(b, _)| window.day_of(*b))
@@ -465,14 +602,18 @@ pub fn compute(
     buckets: &[(i64, BucketTotals)],
     analysis_enabled: bool,
 ) -> Analytics {
-    let mut total = BucketTotals::default();
-    let mut per_day: BTreeMap<NaiveDate, BucketTotals> = window
+    compute_totals(window, WindowTotals::of(buckets), analysis_enabled)
+}
+
+/// Analytics of the window's totals (see [`compute`]).
+pub fn compute_totals(window: Window, totals: WindowTotals, analysis_enabled: bool) -> Analytics {
+    let WindowTotals { total, quarters } = totals;
+    let mut per_day: BTreeMap<NaiveDate, QuarterCounts> = window
         .days()
         .into_iter()
-        .map(|d| (d, BucketTotals::default()))
+        .map(|d| (d, QuarterCounts::default()))
         .collect();
-    for (bucket, t) in buckets {
-        total.add(t);
+    for (bucket, t) in &quarters {
         per_day.entry(window.day_of(*bucket)).or_default().add(t);
     }
     let days: Vec<DayTotals> = per_day

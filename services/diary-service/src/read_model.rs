@@ -18,7 +18,8 @@ use event_sourcing::Aggregate;
 use metachat_validation::{EntryId, UserId};
 
 use crate::analytics::{
-    AnalysisSummary, BUCKET_MICROS, BucketTotals, EntryFacts, SessionFacts, bucket_of,
+    AnalysisSummary, BUCKET_MICROS, BucketTotals, DAY_MICROS, DayRollup, EntryFacts, QuarterCounts,
+    SessionFacts, WindowTotals, bucket_of, day_of_micros,
 };
 use crate::domain::{
     AnalysisSettingEvent, AnalysisSettingState, Entry, EntryEvent, EntryState, Session,
@@ -62,6 +63,29 @@ pub trait DiaryReadModels: Send + Sync + 'static {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<Vec<(i64, BucketTotals)>, QueryError>;
+
+    /// The analytics totals of a user's quarter hours that start within `[start, end)`
+    /// (both on quarter hours). By default summed from [`DiaryReadModels::buckets`]; a read
+    /// model that keeps totals per day reads those.
+    async fn window_totals(
+        &self,
+        user_id: &UserId,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<WindowTotals, QueryError> {
+        Ok(WindowTotals::of(&self.buckets(user_id, start, end).await?))
+    }
+
+    /// The counts of a user's quarter hours with an entry that start within `[start, end)`
+    /// (both on quarter hours), oldest first: the writing days, for streaks.
+    async fn writing_quarters(
+        &self,
+        user_id: &UserId,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<(i64, QuarterCounts)>, QueryError> {
+        Ok(self.window_totals(user_id, start, end).await?.quarters)
+    }
 
     /// Whether the user's entries are analysed (on unless they switched it off).
     async fn analysis_enabled(&self, user_id: &UserId) -> Result<bool, QueryError>;
@@ -110,6 +134,13 @@ const SCHEMA: &[&str] = &[
         bucket  INTEGER NOT NULL,
         totals  TEXT NOT NULL,
         PRIMARY KEY (user_id, bucket)
+    ) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS diary_analytics_days (
+        user_id  TEXT NOT NULL,
+        day      INTEGER NOT NULL,
+        totals   TEXT NOT NULL,
+        quarters TEXT NOT NULL,
+        PRIMARY KEY (user_id, day)
     ) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS diary_analysis_settings (
         user_id       TEXT PRIMARY KEY,
@@ -211,8 +242,19 @@ impl SqliteDiaryReadModels {
             }
             tx.commit().await?;
         }
+        let had_days: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'diary_analytics_days'",
+        )
+        .fetch_optional(&pool)
+        .await?;
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
+        }
+        if had_days.is_none() {
+            // A database from before the totals per day: summed once from its buckets.
+            fill_days_from_buckets(&pool)
+                .await
+                .map_err(|e| sqlx::Error::Protocol(format!("summing analytics per day: {e}")))?;
         }
         let search = Arc::new(SqliteSearchIndex::new(pool.clone()).await?);
         Ok(Self { pool, search })
@@ -229,6 +271,7 @@ impl SqliteDiaryReadModels {
         let version = recorded.stream_version as i64;
         let at = recorded.recorded_at.timestamp_micros();
         let mut tx = self.pool.begin().await?;
+        let before = entry_share(&mut tx, &id).await?;
         let query = match &event {
             EntryEvent::DiaryEntryCreated(e) => sqlx::query(
                 "INSERT INTO diary_entry_read_model (entry_id, user_id, title, content, token_count, \
@@ -293,14 +336,10 @@ impl SqliteDiaryReadModels {
             .bind(version),
         };
         query.execute(&mut *tx).await?;
-        // Whether or not the row changed (a redelivered event changes nothing), its bucket is
-        // recomputed from the rows: the same rows give the same totals.
-        recompute_bucket_of(
-            &mut tx,
-            "SELECT user_id, created_at FROM diary_entry_read_model WHERE entry_id = ?",
-            id,
-        )
-        .await?;
+        // The entry's share of its quarter hour's totals moves from what its row made before
+        // to what it makes now (a redelivered event changed nothing: no move).
+        let after = entry_share(&mut tx, &id).await?;
+        move_share(&mut tx, before, after).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -311,6 +350,7 @@ impl SqliteDiaryReadModels {
         let version = recorded.stream_version as i64;
         let at = recorded.recorded_at.timestamp_micros();
         let mut tx = self.pool.begin().await?;
+        let before = session_share(&mut tx, &id).await?;
         let query = match &event {
             SessionEvent::DiarySessionStarted(e) => sqlx::query(
                 "INSERT INTO diary_session_read_model (session_id, user_id, start_time, created_at, \
@@ -343,12 +383,8 @@ impl SqliteDiaryReadModels {
         };
         query.execute(&mut *tx).await?;
         if !matches!(event, SessionEvent::DiarySessionEntryAdded(_)) {
-            recompute_bucket_of(
-                &mut tx,
-                "SELECT user_id, start_time FROM diary_session_read_model WHERE session_id = ?",
-                id,
-            )
-            .await?;
+            let after = session_share(&mut tx, &id).await?;
+            move_share(&mut tx, before, after).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -366,6 +402,7 @@ impl SqliteDiaryReadModels {
             "diary_entry_read_model",
             "diary_session_read_model",
             "diary_analytics_buckets",
+            "diary_analytics_days",
             "diary_analysis_settings",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -422,25 +459,211 @@ impl SqliteDiaryReadModels {
     }
 }
 
-/// Recomputes the bucket of the entry or session `id`, whose owner and time `query` selects
-/// (nothing when it has no row yet).
-async fn recompute_bucket_of(
+/// What analytics reads of an entry's row.
+fn entry_facts(row: &SqliteRow) -> Result<EntryFacts, ProjectionError> {
+    let tags: String = row.try_get("tags")?;
+    let analysis: Option<String> = row.try_get("analysis")?;
+    Ok(EntryFacts {
+        token_count: u32::try_from(row.try_get::<i64, _>("token_count")?)?,
+        tags: serde_json::from_str(&tags)?,
+        // Counted from the text, so it counts also while analysis is off.
+        word_count: analysis::count_words(row.try_get("content")?),
+        analysis: analysis.as_deref().map(serde_json::from_str).transpose()?,
+    })
+}
+
+/// Someone's share of a quarter hour's totals: `(owner, when, totals of that one row)`.
+type Share = (String, i64, BucketTotals);
+
+/// A live entry's share of its quarter hour's totals, from its row (`None` without a row,
+/// or for a deleted entry).
+async fn entry_share(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    query: &'static str,
-    id: String,
+    id: &str,
+) -> Result<Option<Share>, ProjectionError> {
+    let row = sqlx::query(
+        "SELECT user_id, created_at, token_count, tags, content, analysis \
+         FROM diary_entry_read_model WHERE entry_id = ? AND deleted = 0",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let facts = entry_facts(&row)?;
+    Ok(Some((
+        row.try_get("user_id")?,
+        row.try_get("created_at")?,
+        BucketTotals::of(&[facts], &[]),
+    )))
+}
+
+/// A session's share of its quarter hour's totals, from its row.
+async fn session_share(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &str,
+) -> Result<Option<Share>, ProjectionError> {
+    let row: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT user_id, start_time, end_time FROM diary_session_read_model WHERE session_id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some((user_id, start, end)) = row else {
+        return Ok(None);
+    };
+    let facts = SessionFacts {
+        start_time: time(start)?,
+        end_time: end.map(time).transpose()?,
+    };
+    Ok(Some((user_id, start, BucketTotals::of(&[], &[facts]))))
+}
+
+/// Moves a row's share of its quarter hour (and so of its day) from `before` to `after`:
+/// the bucket's and the day's totals lose the old share and gain the new one, in `tx` with
+/// the row's own change. Nothing is read but the two totals, whatever else the bucket holds.
+async fn move_share(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    before: Option<Share>,
+    after: Option<Share>,
 ) -> Result<(), ProjectionError> {
-    let row: Option<(String, i64)> = sqlx::query_as(query)
-        .bind(id)
-        .fetch_optional(&mut **tx)
+    let empty = BucketTotals::default();
+    let (user_id, at) = match (&before, &after) {
+        (_, Some((user_id, at, _))) | (Some((user_id, at, _)), None) => (user_id.clone(), *at),
+        (None, None) => return Ok(()),
+    };
+    let old = before.as_ref().map_or(&empty, |(_, _, t)| t);
+    let new = after.as_ref().map_or(&empty, |(_, _, t)| t);
+    if old == new {
+        return Ok(());
+    }
+    let bucket = bucket_of(at);
+    let was = stored_bucket(tx, &user_id, bucket).await?;
+    let mut totals = was.clone();
+    totals.subtract(old);
+    totals.add(new);
+    store_bucket(tx, &user_id, bucket, &was, &totals).await
+}
+
+/// A user's stored totals of a quarter hour (empty when none are stored).
+async fn stored_bucket(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user_id: &str,
+    bucket: i64,
+) -> Result<BucketTotals, ProjectionError> {
+    let totals: Option<String> = sqlx::query_scalar(
+        "SELECT totals FROM diary_analytics_buckets WHERE user_id = ? AND bucket = ?",
+    )
+    .bind(user_id)
+    .bind(bucket)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(totals
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()?
+        .unwrap_or_default())
+}
+
+/// Stores a quarter hour's new totals (an empty one is removed), and moves its day's totals
+/// from what the quarter hour held (`was`) to them.
+async fn store_bucket(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user_id: &str,
+    bucket: i64,
+    was: &BucketTotals,
+    totals: &BucketTotals,
+) -> Result<(), ProjectionError> {
+    if was == totals {
+        return Ok(());
+    }
+    if totals.is_empty() {
+        sqlx::query("DELETE FROM diary_analytics_buckets WHERE user_id = ? AND bucket = ?")
+            .bind(user_id)
+            .bind(bucket)
+            .execute(&mut **tx)
+            .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO diary_analytics_buckets (user_id, bucket, totals) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id, bucket) DO UPDATE SET totals = excluded.totals",
+        )
+        .bind(user_id)
+        .bind(bucket)
+        .bind(serde_json::to_string(totals)?)
+        .execute(&mut **tx)
         .await?;
-    if let Some((user_id, at)) = row {
-        recompute_bucket(tx, &user_id, bucket_of(at)).await?;
+    }
+    let day = day_of_micros(bucket);
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT totals, quarters FROM diary_analytics_days WHERE user_id = ? AND day = ?",
+    )
+    .bind(user_id)
+    .bind(day)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let mut rollup = match row {
+        Some((totals, quarters)) => DayRollup {
+            totals: serde_json::from_str(&totals)?,
+            quarters: serde_json::from_str(&quarters)?,
+        },
+        None => DayRollup::default(),
+    };
+    rollup.change(bucket, was, totals);
+    store_day(tx, user_id, day, &rollup).await
+}
+
+async fn store_day(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user_id: &str,
+    day: i64,
+    rollup: &DayRollup,
+) -> Result<(), ProjectionError> {
+    if rollup.is_empty() {
+        sqlx::query("DELETE FROM diary_analytics_days WHERE user_id = ? AND day = ?")
+            .bind(user_id)
+            .bind(day)
+            .execute(&mut **tx)
+            .await?;
+    } else {
+        sqlx::query(
+            "INSERT INTO diary_analytics_days (user_id, day, totals, quarters) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id, day) DO UPDATE SET totals = excluded.totals, \
+             quarters = excluded.quarters",
+        )
+        .bind(user_id)
+        .bind(day)
+        .bind(serde_json::to_string(&rollup.totals)?)
+        .bind(serde_json::to_string(&rollup.quarters)?)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
 
+/// Sums the stored quarter hours into days, for a database from before the days were kept.
+async fn fill_days_from_buckets(pool: &SqlitePool) -> Result<(), ProjectionError> {
+    let mut tx = pool.begin().await?;
+    let buckets: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT user_id, bucket, totals FROM diary_analytics_buckets ORDER BY user_id, bucket",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut days: std::collections::BTreeMap<(String, i64), DayRollup> = Default::default();
+    for (user_id, bucket, totals) in buckets {
+        let totals: BucketTotals = serde_json::from_str(&totals)?;
+        days.entry((user_id, day_of_micros(bucket)))
+            .or_default()
+            .change(bucket, &BucketTotals::default(), &totals);
+    }
+    for ((user_id, day), rollup) in days {
+        store_day(&mut tx, &user_id, day, &rollup).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Recomputes a user's bucket from the rows of the entries created and sessions started in
-/// it (an empty bucket is removed).
+/// it (an empty bucket is removed), and its day with it.
 async fn recompute_bucket(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     user_id: &str,
@@ -458,17 +681,7 @@ async fn recompute_bucket(
     .await?;
     let entries = rows
         .iter()
-        .map(|row| -> Result<EntryFacts, ProjectionError> {
-            let tags: String = row.try_get("tags")?;
-            let analysis: Option<String> = row.try_get("analysis")?;
-            Ok(EntryFacts {
-                token_count: u32::try_from(row.try_get::<i64, _>("token_count")?)?,
-                tags: serde_json::from_str(&tags)?,
-                // Counted from the text, so it counts also while analysis is off.
-                word_count: analysis::count_words(row.try_get("content")?),
-                analysis: analysis.as_deref().map(serde_json::from_str).transpose()?,
-            })
-        })
+        .map(entry_facts)
         .collect::<Result<Vec<_>, _>>()?;
     let sessions: Vec<(i64, Option<i64>)> = sqlx::query_as(
         "SELECT start_time, end_time FROM diary_session_read_model \
@@ -489,24 +702,8 @@ async fn recompute_bucket(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let totals = BucketTotals::of(&entries, &sessions);
-    if totals.is_empty() {
-        sqlx::query("DELETE FROM diary_analytics_buckets WHERE user_id = ? AND bucket = ?")
-            .bind(user_id)
-            .bind(bucket)
-            .execute(&mut **tx)
-            .await?;
-    } else {
-        sqlx::query(
-            "INSERT INTO diary_analytics_buckets (user_id, bucket, totals) VALUES (?, ?, ?) \
-             ON CONFLICT (user_id, bucket) DO UPDATE SET totals = excluded.totals",
-        )
-        .bind(user_id)
-        .bind(bucket)
-        .bind(serde_json::to_string(&totals)?)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
+    let was = stored_bucket(tx, user_id, bucket).await?;
+    store_bucket(tx, user_id, bucket, &was, &totals).await
 }
 
 #[async_trait]
@@ -542,6 +739,9 @@ impl Projection for SqliteDiaryReadModels {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM diary_analytics_buckets")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM diary_analytics_days")
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM diary_analysis_settings")
@@ -681,6 +881,78 @@ impl DiaryReadModels for SqliteDiaryReadModels {
             .map(|(bucket, totals)| Ok((bucket, serde_json::from_str(&totals)?)))
             .collect::<Result<_, ProjectionError>>()
             .map_err(QueryError::Backend)
+    }
+
+    /// The days wholly inside the window count by their totals; the quarter hours of a day
+    /// the window cuts count by their own (at most two such days): a year reads about 365
+    /// rows, whatever the writer's history.
+    async fn window_totals(
+        &self,
+        user_id: &UserId,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<WindowTotals, QueryError> {
+        let (start, end) = (start.timestamp_micros(), end.timestamp_micros());
+        if start >= end {
+            return Ok(Default::default());
+        }
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT day, totals, quarters FROM diary_analytics_days \
+             WHERE user_id = ? AND day >= ? AND day < ? ORDER BY day",
+        )
+        .bind(user_id.to_string())
+        .bind(day_of_micros(start))
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut window = WindowTotals::default();
+        for (day, totals, quarters) in rows {
+            let quarters: std::collections::BTreeMap<i64, QuarterCounts> =
+                serde_json::from_str(&quarters).map_err(|e| QueryError::Backend(e.into()))?;
+            window
+                .quarters
+                .extend(quarters.range(start..end).map(|(b, c)| (*b, *c)));
+            if day >= start && day + DAY_MICROS <= end {
+                let totals: BucketTotals =
+                    serde_json::from_str(&totals).map_err(|e| QueryError::Backend(e.into()))?;
+                window.total.add(&totals);
+            } else {
+                let cut = |m: i64| time(m).map_err(QueryError::Backend);
+                let (from, to) = (cut(day.max(start))?, cut((day + DAY_MICROS).min(end))?);
+                for (_, totals) in self.buckets(user_id, from, to).await? {
+                    window.total.add(&totals);
+                }
+            }
+        }
+        Ok(window)
+    }
+
+    async fn writing_quarters(
+        &self,
+        user_id: &UserId,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<(i64, QuarterCounts)>, QueryError> {
+        let (start, end) = (start.timestamp_micros(), end.timestamp_micros());
+        if start >= end {
+            return Ok(Default::default());
+        }
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT quarters FROM diary_analytics_days \
+             WHERE user_id = ? AND day >= ? AND day < ? ORDER BY day",
+        )
+        .bind(user_id.to_string())
+        .bind(day_of_micros(start))
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for quarters in rows {
+            let quarters: std::collections::BTreeMap<i64, QuarterCounts> =
+                serde_json::from_str(&quarters).map_err(|e| QueryError::Backend(e.into()))?;
+            out.extend(quarters.range(start..end).map(|(b, c)| (*b, *c)));
+        }
+        Ok(out)
     }
 
     async fn analysis_enabled(&self, user_id: &UserId) -> Result<bool, QueryError> {

@@ -113,6 +113,15 @@ impl WritingProfiles for GrpcWritingProfiles {
     }
 }
 
+/// Whether `recorded` calls for a new inference of its writer.
+fn triggers(recorded: &RecordedEvent) -> bool {
+    matches!(
+        (recorded.category(), recorded.event_type.as_str()),
+        ("entry", "DiaryEntryAnalyzed" | "DiaryEntryDeleted")
+            | ("analysis_setting", "DiaryAnalysisDisabled")
+    )
+}
+
 /// Keeps each user's inferred profile.
 pub struct ProfileInference {
     users: Repository<UserState>,
@@ -155,13 +164,16 @@ impl Projection for ProfileInference {
         INFERENCE_NAME
     }
 
+    /// An inference reads the writer's whole recent profile: of a batch's triggers for one
+    /// writer, the last one's inference is the one that stands (a switch off clears; an
+    /// analysis or deletion infers from analytics that reflect everything up to it, the
+    /// setting included).
+    fn coalescing_key(&self, recorded: &RecordedEvent) -> Option<String> {
+        triggers(recorded).then(|| recorded.payload.get("userId")?.as_str().map(str::to_owned))?
+    }
+
     async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
-        let triggers = matches!(
-            (recorded.category(), recorded.event_type.as_str()),
-            ("entry", "DiaryEntryAnalyzed" | "DiaryEntryDeleted")
-                | ("analysis_setting", "DiaryAnalysisDisabled")
-        );
-        if !triggers {
+        if !triggers(recorded) {
             return Ok(());
         }
         let Some(user_id) = recorded
@@ -482,6 +494,29 @@ mod tests {
                 .inferred_archetype
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_infers_once_per_writer_from_its_last_trigger() {
+        let store: Arc<dyn EventStore> = Arc::new(scratch_sqlite_store(crate::codec()).await);
+        let inference = ProfileInference::new(store, Arc::new(Answer(Mutex::new(None))));
+        let (a, b) = (UserId::new(), UserId::new());
+        let entry = || format!("entry-{}", UserId::new());
+        let batch = vec![
+            diary_event("DiaryEntryAnalyzed", entry(), a),
+            diary_event("DiaryEntryAnalyzed", entry(), b),
+            diary_event("DiaryAnalysisDisabled", format!("analysis_setting-{a}"), a),
+            diary_event("DiaryEntryCreated", entry(), a),
+            diary_event("DiaryEntryDeleted", entry(), a),
+            diary_event("DiaryEntryAnalyzed", entry(), b),
+        ];
+        let applied: Vec<uuid::Uuid> = event_sourcing::to_apply(&inference, &batch)
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        // The creation triggers nothing and is passed on; each writer's last trigger stands.
+        let expected: Vec<uuid::Uuid> = [3, 4, 5].iter().map(|i| batch[*i].event_id).collect();
+        assert_eq!(applied, expected);
     }
 
     #[test]

@@ -628,9 +628,9 @@ impl Diary {
         )?;
         self.registered("userId", user_id).await?;
         self.caught_up(token).await?;
-        let buckets = self
+        let totals = self
             .read_models
-            .buckets(user_id, window.first_bucket(), window.end)
+            .window_totals(user_id, window.first_bucket(), window.end)
             .await
             .map_err(query_error)?;
         let enabled = self
@@ -638,8 +638,8 @@ impl Diary {
             .analysis_enabled(user_id)
             .await
             .map_err(query_error)?;
-        let mut written = analytics::writing_days(&window, &buckets);
-        let mut result = analytics::compute(window, &buckets, enabled);
+        let mut written = analytics::writing_days(&window, &totals.quarters);
+        let mut result = analytics::compute_totals(window, totals, enabled);
         let (Some(first), Some(last)) = (result.days.first(), result.days.last()) else {
             return Ok(result);
         };
@@ -649,7 +649,7 @@ impl Diary {
         if head < result.window.start {
             let before = self
                 .read_models
-                .buckets(user_id, head, result.window.start)
+                .writing_quarters(user_id, head, result.window.start)
                 .await
                 .map_err(query_error)?;
             written.extend(analytics::writing_days(&result.window, &before));
@@ -679,16 +679,16 @@ impl Diary {
             let Some(start_day) = end_day.checked_sub_days(Days::new(STREAK_CHUNK_DAYS)) else {
                 break;
             };
-            let buckets = self
+            let quarters = self
                 .read_models
-                .buckets(
+                .writing_quarters(
                     user_id,
                     window.start_of(start_day),
                     window.start_of(end_day),
                 )
                 .await
                 .map_err(query_error)?;
-            let written = analytics::writing_days(window, &buckets);
+            let written = analytics::writing_days(window, &quarters);
             let Some(last) = end_day.pred_opt() else {
                 break;
             };

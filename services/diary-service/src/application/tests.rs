@@ -1546,3 +1546,169 @@ async fn a_diary_is_erased_only_with_its_user_and_then_reads_as_gone() {
     .count();
     assert_eq!(erasures, 1, "erasing twice records one DiaryErased");
 }
+
+/// Every window's totals as the read models read them (per day, cut days per quarter hour)
+/// against the same totals summed from the quarter hours; and the days as stored against
+/// the days summed again from the quarter hours.
+async fn assert_days_agree_with_quarter_hours(g: &Given, user: &UserId, seed: &mut u64) {
+    use crate::read_model::DiaryReadModels;
+    let mut next = move |n: i64| {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 33) as i64).rem_euclid(n)
+    };
+    let origin = at("2024-02-25T00:00:00Z").timestamp_micros();
+    let quarter = analytics::BUCKET_MICROS;
+    for _ in 0..60 {
+        let start = origin + next(50 * 96) * quarter;
+        let end = start + (1 + next(45 * 96)) * quarter;
+        let (start, end) = (
+            DateTime::from_timestamp_micros(start).unwrap(),
+            DateTime::from_timestamp_micros(end).unwrap(),
+        );
+        let by_day = g.read_models.window_totals(user, start, end).await.unwrap();
+        let buckets = g.read_models.buckets(user, start, end).await.unwrap();
+        assert_eq!(
+            by_day,
+            analytics::WindowTotals::of(&buckets),
+            "{start}..{end}"
+        );
+        let quarters = g
+            .read_models
+            .writing_quarters(user, start, end)
+            .await
+            .unwrap();
+        assert_eq!(quarters, by_day.quarters);
+    }
+    let days = |pool: sqlx::SqlitePool| async move {
+        sqlx::query_as::<_, (String, i64, String, String)>(
+            "SELECT user_id, day, totals, quarters FROM diary_analytics_days ORDER BY user_id, day",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(u, d, t, q)| {
+            let t: analytics::BucketTotals = serde_json::from_str(&t).unwrap();
+            let q: std::collections::BTreeMap<i64, analytics::QuarterCounts> =
+                serde_json::from_str(&q).unwrap();
+            (u, d, t, q)
+        })
+        .collect::<Vec<_>>()
+    };
+    let pool = g.read_models.pool().clone();
+    let kept = days(pool.clone()).await;
+    assert!(!kept.is_empty());
+    sqlx::query("DROP TABLE diary_analytics_days")
+        .execute(&pool)
+        .await
+        .unwrap();
+    SqliteDiaryReadModels::new(pool.clone()).await.unwrap();
+    assert_eq!(
+        days(pool).await,
+        kept,
+        "the days summed again from the quarter hours"
+    );
+}
+
+#[tokio::test]
+async fn analytics_kept_per_day_agree_with_the_quarter_hours_through_every_change() {
+    use crate::analyzer::EntryAnalyzer;
+    let g = given_a_store().await;
+    let user = g.user();
+    let mut seed = 7u64;
+    let mut roll = |n: i64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as i64).rem_euclid(n)
+    };
+    let words = [
+        "happy", "sad", "saw", "heard", "felt", "think", "plan", "garden", "rain",
+    ];
+    let origin = at("2024-03-01T00:00:00Z");
+    let mut ids = Vec::new();
+    for i in 0..80 {
+        // Several entries share quarter hours and days; some fall on the window's edges.
+        let when = origin + Duration::minutes(roll(40 * 24 * 4) * 15 + roll(15));
+        let content: Vec<&str> = (0..8).map(|_| words[roll(9) as usize]).collect();
+        let tag = ["Work", "work", "home"][roll(3) as usize];
+        let mut entry = written_at(&when.to_rfc3339(), 10 + i, &[tag]);
+        entry.content = format!("I {}.", content.join(" "));
+        let written = g.diary.write_entry(&user, entry, &meta()).await.unwrap();
+        ids.push(written.state.live().unwrap().id);
+    }
+    for day in [3, 9, 9, 20] {
+        let start = origin + Duration::days(day) + Duration::minutes(roll(600));
+        let s = g
+            .diary
+            .start_session(&user, Some(start), None, &meta())
+            .await
+            .unwrap();
+        let end = start + Duration::minutes(7 + roll(200));
+        g.diary
+            .end_session(&s.state.session().unwrap().id, Some(end), None, &meta())
+            .await
+            .unwrap();
+    }
+    let store: Arc<dyn EventStore> = g.store.clone();
+    let analyzer = ProjectionRunner::new(
+        store,
+        g.checkpoints.clone(),
+        Arc::new(EntryAnalyzer::new(g.store.clone(), g.read_models.clone())),
+    );
+    g.projection.catch_up().await.unwrap();
+    analyzer.catch_up().await.unwrap();
+    g.projection.catch_up().await.unwrap();
+    assert_days_agree_with_quarter_hours(&g, &user, &mut seed).await;
+
+    // Changed words and tags, deletions, analyses of the new words.
+    for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let changes = EntryChanges {
+            content: Some("A quiet, grateful evening in the garden.".into()),
+            tags: Some(vec![format!("changed{}", i % 2)]),
+            ..EntryChanges::default()
+        };
+        g.diary
+            .change_entry(id, changes, None, &meta())
+            .await
+            .unwrap();
+    }
+    for id in ids.iter().skip(1).step_by(5) {
+        g.diary.delete_entry(id, None, &meta()).await.unwrap();
+    }
+    g.projection.catch_up().await.unwrap();
+    analyzer.catch_up().await.unwrap();
+    g.projection.catch_up().await.unwrap();
+    assert_days_agree_with_quarter_hours(&g, &user, &mut seed).await;
+    let a = g
+        .diary
+        .analytics(
+            &user,
+            &window("2024-02-25T00:00:00Z", "2024-04-20T00:00:00Z", ""),
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.entry_count, 80 - 16);
+    assert!(a.mean_sentiment.is_some() && a.profile.is_some());
+
+    // Analysis switched off: every analysis leaves the totals, days included.
+    g.diary
+        .set_analysis_setting(&user, false, &meta())
+        .await
+        .unwrap();
+    g.projection.catch_up().await.unwrap();
+    assert_days_agree_with_quarter_hours(&g, &user, &mut seed).await;
+    let days: Vec<String> =
+        sqlx::query_scalar("SELECT totals FROM diary_analytics_days WHERE user_id = ?")
+            .bind(user.to_string())
+            .fetch_all(g.read_models.pool())
+            .await
+            .unwrap();
+    for totals in days {
+        let t: analytics::BucketTotals = serde_json::from_str(&totals).unwrap();
+        assert_eq!((t.analysed, t.keywords.len(), t.features.words), (0, 0, 0));
+    }
+}
