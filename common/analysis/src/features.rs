@@ -159,20 +159,28 @@ impl Features {
         self.lexicon_questions = self
             .lexicon_questions
             .saturating_add(other.lexicon_questions);
+        // Words already counted are not copied again (sums over many texts add mostly
+        // words they have).
         for (word, t) in &other.sensory {
-            let mine = self.sensory.entry(word.clone()).or_insert(SensoryTally {
-                modality: t.modality,
-                count: 0,
-                negated: 0,
-            });
-            mine.count = mine.count.saturating_add(t.count);
-            mine.negated = mine.negated.saturating_add(t.negated);
+            match self.sensory.get_mut(word) {
+                Some(mine) => {
+                    mine.count = mine.count.saturating_add(t.count);
+                    mine.negated = mine.negated.saturating_add(t.negated);
+                }
+                None => {
+                    self.sensory.insert(word.clone(), t.clone());
+                }
+            }
         }
         for (feature, words) in &other.word_lists {
             let mine = self.word_lists.entry(*feature).or_default();
             for (word, n) in words {
-                let c = mine.entry(word.clone()).or_default();
-                *c = c.saturating_add(*n);
+                match mine.get_mut(word) {
+                    Some(c) => *c = c.saturating_add(*n),
+                    None => {
+                        mine.insert(word.clone(), *n);
+                    }
+                }
             }
         }
     }

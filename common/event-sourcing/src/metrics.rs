@@ -22,6 +22,16 @@ pub static EVENTS_APPENDED: LazyLock<CounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Transactions that committed appends: with appends per commit
+/// (`metachat_event_store_appends_total` over this), how much group commit shares.
+pub static COMMITS: LazyLock<CounterVec> = LazyLock::new(|| {
+    CounterVec::new(
+        "metachat_event_store_commits_total",
+        "Transactions that committed appends to the event store; concurrent appends share one (group commit), so appends over commits is the appends per commit.",
+        &[],
+    )
+});
+
 /// How long appends took.
 pub static APPEND_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     HistogramVec::new(
@@ -82,6 +92,7 @@ pub fn describe() {
     LazyLock::force(&APPENDS);
     LazyLock::force(&EVENTS_APPENDED);
     LazyLock::force(&APPEND_DURATION);
+    LazyLock::force(&COMMITS);
     LazyLock::force(&PROJECTION_POSITION);
     LazyLock::force(&PROJECTION_DELAY);
     LazyLock::force(&PROJECTION_BEHIND);

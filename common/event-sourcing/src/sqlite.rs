@@ -15,7 +15,7 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection, Row};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, oneshot, watch};
 use uuid::Uuid;
 
 use std::collections::HashMap;
@@ -103,6 +103,10 @@ pub struct SqliteEventStore {
 
 struct Inner {
     writer: Mutex<SqliteConnection>,
+    /// Appends waiting for the writer ([`Inner::append`]).
+    queue: std::sync::Mutex<Vec<PendingAppend>>,
+    /// Transactions that committed appends.
+    commits: std::sync::atomic::AtomicU64,
     pool: SqlitePool,
     codec: EventCodec,
     head: watch::Sender<Position>,
@@ -145,11 +149,21 @@ impl SqliteEventStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
+                queue: std::sync::Mutex::new(Vec::new()),
+                commits: Default::default(),
                 pool,
                 codec,
                 head,
             }),
         })
+    }
+
+    /// Transactions that committed appends since the store was opened: fewer than the
+    /// appends when concurrent ones shared commits.
+    pub fn commits(&self) -> u64 {
+        self.inner
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A pool on the same file, for components that keep their own tables beside the events
@@ -288,9 +302,94 @@ impl EventStore for SqliteEventStore {
     }
 }
 
+/// An append waiting for the writer, and where its outcome goes.
+struct PendingAppend {
+    writes: Vec<StreamWrite>,
+    reply: oneshot::Sender<Result<Vec<AppendResult>>>,
+}
+
+/// What one append of a group wrote: its results, and the keys it sealed with.
+struct Appended {
+    results: Vec<AppendResult>,
+    keys: HashMap<String, DataKey>,
+}
+
 impl Inner {
+    /// Group commit: an append joins the queue; whoever holds the writer takes every append
+    /// queued and commits them in one transaction (one `fsync` for all), each in a savepoint
+    /// of its own so that one refused append (a version conflict) leaves the others. An
+    /// append is answered only after the commit that holds it.
     async fn append(&self, writes: Vec<StreamWrite>) -> Result<Vec<AppendResult>> {
+        let (reply, mut outcome) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(PendingAppend { writes, reply });
         let mut conn = self.writer.lock().await;
+        // The writer before us may have committed ours with its own.
+        if let Ok(done) = outcome.try_recv() {
+            return done;
+        }
+        let group = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        self.commit_group(&mut conn, group).await;
+        drop(conn);
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(EventStoreError::Backend(sqlx::Error::WorkerCrashed)))
+    }
+
+    /// Commits `group` in one transaction and answers each of its appends. Should the
+    /// transaction itself fail (the disk, another process holding the file), nothing of it
+    /// is stored and each append is tried again alone, to get an answer of its own.
+    async fn commit_group(&self, conn: &mut SqliteConnection, group: Vec<PendingAppend>) {
+        let writes: Vec<&[StreamWrite]> = group.iter().map(|p| p.writes.as_slice()).collect();
+        let outcomes = match self.run_group(conn, &writes).await {
+            Ok(outcomes) => outcomes,
+            Err(error) if group.len() == 1 => vec![Err(error)],
+            Err(_) => {
+                let mut alone = Vec::with_capacity(group.len());
+                for writes in writes {
+                    alone.push(match self.run_group(conn, &[writes]).await {
+                        Ok(mut outcome) => outcome.pop().unwrap_or_else(|| {
+                            Err(EventStoreError::InvalidWrite("no outcome".into()))
+                        }),
+                        Err(error) => Err(error),
+                    });
+                }
+                alone
+            }
+        };
+        let mut head = None;
+        for (pending, outcome) in group.into_iter().zip(outcomes) {
+            let answer = outcome.map(|appended| {
+                for (subject, key) in &appended.keys {
+                    self.codec.key_cache().remember(subject, key);
+                }
+                for r in appended.results.iter().filter(|r| !r.already_stored) {
+                    head = head.max(Some(r.last_position));
+                }
+                appended.results
+            });
+            let _ = pending.reply.send(answer);
+        }
+        if let Some(head) = head {
+            self.head.send_if_modified(|h| {
+                let advance = head > *h;
+                if advance {
+                    *h = head;
+                }
+                advance
+            });
+        }
+    }
+
+    /// The appends of a group in one transaction, each in a savepoint: each one's outcome,
+    /// once committed; an error when the transaction as a whole failed.
+    async fn run_group(
+        &self,
+        conn: &mut SqliteConnection,
+        group: &[&[StreamWrite]],
+    ) -> Result<Vec<Result<Appended>>> {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         // Never earlier than the last stored event, even if the clock steps back, so that
         // "as of" a time always selects a prefix of a stream.
@@ -299,13 +398,37 @@ impl Inner {
                 .fetch_optional(&mut *tx)
                 .await?;
         let recorded_at = Utc::now().timestamp_micros().max(last.unwrap_or(i64::MIN));
+        let mut outcomes = Vec::with_capacity(group.len());
+        for writes in group {
+            sqlx::query("SAVEPOINT append").execute(&mut *tx).await?;
+            let outcome = self.append_one(&mut tx, writes, recorded_at).await;
+            if outcome.is_err() {
+                // Nothing of a refused append stays (not even a key it created).
+                sqlx::query("ROLLBACK TO append").execute(&mut *tx).await?;
+            }
+            sqlx::query("RELEASE append").execute(&mut *tx).await?;
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::COMMITS.inc(&[]);
+        Ok(outcomes)
+    }
+
+    /// One append's writes, inside the group's transaction.
+    async fn append_one(
+        &self,
+        tx: &mut SqliteConnection,
+        writes: &[StreamWrite],
+        recorded_at: i64,
+    ) -> Result<Appended> {
         // What the results report: the very value stored, so it equals what reads return.
         let recorded_time = micros_to_time(recorded_at)?;
-        let keys = write_keys(&mut tx, self.codec.write_subjects(&writes), recorded_at).await?;
+        let keys = write_keys(&mut *tx, self.codec.write_subjects(writes), recorded_at).await?;
         let mut results = Vec::with_capacity(writes.len());
-        let mut wrote_any = false;
         for (index, write) in writes.iter().enumerate() {
-            if let Some(stored) = already_stored(&mut tx, write).await? {
+            if let Some(stored) = already_stored(&mut *tx, write).await? {
                 results.push(stored);
                 continue;
             }
@@ -356,7 +479,6 @@ impl Inner {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                wrote_any = true;
             }
             results.push(AppendResult {
                 stream_id: write.stream_id.clone(),
@@ -366,21 +488,7 @@ impl Inner {
                 recorded_at: recorded_time,
             });
         }
-        tx.commit().await?;
-        for (subject, key) in &keys {
-            self.codec.key_cache().remember(subject, key);
-        }
-        if wrote_any {
-            let head = results.iter().map(|r| r.last_position).max().unwrap_or(0);
-            self.head.send_if_modified(|h| {
-                let advance = head > *h;
-                if advance {
-                    *h = head;
-                }
-                advance
-            });
-        }
-        Ok(results)
+        Ok(Appended { results, keys })
     }
 
     async fn decode_all(&self, rows: &[SqliteRow]) -> Result<Vec<RecordedEvent>> {

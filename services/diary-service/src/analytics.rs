@@ -162,11 +162,16 @@ impl BucketTotals {
         self.analysed += o.analysed;
         self.scored += o.scored;
         self.sentiment_sum = on_grid(self.sentiment_sum + o.sentiment_sum);
-        for (k, n) in &o.tags {
-            *self.tags.entry(k.clone()).or_default() += n;
-        }
-        for (k, n) in &o.keywords {
-            *self.keywords.entry(k.clone()).or_default() += n;
+        for (counts, added) in [(&mut self.tags, &o.tags), (&mut self.keywords, &o.keywords)] {
+            for (k, n) in added {
+                // A key already counted is not copied again.
+                match counts.get_mut(k) {
+                    Some(c) => *c += n,
+                    None => {
+                        counts.insert(k.clone(), *n);
+                    }
+                }
+            }
         }
         self.profile_entries += o.profile_entries;
         self.features.add(&o.features);

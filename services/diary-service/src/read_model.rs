@@ -270,7 +270,9 @@ impl SqliteDiaryReadModels {
         let id = recorded.aggregate_id().to_owned();
         let version = recorded.stream_version as i64;
         let at = recorded.recorded_at.timestamp_micros();
-        let mut tx = self.pool.begin().await?;
+        // The row's share is read before it changes: the write lock is taken first, so that
+        // no other writer commits in between.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let before = entry_share(&mut tx, &id).await?;
         let query = match &event {
             EntryEvent::DiaryEntryCreated(e) => sqlx::query(
@@ -349,7 +351,7 @@ impl SqliteDiaryReadModels {
         let id = recorded.aggregate_id().to_owned();
         let version = recorded.stream_version as i64;
         let at = recorded.recorded_at.timestamp_micros();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let before = session_share(&mut tx, &id).await?;
         let query = match &event {
             SessionEvent::DiarySessionStarted(e) => sqlx::query(
@@ -642,7 +644,7 @@ async fn store_day(
 
 /// Sums the stored quarter hours into days, for a database from before the days were kept.
 async fn fill_days_from_buckets(pool: &SqlitePool) -> Result<(), ProjectionError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let buckets: Vec<(String, i64, String)> = sqlx::query_as(
         "SELECT user_id, bucket, totals FROM diary_analytics_buckets ORDER BY user_id, bucket",
     )
