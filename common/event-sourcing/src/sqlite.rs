@@ -125,6 +125,7 @@ impl SqliteEventStore {
     ) -> Result<Self> {
         let connect = connect_options(path.as_ref(), &options)?;
         let mut writer = SqliteConnection::connect_with(&connect).await?;
+        retry_busy_soon(&mut writer, options.busy_timeout).await?;
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&mut writer).await?;
         }
@@ -138,8 +139,12 @@ impl SqliteEventStore {
         } else {
             connect
         };
+        let busy_timeout = options.busy_timeout;
         let pool = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
+            .after_connect(move |conn, _| {
+                Box::pin(async move { retry_busy_soon(conn, busy_timeout).await })
+            })
             .connect_with(derived)
             .await?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
@@ -186,6 +191,48 @@ impl SqliteEventStore {
         }
         self.inner.pool.close().await;
     }
+}
+
+/// How long a connection that finds the file locked by another writer pauses before it
+/// tries again.
+const BUSY_PAUSE: Duration = Duration::from_micros(100);
+
+/// Makes a connection that finds the database locked by another writer try again every
+/// [`BUSY_PAUSE`], for up to `timeout`. SQLite's own busy handler (`busy_timeout`) sleeps 1,
+/// 2, 5, 10, … up to 100 ms between tries, so a writer held back by a transaction of two
+/// milliseconds (a projection's, on another connection of this process) could wait tens of
+/// milliseconds: the tail of every write's latency under load.
+pub async fn retry_busy_soon(
+    conn: &mut SqliteConnection,
+    timeout: Duration,
+) -> std::result::Result<(), sqlx::Error> {
+    extern "C" fn try_again(
+        tries_allowed: *mut std::ffi::c_void,
+        tries: std::ffi::c_int,
+    ) -> std::ffi::c_int {
+        if usize::try_from(tries).unwrap_or(usize::MAX) >= tries_allowed as usize {
+            return 0;
+        }
+        std::thread::sleep(BUSY_PAUSE);
+        1
+    }
+    let tries_allowed = (timeout.as_micros() / BUSY_PAUSE.as_micros()).max(1) as usize;
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle is a live connection, locked for this call; the handler is a plain
+    // function, and its data a number carried in the pointer, never dereferenced.
+    let code = unsafe {
+        libsqlite3_sys::sqlite3_busy_handler(
+            handle.as_raw_handle().as_ptr(),
+            Some(try_again),
+            tries_allowed as *mut std::ffi::c_void,
+        )
+    };
+    if code != libsqlite3_sys::SQLITE_OK {
+        return Err(sqlx::Error::Protocol(format!(
+            "setting the busy handler failed with SQLite code {code}"
+        )));
+    }
+    Ok(())
 }
 
 /// Connection options for any component that opens the embedded database file.
