@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# MetaChat's benchmark suite (BENCHMARKS.md): builds the release binaries of the platform and
-# of the baselines (bench/), installs wrk (Debian) when missing, and runs scripts/bench/run.py,
-# which prints the table and writes it as JSON (default $CARGO_TARGET_DIR/bench/results.json).
-# Arguments go to run.py (--quick: a check of the suite, not a measurement).
-# PostgreSQL (scripts/infra/postgres.sh start) is used for the PostgreSQL baseline when it runs.
+# MetaChat's benchmark suite (BENCHMARKS.md): builds the release binaries of the platform, of
+# the baselines and of the load generator (bench/), installs wrk (Debian) when missing, and
+# runs scripts/bench/run.py, which prints the tables and writes them as JSON (default
+# $CARGO_TARGET_DIR/bench/results.json). Arguments go to run.py: --quick checks the suite in a
+# few minutes; --smoke (what CI runs) checks it in seconds on the debug build the tests built,
+# measuring nothing.
+# PostgreSQL (scripts/infra/postgres.sh start) is used for the PostgreSQL baseline when it runs,
+# and with Kafka and Cassandra (scripts/infra/all.sh start) for the production wiring's figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVICE=bench
@@ -11,6 +14,13 @@ SERVICE=bench
 . scripts/infra/lib.sh
 command -v wrk >/dev/null || apt_install wrk
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-cargo build --release --locked -p metachat --bin metachat -p metachat-bench --bin metachat-baseline
+profile=release
+for arg in "$@"; do
+  [ "$arg" = --smoke ] && profile=debug
+done
+flags=(--locked)
+[ "$profile" = release ] && flags+=(--release)
+cargo build "${flags[@]}" -p metachat --bin metachat
+cargo build "${flags[@]}" -p metachat-bench --bins
 mkdir -p "$target/bench"
-exec python3 scripts/bench/run.py --bin-dir "$target/release" --out "$target/bench/results.json" "$@"
+exec python3 scripts/bench/run.py --bin-dir "$target/$profile" --out "$target/bench/results.json" "$@"

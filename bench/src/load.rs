@@ -6,12 +6,17 @@
 //! requests wait for one of `--connections` connections; the timer wakes about every
 //! millisecond, which bounds what the percentiles can resolve.
 //!
-//! Usage: metachat-load --url http://127.0.0.1:8080 --rate 1000 --seconds 5
+//! With `--requests N` instead of a rate it sends N requests as fast as its connections are
+//! answered (closed loop: what seeding a large history needs).
+//!
+//! Usage: metachat-load --url http://127.0.0.1:8080 (--rate 1000 --seconds 5 | --requests N)
 //!                      [--connections 64] (--paths FILE | --post PATH --body FILE)
 //!
-//! `--paths`: GET each line of FILE in turn. `--post`: POST FILE's body, with `{n}` replaced
-//! by the request's number. Prints one JSON object: requests sent, answered 2xx, failed, the
-//! rate achieved, and the latency percentiles in milliseconds.
+//! `--paths`: GET each line of FILE in turn. `--post`: POST FILE's body, in which `{n}` is
+//! replaced by the request's number, `{past:D}` by a time (RFC 3339, UTC) drawn at random
+//! within the last D days, and `{words:K}` by K words drawn at random from a journaling
+//! vocabulary. Prints one JSON object: requests sent, answered 2xx, failed, the rate
+//! achieved, and the latency percentiles in milliseconds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,8 +31,10 @@ enum Work {
 
 struct Args {
     url: String,
-    rate: f64,
+    /// Requests a second, or `None`: `requests` as fast as they are answered.
+    rate: Option<f64>,
     seconds: f64,
+    requests: Option<u64>,
     connections: usize,
     work: Work,
 }
@@ -35,6 +42,7 @@ struct Args {
 fn args() -> anyhow::Result<Args> {
     let mut argv = std::env::args().skip(1);
     let (mut url, mut rate, mut seconds, mut connections) = (None, None, 5.0, 64);
+    let mut requests = None;
     let (mut paths, mut post, mut body) = (None, None, None);
     while let Some(flag) = argv.next() {
         let mut value = || argv.next().with_context(|| format!("{flag} needs a value"));
@@ -43,6 +51,7 @@ fn args() -> anyhow::Result<Args> {
             "--rate" => rate = Some(value()?.parse::<f64>().context("--rate")?),
             "--seconds" => seconds = value()?.parse().context("--seconds")?,
             "--connections" => connections = value()?.parse().context("--connections")?,
+            "--requests" => requests = Some(value()?.parse::<u64>().context("--requests")?),
             "--paths" => paths = Some(value()?),
             "--post" => post = Some(value()?),
             "--body" => body = Some(value()?),
@@ -68,17 +77,69 @@ fn args() -> anyhow::Result<Args> {
         },
         _ => bail!("give either --paths FILE or --post PATH --body FILE"),
     };
-    let rate = rate.context("--rate is required")?;
-    if !(rate > 0.0 && seconds > 0.0 && connections > 0) {
+    if rate.is_some() == requests.is_some() {
+        bail!("give either --rate (with --seconds) or --requests");
+    }
+    if !(rate.is_none_or(|r| r > 0.0) && seconds > 0.0 && connections > 0) {
         bail!("--rate, --seconds and --connections must be positive");
     }
     Ok(Args {
         url: url.context("--url is required")?,
         rate,
         seconds,
+        requests,
         connections,
         work,
     })
+}
+
+const VOCABULARY: &[&str] = &[
+    "today", "walked", "river", "calm", "light", "golden", "birds", "loud", "listened", "long",
+    "morning", "coffee", "friend", "talked", "work", "meeting", "tired", "happy", "sad",
+    "anxious", "grateful", "hopeful", "saw", "heard", "felt", "touched", "warm", "cold", "rain",
+    "sun", "garden", "plan", "tomorrow", "remember", "yesterday", "think", "wonder", "learn",
+    "read", "book", "music", "sang", "danced", "ran", "slept", "dreamed", "family", "mother",
+    "father", "child", "laughed", "cried", "quiet", "noisy", "bright", "dark", "soft", "rough",
+    "sweet", "bitter", "city", "home", "travel", "train",
+];
+
+/// A small deterministic generator (SplitMix64) per request: bodies differ, runs repeat.
+fn random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The body of request `n`: `{n}`, `{past:D}` and `{words:K}` replaced.
+fn body_of(template: &str, n: u64, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut state = n;
+    let mut out = String::with_capacity(template.len() + 512);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else { break };
+        let field = &rest[open + 1..open + close];
+        match field.split_once(':') {
+            None if field == "n" => out.push_str(&n.to_string()),
+            Some(("past", days)) if days.parse::<u64>().is_ok() => {
+                let span = days.parse::<u64>().unwrap_or(1).max(1) * 86_400;
+                let ago = chrono::Duration::seconds((random(&mut state) % span) as i64);
+                out.push_str(&(now - ago).format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            }
+            Some(("words", k)) if k.parse::<usize>().is_ok() => {
+                let words: Vec<&str> = (0..k.parse::<usize>().unwrap_or(0))
+                    .map(|_| VOCABULARY[random(&mut state) as usize % VOCABULARY.len()])
+                    .collect();
+                out.push_str(&words.join(" "));
+            }
+            _ => out.push_str(&rest[open..=open + close]),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -96,20 +157,28 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.connections)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let total = (args.rate * args.seconds).round() as u64;
+    let total = match (args.rate, args.requests) {
+        (Some(rate), _) => (rate * args.seconds).round() as u64,
+        (None, requests) => requests.unwrap_or(0),
+    };
     let slots = Arc::new(Semaphore::new(args.connections));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(total as usize)));
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let work = Arc::new(args.work);
+    let now = chrono::Utc::now();
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(total as usize);
     let mut next = 0u64;
     while next < total {
-        // Every request due by now goes out; then sleep until the next one is due.
-        let now = Instant::now();
+        // Every request due by now goes out (all of them, closed loop: the connections
+        // pace them); then sleep until the next one is due.
+        let clock = Instant::now();
         while next < total {
-            let due = start + Duration::from_secs_f64(next as f64 / args.rate);
-            if due > now {
+            let due = match args.rate {
+                Some(rate) => start + Duration::from_secs_f64(next as f64 / rate),
+                None => clock,
+            };
+            if due > clock {
                 break;
             }
             let (client, slots, latencies, failed, work) = (
@@ -121,8 +190,11 @@ async fn main() -> anyhow::Result<()> {
             );
             let url = args.url.clone();
             let n = next;
+            let closed_loop = args.rate.is_none();
             tasks.push(tokio::spawn(async move {
                 let _slot = slots.acquire().await.expect("never closed");
+                // Closed loop: from when a connection took it.
+                let due = if closed_loop { Instant::now() } else { due };
                 let request = match &*work {
                     Work::Get(paths) => {
                         client.get(format!("{url}{}", paths[n as usize % paths.len()]))
@@ -130,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
                     Work::Post { path, body } => client
                         .post(format!("{url}{path}"))
                         .header("Content-Type", "application/json")
-                        .body(body.replace("{n}", &n.to_string())),
+                        .body(body_of(body, n, now)),
                 };
                 let ok = match request.send().await {
                     Ok(response) => {
@@ -140,18 +212,15 @@ async fn main() -> anyhow::Result<()> {
                     Err(_) => false,
                 };
                 if ok {
-                    latencies
-                        .lock()
-                        .await
-                        .push(due.elapsed().as_secs_f64() * 1000.0);
+                    latencies.lock().await.push(due.elapsed().as_secs_f64() * 1000.0);
                 } else {
                     failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }));
             next += 1;
         }
-        if next < total {
-            let due = start + Duration::from_secs_f64(next as f64 / args.rate);
+        if let (true, Some(rate)) = (next < total, args.rate) {
+            let due = start + Duration::from_secs_f64(next as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
     }
@@ -162,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
     let mut sorted = std::mem::take(&mut *latencies.lock().await);
     sorted.sort_by(f64::total_cmp);
     let result = serde_json::json!({
-        "rate": args.rate,
+        "rate": args.rate.unwrap_or(0.0),
         "sent": total,
         "ok": sorted.len(),
         "errors": failed.load(std::sync::atomic::Ordering::Relaxed),

@@ -5,14 +5,20 @@ Starts the release build of the embedded platform and the baselines (bench/: bar
 answering the same JSON from memory; one durable insert per request into SQLite, and into
 PostgreSQL when it is reachable) side by side on this machine, seeds the platform through its
 API, and drives every scenario with wrk at a fixed concurrency: a warm-up, then several rounds,
-reporting the median requests/s with the rounds' spread and the median p50 and p99. Every
-figure is printed beside its baseline from the same run, with the ratio and the target of
-BENCHMARKS.md; the whole result is also written as JSON.
+reporting the median requests/s with the rounds' spread and the median p50 and p99. Latency
+at half of peak throughput and projection lag under a steady write rate come from
+metachat-load (bench/src/load.rs), an open-loop generator at a fixed rate. Growth seeds one
+writer with thousands to a million entries and measures pages and analytics at each size.
+The production wiring (PostgreSQL, Kafka, Cassandra, as scripts/infra starts them) runs the
+same scenarios when those servers are up. Every figure is printed beside its baseline from
+the same run, with the ratio and the target of BENCHMARKS.md; the whole result is also
+written as JSON.
 
 Absolute numbers on a shared machine are noise: read the ratios.
 
 Usage: run.py --bin-dir DIR [--out FILE] [--entries N] [--rounds N] [--seconds S]
-              [--connections C] [--postgres URL] [--quick]
+              [--connections C] [--growth N,N,...] [--lag-rate R] [--postgres URL]
+              [--production auto|yes|no] [--quick | --smoke]
 """
 
 import argparse
@@ -131,7 +137,8 @@ def measure(url, script, env, args, connections=None):
     """Warm-up, then `args.rounds` rounds: the median requests/s with the spread, the median
     p50 and p99."""
     connections = connections or args.connections
-    wrk(url, script, env, connections, max(1, args.seconds // 2))
+    if not args.smoke:
+        wrk(url, script, env, connections, max(1, args.seconds // 2))
     rounds = [wrk(url, script, env, connections, args.seconds) for _ in range(args.rounds)]
     rps = [r["rps"] for r in rounds]
     return {
@@ -202,17 +209,20 @@ def seed(base, args, work):
     return users, writer, entries, seeded
 
 
-def settle(base, limit=900, fatal=True):
+def settle(base, limit=900, fatal=True, metrics=None):
     """Waits until every projection and follower (the read models, the entry analyzer, the
     search indexer embedding text, profile inference) has applied every event, as /metrics
-    reports, so that one scenario's background work does not run into the next: the seconds
-    it took, or None when it had not after `limit` seconds and that is not `fatal`."""
+    reports (the gateway's, embedded; each service's, `metrics`, in the production wiring),
+    so that one scenario's background work does not run into the next: the seconds it took,
+    or None when it had not after `limit` seconds and that is not `fatal`."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
-        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
-            text = response.read().decode()
-        behind = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                  if line.startswith("metachat_projection_lag_events{")]
+        behind = []
+        for url in metrics or [f"{base}/metrics"]:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                text = response.read().decode()
+            behind += [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("metachat_projection_lag_events{")]
         if behind and max(behind) == 0:
             return time.monotonic() - started
         time.sleep(0.5)
@@ -221,13 +231,13 @@ def settle(base, limit=900, fatal=True):
     return None
 
 
-def projection_lag(base, writer_id, samples):
-    """Write, then read the first page until it shows the write: p50 and p99 in ms (at rest,
-    one write at a time)."""
+def projection_lag(base, writer_id, samples, until=None):
+    """Write, then read the first page until it shows the write: p50 and p99 in ms, one write
+    at a time, `samples` times or until the monotonic clock reaches `until`."""
     lags = []
-    for i in range(samples):
+    while (len(lags) < samples) if until is None else (time.monotonic() < until):
         status, _, body = http("POST", f"{base}/diary/entries", {
-            "userId": writer_id, "title": f"lag {i}", "content": "Visible yet?"})
+            "userId": writer_id, "title": f"lag {len(lags)}", "content": "Visible yet?"})
         assert status == 201, (status, body)
         written = time.monotonic()
         while True:
@@ -236,8 +246,206 @@ def projection_lag(base, writer_id, samples):
                 break
         lags.append((time.monotonic() - written) * 1000)
     lags.sort()
-    return {"p50_ms": statistics.median(lags), "p99_ms": lags[int(len(lags) * 0.99) - 1],
-            "samples": samples}
+    return {"p50_ms": statistics.median(lags),
+            "p99_ms": lags[max(0, int(len(lags) * 0.99) - 1)], "samples": len(lags)}
+
+
+def load(bin_dir, url, rate, seconds, *, paths=None, post=None, body=None, connections=64,
+         requests=None):
+    """metachat-load at a fixed rate (latency counted from when each request was due), or
+    `requests` requests as fast as they are answered: its JSON figures."""
+    argv = [os.path.join(bin_dir, "metachat-load"), "--url", url,
+            "--connections", str(connections)]
+    argv += (["--requests", str(requests)] if requests is not None
+             else ["--rate", str(rate), "--seconds", str(seconds)])
+    argv += ["--paths", paths] if paths else ["--post", post, "--body", body]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def lag_under_load(base, bin_dir, load_body, probe_writer, rate, seconds):
+    """Projection lag (write to visible in the list) measured by a probe writer one write at a
+    time, while metachat-load writes `rate` entries a second for another writer."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        writing = pool.submit(load, bin_dir, base, rate, seconds, post="/diary/entries",
+                              body=load_body)
+        time.sleep(0.5)
+        probe = projection_lag(base, probe_writer, None, until=time.monotonic() + seconds - 1)
+        figures = writing.result()
+    return {"rate": rate, "seconds": seconds, "writes": figures, **probe}
+
+
+def wiring_env(args, wiring_id):
+    """The environment of the production wiring's processes, on the servers scripts/infra
+    starts, with a database, keyspace, topics and consumer groups of this run's own."""
+    infra = lambda name, default: os.environ.get(name, default)
+    return {"DB_HOST": "127.0.0.1", "DB_PORT": infra("METACHAT_POSTGRES_PORT", "55432"),
+            "DB_USER": "metachat", "DB_PASSWORD": "metachat", "DB_NAME": wiring_id,
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{infra('METACHAT_KAFKA_PORT', '19092')}",
+            "KAFKA_USER_EVENTS_TOPIC": f"{wiring_id}-user-events",
+            "KAFKA_DIARY_EVENTS_TOPIC": f"{wiring_id}-diary-events",
+            "CASSANDRA_HOSTS": f"127.0.0.1:{infra('METACHAT_CASSANDRA_PORT', '19042')}",
+            "CASSANDRA_KEYSPACE": wiring_id.replace("-", "_")}
+
+
+def reachable(port):
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", int(port))) == 0
+
+
+def start_production(args, env, work, base_port):
+    """The three services as separate processes on PostgreSQL, Kafka and Cassandra: the
+    processes, or None when those servers are not up."""
+    wiring_id = f"bench_{os.getpid()}_{int(time.time())}"
+    settings = wiring_env(args, wiring_id)
+    ports = (settings["DB_PORT"], settings["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1],
+             settings["CASSANDRA_HOSTS"].rsplit(":", 1)[1])
+    if not all(reachable(p) for p in ports):
+        return None
+    subprocess.run(["psql", args.postgres, "-c", f"CREATE DATABASE {wiring_id}"], check=True,
+                   capture_output=True, timeout=30)
+    metachat_bin = os.path.join(args.bin_dir, "metachat")
+    gateway, user_port, diary_port = base_port, free_port(), free_port()
+    addresses = {"USER_SERVICE_ADDRESS": f"127.0.0.1:{user_port}",
+                 "DIARY_SERVICE_ADDRESS": f"127.0.0.1:{diary_port}"}
+    common = {k: env[k] for k in ("PATH", "LOG_LEVEL", "METACHAT_MODEL_DIR")}
+    processes = []
+    for name, port, group in (("user-service", user_port, "users"),
+                              ("diary-service", diary_port, "diary")):
+        service_env = {**common, **settings, **addresses, "PORT": str(port),
+                       "KAFKA_CONSUMER_GROUP": f"{wiring_id}-{group}"}
+        processes.append(Process(name, [metachat_bin, name], service_env,
+                                 f"http://127.0.0.1:{port}/metrics", work))
+    processes.append(Process("api-gateway", [metachat_bin, "api-gateway"],
+                             {**common, **addresses, "PORT": str(gateway),
+                              "BIND_ADDRESS": "127.0.0.1"},
+                             f"http://127.0.0.1:{gateway}/health/ready", work))
+    metrics = [f"http://127.0.0.1:{p}/metrics" for p in (user_port, diary_port)]
+    return processes, wiring_id, f"http://127.0.0.1:{gateway}", metrics
+
+
+def scenarios(base, users, writer, entries, work, args, into, metrics=None):
+    """The scenarios of one wiring, into `into`: reads and writes with wrk at a fixed
+    concurrency, then reads and writes at half of their peak with metachat-load."""
+    paths = lambda name, items: write_file(work, name, "\n".join(items) + "\n")
+    rng = random.Random(11)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def week_range():
+        end = now - datetime.timedelta(days=rng.randrange(358))
+        start = end - datetime.timedelta(days=7)
+        return (f"/diary/entries/user/{writer}?startTime={start.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+                f"&endTime={end.strftime('%Y-%m-%dT%H:%M:%SZ')}&limit=10")
+
+    read_paths = {
+        "get entry by id": paths("entries.txt", [f"/diary/entries/{e}" for e in entries]),
+        "get user by id": paths("users.txt", [f"/users/{u}" for u in users]),
+        "a user's entries, first page": paths("page.txt", [f"/diary/entries/user/{writer}?limit=10"]),
+        "a user's entries in a week": paths("range.txt", [week_range() for _ in range(200)]),
+        "list users, first page": paths("list-users.txt", ["/users?page=1&limit=10"]),
+        "analytics for a week": paths("week.txt", [f"/diary/analytics?userId={writer}&period=week"]),
+        "analytics for a year": paths("year.txt", [f"/diary/analytics?userId={writer}&period=year"]),
+    }
+    entry_body = write_file(work, "new-entry.json", json.dumps({
+        "userId": users[1], "title": "Benchmark {n}",
+        "content": " ".join(["A day worth writing about, in some sixty words."] * 6),
+        "tags": ["bench"]}))
+    mixed_paths = paths("mixed.txt", [f"/diary/entries/{e}" for e in entries[:50]]
+                        + [f"/diary/entries/user/{writer}?limit=10",
+                           f"/diary/analytics?userId={writer}&period=week"] * 5)
+    profile_body = write_file(work, "profile.json", json.dumps({"bio": "Bench bio {n}"}))
+
+    def run(name, url, script, extra, writes=False):
+        print(f"  {name} ...", end=" ", flush=True)
+        figure = measure(url, script, extra, args)
+        into[name] = figure
+        print(f"{figure['rps']:,.0f}/s p99 {figure['p99_ms']:.1f} ms"
+              + (f" ({figure['errors']} failed)" if figure["errors"] else ""), end="", flush=True)
+        if writes:
+            # The analyses and embeddings of what was written, before the next scenario.
+            caught_up = settle(base, limit=args.settle, fatal=False, metrics=metrics)
+            figure["followers_caught_up_after_s"] = caught_up
+            print("; followers " + (f"caught up {caught_up:.1f} s later" if caught_up is not None
+                                    else f"still behind {args.settle} s later"),
+                  end="", flush=True)
+        print(flush=True)
+
+    def half_peak(name, **work_args):
+        peak = into[name]["rps"]
+        rate = max(1, round(peak / 2))
+        print(f"  {name} at half of its peak, {rate:,}/s ...", end=" ", flush=True)
+        figure = load(args.bin_dir, base, rate, args.seconds, **work_args)
+        into[name]["half_peak"] = figure
+        print(f"p50 {figure['p50_ms']:.1f} ms, p99 {figure['p99_ms']:.1f} ms"
+              + (f" ({figure['errors']} failed)" if figure["errors"] else ""), flush=True)
+
+    for name, file in read_paths.items():
+        run(name, base, "paths.lua", {"PATHS": file})
+    half_peak("get entry by id", paths=read_paths["get entry by id"])
+    half_peak("get user by id", paths=read_paths["get user by id"])
+    run("create entry (durable)", base, "write.lua",
+        {"BODY": entry_body, "PATH_TO": "/diary/entries"}, writes=True)
+    half_peak("create entry (durable)", post="/diary/entries", body=entry_body)
+    settle(base, limit=args.settle, fatal=False, metrics=metrics)
+    # Each user changes their own profile (users[1] to users[3] are the writers above).
+    run("update profile", base, "write.lua",
+        {"BODY": profile_body, "METHOD": "PUT",
+         "PATHS": paths("profiles.txt", [f"/users/{u}" for u in users[4:]])}, writes=True)
+    run("mixed: 90% reads, 10% writes", base, "mixed.lua",
+        {"PATHS": mixed_paths, "BODY": entry_body, "PATH_TO": "/diary/entries"}, writes=True)
+    return read_paths, entry_body
+
+
+def growth(base, args, work):
+    """One writer's history grown to each size of `args.growth` (cumulatively, through the
+    API with metachat-load), and at each size: a page, a week's range, analytics for a week and a
+    year."""
+    status, _, body = http("POST", f"{base}/users", {
+        "username": "growth", "email": "growth@example.com", "firstName": "Growth",
+        "lastName": "Writer"})
+    assert status == 201, (status, body)
+    writer = body["id"]
+    span_days = 3 * 365
+    now = datetime.datetime.now(datetime.timezone.utc)
+    rng = random.Random(5)
+    paths = lambda name, items: write_file(work, name, "\n".join(items) + "\n")
+    stamp = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ranges = []
+    for _ in range(200):
+        end = now - datetime.timedelta(days=rng.randrange(span_days))
+        ranges.append(f"/diary/entries/user/{writer}?startTime={stamp(end - datetime.timedelta(days=7))}"
+                      f"&endTime={stamp(end)}&limit=10")
+    checks = {
+        "a user's entries, first page": paths("g-page.txt", [f"/diary/entries/user/{writer}?limit=10"]),
+        "a user's entries in a week": paths("g-range.txt", ranges),
+        "analytics for a week": paths("g-week.txt", [f"/diary/analytics?userId={writer}&period=week"]),
+        "analytics for a year": paths("g-year.txt", [f"/diary/analytics?userId={writer}&period=year"]),
+    }
+    results, stored = [], 0
+    for size in args.growth:
+        print(f"  growing one writer's history to {size:,} entries ...", end=" ", flush=True)
+        started = time.monotonic()
+        bulk = write_file(work, "bulk-entry.json", json.dumps({
+            "userId": writer, "title": "Day {n}", "content": "{words:60}.", "tags": ["bulk"],
+            "createdAt": f"{{past:{span_days}}}"}))
+        while stored < size:
+            figures = load(args.bin_dir, base, None, None, requests=size - stored,
+                           post="/diary/entries", body=bulk, connections=32)
+            stored += figures["ok"]
+            if figures["errors"]:
+                print(f"({figures['errors']} refused) ", end="", flush=True)
+        seeded = time.monotonic() - started
+        caught_up = settle(base, limit=max(600, size // 100), fatal=False)
+        print(f"{stored:,} stored in {seeded:.0f} s, followers caught up "
+              f"{caught_up if caught_up is None else round(caught_up)} s later", flush=True)
+        row = {"entries": stored, "seed_s": seeded, "followers_caught_up_after_s": caught_up}
+        for name, file in checks.items():
+            row[name] = measure(base, "paths.lua", {"PATHS": file}, args)
+            print(f"    {name}: {row[name]['rps']:,.0f}/s p99 {row[name]['p99_ms']:.1f} ms",
+                  flush=True)
+        results.append(row)
+    return results
 
 
 def main():
@@ -251,13 +459,28 @@ def main():
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--settle", type=int, default=60,
                         help="how long to wait after a write scenario for the followers")
+    parser.add_argument("--growth", default="1000,100000",
+                        help="sizes of one writer's history to measure at, comma-separated "
+                             "(1000000 takes about an hour here); empty for none")
+    parser.add_argument("--lag-rate", type=int, default=1000,
+                        help="writes a second while projection lag is measured")
+    parser.add_argument("--production", choices=("auto", "yes", "no"), default="auto",
+                        help="the production wiring too: auto when its servers are up")
     parser.add_argument("--postgres", default=os.environ.get(
         "BENCH_POSTGRES", "postgres://metachat:metachat@127.0.0.1:55432/metachat"))
     parser.add_argument("--quick", action="store_true",
                         help="1 round of 2 s, 1,000 entries: to check the suite, not to measure")
+    parser.add_argument("--smoke", action="store_true",
+                        help="1 round of 1 s, 200 entries, tiny growth, no production wiring: "
+                             "what CI runs so the suite never rots (measures nothing)")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds, args.entries, args.users = 1, 2, 1000, 50
+        args.growth, args.settle = "1000,10000", 30
+    if args.smoke:
+        args.rounds, args.seconds, args.entries, args.users = 1, 1, 200, 20
+        args.growth, args.lag_rate, args.settle, args.production = "100,300", 50, 30, "no"
+    args.growth = [int(n) for n in args.growth.split(",") if n.strip()]
 
     work = tempfile.mkdtemp(prefix="metachat-bench-")
     data = os.path.join(work, "data")
@@ -309,76 +532,44 @@ def main():
                        baseline_env, f"http://127.0.0.1:{baseline_port}/json", work)
     bl = f"http://127.0.0.1:{baseline_port}"
 
-    entry_body = write_file(work, "new-entry.json", json.dumps({
-        "userId": users[1], "title": "Benchmark {n}",
-        "content": " ".join(["A day worth writing about, in some sixty words."] * 6),
-        "tags": ["bench"]}))
-    paths = lambda name, items: write_file(work, name, "\n".join(items) + "\n")
-    rng = random.Random(11)
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def week_range():
-        end = now - datetime.timedelta(days=rng.randrange(358))
-        start = end - datetime.timedelta(days=7)
-        return (f"/diary/entries/user/{writer}?startTime={start.strftime('%Y-%m-%dT%H:%M:%SZ')}"
-                f"&endTime={end.strftime('%Y-%m-%dT%H:%M:%SZ')}&limit=10")
-
-    read_paths = {
-        "get entry by id": paths("entries.txt", [f"/diary/entries/{e}" for e in entries]),
-        "get user by id": paths("users.txt", [f"/users/{u}" for u in users]),
-        "a user's entries, first page": paths("page.txt", [f"/diary/entries/user/{writer}?limit=10"]),
-        "a user's entries in a week": paths("range.txt", [week_range() for _ in range(200)]),
-        "list users, first page": paths("list-users.txt", ["/users?page=1&limit=10"]),
-        "analytics for a week": paths("week.txt", [f"/diary/analytics?userId={writer}&period=week"]),
-        "analytics for a year": paths("year.txt", [f"/diary/analytics?userId={writer}&period=year"]),
-    }
-    mixed_paths = paths("mixed.txt", [f"/diary/entries/{e}" for e in entries[:50]]
-                        + [f"/diary/entries/user/{writer}?limit=10",
-                           f"/diary/analytics?userId={writer}&period=week"] * 5)
-    profile_body = write_file(work, "profile.json", json.dumps({"bio": "Bench bio {n}"}))
-
-    def run(name, url, script, extra, into, writes=False):
-        print(f"  {name} ...", end=" ", flush=True)
-        figure = measure(url, script, extra, args)
-        into[name] = figure
-        print(f"{figure['rps']:,.0f}/s p99 {figure['p99_ms']:.1f} ms"
-              + (f" ({figure['errors']} failed)" if figure["errors"] else ""), end="", flush=True)
-        if writes:
-            # The analyses and embeddings of what was written, before the next scenario.
-            caught_up = settle(base, limit=args.settle, fatal=False)
-            figure["followers_caught_up_after_s"] = caught_up
-            print("; followers " + (f"caught up {caught_up:.1f} s later" if caught_up is not None
-                                    else f"still behind {args.settle} s later"),
-                  end="", flush=True)
-        print(flush=True)
-
     print("baselines", flush=True)
-    run("bare axum, JSON from memory", f"{bl}/json", "paths.lua",
-        {"PATHS": paths("json.txt", ["/json"])}, results["baselines"])
-    run("SQLite, one durable insert per request", f"{bl}/sqlite", "write.lua",
-        {"BODY": body_file, "PATH_TO": "/sqlite"}, results["baselines"])
-    if postgres:
-        run("PostgreSQL, one insert per transaction", f"{bl}/postgres", "write.lua",
-            {"BODY": body_file, "PATH_TO": "/postgres"}, results["baselines"])
+    for name, script, extra in (
+            ("bare axum, JSON from memory", "paths.lua",
+             {"PATHS": write_file(work, "json.txt", "/json\n")}),
+            ("SQLite, one durable insert per request", "write.lua",
+             {"BODY": body_file, "PATH_TO": "/sqlite"}),
+            ("PostgreSQL, one insert per transaction", "write.lua",
+             {"BODY": body_file, "PATH_TO": "/postgres"})):
+        if "PostgreSQL" in name and not postgres:
+            continue
+        figure = measure(bl, script, extra, args)
+        results["baselines"][name] = figure
+        print(f"  {name}: {figure['rps']:,.0f}/s p99 {figure['p99_ms']:.1f} ms", flush=True)
+    json_file = write_file(work, "json.txt", "/json\n")
+    peak = results["baselines"]["bare axum, JSON from memory"]["rps"]
+    figure = load(args.bin_dir, bl, max(1, round(peak / 2)), args.seconds, paths=json_file)
+    results["baselines"]["bare axum, JSON from memory"]["half_peak"] = figure
+    print(f"  bare axum at half of its peak: p99 {figure['p99_ms']:.1f} ms", flush=True)
+
     print("MetaChat, embedded", flush=True)
-    for name, file in read_paths.items():
-        run(name, base, "paths.lua", {"PATHS": file}, results["scenarios"])
-    run("create entry (durable)", base, "write.lua",
-        {"BODY": entry_body, "PATH_TO": "/diary/entries"}, results["scenarios"], writes=True)
-    # Each user changes their own profile (users[1] to users[3] are the writers above).
-    run("update profile", base, "write.lua",
-        {"BODY": profile_body, "METHOD": "PUT",
-         "PATHS": paths("profiles.txt", [f"/users/{u}" for u in users[4:]])},
-        results["scenarios"], writes=True)
-    run("mixed: 90% reads, 10% writes", base, "mixed.lua",
-        {"PATHS": mixed_paths, "BODY": entry_body, "PATH_TO": "/diary/entries"},
-        results["scenarios"], writes=True)
+    read_paths, entry_body = scenarios(base, users, writer, entries, work, args,
+                                       results["scenarios"])
     print("  peak memory at 64 connections ...", end=" ", flush=True)
     wrk(base, "paths.lua", {"PATHS": read_paths["get entry by id"]}, 64, args.seconds)
     results["peak_rss_mb"] = app.status("VmHWM")
     print(f"{results['peak_rss_mb']:.0f} MB", flush=True)
-    results["projection_lag"] = projection_lag(base, users[3], 50 if args.quick else 200)
-    baseline.stop()
+    settle(base, limit=args.settle, fatal=False)
+    results["projection_lag"] = projection_lag(base, users[3], 50 if args.smoke else 200)
+    print(f"  projection lag at rest: p99 {results['projection_lag']['p99_ms']:.1f} ms", flush=True)
+    print(f"  projection lag under {args.lag_rate:,} writes/s ...", end=" ", flush=True)
+    results["projection_lag_under_load"] = lag_under_load(
+        base, args.bin_dir, entry_body, users[2], args.lag_rate, max(3, args.seconds * 2))
+    under = results["projection_lag_under_load"]
+    print(f"p50 {under['p50_ms']:.1f} ms, p99 {under['p99_ms']:.1f} ms over "
+          f"{under['samples']} probes; the writes' p99 {under['writes']['p99_ms']:.1f} ms",
+          flush=True)
+    settle(base, limit=args.settle, fatal=False)
+    results["growth"] = growth(base, args, work) if args.growth else []
     app.stop()
 
     # Rebuild of every read model from the events, the platform stopped.
@@ -389,60 +580,149 @@ def main():
                    capture_output=True)
     took = time.monotonic() - started
     results["rebuild"] = {"events": events, "seconds": took, "events_per_s": events / took}
+    print(f"rebuild: {events:,} events in {took:.1f} s", flush=True)
+
+    results["production"] = None
+    if args.production != "no" and postgres:
+        started_production = start_production(args, env, work, free_port())
+        if started_production is None and args.production == "yes":
+            sys.exit("the production wiring's servers are not up: scripts/infra/all.sh start")
+        if started_production is not None:
+            processes, wiring_id, pbase, pmetrics = started_production
+            print(f"MetaChat, production wiring (PostgreSQL, Kafka, Cassandra: {wiring_id})",
+                  flush=True)
+            pargs = argparse.Namespace(**{**vars(args), "entries": min(args.entries, 2000)})
+            pusers, pwriter, pentries, pseeded = seed(pbase, pargs, work)
+            settle(pbase, limit=300, fatal=False, metrics=pmetrics)
+            production = {"scenarios": {}, "seeded": {"entries": len(pentries),
+                                                      "seconds": pseeded}}
+            scenarios(pbase, pusers, pwriter, pentries, work, args,
+                      production["scenarios"], metrics=pmetrics)
+            production["projection_lag"] = projection_lag(pbase, pusers[3], 50)
+            print(f"  projection lag at rest: p99 {production['projection_lag']['p99_ms']:.1f} ms",
+                  flush=True)
+            results["production"] = production
+            for p in processes:
+                p.stop()
+            subprocess.run(["psql", args.postgres, "-c", f"DROP DATABASE {wiring_id}"],
+                           capture_output=True, timeout=60)
+    baseline.stop()
 
     report(results)
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
     print(f"\nwritten to {args.out}; logs and data in {work}")
+    failed = {n: f["errors"] for n, f in {**results["scenarios"], **results["baselines"]}.items()
+              if f["errors"]}
+    if args.smoke and failed:
+        sys.exit(f"the smoke run had failed requests: {failed}")
 
 
-def report(r):
-    """The table: each figure beside its baseline and its target."""
-    s, b = r["scenarios"], r["baselines"]
-    json_rps = b["bare axum, JSON from memory"]["rps"]
-    get_rps = s["get entry by id"]["rps"]
-    rows = []
-
-    def row(name, figure, against, ratio, target, met):
-        rows.append((name, f"{figure['rps']:,.0f} ({figure['rps_min']:,.0f}-{figure['rps_max']:,.0f})",
-                     f"{figure['p50_ms']:.2f}", f"{figure['p99_ms']:.2f}", against,
-                     f"{ratio:.2f}", target, "yes" if met else "NO"))
-
-    for name in ("get entry by id", "get user by id"):
-        ratio = s[name]["rps"] / json_rps
-        row(name, s[name], f"{json_rps:,.0f} bare axum", ratio, ">= 0.33", ratio >= 1 / 3)
-    sqlite_rps = b["SQLite, one durable insert per request"]["rps"]
-    ratio = s["create entry (durable)"]["rps"] / sqlite_rps
-    row("create entry (durable)", s["create entry (durable)"], f"{sqlite_rps:,.0f} SQLite inserts",
-        ratio, ">= 1.00", ratio >= 1)
-    for name in ("a user's entries, first page", "a user's entries in a week",
-                 "analytics for a week", "analytics for a year"):
-        ratio = s[name]["rps"] / get_rps
-        row(name, s[name], f"{get_rps:,.0f} get by id", ratio, ">= 0.50", ratio >= 0.5)
-    for name in ("list users, first page", "update profile", "mixed: 90% reads, 10% writes"):
-        row(name, s[name], "", s[name]["rps"] / json_rps, "", True)
-    header = ("scenario", "req/s (spread)", "p50 ms", "p99 ms", "baseline (same run)", "ratio",
-              "target", "met")
+def table(header, rows):
     widths = [max(len(str(x[i])) for x in rows + [header]) for i in range(len(header))]
     print()
     for line in [header] + rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip())
-    lag = r["projection_lag"]
-    print(f"\nprojection lag, write to visible in the list (at rest): p50 {lag['p50_ms']:.1f} ms, "
-          f"p99 {lag['p99_ms']:.1f} ms (target p99 < 20 ms at 1,000 writes/s: "
-          f"{'yes' if lag['p99_ms'] < 20 else 'NO'})")
+
+
+def yes(met):
+    return "yes" if met else "NO"
+
+
+def report(r):
+    """The tables: each figure beside its baseline and its target."""
+    s, b = r["scenarios"], r["baselines"]
+    json_rps = b["bare axum, JSON from memory"]["rps"]
+    sqlite_rps = b["SQLite, one durable insert per request"]["rps"]
+    postgres = b.get("PostgreSQL, one insert per transaction")
+
+    def rows_of(s, store_rps, store, targets):
+        get_rps = s["get entry by id"]["rps"]
+        rows = []
+
+        def row(name, against, ratio, target="", met=None):
+            f = s[name]
+            rows.append((name, f"{f['rps']:,.0f} ({f['rps_min']:,.0f}-{f['rps_max']:,.0f})",
+                         f"{f['p50_ms']:.2f}", f"{f['p99_ms']:.2f}", against,
+                         f"{ratio:.2f}" if ratio is not None else "",
+                         target if targets else "", yes(met) if targets and target else ""))
+
+        for name in ("get entry by id", "get user by id"):
+            ratio = s[name]["rps"] / json_rps
+            row(name, f"{json_rps:,.0f} bare axum", ratio, ">= 0.33", ratio >= 1 / 3)
+        if store_rps:
+            ratio = s["create entry (durable)"]["rps"] / store_rps
+            row("create entry (durable)", f"{store_rps:,.0f} {store} inserts", ratio, ">= 1.00",
+                ratio >= 1)
+        else:
+            row("create entry (durable)", "", None)
+        for name in ("a user's entries, first page", "a user's entries in a week",
+                     "analytics for a week", "analytics for a year"):
+            ratio = s[name]["rps"] / get_rps
+            row(name, f"{get_rps:,.0f} get by id", ratio, ">= 0.50", ratio >= 0.5)
+        for name in ("list users, first page", "update profile", "mixed: 90% reads, 10% writes"):
+            row(name, "", None)
+        return rows
+
+    header = ("scenario", "req/s (spread)", "p50 ms", "p99 ms", "baseline (same run)", "ratio",
+              "target", "met")
+    print("\nEmbedded wiring")
+    table(header, rows_of(s, sqlite_rps, "SQLite", True))
+
+    half = []
+    for name, target in (("get entry by id", 5), ("get user by id", 5),
+                         ("create entry (durable)", 20)):
+        h = s[name]["half_peak"]
+        half.append((name, f"{h['rate']:,.0f}", f"{h['p50_ms']:.2f}", f"{h['p99_ms']:.2f}",
+                     f"< {target}", yes(h["p99_ms"] < target)))
+    h = b["bare axum, JSON from memory"]["half_peak"]
+    half.append(("bare axum, JSON from memory (baseline)", f"{h['rate']:,.0f}",
+                 f"{h['p50_ms']:.2f}", f"{h['p99_ms']:.2f}", "", ""))
+    print("\nAt half of peak throughput (metachat-load, a fixed rate; latency from when each "
+          "request was due)")
+    table(("scenario", "req/s", "p50 ms", "p99 ms", "target p99 ms", "met"), half)
+
+    if r["growth"]:
+        rows = []
+        first = r["growth"][0]
+        for g in r["growth"]:
+            for name in ("a user's entries, first page", "a user's entries in a week",
+                         "analytics for a week", "analytics for a year"):
+                ratio = g[name]["rps"] / first[name]["rps"]
+                rows.append((f"{g['entries']:,}", name, f"{g[name]['rps']:,.0f}",
+                             f"{g[name]['p99_ms']:.2f}", f"{ratio:.2f}"))
+        print("\nGrowth: one writer's history (entries over three years), each figure against "
+              "the smallest history")
+        table(("entries", "scenario", "req/s", "p99 ms", "vs smallest"), rows)
+
+    lag, under = r["projection_lag"], r["projection_lag_under_load"]
+    print(f"\nprojection lag, write to visible in the list: at rest p50 {lag['p50_ms']:.1f} ms, "
+          f"p99 {lag['p99_ms']:.1f} ms; under {under['rate']:,} writes/s "
+          f"(achieved {under['writes']['achieved_rate']:,.0f}/s) p50 {under['p50_ms']:.1f} ms, "
+          f"p99 {under['p99_ms']:.1f} ms (target p99 < 20 ms: {yes(under['p99_ms'] < 20)})")
     rb = r["rebuild"]
     print(f"rebuild of the read models: {rb['events']:,} events in {rb['seconds']:.2f} s, "
           f"{rb['events_per_s']:,.0f} events/s (target >= 200,000: "
-          f"{'yes' if rb['events_per_s'] >= 200_000 else 'NO'})")
-    print(f"memory: idle {r['idle_rss_mb']:.0f} MB (target < 30: "
-          f"{'yes' if r['idle_rss_mb'] < 30 else 'NO'}), peak {r['peak_rss_mb']:.0f} MB at 64 "
-          f"connections (target < 100: {'yes' if r['peak_rss_mb'] < 100 else 'NO'})")
+          f"{yes(rb['events_per_s'] >= 200_000)})")
+    print(f"memory: idle {r['idle_rss_mb']:.0f} MB (target < 30: {yes(r['idle_rss_mb'] < 30)}), "
+          f"peak {r['peak_rss_mb']:.0f} MB at 64 connections (target < 100: "
+          f"{yes(r['peak_rss_mb'] < 100)})")
     print(f"cold start to ready: {r['cold_start_ms']:.0f} ms (target < 300: "
-          f"{'yes' if r['cold_start_ms'] < 300 else 'NO'})")
+          f"{yes(r['cold_start_ms'] < 300)})")
     failed = {n: f["errors"] for n, f in {**s, **b}.items() if f["errors"]}
     if failed:
         print(f"failed requests: {failed}")
+
+    p = r.get("production")
+    if p:
+        print("\nProduction wiring (PostgreSQL, Kafka, Cassandra; its own figures, against the "
+              "same baselines)")
+        table(header, rows_of(p["scenarios"], postgres and postgres["rps"], "PostgreSQL", False))
+        lag = p["projection_lag"]
+        print(f"projection lag at rest: p50 {lag['p50_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms")
+        failed = {n: f["errors"] for n, f in p["scenarios"].items() if f["errors"]}
+        if failed:
+            print(f"failed requests: {failed}")
 
 
 if __name__ == "__main__":
