@@ -94,13 +94,70 @@ fn args() -> anyhow::Result<Args> {
 }
 
 const VOCABULARY: &[&str] = &[
-    "today", "walked", "river", "calm", "light", "golden", "birds", "loud", "listened", "long",
-    "morning", "coffee", "friend", "talked", "work", "meeting", "tired", "happy", "sad",
-    "anxious", "grateful", "hopeful", "saw", "heard", "felt", "touched", "warm", "cold", "rain",
-    "sun", "garden", "plan", "tomorrow", "remember", "yesterday", "think", "wonder", "learn",
-    "read", "book", "music", "sang", "danced", "ran", "slept", "dreamed", "family", "mother",
-    "father", "child", "laughed", "cried", "quiet", "noisy", "bright", "dark", "soft", "rough",
-    "sweet", "bitter", "city", "home", "travel", "train",
+    "today",
+    "walked",
+    "river",
+    "calm",
+    "light",
+    "golden",
+    "birds",
+    "loud",
+    "listened",
+    "long",
+    "morning",
+    "coffee",
+    "friend",
+    "talked",
+    "work",
+    "meeting",
+    "tired",
+    "happy",
+    "sad",
+    "anxious",
+    "grateful",
+    "hopeful",
+    "saw",
+    "heard",
+    "felt",
+    "touched",
+    "warm",
+    "cold",
+    "rain",
+    "sun",
+    "garden",
+    "plan",
+    "tomorrow",
+    "remember",
+    "yesterday",
+    "think",
+    "wonder",
+    "learn",
+    "read",
+    "book",
+    "music",
+    "sang",
+    "danced",
+    "ran",
+    "slept",
+    "dreamed",
+    "family",
+    "mother",
+    "father",
+    "child",
+    "laughed",
+    "cried",
+    "quiet",
+    "noisy",
+    "bright",
+    "dark",
+    "soft",
+    "rough",
+    "sweet",
+    "bitter",
+    "city",
+    "home",
+    "travel",
+    "train",
 ];
 
 /// A small deterministic generator (SplitMix64) per request: bodies differ, runs repeat.
@@ -119,7 +176,9 @@ fn body_of(template: &str, n: u64, now: chrono::DateTime<chrono::Utc>) -> String
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else { break };
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
         let field = &rest[open + 1..open + close];
         match field.split_once(':') {
             None if field == "n" => out.push_str(&n.to_string()),
@@ -212,7 +271,10 @@ async fn main() -> anyhow::Result<()> {
                     Err(_) => false,
                 };
                 if ok {
-                    latencies.lock().await.push(due.elapsed().as_secs_f64() * 1000.0);
+                    latencies
+                        .lock()
+                        .await
+                        .push(due.elapsed().as_secs_f64() * 1000.0);
                 } else {
                     failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }

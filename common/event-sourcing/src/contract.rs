@@ -1235,3 +1235,53 @@ pub async fn poison_events_are_parked_and_applied_again(backend: &impl TestBacke
     assert_eq!(checkpoints.drop_letters(&this_one).await.unwrap(), 1);
     assert!(checkpoints.dead_letters(&all).await.unwrap().is_empty());
 }
+
+/// Concurrent appends share commits (group commit), and a refused append in a group costs
+/// the others nothing: each is answered for itself. `commits` reads the backend's count of
+/// committed append transactions.
+pub async fn concurrent_appends_share_commits(
+    store: Arc<dyn EventStore>,
+    commits: impl Fn() -> u64,
+) {
+    let before = commits();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            // Every eighth append contends for one stream that must not exist yet.
+            let stream = if i % 8 == 0 {
+                "contested".to_owned()
+            } else {
+                format!("own-{i}")
+            };
+            store
+                .append(&stream, ExpectedVersion::NoStream, events(1))
+                .await
+        }));
+    }
+    let (mut stored, mut conflicts) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => stored += 1,
+            Err(e) if e.is_conflict() => conflicts += 1,
+            Err(e) => panic!("append failed: {e}"),
+        }
+    }
+    assert_eq!(
+        (stored, conflicts),
+        (57, 7),
+        "one of the eight contested appends lands"
+    );
+    let all = store.read_all(0, 100).await.unwrap();
+    assert_eq!(all.len(), 57);
+    assert!(all.windows(2).all(|w| w[1].position > w[0].position));
+    assert_eq!(
+        store.read_stream("contested", 1, 10).await.unwrap().len(),
+        1
+    );
+    let commits = commits() - before;
+    assert!(
+        commits < 57,
+        "{commits} commits for 64 concurrent appends: they did not share commits"
+    );
+}

@@ -1,8 +1,9 @@
 //! The embedded backend: one SQLite file in WAL mode with durable (`synchronous = FULL`) commits.
 //!
 //! Appends go through one dedicated connection and `BEGIN IMMEDIATE`, so writers are serialised
-//! (also across processes sharing the file) and positions become visible in order. Reads use a
-//! pool of connections that never block the writer.
+//! (also across processes sharing the file) and positions become visible in order; appends
+//! that arrive while one commits share the next transaction and its `fsync` (group commit,
+//! [`Inner::append`]). Reads use a pool of connections that never block the writer.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -135,6 +135,14 @@ impl TestBackend for Postgres {
 
 event_sourcing::event_store_contract_tests!(Postgres);
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_share_commits() {
+    let store = Arc::new(open_store(&schema()).await);
+    let counted = Arc::clone(&store);
+    event_sourcing::contract::concurrent_appends_share_commits(store, move || counted.commits())
+        .await;
+}
+
 fn schema() -> String {
     format!("pgtest_{}", Uuid::new_v4().simple())
 }

@@ -13,6 +13,7 @@ use super::listen::advance;
 use super::sql::to_i64;
 use crate::error::{EventStoreError, Result};
 use crate::event::{AppendResult, ExpectedVersion, Position, StreamWrite};
+use crate::personal::DataKey;
 
 /// How often an append retries after a unique violation caused by a writer that bypassed the
 /// append lock (see the module docs). With only this store writing, it never retries.
@@ -63,21 +64,91 @@ struct StoredPlace {
     recorded_at: DateTime<Utc>,
 }
 
+/// An append waiting for the append lock, and where its outcome goes.
+pub(super) struct PendingAppend {
+    writes: Vec<StreamWrite>,
+    encoded: Vec<EncodedWrite>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<AppendResult>>>,
+}
+
+/// One append's outcome inside a group's transaction, with the keys it sealed with.
+type Attempt = std::result::Result<(Vec<AppendResult>, HashMap<String, DataKey>), AttemptError>;
+
 impl Inner {
+    /// Group commit: an append joins the queue; whoever commits next takes every append
+    /// queued and stores them in one transaction under the append lock (one lock, one commit
+    /// for all), each in a savepoint of its own so that one refused append (a version
+    /// conflict) leaves the others. An append is answered only after the commit that holds
+    /// it.
     pub(super) async fn append(&self, writes: Vec<StreamWrite>) -> Result<Vec<AppendResult>> {
         let encoded = writes
             .iter()
             .map(|write| self.encode(write))
             .collect::<Result<Vec<_>>>()?;
+        let (reply, mut outcome) = tokio::sync::oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(PendingAppend {
+                writes,
+                encoded,
+                reply,
+            });
+        let committer = self.committer.lock().await;
+        // The committer before us may have committed ours with its own.
+        if let Ok(done) = outcome.try_recv() {
+            return done;
+        }
+        let group = std::mem::take(
+            &mut *self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        self.commit_group(group).await;
+        drop(committer);
+        outcome
+            .await
+            .unwrap_or_else(|_| Err(EventStoreError::Backend(sqlx::Error::WorkerCrashed)))
+    }
+
+    /// Commits `group` together when it has more than one append; an append that raced an
+    /// outside writer, or a group whose transaction failed, is tried again alone.
+    async fn commit_group(&self, group: Vec<PendingAppend>) {
+        let outcomes = if group.len() > 1 {
+            self.append_group_once(&group).await.ok()
+        } else {
+            None
+        };
+        let mut outcomes = outcomes.map(Vec::into_iter);
+        for pending in group {
+            let answer = match outcomes.as_mut().and_then(Iterator::next) {
+                Some(Ok((results, _))) => Ok(results),
+                Some(Err(AttemptError::Failed(error))) => Err(error),
+                Some(Err(AttemptError::Raced { .. })) | None => {
+                    self.append_alone(&pending.writes, &pending.encoded).await
+                }
+            };
+            if let Ok(results) = &answer
+                && let Some(last) = results.iter().map(|r| r.last_position).max()
+            {
+                advance(&self.head, last);
+            }
+            let _ = pending.reply.send(answer);
+        }
+    }
+
+    /// One append in a transaction of its own, tried again while it races a writer that
+    /// bypassed the append lock.
+    async fn append_alone(
+        &self,
+        writes: &[StreamWrite],
+        encoded: &[EncodedWrite],
+    ) -> Result<Vec<AppendResult>> {
         let mut attempt = 1;
         loop {
-            match self.append_once(&writes, &encoded).await {
-                Ok(results) => {
-                    if let Some(last) = results.iter().map(|r| r.last_position).max() {
-                        advance(&self.head, last);
-                    }
-                    return Ok(results);
-                }
+            match self.append_once(writes, encoded).await {
+                Ok(results) => return Ok(results),
                 Err(AttemptError::Failed(error)) => {
                     self.health.observe(&error);
                     return Err(error);
@@ -95,6 +166,55 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// The appends of a group in one transaction under the append lock, each in a savepoint:
+    /// each one's outcome once committed; an error when the transaction as a whole failed.
+    async fn append_group_once(
+        &self,
+        group: &[PendingAppend],
+    ) -> std::result::Result<Vec<Attempt>, AttemptError> {
+        let mut conn = self.health.connection(&self.pool).await?;
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(AssertSqlSafe(Arc::clone(&self.sql.append_lock)))
+            .execute(&mut *tx)
+            .await?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        for pending in group {
+            sqlx::query("SAVEPOINT append").execute(&mut *tx).await?;
+            let outcome = self
+                .append_in(&mut tx, &pending.writes, &pending.encoded)
+                .await;
+            if outcome.is_err() {
+                sqlx::query("ROLLBACK TO SAVEPOINT append")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("RELEASE SAVEPOINT append")
+                .execute(&mut *tx)
+                .await?;
+            outcomes.push(outcome);
+        }
+        #[cfg(feature = "contract-tests")]
+        self.wait_if_held(
+            outcomes
+                .iter()
+                .filter_map(|o| o.as_ref().ok())
+                .flat_map(|(results, _)| results.iter().map(|r| r.last_position))
+                .max()
+                .unwrap_or(0),
+        )
+        .await;
+        tx.commit().await?;
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::COMMITS.inc(&[]);
+        for (_, keys) in outcomes.iter().filter_map(|o| o.as_ref().ok()) {
+            for (subject, key) in keys {
+                self.codec.key_cache().remember(subject, key);
+            }
+        }
+        Ok(outcomes)
     }
 
     fn encode(&self, write: &StreamWrite) -> Result<EncodedWrite> {
@@ -133,7 +253,27 @@ impl Inner {
         sqlx::raw_sql(AssertSqlSafe(Arc::clone(&self.sql.append_lock)))
             .execute(&mut *tx)
             .await?;
+        let (results, keys) = self.append_in(&mut tx, writes, encoded).await?;
+        #[cfg(feature = "contract-tests")]
+        self.wait_if_held(results.iter().map(|r| r.last_position).max().unwrap_or(0))
+            .await;
+        tx.commit().await?;
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::COMMITS.inc(&[]);
+        for (subject, key) in &keys {
+            self.codec.key_cache().remember(subject, key);
+        }
+        Ok(results)
+    }
 
+    /// An append's checks and inserts, inside a transaction that holds the append lock.
+    async fn append_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        writes: &[StreamWrite],
+        encoded: &[EncodedWrite],
+    ) -> Attempt {
         let all_ids: Vec<Uuid> = encoded
             .iter()
             .flat_map(|e| e.event_ids.iter().copied())
@@ -173,7 +313,7 @@ impl Inner {
 
         // Payloads are sealed here, with keys read under the lock (see `write_keys`).
         let keys = self
-            .write_keys(&mut tx, self.codec.write_subjects(writes))
+            .write_keys(&mut *tx, self.codec.write_subjects(writes))
             .await?;
         let payloads = writes
             .iter()
@@ -256,15 +396,9 @@ impl Inner {
             });
         }
 
-        #[cfg(feature = "contract-tests")]
-        self.wait_if_held(results.iter().map(|r| r.last_position).max().unwrap_or(0))
-            .await;
-        tx.commit().await?;
-        for (subject, key) in &keys {
-            self.codec.key_cache().remember(subject, key);
-        }
-        Ok(results)
+        Ok((results, keys))
     }
+
     /// The typed error for a write that kept racing an outside writer.
     async fn race_error(
         &self,
