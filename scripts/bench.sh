@@ -13,6 +13,9 @@ SERVICE=bench
 # shellcheck source=infra/lib.sh
 . scripts/infra/lib.sh
 command -v wrk >/dev/null || apt_install wrk
+for arg in "$@"; do
+  if [ "$arg" = --perf ]; then command -v perf >/dev/null || apt_install linux-perf; fi
+done
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 profile=release
 for arg in "$@"; do

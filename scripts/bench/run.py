@@ -18,11 +18,12 @@ Absolute numbers on a shared machine are noise: read the ratios.
 
 Usage: run.py --bin-dir DIR [--out FILE] [--entries N] [--rounds N] [--seconds S]
               [--connections C] [--growth N,N,...] [--lag-rate R] [--postgres URL]
-              [--production auto|yes|no] [--quick | --smoke]
+              [--production auto|yes|no] [--perf DIR] [--quick | --smoke]
 """
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime
 import json
 import os
@@ -325,6 +326,37 @@ def start_production(args, env, work, base_port):
     return processes, wiring_id, f"http://127.0.0.1:{gateway}", metrics
 
 
+@contextlib.contextmanager
+def profiled(args, name, embedded):
+    """With --perf DIR: samples the embedded platform's process while the block runs
+    (`perf record -e cpu-clock -g`; no hardware counters on these machines) and writes the
+    hottest symbols to DIR/<scenario>.txt."""
+    if not (args.perf and embedded and args.pid):
+        yield
+        return
+    os.makedirs(args.perf, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    data = os.path.join(args.perf, f"{slug}.data")
+    recorder = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999", "-g",
+                                 "-p", str(args.pid), "-o", data],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.send_signal(2)
+        recorder.wait()
+        report_text = subprocess.run(
+            ["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol",
+             "--stdio", "-g", "none", "--percent-limit", "0.5"],
+            capture_output=True, text=True).stdout
+        with open(os.path.join(args.perf, f"{slug}.txt"), "w") as f:
+            f.write(f"# {name}: perf record -e cpu-clock -F 999 -g on the embedded platform "
+                    f"while the scenario ran (scripts/bench.sh --perf)\n")
+            f.write("\n".join(line.rstrip() for line in report_text.splitlines()
+                              if line.strip() and not line.startswith("#")) + "\n")
+        os.remove(data)
+
+
 def scenarios(base, users, writer, entries, work, args, into, metrics=None):
     """The scenarios of one wiring, into `into`: reads and writes with wrk at a fixed
     concurrency, then reads and writes at half of their peak with metachat-load."""
@@ -358,7 +390,8 @@ def scenarios(base, users, writer, entries, work, args, into, metrics=None):
 
     def run(name, url, script, extra, writes=False):
         print(f"  {name} ...", end=" ", flush=True)
-        figure = measure(url, script, extra, args)
+        with profiled(args, name, metrics is None):
+            figure = measure(url, script, extra, args)
         into[name] = figure
         print(f"{figure['rps']:,.0f}/s p99 {figure['p99_ms']:.1f} ms"
               + (f" ({figure['errors']} failed)" if figure["errors"] else ""), end="", flush=True)
@@ -468,6 +501,9 @@ def main():
                         help="the production wiring too: auto when its servers are up")
     parser.add_argument("--postgres", default=os.environ.get(
         "BENCH_POSTGRES", "postgres://metachat:metachat@127.0.0.1:55432/metachat"))
+    parser.add_argument("--perf", default="",
+                        help="a directory: sample the embedded platform with perf during each "
+                             "scenario and write the hottest symbols there")
     parser.add_argument("--quick", action="store_true",
                         help="1 round of 2 s, 1,000 entries: to check the suite, not to measure")
     parser.add_argument("--smoke", action="store_true",
@@ -486,12 +522,17 @@ def main():
     data = os.path.join(work, "data")
     port, user_port, diary_port, baseline_port = (free_port() for _ in range(4))
     base = f"http://127.0.0.1:{port}"
+    # The sentence-embedding model where scripts/model.sh puts it (search by meaning, related
+    # entries and themes run as they do for a writer who installed it); without it they are off.
+    model_dir = os.environ.get("METACHAT_MODEL_DIR") or os.path.expanduser(
+        "~/.cache/metachat/models/all-MiniLM-L6-v2")
     env = {"PATH": os.environ["PATH"], "DATA_DIR": data, "PORT": str(port),
            "USER_SERVICE_PORT": str(user_port), "DIARY_SERVICE_PORT": str(diary_port),
-           "LOG_LEVEL": "warn", "METACHAT_MODEL_DIR": os.environ.get("METACHAT_MODEL_DIR", "")}
+           "LOG_LEVEL": "warn", "METACHAT_MODEL_DIR": model_dir}
     metachat_bin = os.path.join(args.bin_dir, "metachat")
     results = {"machine": {"cpus": os.cpu_count(), "system": platform.platform(),
                            "processor": platform.processor()},
+               "model": os.path.exists(os.path.join(model_dir, "config.json")),
                "settings": vars(args), "when": datetime.datetime.now().isoformat(),
                "scenarios": {}, "baselines": {}}
 
@@ -505,6 +546,7 @@ def main():
     results["cold_start_ms"] = statistics.median(starts)
 
     app = Process("metachat", [metachat_bin], env, f"{base}/health/ready", work)
+    args.pid = app.proc.pid
     time.sleep(1)
     results["idle_rss_mb"] = app.status("VmRSS")
     users, writer, entries, seeded = seed(base, args, work)
@@ -569,8 +611,20 @@ def main():
           f"{under['samples']} probes; the writes' p99 {under['writes']['p99_ms']:.1f} ms",
           flush=True)
     settle(base, limit=args.settle, fatal=False)
-    results["growth"] = growth(base, args, work) if args.growth else []
     app.stop()
+
+    results["growth"] = []
+    if args.growth:
+        # A platform of its own, without the sentence-embedding model: embedding every entry
+        # of a large history would take hours here; what growth measures does not use it.
+        gport = free_port()
+        genv = dict(env, DATA_DIR=os.path.join(work, "growth"), PORT=str(gport),
+                    USER_SERVICE_PORT=str(free_port()), DIARY_SERVICE_PORT=str(free_port()),
+                    METACHAT_MODEL_DIR=os.path.join(work, "no-model"))
+        gapp = Process("growth", [metachat_bin], genv, f"http://127.0.0.1:{gport}/health/ready",
+                       work)
+        results["growth"] = growth(f"http://127.0.0.1:{gport}", args, work)
+        gapp.stop()
 
     # Rebuild of every read model from the events, the platform stopped.
     events = sqlite3.connect(os.path.join(data, "metachat.db")).execute(
