@@ -481,6 +481,44 @@ def growth(base, args, work):
     return results
 
 
+def with_model(metachat_bin, env, model_dir, args, work):
+    """The platform with the sentence-embedding model: its memory idle and under load, how
+    fast its indexer embeds new entries, and analytics for a year with themes (the window's
+    entries grouped by meaning) and search by meaning."""
+    mport = free_port()
+    menv = dict(env, DATA_DIR=os.path.join(work, "model"), PORT=str(mport),
+                USER_SERVICE_PORT=str(free_port()), DIARY_SERVICE_PORT=str(free_port()),
+                METACHAT_MODEL_DIR=model_dir)
+    mbase = f"http://127.0.0.1:{mport}"
+    app = Process("with-model", [metachat_bin], menv, f"{mbase}/health/ready", work)
+    time.sleep(1)
+    out = {"idle_rss_mb": app.status("VmRSS")}
+    print("MetaChat, embedded, with the sentence-embedding model", flush=True)
+    margs = argparse.Namespace(**{**vars(args), "entries": 500, "users": 20})
+    users, writer, entries, seeded = seed(mbase, margs, work)
+    started = time.monotonic()
+    caught_up = settle(mbase, limit=600, fatal=False)
+    took = time.monotonic() - started + seeded
+    out["indexed"] = {"entries": len(entries), "seconds": took,
+                      "entries_per_s": len(entries) / took if caught_up is not None else None}
+    print(f"  {len(entries)} entries written and embedded in {took:.1f} s", flush=True)
+    paths = lambda name, items: write_file(work, name, "\n".join(items) + "\n")
+    for name, path in (
+            ("analytics for a year, with themes", f"/diary/analytics?userId={writer}&period=year"),
+            ("search by meaning", f"/diary/search?userId={writer}&q=a+calm+morning+by+the+river")):
+        figure = measure(mbase, "paths.lua", {"PATHS": paths("m.txt", [path])}, args)
+        out[name] = figure
+        print(f"  {name}: {figure['rps']:,.0f}/s p99 {figure['p99_ms']:.1f} ms"
+              + (f" ({figure['errors']} failed)" if figure["errors"] else ""), flush=True)
+    wrk(mbase, "paths.lua", {"PATHS": paths("m-get.txt", [f"/diary/entries/{e}" for e in entries])},
+        64, args.seconds)
+    out["peak_rss_mb"] = app.status("VmHWM")
+    print(f"  memory: idle {out['idle_rss_mb']:.0f} MB, peak {out['peak_rss_mb']:.0f} MB",
+          flush=True)
+    app.stop()
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bin-dir", required=True)
@@ -522,13 +560,15 @@ def main():
     data = os.path.join(work, "data")
     port, user_port, diary_port, baseline_port = (free_port() for _ in range(4))
     base = f"http://127.0.0.1:{port}"
-    # The sentence-embedding model where scripts/model.sh puts it (search by meaning, related
-    # entries and themes run as they do for a writer who installed it); without it they are off.
+    # The scenarios run without the sentence-embedding model (search by meaning, related
+    # entries and themes off, as on a machine where scripts/model.sh never ran): its indexer
+    # embeds a few dozen entries a second here, so after a burst of writes it would still be
+    # busy in every later scenario. "With the model" measures it on its own.
     model_dir = os.environ.get("METACHAT_MODEL_DIR") or os.path.expanduser(
         "~/.cache/metachat/models/all-MiniLM-L6-v2")
     env = {"PATH": os.environ["PATH"], "DATA_DIR": data, "PORT": str(port),
            "USER_SERVICE_PORT": str(user_port), "DIARY_SERVICE_PORT": str(diary_port),
-           "LOG_LEVEL": "warn", "METACHAT_MODEL_DIR": model_dir}
+           "LOG_LEVEL": "warn", "METACHAT_MODEL_DIR": os.path.join(work, "no-model")}
     metachat_bin = os.path.join(args.bin_dir, "metachat")
     results = {"machine": {"cpus": os.cpu_count(), "system": platform.platform(),
                            "processor": platform.processor()},
@@ -612,6 +652,10 @@ def main():
           flush=True)
     settle(base, limit=args.settle, fatal=False)
     app.stop()
+
+    results["with_model"] = None
+    if results["model"] and not args.smoke:
+        results["with_model"] = with_model(metachat_bin, env, model_dir, args, work)
 
     results["growth"] = []
     if args.growth:
@@ -766,6 +810,15 @@ def report(r):
     failed = {n: f["errors"] for n, f in {**s, **b}.items() if f["errors"]}
     if failed:
         print(f"failed requests: {failed}")
+
+    m = r.get("with_model")
+    if m:
+        print(f"\nwith the sentence-embedding model: memory idle {m['idle_rss_mb']:.0f} MB, peak "
+              f"{m['peak_rss_mb']:.0f} MB; {m['indexed']['entries']} entries written and "
+              f"embedded in {m['indexed']['seconds']:.1f} s; analytics for a year with themes "
+              f"{m['analytics for a year, with themes']['rps']:,.0f}/s (p99 "
+              f"{m['analytics for a year, with themes']['p99_ms']:.1f} ms); search by meaning "
+              f"{m['search by meaning']['rps']:,.0f}/s (p99 {m['search by meaning']['p99_ms']:.1f} ms)")
 
     p = r.get("production")
     if p:
