@@ -328,9 +328,9 @@ def start_production(args, env, work, base_port):
 
 @contextlib.contextmanager
 def profiled(args, name, embedded):
-    """With --perf DIR: samples the embedded platform's process while the block runs
-    (`perf record -e cpu-clock -g`; no hardware counters on these machines) and writes the
-    hottest symbols to DIR/<scenario>.txt."""
+    """With --perf DIR: samples the embedded platform's process while the block runs (one
+    extra round after the measured ones; `perf record -e cpu-clock -g`, no hardware counters
+    on these machines) and writes the hottest symbols to DIR/<scenario>.txt."""
     if not (args.perf and embedded and args.pid):
         yield
         return
@@ -390,8 +390,11 @@ def scenarios(base, users, writer, entries, work, args, into, metrics=None):
 
     def run(name, url, script, extra, writes=False):
         print(f"  {name} ...", end=" ", flush=True)
-        with profiled(args, name, metrics is None):
-            figure = measure(url, script, extra, args)
+        figure = measure(url, script, extra, args)
+        if args.perf and metrics is None:
+            # One more round, sampled: the figures above are not slowed by the sampling.
+            with profiled(args, name, True):
+                wrk(url, script, extra, args.connections, args.seconds)
         into[name] = figure
         print(f"{figure['rps']:,.0f}/s p99 {figure['p99_ms']:.1f} ms"
               + (f" ({figure['errors']} failed)" if figure["errors"] else ""), end="", flush=True)

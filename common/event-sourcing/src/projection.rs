@@ -96,6 +96,17 @@ pub trait Projection: Send + Sync + 'static {
     /// Deletes everything the projection built, before a rebuild from position zero.
     async fn reset(&self) -> std::result::Result<(), ProjectionError>;
 
+    /// Applies the events of a batch, in order, at once where the projection can (in one
+    /// transaction, say); `Ok(false)`, the default, when it cannot, and the runner applies
+    /// them one by one. On an error the runner applies them again one by one (applying is
+    /// idempotent), parking any that can never be applied.
+    async fn apply_batch(
+        &self,
+        _events: &[&RecordedEvent],
+    ) -> std::result::Result<bool, ProjectionError> {
+        Ok(false)
+    }
+
     /// For a projection whose result of an event depends only on the last event of a kind
     /// (a follower that recomputes something per user, say): the key of that kind. Of the
     /// events of one batch sharing a key, only the last is applied, which must leave the
@@ -246,8 +257,19 @@ impl ProjectionRunner {
         batch: &[RecordedEvent],
     ) -> std::result::Result<(), ProjectionError> {
         // An erased subject's events are not applied: nothing of them is kept.
-        for event in to_apply(self.projection.as_ref(), batch) {
-            apply_or_park(self.projection.as_ref(), self.checkpoints.as_ref(), event).await?;
+        let events = to_apply(self.projection.as_ref(), batch);
+        let applied = match self.projection.apply_batch(&events).await {
+            Ok(applied) => applied,
+            Err(error) => {
+                tracing::debug!(projection = self.name(), %error,
+                    "a batch failed as a whole; applying its events one by one");
+                false
+            }
+        };
+        if !applied {
+            for event in events {
+                apply_or_park(self.projection.as_ref(), self.checkpoints.as_ref(), event).await?;
+            }
         }
         if let Some(last) = batch.last() {
             self.checkpoints.save(self.name(), last.position).await?;

@@ -158,6 +158,9 @@ impl EntryAnalyzer {
     }
 }
 
+/// Analyses a batch runs at once.
+const BATCH_CONCURRENCY: usize = 16;
+
 #[async_trait]
 impl Projection for EntryAnalyzer {
     fn name(&self) -> &str {
@@ -166,6 +169,23 @@ impl Projection for EntryAnalyzer {
 
     async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         self.analyze(recorded).await.map(|_| ())
+    }
+
+    /// Analyses of different entries are independent (and two of one entry at once record
+    /// one: [`EntryAnalyzer::analyze`]), so a batch's run side by side, [`BATCH_CONCURRENCY`]
+    /// at a time: their appends then share commits instead of each waiting for a disk flush
+    /// of its own.
+    async fn apply_batch(&self, events: &[&RecordedEvent]) -> Result<bool, ProjectionError> {
+        for chunk in events.chunks(BATCH_CONCURRENCY) {
+            let mut analyses = Vec::with_capacity(chunk.len());
+            for event in chunk {
+                analyses.push(self.analyze(event));
+            }
+            for outcome in futures::future::join_all(analyses).await {
+                outcome?;
+            }
+        }
+        Ok(true)
     }
 
     /// Its results are events, which stay: a replay from position zero records only the

@@ -265,15 +265,32 @@ impl SqliteDiaryReadModels {
         &self.pool
     }
 
-    async fn apply_entry(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+    /// Applies an entry or session event in `tx` (which holds the write lock, taken before
+    /// any read, so that no other writer commits between a row's share read and its change);
+    /// the totals it moves are gathered in `moves`.
+    async fn apply_row(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        recorded: &RecordedEvent,
+        moves: &mut Moves,
+    ) -> Result<(), ProjectionError> {
+        match recorded.category() {
+            EntryState::CATEGORY => self.apply_entry(tx, recorded, moves).await,
+            _ => self.apply_session(tx, recorded, moves).await,
+        }
+    }
+
+    async fn apply_entry(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        recorded: &RecordedEvent,
+        moves: &mut Moves,
+    ) -> Result<(), ProjectionError> {
         let event: EntryEvent = decode_event(recorded)?;
         let id = recorded.aggregate_id().to_owned();
         let version = recorded.stream_version as i64;
         let at = recorded.recorded_at.timestamp_micros();
-        // The row's share is read before it changes: the write lock is taken first, so that
-        // no other writer commits in between.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let before = entry_share(&mut tx, &id).await?;
+        let before = entry_share(tx, &id).await?;
         let query = match &event {
             EntryEvent::DiaryEntryCreated(e) => sqlx::query(
                 "INSERT INTO diary_entry_read_model (entry_id, user_id, title, content, token_count, \
@@ -337,22 +354,24 @@ impl SqliteDiaryReadModels {
             .bind(id.clone())
             .bind(version),
         };
-        query.execute(&mut *tx).await?;
+        query.execute(&mut **tx).await?;
         // The entry's share of its quarter hour's totals moves from what its row made before
         // to what it makes now (a redelivered event changed nothing: no move).
-        let after = entry_share(&mut tx, &id).await?;
-        move_share(&mut tx, before, after).await?;
-        tx.commit().await?;
-        Ok(())
+        let after = entry_share(tx, &id).await?;
+        moves.share(tx, before, after).await
     }
 
-    async fn apply_session(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+    async fn apply_session(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        recorded: &RecordedEvent,
+        moves: &mut Moves,
+    ) -> Result<(), ProjectionError> {
         let event: SessionEvent = decode_event(recorded)?;
         let id = recorded.aggregate_id().to_owned();
         let version = recorded.stream_version as i64;
         let at = recorded.recorded_at.timestamp_micros();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let before = session_share(&mut tx, &id).await?;
+        let before = session_share(tx, &id).await?;
         let query = match &event {
             SessionEvent::DiarySessionStarted(e) => sqlx::query(
                 "INSERT INTO diary_session_read_model (session_id, user_id, start_time, created_at, \
@@ -383,11 +402,22 @@ impl SqliteDiaryReadModels {
             .bind(id.clone())
             .bind(version),
         };
-        query.execute(&mut *tx).await?;
+        query.execute(&mut **tx).await?;
         if !matches!(event, SessionEvent::DiarySessionEntryAdded(_)) {
-            let after = session_share(&mut tx, &id).await?;
-            move_share(&mut tx, before, after).await?;
+            let after = session_share(tx, &id).await?;
+            moves.share(tx, before, after).await?;
         }
+        Ok(())
+    }
+
+    /// Entry and session events in one transaction, their totals written once.
+    async fn apply_rows(&self, events: &[&RecordedEvent]) -> Result<(), ProjectionError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut moves = Moves::default();
+        for recorded in events {
+            self.apply_row(&mut tx, recorded, &mut moves).await?;
+        }
+        moves.write(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -520,30 +550,92 @@ async fn session_share(
     Ok(Some((user_id, start, BucketTotals::of(&[], &[facts]))))
 }
 
-/// Moves a row's share of its quarter hour (and so of its day) from `before` to `after`:
-/// the bucket's and the day's totals lose the old share and gain the new one, in `tx` with
-/// the row's own change. Nothing is read but the two totals, whatever else the bucket holds.
-async fn move_share(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    before: Option<Share>,
-    after: Option<Share>,
-) -> Result<(), ProjectionError> {
-    let empty = BucketTotals::default();
-    let (user_id, at) = match (&before, &after) {
-        (_, Some((user_id, at, _))) | (Some((user_id, at, _)), None) => (user_id.clone(), *at),
-        (None, None) => return Ok(()),
-    };
-    let old = before.as_ref().map_or(&empty, |(_, _, t)| t);
-    let new = after.as_ref().map_or(&empty, |(_, _, t)| t);
-    if old == new {
-        return Ok(());
+/// The quarter hours whose totals the events of one transaction moved, as stored and as
+/// they are now: read once, written once with their days when the transaction ends.
+#[derive(Default)]
+struct Moves {
+    buckets: std::collections::HashMap<(String, i64), (BucketTotals, BucketTotals)>,
+}
+
+impl Moves {
+    /// Moves a row's share of its quarter hour from `before` to `after`. Nothing is read but
+    /// the quarter hour's totals, whatever else it holds.
+    async fn share(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        before: Option<Share>,
+        after: Option<Share>,
+    ) -> Result<(), ProjectionError> {
+        let empty = BucketTotals::default();
+        let (user_id, at) = match (&before, &after) {
+            (_, Some((user_id, at, _))) | (Some((user_id, at, _)), None) => (user_id.clone(), *at),
+            (None, None) => return Ok(()),
+        };
+        let old = before.as_ref().map_or(&empty, |(_, _, t)| t);
+        let new = after.as_ref().map_or(&empty, |(_, _, t)| t);
+        if old == new {
+            return Ok(());
+        }
+        let key = (user_id, bucket_of(at));
+        if !self.buckets.contains_key(&key) {
+            let stored = stored_bucket(tx, &key.0, key.1).await?;
+            self.buckets.insert(key.clone(), (stored.clone(), stored));
+        }
+        if let Some((_, now)) = self.buckets.get_mut(&key) {
+            now.subtract(old);
+            now.add(new);
+        }
+        Ok(())
     }
-    let bucket = bucket_of(at);
-    let was = stored_bucket(tx, &user_id, bucket).await?;
-    let mut totals = was.clone();
-    totals.subtract(old);
-    totals.add(new);
-    store_bucket(tx, &user_id, bucket, &was, &totals).await
+
+    /// A quarter hour recomputed whole: from `was` (as stored) to `now`.
+    fn set(&mut self, user_id: &str, bucket: i64, was: BucketTotals, now: BucketTotals) {
+        self.buckets
+            .insert((user_id.to_owned(), bucket), (was, now));
+    }
+
+    /// Writes the quarter hours that changed (an empty one is removed), and moves each day's
+    /// totals from what its quarter hours held to what they hold now.
+    async fn write(
+        self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ) -> Result<(), ProjectionError> {
+        let mut days: std::collections::HashMap<(String, i64), DayRollup> = Default::default();
+        for ((user_id, bucket), (was, now)) in self.buckets {
+            if was == now {
+                continue;
+            }
+            if now.is_empty() {
+                sqlx::query("DELETE FROM diary_analytics_buckets WHERE user_id = ? AND bucket = ?")
+                    .bind(&user_id)
+                    .bind(bucket)
+                    .execute(&mut **tx)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "INSERT INTO diary_analytics_buckets (user_id, bucket, totals) VALUES (?, ?, ?) \
+                     ON CONFLICT (user_id, bucket) DO UPDATE SET totals = excluded.totals",
+                )
+                .bind(&user_id)
+                .bind(bucket)
+                .bind(serde_json::to_string(&now)?)
+                .execute(&mut **tx)
+                .await?;
+            }
+            let key = (user_id, day_of_micros(bucket));
+            if !days.contains_key(&key) {
+                let stored = stored_day(tx, &key.0, key.1).await?;
+                days.insert(key.clone(), stored);
+            }
+            if let Some(rollup) = days.get_mut(&key) {
+                rollup.change(bucket, &was, &now);
+            }
+        }
+        for ((user_id, day), rollup) in days {
+            store_day(tx, &user_id, day, &rollup).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A user's stored totals of a quarter hour (empty when none are stored).
@@ -566,36 +658,12 @@ async fn stored_bucket(
         .unwrap_or_default())
 }
 
-/// Stores a quarter hour's new totals (an empty one is removed), and moves its day's totals
-/// from what the quarter hour held (`was`) to them.
-async fn store_bucket(
+/// A user's stored totals of a UTC day (empty when none are stored).
+async fn stored_day(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     user_id: &str,
-    bucket: i64,
-    was: &BucketTotals,
-    totals: &BucketTotals,
-) -> Result<(), ProjectionError> {
-    if was == totals {
-        return Ok(());
-    }
-    if totals.is_empty() {
-        sqlx::query("DELETE FROM diary_analytics_buckets WHERE user_id = ? AND bucket = ?")
-            .bind(user_id)
-            .bind(bucket)
-            .execute(&mut **tx)
-            .await?;
-    } else {
-        sqlx::query(
-            "INSERT INTO diary_analytics_buckets (user_id, bucket, totals) VALUES (?, ?, ?) \
-             ON CONFLICT (user_id, bucket) DO UPDATE SET totals = excluded.totals",
-        )
-        .bind(user_id)
-        .bind(bucket)
-        .bind(serde_json::to_string(totals)?)
-        .execute(&mut **tx)
-        .await?;
-    }
-    let day = day_of_micros(bucket);
+    day: i64,
+) -> Result<DayRollup, ProjectionError> {
     let row: Option<(String, String)> = sqlx::query_as(
         "SELECT totals, quarters FROM diary_analytics_days WHERE user_id = ? AND day = ?",
     )
@@ -603,15 +671,13 @@ async fn store_bucket(
     .bind(day)
     .fetch_optional(&mut **tx)
     .await?;
-    let mut rollup = match row {
+    Ok(match row {
         Some((totals, quarters)) => DayRollup {
             totals: serde_json::from_str(&totals)?,
             quarters: serde_json::from_str(&quarters)?,
         },
         None => DayRollup::default(),
-    };
-    rollup.change(bucket, was, totals);
-    store_day(tx, user_id, day, &rollup).await
+    })
 }
 
 async fn store_day(
@@ -705,7 +771,9 @@ async fn recompute_bucket(
         .collect::<Result<Vec<_>, _>>()?;
     let totals = BucketTotals::of(&entries, &sessions);
     let was = stored_bucket(tx, user_id, bucket).await?;
-    store_bucket(tx, user_id, bucket, &was, &totals).await
+    let mut moves = Moves::default();
+    moves.set(user_id, bucket, was, totals);
+    moves.write(tx).await
 }
 
 #[async_trait]
@@ -714,10 +782,28 @@ impl Projection for SqliteDiaryReadModels {
         PROJECTION_NAME
     }
 
+    async fn apply_batch(&self, events: &[&RecordedEvent]) -> Result<bool, ProjectionError> {
+        // Runs of entry and session events go in one transaction each; others one by one.
+        let rows = |e: &&RecordedEvent| {
+            matches!(e.category(), EntryState::CATEGORY | SessionState::CATEGORY)
+        };
+        let mut rest = events;
+        while let Some(first) = rest.first() {
+            if rows(first) {
+                let run = rest.iter().take_while(|e| rows(e)).count();
+                self.apply_rows(&rest[..run]).await?;
+                rest = &rest[run..];
+            } else {
+                self.apply(first).await?;
+                rest = &rest[1..];
+            }
+        }
+        Ok(true)
+    }
+
     async fn apply(&self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         match recorded.category() {
-            EntryState::CATEGORY => self.apply_entry(recorded).await,
-            SessionState::CATEGORY => self.apply_session(recorded).await,
+            EntryState::CATEGORY | SessionState::CATEGORY => self.apply_rows(&[recorded]).await,
             _ => {
                 if let Some(user_id) = diary_erasure(recorded)? {
                     return self.erase_writer(&user_id).await;
