@@ -241,7 +241,7 @@ def projection_lag(base, writer_id, samples, until=None):
             "userId": writer_id, "title": f"lag {len(lags)}", "content": "Visible yet?"})
         assert status == 201, (status, body)
         written = time.monotonic()
-        while True:
+        while time.monotonic() - written < 120:
             _, _, page = http("GET", f"{base}/diary/entries/user/{writer_id}?limit=1")
             if page["entries"] and page["entries"][0]["id"] == body["id"]:
                 break

@@ -285,7 +285,75 @@ pub struct DayRollup {
     pub quarters: BTreeMap<i64, QuarterCounts>,
 }
 
+/// Quarter hours in a UTC day.
+pub const QUARTERS_PER_DAY: i64 = DAY_MICROS / BUCKET_MICROS;
+
 impl DayRollup {
+    /// The quarters as stored: `[[quarter of the day, entries, words, tokens, scored,
+    /// sentiment sum], ...]`, a fraction of the size of named fields (a year's analytics
+    /// reads 365 of these).
+    pub fn quarters_json(&self, day: i64) -> serde_json::Result<String> {
+        let rows: Vec<(i64, u32, u64, u64, u32, f64)> = self
+            .quarters
+            .iter()
+            .map(|(b, c)| {
+                (
+                    (b - day) / BUCKET_MICROS,
+                    c.entries,
+                    c.words,
+                    c.tokens,
+                    c.scored,
+                    c.sentiment_sum,
+                )
+            })
+            .collect();
+        serde_json::to_string(&rows)
+    }
+
+    /// Quarters stored by [`DayRollup::quarters_json`], of the day starting at `day`.
+    pub fn quarters_from_json(
+        day: i64,
+        json: &str,
+    ) -> serde_json::Result<BTreeMap<i64, QuarterCounts>> {
+        let rows: Vec<(i64, u32, u64, u64, u32, f64)> = serde_json::from_str(json)?;
+        Ok(rows
+            .into_iter()
+            .map(|(q, entries, words, tokens, scored, sentiment_sum)| {
+                let counts = QuarterCounts {
+                    entries,
+                    words,
+                    tokens,
+                    scored,
+                    sentiment_sum,
+                };
+                (day + q * BUCKET_MICROS, counts)
+            })
+            .collect())
+    }
+
+    /// Which quarter hours of the day hold an entry, one bit each (bit `i` for the `i`th):
+    /// what streaks read, a few bytes a day.
+    pub fn written_mask(&self, day: i64) -> Vec<u8> {
+        let mut mask = vec![0u8; (QUARTERS_PER_DAY as usize).div_ceil(8)];
+        for (b, c) in &self.quarters {
+            let q = (b - day) / BUCKET_MICROS;
+            if c.entries > 0 && (0..QUARTERS_PER_DAY).contains(&q) {
+                mask[q as usize / 8] |= 1 << (q % 8);
+            }
+        }
+        mask
+    }
+
+    /// The starts of the quarter hours a [`DayRollup::written_mask`] marks.
+    pub fn written_from_mask(day: i64, mask: &[u8]) -> impl Iterator<Item = i64> + '_ {
+        (0..QUARTERS_PER_DAY)
+            .filter(move |q| {
+                mask.get(*q as usize / 8)
+                    .is_some_and(|m| m & (1 << (q % 8)) != 0)
+            })
+            .map(move |q| day + q * BUCKET_MICROS)
+    }
+
     /// Moves a quarter hour `bucket` of this day from totals `before` to `after`.
     pub fn change(&mut self, bucket: i64, before: &BucketTotals, after: &BucketTotals) {
         self.totals.subtract(before);
@@ -557,13 +625,12 @@ pub struct Analytics {
     pub themes: Option<Vec<crate::search::themes::Theme>>,
 }
 
-/// The days of the zone with at least one entry among `quarters`.
-pub fn writing_days(window: &Window, quarters: &[(i64, QuarterCounts)]) -> BTreeSet<NaiveDate> {
-    quarters
-        .iter()
-        .filter(|(_, t)| t.entries > 0)
-        .map(|(b, _)| window.day_of(*b))
-        .collect()
+/// The days of the zone holding the quarter hours `written` (their starts).
+pub fn writing_days(
+    window: &Window,
+    written: impl IntoIterator<Item = i64>,
+) -> BTreeSet<NaiveDate> {
+    written.into_iter().map(|b| window.day_of(b)).collect()
 }
 
 /// Consecutive days of `days` ending on `last`, or on the day before while `last` has none.

@@ -18,8 +18,8 @@ use event_sourcing::Aggregate;
 use metachat_validation::{EntryId, UserId};
 
 use crate::analytics::{
-    AnalysisSummary, BUCKET_MICROS, BucketTotals, DAY_MICROS, DayRollup, EntryFacts, QuarterCounts,
-    SessionFacts, WindowTotals, bucket_of, day_of_micros,
+    AnalysisSummary, BUCKET_MICROS, BucketTotals, DAY_MICROS, DayRollup, EntryFacts, SessionFacts,
+    WindowTotals, bucket_of, day_of_micros,
 };
 use crate::domain::{
     AnalysisSettingEvent, AnalysisSettingState, Entry, EntryEvent, EntryState, Session,
@@ -76,15 +76,16 @@ pub trait DiaryReadModels: Send + Sync + 'static {
         Ok(WindowTotals::of(&self.buckets(user_id, start, end).await?))
     }
 
-    /// The counts of a user's quarter hours with an entry that start within `[start, end)`
-    /// (both on quarter hours), oldest first: the writing days, for streaks.
+    /// The starts of a user's quarter hours with an entry within `[start, end)` (both on
+    /// quarter hours), oldest first: the writing days, for streaks.
     async fn writing_quarters(
         &self,
         user_id: &UserId,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> Result<Vec<(i64, QuarterCounts)>, QueryError> {
-        Ok(self.window_totals(user_id, start, end).await?.quarters)
+    ) -> Result<Vec<i64>, QueryError> {
+        let totals = self.window_totals(user_id, start, end).await?;
+        Ok(totals.quarters.into_iter().map(|(b, _)| b).collect())
     }
 
     /// Whether the user's entries are analysed (on unless they switched it off).
@@ -140,6 +141,7 @@ const SCHEMA: &[&str] = &[
         day      INTEGER NOT NULL,
         totals   TEXT NOT NULL,
         quarters TEXT NOT NULL,
+        written  BLOB NOT NULL,
         PRIMARY KEY (user_id, day)
     ) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS diary_analysis_settings (
@@ -242,11 +244,17 @@ impl SqliteDiaryReadModels {
             }
             tx.commit().await?;
         }
-        let had_days: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'diary_analytics_days'",
-        )
-        .fetch_optional(&pool)
-        .await?;
+        // Days stored before they kept their written quarter hours are summed again.
+        let day_columns: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM pragma_table_info('diary_analytics_days')")
+                .fetch_all(&pool)
+                .await?;
+        if !day_columns.is_empty() && !day_columns.iter().any(|c| c == "written") {
+            sqlx::query("DROP TABLE diary_analytics_days")
+                .execute(&pool)
+                .await?;
+        }
+        let had_days = day_columns.iter().any(|c| c == "written").then_some(());
         for statement in SCHEMA {
             sqlx::query(*statement).execute(&pool).await?;
         }
@@ -674,7 +682,7 @@ async fn stored_day(
     Ok(match row {
         Some((totals, quarters)) => DayRollup {
             totals: serde_json::from_str(&totals)?,
-            quarters: serde_json::from_str(&quarters)?,
+            quarters: DayRollup::quarters_from_json(day, &quarters)?,
         },
         None => DayRollup::default(),
     })
@@ -694,14 +702,15 @@ async fn store_day(
             .await?;
     } else {
         sqlx::query(
-            "INSERT INTO diary_analytics_days (user_id, day, totals, quarters) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (user_id, day) DO UPDATE SET totals = excluded.totals, \
-             quarters = excluded.quarters",
+            "INSERT INTO diary_analytics_days (user_id, day, totals, quarters, written) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, day) DO UPDATE SET \
+             totals = excluded.totals, quarters = excluded.quarters, written = excluded.written",
         )
         .bind(user_id)
         .bind(day)
         .bind(serde_json::to_string(&rollup.totals)?)
-        .bind(serde_json::to_string(&rollup.quarters)?)
+        .bind(rollup.quarters_json(day)?)
+        .bind(rollup.written_mask(day))
         .execute(&mut **tx)
         .await?;
     }
@@ -995,8 +1004,8 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         .await?;
         let mut window = WindowTotals::default();
         for (day, totals, quarters) in rows {
-            let quarters: std::collections::BTreeMap<i64, QuarterCounts> =
-                serde_json::from_str(&quarters).map_err(|e| QueryError::Backend(e.into()))?;
+            let quarters = DayRollup::quarters_from_json(day, &quarters)
+                .map_err(|e| QueryError::Backend(e.into()))?;
             window
                 .quarters
                 .extend(quarters.range(start..end).map(|(b, c)| (*b, *c)));
@@ -1015,18 +1024,20 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         Ok(window)
     }
 
+    /// Reads only each day's mask of written quarter hours: a streak of years costs a few
+    /// bytes a day.
     async fn writing_quarters(
         &self,
         user_id: &UserId,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> Result<Vec<(i64, QuarterCounts)>, QueryError> {
+    ) -> Result<Vec<i64>, QueryError> {
         let (start, end) = (start.timestamp_micros(), end.timestamp_micros());
         if start >= end {
-            return Ok(Default::default());
+            return Ok(Vec::new());
         }
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT quarters FROM diary_analytics_days \
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT day, written FROM diary_analytics_days \
              WHERE user_id = ? AND day >= ? AND day < ? ORDER BY day",
         )
         .bind(user_id.to_string())
@@ -1034,13 +1045,11 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         .bind(end)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::new();
-        for quarters in rows {
-            let quarters: std::collections::BTreeMap<i64, QuarterCounts> =
-                serde_json::from_str(&quarters).map_err(|e| QueryError::Backend(e.into()))?;
-            out.extend(quarters.range(start..end).map(|(b, c)| (*b, *c)));
-        }
-        Ok(out)
+        Ok(rows
+            .iter()
+            .flat_map(|(day, mask)| DayRollup::written_from_mask(*day, mask))
+            .filter(|b| (start..end).contains(b))
+            .collect())
     }
 
     async fn analysis_enabled(&self, user_id: &UserId) -> Result<bool, QueryError> {

@@ -638,7 +638,7 @@ impl Diary {
             .analysis_enabled(user_id)
             .await
             .map_err(query_error)?;
-        let mut written = analytics::writing_days(&window, &totals.quarters);
+        let mut written = analytics::writing_days(&window, totals.quarters.iter().map(|(b, _)| *b));
         let mut result = analytics::compute_totals(window, totals, enabled);
         let (Some(first), Some(last)) = (result.days.first(), result.days.last()) else {
             return Ok(result);
@@ -652,7 +652,7 @@ impl Diary {
                 .writing_quarters(user_id, head, result.window.start)
                 .await
                 .map_err(query_error)?;
-            written.extend(analytics::writing_days(&result.window, &before));
+            written.extend(analytics::writing_days(&result.window, before));
         }
         let (run, reached) = analytics::run_ending(&written, first, last);
         result.current_streak = run;
@@ -688,7 +688,7 @@ impl Diary {
                 )
                 .await
                 .map_err(query_error)?;
-            let written = analytics::writing_days(window, &quarters);
+            let written = analytics::writing_days(window, quarters);
             let Some(last) = end_day.pred_opt() else {
                 break;
             };

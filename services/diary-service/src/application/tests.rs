@@ -1574,25 +1574,33 @@ async fn assert_days_agree_with_quarter_hours(g: &Given, user: &UserId, seed: &m
             analytics::WindowTotals::of(&buckets),
             "{start}..{end}"
         );
-        let quarters = g
+        let written = g
             .read_models
             .writing_quarters(user, start, end)
             .await
             .unwrap();
-        assert_eq!(quarters, by_day.quarters);
+        let expected: Vec<i64> = by_day.quarters.iter().map(|(b, _)| *b).collect();
+        assert_eq!(written, expected);
     }
     let days = |pool: sqlx::SqlitePool| async move {
-        sqlx::query_as::<_, (String, i64, String, String)>(
-            "SELECT user_id, day, totals, quarters FROM diary_analytics_days ORDER BY user_id, day",
+        sqlx::query_as::<_, (String, i64, String, String, Vec<u8>)>(
+            "SELECT user_id, day, totals, quarters, written FROM diary_analytics_days \
+             ORDER BY user_id, day",
         )
         .fetch_all(&pool)
         .await
         .unwrap()
         .into_iter()
-        .map(|(u, d, t, q)| {
+        .map(|(u, d, t, q, w)| {
             let t: analytics::BucketTotals = serde_json::from_str(&t).unwrap();
-            let q: std::collections::BTreeMap<i64, analytics::QuarterCounts> =
-                serde_json::from_str(&q).unwrap();
+            let q = analytics::DayRollup::quarters_from_json(d, &q).unwrap();
+            let marked: Vec<i64> = analytics::DayRollup::written_from_mask(d, &w).collect();
+            let with_entries: Vec<i64> = q
+                .iter()
+                .filter(|(_, c)| c.entries > 0)
+                .map(|(b, _)| *b)
+                .collect();
+            assert_eq!(marked, with_entries, "the written mask of day {d}");
             (u, d, t, q)
         })
         .collect::<Vec<_>>()
