@@ -77,6 +77,12 @@ impl EntryAnalyzer {
             && recorded.event_type == "DiaryAnalysisEnabled"
         {
             let user_id: UserId = stored_id(recorded.aggregate_id())?;
+            // The writer's entries are listed from the read models: first they catch up with
+            // the switch, so that an entry created just before it (whose own analysis found
+            // analysis off) is among them.
+            self.read_models
+                .wait_for_position(recorded.position, LISTS_CATCH_UP)
+                .await;
             let analysed = self.analyze_all_of(&user_id, &metadata).await?;
             tracing::info!(user_id = %user_id, analysed, "entries analysed again after analysis was switched on");
             return Ok(None);
@@ -157,6 +163,9 @@ impl EntryAnalyzer {
         Ok(done)
     }
 }
+
+/// How long a switch back on waits for the lists to reflect it before listing the entries.
+const LISTS_CATCH_UP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Analyses a batch runs at once.
 const BATCH_CONCURRENCY: usize = 16;

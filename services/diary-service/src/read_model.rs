@@ -98,6 +98,11 @@ pub trait DiaryReadModels: Send + Sync + 'static {
 
     /// The search index kept beside these read models (see [`crate::search`]).
     fn search_index(&self) -> Arc<dyn SearchIndex>;
+
+    /// Waits (at most `limit`) until the lists reflect every event up to the store's global
+    /// `position`, where the read models know positions (embedded); returns at once where
+    /// they do not.
+    async fn wait_for_position(&self, _position: u64, _limit: std::time::Duration) {}
 }
 
 const SCHEMA: &[&str] = &[
@@ -957,6 +962,22 @@ impl DiaryReadModels for SqliteDiaryReadModels {
 
     fn search_index(&self) -> Arc<dyn SearchIndex> {
         self.search.clone()
+    }
+
+    async fn wait_for_position(&self, position: u64, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = ?")
+                    .bind(PROJECTION_NAME)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .unwrap_or(None);
+            if applied.is_some_and(|p| p >= 0 && p as u64 >= position) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     async fn buckets(
