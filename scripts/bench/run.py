@@ -352,8 +352,11 @@ def profiled(args, name, embedded):
         with open(os.path.join(args.perf, f"{slug}.txt"), "w") as f:
             f.write(f"# {name}: perf record -e cpu-clock -F 999 -g on the embedded platform "
                     f"while the scenario ran (scripts/bench.sh --perf)\n")
-            f.write("\n".join(line.rstrip() for line in report_text.splitlines()
-                              if line.strip() and not line.startswith("#")) + "\n")
+            # perf pads each line to a wide column and ends it with "-  -" (no children).
+            lines = [re.sub(r"\s+-\s+-\s*$", "", line).rstrip()
+                     for line in report_text.splitlines()
+                     if line.strip() and not line.startswith("#")]
+            f.write("\n".join(lines[:80]) + "\n")
         os.remove(data)
 
 
@@ -699,6 +702,7 @@ def main():
                                                       "seconds": pseeded}}
             scenarios(pbase, pusers, pwriter, pentries, work, args,
                       production["scenarios"], metrics=pmetrics)
+            settle(pbase, limit=300, fatal=False, metrics=pmetrics)
             production["projection_lag"] = projection_lag(pbase, pusers[3], 50)
             print(f"  projection lag at rest: p99 {production['projection_lag']['p99_ms']:.1f} ms",
                   flush=True)
