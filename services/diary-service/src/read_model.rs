@@ -435,11 +435,8 @@ impl SqliteDiaryReadModels {
         Ok(())
     }
 
-    /// A user switched analysis on or off. Off drops every analysis summary of theirs (and
-    /// so the buckets' sentiment, keywords and features): an analysis made before a switch
-    /// off stays void, and none is kept while it stays off. On brings nothing back: entries
-    /// count again as the analyzer analyses them again.
-    /// Drops every row of an erased writer; their setting stays, off.
+    /// Drops every row of an erased writer, their analysis setting included (an erased
+    /// writer's routes answer 404, so nothing reads the default a missing setting means).
     async fn erase_writer(&self, user_id: &UserId) -> Result<(), ProjectionError> {
         let user_id = user_id.to_string();
         let mut tx = self.pool.begin().await?;
@@ -462,6 +459,10 @@ impl SqliteDiaryReadModels {
         Ok(())
     }
 
+    /// A user switched analysis on or off. Off drops every analysis summary of theirs (and
+    /// so the buckets' sentiment, keywords and features): an analysis made before a switch
+    /// off stays void, and none is kept while it stays off. On brings nothing back: entries
+    /// count again as the analyzer analyses them again.
     async fn apply_analysis_switch(
         &self,
         recorded: &RecordedEvent,
