@@ -89,13 +89,14 @@ async fn wait_for_entries(app: &Platform, user: &str, expected: &[String]) {
 
 #[tokio::test]
 async fn a_kafka_outage_delays_the_read_models_but_loses_and_duplicates_nothing() {
+    let [port, controller, metrics] = free_ports();
     let broker = OwnServer::start(
         "kafka.sh",
         vec![
             ("METACHAT_INFRA_DIR", own_state_dir("kafka")),
-            ("METACHAT_KAFKA_PORT", free_port()),
-            ("METACHAT_KAFKA_CONTROLLER_PORT", free_port()),
-            ("METACHAT_KAFKA_METRICS_PORT", free_port()),
+            ("METACHAT_KAFKA_PORT", port),
+            ("METACHAT_KAFKA_CONTROLLER_PORT", controller),
+            ("METACHAT_KAFKA_METRICS_PORT", metrics),
         ],
     );
     let mut env = production().await;
@@ -818,10 +819,22 @@ impl Drop for OwnServer {
 
 /// A free local port, and a fresh state directory for an own server.
 fn free_port() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port().to_string())
-        .expect("a free port")
+    let [port] = free_ports();
+    port
+}
+
+/// `N` distinct free local ports: each is held until all are chosen (a port let go at once
+/// may be handed out again by the next bind, and one server's two ports would collide).
+fn free_ports<const N: usize>() -> [String; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    std::array::from_fn(|i| {
+        held[i]
+            .local_addr()
+            .map(|a| a.port().to_string())
+            .expect("a bound port")
+    })
 }
 
 fn own_state_dir(what: &str) -> String {
@@ -893,14 +906,15 @@ async fn a_postgresql_restart_fails_writes_fast_and_they_recover_without_restart
 /// `Retry-After`; when the node is back, the read models catch up with every write, once.
 #[tokio::test]
 async fn a_cassandra_outage_fails_lists_with_retry_after_while_writes_go_on_and_catch_up() {
+    let [port, storage, ssl_storage, metrics] = free_ports();
     let cassandra = OwnServer::start(
         "cassandra.sh",
         vec![
             ("METACHAT_INFRA_DIR", own_state_dir("cassandra")),
-            ("METACHAT_CASSANDRA_PORT", free_port()),
-            ("METACHAT_CASSANDRA_STORAGE_PORT", free_port()),
-            ("METACHAT_CASSANDRA_SSL_STORAGE_PORT", free_port()),
-            ("METACHAT_CASSANDRA_METRICS_PORT", free_port()),
+            ("METACHAT_CASSANDRA_PORT", port),
+            ("METACHAT_CASSANDRA_STORAGE_PORT", storage),
+            ("METACHAT_CASSANDRA_SSL_STORAGE_PORT", ssl_storage),
+            ("METACHAT_CASSANDRA_METRICS_PORT", metrics),
             ("METACHAT_CASSANDRA_KEEP_DATA", "1".into()),
             ("METACHAT_CASSANDRA_HEAP", "512M".into()),
         ],
