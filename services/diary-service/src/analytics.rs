@@ -3,8 +3,12 @@
 //! Every time zone's offset is a multiple of 15 minutes, so each quarter-hour bucket lies
 //! inside one calendar day of any zone: summing buckets gives the days of any `timeZone`
 //! exactly, and a query reads only the buckets of its window, whatever the writer's history.
-//! A bucket's totals are recomputed from the entry and session rows that fall in it whenever
-//! one of them changes ([`BucketTotals::of`]), so applying an event again changes nothing.
+//! A bucket's totals are the sum of its entries' and sessions' shares ([`BucketTotals::of`]).
+//! The embedded read models move a row's share when the row changes (subtract the old, add
+//! the new: an event applied again changes no row, so moves nothing) and also keep each UTC
+//! day's totals ([`DayRollup`]), so a window reads a row per day; the Cassandra read models
+//! recompute a bucket from its rows. Sums of floats stay on a grid of 10⁻⁹, so totals do not
+//! depend on the order of additions and subtractions.
 //! Nothing here holds diary text: counts, tags, keywords and the analyzers' summable counts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
