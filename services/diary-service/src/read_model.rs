@@ -278,6 +278,29 @@ impl SqliteDiaryReadModels {
         &self.pool
     }
 
+    /// `(day, columns…)` of a user's UTC days that overlap `[start, end)` (microseconds),
+    /// oldest first; `columns` is a fixed list of `diary_analytics_days` columns.
+    async fn days<R>(
+        &self,
+        user_id: &UserId,
+        columns: &'static str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<R>, QueryError>
+    where
+        R: for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT day, {columns} FROM diary_analytics_days \
+             WHERE user_id = ? AND day >= ? AND day < ? ORDER BY day"
+        )))
+        .bind(user_id.to_string())
+        .bind(day_of_micros(start))
+        .bind(end)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Applies an entry or session event in `tx` (which holds the write lock, taken before
     /// any read, so that no other writer commits between a row's share read and its change);
     /// the totals it moves are gathered in `moves`.
@@ -1015,15 +1038,8 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         if start >= end {
             return Ok(Default::default());
         }
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT day, totals, quarters FROM diary_analytics_days \
-             WHERE user_id = ? AND day >= ? AND day < ? ORDER BY day",
-        )
-        .bind(user_id.to_string())
-        .bind(day_of_micros(start))
-        .bind(end)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(i64, String, String)> =
+            self.days(user_id, "totals, quarters", start, end).await?;
         let mut window = WindowTotals::default();
         for (day, totals, quarters) in rows {
             let quarters = DayRollup::quarters_from_json(day, &quarters)
@@ -1058,15 +1074,7 @@ impl DiaryReadModels for SqliteDiaryReadModels {
         if start >= end {
             return Ok(Vec::new());
         }
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT day, written FROM diary_analytics_days \
-             WHERE user_id = ? AND day >= ? AND day < ? ORDER BY day",
-        )
-        .bind(user_id.to_string())
-        .bind(day_of_micros(start))
-        .bind(end)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(i64, Vec<u8>)> = self.days(user_id, "written", start, end).await?;
         Ok(rows
             .iter()
             .flat_map(|(day, mask)| DayRollup::written_from_mask(*day, mask))
