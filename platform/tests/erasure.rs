@@ -385,7 +385,8 @@ fn cassandra_markers(keyspace: &str) -> Vec<String> {
         "diary_entry_read_model",
         "entries_by_user",
         "diary_entry_analysis",
-        "analytics_buckets",
+        "analytics_quarters",
+        "analytics_quarter_totals",
         "entry_search_entries",
         "entry_search_terms",
     ];

@@ -7,8 +7,10 @@
 //! The embedded read models move a row's share when the row changes (subtract the old, add
 //! the new: an event applied again changes no row, so moves nothing) and also keep each UTC
 //! day's totals ([`DayRollup`]), so a window reads a row per day; the Cassandra read models
-//! recompute a bucket from its rows. Sums of floats stay on a grid of 10⁻⁹, so totals do not
-//! depend on the order of additions and subtractions.
+//! move a member's share in a lightweight transaction, with the stamp of the state it was
+//! computed from, so that redeliveries and concurrent consumers move each change once. Sums
+//! of floats stay on a grid of 10⁻⁹, so totals do not depend on the order of additions and
+//! subtractions.
 //! Nothing here holds diary text: counts, tags, keywords and the analyzers' summable counts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -17,6 +17,15 @@
 //! before the creation, and an entry deleted at version n stays deleted whatever arrives
 //! later, because the by-user row's tombstone at n shadows every write of versions up to n.
 //!
+//! Analytics (`cql/005_analytics_quarters.cql`): each entry and session has a share of its
+//! user's quarter hour's totals, computed from its by-id rows after every event. A move
+//! replaces the member's stored share and the quarter hour's totals together, in one
+//! lightweight transaction on the quarter hour's partition, unless the stored share was
+//! computed from as late a state (its stamp). So an event costs the same however many
+//! entries share its quarter hour, and consumers applying one user's entries concurrently
+//! (they are on different Kafka partitions) lose no move. The totals are then copied, at
+//! their revision, to the table a window's query reads as one partition slice.
+//!
 //! Read-your-writes (`cql/002_diary_read_model_versions.cql`): an event is applied in
 //! several writes, so the by-id row's version does not say the listing has it yet.
 //! `diary_read_model_versions` is written last, after the listing was made to match the
@@ -61,6 +70,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../cql/002_diary_read_model_versions.cql")),
     (3, include_str!("../cql/003_diary_analytics.cql")),
     (4, include_str!("../cql/004_search_index.cql")),
+    (5, include_str!("../cql/005_analytics_quarters.cql")),
 ];
 
 /// The migration domain of these tables in `schema_migrations`.
@@ -68,7 +78,7 @@ pub const MIGRATION_DOMAIN: &str = "diary";
 
 /// Every table, as `reset` truncates them: the versions first, so that while a reset runs
 /// no token is taken as reflected by lists that are being emptied.
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 11] = [
     "diary_read_model_versions",
     "diary_entry_read_model",
     "entries_by_user",
@@ -77,7 +87,8 @@ const TABLES: [&str; 10] = [
     "diary_entry_analysis",
     "analytics_entries",
     "analytics_sessions",
-    "analytics_buckets",
+    "analytics_quarters",
+    "analytics_quarter_totals",
     "diary_analysis_settings",
 ];
 
@@ -100,15 +111,16 @@ struct Statements {
     put_analytics_entry: PreparedStatement,
     analytics_entries_of_user: PreparedStatement,
     put_analytics_session: PreparedStatement,
-    bucket_entries: PreparedStatement,
     bucket_entry: PreparedStatement,
     bucket_entry_analysis: PreparedStatement,
     analysis_written: PreparedStatement,
     bucket_session: PreparedStatement,
-    bucket_sessions: PreparedStatement,
-    put_bucket: PreparedStatement,
-    remove_bucket: PreparedStatement,
-    buckets: PreparedStatement,
+    quarter: PreparedStatement,
+    quarter_member: PreparedStatement,
+    move_share: PreparedStatement,
+    put_quarter_totals: PreparedStatement,
+    remove_quarter_totals: PreparedStatement,
+    quarter_totals: PreparedStatement,
     put_setting: PreparedStatement,
     put_last_disabled: PreparedStatement,
     setting: PreparedStatement,
@@ -163,7 +175,8 @@ impl CassandraDiaryReadModels {
         let entry_analysis = qualified(keyspace, "diary_entry_analysis");
         let analytics_entries = qualified(keyspace, "analytics_entries");
         let analytics_sessions = qualified(keyspace, "analytics_sessions");
-        let analytics_buckets = qualified(keyspace, "analytics_buckets");
+        let analytics_quarters = qualified(keyspace, "analytics_quarters");
+        let quarter_totals = qualified(keyspace, "analytics_quarter_totals");
         let settings = qualified(keyspace, "diary_analysis_settings");
         let statements = Statements {
             insert_entry: prepare(
@@ -276,20 +289,12 @@ impl CassandraDiaryReadModels {
                 ),
             )
             .await?,
-            bucket_entries: prepare(
-                s,
-                &format!(
-                    "SELECT entry_id FROM {analytics_entries} \
-                     WHERE user_id = ? AND bucket_micros = ?"
-                ),
-            )
-            .await?,
             // What a bucket counts of an entry, and when each of those cells was written.
             bucket_entry: prepare(
                 s,
                 &format!(
                     "SELECT token_count, tags, content, deleted, \
-                     WRITETIME(token_count) AS token_count_at, WRITETIME(tags) AS tags_at, \
+                     WRITETIME(token_count) AS token_count_at, \
                      WRITETIME(deleted) AS deleted_at, \
                      WRITETIME(created_at_micros) AS created_at_at \
                      FROM {diary_entry_read_model} WHERE entry_id = ?"
@@ -321,34 +326,53 @@ impl CassandraDiaryReadModels {
                 ),
             )
             .await?,
-            bucket_sessions: prepare(
+            quarter: prepare(
                 s,
                 &format!(
-                    "SELECT session_id FROM {analytics_sessions} \
-                     WHERE user_id = ? AND bucket_micros = ?"
+                    "SELECT revision, totals FROM {analytics_quarters} \
+                     WHERE user_id = ? AND bucket_micros = ? LIMIT 1"
                 ),
             )
             .await?,
-            put_bucket: prepare(
+            quarter_member: prepare(
                 s,
                 &format!(
-                    "INSERT INTO {analytics_buckets} (user_id, bucket_micros, totals) \
+                    "SELECT share, setting_version, stamp FROM {analytics_quarters} \
+                     WHERE user_id = ? AND bucket_micros = ? AND member_id = ?"
+                ),
+            )
+            .await?,
+            // One lightweight transaction: the totals and the member's share move together,
+            // if nothing moved since the revision was read.
+            move_share: prepare(
+                s,
+                &format!(
+                    "UPDATE {analytics_quarters} SET totals = ?, revision = ?, share = ?, \
+                     setting_version = ?, stamp = ? \
+                     WHERE user_id = ? AND bucket_micros = ? AND member_id = ? IF revision = ?"
+                ),
+            )
+            .await?,
+            put_quarter_totals: prepare(
+                s,
+                &format!(
+                    "INSERT INTO {quarter_totals} (user_id, bucket_micros, totals) \
                      VALUES (?, ?, ?) USING TIMESTAMP ?"
                 ),
             )
             .await?,
-            remove_bucket: prepare(
+            remove_quarter_totals: prepare(
                 s,
                 &format!(
-                    "DELETE FROM {analytics_buckets} USING TIMESTAMP ? \
+                    "DELETE FROM {quarter_totals} USING TIMESTAMP ? \
                      WHERE user_id = ? AND bucket_micros = ?"
                 ),
             )
             .await?,
-            buckets: prepare(
+            quarter_totals: prepare(
                 s,
                 &format!(
-                    "SELECT bucket_micros, totals FROM {analytics_buckets} WHERE user_id = ? \
+                    "SELECT bucket_micros, totals FROM {quarter_totals} WHERE user_id = ? \
                      AND bucket_micros >= ? AND bucket_micros < ?"
                 ),
             )
@@ -559,7 +583,7 @@ impl CassandraDiaryReadModels {
         self.session
             .execute_unpaged(&st.put_analytics_entry, (user_id, bucket, id))
             .await?;
-        self.recompute_bucket(user_id, bucket).await?;
+        self.move_entry_share(user_id, bucket, id).await?;
         if deleted {
             self.session
                 .execute_unpaged(&st.remove_entry_by_user, (version, user_id, created_at, id))
@@ -660,7 +684,7 @@ impl CassandraDiaryReadModels {
         self.session
             .execute_unpaged(&st.put_analytics_session, (user_id, bucket, id))
             .await?;
-        self.recompute_bucket(user_id, bucket).await?;
+        self.move_session_share(user_id, bucket, id).await?;
         self.session
             .execute_unpaged(
                 &st.put_session_by_user,
@@ -701,23 +725,7 @@ impl CassandraDiaryReadModels {
         ))
     }
 
-    /// The ids of the entries (or sessions) a bucket lists.
-    async fn bucket_members(
-        &self,
-        statement: &PreparedStatement,
-        user_id: &str,
-        bucket: i64,
-    ) -> Result<Vec<String>, ProjectionError> {
-        let rows = self
-            .session
-            .execute_unpaged(statement, (user_id, bucket))
-            .await?
-            .into_rows_result()?;
-        let ids = rows.rows::<(String,)>()?.map(|r| r.map(|(id,)| id));
-        Ok(ids.collect::<Result<_, _>>()?)
-    }
-
-    /// The by-id row of a bucket's member (it was listed after that row was written).
+    /// The by-id row of a quarter hour's member (it was listed after that row was written).
     async fn by_id<R>(&self, statement: &PreparedStatement, id: &str) -> Result<R, ProjectionError>
     where
         R: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
@@ -727,89 +735,205 @@ impl CassandraDiaryReadModels {
             .await?
             .into_rows_result()?
             .maybe_first_row::<R>()?
-            .ok_or_else(|| missing("by-id row of a bucket's member"))
+            .ok_or_else(|| missing("by-id row of a quarter hour's member"))
     }
 
-    /// Recomputes a user's bucket from the by-id rows of its entries and sessions. The
-    /// totals are written at a timestamp that grows with every change of what they are made
-    /// of (see `cql/003_diary_analytics.cql`): the user's setting version plus the write
-    /// times of the cells read. A cell's write time is the version of the event that wrote
-    /// it, and only ever grows (a cell cleared by a deletion is outweighed by the deletion's
-    /// own cells), so totals computed from an older state lose, in any order of delivery.
-    async fn recompute_bucket(&self, user_id: &str, bucket: i64) -> Result<(), ProjectionError> {
+    /// Moves an entry's share of its quarter hour's totals to what its by-id rows hold now
+    /// (nothing once it is deleted).
+    async fn move_entry_share(
+        &self,
+        user_id: &str,
+        bucket: i64,
+        id: &str,
+    ) -> Result<(), ProjectionError> {
         let st = &self.statements;
-        let mut stamp = self.setting(user_id).await?.version;
-        let members = self
-            .bucket_members(&st.bucket_entries, user_id, bucket)
-            .await?;
-        let mut facts = Vec::new();
-        for id in members {
-            let row: BucketEntryRow = self.by_id(&st.bucket_entry, &id).await?;
-            let kept = self
+        // The setting before the rows: a share computed under a later setting wins.
+        let setting = self.setting(user_id).await?;
+        let row: BucketEntryRow = self.by_id(&st.bucket_entry, id).await?;
+        let kept = self
+            .session
+            .execute_unpaged(&st.bucket_entry_analysis, (id,))
+            .await?
+            .into_rows_result()?
+            .maybe_first_row::<BucketAnalysisRow>()?;
+        // Only cells no event clears, whose write times only grow: the creation's, the
+        // token count (every update rewrites it, where a deletion clears the text and the
+        // tags) and the deletion flag (false from the creation, true from the deletion).
+        let mut written = [row.token_count_at, row.deleted_at, row.created_at_at]
+            .into_iter()
+            .fold(0i64, |sum, at| sum.saturating_add(at.unwrap_or(0)));
+        // And of the analysis row, the versions (a switch off clears only the summary).
+        if let Some(k) = &kept {
+            for at in [k.content_version_at, k.analysed_version_at] {
+                written = written.saturating_add(at.unwrap_or(0));
+            }
+        }
+        let stamp = Stamp {
+            setting_version: setting.version,
+            written,
+        };
+        if row.deleted == Some(true) {
+            return self.move_share(user_id, bucket, id, None, stamp).await;
+        }
+        // The analysis counts while it is of the current content (the creation's until an
+        // update changes it), and while analysis is on.
+        let analysis = match kept {
+            Some(k)
+                if setting.enabled
+                    && k.analysed_version == Some(k.content_version.unwrap_or(1)) =>
+            {
+                k.analysis
+            }
+            _ => None,
+        };
+        let facts = EntryFacts {
+            token_count: u32::try_from(row.token_count.unwrap_or_default())?,
+            tags: row.tags.unwrap_or_default(),
+            // Counted from the text, so it counts also while analysis is off.
+            word_count: analysis::count_words(row.content.as_deref().unwrap_or_default()),
+            analysis: analysis.as_deref().map(serde_json::from_str).transpose()?,
+        };
+        let share = BucketTotals::of(&[facts], &[]);
+        self.move_share(user_id, bucket, id, Some(share), stamp)
+            .await
+    }
+
+    /// Moves a session's share of its quarter hour's totals to what its by-id row holds now.
+    async fn move_session_share(
+        &self,
+        user_id: &str,
+        bucket: i64,
+        id: &str,
+    ) -> Result<(), ProjectionError> {
+        let row: BucketSessionRow = self.by_id(&self.statements.bucket_session, id).await?;
+        let facts = SessionFacts {
+            start_time: time(
+                row.start_time_micros
+                    .ok_or_else(|| missing("start_time_micros"))?,
+            )?,
+            end_time: row.end_time_micros.map(time).transpose()?,
+        };
+        let stamp = Stamp {
+            // A session's share does not depend on the analysis setting.
+            setting_version: 0,
+            written: row
+                .start_at
+                .unwrap_or(0)
+                .saturating_add(row.end_at.unwrap_or(0)),
+        };
+        let share = BucketTotals::of(&[], &[facts]);
+        self.move_share(user_id, bucket, id, Some(share), stamp)
+            .await
+    }
+
+    /// Replaces a member's share of a user's quarter hour with `share`, computed at `stamp`,
+    /// unless the share stored was computed at the same stamp or a later one (see
+    /// `cql/005_analytics_quarters.cql`). The totals and the share move in one lightweight
+    /// transaction, retried while another move of the same quarter hour comes first; the
+    /// totals are then copied to the table windows are read from.
+    async fn move_share(
+        &self,
+        user_id: &str,
+        bucket: i64,
+        member: &str,
+        share: Option<BucketTotals>,
+        stamp: Stamp,
+    ) -> Result<(), ProjectionError> {
+        let st = &self.statements;
+        let stored_share = share.as_ref().map(serde_json::to_string).transpose()?;
+        loop {
+            // The revision before the member: a share read after it is at least as new.
+            let (revision, totals) = self
                 .session
-                .execute_unpaged(&st.bucket_entry_analysis, (&id,))
+                .execute_unpaged(&st.quarter, (user_id, bucket))
                 .await?
                 .into_rows_result()?
-                .maybe_first_row::<BucketAnalysisRow>()?;
-            // Not the content's write time: a deletion nulls the content (lowering it), and
-            // every change of the content rewrites the token count at its version anyway.
-            for at in [
-                row.token_count_at,
-                row.tags_at,
-                row.deleted_at,
-                row.created_at_at,
-            ] {
-                stamp = stamp.saturating_add(at.unwrap_or(0));
-            }
-            if let Some(k) = &kept {
-                for at in [k.content_version_at, k.analysed_version_at] {
-                    stamp = stamp.saturating_add(at.unwrap_or(0));
+                .maybe_first_row::<(Option<i64>, Option<String>)>()?
+                .unwrap_or((None, None));
+            let mut totals: BucketTotals = totals
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()?
+                .unwrap_or_default();
+            let stored = self
+                .session
+                .execute_unpaged(&st.quarter_member, (user_id, bucket, member))
+                .await?
+                .into_rows_result()?
+                .maybe_first_row::<(Option<String>, Option<i64>, Option<i64>)>()?;
+            let mut old = BucketTotals::default();
+            if let Some((old_share, setting_version, written)) = stored {
+                let old_stamp = Stamp {
+                    setting_version: setting_version.unwrap_or(0),
+                    written: written.unwrap_or(0),
+                };
+                if old_stamp >= stamp {
+                    // Moved already (a redelivery), or to a later state: only the copy may
+                    // be missing.
+                    return self.copy_quarter(user_id, bucket, revision, &totals).await;
+                }
+                if let Some(json) = old_share {
+                    old = serde_json::from_str(&json)?;
                 }
             }
-            if row.deleted == Some(true) {
-                continue;
+            totals.subtract(&old);
+            if let Some(new) = &share {
+                totals.add(new);
             }
-            // The analysis counts while it is of the current content (the creation's until
-            // an update changes it).
-            let analysis = match kept {
-                Some(k) if k.analysed_version == Some(k.content_version.unwrap_or(1)) => k.analysis,
-                _ => None,
-            };
-            facts.push(EntryFacts {
-                token_count: u32::try_from(row.token_count.unwrap_or_default())?,
-                tags: row.tags.unwrap_or_default(),
-                // Counted from the text, so it counts also while analysis is off.
-                word_count: analysis::count_words(row.content.as_deref().unwrap_or_default()),
-                analysis: analysis.as_deref().map(serde_json::from_str).transpose()?,
-            });
-        }
-        let members = self
-            .bucket_members(&st.bucket_sessions, user_id, bucket)
-            .await?;
-        let mut session_facts = Vec::new();
-        for id in members {
-            let row: BucketSessionRow = self.by_id(&st.bucket_session, &id).await?;
-            for at in [row.start_at, row.end_at] {
-                stamp = stamp.saturating_add(at.unwrap_or(0));
+            let next = revision.unwrap_or(0) + 1;
+            let outcome = self
+                .session
+                .execute_unpaged(
+                    &st.move_share,
+                    (
+                        serde_json::to_string(&totals)?,
+                        next,
+                        &stored_share,
+                        stamp.setting_version,
+                        stamp.written,
+                        user_id,
+                        bucket,
+                        member,
+                        revision,
+                    ),
+                )
+                .await?
+                .into_rows_result()?
+                .maybe_first_row::<scylla::value::Row>()?;
+            let applied = matches!(
+                outcome.as_ref().and_then(|row| row.columns.first()),
+                Some(Some(scylla::value::CqlValue::Boolean(true)))
+            );
+            if applied {
+                return self
+                    .copy_quarter(user_id, bucket, Some(next), &totals)
+                    .await;
             }
-            session_facts.push(SessionFacts {
-                start_time: time(
-                    row.start_time_micros
-                        .ok_or_else(|| missing("start_time_micros"))?,
-                )?,
-                end_time: row.end_time_micros.map(time).transpose()?,
-            });
         }
-        let totals = BucketTotals::of(&facts, &session_facts);
+    }
+
+    /// Copies a quarter hour's totals at `revision` to `analytics_quarter_totals` (removed
+    /// there while they count nothing).
+    async fn copy_quarter(
+        &self,
+        user_id: &str,
+        bucket: i64,
+        revision: Option<i64>,
+        totals: &BucketTotals,
+    ) -> Result<(), ProjectionError> {
+        let st = &self.statements;
+        let Some(revision) = revision else {
+            return Ok(());
+        };
         if totals.is_empty() {
             self.session
-                .execute_unpaged(&st.remove_bucket, (stamp, user_id, bucket))
+                .execute_unpaged(&st.remove_quarter_totals, (revision, user_id, bucket))
                 .await?;
         } else {
             self.session
                 .execute_unpaged(
-                    &st.put_bucket,
-                    (user_id, bucket, serde_json::to_string(&totals)?, stamp),
+                    &st.put_quarter_totals,
+                    (user_id, bucket, serde_json::to_string(totals)?, revision),
                 )
                 .await?;
         }
@@ -818,7 +942,8 @@ impl CassandraDiaryReadModels {
 
     /// A user switched analysis on or off. Off drops the summaries of every entry of theirs
     /// (each at the time it was written, where a deletion beats the write it ties with) and
-    /// recomputes their buckets; analyses recorded while it stays off are not kept.
+    /// moves each entry's share to one without its analysis; analyses recorded while it
+    /// stays off are not kept.
     async fn apply_analysis_switch(
         &self,
         recorded: &RecordedEvent,
@@ -842,7 +967,6 @@ impl CassandraDiaryReadModels {
                 .execute_unpaged(&st.analytics_entries_of_user, (&user_id,))
                 .await?
                 .into_rows_result()?;
-            let mut buckets = std::collections::BTreeSet::new();
             for row in rows.rows::<(i64, String)>()? {
                 let (bucket, id) = row?;
                 // At the analysis's own write time, where the clearing wins.
@@ -858,10 +982,7 @@ impl CassandraDiaryReadModels {
                         .execute_unpaged(&st.clear_analysis, (at, &id))
                         .await?;
                 }
-                buckets.insert(bucket);
-            }
-            for bucket in buckets {
-                self.recompute_bucket(&user_id, bucket).await?;
+                self.move_entry_share(&user_id, bucket, &id).await?;
             }
         }
         self.mark_applied(&user_id, version).await
@@ -878,6 +999,17 @@ impl CassandraDiaryReadModels {
             format!("SELECT {column} FROM {} WHERE user_id = ?", table(name))
         };
         let mut entries = std::collections::BTreeSet::new();
+        let mut quarters = std::collections::BTreeSet::new();
+        for name in ["analytics_entries", "analytics_sessions"] {
+            let rows = self
+                .session
+                .query_unpaged(ids(name, "bucket_micros"), (user_id,))
+                .await?
+                .into_rows_result()?;
+            for row in rows.rows::<(i64,)>()? {
+                quarters.insert(row?.0);
+            }
+        }
         for (name, column) in [
             ("entries_by_user", "entry_id"),
             ("analytics_entries", "entry_id"),
@@ -917,12 +1049,22 @@ impl CassandraDiaryReadModels {
                 .query_unpaged(by_id("diary_session_read_model", "session_id"), (at, id))
                 .await?;
         }
+        // Before the lists of members, which say which quarter hours there are.
+        let quarter = format!(
+            "DELETE FROM {} USING TIMESTAMP ? WHERE user_id = ? AND bucket_micros = ?",
+            table("analytics_quarters")
+        );
+        for bucket in quarters {
+            self.session
+                .query_unpaged(quarter.as_str(), (at, user_id, bucket))
+                .await?;
+        }
         for name in [
+            "analytics_quarter_totals",
             "entries_by_user",
             "sessions_by_user",
             "analytics_entries",
             "analytics_sessions",
-            "analytics_buckets",
             "diary_analysis_settings",
         ] {
             self.session
@@ -988,7 +1130,6 @@ struct BucketEntryRow {
     content: Option<String>,
     deleted: Option<bool>,
     token_count_at: Option<i64>,
-    tags_at: Option<i64>,
     deleted_at: Option<i64>,
     created_at_at: Option<i64>,
 }
@@ -1008,6 +1149,15 @@ struct BucketSessionRow {
     end_time_micros: Option<i64>,
     start_at: Option<i64>,
     end_at: Option<i64>,
+}
+
+/// When a member's share was computed: under which analysis setting, and from cells written
+/// when. Ordered by the setting first: a switch changes what every share counts, and drops
+/// cells (the analyses) whose write times the sum loses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Stamp {
+    setting_version: i64,
+    written: i64,
 }
 
 #[derive(DeserializeRow)]
@@ -1231,7 +1381,7 @@ impl DiaryReadModels for CassandraDiaryReadModels {
         };
         let rows: Page<BucketRow> = fetch_page(
             &self.session,
-            &self.statements.buckets,
+            &self.statements.quarter_totals,
             &(user_id.to_string(), start, end),
             &format!("buckets|{user_id}|{start}|{end}"),
             &everything,

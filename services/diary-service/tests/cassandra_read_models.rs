@@ -716,6 +716,39 @@ async fn events_applied_out_of_order_end_in_the_same_state() {
     f.finish().await;
 }
 
+/// Entries of one writer arrive on different Kafka partitions, which consumers apply
+/// concurrently: every stream in a task of its own (each in order, as a partition keeps it),
+/// twice over (a redelivery after a rebalance). Every quarter hour's totals still count every
+/// entry and session once: moves of the same quarter hour never overwrite each other.
+#[tokio::test]
+async fn concurrent_consumers_lose_no_move() {
+    let f = fixture().await;
+    let history = history(48);
+    for _ in 0..2 {
+        let streams = history
+            .entries
+            .iter()
+            .chain(&history.sessions)
+            .chain(std::iter::once(&history.settings));
+        let tasks: Vec<_> = streams
+            .map(|stream| {
+                let models = f.models.clone();
+                let stream = stream.clone();
+                tokio::spawn(async move {
+                    for event in &stream {
+                        models.apply(event).await.expect("apply");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a consumer task");
+        }
+        assert_matches_history(&f.models, &history).await;
+    }
+    f.finish().await;
+}
+
 #[tokio::test]
 async fn a_creation_replayed_after_the_deletion_stays_deleted() {
     let f = fixture().await;
