@@ -636,7 +636,32 @@ pub fn writing_days(
     window: &Window,
     written: impl IntoIterator<Item = i64>,
 ) -> BTreeSet<NaiveDate> {
-    written.into_iter().map(|b| window.day_of(b)).collect()
+    let mut days = DayCursor::default();
+    written.into_iter().map(|b| days.day_of(window, b)).collect()
+}
+
+/// The day of the zone a quarter hour lies in, remembering the last day found and its span:
+/// a run of quarter hours in one day reads the zone's clock once.
+#[derive(Default)]
+struct DayCursor {
+    last: Option<(NaiveDate, std::ops::Range<i64>)>,
+}
+
+impl DayCursor {
+    fn day_of(&mut self, window: &Window, bucket: i64) -> NaiveDate {
+        if let Some((day, span)) = &self.last
+            && span.contains(&bucket)
+        {
+            return *day;
+        }
+        let day = window.day_of(bucket);
+        self.last = day.succ_opt().map(|next| {
+            let span =
+                window.start_of(day).timestamp_micros()..window.start_of(next).timestamp_micros();
+            (day, span)
+        });
+        day
+    }
 }
 
 /// Consecutive days of `days` ending on `last`, or on the day before while `last` has none.
@@ -691,8 +716,12 @@ pub fn compute_totals(window: Window, totals: WindowTotals, analysis_enabled: bo
         .into_iter()
         .map(|d| (d, QuarterCounts::default()))
         .collect();
+    let mut cursor = DayCursor::default();
     for (bucket, t) in &quarters {
-        per_day.entry(window.day_of(*bucket)).or_default().add(t);
+        per_day
+            .entry(cursor.day_of(&window, *bucket))
+            .or_default()
+            .add(t);
     }
     let days: Vec<DayTotals> = per_day
         .iter()
@@ -802,6 +831,23 @@ mod tests {
     fn bucket(time: &str, entries: &[EntryFacts]) -> (i64, BucketTotals) {
         let b = bucket_of(at(time).timestamp_micros());
         (b, BucketTotals::of(entries, &[]))
+    }
+
+    #[test]
+    fn writing_days_reads_the_clock_once_a_day_and_agrees_with_each_quarter_hour() {
+        // Quarter hours over a year in zones with clock changes and odd offsets, some
+        // days written all day, some once, some not at all.
+        for zone in ["America/Los_Angeles", "Asia/Kathmandu", "Australia/Lord_Howe", "UTC"] {
+            let w = window("2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z", zone);
+            let start = w.start.timestamp_micros();
+            let quarter = 15 * 60 * 1_000_000i64;
+            let written: Vec<i64> = (0..366 * 96)
+                .filter(|q| (q / 96) % 3 != 2 && (q % 96 == 40 || (q / 96) % 5 == 0))
+                .map(|q| start + q * quarter)
+                .collect();
+            let each: BTreeSet<NaiveDate> = written.iter().map(|b| w.day_of(*b)).collect();
+            assert_eq!(writing_days(&w, written.iter().copied()), each, "{zone}");
+        }
     }
 
     fn window(from: &str, to: &str, zone: &str) -> Window {

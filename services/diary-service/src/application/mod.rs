@@ -63,10 +63,11 @@ pub struct AnalyticsQuery {
     pub time_zone: String,
 }
 
-/// A current streak that reaches a window's first day is read further back in chunks of this
-/// many days, at most this many chunks (ten years).
-const STREAK_CHUNK_DAYS: u64 = 61;
-const STREAK_CHUNKS: usize = 60;
+/// A current streak that reaches a window's first day is read further back in chunks, the
+/// first of this many days, each next one twice as long (a long streak costs a few reads),
+/// at most this many days back (ten years).
+const STREAK_FIRST_CHUNK_DAYS: u64 = 61;
+const STREAK_MAX_DAYS: u64 = 3_660;
 
 /// How often, and for how long, writing an entry is tried again when its session changed
 /// between the check and the append (the check is repeated, so an ended session is then
@@ -666,7 +667,7 @@ impl Diary {
     }
 
     /// Consecutive writing days right before `first` (a day of `window`'s zone), read back
-    /// in chunks of [`STREAK_CHUNK_DAYS`] only as far as the run goes.
+    /// in growing chunks (from [`STREAK_FIRST_CHUNK_DAYS`]) only as far as the run goes.
     async fn streak_before(
         &self,
         user_id: &UserId,
@@ -675,10 +676,15 @@ impl Diary {
     ) -> Result<u32, ApiError> {
         let mut streak = 0;
         let mut end_day = first;
-        for _ in 0..STREAK_CHUNKS {
-            let Some(start_day) = end_day.checked_sub_days(Days::new(STREAK_CHUNK_DAYS)) else {
+        let mut chunk = STREAK_FIRST_CHUNK_DAYS;
+        let mut read = 0;
+        while read < STREAK_MAX_DAYS {
+            let days = chunk.min(STREAK_MAX_DAYS - read);
+            let Some(start_day) = end_day.checked_sub_days(Days::new(days)) else {
                 break;
             };
+            read += days;
+            chunk *= 2;
             let quarters = self
                 .read_models
                 .writing_quarters(

@@ -1328,6 +1328,52 @@ async fn a_reanalysis_records_what_an_older_analyzer_measured_again_and_only_tha
 }
 
 #[tokio::test]
+async fn a_current_streak_of_years_is_counted_to_its_first_day() {
+    let g = given_a_store().await;
+    let user = g.user();
+    let now = Utc::now();
+    // One entry a day for the last 500 days, but none 430 days ago: the streak is read back
+    // in chunks of 61, 122 and 244 days, and stops at the gap inside the fourth.
+    for day in (0..500).filter(|d| *d != 430) {
+        let entry = EntryDraft {
+            created_at: Some(now - Duration::days(day) - Duration::minutes(1)),
+            ..draft(None)
+        };
+        g.diary.write_entry(&user, entry, &meta()).await.unwrap();
+    }
+    g.projection.catch_up().await.unwrap();
+    for zone in ["UTC", "Pacific/Kiritimati", "America/Los_Angeles"] {
+        let query = AnalyticsQuery {
+            period: "week".into(),
+            time_zone: zone.into(),
+            ..AnalyticsQuery::default()
+        };
+        let a = g.diary.analytics(&user, &query, "").await.unwrap();
+        // Entries 24 hours apart fall on consecutive days of the zone except across a change
+        // of its clock: the expected run is counted from the entries' days in the zone.
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        let days: std::collections::BTreeSet<chrono::NaiveDate> = (0..500)
+            .filter(|d| *d != 430)
+            .map(|d| {
+                (now - Duration::days(d) - Duration::minutes(1))
+                    .with_timezone(&tz)
+                    .date_naive()
+            })
+            .collect();
+        let mut day = now.with_timezone(&tz).date_naive();
+        let mut expected = 0;
+        while days.contains(&day) {
+            expected += 1;
+            day = day.pred_opt().unwrap();
+        }
+        if zone == "UTC" {
+            assert_eq!(expected, 430);
+        }
+        assert_eq!(a.current_streak, expected, "{zone}");
+    }
+}
+
+#[tokio::test]
 async fn the_current_streak_counts_the_whole_first_day_of_a_window_that_starts_within_it() {
     let g = given_a_store().await;
     let user = g.user();
