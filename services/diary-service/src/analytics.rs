@@ -637,7 +637,10 @@ pub fn writing_days(
     written: impl IntoIterator<Item = i64>,
 ) -> BTreeSet<NaiveDate> {
     let mut days = DayCursor::default();
-    written.into_iter().map(|b| days.day_of(window, b)).collect()
+    written
+        .into_iter()
+        .map(|b| days.day_of(window, b))
+        .collect()
 }
 
 /// The day of the zone a quarter hour lies in, remembering the last day found and its span:
@@ -837,7 +840,12 @@ mod tests {
     fn writing_days_reads_the_clock_once_a_day_and_agrees_with_each_quarter_hour() {
         // Quarter hours over a year in zones with clock changes and odd offsets, some
         // days written all day, some once, some not at all.
-        for zone in ["America/Los_Angeles", "Asia/Kathmandu", "Australia/Lord_Howe", "UTC"] {
+        for zone in [
+            "America/Los_Angeles",
+            "Asia/Kathmandu",
+            "Australia/Lord_Howe",
+            "UTC",
+        ] {
             let w = window("2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z", zone);
             let start = w.start.timestamp_micros();
             let quarter = 15 * 60 * 1_000_000i64;
