@@ -19,7 +19,7 @@ DOCKER_TARGETS := metachat api-gateway user-service diary-service
 
 .PHONY: help run build build-user-service build-diary-service build-api-gateway \
 	test test-embedded test-production test-user-service test-diary-service test-api-gateway \
-	test-event-sourcing test-sentiment test-embeddings test-schemathesis test-monitoring test-coverage \
+	test-event-sourcing test-sentiment test-embeddings test-schemathesis test-browser test-monitoring test-coverage \
 	test-deploy docker-build deploy infra infra-stop lint fmt bench bench-platform rebuild-read-models reanalyze reindex clean
 
 help: ## List the targets
@@ -50,12 +50,16 @@ test: infra ## Run the whole test suite (what CI runs); starts PostgreSQL, Kafka
 	$(PHASE) "workspace tests (embedded and production)" $(CARGO) test --workspace --locked -- $(FAULT_TESTS:%=--skip %)
 	$(PHASE) "retrieval quality: search by meaning beside keywords" $(CARGO) test --locked -p diary-service --test semantic_search search_by_meaning -- --nocapture
 	$(PHASE) "schemathesis against /openapi.json (PyPI)" scripts/schemathesis.sh
+	$(PHASE) "web app in headless Chromium (Debian): journey, screenshots, axe-core (npm)" scripts/browser-tests.sh
 	$(PHASE) "benchmark suite, smoke run on the debug build (measures nothing; BENCHMARKS.md)" scripts/bench.sh --smoke
 	$(PHASE) "fault tests on the production wiring (figures)" $(CARGO) test --locked -p metachat --test production -- $(FAULT_TESTS) --nocapture --test-threads=1
 	@# Every test leaves its keyspace behind; a node with thousands of tables takes seconds per
 	@# schema change, past the suite's start-up deadlines. A new node process starts empty.
 	$(PHASE) "fresh Cassandra node for the end-to-end suite" sh -c 'scripts/infra/cassandra.sh stop && scripts/infra/cassandra.sh start'
 	$(PHASE) "end-to-end suite on the production wiring" env METACHAT_TEST_WIRING=production $(CARGO) test --locked -p metachat --test users --test diary --test profiling --test search --test auth --test erasure --test metrics --test prometheus --test readme --test platform --test grpc --test tracing
+
+test-browser: ## The web app in headless Chromium: a writer's journey, screenshots, accessibility (docs/web-app.md)
+	scripts/browser-tests.sh
 
 test-embedded: ## Only the tests that need no servers: the end-to-end suite on the embedded store
 	scripts/check-monitoring.sh >/dev/null

@@ -580,6 +580,215 @@ async fn a_password_signs_in_and_tokens_refresh_once_and_sign_out() {
     );
 }
 
+/// The `Set-Cookie` lines of a reply, by cookie name: `(value, attributes)`.
+fn set_cookies(reply: &Reply) -> std::collections::BTreeMap<String, (String, String)> {
+    reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| {
+            let line = v.to_str().unwrap();
+            let (pair, attributes) = line.split_once(';').unwrap_or((line, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            (name.to_owned(), (value.to_owned(), attributes.to_owned()))
+        })
+        .collect()
+}
+
+/// The web app's cookies, as a browser sends them back.
+fn cookie_header(cookies: &std::collections::BTreeMap<String, (String, String)>) -> String {
+    cookies
+        .iter()
+        .map(|(name, (value, _))| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test]
+async fn the_web_apps_cookies_sign_in_and_writes_need_the_csrf_token() {
+    let app = start(&[]).await;
+    let created = app
+        .post(
+            "/users",
+            json!({"username": "hana", "email": "hana@example.com", "firstName": "H",
+                   "lastName": "I", "password": "a long enough password"}),
+        )
+        .await;
+    let id = created.id();
+    let other = register(&app, "ivo", &[]).await.id();
+
+    app.post(
+        "/auth/session",
+        json!({"login": "hana", "password": "the wrong one"}),
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    let signed_in = app
+        .post(
+            "/auth/session",
+            json!({"login": "hana", "password": "a long enough password"}),
+        )
+        .await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+    assert_eq!(signed_in.body["userId"], id.as_str());
+    assert!(
+        signed_in.body.get("accessToken").is_none(),
+        "{}",
+        signed_in.body
+    );
+    let cookies = set_cookies(&signed_in);
+    for (name, http_only) in [
+        ("__Host-metachat-access", true),
+        ("__Host-metachat-refresh", true),
+        ("__Host-metachat-csrf", false),
+    ] {
+        let (value, attributes) = &cookies[name];
+        assert!(value.len() >= 20, "{name}");
+        for attribute in ["Path=/", "Secure", "SameSite=Strict"] {
+            assert!(attributes.contains(attribute), "{name}: {attributes}");
+        }
+        assert_eq!(
+            attributes.contains("HttpOnly"),
+            http_only,
+            "{name}: {attributes}"
+        );
+        assert!(!attributes.contains("Domain"), "{name}: {attributes}");
+    }
+    let jar = cookie_header(&cookies);
+    let csrf = cookies["__Host-metachat-csrf"].0.clone();
+    let with = |extra: &[(&'static str, String)]| {
+        let mut headers = vec![("cookie", jar.clone())];
+        headers.extend(extra.iter().cloned());
+        headers
+    };
+
+    // Reads go with the cookie alone; the session says who it is.
+    let session = app
+        .request_with("GET", "/auth/session", None, &with(&[]))
+        .await;
+    assert_eq!(session.body["userId"], id.as_str(), "{}", session.body);
+    let me = app
+        .request_with("GET", &format!("/users/{id}"), None, &with(&[]))
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    // The cookie is its owner's only.
+    let theirs = app
+        .request_with("GET", &format!("/users/{other}"), None, &with(&[]))
+        .await;
+    assert_eq!(theirs.status, StatusCode::FORBIDDEN, "{}", theirs.body);
+
+    // A write with the cookie but without the CSRF token, or with another, is refused and
+    // stores nothing.
+    let entry = json!({"userId": id, "title": "Forged", "content": "Not mine to write."});
+    for extra in [vec![], vec![("x-csrf-token", "not-the-token".to_owned())]] {
+        let refused = app
+            .request_with("POST", "/diary/entries", Some(entry.clone()), &with(&extra))
+            .await;
+        refused.assert_error(StatusCode::FORBIDDEN, "permission_denied", None);
+        assert!(
+            refused.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("X-CSRF-Token")
+        );
+    }
+    let listed = app
+        .request_with(
+            "GET",
+            &format!("/diary/entries/user/{id}"),
+            None,
+            &with(&[]),
+        )
+        .await;
+    assert_eq!(
+        listed.body["entries"].as_array().unwrap().len(),
+        0,
+        "{}",
+        listed.body
+    );
+    let written = app
+        .request_with(
+            "POST",
+            "/diary/entries",
+            Some(json!({"userId": id, "title": "Mine", "content": "Written in the app."})),
+            &with(&[("x-csrf-token", csrf.clone())]),
+        )
+        .await;
+    assert_eq!(written.status, StatusCode::CREATED, "{}", written.body);
+
+    // Renewing needs the CSRF token too; it rotates the refresh cookie, and the spent one
+    // ends the sign-in.
+    app.request_with("POST", "/auth/session/refresh", None, &with(&[]))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "permission_denied", None);
+    let renewed = app
+        .request_with(
+            "POST",
+            "/auth/session/refresh",
+            None,
+            &with(&[("x-csrf-token", csrf.clone())]),
+        )
+        .await;
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.body);
+    let fresh = set_cookies(&renewed);
+    assert_ne!(
+        fresh["__Host-metachat-refresh"].0,
+        cookies["__Host-metachat-refresh"].0
+    );
+    let spent = app
+        .request_with(
+            "POST",
+            "/auth/session/refresh",
+            None,
+            &with(&[("x-csrf-token", csrf.clone())]),
+        )
+        .await;
+    spent.assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    assert_eq!(
+        set_cookies(&spent)["__Host-metachat-access"]
+            .1
+            .contains("Max-Age=0"),
+        true
+    );
+
+    // Signing out ends the sign-in and clears the cookies.
+    let again = app
+        .post(
+            "/auth/session",
+            json!({"login": "hana", "password": "a long enough password"}),
+        )
+        .await;
+    let cookies = set_cookies(&again);
+    let jar = cookie_header(&cookies);
+    let csrf = cookies["__Host-metachat-csrf"].0.clone();
+    let out = app
+        .request_with(
+            "DELETE",
+            "/auth/session",
+            None,
+            &[("cookie", jar.clone()), ("x-csrf-token", csrf.clone())],
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    assert!(
+        set_cookies(&out)
+            .values()
+            .all(|(value, attributes)| value.is_empty() && attributes.contains("Max-Age=0"))
+    );
+    app.request_with(
+        "POST",
+        "/auth/session/refresh",
+        None,
+        &[("cookie", jar), ("x-csrf-token", csrf)],
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    // Without a cookie there is no session.
+    app.get("/auth/session")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+}
+
 /// Two Ed25519 test keys (PKCS#8 DER, generated for this test only) and their public halves.
 const IDP_KEYS: [(&str, &str, &str); 2] = [
     (

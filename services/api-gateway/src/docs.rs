@@ -4,7 +4,7 @@
 
 use axum::extract::Path;
 use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use metachat_proto::error::ApiError;
 
 use crate::error::AppError;
@@ -88,13 +88,4 @@ pub(crate) async fn asset(Path(file): Path<String>) -> Result<Response, AppError
         *content,
     )
         .into_response())
-}
-
-/// Redirect to the documentation
-///
-/// Redirects to `/docs`.
-#[utoipa::path(get, path = "/", tag = "Operations", operation_id = "root",
-    responses((status = 307, description = "Redirect to `/docs`."), Limits))]
-pub(crate) async fn root() -> Redirect {
-    Redirect::temporary("/docs")
 }

@@ -30,6 +30,7 @@ pub mod standalone;
 mod time;
 mod users;
 mod validate;
+mod web;
 
 use std::future::Future;
 use std::sync::LazyLock;
@@ -86,7 +87,8 @@ fn endpoints() -> Vec<Endpoint> {
     let owner = OwnerInPath("id");
     let writer = OwnerInPath("userId");
     vec![
-        endpoint(M::GET, "/", Public, docs::root),
+        endpoint(M::GET, "/", Public, web::index),
+        endpoint(M::GET, "/app/{file}", Public, web::asset),
         endpoint(M::GET, "/docs", Public, docs::docs),
         endpoint(M::GET, "/docs/{file}", Public, docs::asset),
         endpoint(M::GET, "/openapi.json", Public, docs::openapi),
@@ -146,6 +148,10 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::POST, "/auth/token", Public, signin::sign_in),
         endpoint(M::POST, "/auth/refresh", Public, signin::refresh),
         endpoint(M::POST, "/auth/signout", Public, signin::sign_out),
+        endpoint(M::POST, "/auth/session", Public, web::sign_in),
+        endpoint(M::GET, "/auth/session", Public, web::session),
+        endpoint(M::DELETE, "/auth/session", Public, web::sign_out),
+        endpoint(M::POST, "/auth/session/refresh", Public, web::refresh),
         // The body names the writer: the handler checks it.
         endpoint(
             M::POST,

@@ -20,7 +20,7 @@ use crate::config::{
 };
 use crate::grpc::REQUEST_ID;
 use crate::limits::*;
-use crate::{diary, docs, export, health, metrics, signin, users};
+use crate::{diary, docs, export, health, metrics, signin, users, web};
 
 /// The document as served at `/openapi.json`.
 pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
@@ -32,7 +32,8 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
 #[openapi(
     info(title = "MetaChat API"),
     paths(
-        docs::root,
+        web::index,
+        web::asset,
         docs::docs,
         docs::asset,
         docs::openapi,
@@ -71,6 +72,10 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         signin::refresh,
         signin::sign_out,
         signin::change_password,
+        web::sign_in,
+        web::session,
+        web::refresh,
+        web::sign_out,
     ),
     components(schemas(crate::error::Envelope)),
     tags(
@@ -81,6 +86,7 @@ pub(crate) static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
         (name = "Authentication", description = "Signing in with a password for tokens the platform issues; refreshing them; signing out."),
         (name = "Search", description = "Search by meaning and related entries, with a sentence-embedding model run by the diary service."),
         (name = "History", description = "Event-sourced audit history of each resource."),
+        (name = "Web app", description = "The app for writers served at `/`, and its sign-in by cookies (`__Host-` cookies, `SameSite=Strict`; requests that change something with the cookie send `X-CSRF-Token`)."),
         (name = "Operations", description = "Health probes and documentation."),
     ),
     modifiers(&Finish),

@@ -33,6 +33,33 @@ pub(crate) struct SignInBody {
     password: String,
 }
 
+impl SignInBody {
+    pub(crate) fn login(&self) -> &str {
+        &self.login
+    }
+
+    pub(crate) fn into_parts(self) -> (String, String) {
+        (self.login, self.password)
+    }
+}
+
+/// Refuses an over-long login or password before any hashing: it costs nothing.
+pub(crate) fn check_sign_in_lengths(body: &SignInBody) -> Result<(), AppError> {
+    if body.login.chars().count() > LOGIN_MAX {
+        return Err(AppError::invalid(
+            "login",
+            format!("must be at most {LOGIN_MAX} characters"),
+        ));
+    }
+    if body.password.chars().count() > PASSWORD_MAX {
+        return Err(AppError::invalid(
+            "password",
+            format!("must be at most {PASSWORD_MAX} characters"),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = RefreshRequest)]
@@ -104,19 +131,7 @@ pub(crate) async fn sign_in(
     if backends.auth.config.issuer.is_none() {
         return Err(not_issuing());
     }
-    // Refused before any hashing: an over-long password costs nothing.
-    if body.login.chars().count() > LOGIN_MAX {
-        return Err(AppError::invalid(
-            "login",
-            format!("must be at most {LOGIN_MAX} characters"),
-        ));
-    }
-    if body.password.chars().count() > PASSWORD_MAX {
-        return Err(AppError::invalid(
-            "password",
-            format!("must be at most {PASSWORD_MAX} characters"),
-        ));
-    }
+    check_sign_in_lengths(&body)?;
     backends
         .auth
         .sign_in_attempt(&body.login)

@@ -49,10 +49,15 @@ async fn the_openapi_document_and_the_router_have_the_same_routes() {
     // And each documented operation really reaches a handler (not the 404/405 fallbacks).
     let gateway = spawn_without_services().await;
     for (method, path) in &documented {
+        let file = if path.starts_with("/app/") {
+            "app.js"
+        } else {
+            "swagger-ui.css"
+        };
         let concrete = path
             .replace("{id}", SOME_ID)
             .replace("{userId}", SOME_ID)
-            .replace("{file}", "swagger-ui.css");
+            .replace("{file}", file);
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let response = gateway.send_json(method.clone(), &concrete, "{}").await;
         assert!(
@@ -65,11 +70,75 @@ async fn the_openapi_document_and_the_router_have_the_same_routes() {
 }
 
 #[tokio::test]
-async fn the_docs_are_served_self_contained() {
+async fn the_web_app_is_served_self_contained() {
     let gateway = spawn_without_services().await;
     let root = gateway.send(Method::GET, "/").await;
-    assert!(root.status().is_redirection());
-    assert_eq!(root.headers()["location"], "/docs");
+    assert_eq!(root.status(), StatusCode::OK);
+    assert!(
+        root.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let policy = root.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for directive in [
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{policy}");
+    }
+    assert_eq!(root.headers()["x-content-type-options"], "nosniff");
+    let etag = root.headers()["etag"].to_str().unwrap().to_owned();
+    let html = root.text().await.unwrap();
+    for external in ["http://", "https://", "//cdn"] {
+        assert!(!html.contains(external), "the app must not load {external}");
+    }
+    // Every file the page and its modules load comes from the gateway.
+    let mut files: Vec<String> = Vec::new();
+    for (prefix, end) in [("src=\"", '"'), ("href=\"", '"')] {
+        for piece in html.split(prefix).skip(1) {
+            let url = &piece[..piece.find(end).unwrap()];
+            if url.starts_with('#') {
+                continue;
+            }
+            if url == "/docs" {
+                continue;
+            }
+            assert!(url.starts_with("/app/"), "{url}");
+            files.push(url.to_owned());
+        }
+    }
+    let script = gateway.send(Method::GET, "/app/app.js").await;
+    assert_eq!(script.status(), StatusCode::OK);
+    let script = script.text().await.unwrap();
+    for module in script.split("from \"./").skip(1) {
+        files.push(format!("/app/{}", &module[..module.find('"').unwrap()]));
+    }
+    assert!(files.len() >= 6, "{files:?}");
+    for url in &files {
+        let file = gateway.send(Method::GET, url).await;
+        assert_eq!(file.status(), StatusCode::OK, "{url}");
+        let body = file.text().await.unwrap();
+        assert!(!body.contains("https://cdn"), "{url}");
+        assert!(body.len() > 100, "{url}");
+    }
+    // Unchanged since the last visit: 304 with no body.
+    let again = gateway
+        .send_with_headers(Method::GET, "/", &[("if-none-match", &etag)])
+        .await;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let missing = gateway.send(Method::GET, "/app/nope.js").await;
+    envelope(missing, StatusCode::NOT_FOUND, "not_found").await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_docs_are_served_self_contained() {
+    let gateway = spawn_without_services().await;
 
     let docs = gateway.send(Method::GET, "/docs").await;
     assert_eq!(docs.status(), StatusCode::OK);

@@ -207,14 +207,27 @@ impl Auth {
         })
     }
 
-    /// The caller of a request with these headers.
-    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
+    /// The caller of a request: by its `Authorization` header, else by the web app's access
+    /// cookie, which a request that changes something must back with the CSRF token
+    /// ([`crate::web`]).
+    async fn caller(
+        &self,
+        headers: &HeaderMap,
+        method: &axum::http::Method,
+    ) -> Result<Caller, Refusal> {
         if !self.config.enabled() {
             return Ok(Caller::Unrestricted);
         }
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         let Some(value) = values.next() else {
-            return Ok(Caller::Anonymous);
+            let Some(token) = crate::web::credential(headers) else {
+                return Ok(Caller::Anonymous);
+            };
+            let subject = self.verify(token).await.map_err(Refusal::Token)?;
+            if !crate::web::is_safe(method) && !crate::web::csrf_matches(headers) {
+                return Err(Refusal::Forbidden(crate::web::CSRF_MISSING));
+            }
+            return Ok(Caller::User(subject));
         };
         // Two credentials: which one is meant cannot be told.
         if values.next().is_some() {
@@ -262,7 +275,12 @@ impl Auth {
             .extensions()
             .get::<PeerAddr>()
             .map_or_else(|| "unknown".to_owned(), |p| p.0.to_string());
-        if matches!(path, "/auth/token" | "/auth/refresh") {
+        let signs_in = matches!(
+            path,
+            "/auth/token" | "/auth/refresh" | "/auth/session/refresh"
+        ) || (path == "/auth/session"
+            && request.method() == axum::http::Method::POST);
+        if signs_in {
             self.sign_ins
                 .take(&address)
                 .map_err(|wait| ratelimit::too_many(wait, "sign-in attempts from this address"))?;
@@ -493,7 +511,8 @@ pub(crate) async fn middleware(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let caller = match auth.caller(request.headers()).await {
+    let method = request.method().clone();
+    let caller = match auth.caller(request.headers(), &method).await {
         Ok(caller) => caller,
         // A public route ignores a bad token rather than failing on it.
         Err(_) if access == Access::Public => Caller::Anonymous,

@@ -34,6 +34,19 @@ impl Gateway {
             .expect("the gateway answers")
     }
 
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("the gateway answers")
+    }
+
     pub async fn send_json(&self, method: Method, path: &str, body: &str) -> reqwest::Response {
         self.client
             .request(method, self.url(path))
