@@ -37,7 +37,7 @@ print(*[s.getsockname()[1] for s in held])')
 secret=$(head -c 32 /dev/urandom | base64)
 log "platform on 127.0.0.1:$port (data in $data)"
 DATA_DIR="$data" PORT="$port" USER_SERVICE_PORT="$user_port" DIARY_SERVICE_PORT="$diary_port" \
-  AUTH_TOKEN_SECRET="$secret" RATE_LIMIT_PER_MINUTE=100000 SIGN_IN_RATE_LIMIT_PER_MINUTE=1000 \
+  AUTH_TOKEN_SECRET="$secret" RATE_LIMIT_PER_MINUTE=100000 \
   LOG_LEVEL=warn "$target/$profile/metachat" >"$data/platform.log" 2>&1 &
 platform=$!
 cleanup() {

@@ -35,7 +35,8 @@ const ASSETS: [(&str, &str, &[u8]); 3] = [
 /// Everything the page loads comes from the gateway (Swagger UI styles elements inline and
 /// draws icons from data: URIs).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'";
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     frame-ancestors 'none'";
 
 /// This OpenAPI document
 ///
@@ -62,6 +63,11 @@ pub(crate) async fn docs() -> Response {
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    // The page runs with the web app's cookies: it is not to be framed or sniffed.
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     response
 }

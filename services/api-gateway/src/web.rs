@@ -3,7 +3,8 @@
 //! sign-in by cookies at `/auth/session`.
 //!
 //! A sign-in sets three cookies, each `__Host-` prefixed (`Secure`, `Path=/`, no `Domain`: no
-//! other site nor subdomain can set or read them) and `SameSite=Strict`:
+//! subdomain can set them; cookies are not kept apart by port, so the host should serve
+//! nothing else untrusted) and `SameSite=Strict`:
 //! - the access token (`HttpOnly`: scripts never see it), which the gateway accepts in place
 //!   of `Authorization: Bearer` ([`credential`]);
 //! - the refresh token (`HttpOnly`), spent by `POST /auth/session/refresh`;
@@ -403,7 +404,12 @@ fn session_subject(backends: &Backends, headers: &HeaderMap) -> Result<Subject, 
             "not signed in: POST /auth/session signs in",
         ))
     })?;
-    issuer.verify(token).map_err(unauthenticated)
+    let subject = issuer.verify(token).map_err(unauthenticated)?;
+    if subject.user_id == crate::auth::INVITE_SUBJECT {
+        // An invitation opens registration, nothing else.
+        return Err(unauthenticated(TokenError::Invalid));
+    }
+    Ok(subject)
 }
 
 /// Renew the web app's session

@@ -52,8 +52,9 @@ export class Api {
       throw new ApiError(0, { error: { message: "MetaChat cannot be reached: check the connection and try again" } });
     }
     if (response.status === 401 && retry && !path.startsWith("/auth/session")) {
-      if (await this.refresh()) return this.request(method, path, { body, headers, retry: false });
-      this.onSignedOut();
+      const renewed = await this.refresh();
+      if (renewed === true) return this.request(method, path, { body, headers, retry: false });
+      if (renewed === false) this.onSignedOut();
     }
     const text = await response.text();
     let data = null;
@@ -61,8 +62,10 @@ export class Api {
       try { data = JSON.parse(text); } catch { data = text; }
     }
     if (!response.ok) throw new ApiError(response.status, data);
+    // Diary writes' tokens only: the diary's lists and analytics wait on them (a user write's
+    // token names a write the diary service does not know).
     const token = response.headers.get("X-Consistency-Token");
-    if (token && method !== "GET") this.consistency = token;
+    if (token && method !== "GET" && path.startsWith("/diary/")) this.consistency = token;
     return { data, headers: response.headers, status: response.status };
   }
 
@@ -76,12 +79,25 @@ export class Api {
     return this.consistency ? { "X-Consistency-Token": this.consistency } : {};
   }
 
-  /// Renews the access cookie from the refresh cookie (one renewal at a time).
+  /// Renews the access cookie from the refresh cookie: true when renewed, false when the
+  /// sign-in is over, null when it could not be told (the server busy or unreachable). One
+  /// renewal at a time across this browser's tabs: a refresh token spent twice ends the
+  /// sign-in, so a tab that waited first checks whether another one renewed already.
   refresh() {
+    if (!cookie(CSRF_COOKIE)) return Promise.resolve(false);
     if (!this.refreshing) {
-      this.refreshing = this.request("POST", "/auth/session/refresh", { retry: false })
-        .then(() => true, () => false)
-        .finally(() => { this.refreshing = null; });
+      const renew = async () => {
+        const check = await fetch("/auth/session", { credentials: "same-origin", cache: "no-store" }).catch(() => null);
+        if (check && check.ok) return true;
+        try {
+          await this.request("POST", "/auth/session/refresh", { retry: false });
+          return true;
+        } catch (error) {
+          return error.status === 401 || error.status === 403 ? false : null;
+        }
+      };
+      const locked = navigator.locks ? navigator.locks.request("metachat-refresh", renew) : renew();
+      this.refreshing = locked.finally(() => { this.refreshing = null; });
     }
     return this.refreshing;
   }
@@ -92,7 +108,7 @@ export class Api {
       this.userId = data.userId;
       return data.userId;
     } catch (error) {
-      if (error.status === 401 && await this.refresh()) {
+      if (error.status === 401 && (await this.refresh()) === true) {
         const { data } = await this.get("/auth/session", { retry: false });
         this.userId = data.userId;
         return data.userId;

@@ -23,7 +23,8 @@ function applyTheme() {
 // ---- Routing -----------------------------------------------------------------------------
 
 function route() {
-  const hash = location.hash.replace(/^#/, "") || "/timeline";
+  const raw = location.hash.replace(/^#/, "");
+  const hash = raw.startsWith("/") ? raw : "/timeline";
   const [path, search = ""] = hash.split("?");
   const parts = path.split("/").filter(Boolean);
   return { name: parts[0] || "timeline", id: parts[1] || null, params: new URLSearchParams(search) };
@@ -47,9 +48,12 @@ const views = {
 };
 const publicViews = new Set(["signin", "signup"]);
 
+let renders = 0;
+
 async function render() {
   for (const undo of cleanup) undo();
   cleanup = [];
+  const ticket = ++renders;
   document.body.classList.remove("focus");
   const current = route();
   if (!state.user && !publicViews.has(current.name)) {
@@ -63,27 +67,31 @@ async function render() {
     else link.removeAttribute("aria-current");
   }
   if (!view) return show("Not found", h("p", {}, "There is no such page. ", h("a", { href: "#/timeline" }, "Go to your timeline.")));
+  // A view shows its page only while it is still the one asked for (a slower one started
+  // earlier must not replace it).
+  const paint = (title, ...content) => ticket === renders && show(title, ...content);
   try {
-    await view(current);
+    await view({ ...current, show: paint });
   } catch (error) {
-    showFailure(error);
+    if (ticket === renders) showFailure(error);
   }
 }
 
-/// Replaces the page's content, titles it and moves focus to its heading.
+/// Replaces the page's content, titles it and moves focus to its heading. True when shown.
 function show(title, ...content) {
   document.title = `${title} · MetaChat`;
   const heading = h("h1", { tabindex: "-1" }, title);
   main.replaceChildren(heading, ...content);
   heading.focus({ preventScroll: true });
   window.scrollTo(0, 0);
+  return true;
 }
 
 function showFailure(error) {
   if (error instanceof ApiError && error.status === 401) return signedOut();
   const message = error instanceof ApiError ? error.message : "Something went wrong in the page.";
   show("Something went wrong", h("p", { class: "notice", role: "alert" }, message),
-    h("button", { type: "button", onclick: () => render() }, "Try again"));
+    h("button", { type: "button", onclick: () => (state.user ? render() : start()) }, "Try again"));
 }
 
 /// Back to the sign-in page, saying why: on the page the writer was on (signing in returns
@@ -201,7 +209,7 @@ function tagList(text) {
   });
 }
 
-async function writeView({ id }) {
+async function writeView({ id , show }) {
   let entry = null;
   state.etag = null;
   if (id) {
@@ -228,7 +236,9 @@ async function writeView({ id }) {
     h("div", { class: "row spread" }, h("div", { class: "row" }, saveButton, discard, focusButton), status));
 
   let timer = null;
+  let pending = false;
   const saveDraft = () => {
+    pending = false;
     const value = { title: title.value, content: body.value, tags: tags.value, savedAt: Date.now() };
     if (!value.title && !value.content && !value.tags) localStorage.removeItem(key);
     else localStorage.setItem(key, JSON.stringify(value));
@@ -237,11 +247,15 @@ async function writeView({ id }) {
   };
   for (const input of [title, body, tags]) {
     input.addEventListener("input", () => {
+      pending = true;
       clearTimeout(timer);
       timer = setTimeout(saveDraft, 700);
     });
   }
-  cleanup.push(() => clearTimeout(timer));
+  // Leaving the page (another view, a reload, closing the tab) keeps what was typed last.
+  const keep = () => { if (pending && state.user) saveDraft(); };
+  window.addEventListener("pagehide", keep);
+  cleanup.push(() => { clearTimeout(timer); keep(); window.removeEventListener("pagehide", keep); });
   discard.addEventListener("click", () => {
     localStorage.removeItem(key);
     title.value = entry ? entry.title : "";
@@ -276,13 +290,16 @@ async function writeView({ id }) {
     if (!content.trim()) {
       return showErrors(form, { message: "", details: [{ field: "content", message: "write something first" }] });
     }
-    const entryTitle = title.value.trim() || content.trim().split("\n")[0].slice(0, 80);
+    // At most 80 characters, never half of one (an emoji is two UTF-16 units).
+    const entryTitle = title.value.trim() || Array.from(content.trim().split("\n")[0]).slice(0, 80).join("");
     saveButton.disabled = true;
+    clearTimeout(timer);
+    pending = false;
     try {
       let saved;
       if (entry) {
-        const headers = state.etag ? { "If-Match": state.etag } : {};
-        saved = (await api.put(`/diary/entries/${entry.id}`, { title: entryTitle, content, tags: tagList(tags.value) }, { headers })).data;
+        const change = { title: entryTitle, content, tags: tagList(tags.value) };
+        saved = (await putIfUnchanged(entry, state.etag, change)).data;
       } else {
         const session = localStorage.getItem(sessionKey());
         saved = (await api.post("/diary/entries", {
@@ -294,7 +311,7 @@ async function writeView({ id }) {
       go(`#/entry/${saved.id}`);
     } catch (error) {
       if (error.status === 412) {
-        error.message = "This entry was changed elsewhere since you opened it: your text is kept as a draft; reload the page to see the other version.";
+        error.message = "This entry was edited elsewhere since you opened it, so it was not saved: your text is kept as a draft on this device. Open the entry to see the other version.";
         saveDraft();
       }
       showErrors(form, error);
@@ -303,9 +320,43 @@ async function writeView({ id }) {
     }
   });
 
-  show(entry ? "Edit entry" : "Write", await sessionPanel(), form);
+  const panel = await sessionPanel();
+  if (!show(entry ? "Edit entry" : "Write", panel, form)) return;
   if (entry) main.append(h("p", {}, h("a", { href: `#/entry/${entry.id}` }, "Back to the entry without saving")));
   body.focus();
+}
+
+/// The entry's text as the writer sees it, to tell an edit from an analysis.
+function sameText(a, b) {
+  return a.title === b.title && a.content === b.content && JSON.stringify(a.tags) === JSON.stringify(b.tags);
+}
+
+/// Updates an entry with `If-Match`. The analysis of an entry also moves its version: when
+/// that is all that changed since the page read it, the update is made on the new version;
+/// an edit made elsewhere is not overwritten (412).
+async function putIfUnchanged(entry, etag, change) {
+  const path = `/diary/entries/${entry.id}`;
+  try {
+    return await api.put(path, change, { headers: etag ? { "If-Match": etag } : {} });
+  } catch (error) {
+    if (error.status !== 412) throw error;
+    const now = await api.get(path);
+    if (!sameText(now.data, entry)) throw error;
+    return api.put(path, change, { headers: { "If-Match": now.headers.get("ETag") } });
+  }
+}
+
+/// Deletes an entry with `If-Match`, on its latest version when only its analysis changed.
+async function deleteIfUnchanged(entry, etag) {
+  const path = `/diary/entries/${entry.id}`;
+  try {
+    return await api.delete(path, { headers: etag ? { "If-Match": etag } : {} });
+  } catch (error) {
+    if (error.status !== 412) throw error;
+    const now = await api.get(path);
+    if (!sameText(now.data, entry)) throw error;
+    return api.delete(path, { headers: { "If-Match": now.headers.get("ETag") } });
+  }
 }
 
 /// Start or end a writing session; entries written meanwhile belong to it.
@@ -387,7 +438,7 @@ function mood(compound) {
   return `${word} (${compound.toFixed(2)})`;
 }
 
-async function entryView({ id }) {
+async function entryView({ id , show }) {
   const response = await api.get(`/diary/entries/${encodeURIComponent(id)}`);
   const entry = response.data;
   const etag = response.headers.get("ETag");
@@ -396,17 +447,17 @@ async function entryView({ id }) {
     const sure = await confirmDialog({ title: "Delete this entry?", message: `“${entry.title}” leaves your timeline, analytics and search. Its history stays in the event log until you erase your account.`, confirm: "Delete entry" });
     if (!sure) return remove.focus();
     try {
-      await api.delete(`/diary/entries/${entry.id}`, { headers: etag ? { "If-Match": etag } : {} });
+      await deleteIfUnchanged(entry, etag);
       toast("Entry deleted.");
       go("#/timeline");
     } catch (error) {
-      toast(error.message);
+      toast(error.status === 412 ? "This entry was edited elsewhere: reload it before deleting." : error.message);
     }
   });
   const analysis = entry.analysis;
   const history = h("section", { class: "card versions", "aria-labelledby": "history-title" }, h("h2", { id: "history-title" }, "History"), loading());
   const related = h("section", { class: "card", "aria-labelledby": "related-title" }, h("h2", { id: "related-title" }, "Related entries"), loading());
-  show(entry.title,
+  if (!show(entry.title,
     h("p", { class: "muted" }, `Written ${formatDate(entry.createdAt)}`, entry.updatedAt && entry.updatedAt !== entry.createdAt ? ` · edited ${formatDate(entry.updatedAt)}` : "", entry.sessionId ? " · in a writing session" : ""),
     tagItems(entry.tags),
     h("article", { class: "card entry-text" }, entry.content),
@@ -417,7 +468,7 @@ async function entryView({ id }) {
         analysis.sentiment ? [h("dt", {}, "Mood"), h("dd", {}, mood(analysis.sentiment.compound))] : null,
         analysis.keywords && analysis.keywords.length ? [h("dt", {}, "Keywords"), h("dd", {}, analysis.keywords.join(", "))] : null,
         analysis.sensory ? [h("dt", {}, "Senses"), h("dd", {}, `visual ${Math.round(analysis.sensory.visual * 100)}%, auditory ${Math.round(analysis.sensory.auditory * 100)}%, kinesthetic ${Math.round(analysis.sensory.kinesthetic * 100)}%`)] : null)) : null,
-    history, related);
+    history, related)) return;
   api.get(`/diary/entries/${encodeURIComponent(id)}/history`).then(({ data }) => {
     const versions = data.events.filter((e) => e.eventType === "DiaryEntryCreated" || e.eventType === "DiaryEntryUpdated");
     history.replaceChildren(h("h2", { id: "history-title" }, "History"),
@@ -452,7 +503,7 @@ function startOfLocalDay(day, days = 0) {
   return new Date(y, m - 1, d + days).toISOString();
 }
 
-async function timelineView({ params }) {
+async function timelineView({ params , show }) {
   const from = params.get("from") || "";
   const to = params.get("to") || "";
   const tag = (params.get("tag") || "").trim();
@@ -477,11 +528,12 @@ async function timelineView({ params }) {
     const q = new FormData(searchForm).get("q").trim();
     if (q) go(`#/search${query({ q })}`);
   });
-  const list = h("div", { id: "timeline", "aria-live": "polite", "aria-busy": "false" });
+  const list = h("div", { id: "timeline", "aria-busy": "false" });
+  const announce = h("p", { class: "visually-hidden", role: "status" });
   const more = h("button", { type: "button", class: "quiet" }, "Load more");
   const end = h("p", { class: "muted", hidden: true }, "");
   const sentinel = h("div", { class: "sentinel", "aria-hidden": "true" });
-  show("Timeline", searchForm, filters, list, sentinel, h("div", { class: "row" }, more), end);
+  if (!show("Timeline", searchForm, filters, announce, list, sentinel, h("div", { class: "row" }, more), end)) return;
 
   let cursor = null;
   let done = false;
@@ -514,6 +566,7 @@ async function timelineView({ params }) {
         }
       }
       shown += added;
+      if (added) announce.textContent = `${added} more ${added === 1 ? "entry" : "entries"} shown, ${shown} in all.`;
     } catch (error) {
       toast(error.message);
     } finally {
@@ -521,6 +574,9 @@ async function timelineView({ params }) {
       list.setAttribute("aria-busy", "false");
       more.disabled = false;
       more.hidden = done;
+      // The observer fires on a change only: a page too short to push the sentinel away
+      // asks for the next one itself.
+      if (!done && sentinel.getBoundingClientRect().top < window.innerHeight + 400) setTimeout(loadMore, 0);
       if (done) {
         end.hidden = false;
         end.textContent = shown ? "That is everything." : from || to || tag ? "No entries match these filters." : "Nothing written yet. Your first entry starts here: ";
@@ -537,7 +593,7 @@ async function timelineView({ params }) {
   await loadMore();
 }
 
-async function searchView({ params }) {
+async function searchView({ params , show }) {
   const q = (params.get("q") || "").trim();
   const form = h("form", { class: "row", role: "search", "aria-label": "Search" },
     h("label", { for: "search-q", class: "visually-hidden" }, "Search your diary"),
@@ -563,12 +619,12 @@ async function searchView({ params }) {
   }
 }
 
-async function lookBackView() {
+async function lookBackView({ show }) {
   const { data } = await api.get(`/diary/analytics${query({ userId: state.user.id, period: "year", timeZone: zone })}`, { headers: api.fresh() });
   const days = data.days.map((d) => ({ date: d.date, entries: d.entries }));
   const summary = `${data.writingDays} writing ${data.writingDays === 1 ? "day" : "days"} in the last year; longest streak ${data.longestStreak} ${data.longestStreak === 1 ? "day" : "days"}, current streak ${data.currentStreak}.`;
   const onThisDay = h("section", { "aria-labelledby": "on-this-day" }, h("h2", { id: "on-this-day" }, "On this day"), loading());
-  show("Look back", heatMap({ title: "Your year of writing", days, summary, onSelect: true }), onThisDay);
+  if (!show("Look back", heatMap({ title: "Your year of writing", days, summary, onSelect: true }), onThisDay)) return;
   // The latest weeks first in view where the calendar is wider than the screen.
   const calendar = main.querySelector(".heat .scroll");
   if (calendar) calendar.scrollLeft = calendar.scrollWidth;
@@ -579,17 +635,20 @@ async function lookBackView() {
     if (day.getMonth() !== today.getMonth()) day.setDate(0);
     years.push({ back, day: localDay(day) });
   }
-  const found = await Promise.all(years.map(async ({ back, day }) => {
+  const settled = await Promise.allSettled(years.map(async ({ back, day }) => {
     const { data: page } = await api.get(`/diary/entries/user/${state.user.id}${query({ limit: 10, startTime: startOfLocalDay(day), endTime: startOfLocalDay(day, 1) })}`);
     return { back, day, entries: page.entries };
   }));
+  const found = settled.filter((r) => r.status === "fulfilled").map((r) => r.value);
+  const failed = settled.length - found.length;
   const withEntries = found.filter((f) => f.entries.length);
   onThisDay.replaceChildren(h("h2", { id: "on-this-day" }, "On this day"),
     withEntries.length
       ? h("div", {}, ...withEntries.map((f) => h("section", {},
         h("h3", {}, `${f.back} ${f.back === 1 ? "year" : "years"} ago · ${new Date(`${f.day}T12:00:00`).toLocaleDateString(undefined, { dateStyle: "long" })}`),
         ...f.entries.map(entryCard))))
-      : h("p", { class: "muted" }, "Nothing written on this day in earlier years."));
+      : h("p", { class: "muted" }, failed ? "" : "Nothing written on this day in earlier years."),
+    failed ? h("p", { class: "notice" }, `${failed} of the earlier years could not be read just now.`) : null);
 }
 
 // ---- Seeing yourself ---------------------------------------------------------------------
@@ -602,7 +661,7 @@ function percent(x) {
   return `${Math.round((x || 0) * 100)}%`;
 }
 
-async function insightsView({ params }) {
+async function insightsView({ params , show }) {
   const period = ["week", "month", "year"].includes(params.get("period")) ? params.get("period") : "month";
   const [{ data: a }, { data: user }] = await Promise.all([
     api.get(`/diary/analytics${query({ userId: state.user.id, period, timeZone: zone })}`, { headers: api.fresh() }),
@@ -691,7 +750,25 @@ function archetypeCard(user) {
 
 // ---- Settings ----------------------------------------------------------------------------
 
-async function settingsView() {
+/// A download link that first makes sure the sign-in's access cookie is fresh (the browser
+/// follows the link itself, and a link cannot renew it).
+function exportLink(href, name, label) {
+  const link = h("a", { class: "button quiet", href, download: name }, label);
+  let renewed = false;
+  link.addEventListener("click", async (event) => {
+    if (renewed) { renewed = false; return; }
+    event.preventDefault();
+    if (await api.whoAmI()) {
+      renewed = true;
+      link.click();
+    } else {
+      signedOut();
+    }
+  });
+  return link;
+}
+
+async function settingsView({ show }) {
   const response = await api.get(`/users/${state.user.id}`);
   const user = response.data;
   state.user = user;
@@ -717,8 +794,9 @@ async function settingsView() {
     const data = Object.fromEntries(new FormData(profile));
     try {
       const saved = await api.put(`/users/${user.id}`, {
+        // An empty string clears a field.
         firstName: data.firstName.trim(), lastName: data.lastName.trim(), bio: data.bio,
-        avatar: data.avatar.trim() || null, dateOfBirth: data.dateOfBirth || null,
+        avatar: data.avatar.trim(), dateOfBirth: data.dateOfBirth,
       }, { headers: etag ? { "If-Match": etag } : {} });
       etag = saved.headers.get("ETag") || etag;
       state.user = saved.data;
@@ -784,8 +862,8 @@ async function settingsView() {
     h("h2", { id: "export-title" }, "Export"),
     h("p", {}, "Everything you wrote and everything recorded about you, to keep or to take elsewhere."),
     h("div", { class: "row" },
-      h("a", { class: "button quiet", href: `/users/${user.id}/export`, download: `metachat-${user.username}.json` }, "Download everything (JSON)"),
-      h("a", { class: "button quiet", href: `/users/${user.id}/export.md`, download: `metachat-${user.username}.md` }, "Download the diary (Markdown)")));
+      exportLink(`/users/${user.id}/export`, `metachat-${user.username}.json`, "Download everything (JSON)"),
+      exportLink(`/users/${user.id}/export.md`, `metachat-${user.username}.md`, "Download the diary (Markdown)")));
 
   const erase = h("button", { type: "button", class: "danger" }, "Erase my account");
   erase.addEventListener("click", async () => {
@@ -813,16 +891,40 @@ async function settingsView() {
 
 // ---- Start -------------------------------------------------------------------------------
 
-async function start() {
+/// Once per page load: the theme and the handlers that outlive every view.
+function init() {
   applyTheme();
   // The sign-in ended under a request: the page that made it shows the sign-in page (its
   // failure is a 401), or the next one does.
   api.onSignedOut = () => { state.user = null; };
   document.getElementById("sign-out").addEventListener("click", async () => {
-    await api.signOut().catch(() => {});
+    const id = state.user && state.user.id;
+    const drafts = id ? Object.keys(localStorage).filter((key) => key.startsWith(`metachat.draft.${id}.`)) : [];
+    if (drafts.length && !(await confirmDialog({
+      title: "Sign out and drop your draft?",
+      message: "A draft you have not saved is kept on this device. Signing out deletes it, so that nobody else using this device can read it.",
+      confirm: "Sign out and delete the draft",
+    }))) return;
+    try {
+      await api.signOut();
+    } catch (error) {
+      // 401 or 403: the cookies were gone already.
+      if (error.status !== 401 && error.status !== 403) return toast(`Signing out failed: ${error.message}`);
+    }
+    for (const key of drafts) localStorage.removeItem(key);
+    if (id) localStorage.removeItem(`metachat.session.${id}`);
     signedOut("You signed out.", { leave: true });
   });
+  // The skip link moves focus to the page's content (its fragment is not a route).
+  document.querySelector(".skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    main.focus();
+  });
   window.addEventListener("hashchange", () => render());
+}
+
+/// Who is signed in, then the page the address asks for.
+async function start() {
   try {
     if (await api.whoAmI()) await loadUser();
   } catch (error) {
@@ -831,4 +933,5 @@ async function start() {
   render();
 }
 
+init();
 start();

@@ -275,11 +275,10 @@ impl Auth {
             .extensions()
             .get::<PeerAddr>()
             .map_or_else(|| "unknown".to_owned(), |p| p.0.to_string());
-        let signs_in = matches!(
-            path,
-            "/auth/token" | "/auth/refresh" | "/auth/session/refresh"
-        ) || (path == "/auth/session"
-            && request.method() == axum::http::Method::POST);
+        // The web app's renewals are not counted: they carry no password to guess, and every
+        // page load of a signed-out browser behind one proxy would otherwise use the bucket up.
+        let signs_in = matches!(path, "/auth/token" | "/auth/refresh")
+            || (path == "/auth/session" && request.method() == axum::http::Method::POST);
         if signs_in {
             self.sign_ins
                 .take(&address)

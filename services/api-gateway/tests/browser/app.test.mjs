@@ -162,6 +162,21 @@ try {
   assert.equal(created.body.username, writer.username);
   assert.equal(created.body.email, writer.email);
 
+  step("before any diary write, the timeline and insights open (the sign-up is no diary write to wait for)");
+  await nav("Timeline").click();
+  await page.getByText("Nothing written yet.").waitFor();
+  await nav("Insights").click();
+  await page.getByRole("heading", { name: "Entries per day" }).waitFor();
+  await nav("Write").click();
+  await page.getByRole("heading", { name: "Write", exact: true }).waitFor();
+
+  step("the skip link moves focus past the navigation, staying on the page");
+  assert.equal(await page.evaluate(() => document.querySelector("a[href], button, input, textarea, select").textContent), "Skip to content");
+  await page.locator("a.skip").focus();
+  await page.keyboard.press("Enter");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "main");
+  await page.getByRole("heading", { name: "Write", exact: true }).waitFor();
+
   step("the cookies: the access token is out of the script's reach, and a write without the CSRF token is refused");
   const cookies = await context.cookies();
   const access = cookies.find((c) => c.name === "__Host-metachat-access");
@@ -241,6 +256,19 @@ try {
     const r = await fetch(`${base}/diary/entries/user/${userId}?limit=100`, { headers: { Authorization: `Bearer ${token}`, "X-Consistency-Token": consistency } });
     return r.status === 200 && (await r.json()).entries.length === 47;
   });
+
+  step("two tabs renew an expired access cookie at once, and both stay signed in");
+  const second = await context.newPage();
+  await second.goto(`${base}/#/timeline`);
+  await second.getByRole("heading", { name: "Timeline" }).waitFor();
+  await context.clearCookies({ name: "__Host-metachat-access" });
+  await Promise.all([page.goto(`${base}/#/settings`), second.goto(`${base}/#/look-back`)]);
+  await page.getByRole("heading", { name: "Settings" }).waitFor();
+  await second.getByRole("heading", { name: "Look back" }).waitFor();
+  await second.reload();
+  await second.getByRole("heading", { name: "Look back" }).waitFor();
+  assert.equal(await second.evaluate(async () => (await fetch("/auth/session")).status), 200);
+  await second.close();
 
   step("the timeline: grouped by day, more on scrolling, filtered by tag");
   await nav("Timeline").click();
