@@ -251,11 +251,23 @@ try {
     userId, title: "Last year's harbour", content: "The harbour at noon, gulls everywhere.", tags: ["travel"], createdAt: yearAgo.toISOString(),
   });
   assert.equal(old.status, 201);
-  const consistency = old.headers.get("x-consistency-token");
+  // What a writer writes is shown as written, never run as HTML.
+  const markup = await call("POST", "/diary/entries", {
+    userId, title: "<img src=x onerror=\"window.__injected=1\">", content: "<script>window.__injected=2</script> & <b>bold</b>",
+    tags: ["<i>tag</i>"], createdAt: new Date(now.getTime() - 30 * 24 * 3600 * 1000).toISOString(),
+  });
+  assert.equal(markup.status, 201, JSON.stringify(markup.body));
+  const consistency = markup.headers.get("x-consistency-token");
   await eventually("the list holds every entry", async () => {
     const r = await fetch(`${base}/diary/entries/user/${userId}?limit=100`, { headers: { Authorization: `Bearer ${token}`, "X-Consistency-Token": consistency } });
-    return r.status === 200 && (await r.json()).entries.length === 47;
+    return r.status === 200 && (await r.json()).entries.length === 48;
   });
+  await page.goto(`${base}/#/entry/${markup.body.id}`);
+  await page.getByRole("heading", { name: "<img src=x onerror=\"window.__injected=1\">" }).waitFor();
+  await page.getByText("<script>window.__injected=2</script> & <b>bold</b>").first().waitFor();
+  await page.getByText("<i>tag</i>").first().waitFor();
+  assert.equal(await page.evaluate(() => window.__injected), undefined);
+  assert.equal(await page.locator("main img, main script, main b, main i").count(), 0);
 
   step("two tabs renew an expired access cookie at once, and both stay signed in");
   const second = await context.newPage();
