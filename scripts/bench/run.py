@@ -487,6 +487,21 @@ def growth(base, args, work):
     return results
 
 
+def run_growth(metachat_bin, env, args, work):
+    """Growth on a platform of its own, without the sentence-embedding model: embedding every
+    entry of a large history would take hours here; what growth measures does not use it."""
+    print("\nGrowth: one writer's history", flush=True)
+    gport = free_port()
+    genv = dict(env, DATA_DIR=os.path.join(work, "growth"), PORT=str(gport),
+                USER_SERVICE_PORT=str(free_port()), DIARY_SERVICE_PORT=str(free_port()),
+                METACHAT_MODEL_DIR=os.path.join(work, "no-model"))
+    gapp = Process("growth", [metachat_bin], genv, f"http://127.0.0.1:{gport}/health/ready", work)
+    try:
+        return growth(f"http://127.0.0.1:{gport}", args, work)
+    finally:
+        gapp.stop()
+
+
 def with_model(metachat_bin, env, model_dir, args, work):
     """The platform with the sentence-embedding model: its memory idle and under load, how
     fast its indexer embeds new entries, and analytics for a year with themes (the window's
@@ -550,6 +565,9 @@ def main():
                              "scenario and write the hottest symbols there")
     parser.add_argument("--quick", action="store_true",
                         help="1 round of 2 s, 1,000 entries: to check the suite, not to measure")
+    parser.add_argument("--growth-only", action="store_true",
+                        help="only the growth scenario (its ratios are against its own first "
+                             "size), e.g. to measure a change to analytics quickly")
     parser.add_argument("--smoke", action="store_true",
                         help="1 round of 1 s, 200 entries, tiny growth, no production wiring: "
                              "what CI runs so the suite never rots (measures nothing)")
@@ -581,6 +599,14 @@ def main():
                "model": os.path.exists(os.path.join(model_dir, "config.json")),
                "settings": vars(args), "when": datetime.datetime.now().isoformat(),
                "scenarios": {}, "baselines": {}}
+
+    if args.growth_only:
+        args.pid = None
+        results["growth"] = run_growth(metachat_bin, env, args, work)
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+        print(f"\nwritten to {args.out}; logs and data in {work}")
+        return
 
     # Cold start: to /health/ready, on an empty data directory, five times.
     starts = []
@@ -663,18 +689,7 @@ def main():
     if results["model"] and not args.smoke:
         results["with_model"] = with_model(metachat_bin, env, model_dir, args, work)
 
-    results["growth"] = []
-    if args.growth:
-        # A platform of its own, without the sentence-embedding model: embedding every entry
-        # of a large history would take hours here; what growth measures does not use it.
-        gport = free_port()
-        genv = dict(env, DATA_DIR=os.path.join(work, "growth"), PORT=str(gport),
-                    USER_SERVICE_PORT=str(free_port()), DIARY_SERVICE_PORT=str(free_port()),
-                    METACHAT_MODEL_DIR=os.path.join(work, "no-model"))
-        gapp = Process("growth", [metachat_bin], genv, f"http://127.0.0.1:{gport}/health/ready",
-                       work)
-        results["growth"] = growth(f"http://127.0.0.1:{gport}", args, work)
-        gapp.stop()
+    results["growth"] = run_growth(metachat_bin, env, args, work) if args.growth else []
 
     # Rebuild of every read model from the events, the platform stopped.
     events = sqlite3.connect(os.path.join(data, "metachat.db")).execute(
