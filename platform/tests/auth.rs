@@ -187,6 +187,10 @@ async fn every_route_wants_its_owners_token() {
         "/auth/token",
         "/auth/refresh",
         "/auth/signout",
+        // The web app's files and its sign-in by cookies (its own test below).
+        "/app/{file}",
+        "/auth/session",
+        "/auth/session/refresh",
     ];
     let covered: Vec<String> = calls
         .iter()
