@@ -750,6 +750,56 @@ function archetypeCard(user) {
 
 // ---- Settings ----------------------------------------------------------------------------
 
+/// Whether an avatar can be shown as a picture here (the page loads pictures from data: and
+/// https: addresses only).
+function showable(avatar) {
+  return typeof avatar === "string" && (/^data:image\/(png|jpeg|gif|webp);base64,/.test(avatar) || avatar.startsWith("https://"));
+}
+
+/// The profile's picture: shown, replaced by one chosen from the device (cut to a square and
+/// scaled to 160 pixels, kept as a data: address within the API's limit), or removed.
+function avatarPicker(user) {
+  let value = user.avatar || "";
+  const initials = `${(user.firstName || "?")[0]}${(user.lastName || "")[0] || ""}`.toUpperCase();
+  const preview = h("div", { class: "avatar", "aria-hidden": "true" });
+  const status = h("span", { class: "muted", role: "status" });
+  const input = h("input", { type: "file", id: "avatar-file", accept: "image/*", class: "visually-hidden" });
+  const remove = h("button", { type: "button", class: "quiet" }, "Remove");
+  const draw = () => {
+    preview.replaceChildren(showable(value) ? h("img", { src: value, alt: "", width: "72", height: "72" }) : h("span", {}, initials));
+    remove.hidden = !value;
+  };
+  input.addEventListener("change", async () => {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    try {
+      const bitmap = await createImageBitmap(file);
+      const side = Math.min(bitmap.width, bitmap.height);
+      const canvas = document.createElement("canvas");
+      canvas.width = canvas.height = 160;
+      canvas.getContext("2d").drawImage(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side, side, 0, 0, 160, 160);
+      value = canvas.toDataURL("image/jpeg", 0.85);
+      status.textContent = "New picture chosen: save the profile to keep it.";
+      draw();
+    } catch {
+      status.textContent = "That file is not a picture this browser can read.";
+    }
+  });
+  remove.addEventListener("click", () => {
+    value = "";
+    status.textContent = "Picture removed: save the profile to keep it so.";
+    draw();
+  });
+  draw();
+  const element = h("div", { class: "row" }, preview,
+    h("label", { for: "avatar-file", class: "button quiet" }, "Choose a picture"), input, remove, status);
+  return {
+    element,
+    value: () => value,
+    saved: (stored) => { value = stored || ""; status.textContent = ""; draw(); },
+  };
+}
+
 /// A download link that first makes sure the sign-in's access cookie is fresh (the browser
 /// follows the link itself, and a link cannot renew it).
 function exportLink(href, name, label) {
@@ -775,16 +825,15 @@ async function settingsView({ show }) {
   let etag = response.headers.get("ETag");
   const { data: setting } = await api.get(`/users/${user.id}/analysis`);
 
-  const avatar = user.avatar ? h("img", { src: user.avatar, alt: "Your avatar", width: "72", height: "72", class: "avatar" }) : null;
+  const avatar = avatarPicker(user);
   const profile = h("form", { class: "stack card", novalidate: true, "aria-labelledby": "profile-title" },
     h("h2", { id: "profile-title" }, "Profile"),
     h("p", { class: "notice form-error", role: "alert", tabindex: "-1", hidden: true }),
-    avatar,
+    avatar.element,
     h("div", { class: "grid" },
       field({ name: "firstName", label: "First name", value: user.firstName, autocomplete: "given-name" }),
       field({ name: "lastName", label: "Last name", value: user.lastName, autocomplete: "family-name" })),
     field({ name: "dateOfBirth", label: "Date of birth", type: "date", value: user.dateOfBirth || "" }),
-    field({ name: "avatar", label: "Avatar", type: "url", value: user.avatar || "", hint: "the address of a picture" }),
     field({ name: "bio", label: "About you", value: user.bio || "", textarea: true }),
     h("p", { class: "muted" }, `Signed in as ${user.username} (${user.email}).`),
     h("button", { type: "submit" }, "Save profile"));
@@ -796,10 +845,11 @@ async function settingsView({ show }) {
       const saved = await api.put(`/users/${user.id}`, {
         // An empty string clears a field.
         firstName: data.firstName.trim(), lastName: data.lastName.trim(), bio: data.bio,
-        avatar: data.avatar.trim(), dateOfBirth: data.dateOfBirth,
+        avatar: avatar.value(), dateOfBirth: data.dateOfBirth,
       }, { headers: etag ? { "If-Match": etag } : {} });
       etag = saved.headers.get("ETag") || etag;
       state.user = saved.data;
+      avatar.saved(saved.data.avatar);
       toast("Profile saved.");
     } catch (error) {
       showErrors(profile, error);

@@ -349,9 +349,16 @@ try {
   await nav("Settings").click();
   await page.getByRole("heading", { name: "Settings" }).waitFor();
   await page.getByLabel("About you").fill("I write in the evenings.");
+  // A picture from the device becomes the avatar: cut square, scaled, kept as a data: address.
+  const picture = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAGCAIAAABxZ0isAAAAEUlEQVR4nGM4EaCBFTEMpAQAs5U8AfXQ54MAAAAASUVORK5CYII=", "base64");
+  await page.locator("#avatar-file").setInputFiles({ name: "me.png", mimeType: "image/png", buffer: picture });
+  await page.getByText("New picture chosen").waitFor();
   await page.getByRole("button", { name: "Save profile" }).click();
   await page.getByText("Profile saved.").waitFor();
-  assert.equal((await call("GET", `/users/${userId}`)).body.bio, "I write in the evenings.");
+  const profile = (await call("GET", `/users/${userId}`)).body;
+  assert.equal(profile.bio, "I write in the evenings.");
+  assert.match(profile.avatar, /^data:image\/jpeg;base64,/);
+  await page.locator(".avatar img").waitFor();
   await page.getByLabel("Analyse my writing").uncheck();
   await page.getByText("Analysis is off").waitFor();
   assert.equal((await call("GET", `/users/${userId}/analysis`)).body.enabled, false);
