@@ -675,6 +675,8 @@ async fn the_web_apps_cookies_sign_in_and_writes_need_the_csrf_token() {
         .request_with("GET", &format!("/users/{id}"), None, &with(&[]))
         .await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    // No cache keeps what the cookie read.
+    assert_eq!(me.headers["cache-control"], "private, no-store");
     // The cookie is its owner's only.
     let theirs = app
         .request_with("GET", &format!("/users/{other}"), None, &with(&[]))
@@ -755,13 +757,29 @@ async fn the_web_apps_cookies_sign_in_and_writes_need_the_csrf_token() {
         true
     );
 
-    // Signing out ends the sign-in and clears the cookies.
+    // Signing in again over live cookies ends the sign-in they held.
+    let replaced = set_cookies(&renewed);
+    let replaced_jar = cookie_header(&replaced);
+    let replaced_csrf = replaced["__Host-metachat-csrf"].0.clone();
     let again = app
-        .post(
+        .request_with(
+            "POST",
             "/auth/session",
-            json!({"login": "hana", "password": "a long enough password"}),
+            Some(json!({"login": "hana", "password": "a long enough password"})),
+            &[("cookie", replaced_jar.clone())],
         )
         .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    app.request_with(
+        "POST",
+        "/auth/session/refresh",
+        None,
+        &[("cookie", replaced_jar), ("x-csrf-token", replaced_csrf)],
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+
+    // Signing out ends the sign-in and clears the cookies.
     let cookies = set_cookies(&again);
     let jar = cookie_header(&cookies);
     let csrf = cookies["__Host-metachat-csrf"].0.clone();
@@ -787,10 +805,15 @@ async fn the_web_apps_cookies_sign_in_and_writes_need_the_csrf_token() {
     )
     .await
     .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
-    // Without a cookie there is no session.
+    // Without a cookie there is no session, nothing to renew and nothing to end.
     app.get("/auth/session")
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    app.request_with("POST", "/auth/session/refresh", None, &[])
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthenticated", None);
+    let nothing = app.request_with("DELETE", "/auth/session", None, &[]).await;
+    assert_eq!(nothing.status, StatusCode::NO_CONTENT, "{}", nothing.body);
 }
 
 /// Two Ed25519 test keys (PKCS#8 DER, generated for this test only) and their public halves.

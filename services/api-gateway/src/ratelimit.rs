@@ -1,7 +1,7 @@
 //! Rate limits, per gateway process, with authentication on: each caller (its user id with a token, else its address)
 //! may send `RATE_LIMIT_PER_MINUTE` requests a minute (600 by default), and each address, and
 //! each login, may see `SIGN_IN_RATE_LIMIT_PER_MINUTE` sign-in attempts a minute (10; an
-//! address's refreshes count too), so passwords cannot be guessed at the speed of the machine,
+//! address's `POST /auth/refresh` count too, the web app's cookie renewals do not), so passwords cannot be guessed at the speed of the machine,
 //! from one address or from many. Token buckets: a full minute's allowance may
 //! be spent at once, then it refills evenly. Beyond it: 429 with `Retry-After`.
 

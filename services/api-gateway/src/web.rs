@@ -112,10 +112,14 @@ fn file(name: &str, headers: &HeaderMap) -> Option<Response> {
     let index = FILES.iter().position(|(file, _, _)| *file == name)?;
     let (_, content_type, content) = FILES[index];
     let etag = &ETAGS[index];
+    // Weak comparison (RFC 9110 13.1.2): a proxy that compresses marks the tag weak.
     let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim())
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag);
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -188,15 +192,17 @@ pub(crate) struct SessionJson {
 }
 
 /// The values of cookie `name` in `headers` (a browser may send several, or several headers).
+/// A pair that is not ASCII is skipped, not the whole header (another site of the host may
+/// set such cookies).
 pub(crate) fn cookies<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .filter_map(|pair| std::str::from_utf8(pair).ok())
         .filter_map(|pair| {
             let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then_some(value.trim())
+            (key == name && value.is_ascii()).then_some(value.trim())
         })
         .collect()
 }
@@ -354,6 +360,7 @@ fn refused(message: &str) -> AppError {
 pub(crate) async fn sign_in(
     State(backends): State<Backends>,
     context: RequestContext,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<SignInBody>,
 ) -> Result<Response, AppError> {
     let issuer = session_issuer(&backends.auth.config).ok_or_else(not_signing_in)?;
@@ -366,7 +373,19 @@ pub(crate) async fn sign_in(
     let request = SignInRequest { login, password };
     let mut client = backends.users.clone();
     let call = client.sign_in(context.request(request, backends.timeout));
-    signed_in(&issuer, unary(&context, backends.timeout, call).await?)
+    let new = unary(&context, backends.timeout, call).await?;
+    // The sign-in these cookies replace (another account on a shared device) is ended, as
+    // far as it can be: its refresh token would otherwise live on.
+    if let Some(old) = cookie(&headers, REFRESH_COOKIE) {
+        let request = RefreshSignInRequest {
+            refresh_token: old.to_owned(),
+        };
+        let call = client.sign_out(context.request(request, backends.timeout));
+        if let Err(error) = unary(&context, backends.timeout, call).await {
+            tracing::debug!(code = ?error.0.code, "the replaced sign-in was not ended");
+        }
+    }
+    signed_in(&issuer, new)
 }
 
 /// The web app's session
@@ -429,10 +448,11 @@ pub(crate) async fn refresh(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let issuer = session_issuer(&backends.auth.config).ok_or_else(not_signing_in)?;
-    if !csrf_matches(&headers) {
+    let refresh_cookie = cookie(&headers, REFRESH_COOKIE);
+    if refresh_cookie.is_some() && !csrf_matches(&headers) {
         return Err(refused(CSRF_MISSING));
     }
-    let Some(refresh_token) = cookie(&headers, REFRESH_COOKIE) else {
+    let Some(refresh_token) = refresh_cookie else {
         let mut response = AppError(ApiError::new(
             ErrorCode::Unauthenticated,
             "no refresh cookie: sign in again",
@@ -471,7 +491,9 @@ pub(crate) async fn sign_out(
     context: RequestContext,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if !csrf_matches(&headers) {
+    // Without a sign-in cookie there is nothing to end (and nothing a forged request could).
+    let has_cookie = cookie(&headers, REFRESH_COOKIE).is_some() || credential(&headers).is_some();
+    if has_cookie && !csrf_matches(&headers) {
         return Err(refused(CSRF_MISSING));
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -533,6 +555,14 @@ mod tests {
             credential(&headers(&[("cookie", "__Host-metachat-access=")])),
             None
         );
+        // Another site's cookie that is not ASCII is skipped, not the whole header.
+        let mut odd = HeaderMap::new();
+        odd.insert(
+            header::COOKIE,
+            HeaderValue::from_bytes("other=caf\u{e9}; __Host-metachat-access=tok".as_bytes())
+                .unwrap(),
+        );
+        assert_eq!(credential(&odd), Some("tok"));
     }
 
     #[test]
@@ -561,6 +591,21 @@ mod tests {
         let etag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
         let again = file("app.js", &headers(&[("if-none-match", &etag)])).unwrap();
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        // Weakly (a compressing proxy's), among others, on a second line, or any.
+        let weak = format!("W/{etag}");
+        for sent in [
+            vec![("if-none-match", weak.as_str())],
+            vec![
+                ("if-none-match", "\"other\""),
+                ("if-none-match", etag.as_str()),
+            ],
+            vec![("if-none-match", "*")],
+        ] {
+            let again = file("app.js", &headers(&sent)).unwrap();
+            assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{sent:?}");
+        }
+        let other = file("app.js", &headers(&[("if-none-match", "\"other\"")])).unwrap();
+        assert_eq!(other.status(), StatusCode::OK);
         assert!(file("nope.js", &HeaderMap::new()).is_none());
         assert!(
             first.headers()[header::CONTENT_SECURITY_POLICY]

@@ -535,8 +535,22 @@ pub(crate) async fn middleware(
         context.caller = caller.clone();
         context.service_token = auth.config.service_token.clone();
     }
+    // Answers to the web app's cookie carry someone's diary: no cache may keep them (a
+    // Bearer token's answers are kept from shared caches by the Authorization header itself).
+    let by_cookie = matches!(caller, Caller::User(_))
+        && !request.headers().contains_key(header::AUTHORIZATION)
+        && crate::web::credential(request.headers()).is_some();
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    let mut response = next.run(request).await;
+    if by_cookie {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-store"),
+        );
+        headers.append(header::VARY, HeaderValue::from_static("Cookie"));
+    }
+    response
 }
 
 #[cfg(test)]
