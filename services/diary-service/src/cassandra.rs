@@ -830,7 +830,9 @@ impl CassandraDiaryReadModels {
     /// unless the share stored was computed at the same stamp or a later one (see
     /// `cql/005_analytics_quarters.cql`). The totals and the share move in one lightweight
     /// transaction, retried while another move of the same quarter hour comes first; the
-    /// totals are then copied to the table windows are read from.
+    /// totals are then copied to the table windows are read from. (A transaction the driver
+    /// sends again after a timeout, that had been applied, answers "not applied": the loop
+    /// then finds the share stored at this stamp and only copies.)
     async fn move_share(
         &self,
         user_id: &str,
