@@ -149,10 +149,6 @@ const SCHEMA: &[&str] = &[
         written  BLOB NOT NULL,
         PRIMARY KEY (user_id, day)
     ) WITHOUT ROWID",
-    // What streaks read: each day's 12-byte mask, without the day's totals beside it (a full
-    // day's are kilobytes, spilling into overflow pages that a read of the row walks).
-    "CREATE INDEX IF NOT EXISTS diary_analytics_days_written
-        ON diary_analytics_days (user_id, day, written)",
     "CREATE TABLE IF NOT EXISTS diary_analysis_settings (
         user_id       TEXT PRIMARY KEY,
         enabled       INTEGER NOT NULL,
@@ -294,14 +290,8 @@ impl SqliteDiaryReadModels {
     where
         R: for<'r> sqlx::FromRow<'r, SqliteRow> + Send + Unpin,
     {
-        // The masks alone come from their index.
-        let index = if columns == "written" {
-            "INDEXED BY diary_analytics_days_written"
-        } else {
-            ""
-        };
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT day, {columns} FROM diary_analytics_days {index} \
+            "SELECT day, {columns} FROM diary_analytics_days \
              WHERE user_id = ? AND day >= ? AND day < ? ORDER BY day"
         )))
         .bind(user_id.to_string())
