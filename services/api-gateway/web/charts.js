@@ -23,6 +23,13 @@ function table(caption, headings, rows) {
       h("tbody", {}, ...rows.map((row) => h("tr", {}, ...row.map((x) => h("td", {}, String(x))))))));
 }
 
+/// The drawing's width in SVG units: the page's, so that labels keep their size on a phone.
+function chartWidth() {
+  const main = document.getElementById("main");
+  const available = main ? main.clientWidth - 48 : 640;
+  return Math.max(300, Math.min(640, available));
+}
+
 function shortDate(iso) {
   const [, month, day] = iso.split("-");
   return `${Number(day)}/${Number(month)}`;
@@ -30,7 +37,7 @@ function shortDate(iso) {
 
 /// Bars of `values` over `labels` (dates), with a summary for screen readers.
 export function barChart({ title, labels, values, unit, summary }) {
-  const width = 640, height = 180, left = 34, bottom = 22, top = 8;
+  const width = chartWidth(), height = 180, left = 34, bottom = 22, top = 8;
   const max = Math.max(1, ...values);
   const step = (width - left) / Math.max(1, values.length);
   const barWidth = Math.max(1, step * 0.72);
@@ -38,7 +45,7 @@ export function barChart({ title, labels, values, unit, summary }) {
   chart.append(svg("line", { class: "axis", x1: left, x2: width, y1: height - bottom, y2: height - bottom }));
   chart.append(svg("text", { class: "label", x: 0, y: top + 10 }, String(max)));
   chart.append(svg("text", { class: "label", x: 0, y: height - bottom }, "0"));
-  const every = Math.ceil(values.length / 8);
+  const every = Math.ceil(values.length / Math.max(3, Math.floor(width / 80)));
   values.forEach((value, i) => {
     const barHeight = ((height - bottom - top) * value) / max;
     const x = left + i * step + (step - barWidth) / 2;
@@ -57,7 +64,7 @@ export function barChart({ title, labels, values, unit, summary }) {
 
 /// A line of values from -1 to 1 (days without a value leave a gap).
 export function moodChart({ title, labels, values, summary }) {
-  const width = 640, height = 180, left = 34, bottom = 22, top = 10;
+  const width = chartWidth(), height = 180, left = 34, bottom = 22, top = 10;
   const step = (width - left) / Math.max(1, values.length - 1);
   const y = (v) => top + ((1 - v) / 2) * (height - top - bottom);
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${title}: ${summary}` });
@@ -77,7 +84,7 @@ export function moodChart({ title, labels, values, summary }) {
     chart.append(dot);
   });
   if (path) chart.append(svg("path", { class: "line", d: path }));
-  const every = Math.ceil(values.length / 8);
+  const every = Math.ceil(values.length / Math.max(3, Math.floor(width / 80)));
   labels.forEach((label, i) => {
     if (i % every === 0) chart.append(svg("text", { class: "label", x: left + i * step - 8, y: height - 6 }, shortDate(label)));
   });
