@@ -1,5 +1,7 @@
 //! Who may call what. The gateway authenticates every request that carries
-//! `Authorization: Bearer <access token>` ([`tokens`], [`jwks`]) and checks each route's
+//! `Authorization: Bearer <access token>` ([`tokens`], [`jwks`]), or the web app's access
+//! cookie with, on a request that changes something, its CSRF token ([`crate::web`]), and
+//! checks each route's
 //! [`Access`] before its handler runs; the diary service checks the owner of an entry or
 //! session named by id (only it knows the owner), from the caller the gateway forwards in the
 //! gRPC metadata (`x-actor`, `x-actor-roles`), which the services trust: see
