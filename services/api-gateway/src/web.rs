@@ -376,16 +376,38 @@ pub(crate) async fn sign_in(
     let new = unary(&context, backends.timeout, call).await?;
     // The sign-in these cookies replace (another account on a shared device) is ended, as
     // far as it can be: its refresh token would otherwise live on.
-    if let Some(old) = cookie(&headers, REFRESH_COOKIE) {
-        let request = RefreshSignInRequest {
-            refresh_token: old.to_owned(),
-        };
-        let call = client.sign_out(context.request(request, backends.timeout));
-        if let Err(error) = unary(&context, backends.timeout, call).await {
-            tracing::debug!(code = ?error.0.code, "the replaced sign-in was not ended");
-        }
+    if let Some(old) = cookie(&headers, REFRESH_COOKIE)
+        && let Err(error) = end_sign_in(&backends, &context, old).await
+    {
+        tracing::debug!(code = ?error.0.code, "the replaced sign-in was not ended");
     }
     signed_in(&issuer, new)
+}
+
+/// Ends the sign-in `refresh_token` belongs to. One already ended, or whose user was erased,
+/// counts as ended.
+async fn end_sign_in(
+    backends: &Backends,
+    context: &RequestContext,
+    refresh_token: &str,
+) -> Result<(), AppError> {
+    let request = RefreshSignInRequest {
+        refresh_token: refresh_token.to_owned(),
+    };
+    let mut client = backends.users.clone();
+    let call = client.sign_out(context.request(request, backends.timeout));
+    match unary(context, backends.timeout, call).await {
+        Ok(_) => Ok(()),
+        Err(error)
+            if matches!(
+                error.0.code,
+                ErrorCode::Unauthenticated | ErrorCode::NotFound
+            ) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// The web app's session
@@ -497,24 +519,12 @@ pub(crate) async fn sign_out(
         return Err(refused(CSRF_MISSING));
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if let Some(refresh_token) = cookie(&headers, REFRESH_COOKIE) {
-        let request = RefreshSignInRequest {
-            refresh_token: refresh_token.to_owned(),
-        };
-        let mut client = backends.users.clone();
-        let call = client.sign_out(context.request(request, backends.timeout));
-        match unary(&context, backends.timeout, call).await {
-            // Already ended (or its user erased): signed out all the same.
-            Ok(_) => {}
-            Err(error)
-                if matches!(
-                    error.0.code,
-                    ErrorCode::Unauthenticated | ErrorCode::NotFound
-                ) => {}
-            // The browser forgets the sign-in anyway; the error says the server could not
-            // end it (its refresh token expires on its own).
-            Err(error) => response = error.into_response(),
-        }
+    if let Some(refresh_token) = cookie(&headers, REFRESH_COOKIE)
+        && let Err(error) = end_sign_in(&backends, &context, refresh_token).await
+    {
+        // The browser forgets the sign-in anyway; the error says the server could not end
+        // it (its refresh token expires on its own).
+        response = error.into_response();
     }
     clear_cookies(&mut response);
     Ok(response)

@@ -299,7 +299,8 @@ async function writeView({ id , show }) {
       let saved;
       if (entry) {
         const change = { title: entryTitle, content, tags: tagList(tags.value) };
-        saved = (await putIfUnchanged(entry, state.etag, change)).data;
+        const send = (headers) => api.put(`/diary/entries/${entry.id}`, change, { headers });
+        saved = (await ifUnchanged(entry, state.etag, send)).data;
       } else {
         const session = localStorage.getItem(sessionKey());
         saved = (await api.post("/diary/entries", {
@@ -331,31 +332,17 @@ function sameText(a, b) {
   return a.title === b.title && a.content === b.content && JSON.stringify(a.tags) === JSON.stringify(b.tags);
 }
 
-/// Updates an entry with `If-Match`. The analysis of an entry also moves its version: when
-/// that is all that changed since the page read it, the update is made on the new version;
-/// an edit made elsewhere is not overwritten (412).
-async function putIfUnchanged(entry, etag, change) {
-  const path = `/diary/entries/${entry.id}`;
+/// Sends a change of an entry (`send(headers)`) with `If-Match`. The analysis of an entry also
+/// moves its version: when that is all that changed since the page read it, the change is
+/// sent again on the new version; an edit made elsewhere is not overwritten (412).
+async function ifUnchanged(entry, etag, send) {
   try {
-    return await api.put(path, change, { headers: etag ? { "If-Match": etag } : {} });
+    return await send(etag ? { "If-Match": etag } : {});
   } catch (error) {
     if (error.status !== 412) throw error;
-    const now = await api.get(path);
+    const now = await api.get(`/diary/entries/${entry.id}`);
     if (!sameText(now.data, entry)) throw error;
-    return api.put(path, change, { headers: { "If-Match": now.headers.get("ETag") } });
-  }
-}
-
-/// Deletes an entry with `If-Match`, on its latest version when only its analysis changed.
-async function deleteIfUnchanged(entry, etag) {
-  const path = `/diary/entries/${entry.id}`;
-  try {
-    return await api.delete(path, { headers: etag ? { "If-Match": etag } : {} });
-  } catch (error) {
-    if (error.status !== 412) throw error;
-    const now = await api.get(path);
-    if (!sameText(now.data, entry)) throw error;
-    return api.delete(path, { headers: { "If-Match": now.headers.get("ETag") } });
+    return send({ "If-Match": now.headers.get("ETag") });
   }
 }
 
@@ -447,7 +434,7 @@ async function entryView({ id , show }) {
     const sure = await confirmDialog({ title: "Delete this entry?", message: `“${entry.title}” leaves your timeline, analytics and search. Its history stays in the event log until you erase your account.`, confirm: "Delete entry" });
     if (!sure) return remove.focus();
     try {
-      await deleteIfUnchanged(entry, etag);
+      await ifUnchanged(entry, etag, (headers) => api.delete(`/diary/entries/${entry.id}`, { headers }));
       toast("Entry deleted.");
       go("#/timeline");
     } catch (error) {

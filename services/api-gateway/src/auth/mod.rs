@@ -539,9 +539,9 @@ pub(crate) async fn middleware(
     }
     // Answers to the web app's cookie carry someone's diary: no cache may keep them (a
     // Bearer token's answers are kept from shared caches by the Authorization header itself).
-    let by_cookie = matches!(caller, Caller::User(_))
-        && !request.headers().contains_key(header::AUTHORIZATION)
-        && crate::web::credential(request.headers()).is_some();
+    // A user known without an Authorization header was known by the cookie (`Auth::caller`).
+    let by_cookie =
+        matches!(caller, Caller::User(_)) && !request.headers().contains_key(header::AUTHORIZATION);
     request.extensions_mut().insert(caller);
     let mut response = next.run(request).await;
     if by_cookie {
